@@ -1,0 +1,55 @@
+# Parley: `make run` serves the chat, `make test` runs everything CI runs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+DATA   ?= ./data
+
+.PHONY: run test lint typecheck unit integration e2e fault bench bench-smoke system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Runtime install: only what `parley serve` needs.
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Everything the tests and benchmarks need on top.
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	mkdir -p $(DATA)
+	$(BIN)/parley serve --host $(HOST) --port $(PORT) --data $(DATA)
+
+# Debian packages the tests drive: Chromium, redis-server, PostgreSQL (installed only when missing).
+system-deps:
+	bash scripts/system-deps.sh
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy --strict src/parley
+
+test: $(VENV)/.dev-installed system-deps
+	$(MAKE) --no-print-directory lint typecheck
+	$(BIN)/pytest
+	$(MAKE) --no-print-directory bench-smoke
+
+unit integration e2e fault: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/$@
+
+bench: $(VENV)/.dev-installed system-deps
+	bash bench/run.sh
+
+bench-smoke: $(VENV)/.dev-installed
+	BENCH_SMOKE=1 bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
