@@ -1,0 +1,30 @@
+"""Fan-out between nodes: in-process (one node) and Redis (several)."""
+
+from parley.broker.base import (
+    AnyEvent,
+    Broker,
+    BrokerSink,
+    ClusterEvent,
+    TokenRevoked,
+    TypingSignal,
+)
+from parley.broker.memory import MemoryBroker
+
+__all__ = [
+    "AnyEvent",
+    "Broker",
+    "BrokerSink",
+    "ClusterEvent",
+    "MemoryBroker",
+    "TokenRevoked",
+    "TypingSignal",
+    "open_broker",
+]
+
+
+def open_broker(redis_url: str | None) -> Broker:
+    if redis_url:
+        from parley.broker.redis import RedisBroker
+
+        return RedisBroker(redis_url)
+    return MemoryBroker()

@@ -1,0 +1,54 @@
+"""The fan-out interface: how a stored message or an ephemeral event reaches every node."""
+
+from __future__ import annotations
+
+import abc
+from typing import Protocol
+
+import msgspec
+
+from parley.protocol import Message
+
+__all__ = ["AnyEvent", "Broker", "BrokerSink", "ClusterEvent", "TokenRevoked", "TypingSignal"]
+
+
+class ClusterEvent(msgspec.Struct, frozen=True, tag_field="kind"):
+    """An ephemeral event that every node must see (not stored)."""
+
+
+class BrokerSink(Protocol):
+    """What a node does with what the broker delivers."""
+
+    def on_message(self, msg: Message) -> None: ...
+
+    def on_event(self, event: ClusterEvent) -> None: ...
+
+
+class Broker(abc.ABC):
+    """Publishes after COMMIT; delivery may be late, doubled or reordered (the feed copes)."""
+
+    @abc.abstractmethod
+    async def start(self, sink: BrokerSink) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def publish_message(self, msg: Message) -> None:
+        """Hand a committed message to every node (this one included)."""
+
+    @abc.abstractmethod
+    def publish_event(self, event: ClusterEvent) -> None:
+        """Hand an ephemeral event to every node (this one included)."""
+
+
+class TypingSignal(ClusterEvent, tag="typing", frozen=True):
+    room: str
+    username: str
+
+
+class TokenRevoked(ClusterEvent, tag="revoked", frozen=True):
+    token_hash: str
+
+
+AnyEvent = TypingSignal | TokenRevoked

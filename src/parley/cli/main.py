@@ -1,0 +1,130 @@
+"""`parley serve`: run the chat server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import sys
+from collections.abc import Sequence
+
+from parley.server.app import serve
+from parley.server.config import Config
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="parley", description="Parley: a WebSocket chat server.")
+    sub = top.add_subparsers(dest="command", required=True)
+    s = sub.add_parser(
+        "serve",
+        help="run the chat server",
+        description="Serve HTTP, the WebSocket /chat and the browser client on one port. "
+        "Ready when GET /healthz answers 200. SIGTERM drains and exits 0.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    s.add_argument("--data", default="./data", help="directory for the SQLite database")
+    s.add_argument(
+        "--guests",
+        action="store_true",
+        help="accept WebSockets without credentials as guest-XXXX (the tutorial page)",
+    )
+    s.add_argument(
+        "--rate-limit",
+        type=int,
+        default=30,
+        metavar="N",
+        help="messages per user per 10 s (token bucket); 0 turns limiting off",
+    )
+    s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve https/wss")
+    s.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    s.add_argument(
+        "--db",
+        metavar="URL",
+        help="database URL: postgresql://user@host:port/db (default: SQLite under --data)",
+    )
+    s.add_argument(
+        "--redis", metavar="URL", help="redis://host:port/0 to fan out across several nodes"
+    )
+    s.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another browser origin trusted to use accounts (repeatable)",
+    )
+    s.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="ping a socket idle this long",
+    )
+    s.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="drop a socket whose pong has not come after this long",
+    )
+    s.add_argument(
+        "--commit-mode",
+        choices=("group", "single"),
+        default="group",
+        help="group: concurrent sends share one COMMIT; single: one transaction per message "
+        "(for benchmarks)",
+    )
+    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return top
+
+
+def _raise_open_file_limit() -> None:
+    """Each socket is a file: take the hard limit so one process can hold ~19,000 clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _run(config: Config) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; stay runnable without it
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("parley: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    _raise_open_file_limit()
+    config = Config(
+        host=args.host,
+        port=args.port,
+        data=args.data,
+        guests=args.guests,
+        rate_limit=args.rate_limit,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        db=args.db,
+        redis=args.redis,
+        allow_origins=frozenset(o.rstrip("/").lower() for o in args.allow_origin),
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        group_commit=args.commit_mode == "group",
+    )
+    _run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

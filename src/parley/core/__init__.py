@@ -1,0 +1,27 @@
+"""Chat rules without I/O: names, limits, subscriptions and presence, ordering."""
+
+from parley.core.feed import Feed, Gap
+from parley.core.hub import Hub, RoomSubscribers
+from parley.core.limits import FailureThrottle, RateLimiter, TokenBucket
+from parley.core.names import (
+    GENERAL,
+    check_password,
+    check_room,
+    check_text,
+    check_username,
+)
+
+__all__ = [
+    "GENERAL",
+    "FailureThrottle",
+    "Feed",
+    "Gap",
+    "Hub",
+    "RateLimiter",
+    "RoomSubscribers",
+    "TokenBucket",
+    "check_password",
+    "check_room",
+    "check_text",
+    "check_username",
+]

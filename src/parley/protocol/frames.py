@@ -1,0 +1,217 @@
+"""parley.v1 frames as msgspec structs, and the one decoder for client frames.
+
+Every frame is a JSON object whose `type` field names it. Client frames are
+decoded in one pass into a tagged union; only when that fails do we decode a
+second, loose time to tell the client *which* error it made.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from parley.protocol.errors import ErrorCode
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "Ack",
+    "ClientFrame",
+    "Error",
+    "Hello",
+    "HistoryReply",
+    "HistoryRequest",
+    "Join",
+    "Joined",
+    "Leave",
+    "Message",
+    "MessageEvent",
+    "Presence",
+    "ProtocolError",
+    "RoomInfo",
+    "Send",
+    "ServerFrame",
+    "Typing",
+    "TypingEvent",
+    "decode_client_frame",
+    "encode",
+]
+
+MAX_TEXT_CHARS: Final = 4000
+ROOM_PATTERN: Final = "^[a-z0-9_-]{1,64}$"
+
+RoomName = Annotated[str, Meta(pattern=ROOM_PATTERN)]
+ClientId = Annotated[str, Meta(min_length=1, max_length=128)]
+Seq = Annotated[int, Meta(ge=0)]
+Limit = Annotated[int, Meta(ge=1, le=100)]
+
+
+class ProtocolError(Exception):
+    """A frame the server refuses; becomes an `error` event, the socket stays open."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        ref: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.retry_after = retry_after
+
+
+# --- client -> server -------------------------------------------------------
+
+
+class _ClientFrame(Struct, tag_field="type", forbid_unknown_fields=False, frozen=True):
+    pass
+
+
+class Join(_ClientFrame, tag="join", frozen=True):
+    room: RoomName
+    since: Seq | None = None
+
+
+class Leave(_ClientFrame, tag="leave", frozen=True):
+    room: RoomName
+
+
+class Send(_ClientFrame, tag="send", frozen=True):
+    room: RoomName
+    text: str
+    client_id: ClientId | None = None
+
+
+class HistoryRequest(_ClientFrame, tag="history", frozen=True):
+    room: RoomName
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Limit = 50
+
+
+class Typing(_ClientFrame, tag="typing", frozen=True):
+    room: RoomName
+
+
+ClientFrame = Join | Leave | Send | HistoryRequest | Typing
+
+_CLIENT_TYPES: Final = frozenset({"join", "leave", "send", "history", "typing"})
+_client_decoder: Final = msgspec.json.Decoder(ClientFrame)
+
+
+class _Probe(Struct, forbid_unknown_fields=False):
+    """The loose shape used only to explain a frame that failed to decode."""
+
+    type: Any = None
+    client_id: Any = None
+
+
+_probe_decoder: Final = msgspec.json.Decoder(_Probe)
+
+
+def decode_client_frame(data: str | bytes) -> ClientFrame:
+    """Decode one text frame, or raise ProtocolError with the fitting code."""
+    try:
+        frame: ClientFrame = _client_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise _explain(data, exc) from None
+    return frame
+
+
+def _explain(data: str | bytes, exc: msgspec.DecodeError) -> ProtocolError:
+    try:
+        probe = _probe_decoder.decode(data)
+    except msgspec.DecodeError:
+        return ProtocolError(ErrorCode.BAD_REQUEST, "frame is not a JSON object")
+    ref = probe.client_id if isinstance(probe.client_id, str) else None
+    if probe.type is None:
+        return ProtocolError(ErrorCode.BAD_REQUEST, "frame has no `type`", ref)
+    if not isinstance(probe.type, str) or probe.type not in _CLIENT_TYPES:
+        return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown type {probe.type!r}", ref)
+    return ProtocolError(ErrorCode.BAD_REQUEST, str(exc), ref)
+
+
+# --- server -> client -------------------------------------------------------
+
+
+class Message(Struct, frozen=True):
+    """A stored chat message: the unit of history, REST and live delivery."""
+
+    room: str
+    seq: int
+    username: str
+    text: str
+    ts: str
+    client_id: str | None = None
+
+
+class _ServerFrame(Struct, tag_field="type", frozen=True):
+    pass
+
+
+class MessageEvent(Message, tag_field="type", tag="message", frozen=True):
+    """A Message as a live event (the same fields plus `type`)."""
+
+
+class RoomInfo(Struct, frozen=True):
+    room: str
+    last_seq: int
+
+
+class Hello(_ServerFrame, tag="hello", frozen=True):
+    username: str
+    rooms: list[RoomInfo]
+
+
+class Joined(_ServerFrame, tag="joined", frozen=True):
+    room: str
+    last_seq: int
+    online: list[str]
+
+
+class Ack(_ServerFrame, tag="ack", frozen=True):
+    client_id: str | None
+    room: str
+    seq: int
+
+
+class HistoryReply(_ServerFrame, tag="history", frozen=True):
+    room: str
+    messages: list[Message]
+
+
+class TypingEvent(_ServerFrame, tag="typing", frozen=True):
+    room: str
+    username: str
+
+
+class Presence(_ServerFrame, tag="presence", frozen=True):
+    room: str
+    username: str
+    online: bool
+
+
+class Error(_ServerFrame, tag="error", frozen=True):
+    code: str
+    message: str
+    ref: str | None = None
+    retry_after: float | UnsetType = UNSET
+
+    @classmethod
+    def from_exception(cls, exc: ProtocolError) -> Error:
+        retry = UNSET if exc.retry_after is None else round(exc.retry_after, 3)
+        return cls(code=exc.code.value, message=exc.message, ref=exc.ref, retry_after=retry)
+
+
+ServerFrame = MessageEvent | Hello | Joined | Ack | HistoryReply | TypingEvent | Presence | Error
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+def encode(value: object) -> bytes:
+    """JSON bytes of a frame (or of an HTTP body)."""
+    return _encoder.encode(value)

@@ -1,0 +1,1 @@
+"""HTTP, WebSocket and static files on one port: thin adapters over core/, store/, broker/."""

@@ -1,0 +1,213 @@
+"""The HTTP API under /api: accounts, rooms, history and REST sends (JSON in, JSON out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from parley.core import check_room
+from parley.protocol import ErrorCode, ProtocolError, encode
+from parley.server.auth import COOKIE, origin_allowed, request_token
+from parley.server.state import ACCOUNTS, CONFIG, NODE
+from parley.store import MessageQuery
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+COOKIE_MAX_AGE: Final = 30 * 24 * 3600
+_json = msgspec.json.Decoder(dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The signed-in user of a request (an Identity for the chat node)."""
+
+    username: str
+    token_hash: str
+    guest: bool = False
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=encode(body), status=status, content_type="application/json")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        return _json.decode(await request.read())
+    except msgspec.DecodeError:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "body must be a JSON object") from None
+
+
+async def _user(request: web.Request) -> User:
+    token = request_token(request)
+    found = await request.app[ACCOUNTS].authenticate(token) if token else None
+    if found is None:
+        raise ProtocolError(ErrorCode.UNAUTHORIZED, "sign in first")
+    # A cookie rides along on cross-site requests: only our own pages may use it to act.
+    cookie_write = "Authorization" not in request.headers and request.method != "GET"
+    if cookie_write and not origin_allowed(request, request.app[CONFIG].allow_origins):
+        raise ProtocolError(ErrorCode.FORBIDDEN, "foreign origin")
+    return User(*found)
+
+
+def _session_response(request: web.Request, username: str, token: str, status: int) -> web.Response:
+    resp = json_response({"username": username, "token": token}, status)
+    resp.set_cookie(
+        COOKIE,
+        token,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[CONFIG].tls,
+        path="/",
+    )
+    return resp
+
+
+def _room_name(request: web.Request) -> str:
+    room = request.match_info["room"]
+    if check_room(room):
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
+    return room
+
+
+def _int_param(request: web.Request, name: str, low: int, high: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name} must be {bound}")
+    return value
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+@routes.post("/api/register")
+async def register(request: web.Request) -> web.Response:
+    body = await _body(request)
+    username, token = await request.app[ACCOUNTS].register(
+        body.get("username"), body.get("password")
+    )
+    return _session_response(request, username, token, 201)
+
+
+@routes.post("/api/login")
+async def login(request: web.Request) -> web.Response:
+    body = await _body(request)
+    address = request.remote or "unknown"
+    username, token = await request.app[ACCOUNTS].login(
+        body.get("username"), body.get("password"), address
+    )
+    return _session_response(request, username, token, 200)
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    user = await _user(request)
+    await request.app[ACCOUNTS].logout(user.token_hash)
+    await request.app[NODE].revoke(user.token_hash)
+    resp = web.Response(status=204)
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    user = await _user(request)
+    return json_response({"username": user.username})
+
+
+# --- rooms ------------------------------------------------------------------------
+
+
+@routes.get("/api/rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    user = await _user(request)
+    rooms = await request.app[NODE].store.list_rooms(user.username)
+    return json_response(
+        {
+            "rooms": [
+                {"room": r.room, "private": r.private, "last_seq": r.last_seq, "owner": r.owner}
+                for r in rooms
+            ]
+        }
+    )
+
+
+@routes.post("/api/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    user = await _user(request)
+    body = await _body(request)
+    room, private = body.get("room"), body.get("private", False)
+    reason = check_room(room)
+    if reason or not isinstance(private, bool):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, reason or "private must be true or false")
+    assert isinstance(room, str)
+    if not await request.app[NODE].store.create_room(room, private, user.username):
+        raise ProtocolError(ErrorCode.CONFLICT, f"room {room!r} exists")
+    return json_response(
+        {"room": room, "private": private, "last_seq": 0, "owner": user.username}, 201
+    )
+
+
+@routes.get("/api/rooms/{room}/members")
+async def list_members(request: web.Request) -> web.Response:
+    user = await _user(request)
+    node = request.app[NODE]
+    record = await node.visible_room(user, _room_name(request))
+    return json_response({"members": await node.store.members(record.room)})
+
+
+@routes.post("/api/rooms/{room}/members")
+async def invite(request: web.Request) -> web.Response:
+    user = await _user(request)
+    node = request.app[NODE]
+    record = await node.visible_room(user, _room_name(request))
+    body = await _body(request)
+    name = body.get("username")
+    invitee = await node.store.find_user(name) if isinstance(name, str) else None
+    if invitee is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {name!r}")
+    await node.store.add_member(record.room, invitee.username)
+    return json_response({"room": record.room, "username": invitee.username}, 201)
+
+
+# --- messages ---------------------------------------------------------------------
+
+
+@routes.get("/api/rooms/{room}/messages")
+async def history(request: web.Request) -> web.Response:
+    user = await _user(request)
+    query = MessageQuery(
+        room=_room_name(request),
+        limit=_int_param(request, "limit", 1, 100) or 50,
+        after=_int_param(request, "after", 0),
+        before=_int_param(request, "before", 0),
+    )
+    return json_response({"messages": await request.app[NODE].history(user, query)})
+
+
+@routes.post("/api/rooms/{room}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    user = await _user(request)
+    node = request.app[NODE]
+    room = _room_name(request)
+    body = await _body(request)
+    text, client_id = body.get("text"), body.get("client_id")
+    if not isinstance(text, str):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "text must be a string")
+    if client_id is not None and not (isinstance(client_id, str) and 0 < len(client_id) <= 128):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "client_id must be 1-128 characters")
+    await node.visible_room(user, room)
+    node.check_send(user, text)
+    msg, created = await node.send(user, room, text, client_id)
+    return json_response(msg, 201 if created else 200)

@@ -1,0 +1,157 @@
+"""Build the aiohttp application and run it: HTTP, WebSocket and static files on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import WSCloseCode, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from parley.broker import open_broker
+from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
+from parley.server import api, metrics
+from parley.server.accounts import Accounts
+from parley.server.chat import ChatNode
+from parley.server.config import Config
+from parley.server.state import ACCOUNTS, CONFIG, NODE
+from parley.server.static import StaticFiles
+from parley.server.ws import chat_socket
+from parley.store import StoreUnavailable, open_store
+
+__all__ = ["build_app", "serve"]
+
+log = logging.getLogger("parley")
+
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(code: ErrorCode, message: str, retry_after: float | None = None) -> web.Response:
+    body: dict[str, object] = {"code": code.value, "message": message}
+    headers = {}
+    if retry_after is not None:
+        body["retry_after"] = round(retry_after, 3)
+        headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
+    return web.Response(
+        body=encode({"error": body}),
+        status=HTTP_STATUS[code],
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+_HTTP_CODES: Final = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.BAD_REQUEST,
+    413: ErrorCode.TOO_LARGE,
+}
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every API failure is {"error": {"code", "message"}} with a fitting status."""
+    try:
+        return await handler(request)
+    except ProtocolError as exc:
+        return _error(exc.code, exc.message, exc.retry_after)
+    except StoreUnavailable:
+        return _error(ErrorCode.UNAVAILABLE, "storage unavailable; retry")
+    except web.HTTPException as exc:
+        code = _HTTP_CODES.get(exc.status)
+        if code is None or not request.path.startswith("/api/"):
+            raise
+        return _error(code, exc.reason)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    metrics.SEND_QUEUE_BYTES.set(
+        sum(conn.transport.get_write_buffer_size() for conn in node.connections)
+    )
+    return web.Response(
+        body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def build_app(config: Config) -> web.Application:
+    store = open_store(config.db, config.data, group_commit=config.group_commit)
+    node = ChatNode(store, open_broker(config.redis), rate_limit=config.rate_limit)
+    app = web.Application(middlewares=[errors_as_json], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[NODE] = node
+    app[ACCOUNTS] = Accounts(store)
+    static = StaticFiles()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/chat", chat_socket)
+    app.router.add_routes(api.routes)
+    app.router.add_get("/", static.handle)
+    app.router.add_get("/{name:[A-Za-z0-9_.-]+}", static.handle)
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(config.tls_cert or "", config.tls_key or "")
+    return ctx
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM/SIGINT, then drain: stop accepting, finish acks, close with 1001."""
+    app = build_app(config)
+    node = app[NODE]
+    await node.store.open()
+    await node.start()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, config.host, config.port, ssl_context=_ssl_context(config), backlog=4096
+    )
+    await site.start()
+    scheme = "https" if config.tls else "http"
+    log.info("parley serving on %s://%s:%d", scheme, config.host, config.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("draining")
+    await site.stop()
+    await node.drain(WSCloseCode.GOING_AWAY)
+    await runner.cleanup()
+    await node.broker.close()
+    await node.store.close()
+    log.info("stopped")

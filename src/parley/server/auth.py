@@ -1,0 +1,32 @@
+"""Where credentials come from on a request, and which browser origins we trust."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+__all__ = ["COOKIE", "origin_allowed", "request_token"]
+
+COOKIE: Final = "parley_session"
+
+
+def request_token(request: web.BaseRequest) -> str | None:
+    """The bearer token or session cookie; "" for a malformed header; None when absent.
+
+    Tokens are never read from the URL: URLs end up in logs and browser history.
+    """
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
+    return request.cookies.get(COOKIE)
+
+
+def origin_allowed(request: web.BaseRequest, allowed: frozenset[str]) -> bool:
+    """No Origin header (a non-browser client) or our own or a configured origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    return origin == f"{request.scheme}://{request.host}".lower() or origin in allowed

@@ -1,0 +1,290 @@
+"""The chat node: joins, sends, history and typing over store + broker + hub.
+
+This is the one place where the sans-I/O rules of `core/` meet the store and the
+broker; the WebSocket and HTTP handlers are thin callers of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal
+from parley.core import GENERAL, Feed, Gap, Hub, RateLimiter, check_text
+from parley.protocol import (
+    MAX_TEXT_CHARS,
+    ErrorCode,
+    Joined,
+    Message,
+    MessageEvent,
+    Presence,
+    ProtocolError,
+    TypingEvent,
+    encode,
+)
+from parley.server import metrics
+from parley.server.connection import Connection, Mode
+from parley.server.frames import text_frame
+from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
+
+__all__ = ["ChatNode", "Identity"]
+
+log = logging.getLogger("parley.chat")
+
+REPLAY_PAGE: Final = 500
+GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
+TYPING_EVERY: Final = 1.0  # at most one typing event per user and room per second
+
+
+class Identity(Protocol):
+    """Who acts: a WebSocket connection or an HTTP request's user."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def guest(self) -> bool: ...
+
+
+class ChatNode:
+    def __init__(self, store: Store, broker: Broker, *, rate_limit: int) -> None:
+        self.store = store
+        self.broker = broker
+        self.hub: Hub[Connection] = Hub()
+        self.feed = Feed()
+        self.limiter = RateLimiter(rate_limit)
+        self.connections: set[Connection] = set()
+        self.by_token: dict[str, set[Connection]] = {}
+        self.draining = False
+        self._filling: set[str] = set()
+        self._typing_seen: dict[tuple[str, str], float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        for room, seq in (await self.store.last_seqs()).items():
+            self.feed.floor(room, seq)
+        await self.broker.start(self)
+
+    # --- connections ------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        if conn.token_hash:
+            self.by_token.setdefault(conn.token_hash, set()).add(conn)
+        metrics.CONNECTIONS.inc()
+        if conn.mode is Mode.PLAIN:
+            conn.rooms.add(GENERAL)
+            if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
+                self._presence(GENERAL, conn.username, online=True)
+
+    def detach(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        metrics.CONNECTIONS.dec()
+        if conn.token_hash:
+            peers = self.by_token.get(conn.token_hash)
+            if peers is not None:
+                peers.discard(conn)
+                if not peers:
+                    del self.by_token[conn.token_hash]
+        for room in list(conn.rooms):
+            self.leave(conn, room)
+
+    async def drain(self, close_code: int) -> None:
+        """Shutdown: let in-flight sends commit and ack, then close every socket."""
+        self.draining = True
+        pending = [task for conn in self.connections for task in conn.inflight]
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+        closing = [conn.close(close_code, "server shutting down") for conn in self.connections]
+        await asyncio.gather(*closing, return_exceptions=True)
+
+    # --- access -----------------------------------------------------------------
+
+    async def visible_room(self, who: Identity, room: str) -> RoomRecord:
+        """The room if `who` may use it; not_found exactly as for a missing room."""
+        if who.guest and room != GENERAL:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "guests may only use the general room")
+        record = await self.store.visible_room(room, who.username)
+        if record is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
+        return record
+
+    # --- commands -----------------------------------------------------------------
+
+    async def join(self, conn: Connection, room: str, since: int | None) -> None:
+        record = await self.visible_room(conn, room)
+        if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
+            went = self.hub.unsubscribe(conn, conn.username, room)
+        else:
+            went = False
+            conn.rooms.add(room)
+        last_seq = self.feed.last_seq.get(room)
+        if last_seq is None:
+            last_seq = self.feed.floor(room, record.last_seq)
+        came = self.hub.subscribe(conn, conn.username, room)
+        conn.send(encode(Joined(room, last_seq, self.hub.online(room))))
+        if came and not went:
+            self._presence(room, conn.username, online=True)
+        if since is not None and since < last_seq:
+            await self._replay(conn, room, since, last_seq)
+        for frame in self.hub.go_live(conn, room):
+            conn.send_frame(frame)
+
+    def leave(self, conn: Connection, room: str) -> None:
+        if room not in conn.rooms:
+            return
+        conn.rooms.discard(room)
+        if self.hub.unsubscribe(conn, conn.username, room):
+            self._presence(room, conn.username, online=False)
+
+    def check_send(self, who: Identity, text: str) -> None:
+        """The synchronous checks of a send: text, then the sender's rate."""
+        reason = check_text(text, MAX_TEXT_CHARS)
+        if reason:
+            code = ErrorCode.BAD_REQUEST if not text.strip() else ErrorCode.TOO_LARGE
+            raise ProtocolError(code, reason)
+        retry_after = self.limiter.check(who.username, time.monotonic())
+        if retry_after:
+            raise ProtocolError(ErrorCode.RATE_LIMITED, "sending too fast", retry_after=retry_after)
+
+    async def send(
+        self, who: Identity, room: str, text: str, client_id: str | None
+    ) -> tuple[Message, bool]:
+        """Store and publish; returns once committed. (message, created)."""
+        if self.draining:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
+        started = time.perf_counter()
+        try:
+            msg, created = await self.store.append(room, who.username, text, client_id)
+        except UnknownRoom:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}") from None
+        except StoreUnavailable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+        metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+        if created:
+            metrics.MESSAGES.inc()
+            self.broker.publish_message(msg)
+        return msg, created
+
+    async def history(self, who: Identity, query: MessageQuery) -> list[Message]:
+        await self.visible_room(who, query.room)
+        return await self._read(query)
+
+    async def typing(self, conn: Connection, room: str) -> None:
+        if room not in conn.rooms:
+            await self.visible_room(conn, room)
+        now = time.monotonic()
+        key = (room, conn.username)
+        if now - self._typing_seen.get(key, -TYPING_EVERY) < TYPING_EVERY:
+            return
+        self._typing_seen[key] = now
+        if len(self._typing_seen) > 10_000:
+            self._typing_seen = {k: t for k, t in self._typing_seen.items() if now - t < 5}
+        self.broker.publish_event(TypingSignal(room, conn.username))
+
+    async def revoke(self, token_hash: str) -> None:
+        self.broker.publish_event(TokenRevoked(token_hash))
+
+    # --- what the broker delivers ---------------------------------------------------
+
+    def on_message(self, msg: Message) -> None:
+        deliverable, gap = self.feed.accept(msg)
+        for message in deliverable:
+            self._fan_out(message)
+        if gap is not None:
+            self._fill_later(gap)
+
+    def on_event(self, event: ClusterEvent) -> None:
+        if isinstance(event, TypingSignal):
+            self._typing_out(event)
+        elif isinstance(event, TokenRevoked):
+            for conn in list(self.by_token.pop(event.token_hash, ())):
+                self._spawn(conn.close(4001, "signed out"))
+
+    # --- fan-out --------------------------------------------------------------------
+
+    def _fan_out(self, msg: Message) -> None:
+        frame = text_frame(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+        subs = self.hub.deliver(msg.room, frame)
+        if subs is None:
+            return
+        _write_all(subs.live, frame)
+        if subs.plain:
+            _write_all(subs.plain, text_frame(f"{msg.username}: {msg.text}".encode()))
+
+    def _presence(self, room: str, username: str, *, online: bool) -> None:
+        frame = text_frame(encode(Presence(room, username, online)))
+        subs = self.hub.deliver(room, frame)
+        if subs is not None:
+            _write_all(subs.live, frame)
+
+    def _typing_out(self, event: TypingSignal) -> None:
+        subs = self.hub.rooms.get(event.room)
+        if subs is None:
+            return
+        frame = text_frame(encode(TypingEvent(event.room, event.username)))
+        for conn in subs.live:
+            if conn.username != event.username:
+                conn.send_frame(frame)
+
+    # --- catching up from the store ----------------------------------------------------
+
+    async def _replay(self, conn: Connection, room: str, since: int, upto: int) -> None:
+        """Send messages (since, upto] from the store, a page at a time, minding backpressure."""
+        after = since
+        while after < upto and not conn.closing:
+            page = await self._read(MessageQuery(room, limit=REPLAY_PAGE, after=after))
+            page = [m for m in page if m.seq <= upto]
+            if not page:
+                return
+            for msg in page:
+                conn.send(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+            after = page[-1].seq
+            await conn.drain()
+
+    def _fill_later(self, gap: Gap) -> None:
+        if gap.room not in self._filling:
+            self._filling.add(gap.room)
+            self._spawn(self._fill(gap.room))
+
+    async def _fill(self, room: str) -> None:
+        """Read a missing range from the store and feed it through in order."""
+        try:
+            await asyncio.sleep(GAP_GRACE)
+            while (gap := self.feed.pending_gap(room)) is not None:
+                try:
+                    page = await self._read(
+                        MessageQuery(room, limit=REPLAY_PAGE, after=gap.first - 1)
+                    )
+                except ProtocolError:
+                    await asyncio.sleep(1.0)  # store down: try again; the feed holds the rest
+                    continue
+                for msg in page:
+                    self.on_message(msg)
+                if not page:
+                    await asyncio.sleep(GAP_GRACE)
+        finally:
+            self._filling.discard(room)
+
+    async def _read(self, query: MessageQuery) -> list[Message]:
+        try:
+            return await self.store.messages(query)
+        except StoreUnavailable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _write_all(conns: Iterable[Connection], frame: bytes) -> None:
+    for conn in conns:
+        conn.send_frame(frame)

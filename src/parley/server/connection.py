@@ -1,0 +1,114 @@
+"""One client socket as the chat sees it: who it is, what it joined, and its outbox.
+
+Frames sent during one loop iteration are coalesced into a single transport
+write (one syscall for a burst of acks and messages). A client that stops
+reading and lets more than `MAX_BUFFERED` bytes pile up is closed (1008):
+one slow reader must not hold the server's memory hostage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from enum import Enum
+from typing import Final
+
+from aiohttp import WSCloseCode, web
+
+from parley.server.frames import text_frame
+
+__all__ = ["Connection", "Mode"]
+
+MAX_BUFFERED: Final = 8 * 1024 * 1024
+_ids = itertools.count(1)
+
+
+class Mode(Enum):
+    JSON = "parley.v1"
+    PLAIN = "plain"
+
+
+class Connection:
+    __slots__ = (
+        "_flush_handle",
+        "_loop",
+        "_out",
+        "closing",
+        "guest",
+        "id",
+        "inflight",
+        "mode",
+        "rooms",
+        "token_hash",
+        "transport",
+        "username",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        username: str,
+        mode: Mode,
+        token_hash: str | None,
+    ) -> None:
+        self.id = next(_ids)
+        self.ws = ws
+        self.transport = transport
+        self.username = username
+        self.mode = mode
+        self.token_hash = token_hash
+        self.guest = token_hash is None
+        self.rooms: set[str] = set()
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._out: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+        self._flush_handle: asyncio.Handle | None = None
+
+    def __hash__(self) -> int:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.username} {self.mode.value}>"
+
+    def send(self, payload: bytes) -> None:
+        """Queue one JSON (or plain text) payload as a text frame."""
+        self.send_frame(text_frame(payload))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an already built frame; written at the end of this loop iteration."""
+        if self.closing:
+            return
+        self._out.append(frame)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_handle = None
+        if not self._out or self.closing:
+            self._out.clear()
+            return
+        out, self._out = self._out, []
+        if self.transport.is_closing():
+            return
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self.transport.get_write_buffer_size() > MAX_BUFFERED:
+            self._loop.create_task(self.close(WSCloseCode.POLICY_VIOLATION, "too slow"))
+
+    async def drain(self, high_water: int = 1024 * 1024) -> None:
+        """Wait until the socket has taken most of what we wrote (replays of long history)."""
+        self.flush()
+        while not self.closing and self.transport.get_write_buffer_size() > high_water:
+            if self.transport.is_closing():
+                return
+            await asyncio.sleep(0.005)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Send what is queued, then the close frame."""
+        if self.closing:
+            return
+        self.flush()
+        self.closing = True
+        await self.ws.close(code=code, message=reason.encode())

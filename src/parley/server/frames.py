@@ -1,0 +1,25 @@
+"""Server-side WebSocket frames built once and written as bytes to many sockets.
+
+A server frame is never masked, so the bytes of a broadcast are the same for
+every recipient: we build header + payload once and hand that object to each
+transport, instead of letting the library frame it again per socket.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+__all__ = ["text_frame"]
+
+_FIN_TEXT: Final = 0x81
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final text frame carrying `payload` (UTF-8)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_FIN_TEXT, size)) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", _FIN_TEXT, 126, size) + payload
+    return struct.pack("!BBQ", _FIN_TEXT, 127, size) + payload

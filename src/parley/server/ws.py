@@ -1,0 +1,175 @@
+"""GET /chat: the WebSocket handshake checks, then one reader loop per socket.
+
+parley.v1 sockets speak JSON frames; a socket without a subprotocol is the
+tutorial's plain-text client, auto-joined to `general`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Final
+
+from aiohttp import WSMsgType, web
+
+from parley.core import GENERAL
+from parley.protocol import (
+    Ack,
+    Error,
+    ErrorCode,
+    Hello,
+    HistoryRequest,
+    Join,
+    Leave,
+    ProtocolError,
+    RoomInfo,
+    Send,
+    Typing,
+    decode_client_frame,
+    encode,
+)
+from parley.server.auth import origin_allowed, request_token
+from parley.server.chat import ChatNode
+from parley.server.connection import Connection, Mode
+from parley.server.state import ACCOUNTS, CONFIG, NODE
+from parley.store import MessageQuery
+
+__all__ = ["MAX_FRAME", "chat_socket"]
+
+MAX_FRAME: Final = 1024 * 1024
+MAX_INFLIGHT: Final = 256  # unacked sends per socket before we stop reading it
+SUBPROTOCOL: Final = "parley.v1"
+
+
+async def _identify(request: web.Request) -> tuple[str, str | None]:
+    """(username, token_hash) or raise 401/403 before the upgrade."""
+    config = request.app[CONFIG]
+    token = request_token(request)
+    if token is None and config.guests:
+        return f"guest-{secrets.token_hex(2)}", None  # no identity: any origin may use it
+    if not origin_allowed(request, config.allow_origins):
+        raise web.HTTPForbidden(text="foreign origin")
+    found = await request.app[ACCOUNTS].authenticate(token) if token else None
+    if found is None:
+        raise web.HTTPUnauthorized(text="sign in first")
+    return found
+
+
+async def chat_socket(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    node = request.app[NODE]
+    if node.draining:
+        raise web.HTTPServiceUnavailable(text="shutting down")
+    username, token_hash = await _identify(request)
+    ws = web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,),
+        compress=False,  # per-message deflate costs more CPU than chat frames save
+        max_msg_size=MAX_FRAME,
+        heartbeat=config.ping_interval,
+        timeout=2.0,
+    )
+    ws._pong_heartbeat = config.ping_timeout  # aiohttp's default is interval / 2
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return ws
+    mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
+    conn = Connection(ws, transport, username, mode, token_hash)
+    node.attach(conn)
+    try:
+        session = JsonSession(node, conn) if mode is Mode.JSON else PlainSession(node, conn)
+        await session.run()
+    finally:
+        node.detach(conn)
+        conn.flush()
+    return ws
+
+
+class JsonSession:
+    """The parley.v1 reader loop of one socket."""
+
+    def __init__(self, node: ChatNode, conn: Connection) -> None:
+        self.node = node
+        self.conn = conn
+
+    async def run(self) -> None:
+        await self.hello()
+        async for msg in self.conn.ws:
+            if msg.type is WSMsgType.TEXT:
+                await self.handle(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                self.error(ProtocolError(ErrorCode.BAD_REQUEST, "send JSON in text frames"))
+
+    async def hello(self) -> None:
+        conn = self.conn
+        if conn.guest:
+            rooms = [RoomInfo(GENERAL, self.node.feed.last_seq.get(GENERAL, 0))]
+        else:
+            records = await self.node.store.list_rooms(conn.username)
+            rooms = [RoomInfo(r.room, r.last_seq) for r in records]
+        conn.send(encode(Hello(conn.username, rooms)))
+
+    def error(self, exc: ProtocolError) -> None:
+        self.conn.send(encode(Error.from_exception(exc)))
+
+    async def handle(self, data: str) -> None:
+        try:
+            frame = decode_client_frame(data)
+            if isinstance(frame, Send):
+                await self.start_send(frame)
+            elif isinstance(frame, Join):
+                await self.node.join(self.conn, frame.room, frame.since)
+            elif isinstance(frame, Leave):
+                self.node.leave(self.conn, frame.room)
+            elif isinstance(frame, HistoryRequest):
+                query = MessageQuery(frame.room, frame.limit, frame.after, frame.before)
+                messages = await self.node.history(self.conn, query)
+                self.conn.send(
+                    encode({"type": "history", "room": frame.room, "messages": messages})
+                )
+            elif isinstance(frame, Typing):
+                await self.node.typing(self.conn, frame.room)
+        except ProtocolError as exc:
+            self.error(exc)
+
+    async def start_send(self, frame: Send) -> None:
+        """Check now (keeps this socket's order), commit in a task (lets sends pipeline)."""
+        conn = self.conn
+        try:
+            self.node.check_send(conn, frame.text)
+            if frame.room not in conn.rooms:
+                await self.node.visible_room(conn, frame.room)
+        except ProtocolError as exc:
+            exc.ref = frame.client_id
+            raise
+        if len(conn.inflight) >= MAX_INFLIGHT:
+            await asyncio.wait(conn.inflight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(self.commit(frame))
+        conn.inflight.add(task)
+        task.add_done_callback(conn.inflight.discard)
+
+    async def commit(self, frame: Send) -> None:
+        try:
+            msg, _ = await self.node.send(self.conn, frame.room, frame.text, frame.client_id)
+        except ProtocolError as exc:
+            exc.ref = frame.client_id
+            self.error(exc)
+        else:
+            self.conn.send(encode(Ack(frame.client_id, msg.room, msg.seq)))
+
+
+class PlainSession:
+    """The tutorial's client: every text frame is a message to `general`."""
+
+    def __init__(self, node: ChatNode, conn: Connection) -> None:
+        self.node = node
+        self.conn = conn
+
+    async def run(self) -> None:
+        async for msg in self.conn.ws:
+            if msg.type is WSMsgType.TEXT:
+                try:
+                    self.node.check_send(self.conn, msg.data)
+                    await self.node.send(self.conn, GENERAL, msg.data, None)
+                except ProtocolError as exc:
+                    self.conn.send(f"* error {exc.code.value}: {exc.message}".encode())

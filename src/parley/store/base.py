@@ -1,0 +1,126 @@
+"""The one storage interface; SQLite and PostgreSQL implement it and pass one test suite."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from parley.protocol import Message
+
+__all__ = [
+    "MessageQuery",
+    "RoomRecord",
+    "Store",
+    "StoreUnavailable",
+    "UnknownRoom",
+    "UserRecord",
+    "utc_timestamp",
+]
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached; nothing was written."""
+
+
+class UnknownRoom(Exception):
+    """A message was sent to a room that does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    username: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    room: str
+    private: bool
+    owner: str | None
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """A page of history: `after` -> first `limit` above; `before` -> last `limit` below;
+    neither -> the latest `limit`. Always returned in ascending seq."""
+
+    room: str
+    limit: int = 50
+    after: int | None = None
+    before: int | None = None
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-25T13:31:20.123Z."""
+    moment = now or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Store(abc.ABC):
+    """Durable state. Every write is committed before its coroutine returns."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish queued writes, then disconnect."""
+
+    # users and sessions
+    @abc.abstractmethod
+    async def create_user(self, username: str, password_hash: str) -> bool:
+        """False when the name is taken (compared case-insensitively)."""
+
+    @abc.abstractmethod
+    async def find_user(self, username: str) -> UserRecord | None:
+        """Case-insensitive lookup; the record carries the registered spelling."""
+
+    @abc.abstractmethod
+    async def create_token(self, token_hash: str, username: str, expires_at: float) -> None: ...
+
+    @abc.abstractmethod
+    async def token_user(self, token_hash: str, now: float) -> str | None:
+        """The user of a live token, or None when unknown, revoked or expired."""
+
+    @abc.abstractmethod
+    async def delete_token(self, token_hash: str) -> None: ...
+
+    # rooms
+    @abc.abstractmethod
+    async def create_room(self, room: str, private: bool, owner: str) -> bool:
+        """False when it exists. The owner becomes its first member."""
+
+    @abc.abstractmethod
+    async def visible_room(self, room: str, username: str) -> RoomRecord | None:
+        """The room when it exists and `username` may see it; None otherwise (never leak)."""
+
+    @abc.abstractmethod
+    async def list_rooms(self, username: str) -> list[RoomRecord]:
+        """Public rooms and the private rooms `username` belongs to, by name."""
+
+    @abc.abstractmethod
+    async def add_member(self, room: str, username: str) -> None: ...
+
+    @abc.abstractmethod
+    async def members(self, room: str) -> list[str]: ...
+
+    # messages
+    @abc.abstractmethod
+    async def append(
+        self, room: str, username: str, text: str, client_id: str | None
+    ) -> tuple[Message, bool]:
+        """Store a message with the room's next seq, in one transaction.
+
+        Returns (message, True) once committed; for a `(username, client_id)` seen
+        before, (the first message, False) and nothing is written. Raises UnknownRoom.
+        """
+
+    @abc.abstractmethod
+    async def messages(self, query: MessageQuery) -> list[Message]: ...
+
+    @abc.abstractmethod
+    async def last_seqs(self) -> dict[str, int]:
+        """Every room's last seq (a node's starting point for ordering)."""

@@ -1,0 +1,99 @@
+"""Versioned schema migrations, applied in order on start (one list per dialect).
+
+A migration is never edited once released: add a new version instead.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["POSTGRES", "SQLITE"]
+
+SQLITE: Final[list[tuple[int, str]]] = [
+    (
+        1,
+        """
+        CREATE TABLE users (
+            username      TEXT PRIMARY KEY,
+            username_key  TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at    TEXT NOT NULL
+        );
+        CREATE TABLE tokens (
+            token_hash TEXT PRIMARY KEY,
+            username   TEXT NOT NULL REFERENCES users(username),
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX tokens_by_user ON tokens(username);
+        CREATE TABLE rooms (
+            room       TEXT PRIMARY KEY,
+            private    INTEGER NOT NULL DEFAULT 0,
+            owner      TEXT,
+            last_seq   INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE members (
+            room     TEXT NOT NULL REFERENCES rooms(room),
+            username TEXT NOT NULL,
+            PRIMARY KEY (room, username)
+        ) WITHOUT ROWID;
+        CREATE TABLE messages (
+            room      TEXT NOT NULL,
+            seq       INTEGER NOT NULL,
+            username  TEXT NOT NULL,
+            text      TEXT NOT NULL,
+            ts        TEXT NOT NULL,
+            client_id TEXT,
+            PRIMARY KEY (room, seq)
+        );
+        CREATE UNIQUE INDEX messages_by_client ON messages(username, client_id)
+            WHERE client_id IS NOT NULL;
+        INSERT INTO rooms (room, private, owner, last_seq, created_at)
+            VALUES ('general', 0, NULL, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        """,
+    ),
+]
+
+POSTGRES: Final[list[tuple[int, str]]] = [
+    (
+        1,
+        """
+        CREATE TABLE users (
+            username      TEXT PRIMARY KEY,
+            username_key  TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        CREATE TABLE tokens (
+            token_hash TEXT PRIMARY KEY,
+            username   TEXT NOT NULL REFERENCES users(username),
+            expires_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX tokens_by_user ON tokens(username);
+        CREATE TABLE rooms (
+            room       TEXT PRIMARY KEY,
+            private    BOOLEAN NOT NULL DEFAULT false,
+            owner      TEXT,
+            last_seq   BIGINT NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        CREATE TABLE members (
+            room     TEXT NOT NULL REFERENCES rooms(room),
+            username TEXT NOT NULL,
+            PRIMARY KEY (room, username)
+        );
+        CREATE TABLE messages (
+            room      TEXT NOT NULL,
+            seq       BIGINT NOT NULL,
+            username  TEXT NOT NULL,
+            text      TEXT NOT NULL,
+            ts        TEXT NOT NULL,
+            client_id TEXT,
+            PRIMARY KEY (room, seq)
+        );
+        CREATE UNIQUE INDEX messages_by_client ON messages(username, client_id)
+            WHERE client_id IS NOT NULL;
+        INSERT INTO rooms (room, private, owner, last_seq) VALUES ('general', false, NULL, 0);
+        """,
+    ),
+]

@@ -1,0 +1,372 @@
+"""SQLite store: WAL, synchronous=FULL, one writer thread with group commit.
+
+Every write is a job run by a single writer thread on its own connection. The
+thread takes all jobs queued while the previous COMMIT was syncing and runs them
+in one transaction (each inside a SAVEPOINT, so one failing job undoes only
+itself), then COMMITs once and settles every job's future. Concurrent sends thus
+share one fsync, and no future resolves before its data is on disk. Reads run on
+a small thread pool with their own connections, which WAL lets proceed while the
+writer writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from parley.protocol import Message
+from parley.store.base import (
+    MessageQuery,
+    RoomRecord,
+    Store,
+    StoreUnavailable,
+    UnknownRoom,
+    UserRecord,
+    utc_timestamp,
+)
+from parley.store.migrations import SQLITE as MIGRATIONS
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+MAX_BATCH: Final = 1024
+_MESSAGE_COLUMNS: Final = "room, seq, username, text, ts, client_id"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _message(row: Sequence[Any]) -> Message:
+    return Message(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _room(row: Sequence[Any]) -> RoomRecord:
+    return RoomRecord(row[0], bool(row[1]), row[2], row[3])
+
+
+class _Writer(threading.Thread):
+    """The only thread that writes; batches queued jobs into one transaction."""
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, max_batch: int) -> None:
+        super().__init__(name="parley-sqlite-writer", daemon=True)
+        self.path = path
+        self.loop = loop
+        self.max_batch = max_batch
+        self.jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self.batches = 0
+        self.committed_jobs = 0
+
+    def submit(self, job: Job) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.jobs.put((job, future))
+        return future
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+        self.join()
+
+    def run(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while (batch := self._next_batch()) is not None:
+                self.loop.call_soon_threadsafe(_settle, self._run_batch(conn, batch))
+        finally:
+            conn.close()
+
+    def _next_batch(self) -> list[tuple[Job, asyncio.Future[Any]]] | None:
+        first = self.jobs.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                item = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # stop after this batch
+                self.jobs.put(None)
+                break
+            batch.append(item)
+        return batch
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[Job, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, future in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job(conn)
+                except Exception as exc:  # the job's own failure: undo it alone
+                    conn.execute("ROLLBACK TO job")
+                    outcomes.append((future, None, exc))
+                else:
+                    outcomes.append((future, result, None))
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = StoreUnavailable(f"sqlite: {exc}")
+            return [(future, None, failure) for _, future in batch]
+        self.batches += 1
+        self.committed_jobs += len(batch)
+        return outcomes
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: Path, *, group_commit: bool = True, readers: int = 2) -> None:
+        self.path = path
+        self.max_batch = MAX_BATCH if group_commit else 1
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
+        self._local = threading.local()
+        self._writer: _Writer | None = None
+
+    # --- plumbing -------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        try:
+            _migrate(conn)
+        finally:
+            conn.close()
+        self._writer = _Writer(self.path, asyncio.get_running_loop(), self.max_batch)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+
+    @property
+    def commit_stats(self) -> tuple[int, int]:
+        """(transactions committed, jobs committed) since start."""
+        w = self._writer
+        return (w.batches, w.committed_jobs) if w else (0, 0)
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("store is closed")
+        result: T = await self._writer.submit(job)
+        return result
+
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, self._run_read, job)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    def _run_read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=ON")
+        return job(conn)
+
+    # --- users and sessions -----------------------------------------------------
+
+    async def create_user(self, username: str, password_hash: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO users (username, username_key, password_hash, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (username, username.lower(), password_hash, utc_timestamp()),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(job)
+
+    async def find_user(self, username: str) -> UserRecord | None:
+        def job(conn: sqlite3.Connection) -> UserRecord | None:
+            row = conn.execute(
+                "SELECT username, password_hash FROM users WHERE username_key = ?",
+                (username.lower(),),
+            ).fetchone()
+            return UserRecord(row[0], row[1]) if row else None
+
+        return await self._read(job)
+
+    async def create_token(self, token_hash: str, username: str, expires_at: float) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO tokens (token_hash, username, expires_at) VALUES (?, ?, ?)",
+                (token_hash, username, expires_at),
+            )
+        )
+
+    async def token_user(self, token_hash: str, now: float) -> str | None:
+        def job(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT username FROM tokens WHERE token_hash = ? AND expires_at > ?",
+                (token_hash, now),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._read(job)
+
+    async def delete_token(self, token_hash: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
+        )
+
+    # --- rooms --------------------------------------------------------------------
+
+    async def create_room(self, room: str, private: bool, owner: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO rooms (room, private, owner, last_seq, created_at)"
+                " VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+                (room, int(private), owner, utc_timestamp()),
+            )
+            if cur.rowcount != 1:
+                return False
+            conn.execute("INSERT INTO members (room, username) VALUES (?, ?)", (room, owner))
+            return True
+
+        return await self._write(job)
+
+    async def visible_room(self, room: str, username: str) -> RoomRecord | None:
+        def job(conn: sqlite3.Connection) -> RoomRecord | None:
+            row = conn.execute(
+                "SELECT room, private, owner, last_seq FROM rooms r WHERE room = ? AND"
+                " (private = 0 OR EXISTS"
+                " (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = ?))",
+                (room, username),
+            ).fetchone()
+            return _room(row) if row else None
+
+        return await self._read(job)
+
+    async def list_rooms(self, username: str) -> list[RoomRecord]:
+        def job(conn: sqlite3.Connection) -> list[RoomRecord]:
+            rows = conn.execute(
+                "SELECT room, private, owner, last_seq FROM rooms r WHERE private = 0 OR EXISTS"
+                " (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = ?)"
+                " ORDER BY room",
+                (username,),
+            ).fetchall()
+            return [_room(row) for row in rows]
+
+        return await self._read(job)
+
+    async def add_member(self, room: str, username: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO members (room, username) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (room, username),
+            )
+        )
+
+    async def members(self, room: str) -> list[str]:
+        def job(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT username FROM members WHERE room = ? ORDER BY username", (room,)
+            ).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return await self._read(job)
+
+    # --- messages -----------------------------------------------------------------
+
+    async def append(
+        self, room: str, username: str, text: str, client_id: str | None
+    ) -> tuple[Message, bool]:
+        def job(conn: sqlite3.Connection) -> tuple[Message, bool]:
+            if client_id is not None:
+                row = conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE username = ? AND client_id = ?",
+                    (username, client_id),
+                ).fetchone()
+                if row is not None:
+                    return _message(row), False
+            seq_row = conn.execute(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE room = ? RETURNING last_seq",
+                (room,),
+            ).fetchone()
+            if seq_row is None:
+                raise UnknownRoom(room)
+            msg = Message(room, seq_row[0], username, text, utc_timestamp(), client_id)
+            conn.execute(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (msg.room, msg.seq, msg.username, msg.text, msg.ts, msg.client_id),
+            )
+            return msg, True
+
+        return await self._write(job)
+
+    async def messages(self, query: MessageQuery) -> list[Message]:
+        def job(conn: sqlite3.Connection) -> list[Message]:
+            sql, params = _page_sql(query)
+            return [_message(row) for row in conn.execute(sql, params).fetchall()]
+
+        return await self._read(job)
+
+    async def last_seqs(self) -> dict[str, int]:
+        def job(conn: sqlite3.Connection) -> dict[str, int]:
+            return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
+
+        return await self._read(job)
+
+
+def _page_sql(query: MessageQuery) -> tuple[str, tuple[Any, ...]]:
+    """One SQL for the three paging modes; descending pages are flipped back to ascending."""
+    base = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room = ?"
+    params: list[Any] = [query.room]
+    if query.after is not None:
+        base += " AND seq > ?"
+        params.append(query.after)
+    if query.before is not None:
+        base += " AND seq < ?"
+        params.append(query.before)
+    if query.after is not None and query.before is None:
+        return base + " ORDER BY seq ASC LIMIT ?", (*params, query.limit)
+    inner = base + " ORDER BY seq DESC LIMIT ?"
+    return f"SELECT * FROM ({inner}) ORDER BY seq ASC", (*params, query.limit)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at TEXT)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, utc_timestamp()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
