@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parley.core import Feed, Gap
+from parley.protocol import Message
+
+
+def msg(seq: int, room: str = "r") -> Message:
+    return Message(room, seq, "u", f"t{seq}", "ts")
+
+
+def seqs(messages: list[Message]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+def test_in_order_messages_pass_through() -> None:
+    feed = Feed()
+    feed.floor("r", 0)
+    assert seqs(feed.accept(msg(1))[0]) == [1]
+    assert seqs(feed.accept(msg(2))[0]) == [2]
+
+
+def test_duplicates_are_dropped() -> None:
+    feed = Feed()
+    feed.floor("r", 5)
+    assert feed.accept(msg(5)) == ([], None)
+    assert feed.accept(msg(3)) == ([], None)
+
+
+def test_gap_is_held_and_reported_then_released_in_order() -> None:
+    feed = Feed()
+    feed.floor("r", 1)
+    assert feed.accept(msg(4)) == ([], Gap("r", 2, 3))
+    assert feed.accept(msg(3)) == ([], Gap("r", 2, 2))
+    assert feed.pending_gap("r") == Gap("r", 2, 2)
+    delivered, gap = feed.accept(msg(2))
+    assert seqs(delivered) == [2, 3, 4]
+    assert gap is None
+    assert feed.pending_gap("r") is None
+
+
+def test_floor_never_goes_back() -> None:
+    feed = Feed()
+    assert feed.floor("r", 10) == 10
+    assert feed.floor("r", 3) == 10
+
+
+@given(st.permutations(list(range(1, 30))), st.lists(st.integers(1, 29), max_size=20))
+def test_any_order_with_duplicates_delivers_each_once_in_order(
+    order: list[int], dupes: list[int]
+) -> None:
+    feed = Feed()
+    feed.floor("r", 0)
+    out: list[int] = []
+    for seq in [*order[:10], *dupes, *order[10:]]:
+        out += seqs(feed.accept(msg(seq))[0])
+    assert out == list(range(1, 30))

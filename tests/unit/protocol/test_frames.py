@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parley.protocol import (
+    Ack,
+    Error,
+    ErrorCode,
+    HistoryRequest,
+    Join,
+    Leave,
+    Message,
+    MessageEvent,
+    ProtocolError,
+    Send,
+    Typing,
+    decode_client_frame,
+    encode,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"type": "join", "room": "general"}, Join("general")),
+        ({"type": "join", "room": "general", "since": 7}, Join("general", 7)),
+        ({"type": "leave", "room": "a-b_1"}, Leave("a-b_1")),
+        (
+            {"type": "send", "room": "general", "text": "hi", "client_id": "c1"},
+            Send("general", "hi", "c1"),
+        ),
+        ({"type": "send", "room": "general", "text": "hi"}, Send("general", "hi", None)),
+        ({"type": "history", "room": "general"}, HistoryRequest("general", limit=50)),
+        (
+            {"type": "history", "room": "r", "before": 9, "limit": 100},
+            HistoryRequest("r", before=9, limit=100),
+        ),
+        ({"type": "typing", "room": "general", "extra": 1}, Typing("general")),
+    ],
+)
+def test_decodes_every_client_frame(raw: dict[str, object], expected: object) -> None:
+    assert decode_client_frame(json.dumps(raw)) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ("not json", ErrorCode.BAD_REQUEST),
+        ("[1, 2]", ErrorCode.BAD_REQUEST),
+        ('"text"', ErrorCode.BAD_REQUEST),
+        ("{}", ErrorCode.BAD_REQUEST),
+        ('{"type": 5}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": "shout", "room": "general"}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": "join"}', ErrorCode.BAD_REQUEST),
+        ('{"type": "join", "room": "Not Valid"}', ErrorCode.BAD_REQUEST),
+        ('{"type": "join", "room": "general", "since": -1}', ErrorCode.BAD_REQUEST),
+        ('{"type": "send", "room": "general"}', ErrorCode.BAD_REQUEST),
+        ('{"type": "send", "room": "general", "text": 5}', ErrorCode.BAD_REQUEST),
+        (
+            '{"type": "send", "room": "general", "text": "x", "client_id": ""}',
+            ErrorCode.BAD_REQUEST,
+        ),
+        ('{"type": "history", "room": "general", "limit": 0}', ErrorCode.BAD_REQUEST),
+        ('{"type": "history", "room": "general", "limit": 101}', ErrorCode.BAD_REQUEST),
+        ('{"type": "join", "room": "' + "a" * 65 + '"}', ErrorCode.BAD_REQUEST),
+    ],
+)
+def test_refusals_carry_the_fitting_code(data: str, code: ErrorCode) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame(data)
+    assert info.value.code is code
+    assert info.value.message
+
+
+def test_refusal_refers_to_the_client_id() -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame('{"type": "send", "room": "BAD", "text": "x", "client_id": "abc"}')
+    assert info.value.ref == "abc"
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_escape_as_other_errors(data: bytes) -> None:
+    try:
+        decode_client_frame(data)
+    except ProtocolError as exc:
+        assert exc.code in {ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_TYPE}  # noqa: PT017
+
+
+def test_message_event_is_a_message_plus_type() -> None:
+    msg = Message("general", 3, "alice", "<b>hi</b>", "2026-01-01T00:00:00.000Z", "c")
+    event = msgspec.json.decode(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+    assert event == {"type": "message", **msgspec.to_builtins(msg)}
+
+
+def test_error_omits_retry_after_unless_rate_limited() -> None:
+    plain = json.loads(encode(Error.from_exception(ProtocolError(ErrorCode.NOT_FOUND, "no"))))
+    assert plain == {"type": "error", "code": "not_found", "message": "no", "ref": None}
+    limited = ProtocolError(ErrorCode.RATE_LIMITED, "slow", ref="c9", retry_after=0.12345)
+    assert json.loads(encode(Error.from_exception(limited)))["retry_after"] == 0.123
+
+
+def test_ack_shape() -> None:
+    assert json.loads(encode(Ack("c1", "general", 4))) == {
+        "type": "ack",
+        "client_id": "c1",
+        "room": "general",
+        "seq": 4,
+    }
