@@ -1,0 +1,83 @@
+"""Issue 3: the server pings idle sockets and drops dead ones (--ping-interval, --ping-timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.support.api import AsyncApi, ServerFactory
+from tests.support.client import open_ws
+from tests.support.rawws import OP_PING, RawWS
+
+
+async def read_until_dropped(raw: RawWS, within: float) -> list[int]:
+    """Opcodes of every frame until the server closes the TCP connection (never answers)."""
+    opcodes: list[int] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"still connected; frames so far: {opcodes}")
+        try:
+            opcode, _ = await raw.read_frame(remaining)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return opcodes
+        opcodes.append(opcode)
+
+
+async def test_unresponsive_client_is_dropped_and_goes_offline(
+    server_factory: ServerFactory,
+) -> None:
+    srv = server_factory(["--ping-interval", "1", "--ping-timeout", "1"])
+    async with AsyncApi(srv.url) as api:
+        dead = await api.register()
+        alive = await api.register()
+
+    watcher = await open_ws(srv.ws_url, alive.token)
+    await watcher.join_ok("general")
+
+    raw = await RawWS.open("127.0.0.1", srv.port, token=dead.token)
+    assert raw.status == 101, raw.response_headers
+    assert raw.response_headers.get("sec-websocket-protocol") == "parley.v1"
+    await raw.send_json({"type": "join", "room": "general"})
+
+    online = await watcher.recv_type("presence", within=15)
+    assert (online["username"], online["online"]) == (dead.username, True)
+
+    # the raw client reads everything and never answers a ping
+    opcodes = await read_until_dropped(raw, within=30)
+    assert OP_PING in opcodes, opcodes
+    raw.close()
+
+    offline = await watcher.recv_type("presence", within=15)
+    assert offline == {
+        "type": "presence",
+        "room": "general",
+        "username": dead.username,
+        "online": False,
+    }
+    # the watcher answers pings (the websockets client does) and has outlived several
+    # ping timeouts: it is still connected and chatting
+    ack = await watcher.send_ok("general", "still alive")
+    assert ack["seq"] == 1
+    await watcher.close()
+
+
+async def test_idle_but_responsive_client_is_kept(server_factory: ServerFactory) -> None:
+    srv = server_factory(["--ping-interval", "1", "--ping-timeout", "1"])
+    async with AsyncApi(srv.url) as api:
+        user = await api.register()
+        peer = await api.register()
+    idle = await open_ws(srv.ws_url, user.token, ping_interval=None)  # answers, never initiates
+    await idle.join_ok("general")
+    other = await open_ws(srv.ws_url, peer.token)
+    await other.join_ok("general")
+    # several ping intervals pass; the idle client only answers the server's pings.
+    # Bounded wait for "something that should not happen": the idle socket must not be closed.
+    await asyncio.sleep(4)
+    ack = await other.send_ok("general", "are you there")
+    msg = await idle.recv_type("message", seq=ack["seq"])
+    assert msg["text"] == "are you there"
+    assert not [e for e in other.skipped if e.get("type") == "presence" and not e["online"]]
+    await idle.close()
+    await other.close()

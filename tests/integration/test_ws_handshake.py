@@ -1,0 +1,180 @@
+"""Contract: the WebSocket handshake (auth 401, Origin 403, subprotocol) and guest mode."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support.api import AsyncApi, ServerFactory, User, assert_error
+from tests.support.client import handshake_status, open_plain, open_ws
+from tests.support.server import ServerProcess
+
+GUEST_NAME = re.compile(r"^guest-[0-9a-f]{4}$")
+FOREIGN = "http://evil.example"
+
+
+async def test_no_auth_401_before_upgrade(server: ServerProcess) -> None:
+    assert await handshake_status(server.ws_url) == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer not-a-real-token"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic dXNlcjpwYXNzd29yZA=="},
+        {"Cookie": "session=forged; parley_session=forged; token=forged"},
+    ],
+)
+async def test_bad_credentials_401_before_upgrade(
+    server: ServerProcess, headers: dict[str, str]
+) -> None:
+    assert await handshake_status(server.ws_url, headers=headers) == 401
+
+
+async def test_valid_token_upgrades_with_parley_v1(server: ServerProcess, alice: User) -> None:
+    client = await open_ws(server.ws_url, alice.token)
+    assert client.ws.subprotocol == "parley.v1"
+    assert client.hello["username"] == alice.username
+    await client.close()
+
+
+async def test_foreign_origin_403(server: ServerProcess, alice: User) -> None:
+    assert await handshake_status(server.ws_url, alice.token, origin=FOREIGN) == 403
+    port = server.port
+    for origin in (
+        f"http://127.0.0.1:{port + 1}",
+        f"https://127.0.0.1:{port}",  # other scheme = other origin
+        f"http://127.0.0.1.evil.example:{port}",
+        "null",
+    ):
+        assert await handshake_status(server.ws_url, alice.token, origin=origin) == 403, origin
+
+
+async def test_foreign_origin_with_cookie_403(
+    server: ServerProcess, api: AsyncApi, alice: User
+) -> None:
+    """Cross-site WebSocket hijacking: a browser sends the cookie from any page."""
+    resp = await api.login_raw(alice.username, alice.password)
+    name, _, rest = resp.headers["set-cookie"].partition("=")
+    cookie = f"{name}={rest.split(';')[0]}"
+    assert await handshake_status(server.ws_url, cookie=cookie, origin=FOREIGN) == 403
+    assert await handshake_status(server.ws_url, cookie=cookie) == 101
+
+
+async def test_own_origin_allowed(server: ServerProcess, alice: User) -> None:
+    client = await open_ws(server.ws_url, alice.token, origin=f"http://127.0.0.1:{server.port}")
+    assert client.username == alice.username
+    await client.close()
+
+
+async def test_no_origin_allowed(server: ServerProcess, alice: User) -> None:
+    client = await open_ws(server.ws_url, alice.token)  # websockets sends no Origin by default
+    assert client.username == alice.username
+    await client.close()
+
+
+async def test_allow_origin_flag(server_factory: ServerFactory) -> None:
+    srv = server_factory(
+        ["--allow-origin", "https://app.example", "--allow-origin", "http://b.test"]
+    )
+    async with AsyncApi(srv.url) as api:
+        user = await api.register()
+    for origin in ("https://app.example", "http://b.test"):
+        client = await open_ws(srv.ws_url, user.token, origin=origin)
+        assert client.username == user.username
+        await client.close()
+    assert await handshake_status(srv.ws_url, user.token, origin="https://other.example") == 403
+    assert await handshake_status(srv.ws_url, user.token, origin="http://app.example") == 403
+
+
+async def test_plain_mode_obeys_the_same_auth_and_origin_rules(
+    server: ServerProcess, alice: User
+) -> None:
+    ws = await open_plain(server.ws_url, alice.token)
+    await ws.close()
+    with pytest.raises(Exception, match="401"):
+        await open_plain(server.ws_url)
+    with pytest.raises(Exception, match="403"):
+        await open_plain(server.ws_url, alice.token, origin=FOREIGN)
+
+
+# -- guests -----------------------------------------------------------------------------------
+
+
+async def test_guest_socket_gets_guest_name_and_chats_in_general(
+    guest_server: ServerProcess,
+) -> None:
+    guest = await open_ws(guest_server.ws_url)
+    assert GUEST_NAME.match(guest.username), guest.hello
+    assert "general" in {r["room"] for r in guest.hello["rooms"]}
+    joined = await guest.join_ok("general")
+    assert guest.username in joined["online"]
+    ack = await guest.send_ok("general", "hi from a guest")
+    assert ack["seq"] == 1
+    msg = await guest.recv_type("message", seq=1)
+    assert msg["username"] == guest.username
+    assert msg["text"] == "hi from a guest"
+    await guest.close()
+
+
+@pytest.mark.parametrize("origin", [FOREIGN, "null", "file://", None])
+async def test_guest_accepted_from_any_origin(
+    guest_server: ServerProcess, origin: str | None
+) -> None:
+    guest = await open_ws(guest_server.ws_url, origin=origin)
+    assert GUEST_NAME.match(guest.username), guest.hello
+    await guest.join_ok("general")
+    ack = await guest.send_ok("general", f"from {origin}")
+    assert ack["seq"] == 1
+    await guest.close()
+
+
+async def test_guest_plain_text_tutorial_page_from_disk(guest_server: ServerProcess) -> None:
+    """The classic page: new WebSocket('ws://localhost:8080/chat') from file:// (Origin: null)."""
+    ws = await open_plain(guest_server.ws_url, origin="null")
+    await ws.send("hello tutorial")
+    line = await ws.recv()
+    assert isinstance(line, str)
+    assert re.fullmatch(r"guest-[0-9a-f]{4}: hello tutorial", line), line
+    await ws.close()
+
+
+async def test_guest_server_still_checks_origin_for_credentials(
+    guest_server: ServerProcess,
+) -> None:
+    async with AsyncApi(guest_server.url) as api:
+        user = await api.register()
+    assert await handshake_status(guest_server.ws_url, user.token, origin=FOREIGN) == 403
+    assert await handshake_status(guest_server.ws_url, "bogus-token") == 401
+    client = await open_ws(guest_server.ws_url, user.token)
+    assert client.username == user.username  # an account is not turned into a guest
+    await client.close()
+
+
+async def test_guest_limited_to_general(guest_server: ServerProcess) -> None:
+    """decisions-draft: guests may use only `general`; elsewhere -> forbidden; REST needs 401."""
+    async with AsyncApi(guest_server.url) as api:
+        owner = await api.register()
+        await api.create_room(owner.token, "lobby")
+        assert_error(await api.get("/api/rooms"), 401)
+        assert_error(await api.send_raw("", "general", "x"), 401)
+        guest = await open_ws(guest_server.ws_url)
+        await guest.join("lobby")
+        await guest.expect_error("forbidden")
+        cid = await guest.send_text("lobby", "sneak in")
+        err = await guest.expect_error("forbidden")
+        assert err["ref"] == cid
+        # still open and usable
+        await guest.join_ok("general")
+        ack = await guest.send_ok("general", "ok here")
+        assert ack["seq"] == 1
+        assert await api.messages(owner.token, "lobby") == []
+        await guest.close()
+
+
+async def test_without_guests_flag_no_guest(server: ServerProcess) -> None:
+    for origin in (None, "null", FOREIGN):
+        assert await handshake_status(server.ws_url, origin=origin) in (401, 403)
+    assert await handshake_status(server.ws_url) == 401

@@ -1,0 +1,281 @@
+"""An async parley.v1 WebSocket client for tests, wrapping the `websockets` asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin, Subprotocol
+
+__all__ = [
+    "PROTOCOL",
+    "Event",
+    "ParleyWS",
+    "handshake_status",
+    "new_client_id",
+    "open_plain",
+    "open_ws",
+    "parley_ws",
+]
+
+PROTOCOL = Subprotocol("parley.v1")
+
+Event = dict[str, Any]
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def new_client_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _headers(token: str | None, cookie: str | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if cookie is not None:
+        headers["Cookie"] = cookie
+    return headers
+
+
+async def _connect(
+    url: str,
+    *,
+    token: str | None = None,
+    cookie: str | None = None,
+    origin: str | None = None,
+    subprotocols: Sequence[Subprotocol] | None = (PROTOCOL,),
+    ssl_context: ssl.SSLContext | None = None,
+    compression: str | None = None,
+    ping_interval: float | None = 20,
+) -> ClientConnection:
+    return await connect(
+        url,
+        additional_headers=_headers(token, cookie),
+        subprotocols=list(subprotocols) if subprotocols is not None else None,
+        origin=Origin(origin) if origin is not None else None,
+        ssl=ssl_context,
+        compression=compression,
+        proxy=None,
+        open_timeout=DEFAULT_TIMEOUT,
+        close_timeout=5,
+        ping_interval=ping_interval,
+        max_size=None,
+        max_queue=None,
+    )
+
+
+class ParleyWS:
+    """One parley.v1 connection. `hello` is the first event, read on open."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.hello: Event = {}
+        self.skipped: list[Event] = []
+
+    @property
+    def username(self) -> str:
+        name: str = self.hello["username"]
+        return name
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def send_json(self, obj: Any) -> None:
+        await self.ws.send(json.dumps(obj))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def join(self, room: str, since: int | None = None) -> None:
+        msg: Event = {"type": "join", "room": room}
+        if since is not None:
+            msg["since"] = since
+        await self.send_json(msg)
+
+    async def leave(self, room: str) -> None:
+        await self.send_json({"type": "leave", "room": room})
+
+    async def send_text(self, room: str, text: str, client_id: str | None = None) -> str:
+        cid = client_id or new_client_id()
+        await self.send_json({"type": "send", "room": room, "text": text, "client_id": cid})
+        return cid
+
+    async def ask_history(self, room: str, **params: int) -> None:
+        await self.send_json({"type": "history", "room": room, **params})
+
+    async def typing(self, room: str) -> None:
+        await self.send_json({"type": "typing", "room": room})
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def recv(self, within: float = DEFAULT_TIMEOUT) -> Event:
+        raw = await asyncio.wait_for(self.ws.recv(), within)
+        assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
+        event = json.loads(raw)
+        assert isinstance(event, dict), event
+        return event
+
+    async def recv_until(
+        self, pred: Callable[[Event], bool], within: float = DEFAULT_TIMEOUT
+    ) -> Event:
+        """Next event matching pred; events skipped on the way are kept in self.skipped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching event; skipped: {self.skipped[-10:]}")
+            event = await self.recv(remaining)
+            if pred(event):
+                return event
+            self.skipped.append(event)
+
+    async def recv_type(self, type_: str, within: float = DEFAULT_TIMEOUT, **fields: Any) -> Event:
+        """Next event of this type (and these field values). An unexpected error event fails."""
+
+        def pred(event: Event) -> bool:
+            if event.get("type") == "error" and type_ != "error":
+                raise AssertionError(f"unexpected error event while waiting for {type_}: {event}")
+            return event.get("type") == type_ and all(event.get(k) == v for k, v in fields.items())
+
+        return await self.recv_until(pred, within)
+
+    async def join_ok(self, room: str, since: int | None = None) -> Event:
+        await self.join(room, since)
+        return await self.recv_type("joined", room=room)
+
+    async def send_ok(self, room: str, text: str, client_id: str | None = None) -> Event:
+        """Send and return the ack (only the ack is consumed; message events are skipped)."""
+        cid = await self.send_text(room, text, client_id)
+        return await self.recv_type("ack", client_id=cid)
+
+    async def history(self, room: str, **params: int) -> list[Event]:
+        await self.ask_history(room, **params)
+        event = await self.recv_type("history", room=room)
+        msgs: list[Event] = event["messages"]
+        return msgs
+
+    async def expect_error(self, code: str, within: float = DEFAULT_TIMEOUT) -> Event:
+        event = await self.recv_until(lambda e: e.get("type") == "error", within)
+        assert event["code"] == code, event
+        assert isinstance(event.get("message"), str), event
+        return event
+
+    async def wait_closed(self, within: float = DEFAULT_TIMEOUT) -> int | None:
+        """Read (and keep) events until the server closes; return the close code it sent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError("connection was not closed")
+                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+                if isinstance(raw, str):
+                    with contextlib.suppress(ValueError):
+                        self.skipped.append(json.loads(raw))
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else None
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def open_ws(
+    url: str,
+    token: str | None = None,
+    *,
+    cookie: str | None = None,
+    origin: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    compression: str | None = None,
+    ping_interval: float | None = 20,
+) -> ParleyWS:
+    """Connect with subprotocol parley.v1 and read the hello event."""
+    ws = await _connect(
+        url,
+        token=token,
+        cookie=cookie,
+        origin=origin,
+        ssl_context=ssl_context,
+        compression=compression,
+        ping_interval=ping_interval,
+    )
+    assert ws.subprotocol == PROTOCOL, ws.subprotocol
+    client = ParleyWS(ws)
+    hello = await client.recv()
+    assert hello.get("type") == "hello", hello
+    client.hello = hello
+    return client
+
+
+@contextlib.asynccontextmanager
+async def parley_ws(
+    url: str,
+    token: str | None = None,
+    *,
+    cookie: str | None = None,
+    origin: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    compression: str | None = None,
+) -> AsyncIterator[ParleyWS]:
+    client = await open_ws(
+        url,
+        token,
+        cookie=cookie,
+        origin=origin,
+        ssl_context=ssl_context,
+        compression=compression,
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def open_plain(
+    url: str,
+    token: str | None = None,
+    *,
+    origin: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ClientConnection:
+    """Plain-text mode: no subprotocol offered."""
+    ws = await _connect(url, token=token, origin=origin, subprotocols=None, ssl_context=ssl_context)
+    assert ws.subprotocol is None, ws.subprotocol
+    return ws
+
+
+async def handshake_status(
+    url: str,
+    token: str | None = None,
+    *,
+    cookie: str | None = None,
+    origin: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:
+    """HTTP status of the upgrade: 101 when the socket opened (then closed again)."""
+    all_headers = _headers(token, cookie)
+    all_headers.update(headers or {})
+    try:
+        ws = await connect(
+            url,
+            additional_headers=all_headers,
+            subprotocols=[PROTOCOL],
+            origin=Origin(origin) if origin is not None else None,
+            ssl=ssl_context,
+            proxy=None,
+            open_timeout=DEFAULT_TIMEOUT,
+        )
+    except InvalidStatus as exc:
+        return exc.response.status_code
+    await ws.close()
+    return 101
