@@ -1,0 +1,273 @@
+"""The Store contract, run unchanged on SQLite and on PostgreSQL (see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from parley.store import MessageQuery, Store, StoreUnavailable, UnknownRoom
+from parley.store.postgres import PostgresStore
+from tests.support.pg import PgServer
+
+StoreFactory = Callable[[], Store]  # the conftest fixture: unopened stores on one database
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# --- users and sessions --------------------------------------------------------------
+
+
+async def test_users_are_unique_case_insensitively(store: Store) -> None:
+    assert await store.create_user("Alice", "hash-1")
+    assert not await store.create_user("alice", "hash-2")
+    assert not await store.create_user("ALICE", "hash-3")
+    found = await store.find_user("aLiCe")
+    assert found is not None
+    assert (found.username, found.password_hash) == ("Alice", "hash-1")
+    assert await store.find_user("bob") is None
+
+
+async def test_tokens_live_expire_and_are_deleted(store: Store) -> None:
+    assert await store.create_user("carol", "h")
+    now = time.time()
+    await store.create_token("t-live", "carol", now + 3600)
+    await store.create_token("t-old", "carol", now - 1)
+    assert await store.token_user("t-live", now) == "carol"
+    assert await store.token_user("t-old", now) is None
+    assert await store.token_user("t-unknown", now) is None
+    await store.delete_token("t-live")
+    assert await store.token_user("t-live", now) is None
+    await store.delete_token("t-live")  # deleting twice is harmless
+
+
+# --- rooms ----------------------------------------------------------------------------
+
+
+async def test_general_exists_from_the_start(store: Store) -> None:
+    room = await store.visible_room("general", "anyone")
+    assert room is not None
+    assert (room.room, room.private, room.owner, room.last_seq) == ("general", False, None, 0)
+    assert await store.last_seqs() == {"general": 0}
+
+
+async def test_rooms_visibility_and_members(store: Store) -> None:
+    assert await store.create_room("lobby", False, "dora")
+    assert not await store.create_room("lobby", True, "eve")
+    assert await store.create_room("secret", True, "dora")
+
+    lobby = await store.visible_room("lobby", "eve")
+    assert lobby is not None
+    assert (lobby.private, lobby.owner, lobby.last_seq) == (False, "dora", 0)
+    assert await store.visible_room("secret", "eve") is None
+    assert await store.visible_room("nothing", "eve") is None
+    secret = await store.visible_room("secret", "dora")
+    assert secret is not None
+    assert secret.private
+
+    assert [r.room for r in await store.list_rooms("eve")] == ["general", "lobby"]
+    assert [r.room for r in await store.list_rooms("dora")] == ["general", "lobby", "secret"]
+
+    assert await store.members("secret") == ["dora"]
+    await store.add_member("secret", "eve")
+    await store.add_member("secret", "eve")  # idempotent
+    assert await store.members("secret") == ["dora", "eve"]
+    assert await store.visible_room("secret", "eve") is not None
+    assert [r.room for r in await store.list_rooms("eve")] == ["general", "lobby", "secret"]
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+async def test_append_numbers_each_room_from_one(store: Store) -> None:
+    await store.create_room("other", False, "finn")
+    first, created = await store.append("general", "finn", "hello", "c1")
+    assert created
+    assert (first.room, first.seq, first.username, first.text, first.client_id) == (
+        "general",
+        1,
+        "finn",
+        "hello",
+        "c1",
+    )
+    assert first.ts.endswith("Z")
+    assert first.ts[10] == "T"
+    second, _ = await store.append("general", "finn", "again", None)
+    other, _ = await store.append("other", "finn", "elsewhere", None)
+    assert (second.seq, other.seq) == (2, 1)
+    assert second.client_id is None
+    assert await store.last_seqs() == {"general": 2, "other": 1}
+    room = await store.visible_room("general", "finn")
+    assert room is not None
+    assert room.last_seq == 2
+
+
+async def test_append_is_idempotent_per_user_and_client_id(store: Store) -> None:
+    first, created = await store.append("general", "gus", "once", "same-id")
+    assert created
+    again, created_again = await store.append("general", "gus", "a different text", "same-id")
+    assert not created_again
+    assert again == first
+    other_user, created_other = await store.append("general", "hal", "mine", "same-id")
+    assert created_other
+    assert other_user.seq == 2
+    assert [m.seq for m in await store.messages(MessageQuery("general"))] == [1, 2]
+
+
+async def test_append_to_a_missing_room_raises(store: Store) -> None:
+    with pytest.raises(UnknownRoom):
+        await store.append("nowhere", "ivy", "hi", "c")
+    assert await store.last_seqs() == {"general": 0}
+
+
+async def test_concurrent_appends_from_several_nodes_are_gapless(
+    store_factory: StoreFactory,
+) -> None:
+    """Three store instances on one database stand for three nodes writing at once."""
+    nodes = [store_factory() for _ in range(3)]
+    for node in nodes:
+        await node.open()
+    try:
+        await nodes[0].create_room("busy", False, "jay")
+        rooms = ("general", "busy")
+        per_node = 60
+        results = await asyncio.gather(
+            *(
+                node.append(rooms[i % 2], f"user{n}", f"m{n}-{i}", f"n{n}-{i}")
+                for n, node in enumerate(nodes)
+                for i in range(per_node)
+            )
+        )
+        assert all(created for _, created in results)
+        for room in rooms:
+            seqs = sorted(msg.seq for msg, _ in results if msg.room == room)
+            assert seqs == list(range(1, len(seqs) + 1)), room
+            stored = await nodes[1].messages(MessageQuery(room, limit=100))
+            assert [m.seq for m in stored] == seqs
+        assert await nodes[2].last_seqs() == {"general": 90, "busy": 90}
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def test_racing_duplicates_store_one_message(store_factory: StoreFactory) -> None:
+    """The same (user, client_id) sent through several nodes at once: one message, one seq."""
+    nodes = [store_factory() for _ in range(3)]
+    for node in nodes:
+        await node.open()
+    try:
+        for round_ in range(10):
+            cid = f"dup-{round_}"
+            results = await asyncio.gather(
+                *(node.append("general", "kim", f"try {k}", cid) for node in nodes for k in (1, 2))
+            )
+            assert sum(created for _, created in results) == 1
+            assert len({msg for msg, _ in results}) == 1
+        stored = await nodes[0].messages(MessageQuery("general", limit=100))
+        assert [m.seq for m in stored] == list(range(1, 11))
+        assert await nodes[0].last_seqs() == {"general": 10}
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def test_paging_before_after_and_limit(store: Store) -> None:
+    for i in range(1, 13):
+        await store.append("general", "lee", f"m{i}", None)
+
+    async def seqs(**kw: int) -> list[int]:
+        return [m.seq for m in await store.messages(MessageQuery("general", **kw))]
+
+    assert await seqs(limit=5) == [8, 9, 10, 11, 12]
+    assert await seqs() == list(range(1, 13))
+    assert await seqs(after=3, limit=4) == [4, 5, 6, 7]
+    assert await seqs(after=10, limit=50) == [11, 12]
+    assert await seqs(after=12) == []
+    assert await seqs(before=6, limit=3) == [3, 4, 5]
+    assert await seqs(before=3, limit=10) == [1, 2]
+    assert await seqs(before=1) == []
+    assert await seqs(after=2, before=9, limit=3) == [6, 7, 8]
+    assert await seqs(after=2, before=9, limit=100) == [3, 4, 5, 6, 7, 8]
+    assert await store.messages(MessageQuery("nowhere")) == []
+    texts = [m.text for m in await store.messages(MessageQuery("general", after=0, limit=2))]
+    assert texts == ["m1", "m2"]
+
+
+async def test_reopen_applies_no_migration_twice(store_factory: StoreFactory) -> None:
+    first = store_factory()
+    await first.open()
+    await first.create_user("max", "h")
+    await first.append("general", "max", "kept", "k1")
+    await first.close()
+    for _ in range(2):
+        again = store_factory()
+        await again.open()
+        try:
+            assert await again.find_user("max") is not None
+            assert [m.text for m in await again.messages(MessageQuery("general"))] == ["kept"]
+            assert await again.last_seqs() == {"general": 1}
+        finally:
+            await again.close()
+
+
+async def test_nodes_starting_together_migrate_once(store_factory: StoreFactory) -> None:
+    nodes = [store_factory() for _ in range(4)]
+    await asyncio.gather(*(node.open() for node in nodes))
+    try:
+        assert all([await node.last_seqs() == {"general": 0} for node in nodes])
+        msg, _ = await nodes[3].append("general", "ned", "hi", None)
+        assert msg.seq == 1
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def test_a_closed_store_is_unavailable(store_factory: StoreFactory) -> None:
+    closed = store_factory()
+    await closed.open()
+    await closed.close()
+    with pytest.raises(StoreUnavailable):
+        await closed.append("general", "oli", "late", None)
+
+
+# --- PostgreSQL outages ------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_pg() -> Iterator[PgServer]:
+    """A PostgreSQL of this test's own, since the test stops it."""
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+async def test_postgres_outage_is_unavailable_then_recovers(own_pg: PgServer) -> None:
+    store = PostgresStore(own_pg.create_database())
+    await store.open()
+    try:
+        await store.append("general", "pat", "before", "b1")
+        own_pg.stop("immediate")  # like a crash: no clean goodbye to the pool's connections
+        for call in (
+            store.append("general", "pat", "while down", "d1"),
+            store.messages(MessageQuery("general")),
+            store.find_user("pat"),
+            store.last_seqs(),
+        ):
+            with pytest.raises(StoreUnavailable):
+                await call
+        own_pg.start()
+        # the pool reconnects by itself; the failed send wrote nothing
+        msg, created = await store.append("general", "pat", "after", "a1")
+        assert created
+        assert msg.seq == 2
+        stored = await store.messages(MessageQuery("general"))
+        assert [(m.seq, m.text) for m in stored] == [(1, "before"), (2, "after")]
+        again, created_again = await store.append("general", "pat", "retry", "d1")
+        assert created_again  # "d1" was never stored, so its retry is new
+        assert again.seq == 3
+    finally:
+        await store.close()
