@@ -1,0 +1,70 @@
+"""Command line: `python -m parley.bench {suite,sink,conn-worker}`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import uvloop
+
+from parley.bench.servers import raise_fd_limit
+from parley.bench.suite import ALL_TARGETS, ALL_WORKLOADS, run_suite
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parley.bench")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    suite = sub.add_parser("suite", help="run the workloads against the servers, write the report")
+    suite.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it all runs")
+    suite.add_argument("--out", type=Path, default=Path("bench/results"))
+    suite.add_argument("--peers", type=Path, default=Path("bench/peers"))
+    suite.add_argument("--targets", type=_csv, default=list(ALL_TARGETS))
+    suite.add_argument("--workloads", type=_csv, default=list(ALL_WORKLOADS))
+    suite.add_argument("--sizes", type=_csv, default=None, help="fan-out client counts")
+    suite.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a Config field"
+    )
+
+    sink = sub.add_parser("sink", help="the trivial broadcast/echo server (generator ceiling)")
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, required=True)
+
+    worker = sub.add_parser("conn-worker", help="one process of the idle-connections workload")
+    worker.add_argument("--spec", required=True)
+    worker.add_argument("--count", type=int, required=True)
+    worker.add_argument("--offset", type=int, default=0)
+    worker.add_argument("--addr", default="127.0.0.1")
+    worker.add_argument("--concurrency", type=int, default=100)
+
+    args = parser.parse_args(argv)
+    raise_fd_limit()
+    if args.cmd == "suite":
+        bad = set(args.targets) - set(ALL_TARGETS) | set(args.workloads) - set(ALL_WORKLOADS)
+        if bad:
+            parser.error(f"unknown target/workload: {', '.join(sorted(bad))}")
+        overrides = dict(kv.split("=", 1) for kv in args.set)
+        sizes = [int(s) for s in args.sizes] if args.sizes else None
+        return uvloop.run(
+            run_suite(
+                args.smoke, args.out, args.peers, args.targets, args.workloads, sizes, overrides
+            )
+        )
+    if args.cmd == "sink":
+        from parley.bench.sink import serve_sink
+
+        uvloop.run(serve_sink(args.host, args.port))
+        return 0
+    from parley.bench.workloads import conn_worker
+
+    uvloop.run(conn_worker(args.spec, args.count, args.offset, args.addr, args.concurrency))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Turn the results dict into the table (terminal + Markdown), the goal check and the plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from parley.bench.stats import ratio
+
+__all__ = ["LABELS", "evaluate_goals", "plot", "render_markdown", "table_rows"]
+
+LABELS = {
+    "parley": "Parley",
+    "node": "Node ws",
+    "python": "Python websockets",
+    "sink": "Generator ceiling (sink)",
+}
+
+Row = tuple[str, str, Any, Any, Any, str, str, Any]
+
+
+def _get(d: Any, *path: str | int) -> Any:
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(str(key))
+    return d
+
+
+def _num(v: Any, digits: int = 0) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        if digits == 0:
+            return f"{v:,.0f}"
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _ratio(a: Any, b: Any) -> str:
+    if not isinstance(a, int | float) or not isinstance(b, int | float):
+        return "–"
+    r = ratio(float(a), float(b))
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def _lat(step: Any) -> str:
+    lat = _get(step, "latency_ms")
+    if not isinstance(lat, dict) or not lat.get("count"):
+        if isinstance(step, dict) and step.get("skipped"):
+            return f"not sustainable ({step['skipped']})"
+        return "–"
+    return f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['p999']:.1f}"
+
+
+def table_rows(results: dict[str, Any], sizes: list[int]) -> list[Row]:
+    """(workload, metric, parley, node, python, parley/node, parley/python, sink) rows."""
+    t = results.get("targets", {})
+    rows: list[Row] = []
+
+    def add(
+        workload: str,
+        metric: str,
+        path: tuple[str | int, ...],
+        digits: int = 0,
+        lower_better: bool = False,
+    ) -> None:
+        vals = [_get(t.get(name), *path) for name in ("parley", "node", "python", "sink")]
+        p, n, y, s = vals
+        rows.append(
+            (
+                workload,
+                metric,
+                _num(p, digits),
+                _num(n, digits),
+                _num(y, digits),
+                _ratio(p, n),
+                _ratio(p, y),
+                _num(s, digits),
+            )
+        )
+
+    def add_lat(workload: str, metric: str, path: tuple[str | int, ...]) -> None:
+        steps = [_get(t.get(name), *path) for name in ("parley", "node", "python", "sink")]
+        p99 = [_get(s, "latency_ms", "p99") for s in steps]
+        rows.append(
+            (
+                workload,
+                metric,
+                _lat(steps[0]),
+                _lat(steps[1]),
+                _lat(steps[2]),
+                _ratio(p99[0], p99[1]),
+                _ratio(p99[0], p99[2]),
+                _lat(steps[3]),
+            )
+        )
+
+    for n in sizes:
+        w = f"Fan-out N={n:,}"
+        add(w, "highest sustained deliveries/s", ("fanout", n, "max_deliveries_per_s"))
+        add_lat(w, "p50 / p99 / p99.9 ms at 50% of own max", ("fanout", n, "at50"))
+        add_lat(w, "p50 / p99 / p99.9 ms at 90% of own max", ("fanout", n, "at90"))
+        node_max = _get(t.get("node"), "fanout", n, "max_deliveries_per_s")
+        if node_max:
+            add_lat(
+                w,
+                f"p50 / p99 / p99.9 ms at 50% of Node's max ({node_max * 0.5:,.0f}/s)",
+                ("fanout", n, "at_node50"),
+            )
+    w = "Idle connections"
+    add(w, "connections held", ("connections", "held"))
+    add(w, "server KiB per connection (RSS delta)", ("connections", "kib_per_conn"), 1)
+    add(w, "seconds to connect all", ("connections", "connect_s"), 1)
+    w = "Durable ingest"
+    add(w, "acked messages/s (group commit)", ("ingest", "acked_per_s"))
+    add(w, "p99 ack latency ms", ("ingest", "ack_latency_ms", "p99"), 1)
+    single = _get(t.get("parley_single"), "ingest", "acked_per_s")
+    group = _get(t.get("parley"), "ingest", "acked_per_s")
+    rows.append(
+        (w, "acked messages/s, one commit per message", _num(single), "–", "–", "–", "–", "–")
+    )
+    rows.append(
+        (w, "group commit / one commit per message", _ratio(group, single), "–", "–", "–", "–", "–")
+    )
+    w = "Reconnect storm"
+    add(w, "clients", ("storm", "clients"))
+    add(w, "seconds until all resumed", ("storm", "resume_all_s"), 2)
+    add(w, "messages lost (summed over clients)", ("storm", "lost"))
+    add(w, "messages doubled", ("storm", "doubled"))
+    return rows
+
+
+def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's goals, each with the measured value and met / not met."""
+    t = results.get("targets", {})
+    p, n, y = t.get("parley"), t.get("node"), t.get("python")
+    goals: list[dict[str, Any]] = []
+
+    def goal(name: str, value: Any, target: str, met: bool | None, note: str = "") -> None:
+        goals.append({"goal": name, "measured": value, "target": target, "met": met, "note": note})
+
+    pm = _get(p, "fanout", 1000, "max_deliveries_per_s")
+    nm = _get(n, "fanout", 1000, "max_deliveries_per_s")
+    ym = _get(y, "fanout", 1000, "max_deliveries_per_s")
+    r = ratio(pm, nm)
+    goal(
+        "Fan-out 1,000: Parley / Node ws deliveries/s",
+        None if r is None else round(r, 2),
+        "≥ 1.5×",
+        None if r is None else r >= 1.5,
+    )
+    r = ratio(pm, ym)
+    goal(
+        "Fan-out 1,000: Parley / Python websockets deliveries/s",
+        None if r is None else round(r, 2),
+        "≥ 5×",
+        None if r is None else r >= 5,
+    )
+    pp = _get(p, "fanout", 1000, "at_node50", "latency_ms", "p99")
+    np_ = _get(n, "fanout", 1000, "at50", "latency_ms", "p99")
+    goal(
+        "Fan-out 1,000: p99 ms at 50% of Node's max, Parley vs Node",
+        None if pp is None or np_ is None else f"{pp:.1f} vs {np_:.1f}",
+        "Parley lower",
+        None if pp is None or np_ is None else pp < np_,
+    )
+    held = _get(p, "connections", "held")
+    req = _get(p, "connections", "requested")
+    goal(
+        "Idle connections held by one Parley process",
+        held,
+        f"≈ {req or 19000:,}",
+        None if held is None else held >= 0.99 * (req or 19000),
+    )
+    kib = _get(p, "connections", "kib_per_conn")
+    goal("Server memory per idle connection (KiB)", kib, "≤ 16", None if kib is None else kib <= 16)
+    acked = _get(p, "ingest", "acked_per_s")
+    goal(
+        "Durable ingest acked messages/s",
+        acked,
+        "≥ 20,000",
+        None if acked is None else acked >= 20000,
+    )
+    single = _get(t.get("parley_single"), "ingest", "acked_per_s")
+    r = ratio(acked, single)
+    goal(
+        "Group commit / one commit per message",
+        None if r is None else round(r, 2),
+        "≥ 10×",
+        None if r is None else r >= 10,
+        "" if single is not None else "one-commit-per-message mode not measured",
+    )
+    rs = _get(p, "storm", "resume_all_s")
+    lost, dup = _get(p, "storm", "lost"), _get(p, "storm", "doubled")
+    clients = _get(p, "storm", "clients")
+    ok = None
+    if rs is not None and lost is not None:
+        ok = bool(_get(p, "storm", "all_resumed")) and rs < 10 and lost == 0 and dup == 0
+    goal(
+        f"Reconnect storm of {clients or 5000:,}: all resumed, nothing lost or doubled",
+        None if rs is None else f"{rs:.2f} s, lost {lost}, doubled {dup}",
+        "< 10 s, 0 lost, 0 doubled",
+        ok,
+    )
+    return goals
+
+
+def render_markdown(results: dict[str, Any], sizes: list[int]) -> str:
+    rows = table_rows(results, sizes)
+    head = (
+        "Workload",
+        "Metric",
+        "Parley",
+        "Node ws",
+        "Python websockets",
+        "Parley / Node",
+        "Parley / Python",
+        "Generator ceiling (sink)",
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    meta = results.get("meta", {})
+    out = [
+        f"# Parley benchmark ({'smoke' if meta.get('smoke') else 'full'} run, {meta.get('date')})",
+        "",
+        f"Machine: {meta.get('machine', '?')}. One load-generator process (asyncio + uvloop + "
+        "picows) for fan-out, ingest and the storm; several for idle connections. All traffic "
+        "on loopback.",
+        "",
+        "**The peers do strictly less work than Parley**: Node ws and the Python websockets "
+        "server are the tutorials' broadcast servers, with no authentication, no storage, no "
+        "JSON, no rooms, no acks and no resume; every message they relay is lost on restart. "
+        "Parley authenticates every socket, stores and acknowledges every message in SQLite "
+        "(WAL, synchronous=FULL) before it is delivered, and resumes with `since`. "
+        "Latencies are send-to-receive (p50 / p99 / p99.9, ms); ratios are Parley / peer "
+        "(for latency, lower is better).",
+        "",
+        *lines,
+        "",
+        "## Goals",
+        "",
+        "| Goal | Measured | Target | Met |",
+        "|---|---|---|---|",
+    ]
+    for g in evaluate_goals(results):
+        met = {True: "yes", False: "**no**", None: "not measured"}[g["met"]]
+        note = f" ({g['note']})" if g["note"] else ""
+        out.append(f"| {g['goal']} | {_num(g['measured'], 2)} | {g['target']} | {met}{note} |")
+    errors = [
+        f"- {name}: {_get(res, 'error')}"
+        for name, res in results.get("targets", {}).items()
+        if isinstance(res, dict) and res.get("error")
+    ]
+    for name, res in results.get("targets", {}).items():
+        if not isinstance(res, dict):
+            continue
+        for wl, val in res.items():
+            if isinstance(val, dict) and val.get("error"):
+                errors.append(f"- {name} {wl}: {val['error']}")
+            if wl == "fanout" and isinstance(val, dict):
+                for size, entry in val.items():
+                    if isinstance(entry, dict) and entry.get("error"):
+                        errors.append(f"- {name} fan-out N={size}: {entry['error']}")
+    if errors:
+        out += ["", "## Errors", "", *errors]
+    return "\n".join(out) + "\n"
+
+
+def plot(results: dict[str, Any], sizes: list[int], path: Path) -> None:
+    """Latency (p50 dashed, p99 solid) against delivered load, one panel per N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"parley": "tab:blue", "node": "tab:green", "python": "tab:orange", "sink": "tab:gray"}
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
+    for ax, n in zip(axes[0], sizes, strict=True):
+        for name, color in colors.items():
+            entry = _get(results.get("targets", {}).get(name), "fanout", n)
+            if not isinstance(entry, dict):
+                continue
+            steps = list(entry.get("steps", []))
+            steps += [entry[k] for k in entry if k.startswith("at") and isinstance(entry[k], dict)]
+            pts = sorted(
+                (s["delivered_per_s"], s["latency_ms"]["p50"], s["latency_ms"]["p99"])
+                for s in steps
+                if s.get("latency_ms", {}).get("count")
+            )
+            if not pts:
+                continue
+            xs = [x for x, _, _ in pts]
+            ax.plot(
+                xs, [p99 for _, _, p99 in pts], "-o", color=color, ms=3, label=f"{LABELS[name]} p99"
+            )
+            ax.plot(
+                xs,
+                [p50 for _, p50, _ in pts],
+                "--",
+                color=color,
+                alpha=0.6,
+                label=f"{LABELS[name]} p50",
+            )
+        ax.set_title(f"Fan-out, {n:,} clients in one room")
+        ax.set_xlabel("delivered messages/s (summed over clients)")
+        ax.set_ylabel("send-to-receive latency, ms")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

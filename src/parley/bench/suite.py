@@ -1,0 +1,281 @@
+"""`python -m parley.bench suite`: every workload against every server, then the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from parley.bench.client import Target
+from parley.bench.report import plot, render_markdown
+from parley.bench.servers import (
+    ServerProc,
+    free_port,
+    http_json,
+    parley_command,
+    raise_fd_limit,
+)
+from parley.bench.workloads import Config, connections, fanout, ingest, storm
+
+__all__ = ["run_suite"]
+
+ALL_TARGETS = ("sink", "node", "python", "parley")
+ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest")
+PASSWORD = "bench-password-123"
+
+
+def _machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}"
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+async def register_users(base_url: str, count: int) -> list[str]:
+    """Register `count` fresh users (a few requests in flight) and return their tokens."""
+    tag = secrets.token_hex(3)
+    sem = asyncio.Semaphore(4)
+
+    async def one(i: int) -> str:
+        name = f"bench{tag}u{i}"
+        async with sem:
+            status, body = await asyncio.to_thread(
+                http_json,
+                "POST",
+                f"{base_url}/api/register",
+                {"username": name, "password": PASSWORD},
+            )
+        if status not in (200, 201) or not isinstance(body, dict) or "token" not in body:
+            raise RuntimeError(f"register {name}: HTTP {status} {body}")
+        token: str = body["token"]
+        return token
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def _parley_help() -> str:
+    cmd = parley_command(Path("."), 0)
+    return _version([cmd[0], "serve", "--help"])
+
+
+class Suite:
+    def __init__(
+        self,
+        cfg: Config,
+        out_dir: Path,
+        peers_dir: Path,
+        targets: list[str],
+        workloads: list[str],
+    ) -> None:
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.peers_dir = peers_dir
+        self.targets = targets
+        self.workloads = workloads
+        self.work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        self.results: dict[str, Any] = {"targets": {}}
+        self.failures: list[str] = []
+
+    # --- servers ---------------------------------------------------------------
+
+    def make_server(self, name: str, extra: list[str] | None = None) -> ServerProc:
+        port = free_port()
+        log = self.work / f"{name}-{port}.log"
+        if name == "sink":
+            cmd = [sys.executable, "-m", "parley.bench", "sink", "--port", str(port)]
+            return ServerProc(name, cmd, port, log)
+        if name == "node":
+            node = shutil.which("node") or "node"
+            cmd = [node, str(self.peers_dir / "ws_server.mjs")]
+            return ServerProc(name, cmd, port, log, env={"PORT": str(port)})
+        if name == "python":
+            cmd = [sys.executable, str(self.peers_dir / "websockets_server.py")]
+            return ServerProc(name, cmd, port, log, env={"PORT": str(port)})
+        data = self.work / f"data-{name}-{port}"
+        data.mkdir(parents=True)
+        cmd = parley_command(data, port, extra or [])
+        return ServerProc(name, cmd, port, log, ws_path="/chat", parley=True)
+
+    # --- one target -----------------------------------------------------------
+
+    async def run_target(self, name: str) -> dict[str, Any]:
+        cfg = self.cfg
+        res: dict[str, Any] = {}
+        node_max = {
+            int(n): e.get("max_deliveries_per_s")
+            for n, e in self.results["targets"].get("node", {}).get("fanout", {}).items()
+            if isinstance(e, dict)
+        }
+        extra = (
+            {n: {"at_node50": 0.5 * m} for n, m in node_max.items() if m}
+            if name in ("parley", "python")
+            else {}
+        )
+        server = self.make_server(name)
+        tokens: list[str] = []
+
+        async def ensure_server() -> Target:
+            nonlocal server, tokens
+            if not server.alive():
+                if server.proc is not None:
+                    res.setdefault("restarts", []).append(server.log_tail(500))
+                    server = self.make_server(name)
+                await server.start()
+                if server.parley:
+                    t0 = time.monotonic()
+                    tokens = await register_users(server.http_url, cfg.users)
+                    res["register_s"] = round(time.monotonic() - t0, 2)
+            return Target(name, server.ws_url, server.parley, tokens, server.pid)
+
+        steps: list[tuple[str, Callable[[Target], Awaitable[dict[str, Any]]]]] = []
+        if "connections" in self.workloads:
+            steps.append(("connections", lambda t: connections(t, t.pid, cfg)))
+        if "fanout" in self.workloads:
+            steps.append(("fanout", lambda t: fanout(t, t.pid, cfg, extra)))
+        if "storm" in self.workloads:
+            steps.append(("storm", lambda t: storm(t, t.pid, cfg)))
+        if "ingest" in self.workloads and name in ("parley", "sink"):
+
+            async def run_ingest(t: Target) -> dict[str, Any]:
+                if name == "sink":
+                    t = Target(t.name, t.url.rstrip("/") + "/echo", False, (), t.pid)
+                return await ingest(t, t.pid, cfg)
+
+            steps.append(("ingest", run_ingest))
+        try:
+            for wl, fn in steps:
+                print(f"  [{name}] {wl}", flush=True)
+                try:
+                    target = await ensure_server()
+                    t0 = time.monotonic()
+                    res[wl] = await fn(target)
+                    res[wl]["elapsed_s"] = round(time.monotonic() - t0, 1)
+                except Exception as exc:
+                    traceback.print_exc()
+                    res[wl] = {"error": f"{type(exc).__name__}: {exc}"}
+                    self.failures.append(f"{name} {wl}: {exc}")
+                if not server.alive():
+                    res[wl]["server_died"] = server.log_tail(1000)
+                    self.failures.append(f"{name} died during {wl}")
+            res["rss_end_kib"] = server.rss_kib()
+        finally:
+            code = server.stop()
+            res["exit_code"] = code
+            res["log_tail"] = server.log_tail(800)
+        return res
+
+    async def run_parley_single(self) -> dict[str, Any]:
+        """Durable ingest with one transaction per message, for the group-commit ratio."""
+        helptext = _parley_help()
+        if "--commit-mode" not in helptext:
+            return {"error": "`parley serve` has no --commit-mode flag (single commit mode)"}
+        server = self.make_server("parley_single", ["--commit-mode", "single"])
+        try:
+            await server.start()
+            tokens = await register_users(server.http_url, min(self.cfg.users, 20))
+            target = Target("parley_single", server.ws_url, True, tokens, server.pid)
+            print("  [parley_single] ingest", flush=True)
+            return {"ingest": await ingest(target, server.pid, self.cfg)}
+        finally:
+            server.stop()
+
+    async def run(self) -> int:
+        self.results["meta"] = {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "smoke": self.cfg.smoke,
+            "machine": _machine(),
+            "python": sys.version.split()[0],
+            "node": _version(["node", "--version"]) if shutil.which("node") else None,
+            "fd_limit": raise_fd_limit(),
+            "config": dict(vars(self.cfg)),
+        }
+        t_start = time.monotonic()
+        for name in self.targets:
+            if name == "node" and not (self.peers_dir / "node_modules" / "ws").exists():
+                msg = "bench/peers/node_modules missing (npm ci did not run)"
+                self.results["targets"][name] = {"error": msg}
+                self.failures.append(msg)
+                continue
+            print(f"== {name}", flush=True)
+            t0 = time.monotonic()
+            try:
+                self.results["targets"][name] = await self.run_target(name)
+            except Exception as exc:
+                traceback.print_exc()
+                self.results["targets"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.failures.append(f"{name}: {exc}")
+            self.results["targets"][name]["elapsed_s"] = round(time.monotonic() - t0, 1)
+            if name == "parley" and "ingest" in self.workloads:
+                try:
+                    single = await self.run_parley_single()
+                except Exception as exc:
+                    single = {"error": f"{type(exc).__name__}: {exc}"}
+                    self.failures.append(f"parley_single: {exc}")
+                self.results["targets"]["parley_single"] = single
+        self.results["meta"]["elapsed_s"] = round(time.monotonic() - t_start, 1)
+        self.write()
+        shutil.rmtree(self.work, ignore_errors=True)
+        if self.failures:
+            print("FAILURES:\n  " + "\n  ".join(self.failures), flush=True)
+            return 1
+        return 0
+
+    def write(self) -> None:
+        sizes = sorted(self.cfg.fanout_sizes) if "fanout" in self.workloads else []
+        stem = "smoke" if self.cfg.smoke else "latest"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        md = render_markdown(self.results, sizes)
+        png = self.out_dir / f"{stem}.png"
+        if sizes:
+            try:
+                plot(self.results, sizes, png)
+                md += f"\n![latency against load]({png.name})\n"
+            except Exception as exc:
+                self.failures.append(f"plot: {exc}")
+        (self.out_dir / f"{stem}.md").write_text(md)
+        (self.out_dir / f"{stem}.json").write_text(json.dumps(self.results, indent=1) + "\n")
+        print()
+        print(md)
+        print(f"written: {self.out_dir / stem}.md .json .png", flush=True)
+
+
+async def run_suite(
+    smoke: bool,
+    out_dir: Path,
+    peers_dir: Path,
+    targets: list[str],
+    workloads: list[str],
+    sizes: list[int] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> int:
+    cfg = Config.smoke_config() if smoke else Config()
+    if sizes:
+        cfg.fanout_sizes = sizes
+    for key, value in (overrides or {}).items():
+        setattr(cfg, key, type(getattr(cfg, key))(value))
+    return await Suite(cfg, out_dir, peers_dir, targets, workloads).run()

@@ -1,0 +1,77 @@
+"""The report: table rows, goal check and plot from a results dict (no servers needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from parley.bench.report import evaluate_goals, plot, render_markdown, table_rows
+
+
+def _step(rate: float, p99: float) -> dict[str, Any]:
+    lat = {"count": 100.0, "p50": p99 / 4, "p99": p99, "p999": p99 * 2, "max": p99 * 3}
+    return {"delivered_per_s": rate, "latency_ms": lat, "sustained": True}
+
+
+def _fanout(top: float, p99: float) -> dict[str, Any]:
+    return {
+        "1000": {
+            "max_deliveries_per_s": top,
+            "steps": [_step(top / 2, p99 / 2), _step(top, p99)],
+            "at50": _step(top / 2, p99 / 2),
+            "at90": _step(top * 0.9, p99),
+            "at_node50": _step(100_000, p99 / 3),
+        }
+    }
+
+
+RESULTS: dict[str, Any] = {
+    "meta": {"date": "today", "smoke": False, "machine": "test"},
+    "targets": {
+        "parley": {
+            "fanout": _fanout(400_000, 10),
+            "connections": {"requested": 19000, "held": 19000, "kib_per_conn": 12.5},
+            "ingest": {"acked_per_s": 30_000, "ack_latency_ms": {"p99": 9.0}},
+            "storm": {
+                "clients": 5000,
+                "resume_all_s": 3.2,
+                "lost": 0,
+                "doubled": 0,
+                "all_resumed": True,
+            },
+        },
+        "parley_single": {"ingest": {"acked_per_s": 2_000}},
+        "node": {"fanout": _fanout(200_000, 40)},
+        "python": {"fanout": _fanout(40_000, 400), "storm": {"error": "boom"}},
+    },
+}
+
+
+def test_goals_are_evaluated_from_the_figures() -> None:
+    goals = {g["goal"]: g for g in evaluate_goals(RESULTS)}
+    assert goals["Fan-out 1,000: Parley / Node ws deliveries/s"]["met"] is True
+    assert goals["Fan-out 1,000: Parley / Python websockets deliveries/s"]["measured"] == 10.0
+    assert goals["Group commit / one commit per message"]["measured"] == 15.0
+    assert goals["Server memory per idle connection (KiB)"]["met"] is True
+    storm = next(g for g in goals.values() if g["goal"].startswith("Reconnect storm"))
+    assert storm["met"] is True
+
+
+def test_missing_figures_are_not_measured_rather_than_failed() -> None:
+    goals = evaluate_goals({"targets": {}})
+    assert all(g["met"] is None for g in goals)
+
+
+def test_table_has_ratios_and_errors_are_listed() -> None:
+    rows = table_rows(RESULTS, [1000])
+    top = next(r for r in rows if r[1] == "highest sustained deliveries/s")
+    assert top[2:7] == ("400,000", "200,000", "40,000", "2.00×", "10.00×")
+    md = render_markdown(RESULTS, [1000])
+    assert "| Fan-out N=1,000 |" in md
+    assert "python storm: boom" in md
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "plot.png"
+    plot(RESULTS, [1000], out)
+    assert out.read_bytes()[:4] == b"\x89PNG"
