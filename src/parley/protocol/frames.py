@@ -83,7 +83,7 @@ class Leave(_ClientFrame, tag="leave", frozen=True):
 class Send(_ClientFrame, tag="send", frozen=True):
     room: RoomName
     text: str
-    client_id: ClientId | None = None
+    client_id: ClientId  # required: it is what makes a resend safe
 
 
 class HistoryRequest(_ClientFrame, tag="history", frozen=True):
@@ -174,7 +174,7 @@ class Joined(_ServerFrame, tag="joined", frozen=True):
 
 
 class Ack(_ServerFrame, tag="ack", frozen=True):
-    client_id: str | None
+    client_id: str
     room: str
     seq: int
 

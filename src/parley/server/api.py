@@ -8,7 +8,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from parley.core import check_room
+from parley.core import check_room, check_username
 from parley.protocol import ErrorCode, ProtocolError, encode
 from parley.server.auth import COOKIE, origin_allowed, request_token
 from parley.server.state import ACCOUNTS, CONFIG, NODE
@@ -174,7 +174,9 @@ async def invite(request: web.Request) -> web.Response:
     record = await node.visible_room(user, _room_name(request))
     body = await _body(request)
     name = body.get("username")
-    invitee = await node.store.find_user(name) if isinstance(name, str) else None
+    if not isinstance(name, str) or check_username(name):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "username must be a valid user name")
+    invitee = await node.store.find_user(name)
     if invitee is None:
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {name!r}")
     await node.store.add_member(record.room, invitee.username)

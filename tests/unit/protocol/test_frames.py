@@ -34,7 +34,6 @@ from parley.protocol import (
             {"type": "send", "room": "general", "text": "hi", "client_id": "c1"},
             Send("general", "hi", "c1"),
         ),
-        ({"type": "send", "room": "general", "text": "hi"}, Send("general", "hi", None)),
         ({"type": "history", "room": "general"}, HistoryRequest("general", limit=50)),
         (
             {"type": "history", "room": "r", "before": 9, "limit": 100},
@@ -60,6 +59,7 @@ def test_decodes_every_client_frame(raw: dict[str, object], expected: object) ->
         ('{"type": "join", "room": "Not Valid"}', ErrorCode.BAD_REQUEST),
         ('{"type": "join", "room": "general", "since": -1}', ErrorCode.BAD_REQUEST),
         ('{"type": "send", "room": "general"}', ErrorCode.BAD_REQUEST),
+        ('{"type": "send", "room": "general", "text": "no client_id"}', ErrorCode.BAD_REQUEST),
         ('{"type": "send", "room": "general", "text": 5}', ErrorCode.BAD_REQUEST),
         (
             '{"type": "send", "room": "general", "text": "x", "client_id": ""}',
