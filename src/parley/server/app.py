@@ -13,6 +13,7 @@ from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from parley.broker import open_broker
+from parley.broker.presence import open_presence
 from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
 from parley.server import api, metrics
 from parley.server.accounts import Accounts
@@ -102,7 +103,12 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 def build_app(config: Config) -> web.Application:
     store = open_store(config.db, config.data, group_commit=config.group_commit)
-    node = ChatNode(store, open_broker(config.redis), rate_limit=config.rate_limit)
+    node = ChatNode(
+        store,
+        open_broker(config.redis),
+        rate_limit=config.rate_limit,
+        presence=open_presence(config.redis),
+    )
     app = web.Application(middlewares=[errors_as_json], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[NODE] = node
@@ -153,5 +159,6 @@ async def serve(config: Config) -> None:
     await node.drain(WSCloseCode.GOING_AWAY)
     await runner.cleanup()
     await node.broker.close()
+    await node.presence.close()
     await node.store.close()
     log.info("stopped")

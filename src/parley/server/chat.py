@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal
+from parley.broker.presence import MemoryPresence, PresenceTracker
 from parley.core import GENERAL, Feed, Gap, Hub, RateLimiter, check_text
 from parley.protocol import (
     MAX_TEXT_CHARS,
@@ -52,9 +53,17 @@ class Identity(Protocol):
 
 
 class ChatNode:
-    def __init__(self, store: Store, broker: Broker, *, rate_limit: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        *,
+        rate_limit: int,
+        presence: PresenceTracker | None = None,
+    ) -> None:
         self.store = store
         self.broker = broker
+        self.presence = presence or MemoryPresence()
         self.hub: Hub[Connection] = Hub()
         self.feed = Feed()
         self.limiter = RateLimiter(rate_limit)
@@ -64,10 +73,13 @@ class ChatNode:
         self._filling: set[str] = set()
         self._typing_seen: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resyncing = False
+        self._resync_again = False
 
     async def start(self) -> None:
         for room, seq in (await self.store.last_seqs()).items():
             self.feed.floor(room, seq)
+        await self.presence.start(self)
         await self.broker.start(self)
 
     # --- connections ------------------------------------------------------------
@@ -80,7 +92,7 @@ class ChatNode:
         if conn.mode is Mode.PLAIN:
             conn.rooms.add(GENERAL)
             if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
-                self._presence(GENERAL, conn.username, online=True)
+                self.presence.came(GENERAL, conn.username)
 
     def detach(self, conn: Connection) -> None:
         if conn not in self.connections:
@@ -120,6 +132,7 @@ class ChatNode:
 
     async def join(self, conn: Connection, room: str, since: int | None) -> None:
         record = await self.visible_room(conn, room)
+        await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
             went = self.hub.unsubscribe(conn, conn.username, room)
         else:
@@ -129,9 +142,10 @@ class ChatNode:
         if last_seq is None:
             last_seq = self.feed.floor(room, record.last_seq)
         came = self.hub.subscribe(conn, conn.username, room)
-        conn.send(encode(Joined(room, last_seq, self.hub.online(room))))
+        online = await self.presence.online(room, self.hub.online(room))
+        conn.send(encode(Joined(room, last_seq, online)))
         if came and not went:
-            self._presence(room, conn.username, online=True)
+            self.presence.came(room, conn.username)
         if since is not None and since < last_seq:
             await self._replay(conn, room, since, last_seq)
         for frame in self.hub.go_live(conn, room):
@@ -142,7 +156,7 @@ class ChatNode:
             return
         conn.rooms.discard(room)
         if self.hub.unsubscribe(conn, conn.username, room):
-            self._presence(room, conn.username, online=False)
+            self.presence.went(room, conn.username)
 
     def check_send(self, who: Identity, text: str) -> None:
         """The synchronous checks of a send: text, then the sender's rate."""
@@ -200,6 +214,19 @@ class ChatNode:
             self._fan_out(message)
         if gap is not None:
             self._fill_later(gap)
+
+    def on_presence(self, room: str, username: str, online: bool) -> None:
+        """The presence tracker: `username` came online / went offline in `room` (cluster-wide)."""
+        self._presence(room, username, online=online)
+
+    def resync_from_store(self) -> None:
+        """Broker hook (after a reconnect, and now and then): deliver from the store what the
+        broker may have dropped, in every room this node has subscribers in."""
+        if self._resyncing:
+            self._resync_again = True
+            return
+        self._resyncing = True
+        self._spawn(self._resync())
 
     def on_event(self, event: ClusterEvent) -> None:
         if isinstance(event, TypingSignal):
@@ -272,6 +299,31 @@ class ChatNode:
                     await asyncio.sleep(GAP_GRACE)
         finally:
             self._filling.discard(room)
+
+    async def _catch_up(self, room: str, upto: int) -> None:
+        """Feed `room` from the store until this node has delivered everything up to `upto`."""
+        while (last := self.feed.last_seq.get(room)) is not None and last < upto:
+            page = await self._read(MessageQuery(room, limit=REPLAY_PAGE, after=last))
+            if not page:
+                return
+            for msg in page:
+                self.on_message(msg)
+
+    async def _resync(self) -> None:
+        try:
+            while True:
+                self._resync_again = False
+                try:
+                    stored = await self.store.last_seqs()
+                    for room in list(self.hub.rooms):
+                        await self._catch_up(room, stored.get(room, 0))
+                except (StoreUnavailable, ProtocolError):
+                    await asyncio.sleep(1.0)  # store down too: try again
+                    self._resync_again = True
+                if not self._resync_again:
+                    return
+        finally:
+            self._resyncing = False
 
     async def _read(self, query: MessageQuery) -> list[Message]:
         try:

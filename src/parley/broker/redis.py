@@ -1,0 +1,243 @@
+"""Redis broker: committed messages and cluster events over Redis pub/sub.
+
+Every node publishes on two channels and subscribes to both. A publish is
+handed to this node's sink at once and queued for Redis; one background task
+sends the queue in order (pipelined), retrying with backoff while Redis is
+away. Payloads are msgpack (msgspec) behind the publishing node's id, so a
+node skips its own echoes.
+
+Pub/sub is at-most-once: while a subscriber is disconnected, what was
+published is gone. So after every (re)subscribe, and every `RESYNC_EVERY`
+seconds as a safety net, the broker calls the sink's `resync_from_store()`
+hook (when it has one): the node reads from the store whatever it has not
+delivered yet. The per-room feed drops what it sees twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from parley.broker.base import AnyEvent, Broker, BrokerSink, ClusterEvent
+from parley.protocol import Message
+
+__all__ = ["RedisBroker", "RedisSubscription", "connect_redis"]
+
+log = logging.getLogger("parley.broker")
+
+MESSAGES: Final = b"parley:messages"
+EVENTS: Final = b"parley:events"
+NODE_ID_BYTES: Final = 8
+MAX_PENDING: Final = 100_000  # queued publishes kept while Redis is away; the oldest go first
+BATCH: Final = 512
+BACKOFF_MIN: Final = 0.1
+BACKOFF_MAX: Final = 2.0
+RESYNC_EVERY: Final = 5.0
+START_WAIT: Final = 5.0  # how long start() waits for the first subscription
+
+REDIS_DOWN: Final = (RedisError, OSError)
+
+
+def connect_redis(url: str) -> Redis:
+    """A client that fails fast instead of retrying inside redis-py (we reconnect ourselves)."""
+    client: Redis = Redis.from_url(
+        url,
+        retry=Retry(NoBackoff(), 0),
+        socket_connect_timeout=2.0,
+        socket_timeout=10.0,
+        health_check_interval=5,
+    )
+    return client
+
+
+class RedisSubscription:
+    """One pub/sub connection kept subscribed to `channels`, reconnecting with backoff.
+
+    `on_message(channel, data)` gets each message; `on_subscribed()` runs after
+    every successful (re)subscribe, once the server has confirmed it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channels: Sequence[bytes],
+        on_message: Callable[[bytes, bytes], None],
+        on_subscribed: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.url = url
+        self.channels = list(channels)
+        self.on_message = on_message
+        self.on_subscribed = on_subscribed
+        self.subscribed = asyncio.Event()
+        self.connects = 0
+
+    async def run(self) -> None:
+        backoff = BACKOFF_MIN
+        while True:
+            client = connect_redis(self.url)
+            pubsub = client.pubsub()
+            try:
+                await self._subscribe(pubsub)
+                self.connects += 1
+                if self.connects > 1:
+                    log.info("redis: subscribed again to %s", self.url)
+                backoff = BACKOFF_MIN
+                self.subscribed.set()
+                await self.on_subscribed()
+                while True:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg["type"] == "message":
+                        self.on_message(msg["channel"], msg["data"])
+            except REDIS_DOWN as exc:
+                if self.subscribed.is_set() or self.connects == 0:
+                    log.warning("redis: subscription lost (%s); reconnecting", exc)
+            finally:
+                self.subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        await pubsub.subscribe(*self.channels)
+        confirmed = 0
+        while confirmed < len(self.channels):
+            msg = await pubsub.get_message(timeout=5.0)
+            if msg is None:
+                raise TimeoutError("no subscribe confirmation")
+            if msg["type"] == "subscribe":
+                confirmed += 1
+
+
+class RedisBroker(Broker):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.node_id = secrets.token_bytes(NODE_ID_BYTES)
+        self._sink: BrokerSink | None = None
+        self._outbox: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscription: RedisSubscription | None = None
+        self._msg_encoder = msgspec.msgpack.Encoder()
+        self._msg_decoder = msgspec.msgpack.Decoder(Message)
+        self._event_decoder = msgspec.msgpack.Decoder(AnyEvent)
+        self.dropped = 0  # publishes given up because the outbox overflowed
+
+    async def start(self, sink: BrokerSink) -> None:
+        self._sink = sink
+        self._subscription = RedisSubscription(
+            self.url, [MESSAGES, EVENTS], self._received, self._resync
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._subscription.run(), name="parley-redis-subscriber"),
+            loop.create_task(self._publisher(), name="parley-redis-publisher"),
+            loop.create_task(self._resync_timer(), name="parley-redis-resync"),
+        ]
+        try:
+            await asyncio.wait_for(self._subscription.subscribed.wait(), START_WAIT)
+        except TimeoutError:
+            log.warning(
+                "redis: not reachable at %s yet; serving this node alone meanwhile", self.url
+            )
+
+    async def close(self) -> None:
+        if self._tasks:
+            # give queued publishes a moment to leave
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), 2.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._sink = None
+
+    @property
+    def connected(self) -> bool:
+        return self._subscription is not None and self._subscription.subscribed.is_set()
+
+    # --- publishing ---------------------------------------------------------------
+
+    def publish_message(self, msg: Message) -> None:
+        if self._sink is not None:
+            self._sink.on_message(msg)
+        self._enqueue(MESSAGES, self._msg_encoder.encode(msg))
+
+    def publish_event(self, event: ClusterEvent) -> None:
+        if self._sink is not None:
+            self._sink.on_event(event)
+        self._enqueue(EVENTS, self._msg_encoder.encode(event))
+
+    def _enqueue(self, channel: bytes, payload: bytes) -> None:
+        if self._outbox.qsize() >= MAX_PENDING:
+            self._outbox.get_nowait()
+            self._outbox.task_done()
+            self.dropped += 1  # other nodes catch up from the store on their next resync
+        self._outbox.put_nowait((channel, self.node_id + payload))
+
+    async def _publisher(self) -> None:
+        client = connect_redis(self.url)
+        try:
+            while True:
+                batch = [await self._outbox.get()]
+                while len(batch) < BATCH and not self._outbox.empty():
+                    batch.append(self._outbox.get_nowait())
+                await self._send(client, batch)
+                for _ in batch:
+                    self._outbox.task_done()
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _send(self, client: Redis, batch: list[tuple[bytes, bytes]]) -> None:
+        """Publish in order; on failure retry the whole batch (the feed drops doubles)."""
+        backoff = BACKOFF_MIN
+        while True:
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for channel, data in batch:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+                return
+            except REDIS_DOWN as exc:
+                log.debug("redis: publish failed (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    # --- receiving ------------------------------------------------------------------
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        sink = self._sink
+        if sink is None or data[:NODE_ID_BYTES] == self.node_id:
+            return  # our own publish: the sink had it already
+        payload = data[NODE_ID_BYTES:]
+        try:
+            if channel == MESSAGES:
+                sink.on_message(self._msg_decoder.decode(payload))
+            elif channel == EVENTS:
+                sink.on_event(self._event_decoder.decode(payload))
+        except msgspec.DecodeError:
+            log.warning("redis: undecodable payload on %r ignored", channel)
+
+    async def _resync(self) -> None:
+        hook = getattr(self._sink, "resync_from_store", None)
+        if callable(hook):
+            hook()
+
+    async def _resync_timer(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_EVERY)
+            if self.connected:
+                await self._resync()
