@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,10 +20,19 @@ PARLEY = str(Path(sys.executable).with_name("parley"))
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port below Linux's ephemeral range (32768-60999).
+
+    A port the kernel hands out with bind(0) is an ephemeral one, which any client socket may
+    take as its source port before our server binds it; below the range that cannot happen.
+    """
+    while True:
+        port = random.randrange(20000, 32700)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class ServerProcess:

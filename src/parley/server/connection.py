@@ -1,9 +1,11 @@
 """One client socket as the chat sees it: who it is, what it joined, and its outbox.
 
-Frames sent during one loop iteration are coalesced into a single transport
-write (one syscall for a burst of acks and messages). A client that stops
-reading and lets more than `MAX_BUFFERED` bytes pile up is closed (1008):
-one slow reader must not hold the server's memory hostage.
+Frames sent to a socket during one loop iteration are coalesced into a single
+transport write: under load a socket gets one syscall per iteration, not one per
+message. One callback per iteration flushes every socket that has output, so a
+broadcast to N sockets costs N list appends plus one scheduled call. A client
+that stops reading and lets more than `MAX_BUFFERED` bytes pile up is closed
+(1008): one slow reader must not hold the server's memory hostage.
 """
 
 from __future__ import annotations
@@ -17,10 +19,33 @@ from aiohttp import WSCloseCode, web
 
 from parley.server.frames import text_frame
 
-__all__ = ["Connection", "Mode"]
+__all__ = ["Connection", "Flusher", "Mode"]
 
 MAX_BUFFERED: Final = 8 * 1024 * 1024
 _ids = itertools.count(1)
+
+
+class Flusher:
+    """Writes out, once per loop iteration, every socket that queued frames in it."""
+
+    __slots__ = ("_dirty", "_loop", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+
+    def mark(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
 
 
 class Mode(Enum):
@@ -30,7 +55,7 @@ class Mode(Enum):
 
 class Connection:
     __slots__ = (
-        "_flush_handle",
+        "_flusher",
         "_loop",
         "_out",
         "closing",
@@ -52,6 +77,7 @@ class Connection:
         username: str,
         mode: Mode,
         token_hash: str | None,
+        flusher: Flusher,
     ) -> None:
         self.id = next(_ids)
         self.ws = ws
@@ -65,7 +91,7 @@ class Connection:
         self.closing = False
         self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()
-        self._flush_handle: asyncio.Handle | None = None
+        self._flusher = flusher
 
     def __hash__(self) -> int:
         return self.id
@@ -82,15 +108,15 @@ class Connection:
         if self.closing:
             return
         self._out.append(frame)
-        if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self.flush)
+        if len(self._out) == 1:
+            self._flusher.mark(self)
 
     def flush(self) -> None:
-        self._flush_handle = None
-        if not self._out or self.closing:
-            self._out.clear()
+        if not self._out:
             return
         out, self._out = self._out, []
+        if self.closing:
+            return
         if self.transport.is_closing():
             return
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))

@@ -74,7 +74,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     if transport is None:
         return ws
     mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
-    conn = Connection(ws, transport, username, mode, token_hash)
+    conn = Connection(ws, transport, username, mode, token_hash, node.flusher)
     node.attach(conn)
     try:
         session = JsonSession(node, conn) if mode is Mode.JSON else PlainSession(node, conn)
