@@ -29,7 +29,7 @@ from parley.protocol import (
     encode,
 )
 from parley.server import metrics
-from parley.server.connection import Connection, Mode
+from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import text_frame
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
 
@@ -65,6 +65,7 @@ class ChatNode:
         self.broker = broker
         self.presence = presence or MemoryPresence()
         self.hub: Hub[Connection] = Hub()
+        self.flusher = Flusher()
         self.feed = Feed()
         self.limiter = RateLimiter(rate_limit)
         self.connections: set[Connection] = set()
@@ -247,10 +248,17 @@ class ChatNode:
             _write_all(subs.plain, text_frame(f"{msg.username}: {msg.text}".encode()))
 
     def _presence(self, room: str, username: str, *, online: bool) -> None:
+        """Tell the room's other users; a user's own sockets know without being told."""
+        subs = self.hub.rooms.get(room)
+        if subs is None:
+            return
         frame = text_frame(encode(Presence(room, username, online)))
-        subs = self.hub.deliver(room, frame)
-        if subs is not None:
-            _write_all(subs.live, frame)
+        for conn in subs.live:
+            if conn.username != username:
+                conn.send_frame(frame)
+        for conn, buffered in subs.replaying.items():
+            if conn.username != username:
+                buffered.append(frame)
 
     def _typing_out(self, event: TypingSignal) -> None:
         subs = self.hub.rooms.get(event.room)
