@@ -80,7 +80,7 @@ async def test_resume_with_since_while_others_keep_sending(server_factory: Serve
         # A's first session starts before anything is sent: join without since = live only
         a = await open_ws(srv.ws_url, reader_user.token)
         await a.join(ROOM)
-        joined = await a.recv()
+        joined = await a.recv_chat()
         assert joined["type"] == "joined", joined
         assert joined["last_seq"] == 0
 
@@ -168,14 +168,14 @@ async def test_join_since_replay_is_exactly_the_gap(server_factory: ServerFactor
             await api.send(writer.token, "general", f"m{i}")
         a = await open_ws(srv.ws_url, reader_user.token)
         await a.join("general", since=5)
-        events = [await a.recv() for _ in range(11)]
+        events = [await a.recv_chat() for _ in range(11)]
         assert events[0]["type"] == "joined"
         assert events[0]["last_seq"] == 15
         assert [(e["type"], e["seq"], e["text"]) for e in events[1:]] == [
             ("message", i, f"m{i}") for i in range(6, 16)
         ]
         await api.send(writer.token, "general", "m16")
-        live = await a.recv()
+        live = await a.recv_chat()
         assert (live["type"], live["seq"]) == ("message", 16)
         await a.close()
 

@@ -159,7 +159,7 @@ async def test_guest_limited_to_general(guest_server: ServerProcess) -> None:
         owner = await api.register()
         await api.create_room(owner.token, "lobby")
         assert_error(await api.get("/api/rooms"), 401)
-        assert_error(await api.send_raw("", "general", "x"), 401)
+        assert_error(await api.post("/api/rooms/general/messages", json={"text": "x"}), 401)
         guest = await open_ws(guest_server.ws_url)
         await guest.join("lobby")
         await guest.expect_error("forbidden")

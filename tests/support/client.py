@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import ssl
@@ -34,6 +35,10 @@ DEFAULT_TIMEOUT = 10.0
 
 def new_client_id() -> str:
     return uuid.uuid4().hex
+
+
+def _matches(event: Event, type_: str, fields: dict[str, Any]) -> bool:
+    return event.get("type") == type_ and all(event.get(k) == v for k, v in fields.items())
 
 
 def _headers(token: str | None, cookie: str | None) -> dict[str, str]:
@@ -73,12 +78,21 @@ async def _connect(
 
 
 class ParleyWS:
-    """One parley.v1 connection. `hello` is the first event, read on open."""
+    """One parley.v1 connection. `hello` is the first event, read on open.
+
+    Events read while looking for another one are kept in `backlog` and returned first by later
+    reads, so nothing is lost; `seen` is every event ever received (for "never arrived" checks).
+    """
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.hello: Event = {}
-        self.skipped: list[Event] = []
+        self.backlog: collections.deque[Event] = collections.deque()
+        self.seen: list[Event] = []
+
+    def seen_of(self, type_: str, **fields: Any) -> list[Event]:
+        """Every received event of this type (and field values), consumed or not."""
+        return [e for e in self.seen if _matches(e, type_, fields)]
 
     @property
     def username(self) -> str:
@@ -115,27 +129,38 @@ class ParleyWS:
 
     # -- receiving -----------------------------------------------------------------------------
 
-    async def recv(self, within: float = DEFAULT_TIMEOUT) -> Event:
+    async def _read(self, within: float) -> Event:
         raw = await asyncio.wait_for(self.ws.recv(), within)
         assert isinstance(raw, str), f"expected a text frame, got {raw!r}"
         event = json.loads(raw)
         assert isinstance(event, dict), event
+        self.seen.append(event)
         return event
+
+    async def recv(self, within: float = DEFAULT_TIMEOUT) -> Event:
+        """The next event (from the backlog first)."""
+        if self.backlog:
+            return self.backlog.popleft()
+        return await self._read(within)
 
     async def recv_until(
         self, pred: Callable[[Event], bool], within: float = DEFAULT_TIMEOUT
     ) -> Event:
-        """Next event matching pred; events skipped on the way are kept in self.skipped."""
+        """The first event matching pred; the others stay in the backlog, in order."""
+        for event in list(self.backlog):
+            if pred(event):
+                self.backlog.remove(event)
+                return event
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"no matching event; skipped: {self.skipped[-10:]}")
-            event = await self.recv(remaining)
+                raise TimeoutError(f"no matching event; backlog: {list(self.backlog)[-10:]}")
+            event = await self._read(remaining)
             if pred(event):
                 return event
-            self.skipped.append(event)
+            self.backlog.append(event)
 
     async def recv_type(self, type_: str, within: float = DEFAULT_TIMEOUT, **fields: Any) -> Event:
         """Next event of this type (and these field values). An unexpected error event fails."""
@@ -143,16 +168,20 @@ class ParleyWS:
         def pred(event: Event) -> bool:
             if event.get("type") == "error" and type_ != "error":
                 raise AssertionError(f"unexpected error event while waiting for {type_}: {event}")
-            return event.get("type") == type_ and all(event.get(k) == v for k, v in fields.items())
+            return _matches(event, type_, fields)
 
         return await self.recv_until(pred, within)
+
+    async def recv_chat(self, within: float = DEFAULT_TIMEOUT) -> Event:
+        """The next event that is not presence or typing (those stay in the backlog)."""
+        return await self.recv_until(lambda e: e.get("type") not in ("presence", "typing"), within)
 
     async def join_ok(self, room: str, since: int | None = None) -> Event:
         await self.join(room, since)
         return await self.recv_type("joined", room=room)
 
     async def send_ok(self, room: str, text: str, client_id: str | None = None) -> Event:
-        """Send and return the ack (only the ack is consumed; message events are skipped)."""
+        """Send and return the ack (other events stay in the backlog)."""
         cid = await self.send_text(room, text, client_id)
         return await self.recv_type("ack", client_id=cid)
 
@@ -163,13 +192,14 @@ class ParleyWS:
         return msgs
 
     async def expect_error(self, code: str, within: float = DEFAULT_TIMEOUT) -> Event:
+        """The next error event, which must have this code."""
         event = await self.recv_until(lambda e: e.get("type") == "error", within)
         assert event["code"] == code, event
         assert isinstance(event.get("message"), str), event
         return event
 
     async def wait_closed(self, within: float = DEFAULT_TIMEOUT) -> int | None:
-        """Read (and keep) events until the server closes; return the close code it sent."""
+        """Read (into the backlog) until the server closes; return the close code it sent."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         try:
@@ -180,7 +210,9 @@ class ParleyWS:
                 raw = await asyncio.wait_for(self.ws.recv(), remaining)
                 if isinstance(raw, str):
                     with contextlib.suppress(ValueError):
-                        self.skipped.append(json.loads(raw))
+                        event = json.loads(raw)
+                        self.seen.append(event)
+                        self.backlog.append(event)
         except ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd is not None else None
 

@@ -1,0 +1,346 @@
+"""Several `parley serve` nodes on one PostgreSQL and one Redis behave as one chat (issue 6).
+
+Every test: clients spread over the nodes, all joined to one room, send concurrently
+through every node; each client must receive every stored message exactly once, in seq
+order, with no gap — also across a Redis restart, a PostgreSQL restart and `kill -9` of a
+node (whose clients reconnect elsewhere with `since`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.api import AsyncApi, User
+from tests.support.client import ParleyWS, open_ws
+from tests.support.pg import PgServer
+from tests.support.redis_server import RedisServer
+from tests.support.server import ServerProcess
+
+ClusterFactory = Callable[..., list[ServerProcess]]
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+ROOM = "general"
+WINDOW = 16  # unacked sends per client
+WAIT = 90.0  # upper bound for a whole phase; it normally takes a few seconds
+
+
+class Peer:
+    """One user's connection to one node: sends with a window, records everything it receives.
+
+    After a reconnect (`connect` again, with `since`), `seqs` keeps growing: it is the
+    user's view of the room across connections.
+    """
+
+    def __init__(self, user: User, name: str) -> None:
+        self.user = user
+        self.name = name
+        self.client: ParleyWS | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.seqs: list[int] = []
+        self.acks: dict[str, int] = {}
+        self.errors: list[dict[str, Any]] = []
+        self.presence: list[tuple[str, bool]] = []
+        self.typing: list[str] = []
+        self.close_code: int | None = None
+        self.closed = False
+        self.window = asyncio.Semaphore(WINDOW)
+        self.changed = asyncio.Event()
+        self._joined: asyncio.Future[dict[str, Any]] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1] if self.seqs else 0
+
+    async def connect(self, node: ServerProcess, since: int | None = None) -> dict[str, Any]:
+        self.client = await open_ws(node.ws_url, self.user.token)
+        self.closed = False
+        self.window = asyncio.Semaphore(WINDOW)
+        self._joined = asyncio.get_running_loop().create_future()
+        self.reader = asyncio.create_task(self._read(self.client))
+        join: dict[str, Any] = {"type": "join", "room": ROOM}
+        if since is not None:
+            join["since"] = since
+        await self.client.send_json(join)
+        return await asyncio.wait_for(self._joined, WAIT)
+
+    async def _read(self, client: ParleyWS) -> None:
+        try:
+            while True:
+                event = json.loads(await client.ws.recv())
+                kind = event["type"]
+                if kind == "joined" and self._joined and not self._joined.done():
+                    self._joined.set_result(event)
+                elif kind == "message" and event["room"] == ROOM:
+                    self.seqs.append(event["seq"])
+                elif kind == "ack":
+                    assert event["client_id"] not in self.acks, event
+                    self.acks[event["client_id"]] = event["seq"]
+                    self.window.release()
+                elif kind == "error":
+                    self.errors.append(event)
+                    if event.get("ref"):
+                        self.window.release()
+                elif kind == "presence":
+                    self.presence.append((event["username"], event["online"]))
+                elif kind == "typing":
+                    self.typing.append(event["username"])
+                self.changed.set()
+        except ConnectionClosed as exc:
+            self.close_code = exc.rcvd.code if exc.rcvd is not None else None
+        finally:
+            self.closed = True
+            for _ in range(WINDOW):  # unblock a sender: no ack will come on this socket
+                self.window.release()
+            self.changed.set()
+
+    async def send(self, cid: str, text: str | None = None) -> None:
+        assert self.client is not None
+        await self.window.acquire()
+        if self.closed:
+            self.window.release()
+            return
+        frame = {
+            "type": "send",
+            "room": ROOM,
+            "text": text or f"{self.name}: {cid}",
+            "client_id": cid,
+        }
+        try:
+            await self.client.send_json(frame)
+        except ConnectionClosed:
+            self.window.release()
+
+    async def send_many(self, prefix: str, count: int) -> None:
+        for i in range(count):
+            await self.send(f"{self.name}-{prefix}-{i}")
+
+    async def settle(self) -> None:
+        """Wait until nothing this peer sent is still unanswered."""
+        for _ in range(WINDOW):
+            await asyncio.wait_for(self.window.acquire(), WAIT)
+        for _ in range(WINDOW):
+            self.window.release()
+
+    async def until(self, done: Callable[[], bool], within: float = WAIT) -> None:
+        async def wait() -> None:
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(wait(), within)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.close()
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.reader
+
+
+async def make_peers(nodes: Sequence[ServerProcess], per_node: int) -> list[Peer]:
+    peers: list[Peer] = []
+    async with AsyncApi(nodes[0].url) as api:
+        for n, node in enumerate(nodes):
+            for k in range(per_node):
+                peer = Peer(await api.register(), f"n{n}p{k}")
+                await peer.connect(node)
+                peers.append(peer)
+    return peers
+
+
+async def stored(node: ServerProcess, user: User) -> list[dict[str, Any]]:
+    async with AsyncApi(node.url) as api:
+        return await api.all_messages(user.token, ROOM)
+
+
+async def everyone_has_everything(peers: Sequence[Peer], total: int) -> None:
+    """Each peer received 1..total: every message once, in seq order, nothing missing."""
+    for peer in peers:
+        await peer.until(lambda p=peer: p.last_seq >= total)
+    await asyncio.sleep(0.5)  # a late duplicate would show up now
+    for peer in peers:
+        assert peer.seqs == list(range(1, total + 1)), (
+            peer.name,
+            len(peer.seqs),
+            [s for i, s in enumerate(peer.seqs) if s != i + 1][:10],
+        )
+
+
+def check_acks(peers: Sequence[Peer], history: list[dict[str, Any]]) -> None:
+    """Every acked message is stored, once, with the acked seq; seqs are gapless."""
+    assert [m["seq"] for m in history] == list(range(1, len(history) + 1))
+    by_cid = {m["client_id"]: m["seq"] for m in history}
+    assert len(by_cid) == len(history)
+    for peer in peers:
+        for cid, seq in peer.acks.items():
+            assert by_cid.get(cid) == seq, (peer.name, cid, seq)
+
+
+async def close_all(peers: Sequence[Peer]) -> None:
+    await asyncio.gather(*(peer.close() for peer in peers))
+
+
+# --- the tests ----------------------------------------------------------------------------
+
+
+async def test_three_nodes_1000_messages_everyone_gets_all_in_order(
+    cluster: ClusterFactory,
+) -> None:
+    nodes = cluster(3)
+    peers = await make_peers(nodes, per_node=3)
+    try:
+        total = 1000
+        n = len(peers)
+        counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
+        await asyncio.gather(*(p.send_many("m", c) for p, c in zip(peers, counts, strict=True)))
+        await asyncio.gather(*(p.settle() for p in peers))
+        assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
+        assert sum(len(p.acks) for p in peers) == total
+        await everyone_has_everything(peers, total)
+        check_acks(peers, await stored(nodes[1], peers[0].user))
+    finally:
+        await close_all(peers)
+
+
+async def test_presence_and_typing_cross_nodes(cluster: ClusterFactory) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        ann, bob = Peer(await api.register(), "ann"), Peer(await api.register(), "bob")
+    try:
+        await ann.connect(a)
+        joined = await bob.connect(b)
+        assert ann.user.username in joined["online"]
+        assert bob.user.username in joined["online"]
+        await ann.until(lambda: (bob.user.username, True) in ann.presence)
+
+        assert bob.client is not None
+        await bob.client.send_json({"type": "typing", "room": ROOM})
+        await ann.until(lambda: bob.user.username in ann.typing)
+
+        await bob.close()
+        await ann.until(lambda: (bob.user.username, False) in ann.presence)
+    finally:
+        await close_all([ann, bob])
+
+
+async def test_logout_on_one_node_closes_sockets_on_another(cluster: ClusterFactory) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        cat = Peer(await api.register(), "cat")
+        try:
+            await cat.connect(b)
+            resp = await api.post("/api/logout", token=cat.user.token)
+            assert resp.status_code == 204, resp.text
+            await cat.until(lambda: cat.close_code is not None)
+            assert cat.close_code == 4001
+        finally:
+            await cat.close()
+
+
+async def test_redis_restart_mid_run_loses_nothing(
+    cluster: ClusterFactory, redis_server: RedisServer
+) -> None:
+    nodes = cluster(3)
+    peers = await make_peers(nodes, per_node=2)
+    try:
+        first = [asyncio.create_task(p.send_many("before", 60)) for p in peers]
+        await peers[0].until(lambda: peers[0].last_seq >= 100)
+        redis_server.stop()
+        await asyncio.gather(*first)
+        await asyncio.gather(*(p.send_many("during", 20) for p in peers))
+        await asyncio.gather(*(p.settle() for p in peers))
+        redis_server.start()  # empty, as after a crash
+        await asyncio.gather(*(p.send_many("after", 20) for p in peers))
+        await asyncio.gather(*(p.settle() for p in peers))
+
+        assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
+        total = len(peers) * 100
+        assert sum(len(p.acks) for p in peers) == total
+        await everyone_has_everything(peers, total)
+        check_acks(peers, await stored(nodes[2], peers[0].user))
+    finally:
+        await close_all(peers)
+
+
+async def test_postgres_restart_mid_run_unavailable_then_works(
+    cluster: ClusterFactory, pg_server: PgServer
+) -> None:
+    nodes = cluster(3)
+    peers = await make_peers(nodes, per_node=2)
+    try:
+        await asyncio.gather(*(p.send_many("before", 50) for p in peers))
+        await asyncio.gather(*(p.settle() for p in peers))
+        pg_server.stop("fast")
+        try:
+            await asyncio.gather(*(p.send_many("down", 5) for p in peers))
+            await asyncio.gather(*(p.settle() for p in peers))
+            for peer in peers:  # every send while down: a clear error, no ack
+                codes = {(e["code"], e.get("ref")) for e in peer.errors}
+                assert codes == {("unavailable", f"{peer.name}-down-{i}") for i in range(5)}
+            async with httpx.AsyncClient(trust_env=False) as http:
+                resp = await http.post(
+                    f"{nodes[0].url}/api/rooms/{ROOM}/messages",
+                    json={"text": "rest while down", "client_id": "rest-down"},
+                    headers=peers[0].user.headers,
+                )
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "unavailable"
+        finally:
+            pg_server.start()
+        # the same nodes, no restart: sending works again (retrying the failed ids too)
+        for peer in peers:
+            peer.errors.clear()
+        await asyncio.gather(*(p.send_many("down", 5) for p in peers))
+        await asyncio.gather(*(p.send_many("after", 45) for p in peers))
+        await asyncio.gather(*(p.settle() for p in peers))
+        assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
+
+        total = len(peers) * 100
+        assert sum(len(p.acks) for p in peers) == total
+        await everyone_has_everything(peers, total)
+        check_acks(peers, await stored(nodes[1], peers[0].user))
+    finally:
+        await close_all(peers)
+
+
+async def test_kill_9_of_a_node_its_clients_resume_elsewhere(cluster: ClusterFactory) -> None:
+    nodes = cluster(3)
+    peers = await make_peers(nodes, per_node=2)
+    victims = [p for p in peers if p.name.startswith("n2")]
+    async with AsyncApi(nodes[0].url) as api:
+        lonely = Peer(await api.register(), "lonely")  # only ever on the node that dies
+    await lonely.connect(nodes[2])
+    watcher = peers[0]
+    await watcher.until(lambda: (lonely.user.username, True) in watcher.presence)
+    try:
+        sending = [asyncio.create_task(p.send_many("m", 80)) for p in peers]
+        await watcher.until(lambda: watcher.last_seq >= 120)
+        nodes[2].kill()
+        for victim in victims:
+            await victim.until(lambda v=victim: v.reader is not None and v.reader.done())
+        await asyncio.gather(*sending, return_exceptions=True)
+        # the victims come back on another node and resume where they were
+        for i, victim in enumerate(victims):
+            await victim.connect(nodes[i % 2], since=victim.last_seq)
+            await victim.send_many("again", 20)
+        await asyncio.gather(*(p.settle() for p in peers))
+
+        async with AsyncApi(nodes[0].url) as api:
+            history = await api.all_messages(peers[0].user.token, ROOM)
+        check_acks(peers, history)
+        await everyone_has_everything(peers, len(history))
+        # the dead node's users drop out of presence (its heartbeat stopped)
+        await watcher.until(lambda: (lonely.user.username, False) in watcher.presence, within=40)
+    finally:
+        await close_all([*peers, lonely])
