@@ -80,6 +80,11 @@ class FailureThrottle:
     def clear(self, key: str) -> None:
         self.failures.pop(key, None)
 
+    def prune(self, now: float) -> None:
+        """Forget keys whose failures all slid out of the window."""
+        for key in list(self.failures):
+            self._recent(key, now)
+
     def _recent(self, key: str, now: float) -> deque[float] | None:
         log = self.failures.get(key)
         if log is None:

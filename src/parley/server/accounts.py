@@ -83,6 +83,10 @@ class Accounts:
         self.user_failures.clear(user_key)
         return user.username, await self._new_token(user.username)
 
+    def prune(self, now: float) -> None:
+        self.user_failures.prune(now)
+        self.address_failures.prune(now)
+
     async def logout(self, token_hash: str) -> None:
         await self.store.delete_token(token_hash)
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -133,6 +134,15 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
+async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
+    """Forget idle rate-limit state so memory follows active users, not all users ever seen."""
+    while True:
+        await asyncio.sleep(every)
+        now = time.monotonic()
+        app[NODE].limiter.prune(now)
+        app[ACCOUNTS].prune(now)
+
+
 async def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish acks, close with 1001."""
     app = build_app(config)
@@ -148,6 +158,7 @@ async def serve(config: Config) -> None:
     scheme = "https" if config.tls else "http"
     log.info("parley serving on %s://%s:%d", scheme, config.host, config.port)
 
+    housekeeping = asyncio.create_task(_housekeeping(app))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,6 +166,7 @@ async def serve(config: Config) -> None:
     await stop.wait()
 
     log.info("draining")
+    housekeeping.cancel()
     await site.stop()
     await node.drain(WSCloseCode.GOING_AWAY)
     await runner.cleanup()

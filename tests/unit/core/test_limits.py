@@ -47,3 +47,11 @@ def test_failure_throttle_sliding_window() -> None:
     assert throttle.retry_after("alice", 60.5) == 0.0  # the first failure slid out
     throttle.clear("alice")
     assert throttle.failures == {}
+
+
+def test_failure_throttle_prune_forgets_old_keys() -> None:
+    throttle = FailureThrottle(limit=3, window=60.0)
+    throttle.fail("old", 0.0)
+    throttle.fail("new", 50.0)
+    throttle.prune(70.0)
+    assert list(throttle.failures) == ["new"]
