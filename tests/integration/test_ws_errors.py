@@ -48,6 +48,24 @@ async def test_invalid_json_bad_request_and_stays_open(
         await assert_still_open(c, expected_seq=1)
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"a":' * 20_000 + "1" + "}" * 20_000,  # deeply nested object, 120 kB
+        '{"type": "join", "room": ' + "[" * 50_000 + "]" * 50_000 + "}",
+        "[" * 50_000 + "]" * 50_000,
+    ],
+    ids=["nested-object", "nested-field", "nested-array"],
+)
+async def test_deeply_nested_json_bad_request_and_stays_open(
+    server: ServerProcess, alice: User, frame: str
+) -> None:
+    async with parley_ws(server.ws_url, alice.token) as c:
+        await c.send_raw(frame)
+        await c.expect_error("bad_request")
+        await assert_still_open(c, expected_seq=1)
+
+
 @pytest.mark.parametrize("frame", ["null", "42", '"join"', "[1, 2]", "true", '[{"type":"join"}]'])
 async def test_json_that_is_not_an_object_bad_request(
     server: ServerProcess, alice: User, frame: str
