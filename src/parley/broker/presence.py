@@ -29,7 +29,7 @@ from typing import Final, Protocol
 
 from redis.asyncio import Redis
 
-from parley.broker.redis import REDIS_DOWN, RedisSubscription, connect_redis
+from parley.broker.redis import REDIS_DOWN, RedisSubscription, connect_redis, stop_tasks
 
 __all__ = [
     "MemoryPresence",
@@ -123,6 +123,7 @@ class RedisPresence(PresenceTracker):
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: RedisSubscription | None = None
+        self._keep_until = 0.0  # after a reconnect, nobody is dropped before this (loop time)
 
     async def start(self, sink: PresenceSink) -> None:
         self._sink = sink
@@ -142,9 +143,7 @@ class RedisPresence(PresenceTracker):
         """Leave the cluster: this node's users go offline for the others now, not in 20 s."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ops.join(), 2.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
         self._tasks = []
         redis, self._redis = self._redis, None
         if redis is not None:
@@ -188,7 +187,7 @@ class RedisPresence(PresenceTracker):
         self._ops.put_nowait((False, room, username))
 
     async def online(self, room: str, here: Iterable[str]) -> list[str]:
-        if room in self._local and room not in self._loaded:
+        if room not in self._loaded:
             with contextlib.suppress(TimeoutError, *REDIS_DOWN):
                 await asyncio.wait_for(self._refresh([room], quiet=True), LOAD_WAIT)
         return sorted(set(self._view.get(room, {})) | set(here))
@@ -231,7 +230,13 @@ class RedisPresence(PresenceTracker):
             self._wake.set()
 
     async def _resubscribed(self) -> None:
-        """After (re)connecting: re-assert our entries, then re-read every room we care about."""
+        """After (re)connecting: re-assert our entries, then re-read every room we care about.
+
+        Redis may have restarted empty: until every node's heartbeat has re-asserted its
+        entries, a user missing from Redis is not taken for gone.
+        """
+        if self._subscription is not None and self._subscription.connects > 1:
+            self._keep_until = asyncio.get_running_loop().time() + HEARTBEAT + 1.0
         with contextlib.suppress(*REDIS_DOWN):
             await self._assert_entries(announce=True)
         self._dirty.update(self._local)
@@ -301,15 +306,20 @@ class RedisPresence(PresenceTracker):
         alive = {n for n, flag in zip(order, alive_flags, strict=True) if flag is not None}
         stale: dict[str, list[str]] = {}
         for room in rooms:
-            if room not in self._local:
+            local = self._local.get(room)
+            if local is None and not quiet:
                 continue  # everyone here left while we were reading
-            view: dict[str, set[str]] = {u: {self.node} for u in self._local[room]}
+            view: dict[str, set[str]] = {u: {self.node} for u in local or ()}
             for node, user in entries[room]:
                 if node in alive:
                     view.setdefault(user, set()).add(node)
                 else:
                     stale.setdefault(room, []).append(f"{node}/{user}")
             before = self._view.get(room, {})
+            if asyncio.get_running_loop().time() < self._keep_until:
+                for user, nodes in before.items():  # just reconnected: keep the others
+                    if user not in view and nodes - {self.node}:
+                        view[user] = nodes - {self.node}
             first = room not in self._loaded
             self._view[room] = view
             self._loaded.add(room)

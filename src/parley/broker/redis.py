@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from parley.broker.base import AnyEvent, Broker, BrokerSink, ClusterEvent
 from parley.protocol import Message
 
-__all__ = ["RedisBroker", "RedisSubscription", "connect_redis"]
+__all__ = ["RedisBroker", "RedisSubscription", "connect_redis", "stop_tasks"]
 
 log = logging.getLogger("parley.broker")
 
@@ -49,16 +49,34 @@ START_WAIT: Final = 5.0  # how long start() waits for the first subscription
 REDIS_DOWN: Final = (RedisError, OSError)
 
 
-def connect_redis(url: str) -> Redis:
-    """A client that fails fast instead of retrying inside redis-py (we reconnect ourselves)."""
+def connect_redis(url: str, *, retries: int = 1) -> Redis:
+    """A client that fails fast instead of retrying inside redis-py (we reconnect ourselves).
+
+    Command clients retry once, at once: after a Redis restart the pooled connection is dead
+    and only a fresh one can tell whether Redis is really away. A pub/sub client must not
+    retry at all: redis-py would resubscribe silently, and we must know to catch up.
+    """
     client: Redis = Redis.from_url(
         url,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), retries),
         socket_connect_timeout=2.0,
         socket_timeout=10.0,
         health_check_interval=5,
     )
     return client
+
+
+async def stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel and wait; cancel again a task that swallowed it (a redis-py timeout may turn a
+    cancellation into TimeoutError on Python 3.11, which the reconnect loops then retry)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning at exit
 
 
 class RedisSubscription:
@@ -85,7 +103,7 @@ class RedisSubscription:
     async def run(self) -> None:
         backoff = BACKOFF_MIN
         while True:
-            client = connect_redis(self.url)
+            client = connect_redis(self.url, retries=0)
             pubsub = client.pubsub()
             try:
                 await self._subscribe(pubsub)
@@ -158,9 +176,7 @@ class RedisBroker(Broker):
             # give queued publishes a moment to leave
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.join(), 2.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
         self._tasks = []
         self._sink = None
 
