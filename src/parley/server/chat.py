@@ -129,6 +129,13 @@ class ChatNode:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
         return record
 
+    async def may_use(self, conn: Connection, room: str) -> None:
+        """`visible_room` for a socket, remembered: access is never taken away from a member,
+        so a socket asks the store about a room once, not on every send."""
+        if room not in conn.allowed:
+            await self.visible_room(conn, room)
+            conn.allowed.add(room)
+
     # --- commands -----------------------------------------------------------------
 
     async def join(self, conn: Connection, room: str, since: int | None) -> None:
@@ -193,8 +200,7 @@ class ChatNode:
         return await self._read(query)
 
     async def typing(self, conn: Connection, room: str) -> None:
-        if room not in conn.rooms:
-            await self.visible_room(conn, room)
+        await self.may_use(conn, room)
         now = time.monotonic()
         key = (room, conn.username)
         if now - self._typing_seen.get(key, -TYPING_EVERY) < TYPING_EVERY:

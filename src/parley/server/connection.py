@@ -58,6 +58,7 @@ class Connection:
         "_flusher",
         "_loop",
         "_out",
+        "allowed",
         "closing",
         "guest",
         "id",
@@ -87,6 +88,7 @@ class Connection:
         self.token_hash = token_hash
         self.guest = token_hash is None
         self.rooms: set[str] = set()
+        self.allowed: set[str] = set()  # rooms this socket was found to be allowed to use
         self.inflight: set[asyncio.Task[None]] = set()
         self.closing = False
         self._out: list[bytes] = []

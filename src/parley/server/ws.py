@@ -137,8 +137,7 @@ class JsonSession:
         conn = self.conn
         try:
             self.node.check_send(conn, frame.text)
-            if frame.room not in conn.rooms:
-                await self.node.visible_room(conn, frame.room)
+            await self.node.may_use(conn, frame.room)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             raise
