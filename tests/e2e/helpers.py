@@ -86,8 +86,12 @@ class Web:
 
 
 # ------------------------------------------------------------------ page helpers
-def expect_online(page: Page) -> None:
-    expect(page.locator("#conn")).to_have_attribute("data-state", "online")
+# After an outage the backoff may legitimately wait up to its 30 s cap before the next try.
+RECONNECT_TIMEOUT_MS = 45_000
+
+
+def expect_online(page: Page, timeout: float | None = None) -> None:
+    expect(page.locator("#conn")).to_have_attribute("data-state", "online", timeout=timeout)
 
 
 def compose(page: Page) -> Locator:

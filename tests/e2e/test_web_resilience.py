@@ -12,7 +12,16 @@ import httpx
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.e2e.helpers import PASSWORD, PHONE, Web, compose, expect_online, message, send
+from tests.e2e.helpers import (
+    PASSWORD,
+    PHONE,
+    RECONNECT_TIMEOUT_MS,
+    Web,
+    compose,
+    expect_online,
+    message,
+    send,
+)
 from tests.support.server import ServerProcess
 
 Headers = dict[str, str]
@@ -89,7 +98,7 @@ def test_server_restart_page_reconnects_and_gets_outage_messages_once(
     post(web, headers, "posted right after the restart")
 
     for page in (alice, bob):
-        expect_online(page)
+        expect_online(page, timeout=RECONNECT_TIMEOUT_MS)
         expect(page.locator("#banner")).to_be_hidden()
     for text in ("written during the outage", "posted right after the restart"):
         expect(message(bob, text)).to_have_count(1)

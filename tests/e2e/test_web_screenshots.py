@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.e2e.helpers import PHONE, Web, compose, expect_online, message
+from tests.e2e.helpers import PHONE, RECONNECT_TIMEOUT_MS, Web, compose, expect_online, message
 from tests.support.server import ServerProcess
 
 GENERAL = [
@@ -144,6 +144,6 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     expect(maya.locator("#conn-text")).to_have_text(re.compile(r"^Reconnecting in \d+ s$"))
     maya.screenshot(path=str(shots / "reconnecting.png"))
     server.start()
-    expect_online(maya)
+    expect_online(maya, timeout=RECONNECT_TIMEOUT_MS)
     expect(message(maya, "Agreed, tagging v0.1 now")).to_have_count(1)
     expect(maya.locator("#pending li")).to_have_count(0)
