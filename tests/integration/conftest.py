@@ -1,12 +1,17 @@
-"""Fixtures for integration tests: an HTTP helper bound to the default `server` fixture."""
+"""Fixtures for integration tests.
+
+`server`/`server_factory` (tests/conftest.py) give every test its own fresh server. Tests that only
+need *a* server and create their own users and rooms use `shared_server` instead: one server per
+module, which keeps the long parametrized validation tables fast.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.support.api import AsyncApi, User
+from tests.support.api import AsyncApi, Fresh, User, unique_room
 from tests.support.server import ServerProcess
 
 
@@ -24,3 +29,27 @@ async def alice(api: AsyncApi) -> User:
 @pytest.fixture
 async def bob(api: AsyncApi) -> User:
     return await api.register()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One default server for a whole module; tests on it must use fresh users and rooms."""
+    proc = ServerProcess(tmp_path_factory.mktemp("shared"))
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def shared_api(shared_server: ServerProcess) -> AsyncIterator[AsyncApi]:
+    async with AsyncApi(shared_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def fresh(shared_server: ServerProcess, shared_api: AsyncApi) -> Fresh:
+    user = await shared_api.register()
+    room = unique_room()
+    await shared_api.create_room(user.token, room)
+    return Fresh(shared_server, shared_api, user, room)

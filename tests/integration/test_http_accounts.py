@@ -38,8 +38,8 @@ async def test_two_registrations_get_different_tokens(api: AsyncApi) -> None:
     "username",
     ["a", "Z", "x" * 32, "A.b-c_9", "...", "---", "___", "0123456789"],
 )
-async def test_register_accepts_valid_usernames(api: AsyncApi, username: str) -> None:
-    resp = await api.register_raw(username, DEFAULT_PASSWORD)
+async def test_register_accepts_valid_usernames(shared_api: AsyncApi, username: str) -> None:
+    resp = await shared_api.register_raw(username, DEFAULT_PASSWORD)
     assert resp.status_code == 201, resp.text
     assert resp.json()["username"] == username
 
@@ -48,27 +48,27 @@ async def test_register_accepts_valid_usernames(api: AsyncApi, username: str) ->
     "username",
     ["", "x" * 33, "with space", "ümlaut", "a/b", "a@b", "a:b", "tab\tname", "new\nline", "é"],
 )
-async def test_register_rejects_invalid_usernames_400(api: AsyncApi, username: str) -> None:
-    resp = await api.register_raw(username, DEFAULT_PASSWORD)
+async def test_register_rejects_invalid_usernames_400(shared_api: AsyncApi, username: str) -> None:
+    resp = await shared_api.register_raw(username, DEFAULT_PASSWORD)
     assert_error(resp, 400)
 
 
 @pytest.mark.parametrize("length", [8, 9, 255, 256])
-async def test_register_accepts_password_lengths(api: AsyncApi, length: int) -> None:
-    resp = await api.register_raw(unique_name(), "p" * length)
+async def test_register_accepts_password_lengths(shared_api: AsyncApi, length: int) -> None:
+    resp = await shared_api.register_raw(unique_name(), "p" * length)
     assert resp.status_code == 201, resp.text
 
 
 @pytest.mark.parametrize("length", [0, 1, 7, 257, 1000])
-async def test_register_rejects_password_lengths_400(api: AsyncApi, length: int) -> None:
-    resp = await api.register_raw(unique_name(), "p" * length)
+async def test_register_rejects_password_lengths_400(shared_api: AsyncApi, length: int) -> None:
+    resp = await shared_api.register_raw(unique_name(), "p" * length)
     assert_error(resp, 400)
 
 
-async def test_password_length_counts_characters_not_bytes(api: AsyncApi) -> None:
+async def test_password_length_counts_characters_not_bytes(shared_api: AsyncApi) -> None:
     # 8 characters, 16 bytes in UTF-8: valid; 257 characters of 2 bytes: invalid
-    assert (await api.register_raw(unique_name(), "é" * 8)).status_code == 201
-    assert_error(await api.register_raw(unique_name(), "é" * 257), 400)
+    assert (await shared_api.register_raw(unique_name(), "é" * 8)).status_code == 201
+    assert_error(await shared_api.register_raw(unique_name(), "é" * 257), 400)
 
 
 @pytest.mark.parametrize(
@@ -84,16 +84,16 @@ async def test_password_length_counts_characters_not_bytes(api: AsyncApi) -> Non
         "okname",
     ],
 )
-async def test_register_rejects_malformed_bodies_400(api: AsyncApi, body: object) -> None:
-    assert_error(await api.post("/api/register", json=body), 400)
+async def test_register_rejects_malformed_bodies_400(shared_api: AsyncApi, body: object) -> None:
+    assert_error(await shared_api.post("/api/register", json=body), 400)
 
 
-async def test_register_rejects_non_json_400(api: AsyncApi) -> None:
-    resp = await api.post(
+async def test_register_rejects_non_json_400(shared_api: AsyncApi) -> None:
+    resp = await shared_api.post(
         "/api/register", content=b"username=x&password=y", headers={"Content-Type": "text/plain"}
     )
     assert_error(resp, 400)
-    resp = await api.post(
+    resp = await shared_api.post(
         "/api/register", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert_error(resp, 400)

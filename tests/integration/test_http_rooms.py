@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.support.api import AsyncApi, ServerFactory, User, assert_error
+from tests.support.api import DEFAULT_PASSWORD, AsyncApi, Fresh, User, assert_error, unique_name
 from tests.support.client import new_client_id
 from tests.support.server import ServerProcess
 
@@ -91,18 +92,19 @@ async def test_create_room_409_when_exists(api: AsyncApi, alice: User, bob: User
 
 
 @pytest.mark.parametrize("room", ["a", "x" * 64, "a-b_c", "0-9", "___", "r2d2"])
-async def test_create_room_accepts_valid_names(api: AsyncApi, alice: User, room: str) -> None:
-    await api.create_room(alice.token, room)
-    assert room in await api.room_names(alice.token)
+async def test_create_room_accepts_valid_names(fresh: Fresh, room: str) -> None:
+    await fresh.api.create_room(fresh.user.token, room)
+    assert room in await fresh.api.room_names(fresh.user.token)
 
 
 @pytest.mark.parametrize(
     "room", ["", "x" * 65, "Upper", "has space", "dot.ted", "slash/room", "ümlaut", "a\nb", "é"]
 )
-async def test_create_room_rejects_invalid_names_400(api: AsyncApi, alice: User, room: str) -> None:
-    r = await api.post("/api/rooms", token=alice.token, json={"room": room, "private": False})
+async def test_create_room_rejects_invalid_names_400(fresh: Fresh, room: str) -> None:
+    body = {"room": room, "private": False}
+    r = await fresh.api.post("/api/rooms", token=fresh.user.token, json=body)
     assert_error(r, 400, "bad_request")
-    assert room not in await api.room_names(alice.token)
+    assert room not in await fresh.api.room_names(fresh.user.token)
 
 
 @pytest.mark.parametrize(
@@ -116,11 +118,10 @@ async def test_create_room_rejects_invalid_names_400(api: AsyncApi, alice: User,
         ["okroom"],
     ],
 )
-async def test_create_room_rejects_malformed_bodies_400(
-    api: AsyncApi, alice: User, body: object
-) -> None:
-    assert_error(await api.post("/api/rooms", token=alice.token, json=body), 400, "bad_request")
-    assert "okroom" not in await api.room_names(alice.token)
+async def test_create_room_rejects_malformed_bodies_400(fresh: Fresh, body: object) -> None:
+    r = await fresh.api.post("/api/rooms", token=fresh.user.token, json=body)
+    assert_error(r, 400, "bad_request")
+    assert "okroom" not in await fresh.api.room_names(fresh.user.token)
 
 
 # -- private rooms ----------------------------------------------------------------------------
@@ -266,10 +267,11 @@ async def test_rest_send_4000_chars_ok_4001_too_large_not_stored(
     "body",
     [{}, {"text": 5}, {"text": None}, {"text": "x", "client_id": 7}, ["x"], "x"],
 )
-async def test_rest_send_malformed_400(api: AsyncApi, alice: User, body: object) -> None:
-    r = await api.post("/api/rooms/general/messages", token=alice.token, json=body)
+async def test_rest_send_malformed_400(fresh: Fresh, body: object) -> None:
+    path = f"/api/rooms/{fresh.room}/messages"
+    r = await fresh.api.post(path, token=fresh.user.token, json=body)
     assert_error(r, 400, "bad_request")
-    assert await api.messages(alice.token, "general") == []
+    assert await fresh.api.messages(fresh.user.token, fresh.room) == []
 
 
 async def test_rest_send_unknown_room_404(api: AsyncApi, alice: User) -> None:
@@ -282,14 +284,32 @@ async def test_rest_send_unknown_room_404(api: AsyncApi, alice: User) -> None:
 TOTAL = 120
 
 
+@pytest.fixture(scope="module")
+def paged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, User]]:
+    """One server whose general holds m1..m120 (seq 1..120); the paging tests only read."""
+    srv = ServerProcess(tmp_path_factory.mktemp("paged"), ["--rate-limit", "0"])
+    try:
+        srv.start()
+        name = unique_name()
+        with httpx.Client(base_url=srv.url, trust_env=False, timeout=30) as http:
+            resp = http.post("/api/register", json={"username": name, "password": DEFAULT_PASSWORD})
+            assert resp.status_code == 201, resp.text
+            user = User(name, DEFAULT_PASSWORD, resp.json()["token"])
+            for i in range(1, TOTAL + 1):
+                resp = http.post(
+                    "/api/rooms/general/messages", json={"text": f"m{i}"}, headers=user.headers
+                )
+                assert resp.status_code == 201, resp.text
+                assert resp.json()["seq"] == i
+        yield srv, user
+    finally:
+        srv.stop()
+
+
 @pytest.fixture
-async def paged(server_factory: ServerFactory) -> AsyncIterator[tuple[AsyncApi, User]]:
-    srv: ServerProcess = server_factory(["--rate-limit", "0"])
+async def paged(paged_server: tuple[ServerProcess, User]) -> AsyncIterator[tuple[AsyncApi, User]]:
+    srv, user = paged_server
     async with AsyncApi(srv.url) as api:
-        user = await api.register()
-        for i in range(1, TOTAL + 1):
-            msg = await api.send(user.token, "general", f"m{i}")
-            assert msg["seq"] == i
         yield api, user
 
 

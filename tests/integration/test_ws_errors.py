@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import AsyncApi, ServerFactory, User
+from tests.support.api import AsyncApi, Fresh, ServerFactory, User
 from tests.support.client import ParleyWS, new_client_id, open_ws, parley_ws
 from tests.support.server import ServerProcess
 
@@ -15,10 +15,12 @@ MIB = 1024 * 1024
 LONG = "x" * 5000
 
 
-async def assert_still_open(client: ParleyWS, expected_seq: int | None = None) -> None:
+async def assert_still_open(
+    client: ParleyWS, room: str = "general", expected_seq: int | None = None
+) -> None:
     """The connection answers a request and accepts a send after the error."""
-    history = await client.history("general")
-    ack = await client.send_ok("general", "still open")
+    history = await client.history(room)
+    ack = await client.send_ok(room, "still open")
     if expected_seq is not None:
         assert ack["seq"] == expected_seq
     assert ack["seq"] == (history[-1]["seq"] if history else 0) + 1
@@ -32,20 +34,36 @@ def assert_error_shape(event: dict[str, Any], code: str, ref: str | None) -> Non
     assert event.get("ref") == ref, event
 
 
+def in_room(frame: dict[str, Any], room: str) -> dict[str, Any]:
+    """Replace the placeholder "ROOM" in a frame's values by a real room name."""
+    return {k: room if v == "ROOM" else v for k, v in frame.items()}
+
+
+async def bad_frame_then_still_open(fresh: Fresh, frame: str | bytes, codes: set[str]) -> None:
+    """Send one bad frame on the shared server: one error event with one of these codes, the
+    connection stays open, and nothing was stored."""
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_raw(frame)
+        event = await c.recv_until(lambda e: e.get("type") == "error")
+        assert event["code"] in codes, event
+        assert isinstance(event["message"], str), event
+        await assert_still_open(c, fresh.room, expected_seq=1)
+    stored = await fresh.api.messages(fresh.user.token, fresh.room)
+    assert [m["text"] for m in stored] == ["still open"]
+
+
 # -- bad_request ------------------------------------------------------------------------------
 
 INVALID_JSON = ["{not json", "", "   ", "{'single': 'quotes'}", '{"type": "join", "room": ', "\x00"]
 
 
 @pytest.mark.parametrize("frame", INVALID_JSON)
-async def test_invalid_json_bad_request_and_stays_open(
-    server: ServerProcess, alice: User, frame: str
-) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
+async def test_invalid_json_bad_request_and_stays_open(fresh: Fresh, frame: str) -> None:
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
         await c.send_raw(frame)
         event = await c.expect_error("bad_request")
         assert_error_shape(event, "bad_request", None)
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
 @pytest.mark.parametrize(
@@ -57,74 +75,53 @@ async def test_invalid_json_bad_request_and_stays_open(
     ],
     ids=["nested-object", "nested-field", "nested-array"],
 )
-async def test_deeply_nested_json_bad_request_and_stays_open(
-    server: ServerProcess, alice: User, frame: str
-) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
-        await c.send_raw(frame)
-        await c.expect_error("bad_request")
-        await assert_still_open(c, expected_seq=1)
+async def test_deeply_nested_json_bad_request_and_stays_open(fresh: Fresh, frame: str) -> None:
+    await bad_frame_then_still_open(fresh, frame, {"bad_request"})
 
 
 @pytest.mark.parametrize("frame", ["null", "42", '"join"', "[1, 2]", "true", '[{"type":"join"}]'])
-async def test_json_that_is_not_an_object_bad_request(
-    server: ServerProcess, alice: User, frame: str
-) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
-        await c.send_raw(frame)
-        await c.expect_error("bad_request")
-        await assert_still_open(c, expected_seq=1)
+async def test_json_that_is_not_an_object_bad_request(fresh: Fresh, frame: str) -> None:
+    await bad_frame_then_still_open(fresh, frame, {"bad_request"})
 
 
 @pytest.mark.parametrize(
     "frame",
     [
-        {"room": "general"},  # no type
+        {"room": "ROOM"},  # no type
         {"type": None},
         {"type": "join"},  # no room
         {"type": "join", "room": 5},
         {"type": "join", "room": None},
-        {"type": "join", "room": "general", "since": "yesterday"},
+        {"type": "join", "room": "ROOM", "since": "yesterday"},
         {"type": "leave"},
-        {"type": "leave", "room": ["general"]},
-        {"type": "send", "room": "general"},
+        {"type": "leave", "room": ["ROOM"]},
+        {"type": "send", "room": "ROOM"},
         {"type": "send", "text": "no room", "client_id": "x"},
-        {"type": "send", "room": "general", "text": "no client id"},
-        {"type": "send", "room": "general", "text": 5, "client_id": "x"},
-        {"type": "send", "room": "general", "text": None, "client_id": "x"},
-        {"type": "send", "room": "general", "text": "t", "client_id": 7},
+        {"type": "send", "room": "ROOM", "text": "no client id"},
+        {"type": "send", "room": "ROOM", "text": 5, "client_id": "x"},
+        {"type": "send", "room": "ROOM", "text": None, "client_id": "x"},
+        {"type": "send", "room": "ROOM", "text": "t", "client_id": 7},
         {"type": "send", "room": 1, "text": "t", "client_id": "x"},
         {"type": "history"},
-        {"type": "history", "room": "general", "limit": "ten"},
-        {"type": "history", "room": "general", "before": "x"},
-        {"type": "history", "room": "general", "limit": 0},
-        {"type": "history", "room": "general", "limit": 101},
+        {"type": "history", "room": "ROOM", "limit": "ten"},
+        {"type": "history", "room": "ROOM", "before": "x"},
+        {"type": "history", "room": "ROOM", "limit": 0},
+        {"type": "history", "room": "ROOM", "limit": 101},
         {"type": "typing"},
         {"type": "typing", "room": 3},
     ],
 )
 async def test_missing_or_wrong_fields_bad_request_and_stays_open(
-    server: ServerProcess, api: AsyncApi, alice: User, frame: dict[str, Any]
+    fresh: Fresh, frame: dict[str, Any]
 ) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
-        await c.send_json(frame)
-        event = await c.expect_error("bad_request")
-        assert event["type"] == "error"
-        await assert_still_open(c, expected_seq=1)
-    # nothing was stored by the bad frame
-    assert [m["text"] for m in await api.messages(alice.token, "general")] == ["still open"]
+    await bad_frame_then_still_open(fresh, json.dumps(in_room(frame, fresh.room)), {"bad_request"})
 
 
 @pytest.mark.parametrize("type_", [5, 1.5, True, ["send"], {"t": "send"}])
-async def test_non_string_type_is_an_error_and_stays_open(
-    server: ServerProcess, alice: User, type_: object
-) -> None:
+async def test_non_string_type_is_an_error_and_stays_open(fresh: Fresh, type_: object) -> None:
     """A type that is not a string: the contract does not say bad_request or unknown_type."""
-    async with parley_ws(server.ws_url, alice.token) as c:
-        await c.send_json({"type": type_, "room": "general"})
-        event = await c.recv_until(lambda e: e.get("type") == "error")
-        assert event["code"] in ("bad_request", "unknown_type"), event
-        await assert_still_open(c, expected_seq=1)
+    frame = json.dumps({"type": type_, "room": fresh.room})
+    await bad_frame_then_still_open(fresh, frame, {"bad_request", "unknown_type"})
 
 
 async def test_bad_request_ref_is_the_client_id(server: ServerProcess, alice: User) -> None:
@@ -151,13 +148,13 @@ async def test_binary_frame_bad_request_and_stays_open(server: ServerProcess, al
 # -- unknown_type -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("type_", ["dance", "SEND", "Join", "", "send "])
-async def test_unknown_type_and_stays_open(server: ServerProcess, alice: User, type_: str) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
-        await c.send_json({"type": type_, "room": "general"})
+@pytest.mark.parametrize("type_", ["dance", "SEND", "Join", "", "send ", "hello", "x" * 1000])
+async def test_unknown_type_and_stays_open(fresh: Fresh, type_: str) -> None:
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_json({"type": type_, "room": fresh.room})
         event = await c.expect_error("unknown_type")
         assert_error_shape(event, "unknown_type", None)
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
 # -- too_large --------------------------------------------------------------------------------

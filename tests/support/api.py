@@ -20,11 +20,13 @@ from tests.support.server import ServerProcess
 __all__ = [
     "DEFAULT_PASSWORD",
     "AsyncApi",
+    "Fresh",
     "ServerFactory",
     "User",
     "assert_error",
     "bearer",
     "unique_name",
+    "unique_room",
 ]
 
 DEFAULT_PASSWORD = "correct horse battery"
@@ -54,6 +56,11 @@ def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> 
     return dict(err)
 
 
+def unique_room() -> str:
+    """A room name that is valid ([a-z0-9_-], <= 64) and unique across the whole test run."""
+    return f"r{uuid.uuid4().hex[:12]}"
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -67,6 +74,16 @@ class User:
     @property
     def headers(self) -> dict[str, str]:
         return bearer(self.token)
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A fresh user and a fresh public room of their own on a (shared) server."""
+
+    server: ServerProcess
+    api: AsyncApi
+    user: User
+    room: str
 
 
 class AsyncApi:

@@ -30,7 +30,7 @@ PROTOCOL = Subprotocol("parley.v1")
 
 Event = dict[str, Any]
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 20.0
 
 
 def new_client_id() -> str:
