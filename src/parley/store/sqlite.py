@@ -17,6 +17,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -57,25 +59,53 @@ def _room(row: Sequence[Any]) -> RoomRecord:
     return RoomRecord(row[0], bool(row[1]), row[2], row[3])
 
 
+@dataclass(slots=True)
+class _Append:
+    """A message to store: the hot path, run in bulk rather than as a generic job."""
+
+    room: str
+    username: str
+    text: str
+    client_id: str | None
+    future: asyncio.Future[Any]
+
+
+_Item = tuple[Job, "asyncio.Future[Any]"] | _Append
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
 class _Writer(threading.Thread):
-    """The only thread that writes; batches queued jobs into one transaction."""
+    """The only thread that writes; batches queued jobs into one transaction.
+
+    Python threads share one GIL, and every SQLite call lets it go and takes it back:
+    under load the event loop holds it and the writer waits for it at each call. So the
+    writer makes few calls per batch: all appends of a batch cost one duplicate lookup,
+    one seq bump per room and one multi-row INSERT, whatever their number.
+    """
 
     def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, max_batch: int) -> None:
         super().__init__(name="parley-sqlite-writer", daemon=True)
         self.path = path
         self.loop = loop
         self.max_batch = max_batch
-        self.jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self.items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self.batches = 0
         self.committed_jobs = 0
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self.jobs.put((job, future))
+        self.items.put((job, future))
+        return future
+
+    def submit_append(
+        self, room: str, username: str, text: str, client_id: str | None
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.items.put(_Append(room, username, text, client_id, future))
         return future
 
     def stop(self) -> None:
-        self.jobs.put(None)
+        self.items.put(None)
         self.join()
 
     def run(self) -> None:
@@ -86,50 +116,150 @@ class _Writer(threading.Thread):
         finally:
             conn.close()
 
-    def _next_batch(self) -> list[tuple[Job, asyncio.Future[Any]]] | None:
-        first = self.jobs.get()
+    def _next_batch(self) -> list[_Item] | None:
+        first = self.items.get()
         if first is None:
             return None
         batch = [first]
         while len(batch) < self.max_batch:
             try:
-                item = self.jobs.get_nowait()
+                item = self.items.get_nowait()
             except queue.Empty:
                 break
             if item is None:  # stop after this batch
-                self.jobs.put(None)
+                self.items.put(None)
                 break
             batch.append(item)
         return batch
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[Job, asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[_Outcome]:
+        appends = [item for item in batch if isinstance(item, _Append)]
+        jobs = [item for item in batch if not isinstance(item, _Append)]
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = job(conn)
-                except Exception as exc:  # the job's own failure: undo it alone
-                    conn.execute("ROLLBACK TO job")
-                    outcomes.append((future, None, exc))
-                else:
-                    outcomes.append((future, result, None))
-                conn.execute("RELEASE job")
+            outcomes = [_run_job(conn, job, future) for job, future in jobs]
+            if appends:
+                outcomes += _append_all(conn, appends)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"sqlite: {exc}")
-            return [(future, None, failure) for _, future in batch]
+            futures = [future for _, future in jobs] + [a.future for a in appends]
+            return [(future, None, failure) for future in futures]
         self.batches += 1
         self.committed_jobs += len(batch)
         return outcomes
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) -> _Outcome:
+    """One generic job in a SAVEPOINT: its own failure undoes only itself."""
+    conn.execute("SAVEPOINT job")
+    try:
+        result = job(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        return future, None, exc
+    finally:
+        conn.execute("RELEASE job")
+    return future, result, None
+
+
+def _append_all(conn: sqlite3.Connection, appends: list[_Append]) -> list[_Outcome]:
+    """Store a batch of messages with few SQLite calls; one at a time if that fails."""
+    conn.execute("SAVEPOINT appends")
+    try:
+        results = _bulk_append(conn, appends)
+    except sqlite3.Error:  # unexpected: isolate the culprit by going one by one
+        conn.execute("ROLLBACK TO appends")
+        conn.execute("RELEASE appends")
+        return [_run_job(conn, partial(_append_one, a), a.future) for a in appends]
+    conn.execute("RELEASE appends")
+    return [
+        (a.future, None, r) if isinstance(r, BaseException) else (a.future, r, None)
+        for a, r in zip(appends, results, strict=True)
+    ]
+
+
+def _bulk_append(
+    conn: sqlite3.Connection, appends: list[_Append]
+) -> list[tuple[Message, bool] | BaseException]:
+    ts = utc_timestamp()
+    known = _stored_by_client(conn, appends)
+    results: list[tuple[Message, bool] | BaseException | None] = [None] * len(appends)
+    first: dict[tuple[str, str], int] = {}  # a client_id twice in one batch: the first wins
+    repeats: list[tuple[int, int]] = []
+    by_room: dict[str, list[int]] = {}
+    for i, a in enumerate(appends):
+        if a.client_id is not None:
+            key = (a.username, a.client_id)
+            if key in known:
+                results[i] = (known[key], False)
+                continue
+            if key in first:
+                repeats.append((i, first[key]))
+                continue
+            first[key] = i
+        by_room.setdefault(a.room, []).append(i)
+    rows: list[tuple[Any, ...]] = []
+    for room, indexes in by_room.items():
+        bumped = conn.execute(
+            "UPDATE rooms SET last_seq = last_seq + ? WHERE room = ? RETURNING last_seq",
+            (len(indexes), room),
+        ).fetchone()
+        if bumped is None:
+            for i in indexes:
+                results[i] = UnknownRoom(room)
+            continue
+        seq = bumped[0] - len(indexes)
+        for i in indexes:
+            seq += 1
+            a = appends[i]
+            results[i] = (Message(room, seq, a.username, a.text, ts, a.client_id), True)
+            rows.append((room, seq, a.username, a.text, ts, a.client_id))
+    for chunk in _chunks(rows, 500):
+        conn.execute(
+            f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES "
+            + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
+            [value for row in chunk for value in row],
+        )
+    for i, j in repeats:
+        earlier = results[j]
+        results[i] = (earlier[0], False) if isinstance(earlier, tuple) else earlier
+    return [r if r is not None else StoreUnavailable("lost in batch") for r in results]
+
+
+def _stored_by_client(
+    conn: sqlite3.Connection, appends: list[_Append]
+) -> dict[tuple[str, str], Message]:
+    """Messages already stored under the batch's (username, client_id) pairs."""
+    pairs = sorted({(a.username, a.client_id) for a in appends if a.client_id is not None})
+    found: dict[tuple[str, str], Message] = {}
+    for chunk in _chunks(pairs, 400):
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE (username, client_id) IN (VALUES "
+            + ",".join(["(?,?)"] * len(chunk))
+            + ")",
+            [value for pair in chunk for value in pair],
+        ).fetchall()
+        for row in rows:
+            found[(row[2], row[5])] = _message(row)
+    return found
+
+
+def _append_one(a: _Append, conn: sqlite3.Connection) -> tuple[Message, bool]:
+    """The same as a bulk append of one message (the fallback path)."""
+    result = _bulk_append(conn, [a])[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
     for future, result, error in outcomes:
         if future.cancelled():
             continue
@@ -299,28 +429,12 @@ class SQLiteStore(Store):
     async def append(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> tuple[Message, bool]:
-        def job(conn: sqlite3.Connection) -> tuple[Message, bool]:
-            if client_id is not None:
-                row = conn.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE username = ? AND client_id = ?",
-                    (username, client_id),
-                ).fetchone()
-                if row is not None:
-                    return _message(row), False
-            seq_row = conn.execute(
-                "UPDATE rooms SET last_seq = last_seq + 1 WHERE room = ? RETURNING last_seq",
-                (room,),
-            ).fetchone()
-            if seq_row is None:
-                raise UnknownRoom(room)
-            msg = Message(room, seq_row[0], username, text, utc_timestamp(), client_id)
-            conn.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                (msg.room, msg.seq, msg.username, msg.text, msg.ts, msg.client_id),
-            )
-            return msg, True
-
-        return await self._write(job)
+        if self._writer is None:
+            raise StoreUnavailable("store is closed")
+        result: tuple[Message, bool] = await self._writer.submit_append(
+            room, username, text, client_id
+        )
+        return result
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:

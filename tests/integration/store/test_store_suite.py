@@ -173,6 +173,28 @@ async def test_racing_duplicates_store_one_message(store_factory: StoreFactory) 
             await node.close()
 
 
+async def test_one_bad_message_fails_alone_among_concurrent_ones(store: Store) -> None:
+    """Appends that share a transaction (group commit): a missing room fails only itself."""
+    await store.create_room("side", False, "kim")
+    results = await asyncio.gather(
+        store.append("general", "kim", "a", "m1"),
+        store.append("nowhere", "kim", "b", "m2"),
+        store.append("side", "kim", "c", "m3"),
+        store.append("general", "kim", "again", "m1"),
+        store.append("general", "lee", "d", None),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], UnknownRoom)
+    ok = [r for r in results if isinstance(r, tuple)]
+    assert [(m.room, m.seq, m.text, created) for m, created in ok] == [
+        ("general", 1, "a", True),
+        ("side", 1, "c", True),
+        ("general", 1, "a", False),
+        ("general", 2, "d", True),
+    ]
+    assert await store.last_seqs() == {"general": 2, "side": 1}
+
+
 async def test_paging_before_after_and_limit(store: Store) -> None:
     for i in range(1, 13):
         await store.append("general", "lee", f"m{i}", None)
