@@ -9,6 +9,8 @@ attribute increment in Python.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ TRACK: Final = 2
 INGEST: Final = 3
 
 ROOM: Final = "general"
+# picows uses aiofastnet's transports when that package is installed; PARLEY_BENCH_AIOFASTNET=0
+# forces uvloop's own (for comparing the two).
+_USE_AIOFASTNET: Final = {"0": False, "1": True}.get(os.environ.get("PARLEY_BENCH_AIOFASTNET", ""))
 _json_decode = msgspec.json.decode
 
 
@@ -59,6 +64,10 @@ class Hub:
     """Counters shared by every client of one process; read by the workload driver."""
 
     def __init__(self) -> None:
+        # client_ids are "TAG-SENDER-SEQ": a fresh tag per hub, so that no two workloads (which
+        # share users) ever reuse a client_id, which Parley would rightly treat as a resend
+        self.tag = secrets.token_hex(4)
+        self.seq = 0  # next benchmark message number of this hub's senders (fan-out)
         self.count = 0  # deliveries counted by COUNT clients
         self.observed = 0  # benchmark messages seen by OBSERVE clients
         self.lat: list[int] = []  # send-to-receive latencies (ns) seen by OBSERVE clients
@@ -211,7 +220,7 @@ class BenchClient(WSListener):
         if self.parley:
             frame = (
                 f'{{"type":"send","room":"general","text":"{text}",'
-                f'"client_id":"b{self.ident}-{seq}"}}'
+                f'"client_id":"{self.hub.tag}-{self.ident}-{seq}"}}'
             ).encode()
         else:
             frame = text.encode()
@@ -295,6 +304,8 @@ async def open_client(
         return client
 
     kwargs: dict[str, Any] = {}
+    if _USE_AIOFASTNET is not None:
+        kwargs["use_aiofastnet"] = _USE_AIOFASTNET
     if local_addr:
         kwargs["local_addr"] = (local_addr, 0)
     await asyncio.wait_for(

@@ -14,10 +14,11 @@ LABELS = {
     "parley": "Parley",
     "node": "Node ws",
     "python": "Python websockets",
-    "sink": "Generator ceiling (sink)",
+    "sink": "Ceiling: sink, batched writes",
+    "sink_frames": "Ceiling: sink, one write per frame",
 }
 
-Row = tuple[str, str, Any, Any, Any, str, str, Any]
+Row = tuple[str, ...]
 
 
 def _get(d: Any, *path: str | int) -> Any:
@@ -56,52 +57,35 @@ def _lat(step: Any) -> str:
     return f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['p999']:.1f}"
 
 
+COLUMNS = ("parley", "node", "python", "sink", "sink_frames")
+
+
 def table_rows(results: dict[str, Any], sizes: list[int]) -> list[Row]:
-    """(workload, metric, parley, node, python, parley/node, parley/python, sink) rows."""
+    """(workload, metric, parley, node, python, parley/node, parley/python, sink, sink_frames)."""
     t = results.get("targets", {})
     rows: list[Row] = []
 
-    def add(
-        workload: str,
-        metric: str,
-        path: tuple[str | int, ...],
-        digits: int = 0,
-        lower_better: bool = False,
-    ) -> None:
-        vals = [_get(t.get(name), *path) for name in ("parley", "node", "python", "sink")]
-        p, n, y, s = vals
-        rows.append(
-            (
-                workload,
-                metric,
-                _num(p, digits),
-                _num(n, digits),
-                _num(y, digits),
-                _ratio(p, n),
-                _ratio(p, y),
-                _num(s, digits),
-            )
-        )
+    def add(workload: str, metric: str, path: tuple[str | int, ...], digits: int = 0) -> None:
+        p, n, y, s, f = (_get(t.get(name), *path) for name in COLUMNS)
+        cells = (_num(p, digits), _num(n, digits), _num(y, digits), _ratio(p, n), _ratio(p, y))
+        rows.append((workload, metric, *cells, _num(s, digits), _num(f, digits)))
 
     def add_lat(workload: str, metric: str, path: tuple[str | int, ...]) -> None:
-        steps = [_get(t.get(name), *path) for name in ("parley", "node", "python", "sink")]
+        steps = [_get(t.get(name), *path) for name in COLUMNS]
         p99 = [_get(s, "latency_ms", "p99") for s in steps]
-        rows.append(
-            (
-                workload,
-                metric,
-                _lat(steps[0]),
-                _lat(steps[1]),
-                _lat(steps[2]),
-                _ratio(p99[0], p99[1]),
-                _ratio(p99[0], p99[2]),
-                _lat(steps[3]),
-            )
-        )
+        cells = (_lat(steps[0]), _lat(steps[1]), _lat(steps[2]))
+        ratios = (_ratio(p99[0], p99[1]), _ratio(p99[0], p99[2]))
+        rows.append((workload, metric, *cells, *ratios, _lat(steps[3]), _lat(steps[4])))
 
     for n in sizes:
         w = f"Fan-out N={n:,}"
         add(w, "highest sustained deliveries/s", ("fanout", n, "max_deliveries_per_s"))
+        add(
+            w,
+            "server CPU µs per delivery at that rate",
+            ("fanout", n, "at_max", "server_us_per_delivery"),
+            2,
+        )
         add_lat(w, "p50 / p99 / p99.9 ms at 50% of own max", ("fanout", n, "at50"))
         add_lat(w, "p50 / p99 / p99.9 ms at 90% of own max", ("fanout", n, "at90"))
         node_max = _get(t.get("node"), "fanout", n, "max_deliveries_per_s")
@@ -120,12 +104,8 @@ def table_rows(results: dict[str, Any], sizes: list[int]) -> list[Row]:
     add(w, "p99 ack latency ms", ("ingest", "ack_latency_ms", "p99"), 1)
     single = _get(t.get("parley_single"), "ingest", "acked_per_s")
     group = _get(t.get("parley"), "ingest", "acked_per_s")
-    rows.append(
-        (w, "acked messages/s, one commit per message", _num(single), "–", "–", "–", "–", "–")
-    )
-    rows.append(
-        (w, "group commit / one commit per message", _ratio(group, single), "–", "–", "–", "–", "–")
-    )
+    rows.append((w, "acked messages/s, one commit per message", _num(single), *["–"] * 6))
+    rows.append((w, "group commit / one commit per message", _ratio(group, single), *["–"] * 6))
     w = "Reconnect storm"
     add(w, "clients", ("storm", "clients"))
     add(w, "seconds until all resumed", ("storm", "resume_all_s"), 2)
@@ -219,7 +199,8 @@ def render_markdown(results: dict[str, Any], sizes: list[int]) -> str:
         "Python websockets",
         "Parley / Node",
         "Parley / Python",
-        "Generator ceiling (sink)",
+        "Ceiling: sink, batched",
+        "Ceiling: sink, write per frame",
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -277,7 +258,13 @@ def plot(results: dict[str, Any], sizes: list[int], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"parley": "tab:blue", "node": "tab:green", "python": "tab:orange", "sink": "tab:gray"}
+    colors = {
+        "parley": "tab:blue",
+        "node": "tab:green",
+        "python": "tab:orange",
+        "sink": "tab:gray",
+        "sink_frames": "tab:brown",
+    }
     fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
     for ax, n in zip(axes[0], sizes, strict=True):
         for name, color in colors.items():

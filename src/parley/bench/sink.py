@@ -3,6 +3,9 @@
 `/`     : every text frame is broadcast to every connection (like the peers), but the
           frames received in one loop tick are encoded once and written to each socket
           in one write, so the sink spends far less per delivery than the generator.
+`/frames`: broadcast like `/`, but each frame is written to each socket at once, one write
+          per frame per client, as Node's ws and the Python tutorial do: the generator then
+          pays one read per frame, its most expensive case.
 `/echo` : every text frame goes back to its sender only (the ingest workload's "ack").
 """
 
@@ -46,6 +49,12 @@ class _Room:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
+    def publish_now(self, payload: bytes) -> None:
+        data = frame_header(len(payload)) + payload
+        for raw in self.members:
+            if not raw.is_closing():
+                raw.write(data)
+
     def flush(self) -> None:
         self.scheduled = False
         data = b"".join(self.pending)
@@ -56,10 +65,11 @@ class _Room:
 
 
 class _Broadcast(WSListener):
-    def __init__(self, room: _Room) -> None:
+    def __init__(self, room: _Room, coalesce: bool) -> None:
         super().__init__()
         self.room = room
         self.raw: asyncio.Transport | None = None
+        self.publish = room.publish if coalesce else room.publish_now
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.raw = transport.underlying_transport
@@ -71,7 +81,7 @@ class _Broadcast(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is WSMsgType.TEXT:
-            self.room.publish(frame.get_payload_as_bytes())
+            self.publish(frame.get_payload_as_bytes())
         elif frame.msg_type is WSMsgType.CLOSE:
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
@@ -87,12 +97,13 @@ class _Echo(WSListener):
 
 
 async def serve_sink(host: str, port: int) -> None:
-    room = _Room()
+    rooms = {True: _Room(), False: _Room()}
 
     def factory(request: WSUpgradeRequest) -> WSListener:
         if request.path.startswith(b"/echo"):
             return _Echo()
-        return _Broadcast(room)
+        coalesce = not request.path.startswith(b"/frames")
+        return _Broadcast(rooms[coalesce], coalesce)
 
     server = await ws_create_server(factory, host, port, backlog=4096)
     stop = asyncio.Event()

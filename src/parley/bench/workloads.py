@@ -59,13 +59,14 @@ class Config:
     ramp_factor: float = 1.5
     refine_steps: int = 2
     max_steps: int = 12
-    max_deliveries: float = 4_000_000.0
+    max_deliveries: float = 6_000_000.0
     max_p99_ms: float = 1000.0
     # idle connections
     conn_total: int = 19_000
     conn_workers: int = 4
     conn_concurrency: int = 100
     conn_hold_s: float = 3.0
+    conn_settle_s: float = 1.0
     # ingest
     ingest_clients: int = 200
     ingest_warm_s: float = 1.0
@@ -80,7 +81,7 @@ class Config:
     # setup
     quiet_wait_s: float = 0.0  # wait up to this long for other load to go before each series
     connect_concurrency: int = 200
-    users: int = 100
+    users: int = 40
 
     @classmethod
     def smoke_config(cls) -> Config:
@@ -97,10 +98,11 @@ class Config:
             start_deliveries=2_000.0,
             ramp_factor=3.0,
             refine_steps=0,
-            max_steps=2,
+            max_steps=1,
             conn_total=200,
             conn_workers=2,
-            conn_hold_s=0.3,
+            conn_hold_s=0.2,
+            conn_settle_s=0.2,
             ingest_clients=10,
             ingest_warm_s=0.2,
             ingest_window_s=0.8,
@@ -150,7 +152,6 @@ class _Fanout:
     target: Target
     server_pid: int
     cfg: Config
-    seq: int = 0
 
     def live(self) -> int:
         return sum(1 for c in self.clients if c.connected)
@@ -198,8 +199,8 @@ async def _step(fo: _Fanout, deliveries_per_s: float, window_s: float) -> dict[s
             break
         due = min(int(msg_rate * (now - t0)) - sent, burst_cap)
         for _ in range(due):
-            senders[fo.seq % n_senders].send_bench(fo.seq, size)
-            fo.seq += 1
+            senders[hub.seq % n_senders].send_bench(hub.seq, size)
+            hub.seq += 1
             sent += 1
         await asyncio.sleep(0.001)
     assert snap0 is not None
@@ -210,11 +211,14 @@ async def _step(fo: _Fanout, deliveries_per_s: float, window_s: float) -> dict[s
     offered = (snap1[3] - snap0[3]) * n / dt
     lat = summarize_ns(hub.lat[snap0[2] : snap1[2]])
     disconnects = hub.disconnects - disc0
+    behind = offered < 0.95 * deliveries_per_s  # the generator could not send at the rate
     sustained = (
         drained
         and disconnects == 0
+        and not behind
         and is_sustained(offered, delivered, lat["p99"], max_p99_ms=cfg.max_p99_ms)
     )
+    server_cpu = (snap1[4] - snap0[4]) / dt
     step: dict[str, Any] = {
         "target_deliveries_per_s": round(deliveries_per_s),
         "offered_per_s": round(offered),
@@ -222,13 +226,14 @@ async def _step(fo: _Fanout, deliveries_per_s: float, window_s: float) -> dict[s
         "messages_per_s": round(msg_rate, 2),
         "clients": n,
         "latency_ms": lat,
-        "server_cpu": round((snap1[4] - snap0[4]) / dt, 3),
+        "server_cpu": round(server_cpu, 3),
+        "server_us_per_delivery": round(server_cpu / delivered * 1e6, 3) if delivered else None,
         "generator_cpu": round((snap1[5] - snap0[5]) / dt, 3),
         "other_cpu": round(
             max(0.0, (snap1[6] - snap0[6]) - (snap1[4] - snap0[4]) - (snap1[5] - snap0[5])) / dt,
             3,
         ),
-        "generator_behind": offered < 0.95 * deliveries_per_s,
+        "generator_behind": behind,
         "drained": drained,
         "disconnects": disconnects,
         "sustained": sustained,
@@ -427,7 +432,7 @@ async def connections(
         for p in procs:
             assert p.stdout is not None
             await _readline(p.stdout, 30)  # "ready"
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(cfg.conn_settle_s / 2)
         rss0 = rss_kib(server_pid)
         cpu0 = cpu_seconds(server_pid)
         t0 = time.monotonic()
@@ -441,7 +446,7 @@ async def connections(
             reports.append(await _readline(p.stdout, 300))
         connect_s = time.monotonic() - t0
         cpu1 = cpu_seconds(server_pid)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(cfg.conn_settle_s)
         rss1 = rss_kib(server_pid)
         await asyncio.sleep(cfg.conn_hold_s)
         held = 0
@@ -645,6 +650,7 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         await asyncio.sleep(cfg.storm_before_s)
         for c in clients:
             c.resumed_ns = 0
+        cpu0, gen0 = cpu_seconds(server_pid), _gen_cpu()
         t_drop = time.monotonic_ns()
         for c in clients:
             c.close(abort=True)
@@ -672,6 +678,7 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         )
         resumed = [c.resumed_ns for c in clients if c.resumed_ns]
         resume_s = (max(resumed) - t_drop) / 1e9 if resumed else math.nan
+        cpu1, gen1 = cpu_seconds(server_pid), _gen_cpu()
         await asyncio.sleep(cfg.storm_after_s)
     finally:
         state["stop"] = True
@@ -701,6 +708,9 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         "all_resumed": all_resumed,
         "resumed": len(resumed),
         "resume_all_s": round(resume_s, 3),
+        "reconnect_all_s": round(res2.elapsed_s, 3),
+        "server_cpu_s": round(cpu1 - cpu0, 2),
+        "generator_cpu_s": round(gen1 - gen0, 2),
         "lost": lost,
         "doubled": doubled,
         "clients_with_loss": clients_lost,

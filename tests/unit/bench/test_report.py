@@ -75,3 +75,19 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "plot.png"
     plot(RESULTS, [1000], out)
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_smoke_fails_on_broken_workloads_but_not_on_slow_machines() -> None:
+    from parley.bench.suite import workload_errors
+
+    results = {
+        "targets": {
+            "parley": {
+                "fanout": {"20": {"error": "no sustained rate found"}},
+                "storm": {"error": "3 clients failed to connect"},
+                "exit_code": 0,
+            },
+            "node": {"fanout": {"20": {"max_deliveries_per_s": 5}}},
+        }
+    }
+    assert workload_errors(results) == ["parley storm: 3 clients failed to connect"]
