@@ -232,18 +232,26 @@ def _bulk_append(
 def _stored_by_client(
     conn: sqlite3.Connection, appends: list[_Append]
 ) -> dict[tuple[str, str], Message]:
-    """Messages already stored under the batch's (username, client_id) pairs."""
-    pairs = sorted({(a.username, a.client_id) for a in appends if a.client_id is not None})
+    """Messages already stored under the batch's (username, client_id) pairs.
+
+    One query per sender, `username = ? AND client_id IN (...)`, so that SQLite walks the
+    (username, client_id) index; a row-value IN over both columns would scan the table.
+    """
+    wanted: dict[str, set[str]] = {}
+    for a in appends:
+        if a.client_id is not None:
+            wanted.setdefault(a.username, set()).add(a.client_id)
     found: dict[tuple[str, str], Message] = {}
-    for chunk in _chunks(pairs, 400):
-        rows = conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE (username, client_id) IN (VALUES "
-            + ",".join(["(?,?)"] * len(chunk))
-            + ")",
-            [value for pair in chunk for value in pair],
-        ).fetchall()
-        for row in rows:
-            found[(row[2], row[5])] = _message(row)
+    for username, client_ids in wanted.items():
+        for chunk in _chunks(sorted(client_ids), 500):
+            rows = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE username = ? AND client_id IN ("
+                + ",".join("?" * len(chunk))
+                + ")",
+                (username, *chunk),
+            ).fetchall()
+            for row in rows:
+                found[(row[2], row[5])] = _message(row)
     return found
 
 
