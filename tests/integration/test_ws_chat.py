@@ -451,3 +451,22 @@ async def test_private_room_not_found_over_ws_exactly_like_missing(
         msg = await b.recv_chat()
         assert (msg["type"], msg["text"]) == ("message", "secret")
     assert [m["text"] for m in await api.messages(alice.token, "hidden")] == ["secret"]
+
+
+async def test_invite_takes_effect_on_an_open_socket(
+    server: ServerProcess, api: AsyncApi, alice: User, bob: User
+) -> None:
+    """A socket that was told not_found may use the room once its user is invited."""
+    await api.create_room(alice.token, "later", private=True)
+    async with parley_ws(server.ws_url, bob.token) as b:
+        await b.join("later")
+        await b.expect_error("not_found")
+        cid = new_client_id()
+        await b.send_text("later", "too early", cid)
+        assert (await b.expect_error("not_found"))["ref"] == cid
+        assert (await api.invite(alice.token, "later", bob.username)).status_code == 201
+        joined = await b.join_ok("later")
+        assert joined["last_seq"] == 0
+        ack = await b.send_ok("later", "now a member", cid)
+        assert ack["seq"] == 1
+    assert [m["text"] for m in await api.messages(alice.token, "later")] == ["now a member"]
