@@ -124,7 +124,10 @@ class ChatNode:
         """The room if `who` may use it; not_found exactly as for a missing room."""
         if who.guest and room != GENERAL:
             raise ProtocolError(ErrorCode.FORBIDDEN, "guests may only use the general room")
-        record = await self.store.visible_room(room, who.username)
+        try:
+            record = await self.store.visible_room(room, who.username)
+        except StoreUnavailable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
         if record is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
         return record

@@ -297,11 +297,20 @@ async def test_postgres_restart_mid_run_unavailable_then_works(
                 )
             assert resp.status_code == 503, resp.text
             assert resp.json()["error"]["code"] == "unavailable"
+            # a join needs the store too: a clear error, and the socket stays open
+            peer = peers[-1]
+            assert peer.client is not None
+            await peer.client.send_json({"type": "join", "room": ROOM, "since": 0})
+            await peer.until(
+                lambda: any(e["code"] == "unavailable" and not e.get("ref") for e in peer.errors)
+            )
+            assert not peer.closed
         finally:
             pg_server.start()
         # the same nodes, no restart: sending works again (retrying the failed ids too)
         for peer in peers:
             peer.errors.clear()
+            assert not peer.closed
         await asyncio.gather(*(p.send_many("down", 5) for p in peers))
         await asyncio.gather(*(p.send_many("after", 45) for p in peers))
         await asyncio.gather(*(p.settle() for p in peers))
