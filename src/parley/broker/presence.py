@@ -250,6 +250,9 @@ class RedisPresence(PresenceTracker):
             except REDIS_DOWN as exc:
                 log.debug("presence heartbeat failed: %s", exc)
                 continue
+            except Exception:
+                log.exception("presence heartbeat failed")
+                continue
             self._dirty.update(self._local)
             self._wake.set()
 
@@ -278,6 +281,8 @@ class RedisPresence(PresenceTracker):
                 await self._refresh(rooms)
             except REDIS_DOWN as exc:
                 log.debug("presence refresh failed: %s", exc)
+            except Exception:  # a bug must not end presence for this node
+                log.exception("presence refresh failed")
 
     async def _refresh(self, rooms: list[str], *, quiet: bool = False) -> None:
         """Read who is online in `rooms` on the other live nodes; tell our clients the changes.

@@ -99,6 +99,7 @@ class RedisSubscription:
         self.on_subscribed = on_subscribed
         self.subscribed = asyncio.Event()
         self.connects = 0
+        self._quiet = False  # a failed attempt was logged already; say nothing until it works
 
     async def run(self) -> None:
         backoff = BACKOFF_MIN
@@ -111,15 +112,20 @@ class RedisSubscription:
                 if self.connects > 1:
                     log.info("redis: subscribed again to %s", self.url)
                 backoff = BACKOFF_MIN
+                self._quiet = False
                 self.subscribed.set()
                 await self.on_subscribed()
                 while True:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is not None and msg["type"] == "message":
-                        self.on_message(msg["channel"], msg["data"])
+                        try:
+                            self.on_message(msg["channel"], msg["data"])
+                        except Exception:  # the sink's bug must not end the subscription
+                            log.exception("redis: handling a message failed")
             except REDIS_DOWN as exc:
-                if self.subscribed.is_set() or self.connects == 0:
-                    log.warning("redis: subscription lost (%s); reconnecting", exc)
+                if not self._quiet:
+                    log.warning("redis: no subscription (%s); reconnecting", exc)
+                    self._quiet = True
             finally:
                 self.subscribed.clear()
                 with contextlib.suppress(Exception):
@@ -250,7 +256,10 @@ class RedisBroker(Broker):
     async def _resync(self) -> None:
         hook = getattr(self._sink, "resync_from_store", None)
         if callable(hook):
-            hook()
+            try:
+                hook()
+            except Exception:
+                log.exception("redis: resync hook failed")
 
     async def _resync_timer(self) -> None:
         while True:
