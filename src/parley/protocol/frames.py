@@ -119,13 +119,15 @@ def decode_client_frame(data: str | bytes) -> ClientFrame:
         frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise _explain(data, exc) from None
+    except RecursionError:  # msgspec's guard against hostile nesting; nothing is left half-done
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "JSON is nested too deeply") from None
     return frame
 
 
 def _explain(data: str | bytes, exc: msgspec.DecodeError) -> ProtocolError:
     try:
         probe = _probe_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return ProtocolError(ErrorCode.BAD_REQUEST, "frame is not a JSON object")
     ref = probe.client_id if isinstance(probe.client_id, str) else None
     if probe.type is None:

@@ -68,6 +68,8 @@ def test_decodes_every_client_frame(raw: dict[str, object], expected: object) ->
         ('{"type": "history", "room": "general", "limit": 0}', ErrorCode.BAD_REQUEST),
         ('{"type": "history", "room": "general", "limit": 101}', ErrorCode.BAD_REQUEST),
         ('{"type": "join", "room": "' + "a" * 65 + '"}', ErrorCode.BAD_REQUEST),
+        ('{"a":' * 20_000 + "1" + "}" * 20_000, ErrorCode.BAD_REQUEST),
+        ('{"type": "join", "room": ' + "[" * 50_000 + "]" * 50_000 + "}", ErrorCode.BAD_REQUEST),
     ],
 )
 def test_refusals_carry_the_fitting_code(data: str, code: ErrorCode) -> None:
