@@ -10,7 +10,7 @@ import asyncio
 import secrets
 from typing import Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from parley.core import GENERAL
 from parley.protocol import (
@@ -32,7 +32,7 @@ from parley.server.auth import origin_allowed, request_token
 from parley.server.chat import ChatNode
 from parley.server.connection import Connection, Mode
 from parley.server.state import ACCOUNTS, CONFIG, NODE
-from parley.store import MessageQuery
+from parley.store import MessageQuery, StoreUnavailable
 
 __all__ = ["MAX_FRAME", "chat_socket"]
 
@@ -93,7 +93,11 @@ class JsonSession:
         self.conn = conn
 
     async def run(self) -> None:
-        await self.hello()
+        try:
+            await self.hello()
+        except StoreUnavailable:  # no hello without the rooms: ask the client to come back
+            await self.conn.close(WSCloseCode.TRY_AGAIN_LATER, "storage unavailable")
+            return
         async for msg in self.conn.ws:
             if msg.type is WSMsgType.TEXT:
                 await self.handle(msg.data)
