@@ -115,8 +115,16 @@ class ChatNode:
         pending = [task for conn in self.connections for task in conn.inflight]
         if pending:
             await asyncio.wait(pending, timeout=10)
-        closing = [conn.close(close_code, "server shutting down") for conn in self.connections]
+        conns = list(self.connections)
+        closing = [conn.close(close_code, "server shutting down") for conn in conns]
         await asyncio.gather(*closing, return_exceptions=True)
+        # A closed transport still holds what the client has not read yet (acks, the close
+        # frame): give slow readers a moment before the process exits and drops it.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(
+            c.transport.get_write_buffer_size() for c in conns
+        ):
+            await asyncio.sleep(0.01)
 
     # --- access -----------------------------------------------------------------
 
