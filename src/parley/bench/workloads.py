@@ -562,6 +562,7 @@ async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]
         c.text_size = cfg.text_size
         c.start_ingest()
     await asyncio.sleep(cfg.ingest_warm_s)
+    m0 = machine_busy_seconds()
     a0, l0, c0, g0, t0 = (
         hub.acks,
         len(hub.ack_lat),
@@ -577,6 +578,7 @@ async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]
         _gen_cpu(),
         time.monotonic(),
     )
+    m1 = machine_busy_seconds()
     hub.stop_sending = True
     await _until(lambda: all(c.sent >= 1 for c in clients), 2.0)
     await asyncio.sleep(0.5)
@@ -591,6 +593,7 @@ async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]
         "ack_latency_ms": lat,
         "server_cpu": round((c1 - c0) / dt, 3),
         "generator_cpu": round((g1 - g0) / dt, 3),
+        "other_cpu": round(max(0.0, (m1 - m0) - (c1 - c0) - (g1 - g0)) / dt, 3),
         "errors": hub.errors,
     }
     if hub.error_samples:
@@ -650,7 +653,7 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         await asyncio.sleep(cfg.storm_before_s)
         for c in clients:
             c.resumed_ns = 0
-        cpu0, gen0 = cpu_seconds(server_pid), _gen_cpu()
+        cpu0, gen0, busy0 = cpu_seconds(server_pid), _gen_cpu(), machine_busy_seconds()
         t_drop = time.monotonic_ns()
         for c in clients:
             c.close(abort=True)
@@ -678,7 +681,7 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         )
         resumed = [c.resumed_ns for c in clients if c.resumed_ns]
         resume_s = (max(resumed) - t_drop) / 1e9 if resumed else math.nan
-        cpu1, gen1 = cpu_seconds(server_pid), _gen_cpu()
+        cpu1, gen1, busy1 = cpu_seconds(server_pid), _gen_cpu(), machine_busy_seconds()
         await asyncio.sleep(cfg.storm_after_s)
     finally:
         state["stop"] = True
@@ -711,6 +714,7 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         "reconnect_all_s": round(res2.elapsed_s, 3),
         "server_cpu_s": round(cpu1 - cpu0, 2),
         "generator_cpu_s": round(gen1 - gen0, 2),
+        "other_cpu_s": round(max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (gen1 - gen0)), 2),
         "lost": lost,
         "doubled": doubled,
         "clients_with_loss": clients_lost,
