@@ -7,6 +7,7 @@ broker; the WebSocket and HTTP handlers are thin callers of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Iterable
@@ -71,6 +72,7 @@ class ChatNode:
         self.connections: set[Connection] = set()
         self.by_token: dict[str, set[Connection]] = {}
         self.draining = False
+        self._all_detached = asyncio.Event()  # set when draining and the last socket is gone
         self._filling: set[str] = set()
         self._typing_seen: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,6 +101,8 @@ class ChatNode:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        if self.draining and not self.connections:
+            self._all_detached.set()
         metrics.CONNECTIONS.dec()
         if conn.token_hash:
             peers = self.by_token.get(conn.token_hash)
@@ -115,16 +119,13 @@ class ChatNode:
         pending = [task for conn in self.connections for task in conn.inflight]
         if pending:
             await asyncio.wait(pending, timeout=10)
-        conns = list(self.connections)
-        closing = [conn.close(close_code, "server shutting down") for conn in conns]
-        await asyncio.gather(*closing, return_exceptions=True)
-        # A closed transport still holds what the client has not read yet (acks, the close
-        # frame): give slow readers a moment before the process exits and drops it.
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(
-            c.transport.get_write_buffer_size() for c in conns
-        ):
-            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            if not conn.shut_down(close_code, "server shutting down"):
+                self._spawn(conn.close(close_code, "server shutting down"))
+        # Each socket's reader loop ends when its client answers the close frame.
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_detached.wait(), 5.0)
 
     # --- access -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from aiohttp import WSCloseCode, web
 
-from parley.server.frames import text_frame
+from parley.server.frames import close_frame, text_frame
 
 __all__ = ["Connection", "Flusher", "Mode"]
 
@@ -132,6 +132,22 @@ class Connection:
             if self.transport.is_closing():
                 return
             await asyncio.sleep(0.005)
+
+    def shut_down(self, code: int, reason: str) -> bool:
+        """Server shutdown: send what is queued and a close frame, then half-close (FIN).
+
+        The client may still be sending; closing the socket outright with its data unread
+        would make the kernel answer with a reset, and the client could lose our close frame.
+        So we only stop writing, and the reader loop goes on until the client's close frame.
+        Returns False where a half-close is impossible (TLS): use `close` then.
+        """
+        if self.closing or not self.transport.can_write_eof():
+            return False
+        self.flush()
+        self.closing = True
+        self.transport.write(close_frame(code, reason))
+        self.transport.write_eof()
+        return True
 
     async def close(self, code: int, reason: str = "") -> None:
         """Send what is queued, then the close frame."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-__all__ = ["text_frame"]
+__all__ = ["close_frame", "text_frame"]
 
 _FIN_TEXT: Final = 0x81
+_FIN_CLOSE: Final = 0x88
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -23,3 +24,9 @@ def text_frame(payload: bytes) -> bytes:
     if size < 1 << 16:
         return struct.pack("!BBH", _FIN_TEXT, 126, size) + payload
     return struct.pack("!BBQ", _FIN_TEXT, 127, size) + payload
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """An unmasked close frame (a control frame: payload at most 125 bytes)."""
+    payload = struct.pack("!H", code) + reason.encode()[:123]
+    return bytes((_FIN_CLOSE, len(payload))) + payload
