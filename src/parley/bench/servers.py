@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import resource
 import shutil
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 __all__ = [
     "ServerProc",
     "cpu_seconds",
+    "free_low_port",
     "free_port",
     "http_json",
     "machine_busy_seconds",
@@ -46,6 +48,22 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_low_port() -> int:
+    """A free loopback port below Linux's ephemeral range (32768-60999).
+
+    A port the kernel hands out with bind(0) is an ephemeral one, which any client socket may
+    take as its source port before our server binds it; below the range that cannot happen.
+    """
+    while True:
+        port = random.randrange(20000, 32700)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def rss_kib(pid: int) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.bench.client import Target
+from parley.bench.multinode import SETUPS, multinode
 from parley.bench.report import plot, render_markdown
 from parley.bench.servers import (
     ServerProc,
@@ -26,12 +27,13 @@ from parley.bench.servers import (
     parley_command,
     raise_fd_limit,
 )
+from parley.bench.stores import PgServer, RedisServer, pg_bin, redis_bin
 from parley.bench.workloads import Config, connections, fanout, ingest, storm
 
 __all__ = ["run_suite"]
 
 ALL_TARGETS = ("sink", "sink_frames", "node", "python", "parley")
-ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest")
+ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "multinode")
 PASSWORD = "bench-password-123"
 
 
@@ -228,6 +230,62 @@ class Suite:
         finally:
             server.stop()
 
+    async def run_multinode(self) -> dict[str, Any]:
+        """Parley on PostgreSQL: one node, one node with Redis, two nodes with Redis (see
+        multinode.py); a fresh database (and Redis) per setup, one PostgreSQL for all."""
+        missing = [b for b in ("initdb", "pg_ctl", "psql") if pg_bin(b) is None]
+        if redis_bin() is None:
+            missing.append("redis-server")
+        if missing:
+            msg = f"skipped: {', '.join(missing)} not found (make system-deps installs them)"
+            print(f"  [multinode] {msg}", flush=True)
+            return {"skipped": msg}
+        out: dict[str, Any] = {}
+        pg = await asyncio.to_thread(PgServer)
+        try:
+            await asyncio.to_thread(pg.start)
+            for setup in self.cfg.multinode_setups:
+                print(f"  [multinode] {setup}", flush=True)
+                t0 = time.monotonic()
+                try:
+                    out[setup] = await self._multinode_setup(setup, pg)
+                except Exception as exc:
+                    traceback.print_exc()
+                    out[setup] = {"error": f"{type(exc).__name__}: {exc}"}
+                    self.failures.append(f"multinode {setup}: {exc}")
+                out[setup]["elapsed_s"] = round(time.monotonic() - t0, 1)
+        finally:
+            await asyncio.to_thread(pg.destroy)
+        return out
+
+    async def _multinode_setup(self, setup: str, pg: PgServer) -> dict[str, Any]:
+        count, with_redis = SETUPS[setup]
+        db_url = await asyncio.to_thread(pg.create_database)
+        redis = await asyncio.to_thread(RedisServer().start) if with_redis else None
+        extra = ["--db", db_url] + (["--redis", redis.url] if redis else [])
+        nodes = [self.make_server(f"{setup}-node{i}", extra) for i in range(count)]
+        try:
+            for node in nodes:  # one after another: the first applies the migrations
+                await node.start()
+            t0 = time.monotonic()
+            tokens = await register_users(nodes[0].http_url, self.cfg.users)
+            register_s = round(time.monotonic() - t0, 2)
+            res = await multinode(
+                setup, [n.ws_url for n in nodes], [n.pid for n in nodes], tokens, self.cfg
+            )
+            res["register_s"] = register_s
+            res["rss_end_kib"] = [n.rss_kib() for n in nodes]
+            for n in nodes:
+                if not n.alive():
+                    res.setdefault("error", f"{n.name} died: {n.log_tail(500)}")
+            return res
+        finally:
+            codes = [n.stop() for n in nodes]
+            if redis is not None:
+                await asyncio.to_thread(redis.destroy)
+            if any(c not in (0, None) for c in codes):
+                print(f"  [multinode] {setup}: node exit codes {codes}", flush=True)
+
     async def run(self) -> int:
         self.results["meta"] = {
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -239,7 +297,8 @@ class Suite:
             "config": dict(vars(self.cfg)),
         }
         t_start = time.monotonic()
-        for name in self.targets:
+        single_node = [w for w in self.workloads if w != "multinode"]
+        for name in self.targets if single_node else []:
             if name == "node" and not (self.peers_dir / "node_modules" / "ws").exists():
                 msg = "bench/peers/node_modules missing (npm ci did not run)"
                 self.results["targets"][name] = {"error": msg}
@@ -261,6 +320,11 @@ class Suite:
                     single = {"error": f"{type(exc).__name__}: {exc}"}
                     self.failures.append(f"parley_single: {exc}")
                 self.results["targets"]["parley_single"] = single
+        if "multinode" in self.workloads and "parley" in self.targets:
+            print("== multinode", flush=True)
+            t0 = time.monotonic()
+            self.results["targets"]["multinode"] = await self.run_multinode()
+            self.results["targets"]["multinode"]["elapsed_s"] = round(time.monotonic() - t0, 1)
         self.results["meta"]["elapsed_s"] = round(time.monotonic() - t_start, 1)
         self.failures += workload_errors(self.results)
         self.write()

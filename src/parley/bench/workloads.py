@@ -78,6 +78,12 @@ class Config:
     storm_before_s: float = 2.0
     storm_after_s: float = 2.0
     storm_timeout_s: float = 60.0
+    # multi-node fan-out (PostgreSQL; Redis between the nodes), see multinode.py
+    multinode_clients: int = 1000
+    multinode_setups: list[str] = field(
+        default_factory=lambda: ["one_node", "one_node_redis", "two_nodes_redis"]
+    )
+    multinode_check_s: float = 4.0
     # setup
     quiet_wait_s: float = 0.0  # wait up to this long for other load to go before each series
     connect_concurrency: int = 200
@@ -111,6 +117,9 @@ class Config:
             storm_before_s=0.5,
             storm_after_s=0.5,
             storm_timeout_s=15.0,
+            multinode_clients=20,
+            multinode_setups=["two_nodes_redis"],
+            multinode_check_s=0.5,
             users=5,
         )
 
@@ -152,6 +161,11 @@ class _Fanout:
     target: Target
     server_pid: int
     cfg: Config
+    more_pids: tuple[int, ...] = ()  # further server processes (multi-node: the other nodes)
+
+    def server_cpu(self) -> float:
+        """CPU seconds of the server process(es) under test, summed."""
+        return sum(cpu_seconds(pid) for pid in (self.server_pid, *self.more_pids))
 
     def live(self) -> int:
         return sum(1 for c in self.clients if c.connected)
@@ -182,7 +196,7 @@ async def _step(fo: _Fanout, deliveries_per_s: float, window_s: float) -> dict[s
                 hub.deliveries(),
                 len(hub.lat),
                 sent,
-                cpu_seconds(fo.server_pid),
+                fo.server_cpu(),
                 _gen_cpu(),
                 machine_busy_seconds(),
             )
@@ -192,7 +206,7 @@ async def _step(fo: _Fanout, deliveries_per_s: float, window_s: float) -> dict[s
                 hub.deliveries(),
                 len(hub.lat),
                 sent,
-                cpu_seconds(fo.server_pid),
+                fo.server_cpu(),
                 _gen_cpu(),
                 machine_busy_seconds(),
             )

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Iterable
+from functools import partial
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -34,7 +35,7 @@ from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import text_frame
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
 
-__all__ = ["ChatNode", "Identity"]
+__all__ = ["ChatNode", "Identity", "store_error"]
 
 log = logging.getLogger("parley.chat")
 
@@ -188,24 +189,34 @@ class ChatNode:
         if retry_after:
             raise ProtocolError(ErrorCode.RATE_LIMITED, "sending too fast", retry_after=retry_after)
 
-    async def send(
+    def submit(
         self, who: Identity, room: str, text: str, client_id: str | None
-    ) -> tuple[Message, bool]:
-        """Store and publish; returns once committed. (message, created)."""
+    ) -> asyncio.Future[tuple[Message, bool]]:
+        """Queue a message for the store. When it is committed it is published (if new),
+        then the future's other callbacks run (the ack). Checks are the caller's."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
-        started = time.perf_counter()
-        try:
-            msg, created = await self.store.append(room, who.username, text, client_id)
-        except UnknownRoom:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}") from None
-        except StoreUnavailable:
-            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+        future = self.store.append_soon(room, who.username, text, client_id)
+        future.add_done_callback(partial(self._committed, time.perf_counter()))
+        return future
+
+    def _committed(self, started: float, future: asyncio.Future[tuple[Message, bool]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        msg, created = future.result()
         metrics.ACK_SECONDS.observe(time.perf_counter() - started)
         if created:
             metrics.MESSAGES.inc()
             self.broker.publish_message(msg)
-        return msg, created
+
+    async def send(
+        self, who: Identity, room: str, text: str, client_id: str | None
+    ) -> tuple[Message, bool]:
+        """Store and publish; returns once committed. (message, created)."""
+        try:
+            return await self.submit(who, room, text, client_id)
+        except Exception as exc:
+            raise store_error(exc, room) from None
 
     async def history(self, who: Identity, query: MessageQuery) -> list[Message]:
         await self.visible_room(who, query.room)
@@ -361,6 +372,17 @@ class ChatNode:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def store_error(exc: BaseException, room: str) -> ProtocolError:
+    """What a failed append means to the client."""
+    if isinstance(exc, ProtocolError):
+        return exc
+    if isinstance(exc, UnknownRoom):
+        return ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
+    if not isinstance(exc, StoreUnavailable):
+        log.exception("append failed", exc_info=exc)
+    return ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry")
 
 
 def _write_all(conns: Iterable[Connection], frame: bytes) -> None:

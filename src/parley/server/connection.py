@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 
@@ -89,7 +89,7 @@ class Connection:
         self.guest = token_hash is None
         self.rooms: set[str] = set()
         self.allowed: set[str] = set()  # rooms this socket was found to be allowed to use
-        self.inflight: set[asyncio.Task[None]] = set()
+        self.inflight: set[asyncio.Future[Any]] = set()  # sends not yet committed
         self.closing = False
         self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from functools import partial
 from typing import Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,6 +22,7 @@ from parley.protocol import (
     HistoryRequest,
     Join,
     Leave,
+    Message,
     ProtocolError,
     RoomInfo,
     Send,
@@ -29,7 +31,7 @@ from parley.protocol import (
     encode,
 )
 from parley.server.auth import origin_allowed, request_token
-from parley.server.chat import ChatNode
+from parley.server.chat import ChatNode, store_error
 from parley.server.connection import Connection, Mode
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
@@ -137,28 +139,35 @@ class JsonSession:
             self.error(exc)
 
     async def start_send(self, frame: Send) -> None:
-        """Check now (keeps this socket's order), commit in a task (lets sends pipeline)."""
+        """Check now and queue for the store (keeps this socket's order); ack on COMMIT.
+
+        No task per message: the ack is a callback on the store's future, so sends pipeline.
+        """
         conn = self.conn
         try:
             self.node.check_send(conn, frame.text)
             await self.node.may_use(conn, frame.room)
+            if len(conn.inflight) >= MAX_INFLIGHT:
+                await asyncio.wait(conn.inflight, return_when=asyncio.FIRST_COMPLETED)
+            future = self.node.submit(conn, frame.room, frame.text, frame.client_id)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             raise
-        if len(conn.inflight) >= MAX_INFLIGHT:
-            await asyncio.wait(conn.inflight, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.get_running_loop().create_task(self.commit(frame))
-        conn.inflight.add(task)
-        task.add_done_callback(conn.inflight.discard)
+        conn.inflight.add(future)
+        future.add_done_callback(partial(self.acked, frame))
 
-    async def commit(self, frame: Send) -> None:
-        try:
-            msg, _ = await self.node.send(self.conn, frame.room, frame.text, frame.client_id)
-        except ProtocolError as exc:
-            exc.ref = frame.client_id
-            self.error(exc)
-        else:
-            self.conn.send(encode(Ack(frame.client_id, msg.room, msg.seq)))
+    def acked(self, frame: Send, future: asyncio.Future[tuple[Message, bool]]) -> None:
+        self.conn.inflight.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            error = store_error(exc, frame.room)
+            error.ref = frame.client_id
+            self.error(error)
+            return
+        msg, _ = future.result()
+        self.conn.send(encode(Ack(frame.client_id, msg.room, msg.seq)))
 
 
 class PlainSession:

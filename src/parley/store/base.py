@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -117,6 +118,16 @@ class Store(abc.ABC):
         Returns (message, True) once committed; for a `(username, client_id)` seen
         before, (the first message, False) and nothing is written. Raises UnknownRoom.
         """
+
+    def append_soon(
+        self, room: str, username: str, text: str, client_id: str | None
+    ) -> asyncio.Future[tuple[Message, bool]]:
+        """`append` as a future, for callers that want a callback rather than a task.
+
+        A store whose writes already complete futures (SQLite's writer thread) hands its
+        own future over, saving a task per message on the hot path.
+        """
+        return asyncio.ensure_future(self.append(room, username, text, client_id))
 
     @abc.abstractmethod
     async def messages(self, query: MessageQuery) -> list[Message]: ...

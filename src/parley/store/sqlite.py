@@ -437,12 +437,18 @@ class SQLiteStore(Store):
     async def append(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> tuple[Message, bool]:
+        return await self.append_soon(room, username, text, client_id)
+
+    def append_soon(
+        self, room: str, username: str, text: str, client_id: str | None
+    ) -> asyncio.Future[tuple[Message, bool]]:
         if self._writer is None:
-            raise StoreUnavailable("store is closed")
-        result: tuple[Message, bool] = await self._writer.submit_append(
-            room, username, text, client_id
-        )
-        return result
+            closed: asyncio.Future[tuple[Message, bool]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            closed.set_exception(StoreUnavailable("store is closed"))
+            return closed
+        return self._writer.submit_append(room, username, text, client_id)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:
