@@ -24,6 +24,7 @@ from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.static import StaticFiles
 from parley.server.ws import chat_socket
 from parley.store import StoreUnavailable, open_store
+from parley.store.sqlite import SQLiteStore
 
 __all__ = ["build_app", "serve"]
 
@@ -97,6 +98,10 @@ async def metrics_page(request: web.Request) -> web.Response:
     metrics.SEND_QUEUE_BYTES.set(
         sum(conn.transport.get_write_buffer_size() for conn in node.connections)
     )
+    if isinstance(node.store, SQLiteStore):
+        commits, writes = node.store.commit_stats
+        metrics.COMMITS.set(commits)
+        metrics.COMMITTED_WRITES.set(writes)
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -6,7 +6,15 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["ACK_SECONDS", "CONNECTIONS", "MESSAGES", "REGISTRY", "SEND_QUEUE_BYTES"]
+__all__ = [
+    "ACK_SECONDS",
+    "COMMITS",
+    "COMMITTED_WRITES",
+    "CONNECTIONS",
+    "MESSAGES",
+    "REGISTRY",
+    "SEND_QUEUE_BYTES",
+]
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 
@@ -23,5 +31,15 @@ ACK_SECONDS: Final = Histogram(
 SEND_QUEUE_BYTES: Final = Gauge(
     "parley_send_queue_bytes",
     "Bytes written but not yet taken by clients' sockets, summed (sampled at scrape)",
+    registry=REGISTRY,
+)
+COMMITS: Final = Gauge(
+    "parley_store_commits",
+    "Write transactions committed by the SQLite writer since start (sampled at scrape)",
+    registry=REGISTRY,
+)
+COMMITTED_WRITES: Final = Gauge(
+    "parley_store_committed_writes",
+    "Writes (messages and others) in those transactions: their ratio is the group-commit batch",
     registry=REGISTRY,
 )
