@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,25 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from parley.bench.servers import free_low_port as free_port
+
 __all__ = ["ServerProcess", "free_port"]
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
-
-
-def free_port() -> int:
-    """A free loopback port below Linux's ephemeral range (32768-60999).
-
-    A port the kernel hands out with bind(0) is an ephemeral one, which any client socket may
-    take as its source port before our server binds it; below the range that cannot happen.
-    """
-    while True:
-        port = random.randrange(20000, 32700)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 class ServerProcess:

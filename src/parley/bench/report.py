@@ -190,6 +190,83 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return goals
 
 
+MULTINODE_LABELS = {
+    "one_node": "1 node, PostgreSQL",
+    "one_node_redis": "1 node, PostgreSQL + Redis",
+    "two_nodes_redis": "2 nodes, PostgreSQL + Redis",
+}
+
+
+def multinode_lines(results: dict[str, Any]) -> list[str]:
+    """The multi-node section (Markdown lines), empty when the workload did not run."""
+    mn = results.get("targets", {}).get("multinode")
+    if not isinstance(mn, dict):
+        return []
+    if mn.get("skipped"):
+        return ["## Multi-node fan-out", "", f"Not run: {mn['skipped']}."]
+    setups = [k for k in MULTINODE_LABELS if isinstance(mn.get(k), dict)]
+    if not setups:
+        return []
+    base = _get(mn, "one_node", "max_deliveries_per_s")
+    head = ("Metric", *(MULTINODE_LABELS[k] for k in setups))
+    rows: list[Row] = []
+
+    def row(metric: str, fn: Any) -> None:
+        rows.append((metric, *(fn(mn[k]) for k in setups)))
+
+    row("clients (per node)", lambda e: f"{_num(e.get('clients'))} ({_per_node(e)})")
+    row("highest sustained deliveries/s", lambda e: _num(e.get("max_deliveries_per_s")))
+    if base:
+        row("… relative to 1 node", lambda e: _ratio(e.get("max_deliveries_per_s"), base))
+    row(
+        "server CPU µs per delivery (all nodes)",
+        lambda e: _num(_get(e, "at_max", "server_us_per_delivery"), 2),
+    )
+    row(
+        "other CPU at max (PostgreSQL, Redis, kernel)",
+        lambda e: _num(_get(e, "at_max", "other_cpu"), 2),
+    )
+    row("p50 / p99 / p99.9 ms at 50% of own max", lambda e: _lat(e.get("at50")))
+    row("p50 / p99 / p99.9 ms at max", lambda e: _lat(e.get("at_max")))
+    row("exactly-once check: messages × clients", lambda e: _checked(e.get("exactly_once")))
+    row("… lost / doubled / out of order", lambda e: _problems(e.get("exactly_once")))
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return [
+        "## Multi-node fan-out",
+        "",
+        "One room; the clients are spread evenly over the nodes (client i on node i mod k), "
+        "with senders and latency observers on every node, so half of the deliveries in the "
+        "two-node setup cross Redis. Every node stores through the same PostgreSQL (a fresh "
+        "database per setup). Deliveries/s are summed over all clients. After the ramp, every "
+        "client records the seq of every message for a fixed-rate run at 25% of the max: each "
+        "must arrive exactly once and in seq order on every client. "
+        f"**All of it shares the machine's {os.cpu_count()} cores**: the nodes, PostgreSQL, "
+        "Redis and the load generator, so a second node adds work on the same cores, not "
+        "capacity; these figures show the cost of the multi-node path, not how it scales on "
+        "separate machines.",
+        "",
+        *lines,
+    ]
+
+
+def _per_node(entry: dict[str, Any]) -> str:
+    counts = entry.get("clients_per_node")
+    return " + ".join(str(c) for c in counts) if isinstance(counts, list) else "–"
+
+
+def _checked(check: Any) -> str:
+    if not isinstance(check, dict):
+        return "–"
+    return f"{_num(check.get('messages'))} × {_num(check.get('clients'))}"
+
+
+def _problems(check: Any) -> str:
+    if not isinstance(check, dict):
+        return "–"
+    return " / ".join(_num(check.get(k)) for k in ("lost", "doubled", "out_of_order"))
+
+
 def render_markdown(results: dict[str, Any], sizes: list[int]) -> str:
     rows = table_rows(results, sizes)
     head = (
@@ -245,17 +322,24 @@ def render_markdown(results: dict[str, Any], sizes: list[int]) -> str:
         "is limited by the machine as much as by itself; `server CPU µs per delivery` is the "
         "figure that does not depend on the generator.",
         "",
-        *lines,
-        "",
-        "## Goals",
-        "",
-        "| Goal | Measured | Target | Met |",
-        "|---|---|---|---|",
     ]
-    for g in evaluate_goals(results):
-        met = {True: "yes", False: "**no**", None: "not measured"}[g["met"]]
-        note = f" ({g['note']})" if g["note"] else ""
-        out.append(f"| {g['goal']} | {_num(g['measured'], 2)} | {g['target']} | {met}{note} |")
+    single_node = [k for k in results.get("targets", {}) if k != "multinode"]
+    if single_node:
+        out += [
+            *lines,
+            "",
+            "## Goals",
+            "",
+            "| Goal | Measured | Target | Met |",
+            "|---|---|---|---|",
+        ]
+        for g in evaluate_goals(results):
+            met = {True: "yes", False: "**no**", None: "not measured"}[g["met"]]
+            note = f" ({g['note']})" if g["note"] else ""
+            out.append(f"| {g['goal']} | {_num(g['measured'], 2)} | {g['target']} | {met}{note} |")
+    mn = multinode_lines(results)
+    if mn:
+        out += ["", *mn]
     errors = [
         f"- {name}: {_get(res, 'error')}"
         for name, res in results.get("targets", {}).items()
