@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench` / `make bench-smoke` (BENCH_SMOKE=1): the same workloads against Parley, the
 # tutorial's Node.js `ws` server and the tutorial's Python `websockets` server, plus a trivial
-# sink that shows the load generator's own ceiling. Writes bench/results/latest.{md,json,png}
-# (smoke: smoke.*). Extra arguments for `python -m parley.bench suite` go in BENCH_ARGS,
+# sink that shows the load generator's own ceiling; then the multi-node workload (Parley on
+# PostgreSQL: one node, one node + Redis, two nodes + Redis). Writes
+# bench/results/latest.{md,json,png} (smoke: smoke.*). Extra arguments for `python -m parley.bench suite` go in BENCH_ARGS,
 # e.g. BENCH_ARGS="--targets parley,node --workloads fanout --sizes 1000".
 set -euo pipefail
 cd "$(dirname "$0")/.."
