@@ -91,3 +91,46 @@ def test_smoke_fails_on_broken_workloads_but_not_on_slow_machines() -> None:
         }
     }
     assert workload_errors(results) == ["parley storm: 3 clients failed to connect"]
+
+
+def _multinode(top: float, lost: int = 0) -> dict[str, Any]:
+    check = {"messages": 40, "clients": 1000, "lost": lost, "doubled": 0, "out_of_order": 0}
+    return {
+        "clients": 1000,
+        "clients_per_node": [500, 500],
+        "max_deliveries_per_s": top,
+        "at_max": _step(top, 50) | {"server_us_per_delivery": 2.5, "other_cpu": 0.4},
+        "at50": _step(top / 2, 20),
+        "exactly_once": check,
+    }
+
+
+def test_multinode_section_lists_setups_and_the_exactly_once_check() -> None:
+    results = {
+        "meta": {"date": "today", "smoke": False, "machine": "test"},
+        "targets": {
+            "multinode": {
+                "one_node": _multinode(200_000),
+                "two_nodes_redis": _multinode(300_000) | {"error": "exactly-once check failed"},
+                "elapsed_s": 100.0,
+            }
+        },
+    }
+    md = render_markdown(results, [])
+    assert "## Multi-node fan-out" in md
+    assert "| 1 node, PostgreSQL | 2 nodes, PostgreSQL + Redis |" in md
+    assert "| highest sustained deliveries/s | 200,000 | 300,000 |" in md
+    assert "| … relative to 1 node | 1.00× | 1.50× |" in md
+    assert "| exactly-once check: messages × clients | 40 × 1,000 | 40 × 1,000 |" in md
+    assert "## Goals" not in md  # only the multi-node workload ran
+    assert "multinode two_nodes_redis: exactly-once check failed" in md
+
+
+def test_multinode_errors_fail_the_run_but_a_skip_does_not() -> None:
+    from parley.bench.suite import workload_errors
+
+    failed = {"targets": {"multinode": {"two_nodes_redis": {"error": "exactly-once: lost 3"}}}}
+    assert workload_errors(failed) == ["multinode two_nodes_redis: exactly-once: lost 3"]
+    skipped = {"targets": {"multinode": {"skipped": "initdb not found"}}}
+    assert workload_errors(skipped) == []
+    assert "Not run: initdb not found" in render_markdown(skipped, [])
