@@ -130,9 +130,9 @@ def _explain(data: str | bytes, exc: msgspec.DecodeError) -> ProtocolError:
     except (msgspec.DecodeError, RecursionError):
         return ProtocolError(ErrorCode.BAD_REQUEST, "frame is not a JSON object")
     ref = probe.client_id if isinstance(probe.client_id, str) else None
-    if probe.type is None:
-        return ProtocolError(ErrorCode.BAD_REQUEST, "frame has no `type`", ref)
-    if not isinstance(probe.type, str) or probe.type not in _CLIENT_TYPES:
+    if not isinstance(probe.type, str):
+        return ProtocolError(ErrorCode.BAD_REQUEST, "`type` must be a string", ref)
+    if probe.type not in _CLIENT_TYPES:
         return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown type {probe.type!r}", ref)
     return ProtocolError(ErrorCode.BAD_REQUEST, str(exc), ref)
 
