@@ -48,6 +48,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Keep the hot index pages (seq and client_id lookups) in memory: the default 2 MiB
+    # cache makes a growing history re-read pages from the OS on every batch.
+    conn.execute("PRAGMA cache_size=-65536")
     return conn
 
 
