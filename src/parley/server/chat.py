@@ -153,6 +153,7 @@ class ChatNode:
 
     async def join(self, conn: Connection, room: str, since: int | None) -> None:
         record = await self.visible_room(conn, room)
+        conn.allowed.add(room)
         await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
             went = self.hub.unsubscribe(conn, conn.username, room)
