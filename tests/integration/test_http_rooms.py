@@ -66,7 +66,7 @@ async def test_create_public_room_201_visible_to_everyone(
         rooms = {r["room"]: r for r in await api.rooms(user.token)}
         assert rooms["lobby"]["private"] is False
         assert rooms["lobby"]["last_seq"] == 0
-    # decisions-draft: rooms carry their owner
+    # docs/protocol.md (ext): rooms carry their owner
     lobby = next(r for r in await api.rooms(bob.token) if r["room"] == "lobby")
     assert lobby.get("owner") == alice.username
     # bob may post in a public room he did not create
@@ -254,7 +254,7 @@ async def test_rest_send_4000_chars_ok_4001_too_large_not_stored(
     assert ok["seq"] == 1
     emoji = await api.send(alice.token, "general", "🎉" * 4000)  # characters, not bytes
     assert emoji["seq"] == 2
-    # decisions-draft: too_large is 413 over HTTP
+    # docs/protocol.md (ext): too_large is 413 over HTTP
     assert_error(await api.send_raw(alice.token, "general", "y" * 4001, "big"), 413, "too_large")
     assert [m["seq"] for m in await api.messages(alice.token, "general")] == [1, 2]
     # the refused client_id is not burnt: a valid retry with it is stored

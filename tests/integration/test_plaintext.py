@@ -75,7 +75,7 @@ async def test_plain_text_too_large_not_stored_and_stays_open(
     plain = await open_plain(server.ws_url, alice.token)
     await plain.send("x" * 4001)
     line = await recv_text(plain)
-    # decisions-draft: plain-text errors arrive as "* error CODE: message"
+    # docs/protocol.md (ext): plain-text errors arrive as "* error CODE: message"
     assert line.startswith("* error too_large"), line
     await plain.send("fits")
     assert await recv_text(plain) == f"{alice.username}: fits"

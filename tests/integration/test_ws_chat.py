@@ -263,7 +263,7 @@ async def test_ws_history_pages_like_rest(server_factory: ServerFactory) -> None
             assert [m["seq"] for m in await c.history("general", before=3)] == [1, 2]
             assert [m["seq"] for m in await c.history("general", limit=3)] == [58, 59, 60]
             assert await c.history("general", before=1) == []
-            # decisions-draft: WS history also accepts after
+            # docs/protocol.md (ext): WS history also accepts after
             assert [m["seq"] for m in await c.history("general", after=57)] == [58, 59, 60]
             full = await c.history("general", limit=100)
             assert [m["seq"] for m in full] == list(range(1, 61))

@@ -137,7 +137,7 @@ async def test_bad_request_ref_is_the_client_id(server: ServerProcess, alice: Us
 
 
 async def test_binary_frame_bad_request_and_stays_open(server: ServerProcess, alice: User) -> None:
-    """decisions-draft: binary frames -> bad_request."""
+    """docs/protocol.md (ext): binary frames -> bad_request."""
     async with parley_ws(server.ws_url, alice.token) as c:
         payload = json.dumps({"type": "send", "room": "general", "text": "b", "client_id": "b"})
         await c.send_raw(payload.encode())
@@ -227,7 +227,7 @@ async def test_rate_limited_with_retry_after(server_factory: ServerFactory) -> N
                 cid2 = new_client_id()
                 await a2.send_text("general", "other tab", cid2)
                 assert_error_shape(await a2.expect_error("rate_limited"), "rate_limited", cid2)
-            # ...and REST as well (decisions-draft: 429 + Retry-After)
+            # ...and REST as well (docs/protocol.md (ext): 429 + Retry-After)
             resp = await api.send_raw(alice.token, "general", "via rest", "r1")
             assert resp.status_code == 429, resp.text
             assert resp.json()["error"]["code"] == "rate_limited"
@@ -265,7 +265,7 @@ async def test_default_rate_limit_allows_30(server: ServerProcess, alice: User) 
 
 
 async def test_forbidden_and_stays_open(guest_server: ServerProcess) -> None:
-    """decisions-draft: a guest outside `general` -> forbidden."""
+    """docs/protocol.md (ext): a guest outside `general` -> forbidden."""
     async with AsyncApi(guest_server.url) as api:
         owner = await api.register()
         await api.create_room(owner.token, "members")
