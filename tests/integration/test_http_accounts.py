@@ -109,7 +109,7 @@ async def test_register_taken_409(api: AsyncApi) -> None:
 
 
 async def test_register_taken_case_insensitively_409(api: AsyncApi) -> None:
-    """docs/protocol.md (ext): usernames are unique case-insensitively; the first spelling is kept."""
+    """docs/protocol.md (ext): usernames are unique case-insensitively; first spelling kept."""
     name = "Mixed" + unique_name()
     await api.register(name)
     assert_error(await api.register_raw(name.lower(), DEFAULT_PASSWORD), 409)

@@ -154,7 +154,7 @@ async def test_guest_server_still_checks_origin_for_credentials(
 
 
 async def test_guest_limited_to_general(guest_server: ServerProcess) -> None:
-    """docs/protocol.md (ext): guests may use only `general`; elsewhere -> forbidden; REST needs 401."""
+    """docs/protocol.md (ext): guests use only `general`; elsewhere forbidden; REST 401."""
     async with AsyncApi(guest_server.url) as api:
         owner = await api.register()
         await api.create_room(owner.token, "lobby")
