@@ -12,7 +12,18 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.api import AsyncApi, Fresh, User, unique_room
+from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server for one test (it starts in milliseconds)."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture

@@ -25,15 +25,6 @@ def pg_server() -> Iterator[PgServer]:
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture
 def db_url(pg_server: PgServer) -> str:
     if not pg_server.running:  # a previous test's restart failed half-way
         pg_server.start()
