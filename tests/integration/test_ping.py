@@ -6,7 +6,7 @@ import asyncio
 
 from tests.support.api import AsyncApi, ServerFactory
 from tests.support.client import open_ws
-from tests.support.rawws import OP_PING, RawWS
+from tests.support.rawws import OP_PING, OP_PONG, OP_TEXT, RawWS
 
 
 async def read_until_dropped(raw: RawWS, within: float) -> list[int]:
@@ -81,3 +81,21 @@ async def test_idle_but_responsive_client_is_kept(server_factory: ServerFactory)
     assert other.seen_of("presence", username=user.username, online=False) == []
     await idle.close()
     await other.close()
+
+
+async def test_client_ping_gets_its_payload_back_in_order(server_factory: ServerFactory) -> None:
+    """A client's ping is answered with a pong carrying the same payload, and counts as
+    life: the server does not ping a client that keeps pinging it."""
+    srv = server_factory(["--ping-interval", "1", "--ping-timeout", "1"])
+    async with AsyncApi(srv.url) as api:
+        user = await api.register()
+    raw = await RawWS.open("127.0.0.1", srv.port, token=user.token)
+    assert raw.status == 101
+    opcode, _ = await raw.read_frame()  # hello
+    assert opcode == OP_TEXT
+    for i in range(12):  # 3 s of pings, three ping intervals: a server ping would show here
+        payload = f"beat {i}".encode()
+        await raw.send_frame(OP_PING, payload)
+        assert await raw.read_frame(within=5) == (OP_PONG, payload)
+        await asyncio.sleep(0.25)
+    raw.close()

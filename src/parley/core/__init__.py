@@ -2,6 +2,7 @@
 
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
+from parley.core.keepalive import KeepalivePolicy, Verdict
 from parley.core.limits import FailureThrottle, RateLimiter, TokenBucket
 from parley.core.names import (
     GENERAL,
@@ -17,9 +18,11 @@ __all__ = [
     "Feed",
     "Gap",
     "Hub",
+    "KeepalivePolicy",
     "RateLimiter",
     "RoomSubscribers",
     "TokenBucket",
+    "Verdict",
     "check_password",
     "check_room",
     "check_text",

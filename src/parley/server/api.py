@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 
 from parley.core import check_room, check_username
-from parley.protocol import ErrorCode, ProtocolError, encode
+from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
 from parley.server.auth import COOKIE, origin_allowed, request_token
 from parley.server.state import ACCOUNTS, CONFIG, NODE
-from parley.store import MessageQuery
+from parley.store import MessageQuery, StoreUnavailable
 
-__all__ = ["routes"]
+__all__ = ["add_routes", "routes"]
 
 routes = web.RouteTableDef()
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600
@@ -30,8 +32,78 @@ class User:
     guest: bool = False
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES: Final = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.BAD_REQUEST,
+    413: ErrorCode.TOO_LARGE,
+}
+
+
 def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(body=encode(body), status=status, content_type="application/json")
+
+
+def _error(
+    code: ErrorCode, message: str, retry_after: float | None = None, status: int | None = None
+) -> web.Response:
+    body: dict[str, object] = {"code": code.value, "message": message}
+    headers = {}
+    if retry_after is not None:
+        body["retry_after"] = round(retry_after, 3)
+        headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
+    return web.Response(
+        body=encode({"error": body}),
+        status=status or HTTP_STATUS[code],
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def json_errors(handler: Handler) -> Handler:
+    """Every API failure is {"error": {"code", "message"}} with a fitting status."""
+
+    @wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ProtocolError as exc:
+            return _error(exc.code, exc.message, exc.retry_after)
+        except StoreUnavailable:
+            return _error(ErrorCode.UNAVAILABLE, "storage unavailable; retry")
+        except web.HTTPException as exc:
+            code = _HTTP_CODES.get(exc.status)
+            if code is None:
+                raise
+            resp = _error(code, exc.reason, status=exc.status)
+            if "Allow" in exc.headers:
+                resp.headers["Allow"] = exc.headers["Allow"]
+            return resp
+
+    return guarded
+
+
+async def _no_such_endpoint(request: web.Request) -> web.StreamResponse:
+    """/api/... that no route takes: 405 where the path exists for other methods, else 404."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+def add_routes(app: web.Application) -> None:
+    """The API routes, each behind `json_errors`, and a JSON 404/405 for the rest of /api."""
+    for route in routes:
+        assert isinstance(route, web.RouteDef)
+        app.router.add_route(route.method, route.path, json_errors(route.handler), **route.kwargs)
+    app.router.add_route("*", "/api/{tail:.*}", json_errors(_no_such_endpoint))
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

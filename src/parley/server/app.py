@@ -7,7 +7,6 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import WSCloseCode, web
@@ -15,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from parley.broker import open_broker
 from parley.broker.presence import open_presence
-from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
+from parley.core import KeepalivePolicy
 from parley.server import api, metrics
 from parley.server.accounts import Accounts
 from parley.server.chat import ChatNode
@@ -23,7 +22,7 @@ from parley.server.config import Config
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.static import StaticFiles
 from parley.server.ws import chat_socket
-from parley.store import StoreUnavailable, open_store
+from parley.store import open_store
 from parley.store.sqlite import SQLiteStore
 
 __all__ = ["build_app", "serve"]
@@ -41,50 +40,10 @@ SECURITY_HEADERS: Final = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(code: ErrorCode, message: str, retry_after: float | None = None) -> web.Response:
-    body: dict[str, object] = {"code": code.value, "message": message}
-    headers = {}
-    if retry_after is not None:
-        body["retry_after"] = round(retry_after, 3)
-        headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
-    return web.Response(
-        body=encode({"error": body}),
-        status=HTTP_STATUS[code],
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-_HTTP_CODES: Final = {
-    400: ErrorCode.BAD_REQUEST,
-    401: ErrorCode.UNAUTHORIZED,
-    403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.BAD_REQUEST,
-    413: ErrorCode.TOO_LARGE,
-}
-
-
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every API failure is {"error": {"code", "message"}} with a fitting status."""
-    try:
-        return await handler(request)
-    except ProtocolError as exc:
-        return _error(exc.code, exc.message, exc.retry_after)
-    except StoreUnavailable:
-        return _error(ErrorCode.UNAVAILABLE, "storage unavailable; retry")
-    except web.HTTPException as exc:
-        code = _HTTP_CODES.get(exc.status)
-        if code is None or not request.path.startswith("/api/"):
-            raise
-        return _error(code, exc.reason)
-
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if isinstance(response, web.WebSocketResponse):
+        return  # a 101 has no document to protect, and each socket would keep the headers
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 
@@ -115,7 +74,9 @@ def build_app(config: Config) -> web.Application:
         rate_limit=config.rate_limit,
         presence=open_presence(config.redis),
     )
-    app = web.Application(middlewares=[errors_as_json], client_max_size=1024 * 1024)
+    # No middleware: every middleware is one more coroutine frame held by each open
+    # WebSocket for its whole life. The API maps its errors to JSON per route instead.
+    app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[NODE] = node
     app[ACCOUNTS] = Accounts(store)
@@ -123,7 +84,7 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/chat", chat_socket)
-    app.router.add_routes(api.routes)
+    api.add_routes(app)
     app.router.add_get("/", static.handle)
     app.router.add_get("/{name:[A-Za-z0-9_.-]+}", static.handle)
     app.on_response_prepare.append(_security_headers)
@@ -164,6 +125,9 @@ async def serve(config: Config) -> None:
     log.info("parley serving on %s://%s:%d", scheme, config.host, config.port)
 
     housekeeping = asyncio.create_task(_housekeeping(app))
+    keepalive = asyncio.create_task(
+        node.keep_alive(KeepalivePolicy(config.ping_interval, config.ping_timeout))
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -172,6 +136,7 @@ async def serve(config: Config) -> None:
 
     log.info("draining")
     housekeeping.cancel()
+    keepalive.cancel()
     await site.stop()
     await node.drain(WSCloseCode.GOING_AWAY)
     await runner.cleanup()

@@ -18,7 +18,7 @@ import msgspec
 
 from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal
 from parley.broker.presence import MemoryPresence, PresenceTracker
-from parley.core import GENERAL, Feed, Gap, Hub, RateLimiter, check_text
+from parley.core import GENERAL, Feed, Gap, Hub, KeepalivePolicy, RateLimiter, Verdict, check_text
 from parley.protocol import (
     MAX_TEXT_CHARS,
     ErrorCode,
@@ -32,7 +32,7 @@ from parley.protocol import (
 )
 from parley.server import metrics
 from parley.server.connection import Connection, Flusher, Mode
-from parley.server.frames import text_frame
+from parley.server.frames import PING, text_frame
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
 
 __all__ = ["ChatNode", "Identity", "store_error"]
@@ -77,6 +77,7 @@ class ChatNode:
         self._filling: set[str] = set()
         self._typing_seen: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
         self._resyncing = False
         self._resync_again = False
 
@@ -114,12 +115,25 @@ class ChatNode:
         for room in list(conn.rooms):
             self.leave(conn, room)
 
+    async def keep_alive(self, policy: KeepalivePolicy) -> None:
+        """Ping silent sockets, drop the ones that stopped answering; runs until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(policy.tick)
+            now = loop.time()
+            for conn in tuple(self.connections):
+                verdict = policy.verdict(now, conn.heard_at, conn.pinged_at)
+                if verdict is Verdict.PING:
+                    conn.pinged_at = now
+                    conn.send_frame(PING)
+                elif verdict is Verdict.DROP:
+                    conn.drop()
+
     async def drain(self, close_code: int) -> None:
         """Shutdown: let in-flight sends commit and ack, then close every socket."""
         self.draining = True
-        pending = [task for conn in self.connections for task in conn.inflight]
-        if pending:
-            await asyncio.wait(pending, timeout=10)
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=10)
         for conn in list(self.connections):
             if not conn.shut_down(close_code, "server shutting down"):
                 self._spawn(conn.close(close_code, "server shutting down"))
@@ -145,15 +159,14 @@ class ChatNode:
     async def may_use(self, conn: Connection, room: str) -> None:
         """`visible_room` for a socket, remembered: access is never taken away from a member,
         so a socket asks the store about a room once, not on every send."""
-        if room not in conn.allowed:
+        if not conn.may_use(room):
             await self.visible_room(conn, room)
-            conn.allowed.add(room)
+            conn.allow(room)
 
     # --- commands -----------------------------------------------------------------
 
     async def join(self, conn: Connection, room: str, since: int | None) -> None:
         record = await self.visible_room(conn, room)
-        conn.allowed.add(room)
         await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
             went = self.hub.unsubscribe(conn, conn.username, room)
@@ -198,10 +211,12 @@ class ChatNode:
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         future = self.store.append_soon(room, who.username, text, client_id)
+        self._inflight.add(future)
         future.add_done_callback(partial(self._committed, time.perf_counter()))
         return future
 
     def _committed(self, started: float, future: asyncio.Future[tuple[Message, bool]]) -> None:
+        self._inflight.discard(future)
         if future.cancelled() or future.exception() is not None:
             return
         msg, created = future.result()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from enum import Enum
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import WSCloseCode, web
 
@@ -55,16 +55,19 @@ class Mode(Enum):
 
 class Connection:
     __slots__ = (
+        "_allowed",
         "_flusher",
         "_loop",
         "_out",
-        "allowed",
         "closing",
         "guest",
+        "heard_at",
         "id",
         "inflight",
         "mode",
+        "pinged_at",
         "rooms",
+        "slot_freed",
         "token_hash",
         "transport",
         "username",
@@ -88,18 +91,32 @@ class Connection:
         self.token_hash = token_hash
         self.guest = token_hash is None
         self.rooms: set[str] = set()
-        self.allowed: set[str] = set()  # rooms this socket was found to be allowed to use
-        self.inflight: set[asyncio.Future[Any]] = set()  # sends not yet committed
+        # Rooms besides `rooms` this socket was found to be allowed to use; created on
+        # first use, since every field of an idle socket is paid for thousands of times.
+        self._allowed: set[str] | None = None
+        self.inflight = 0  # sends not yet committed
+        self.slot_freed: asyncio.Future[None] | None = None  # set while waiting for one
         self.closing = False
         self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()
         self._flusher = flusher
+        self.heard_at = self._loop.time()  # the client's last frame
+        self.pinged_at: float | None = None  # our last keepalive ping
 
     def __hash__(self) -> int:
         return self.id
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.username} {self.mode.value}>"
+
+    def may_use(self, room: str) -> bool:
+        """Known to be allowed: joined now, or found allowed before (never taken away)."""
+        return room in self.rooms or (self._allowed is not None and room in self._allowed)
+
+    def allow(self, room: str) -> None:
+        if self._allowed is None:
+            self._allowed = set()
+        self._allowed.add(room)
 
     def send(self, payload: bytes) -> None:
         """Queue one JSON (or plain text) payload as a text frame."""
@@ -148,6 +165,11 @@ class Connection:
         self.transport.write(close_frame(code, reason))
         self.transport.write_eof()
         return True
+
+    def drop(self) -> None:
+        """A peer that stopped answering: no close handshake, just let the socket go."""
+        self.closing = True
+        self.transport.abort()
 
     async def close(self, code: int, reason: str = "") -> None:
         """Send what is queued, then the close frame."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-__all__ = ["close_frame", "text_frame"]
+__all__ = ["PING", "close_frame", "pong_frame", "text_frame"]
 
 _FIN_TEXT: Final = 0x81
 _FIN_CLOSE: Final = 0x88
+_FIN_PONG: Final = 0x8A
+
+PING: Final = b"\x89\x00"  # a keepalive ping with no payload
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -30,3 +33,8 @@ def close_frame(code: int, reason: str) -> bytes:
     """An unmasked close frame (a control frame: payload at most 125 bytes)."""
     payload = struct.pack("!H", code) + reason.encode()[:123]
     return bytes((_FIN_CLOSE, len(payload))) + payload
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """The answer to a client's ping: its payload back (a control frame: at most 125 bytes)."""
+    return bytes((_FIN_PONG, len(payload))) + payload

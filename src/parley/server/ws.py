@@ -33,6 +33,7 @@ from parley.protocol import (
 from parley.server.auth import origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
 from parley.server.connection import Connection, Mode
+from parley.server.frames import pong_frame
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
@@ -57,8 +58,8 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
     return found
 
 
-async def chat_socket(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
+async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connection | None]:
+    """The handshake: who it is, then the upgrade. No connection if the peer already left."""
     node = request.app[NODE]
     if node.draining:
         raise web.HTTPServiceUnavailable(text="shutting down")
@@ -67,44 +68,91 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         protocols=(SUBPROTOCOL,),
         compress=False,  # per-message deflate costs more CPU than chat frames save
         max_msg_size=MAX_FRAME,
-        heartbeat=config.ping_interval,
+        heartbeat=None,  # the node's keepalive sweep pings: no timer per socket
+        autoping=False,  # pings and pongs reach the reader loop, so a pong counts as life
         timeout=2.0,
     )
-    ws._pong_heartbeat = config.ping_timeout  # aiohttp's default is interval / 2
     await ws.prepare(request)
     transport = request.transport
     if transport is None:
-        return ws
+        return ws, None
     mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
-    conn = Connection(ws, transport, username, mode, token_hash, node.flusher)
+    return ws, Connection(ws, transport, username, mode, token_hash, node.flusher)
+
+
+async def chat_socket(request: web.Request) -> web.StreamResponse:
+    """GET /chat: the handshake, then this socket's reader loop.
+
+    The loop is written out here, not in a coroutine awaited from here, and calls
+    `receive` rather than `async for`: every coroutine in the await chain is a frame
+    that each open socket holds for its whole life (about 0.25 KiB apiece).
+    """
+    ws, conn = await _accept(request)
+    if conn is None:
+        return ws
+    node = request.app[NODE]
+    session = JsonSession(node, conn) if conn.mode is Mode.JSON else PlainSession(node, conn)
     node.attach(conn)
     try:
-        session = JsonSession(node, conn) if mode is Mode.JSON else PlainSession(node, conn)
-        await session.run()
+        if not await session.start():
+            return ws
+        clock = asyncio.get_running_loop().time
+        while True:
+            msg = await ws.receive()
+            conn.heard_at = clock()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                await session.on_text(msg.data)
+            elif kind is WSMsgType.PING:
+                conn.send_frame(pong_frame(msg.data))
+            elif kind is WSMsgType.BINARY:
+                session.on_binary()
+            elif kind in _GONE:
+                break
     finally:
         node.detach(conn)
         conn.flush()
     return ws
 
 
-class JsonSession:
-    """The parley.v1 reader loop of one socket."""
+_GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
+
+
+class Session:
+    """What one socket's frames mean; subclasses speak a protocol mode."""
+
+    __slots__ = ("conn", "node")
 
     def __init__(self, node: ChatNode, conn: Connection) -> None:
         self.node = node
         self.conn = conn
 
-    async def run(self) -> None:
+    async def start(self) -> bool:
+        """Greet the client; False if the socket was closed instead."""
+        return True
+
+    async def on_text(self, data: str) -> None:
+        raise NotImplementedError
+
+    def on_binary(self) -> None:
+        """Binary frames are not part of the protocol; ignored unless a subclass objects."""
+
+
+class JsonSession(Session):
+    """parley.v1: JSON frames, answered with acks, errors and events."""
+
+    __slots__ = ()
+
+    async def start(self) -> bool:
         try:
             await self.hello()
         except StoreUnavailable:  # no hello without the rooms: ask the client to come back
             await self.conn.close(WSCloseCode.TRY_AGAIN_LATER, "storage unavailable")
-            return
-        async for msg in self.conn.ws:
-            if msg.type is WSMsgType.TEXT:
-                await self.handle(msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                self.error(ProtocolError(ErrorCode.BAD_REQUEST, "send JSON in text frames"))
+            return False
+        return True
+
+    def on_binary(self) -> None:
+        self.error(ProtocolError(ErrorCode.BAD_REQUEST, "send JSON in text frames"))
 
     async def hello(self) -> None:
         conn = self.conn
@@ -118,7 +166,7 @@ class JsonSession:
     def error(self, exc: ProtocolError) -> None:
         self.conn.send(encode(Error.from_exception(exc)))
 
-    async def handle(self, data: str) -> None:
+    async def on_text(self, data: str) -> None:
         try:
             frame = decode_client_frame(data)
             if isinstance(frame, Send):
@@ -147,17 +195,22 @@ class JsonSession:
         try:
             self.node.check_send(conn, frame.text)
             await self.node.may_use(conn, frame.room)
-            if len(conn.inflight) >= MAX_INFLIGHT:
-                await asyncio.wait(conn.inflight, return_when=asyncio.FIRST_COMPLETED)
+            if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
+                conn.slot_freed = asyncio.get_running_loop().create_future()
+                await conn.slot_freed
             future = self.node.submit(conn, frame.room, frame.text, frame.client_id)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             raise
-        conn.inflight.add(future)
+        conn.inflight += 1
         future.add_done_callback(partial(self.acked, frame))
 
     def acked(self, frame: Send, future: asyncio.Future[tuple[Message, bool]]) -> None:
-        self.conn.inflight.discard(future)
+        conn = self.conn
+        conn.inflight -= 1
+        if conn.slot_freed is not None:
+            conn.slot_freed.set_result(None)
+            conn.slot_freed = None
         if future.cancelled():
             return
         exc = future.exception()
@@ -170,18 +223,14 @@ class JsonSession:
         self.conn.send(encode(Ack(frame.client_id, msg.room, msg.seq)))
 
 
-class PlainSession:
+class PlainSession(Session):
     """The tutorial's client: every text frame is a message to `general`."""
 
-    def __init__(self, node: ChatNode, conn: Connection) -> None:
-        self.node = node
-        self.conn = conn
+    __slots__ = ()
 
-    async def run(self) -> None:
-        async for msg in self.conn.ws:
-            if msg.type is WSMsgType.TEXT:
-                try:
-                    self.node.check_send(self.conn, msg.data)
-                    await self.node.send(self.conn, GENERAL, msg.data, None)
-                except ProtocolError as exc:
-                    self.conn.send(f"* error {exc.code.value}: {exc.message}".encode())
+    async def on_text(self, data: str) -> None:
+        try:
+            self.node.check_send(self.conn, data)
+            await self.node.send(self.conn, GENERAL, data, None)
+        except ProtocolError as exc:
+            self.conn.send(f"* error {exc.code.value}: {exc.message}".encode())
