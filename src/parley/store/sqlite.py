@@ -169,10 +169,21 @@ def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) ->
 
 
 def _append_all(conn: sqlite3.Connection, appends: list[_Append]) -> list[_Outcome]:
-    """Store a batch of messages with few SQLite calls; one at a time if that fails."""
+    """Store a batch of messages with few SQLite calls; one at a time if that fails.
+
+    Optimistic about resends: the batch is inserted without looking for them first, and
+    the unique (username, client_id) index rejects the whole statement if it holds one.
+    Only then is the batch redone with a lookup. A resend follows a lost ack, which is
+    rare, while a lookup per sender would cost every batch as many SQLite calls (each
+    one a round trip for the GIL) as it has senders.
+    """
     conn.execute("SAVEPOINT appends")
     try:
-        results = _bulk_append(conn, appends)
+        try:
+            results = _bulk_append(conn, appends, {})
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO appends")
+            results = _bulk_append(conn, appends, _stored_by_client(conn, appends))
     except sqlite3.Error:  # unexpected: isolate the culprit by going one by one
         conn.execute("ROLLBACK TO appends")
         conn.execute("RELEASE appends")
@@ -185,10 +196,10 @@ def _append_all(conn: sqlite3.Connection, appends: list[_Append]) -> list[_Outco
 
 
 def _bulk_append(
-    conn: sqlite3.Connection, appends: list[_Append]
+    conn: sqlite3.Connection, appends: list[_Append], known: dict[tuple[str, str], Message]
 ) -> list[tuple[Message, bool] | BaseException]:
+    """`known`: messages already stored under some of the batch's (username, client_id)."""
     ts = utc_timestamp()
-    known = _stored_by_client(conn, appends)
     results: list[tuple[Message, bool] | BaseException | None] = [None] * len(appends)
     first: dict[tuple[str, str], int] = {}  # a client_id twice in one batch: the first wins
     repeats: list[tuple[int, int]] = []
@@ -260,7 +271,7 @@ def _stored_by_client(
 
 def _append_one(a: _Append, conn: sqlite3.Connection) -> tuple[Message, bool]:
     """The same as a bulk append of one message (the fallback path)."""
-    result = _bulk_append(conn, [a])[0]
+    result = _bulk_append(conn, [a], _stored_by_client(conn, [a]))[0]
     if isinstance(result, BaseException):
         raise result
     return result

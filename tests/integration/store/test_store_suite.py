@@ -195,6 +195,22 @@ async def test_one_bad_message_fails_alone_among_concurrent_ones(store: Store) -
     assert await store.last_seqs() == {"general": 2, "side": 1}
 
 
+async def test_resends_among_new_messages_in_one_batch(store: Store) -> None:
+    """Concurrent appends (one group commit on SQLite) mixing resends and new messages:
+    the resends get their first answer back, the new ones the next seqs, none skipped."""
+    stored = [await store.append("general", "mo", f"old {i}", f"c{i}") for i in range(3)]
+    results = await asyncio.gather(
+        *(store.append("general", "mo", f"new {i}", f"c{i}") for i in range(6)),
+        store.append("general", "ned", "someone else's c0", "c0"),
+    )
+    assert results[:3] == [(msg, False) for msg, _ in stored]
+    fresh = results[3:]
+    assert all(created for _, created in fresh)
+    assert sorted(m.seq for m, _ in fresh) == [4, 5, 6, 7]
+    history = await store.messages(MessageQuery("general", limit=100))
+    assert [m.seq for m in history] == list(range(1, 8))
+
+
 async def test_paging_before_after_and_limit(store: Store) -> None:
     for i in range(1, 13):
         await store.append("general", "lee", f"m{i}", None)
