@@ -1,10 +1,13 @@
-"""HTTP behaviour shared by every route: security headers, JSON errors for all of /api."""
+"""HTTP behaviour shared by every route: security headers, JSON errors for all of /api,
+and the Prometheus metrics."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.support.api import AsyncApi, assert_error
+from tests.support.client import open_ws
+from tests.support.server import ServerProcess
 
 
 @pytest.mark.parametrize("path", ["/", "/app.js", "/api/me", "/healthz"])
@@ -31,3 +34,36 @@ async def test_unknown_page_outside_api_is_a_plain_404(api: AsyncApi) -> None:
     resp = await api.get("/no-such-file.txt")
     assert resp.status_code == 404
     assert "error" not in resp.text
+
+
+async def test_metrics_count_connections_stored_messages_and_ack_latency(
+    api: AsyncApi, server: ServerProcess
+) -> None:
+    user = await api.register()
+    ws = await open_ws(server.ws_url, user.token)
+    await ws.join_ok("general")
+    for i in range(3):
+        await ws.send_ok("general", f"counted {i}")
+    await ws.send_ok("general", "a resend is not stored twice", client_id="same")
+    await ws.send_ok("general", "a resend is not stored twice", client_id="same")
+    samples = _samples((await api.get("/metrics")).text)
+    await ws.close()
+    assert samples["parley_connections"] >= 1
+    assert samples["parley_messages_stored_total"] == 4
+    assert samples["parley_ack_seconds_count"] == 5
+    assert samples['parley_ack_seconds_bucket{le="+Inf"}'] == 5
+    assert 0 < samples["parley_ack_seconds_sum"] < 5 * 2.5
+    buckets = [v for k, v in samples.items() if k.startswith("parley_ack_seconds_bucket")]
+    assert buckets == sorted(buckets)  # cumulative
+
+
+def _samples(text: str) -> dict[str, float]:
+    """`name{labels} value` lines of the Prometheus text format."""
+    lines = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in lines}
+
+
+async def test_head_works_wherever_get_does(api: AsyncApi) -> None:
+    assert (await api.request("HEAD", "/api/me")).status_code == 401
+    assert (await api.request("HEAD", "/api/rooms")).status_code == 401
+    assert (await api.request("HEAD", "/")).status_code == 200

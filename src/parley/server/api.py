@@ -100,9 +100,13 @@ async def _no_such_endpoint(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """The API routes, each behind `json_errors`, and a JSON 404/405 for the rest of /api."""
+    guarded = []
     for route in routes:
         assert isinstance(route, web.RouteDef)
-        app.router.add_route(route.method, route.path, json_errors(route.handler), **route.kwargs)
+        guarded.append(
+            web.RouteDef(route.method, route.path, json_errors(route.handler), route.kwargs)
+        )
+    app.router.add_routes(guarded)  # as `routes` would register them: GET brings HEAD
     app.router.add_route("*", "/api/{tail:.*}", json_errors(_no_such_endpoint))
 
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any, Final, Protocol
 
@@ -120,14 +120,19 @@ class ChatNode:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(policy.tick)
-            now = loop.time()
-            for conn in tuple(self.connections):
-                verdict = policy.verdict(now, conn.heard_at, conn.pinged_at)
-                if verdict is Verdict.PING:
-                    conn.pinged_at = now
-                    conn.send_frame(PING)
-                elif verdict is Verdict.DROP:
-                    conn.drop()
+            try:
+                self._sweep(policy, loop.time())
+            except Exception:  # one bad socket must not end keepalive for the node
+                log.exception("keepalive sweep failed")
+
+    def _sweep(self, policy: KeepalivePolicy, now: float) -> None:
+        for conn in tuple(self.connections):
+            verdict = policy.verdict(now, conn.heard_at, conn.pinged_at)
+            if verdict is Verdict.PING:
+                conn.pinged_at = now
+                conn.send_frame(PING)
+            elif verdict is Verdict.DROP:
+                conn.drop()
 
     async def drain(self, close_code: int) -> None:
         """Shutdown: let in-flight sends commit and ack, then close every socket."""
@@ -204,26 +209,37 @@ class ChatNode:
             raise ProtocolError(ErrorCode.RATE_LIMITED, "sending too fast", retry_after=retry_after)
 
     def submit(
-        self, who: Identity, room: str, text: str, client_id: str | None
+        self,
+        who: Identity,
+        room: str,
+        text: str,
+        client_id: str | None,
+        on_done: Callable[[asyncio.Future[tuple[Message, bool]]], None] | None = None,
     ) -> asyncio.Future[tuple[Message, bool]]:
         """Queue a message for the store. When it is committed it is published (if new),
-        then the future's other callbacks run (the ack). Checks are the caller's."""
+        then `on_done` runs (the ack): one callback per message, not two. Checks are the
+        caller's."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         future = self.store.append_soon(room, who.username, text, client_id)
         self._inflight.add(future)
-        future.add_done_callback(partial(self._committed, time.perf_counter()))
+        future.add_done_callback(partial(self._committed, time.perf_counter(), on_done))
         return future
 
-    def _committed(self, started: float, future: asyncio.Future[tuple[Message, bool]]) -> None:
+    def _committed(
+        self,
+        started: float,
+        on_done: Callable[[asyncio.Future[tuple[Message, bool]]], None] | None,
+        future: asyncio.Future[tuple[Message, bool]],
+    ) -> None:
         self._inflight.discard(future)
-        if future.cancelled() or future.exception() is not None:
-            return
-        msg, created = future.result()
-        metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-        if created:
-            metrics.MESSAGES.inc()
-            self.broker.publish_message(msg)
+        if not future.cancelled() and future.exception() is None:
+            msg, created = future.result()
+            metrics.ACKS.observe(time.perf_counter() - started, created=created)
+            if created:
+                self.broker.publish_message(msg)
+        if on_done is not None:
+            on_done(future)
 
     async def send(
         self, who: Identity, room: str, text: str, client_id: str | None
@@ -284,6 +300,8 @@ class ChatNode:
     # --- fan-out --------------------------------------------------------------------
 
     def _fan_out(self, msg: Message) -> None:
+        if msg.room not in self.hub.rooms:
+            return  # nobody on this node listens: not even worth encoding
         frame = text_frame(encode(MessageEvent(*msgspec.structs.astuple(msg))))
         subs = self.hub.deliver(msg.room, frame)
         if subs is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from enum import Enum
 from typing import Final
 
@@ -19,9 +20,11 @@ from aiohttp import WSCloseCode, web
 
 from parley.server.frames import close_frame, text_frame
 
-__all__ = ["Connection", "Flusher", "Mode"]
+__all__ = ["BUSY", "DRAIN_STALL", "Connection", "Flusher", "Mode"]
 
 MAX_BUFFERED: Final = 8 * 1024 * 1024
+DRAIN_STALL: Final = 30.0  # seconds a replay waits for a reader that takes nothing
+BUSY: Final = math.inf  # `heard_at` while the socket's last frame is still being handled
 _ids = itertools.count(1)
 
 
@@ -143,12 +146,25 @@ class Connection:
             self._loop.create_task(self.close(WSCloseCode.POLICY_VIOLATION, "too slow"))
 
     async def drain(self, high_water: int = 1024 * 1024) -> None:
-        """Wait until the socket has taken most of what we wrote (replays of long history)."""
+        """Wait until the socket has taken most of what we wrote (replays of long history).
+
+        A reader that takes nothing for DRAIN_STALL seconds is dropped: while this waits,
+        the keepalive sees the socket as busy, not silent.
+        """
         self.flush()
-        while not self.closing and self.transport.get_write_buffer_size() > high_water:
+        stalled_since = self._loop.time()
+        low = self.transport.get_write_buffer_size()
+        while not self.closing and low > high_water:
             if self.transport.is_closing():
                 return
             await asyncio.sleep(0.005)
+            size = self.transport.get_write_buffer_size()
+            now = self._loop.time()
+            if size < low:
+                low, stalled_since = size, now
+            elif now - stalled_since > DRAIN_STALL:
+                self.drop()
+                return
 
     def shut_down(self, code: int, reason: str) -> bool:
         """Server shutdown: send what is queued and a close frame, then half-close (FIN).

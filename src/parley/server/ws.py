@@ -32,7 +32,7 @@ from parley.protocol import (
 )
 from parley.server.auth import origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
-from parley.server.connection import Connection, Mode
+from parley.server.connection import BUSY, Connection, Mode
 from parley.server.frames import pong_frame
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
@@ -63,7 +63,10 @@ async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connecti
     node = request.app[NODE]
     if node.draining:
         raise web.HTTPServiceUnavailable(text="shutting down")
-    username, token_hash = await _identify(request)
+    try:
+        username, token_hash = await _identify(request)
+    except StoreUnavailable:
+        raise web.HTTPServiceUnavailable(text="storage unavailable; retry") from None
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
         compress=False,  # per-message deflate costs more CPU than chat frames save
@@ -99,9 +102,11 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         clock = asyncio.get_running_loop().time
         while True:
             msg = await ws.receive()
-            conn.heard_at = clock()
             kind = msg.type
             if kind is WSMsgType.TEXT:
+                # While a frame is being handled the client's pongs wait unread in the
+                # queue: the keepalive must not take that silence for a dead peer.
+                conn.heard_at = BUSY
                 await session.on_text(msg.data)
             elif kind is WSMsgType.PING:
                 conn.send_frame(pong_frame(msg.data))
@@ -109,6 +114,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
                 session.on_binary()
             elif kind in _GONE:
                 break
+            conn.heard_at = clock()
     finally:
         node.detach(conn)
         conn.flush()
@@ -198,19 +204,20 @@ class JsonSession(Session):
             if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
                 conn.slot_freed = asyncio.get_running_loop().create_future()
                 await conn.slot_freed
-            future = self.node.submit(conn, frame.room, frame.text, frame.client_id)
+            self.node.submit(
+                conn, frame.room, frame.text, frame.client_id, partial(self.acked, frame)
+            )
         except ProtocolError as exc:
             exc.ref = frame.client_id
             raise
         conn.inflight += 1
-        future.add_done_callback(partial(self.acked, frame))
 
     def acked(self, frame: Send, future: asyncio.Future[tuple[Message, bool]]) -> None:
         conn = self.conn
         conn.inflight -= 1
-        if conn.slot_freed is not None:
-            conn.slot_freed.set_result(None)
-            conn.slot_freed = None
+        waiter, conn.slot_freed = conn.slot_freed, None
+        if waiter is not None and not waiter.done():  # done: its reader was cancelled
+            waiter.set_result(None)
         if future.cancelled():
             return
         exc = future.exception()

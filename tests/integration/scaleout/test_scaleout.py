@@ -297,6 +297,20 @@ async def test_postgres_restart_mid_run_unavailable_then_works(
                 )
             assert resp.status_code == 503, resp.text
             assert resp.json()["error"]["code"] == "unavailable"
+            # a new socket cannot even be signed in: 503 before the upgrade, not a 500
+            async with httpx.AsyncClient(trust_env=False) as http:
+                handshake = await http.get(
+                    f"{nodes[1].url}/chat",
+                    headers={
+                        **peers[0].user.headers,
+                        "Connection": "Upgrade",
+                        "Upgrade": "websocket",
+                        "Sec-WebSocket-Version": "13",
+                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                        "Sec-WebSocket-Protocol": "parley.v1",
+                    },
+                )
+            assert handshake.status_code == 503, handshake.text
             # a join needs the store too: a clear error, and the socket stays open
             peer = peers[-1]
             assert peer.client is not None
