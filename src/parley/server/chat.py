@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Final, Protocol
 
@@ -306,9 +306,9 @@ class ChatNode:
         subs = self.hub.deliver(msg.room, frame)
         if subs is None:
             return
-        _write_all(subs.live, frame)
+        self.flusher.broadcast(subs.live, frame)
         if subs.plain:
-            _write_all(subs.plain, text_frame(f"{msg.username}: {msg.text}".encode()))
+            self.flusher.broadcast(subs.plain, text_frame(f"{msg.username}: {msg.text}".encode()))
 
     def _presence(self, room: str, username: str, *, online: bool) -> None:
         """Tell the room's other users; a user's own sockets know without being told."""
@@ -417,8 +417,3 @@ def store_error(exc: BaseException, room: str) -> ProtocolError:
     if not isinstance(exc, StoreUnavailable):
         log.exception("append failed", exc_info=exc)
     return ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry")
-
-
-def _write_all(conns: Iterable[Connection], frame: bytes) -> None:
-    for conn in conns:
-        conn.send_frame(frame)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
@@ -41,6 +42,21 @@ class Flusher:
     def mark(self, conn: Connection) -> None:
         self._dirty.append(conn)
         if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def broadcast(self, conns: Iterable[Connection], frame: bytes) -> None:
+        """`conn.send_frame(frame)` for each of `conns`, unrolled: this loop body runs once
+        per delivery, the hottest code of a fan-out."""
+        dirty = self._dirty
+        for conn in conns:
+            if conn.closing:
+                continue
+            out = conn._out
+            out.append(frame)
+            if len(out) == 1:
+                dirty.append(conn)
+        if dirty and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
 
