@@ -44,8 +44,11 @@ async def bob(api: AsyncApi) -> User:
 
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One default server for a whole module; tests on it must use fresh users and rooms."""
-    proc = ServerProcess(tmp_path_factory.mktemp("shared"))
+    """One default server for a whole module; tests on it must use fresh users and rooms.
+
+    Its users stand for many people, but all of them sign up from 127.0.0.1: the
+    per-address sign-up limit is off here (it has tests of its own)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("shared"), ["--register-limit", "0"])
     try:
         yield proc.start()
     finally:

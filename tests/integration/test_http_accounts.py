@@ -7,7 +7,14 @@ import asyncio
 import httpx
 import pytest
 
-from tests.support.api import DEFAULT_PASSWORD, AsyncApi, User, assert_error, unique_name
+from tests.support.api import (
+    DEFAULT_PASSWORD,
+    AsyncApi,
+    ServerFactory,
+    User,
+    assert_error,
+    unique_name,
+)
 from tests.support.client import handshake_status, open_ws
 from tests.support.server import ServerProcess
 
@@ -186,6 +193,74 @@ async def test_login_429_after_repeated_failures_per_address(api: AsyncApi) -> N
     assert (await api.login_raw(victim.username, victim.password)).status_code == 429
     # tokens already issued keep working
     assert (await api.get("/api/rooms", token=victim.token)).status_code == 200
+
+
+async def test_register_429_after_the_hourly_allowance_per_address(
+    server_factory: ServerFactory,
+) -> None:
+    srv = server_factory(["--register-limit", "3"])
+    async with AsyncApi(srv.url) as api:
+        for _ in range(3):
+            await api.register()
+        refused = await api.register_raw(unique_name(), DEFAULT_PASSWORD)
+        err = assert_error(refused, 429, "rate_limited")
+        assert "retry_after" in refused.json()["error"], err
+        assert int(refused.headers["retry-after"]) > 60  # a new one per 20 minutes
+        # no account was made: the name is still free once the bucket refills
+        name = unique_name()
+        assert_error(await api.register_raw(name, DEFAULT_PASSWORD), 429, "rate_limited")
+        assert_error(await api.login_raw(name, DEFAULT_PASSWORD), 401, "unauthorized")
+
+
+async def test_default_allows_20_new_accounts_per_address_per_hour(api: AsyncApi) -> None:
+    statuses = [
+        (await api.register_raw(unique_name(), DEFAULT_PASSWORD)).status_code for _ in range(21)
+    ]
+    assert statuses == [201] * 20 + [429]
+
+
+async def test_trusted_proxy_limits_each_forwarded_client_not_the_proxy(
+    server_factory: ServerFactory,
+) -> None:
+    srv = server_factory(["--register-limit", "2", "--trusted-proxy", "127.0.0.1"])
+
+    def via_proxy(client: str) -> dict[str, str]:
+        # the client wrote a fake first entry; the proxy appended the address it saw
+        return {"X-Forwarded-For": f"6.6.6.6, {client}"}
+
+    async with AsyncApi(srv.url) as api:
+        for client in ("203.0.113.7", "198.51.100.9"):
+            for _ in range(2):
+                resp = await api.post(
+                    "/api/register",
+                    json={"username": unique_name(), "password": DEFAULT_PASSWORD},
+                    headers=via_proxy(client),
+                )
+                assert resp.status_code == 201, resp.text
+        third = await api.post(
+            "/api/register",
+            json={"username": unique_name(), "password": DEFAULT_PASSWORD},
+            headers=via_proxy("203.0.113.7"),
+        )
+        assert_error(third, 429, "rate_limited")
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
+    server_factory: ServerFactory,
+) -> None:
+    srv = server_factory(["--register-limit", "2"])
+    async with AsyncApi(srv.url) as api:
+        statuses = [
+            (
+                await api.post(
+                    "/api/register",
+                    json={"username": unique_name(), "password": DEFAULT_PASSWORD},
+                    headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                )
+            ).status_code
+            for i in range(3)
+        ]
+    assert statuses == [201, 201, 429]
 
 
 # -- cookie -----------------------------------------------------------------------------------

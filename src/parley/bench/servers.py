@@ -266,5 +266,7 @@ def parley_command(data_dir: Path, port: int, extra: Sequence[str] = ()) -> list
         str(data_dir),
         "--rate-limit",
         "0",
+        "--register-limit",
+        "0",
         *extra,
     ]

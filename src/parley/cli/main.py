@@ -40,6 +40,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="messages per user per 10 s (token bucket); 0 turns limiting off",
     )
+    s.add_argument(
+        "--register-limit",
+        type=int,
+        default=20,
+        metavar="N",
+        help="new accounts per client address per hour (token bucket); 0 turns it off",
+    )
+    s.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy's address (repeatable): requests from it are counted against "
+        "the client address in its X-Forwarded-For, for the sign-in and sign-up limits",
+    )
     s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve https/wss")
     s.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     s.add_argument(
@@ -113,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         guests=args.guests,
         rate_limit=args.rate_limit,
+        register_limit=args.register_limit,
+        trusted_proxies=frozenset(args.trusted_proxy),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         db=args.db,

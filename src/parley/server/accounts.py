@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from parley.core import FailureThrottle, check_password, check_username
+from parley.core import FailureThrottle, RateLimiter, check_password, check_username
 from parley.protocol import ErrorCode, ProtocolError
 from parley.store import Store
 
@@ -38,6 +38,7 @@ class Accounts:
         per_user_failures: int = 5,
         per_address_failures: int = 20,
         window: float = 60.0,
+        registrations_per_hour: int = 20,
     ) -> None:
         self.store = store
         self.hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
@@ -45,11 +46,17 @@ class Accounts:
         self._hashing = asyncio.Semaphore(2)  # argon2 is CPU and memory heavy: bound it
         self.user_failures = FailureThrottle(per_user_failures, window)
         self.address_failures = FailureThrottle(per_address_failures, window)
+        self.registrations = RateLimiter(registrations_per_hour, 3600.0)  # per address
 
-    async def register(self, username: object, password: object) -> tuple[str, str]:
+    async def register(self, username: object, password: object, address: str) -> tuple[str, str]:
         reason = check_username(username) or check_password(password)
         if reason:
             raise ProtocolError(ErrorCode.BAD_REQUEST, reason)
+        retry_after = self.registrations.check(address, time.monotonic())
+        if retry_after:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, "too many new accounts from here", retry_after=retry_after
+            )
         assert isinstance(username, str)
         assert isinstance(password, str)
         password_hash = await self._in_thread(self.hasher.hash, password)
@@ -86,6 +93,7 @@ class Accounts:
     def prune(self, now: float) -> None:
         self.user_failures.prune(now)
         self.address_failures.prune(now)
+        self.registrations.prune(now)
 
     async def logout(self, token_hash: str) -> None:
         await self.store.delete_token(token_hash)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from parley.core import check_room, check_username
 from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
-from parley.server.auth import COOKIE, origin_allowed, request_token
+from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
@@ -143,6 +143,10 @@ def _session_response(request: web.Request, username: str, token: str, status: i
     return resp
 
 
+def _address(request: web.Request) -> str:
+    return client_address(request, request.app[CONFIG].trusted_proxies)
+
+
 def _room_name(request: web.Request) -> str:
     room = request.match_info["room"]
     if check_room(room):
@@ -171,7 +175,7 @@ def _int_param(request: web.Request, name: str, low: int, high: int | None = Non
 async def register(request: web.Request) -> web.Response:
     body = await _body(request)
     username, token = await request.app[ACCOUNTS].register(
-        body.get("username"), body.get("password")
+        body.get("username"), body.get("password"), _address(request)
     )
     return _session_response(request, username, token, 201)
 
@@ -179,7 +183,7 @@ async def register(request: web.Request) -> web.Response:
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
     body = await _body(request)
-    address = request.remote or "unknown"
+    address = _address(request)
     username, token = await request.app[ACCOUNTS].login(
         body.get("username"), body.get("password"), address
     )

@@ -79,7 +79,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[NODE] = node
-    app[ACCOUNTS] = Accounts(store)
+    app[ACCOUNTS] = Accounts(store, registrations_per_hour=config.register_limit)
     static = StaticFiles()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)

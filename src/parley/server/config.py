@@ -14,6 +14,8 @@ class Config:
     data: str = "./data"
     guests: bool = False
     rate_limit: int = 30
+    register_limit: int = 20  # new accounts per client address per hour; 0: no limit
+    trusted_proxies: frozenset[str] = field(default_factory=frozenset)
     tls_cert: str | None = None
     tls_key: str | None = None
     db: str | None = None
