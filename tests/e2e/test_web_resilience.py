@@ -335,3 +335,32 @@ def test_rate_limited_messages_wait_and_go_out_once_in_order(
     box.press("Enter")
     expect(alice.locator("#pending li")).to_have_count(0)
     expect(box).to_have_value("x" * 4001)
+
+
+def test_unsent_messages_survive_a_reload_and_go_out_once(server_factory: Any, web_on: Any) -> None:
+    """A burst the server slowed down is still in the outbox when the page reloads: the
+    reloaded page sends what was left, with the same client_ids, and nothing twice."""
+    web = web_on(server_factory(["--rate-limit", "2"]))
+    alice = web.signed_in("alice")
+    bob = web.signed_in("bob")
+    box = compose(alice)
+    texts = [f"before reload {i}" for i in range(1, 6)]
+    for text in texts:
+        box.fill(text)
+        box.press("Enter")
+    expect(alice.locator("#pending li.is-slow").first).to_contain_text("slowed down")
+    waiting = alice.locator("#pending li").count()
+    assert waiting >= 2, waiting  # at most 2 of the 5 went out at once
+    alice.reload()
+    expect_online(alice)
+    for text in texts:
+        expect(message(bob, text)).to_have_count(1, timeout=40_000)
+        expect(message(alice, text)).to_have_count(1, timeout=40_000)
+    expect(alice.locator("#pending li")).to_have_count(0)
+    shown = bob.locator("#messages li.msg .msg-text").all_text_contents()
+    assert [t for t in shown if t.startswith("before reload")] == texts
+    # What went out is no longer saved: another reload brings nothing back to send.
+    alice.reload()
+    expect_online(alice)
+    expect(alice.locator("#pending li")).to_have_count(0)
+    expect(message(alice, texts[0])).to_have_count(1)

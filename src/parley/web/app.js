@@ -441,6 +441,56 @@
     }
   }
 
+  // Unsent messages survive a reload of this tab: sessionStorage is per tab and goes with
+  // it. Saved when the page is hidden or left; on the next load they are sent again with
+  // the same client_id, so one that did reach the server is not stored twice.
+  function outboxKey() {
+    return "parley.outbox." + (S.me || "").toLowerCase();
+  }
+
+  function saveOutbox() {
+    if (!S.me) return;
+    const items = [...S.outbox.values()]
+      .filter((item) => item.status !== "acked")
+      .map((item) => ({
+        client_id: item.client_id,
+        room: item.room,
+        text: item.text,
+        created: item.created.toISOString(),
+        error: item.status === "failed" ? item.error || "" : null,
+      }));
+    try {
+      if (items.length) sessionStorage.setItem(outboxKey(), JSON.stringify(items));
+      else sessionStorage.removeItem(outboxKey());
+    } catch {
+      /* private mode or full: unsent messages won't survive a reload */
+    }
+  }
+
+  function loadOutbox() {
+    let items;
+    try {
+      items = JSON.parse(sessionStorage.getItem(outboxKey()) || "[]");
+    } catch {
+      items = [];
+    }
+    if (!Array.isArray(items)) return;
+    for (const it of items) {
+      if (!it || typeof it.client_id !== "string" || typeof it.text !== "string") continue;
+      if (typeof it.room !== "string" || !ROOM_RE.test(it.room)) continue;
+      const failed = typeof it.error === "string";
+      const created = new Date(it.created);
+      S.outbox.set(it.client_id, {
+        client_id: it.client_id,
+        room: it.room,
+        text: it.text,
+        status: failed ? "failed" : "queued",
+        created: Number.isNaN(created.getTime()) ? new Date() : created,
+        error: failed ? it.error : null,
+      });
+    }
+  }
+
   let saveMarksTimer = null;
   function saveReadMarks() {
     if (saveMarksTimer) return;
@@ -1574,6 +1624,7 @@
     renderedRoom = null;
     renderedLastSeq = 0;
     loadReadMarks();
+    loadOutbox();
     ensureRoom("general");
     renderMe();
     showView("app");
@@ -1609,6 +1660,7 @@
     for (const room of S.rooms.values()) for (const timer of room.typing.values()) clearTimeout(timer);
     S.rooms = new Map();
     S.outbox = new Map();
+    saveOutbox(); // signing out forgets what was not sent
     S.me = null;
     S.current = null;
     S.readMarks = {};
@@ -1764,7 +1816,9 @@
     clearRetry();
     setConn("offline");
   });
+  window.addEventListener("pagehide", saveOutbox);
   document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") saveOutbox();
     if (el.app.hidden || document.visibilityState !== "visible") return;
     const room = S.rooms.get(S.current || "");
     if (room) markRead(room);
