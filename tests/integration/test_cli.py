@@ -25,6 +25,8 @@ FLAGS = [
     "--allow-origin",
     "--ping-interval",
     "--ping-timeout",
+    "--register-limit",
+    "--trusted-proxy",
 ]
 
 
@@ -46,6 +48,18 @@ def test_unknown_flag_fails() -> None:
         [PARLEY, "serve", "--no-such-flag"], capture_output=True, text=True, timeout=30, check=False
     )
     assert out.returncode != 0
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_start(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [PARLEY, "serve", "--data", str(tmp_path), "--trusted-proxy", "localhost"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "--trusted-proxy" in out.stderr
 
 
 def _sqlite_files(directory: Path) -> list[Path]:

@@ -9,6 +9,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
+from parley.core import parse_networks
 from parley.server.app import serve
 from parley.server.config import Config
 
@@ -52,8 +53,9 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ADDR",
-        help="a reverse proxy's address (repeatable): requests from it are counted against "
-        "the client address in its X-Forwarded-For, for the sign-in and sign-up limits",
+        help="a reverse proxy's address or CIDR range (repeatable): requests from it are "
+        "counted against the client address in its X-Forwarded-For, for the sign-in and "
+        "sign-up limits",
     )
     s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve https/wss")
     s.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
@@ -121,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("parley: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    try:
+        trusted_proxies = parse_networks(args.trusted_proxy)
+    except ValueError as exc:
+        print(f"parley: --trusted-proxy takes an address or a CIDR range: {exc}", file=sys.stderr)
+        return 2
     _raise_open_file_limit()
     config = Config(
         host=args.host,
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         guests=args.guests,
         rate_limit=args.rate_limit,
         register_limit=args.register_limit,
-        trusted_proxies=frozenset(args.trusted_proxy),
+        trusted_proxies=trusted_proxies,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         db=args.db,

@@ -1,5 +1,6 @@
 """Chat rules without I/O: names, limits, subscriptions and presence, ordering."""
 
+from parley.core.addresses import Network, client_key, parse_networks
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
 from parley.core.keepalive import KeepalivePolicy, Verdict
@@ -19,6 +20,7 @@ __all__ = [
     "Gap",
     "Hub",
     "KeepalivePolicy",
+    "Network",
     "RateLimiter",
     "RoomSubscribers",
     "TokenBucket",
@@ -27,4 +29,6 @@ __all__ = [
     "check_room",
     "check_text",
     "check_username",
+    "client_key",
+    "parse_networks",
 ]

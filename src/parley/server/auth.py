@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from aiohttp import web
+
+from parley.core import Network, client_key
 
 __all__ = ["COOKIE", "client_address", "origin_allowed", "request_token"]
 
@@ -32,17 +35,8 @@ def origin_allowed(request: web.BaseRequest, allowed: frozenset[str]) -> bool:
     return origin == f"{request.scheme}://{request.host}".lower() or origin in allowed
 
 
-def client_address(request: web.BaseRequest, trusted_proxies: frozenset[str]) -> str:
-    """Who is asking, for per-address limits: the peer, unless the peer is a trusted proxy;
-    then the nearest X-Forwarded-For entry that is not itself a trusted proxy (entries
-    further left are the client's to write, and so are not believed)."""
-    address = request.remote or "unknown"
-    if address not in trusted_proxies:
-        return address
-    hops = [
-        hop.strip() for hop in ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
-    ]
-    for hop in reversed(hops):
-        if hop and hop not in trusted_proxies:
-            return hop
-    return address
+def client_address(request: web.BaseRequest, trusted_proxies: Sequence[Network]) -> str:
+    """The key for per-address limits (see `parley.core.addresses`)."""
+    return client_key(
+        request.remote, request.headers.getall("X-Forwarded-For", ()), trusted_proxies
+    )

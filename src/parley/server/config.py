@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from parley.core import Network
+
 __all__ = ["Config"]
 
 
@@ -15,7 +17,7 @@ class Config:
     guests: bool = False
     rate_limit: int = 30
     register_limit: int = 20  # new accounts per client address per hour; 0: no limit
-    trusted_proxies: frozenset[str] = field(default_factory=frozenset)
+    trusted_proxies: tuple[Network, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None
     db: str | None = None

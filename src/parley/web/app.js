@@ -569,6 +569,9 @@
       if (gen !== S.generation) return;
       if (res.status === 200 && res.data && Array.isArray(res.data.rooms)) {
         mergeRooms(res.data.rooms, true);
+        // Messages restored after a reload for a room we no longer have are not sent later
+        // behind the person's back (say, to a new room that takes the old name).
+        for (const [id, item] of S.outbox) if (!S.rooms.has(item.room)) S.outbox.delete(id);
         renderHeader();
       } else if (res.status === 401) {
         sessionEnded();
@@ -898,7 +901,7 @@
     room.sorted = null;
     if (m.seq > room.lastSeq) room.lastSeq = m.seq;
     // A message of ours that was waiting in the outbox is now delivered.
-    if (m.client_id && m.username === S.me && S.outbox.has(m.client_id)) S.outbox.delete(m.client_id);
+    if (m.client_id && m.username === S.me && S.outbox.delete(m.client_id)) outboxChanged();
     return true;
   }
 
@@ -944,6 +947,7 @@
   function onAck(frame) {
     const item = S.outbox.get(frame.client_id);
     if (!item) return;
+    outboxChanged();
     const room = S.rooms.get(item.room);
     if (room && room.messages.has(frame.seq)) {
       S.outbox.delete(item.client_id);
@@ -1431,7 +1435,18 @@
     el.jump.hidden = false;
   }
 
+  let saveOutboxTimer = null;
+  /** Keep the saved outbox close to the real one: a tab can be killed without `pagehide`. */
+  function outboxChanged() {
+    if (saveOutboxTimer) return;
+    saveOutboxTimer = setTimeout(() => {
+      saveOutboxTimer = null;
+      saveOutbox();
+    }, 1000);
+  }
+
   function renderPending() {
+    outboxChanged();
     const items = [...S.outbox.values()].filter((item) => item.room === S.current);
     const wasAtBottom = atBottom();
     const frag = document.createDocumentFragment();
