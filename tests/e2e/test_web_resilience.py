@@ -311,18 +311,24 @@ def test_offline_state_and_messages_queued_while_offline(web: Web) -> None:
     expect(alice.locator("#pending li")).to_have_count(0)
 
 
-def test_rate_limited_messages_wait_and_go_out_once_in_order(
-    server_factory: Any, web_on: Any
-) -> None:
-    web = web_on(server_factory(["--rate-limit", "3"]))
+def slowed_down_burst(web: Web, label: str) -> tuple[Page, Page, list[str]]:
+    """alice sends five messages at once to a rate-limited server; bob watches."""
     alice = web.signed_in("alice")
     bob = web.signed_in("bob")
     box = compose(alice)
-    texts = [f"burst {i}" for i in range(1, 6)]
+    texts = [f"{label} {i}" for i in range(1, 6)]
     for text in texts:
         box.fill(text)
         box.press("Enter")
     expect(alice.locator("#pending li.is-slow").first).to_contain_text("slowed down")
+    return alice, bob, texts
+
+
+def test_rate_limited_messages_wait_and_go_out_once_in_order(
+    server_factory: Any, web_on: Any
+) -> None:
+    alice, bob, texts = slowed_down_burst(web_on(server_factory(["--rate-limit", "3"])), "burst")
+    box = compose(alice)
     for text in texts:
         expect(message(bob, text)).to_have_count(1, timeout=30_000)
     expect(alice.locator("#pending li")).to_have_count(0)
@@ -341,14 +347,7 @@ def test_unsent_messages_survive_a_reload_and_go_out_once(server_factory: Any, w
     """A burst the server slowed down is still in the outbox when the page reloads: the
     reloaded page sends what was left, with the same client_ids, and nothing twice."""
     web = web_on(server_factory(["--rate-limit", "2"]))
-    alice = web.signed_in("alice")
-    bob = web.signed_in("bob")
-    box = compose(alice)
-    texts = [f"before reload {i}" for i in range(1, 6)]
-    for text in texts:
-        box.fill(text)
-        box.press("Enter")
-    expect(alice.locator("#pending li.is-slow").first).to_contain_text("slowed down")
+    alice, bob, texts = slowed_down_burst(web, "before reload")
     waiting = alice.locator("#pending li").count()
     assert waiting >= 2, waiting  # at most 2 of the 5 went out at once
     alice.reload()
