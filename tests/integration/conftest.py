@@ -12,8 +12,20 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.api import AsyncApi, Fresh, User, unique_room
+from tests.support.pg import PgServer
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL for the store and scale-out suites: each test makes its own database;
+    a test may stop and restart it (`db_url` in scaleout/conftest.py checks it runs)."""
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from abc import ABC, abstractmethod
 from functools import partial
 from typing import Final
 
@@ -42,6 +43,7 @@ __all__ = ["MAX_FRAME", "chat_socket"]
 MAX_FRAME: Final = 1024 * 1024
 MAX_INFLIGHT: Final = 256  # unacked sends per socket before we stop reading it
 SUBPROTOCOL: Final = "parley.v1"
+_GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 
 
 async def _identify(request: web.Request) -> tuple[str, str | None]:
@@ -121,10 +123,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-_GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
-
-
-class Session:
+class Session(ABC):
     """What one socket's frames mean; subclasses speak a protocol mode."""
 
     __slots__ = ("conn", "node")
@@ -137,10 +136,11 @@ class Session:
         """Greet the client; False if the socket was closed instead."""
         return True
 
+    @abstractmethod
     async def on_text(self, data: str) -> None:
-        raise NotImplementedError
+        """One text frame from the client."""
 
-    def on_binary(self) -> None:
+    def on_binary(self) -> None:  # noqa: B027 - a default, not a stub: ignoring is right
         """Binary frames are not part of the protocol; ignored unless a subclass objects."""
 
 

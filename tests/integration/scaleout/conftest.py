@@ -14,16 +14,6 @@ from tests.support.server import ServerProcess
 ClusterFactory = Callable[..., list[ServerProcess]]
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PgServer]:
-    """Shared by the module's tests (each gets its own database); a test may restart it."""
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
 @pytest.fixture
 def db_url(pg_server: PgServer) -> str:
     if not pg_server.running:  # a previous test's restart failed half-way

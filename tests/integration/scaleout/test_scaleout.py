@@ -187,6 +187,17 @@ def check_acks(peers: Sequence[Peer], history: list[dict[str, Any]]) -> None:
             assert by_cid.get(cid) == seq, (peer.name, cid, seq)
 
 
+async def all_acked_stored_and_delivered(
+    peers: Sequence[Peer], total: int, node: ServerProcess
+) -> None:
+    """No errors, `total` acks, every message stored as acked and received by everyone
+    exactly once, in order."""
+    assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
+    assert sum(len(p.acks) for p in peers) == total
+    await everyone_has_everything(peers, total)
+    check_acks(peers, await stored(node, peers[0].user))
+
+
 async def close_all(peers: Sequence[Peer]) -> None:
     await asyncio.gather(*(peer.close() for peer in peers))
 
@@ -205,10 +216,7 @@ async def test_three_nodes_1000_messages_everyone_gets_all_in_order(
         counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
         await asyncio.gather(*(p.send_many("m", c) for p, c in zip(peers, counts, strict=True)))
         await asyncio.gather(*(p.settle() for p in peers))
-        assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
-        assert sum(len(p.acks) for p in peers) == total
-        await everyone_has_everything(peers, total)
-        check_acks(peers, await stored(nodes[1], peers[0].user))
+        await all_acked_stored_and_delivered(peers, total, nodes[1])
     finally:
         await close_all(peers)
 
@@ -265,11 +273,7 @@ async def test_redis_restart_mid_run_loses_nothing(
         await asyncio.gather(*(p.send_many("after", 20) for p in peers))
         await asyncio.gather(*(p.settle() for p in peers))
 
-        assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
-        total = len(peers) * 100
-        assert sum(len(p.acks) for p in peers) == total
-        await everyone_has_everything(peers, total)
-        check_acks(peers, await stored(nodes[2], peers[0].user))
+        await all_acked_stored_and_delivered(peers, len(peers) * 100, nodes[2])
     finally:
         await close_all(peers)
 
@@ -328,12 +332,7 @@ async def test_postgres_restart_mid_run_unavailable_then_works(
         await asyncio.gather(*(p.send_many("down", 5) for p in peers))
         await asyncio.gather(*(p.send_many("after", 45) for p in peers))
         await asyncio.gather(*(p.settle() for p in peers))
-        assert all(not p.errors for p in peers), [p.errors[:3] for p in peers if p.errors]
-
-        total = len(peers) * 100
-        assert sum(len(p.acks) for p in peers) == total
-        await everyone_has_everything(peers, total)
-        check_acks(peers, await stored(nodes[1], peers[0].user))
+        await all_acked_stored_and_delivered(peers, len(peers) * 100, nodes[1])
     finally:
         await close_all(peers)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -13,16 +13,6 @@ from parley.store.sqlite import SQLiteStore
 from tests.support.pg import PgServer
 
 StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """One PostgreSQL for the whole store suite; each test gets its own database."""
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
