@@ -64,8 +64,10 @@ class Hub:
     """Counters shared by every client of one process; read by the workload driver."""
 
     def __init__(self) -> None:
-        # client_ids are "TAG-SENDER-SEQ": a fresh tag per hub, so that no two workloads (which
-        # share users) ever reuse a client_id, which Parley would rightly treat as a resend
+        # client_ids are "MS-TAG-SENDER-SEQ": time-ordered like a UUIDv7 (the Unix time in
+        # ms, 12 hex digits, first), as Parley's web client makes them, and a fresh tag per
+        # hub, so that no two workloads (which share users) ever reuse a client_id, which
+        # Parley would rightly treat as a resend
         self.tag = secrets.token_hex(4)
         self.seq = 0  # next benchmark message number of this hub's senders (fan-out)
         self.count = 0  # deliveries counted by COUNT clients
@@ -220,7 +222,8 @@ class BenchClient(WSListener):
         if self.parley:
             frame = (
                 f'{{"type":"send","room":"general","text":"{text}",'
-                f'"client_id":"{self.hub.tag}-{self.ident}-{seq}"}}'
+                f'"client_id":"{time.time_ns() // 1_000_000:012x}-{self.hub.tag}-'
+                f'{self.ident}-{seq}"}}'
             ).encode()
         else:
             frame = text.encode()

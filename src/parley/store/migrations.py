@@ -9,6 +9,16 @@ from typing import Final
 
 __all__ = ["POSTGRES", "SQLITE"]
 
+# The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
+# Parley's own clients send) then appends to one edge of the index, where (username,
+# client_id) put every sender on its own leaf page, so a COMMIT of N messages wrote N
+# index pages. Same uniqueness, same lookups (both columns are given).
+_CLIENT_ID_FIRST: Final = """
+    DROP INDEX messages_by_client;
+    CREATE UNIQUE INDEX messages_by_client_id ON messages(client_id, username)
+        WHERE client_id IS NOT NULL;
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -52,6 +62,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
             VALUES ('general', 0, NULL, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
         """,
     ),
+    (2, _CLIENT_ID_FIRST),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -96,4 +107,5 @@ POSTGRES: Final[list[tuple[int, str]]] = [
         INSERT INTO rooms (room, private, owner, last_seq) VALUES ('general', false, NULL, 0);
         """,
     ),
+    (2, _CLIENT_ID_FIRST),
 ]

@@ -123,10 +123,14 @@
 
   // ------------------------------------------------------------------ helpers
   function randomId() {
-    // crypto.getRandomValues works on plain http too (randomUUID needs a secure context).
-    const bytes = new Uint8Array(16);
+    // A UUIDv7 layout: 48 bits of Unix time in ms, then 80 random bits, as 32 hex digits.
+    // Time-ordered ids append to one edge of the server's resend index instead of dirtying
+    // an index page per message. crypto.getRandomValues works on plain http too
+    // (randomUUID needs a secure context).
+    const bytes = new Uint8Array(10);
     crypto.getRandomValues(bytes);
-    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    const time = Date.now().toString(16).padStart(12, "0");
+    return time + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
   function codePoints(text) {

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+import parley.store.postgres
+import parley.store.sqlite
 from parley.store import MessageQuery, Store, StoreUnavailable, UnknownRoom
 from parley.store.postgres import PostgresStore
 from tests.support.pg import PgServer
@@ -248,6 +250,27 @@ async def test_reopen_applies_no_migration_twice(store_factory: StoreFactory) ->
             assert await again.last_seqs() == {"general": 1}
         finally:
             await again.close()
+
+
+async def test_a_version_1_database_is_upgraded_and_keeps_its_resends(
+    store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 2 rebuilds the resend index: what was stored before is still found."""
+    for module in (parley.store.sqlite, parley.store.postgres):
+        monkeypatch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:1])
+    old = store_factory()
+    await old.open()
+    first, _ = await old.append("general", "vic", "before", "c-1")
+    await old.close()
+    monkeypatch.undo()
+    new = store_factory()
+    await new.open()
+    try:
+        assert await new.append("general", "vic", "again", "c-1") == (first, False)
+        second, created = await new.append("general", "vic", "after", "c-2")
+        assert (second.seq, created) == (2, True)
+    finally:
+        await new.close()
 
 
 async def test_nodes_starting_together_migrate_once(store_factory: StoreFactory) -> None:
