@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.client import Event, new_client_id, open_ws, parley_ws
+from tests.support.rawws import OP_TEXT, RawWS, encode_frame
 from tests.support.server import ServerProcess
 
 
@@ -189,6 +191,30 @@ async def test_send_without_join_is_stored_and_acked(
         ack = await a.send_ok("general", "not joined")
         assert ack["seq"] == 1
     assert [m["text"] for m in await api.messages(alice.token, "general")] == ["not joined"]
+
+
+async def test_frames_are_handled_in_order_when_the_first_must_wait(
+    server: ServerProcess, api: AsyncApi, alice: User
+) -> None:
+    """A send to a room the socket has not used yet waits for the store's say-so; a send
+    right behind it (one TCP write, to a room the socket knows) must not overtake it."""
+    await api.create_room(alice.token, "later")
+    raw = await RawWS.open("127.0.0.1", server.port, token=alice.token)
+    try:
+        assert json.loads((await raw.read_frame())[1])["type"] == "hello"
+        await raw.send_json({"type": "join", "room": "general"})
+        assert json.loads((await raw.read_frame())[1])["type"] == "joined"
+        first = {"type": "send", "room": "later", "text": "one", "client_id": "first"}
+        second = {"type": "send", "room": "general", "text": "two", "client_id": "second"}
+        await raw.send_bytes(
+            encode_frame(OP_TEXT, json.dumps(first).encode())
+            + encode_frame(OP_TEXT, json.dumps(second).encode())
+        )
+        replies = [json.loads((await raw.read_frame())[1]) for _ in range(3)]
+        acks = [r["client_id"] for r in replies if r["type"] == "ack"]
+        assert acks == ["first", "second"], replies
+    finally:
+        raw.close()
 
 
 async def test_same_client_id_again_same_ack_no_new_message(

@@ -128,6 +128,10 @@ class Connection:
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.username} {self.mode.value}>"
 
+    def heard(self) -> None:
+        """The client's frame was handled: it is alive, and no longer busy."""
+        self.heard_at = self._loop.time()
+
     def may_use(self, room: str) -> bool:
         """Known to be allowed: joined now, or found allowed before (never taken away)."""
         return room in self.rooms or (self._allowed is not None and room in self._allowed)

@@ -9,10 +9,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import partial
 from typing import Final
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+from aiohttp.http_websocket import WebSocketWriter, WSMessageTextBytes
+from aiohttp.web_request import BaseRequest
 
 from parley.core import GENERAL
 from parley.protocol import (
@@ -46,6 +51,62 @@ SUBPROTOCOL: Final = "parley.v1"
 _GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 
 
+class _Inbox(WebSocketDataQueue):
+    """aiohttp's queue of parsed frames, with a shortcut past it.
+
+    While the socket's reader loop waits for its next frame, a text frame is first offered
+    to `shortcut`, right where it was parsed; one it takes (a send to a room the socket
+    may use: check and queue for the store, no waiting) never enters the queue, so it
+    costs no wake-up of the reader task. The rest (joins, history, anything that waits)
+    queue as before, and nothing is offered while a frame is queued or being handled, so
+    frames are still handled in the order they came.
+    """
+
+    __slots__ = ("idle", "shortcut")
+
+    idle: bool  # the reader loop waits in receive() (set by the loop)
+    shortcut: Callable[[str], bool] | None
+
+    def feed_data(self, data: WSMessage | WSMessageTextBytes, size: int) -> None:
+        shortcut = self.shortcut
+        if (
+            shortcut is not None
+            and self.idle
+            and data.type is WSMsgType.TEXT
+            and not self._buffer
+            and shortcut(data.data)
+        ):
+            return
+        super().feed_data(data, size)
+
+
+class _ChatResponse(web.WebSocketResponse):
+    """A WebSocketResponse whose frames go through an `_Inbox`."""
+
+    def _post_start(
+        self, request: BaseRequest, protocol: str | None, writer: WebSocketWriter
+    ) -> None:
+        # aiohttp's own _post_start as of the pinned 3.14.5 (a unit test trips on another
+        # version), with our queue, and without the heartbeat timer we never use.
+        self._ws_protocol = protocol
+        self._writer = writer
+        assert self._loop is not None
+        inbox = _Inbox(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        inbox.idle = False
+        inbox.shortcut = None
+        self._reader = inbox
+        self._parser = WebSocketReader(
+            inbox, self._max_msg_size, compress=bool(self._compress), decode_text=True
+        )
+        request.protocol.set_parser(self._parser)
+        request.protocol.keep_alive(False)
+
+    @property
+    def inbox(self) -> _Inbox:
+        assert isinstance(self._reader, _Inbox)
+        return self._reader
+
+
 async def _identify(request: web.Request) -> tuple[str, str | None]:
     """(username, token_hash) or raise 401/403 before the upgrade."""
     config = request.app[CONFIG]
@@ -60,7 +121,7 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
     return found
 
 
-async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connection | None]:
+async def _accept(request: web.Request) -> tuple[_ChatResponse, Connection | None]:
     """The handshake: who it is, then the upgrade. No connection if the peer already left."""
     node = request.app[NODE]
     if node.draining:
@@ -69,7 +130,7 @@ async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connecti
         username, token_hash = await _identify(request)
     except StoreUnavailable:
         raise web.HTTPServiceUnavailable(text="storage unavailable; retry") from None
-    ws = web.WebSocketResponse(
+    ws = _ChatResponse(
         protocols=(SUBPROTOCOL,),
         compress=False,  # per-message deflate costs more CPU than chat frames save
         max_msg_size=MAX_FRAME,
@@ -98,12 +159,15 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE]
     session = JsonSession(node, conn) if conn.mode is Mode.JSON else PlainSession(node, conn)
     node.attach(conn)
+    inbox = ws.inbox
     try:
         if not await session.start():
             return ws
-        clock = asyncio.get_running_loop().time
+        inbox.shortcut = session.on_text_now
         while True:
+            inbox.idle = True
             msg = await ws.receive()
+            inbox.idle = False
             kind = msg.type
             if kind is WSMsgType.TEXT:
                 # While a frame is being handled the client's pongs wait unread in the
@@ -116,8 +180,9 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
                 session.on_binary()
             elif kind in _GONE:
                 break
-            conn.heard_at = clock()
+            conn.heard()
     finally:
+        inbox.shortcut = None
         node.detach(conn)
         conn.flush()
     return ws
@@ -139,6 +204,11 @@ class Session(ABC):
     @abstractmethod
     async def on_text(self, data: str) -> None:
         """One text frame from the client."""
+
+    def on_text_now(self, data: str) -> bool:
+        """Handle a text frame at once if that needs no waiting; False: not taken, it goes
+        to `on_text` in turn."""
+        return False
 
     def on_binary(self) -> None:  # noqa: B027 - a default, not a stub: ignoring is right
         """Binary frames are not part of the protocol; ignored unless a subclass objects."""
@@ -191,6 +261,31 @@ class JsonSession(Session):
                 await self.node.typing(self.conn, frame.room)
         except ProtocolError as exc:
             self.error(exc)
+
+    def on_text_now(self, data: str) -> bool:
+        conn = self.conn
+        try:
+            frame = decode_client_frame(data)
+        except ProtocolError:
+            return False  # the reader loop answers it
+        if (
+            not isinstance(frame, Send)
+            or not conn.may_use(frame.room)
+            or conn.inflight >= MAX_INFLIGHT
+        ):
+            return False
+        try:
+            self.node.check_send(conn, frame.text)
+            self.node.submit(
+                conn, frame.room, frame.text, frame.client_id, partial(self.acked, frame)
+            )
+        except ProtocolError as exc:
+            exc.ref = frame.client_id
+            self.error(exc)
+        else:
+            conn.inflight += 1
+        conn.heard()
+        return True
 
     async def start_send(self, frame: Send) -> None:
         """Check now and queue for the store (keeps this socket's order); ack on COMMIT.
