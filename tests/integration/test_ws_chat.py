@@ -196,7 +196,7 @@ async def test_send_without_join_is_stored_and_acked(
 async def test_frames_are_handled_in_order_when_the_first_must_wait(
     server: ServerProcess, api: AsyncApi, alice: User
 ) -> None:
-    """A send to a room the socket has not used yet waits for the store's say-so; a send
+    """A send to a room the socket has not used yet waits for the store's say-so; the sends
     right behind it (one TCP write, to a room the socket knows) must not overtake it."""
     await api.create_room(alice.token, "later")
     raw = await RawWS.open("127.0.0.1", server.port, token=alice.token)
@@ -204,15 +204,20 @@ async def test_frames_are_handled_in_order_when_the_first_must_wait(
         assert json.loads((await raw.read_frame())[1])["type"] == "hello"
         await raw.send_json({"type": "join", "room": "general"})
         assert json.loads((await raw.read_frame())[1])["type"] == "joined"
-        first = {"type": "send", "room": "later", "text": "one", "client_id": "first"}
-        second = {"type": "send", "room": "general", "text": "two", "client_id": "second"}
+        frames = [
+            {"type": "send", "room": "later", "text": "one", "client_id": "first"},
+            {"type": "send", "room": "general", "text": "two", "client_id": "second"},
+        ]
+        frames += [
+            {"type": "send", "room": "general", "text": f"m{i}", "client_id": f"next-{i}"}
+            for i in range(3)
+        ]
         await raw.send_bytes(
-            encode_frame(OP_TEXT, json.dumps(first).encode())
-            + encode_frame(OP_TEXT, json.dumps(second).encode())
+            b"".join(encode_frame(OP_TEXT, json.dumps(f).encode()) for f in frames)
         )
-        replies = [json.loads((await raw.read_frame())[1]) for _ in range(3)]
+        replies = [json.loads((await raw.read_frame())[1]) for _ in range(9)]
         acks = [r["client_id"] for r in replies if r["type"] == "ack"]
-        assert acks == ["first", "second"], replies
+        assert acks == ["first", "second", "next-0", "next-1", "next-2"], replies
     finally:
         raw.close()
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import os
+import struct
 import tomllib
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp._websocket.reader import WebSocketReader
+
+from parley.server.ws import _Inbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,3 +27,64 @@ def test_the_inbox_is_built_for_the_aiohttp_that_is_pinned() -> None:
     theirs = inspect.getsource(web.WebSocketResponse._post_start)
     for step in ("WebSocketDataQueue(", "WebSocketReader(", "set_parser(", "keep_alive(False)"):
         assert step in theirs
+
+
+# --- the inbox's shortcut keeps frames in order ----------------------------------------
+
+
+class _Transport:
+    """What the queue needs of aiohttp's protocol: its pause flag."""
+
+    _reading_paused = False
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False
+
+
+def _frame(text: str) -> bytes:
+    """A masked client text frame."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x81, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x81, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", n)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_frames_held_back_behind_a_big_queued_one_are_not_offered_out_of_turn() -> None:
+    """The reader loop is busy when a big frame fills the queue past its limit: aiohttp's
+    parser holds back the frames after it and resumes inside the `receive()` that takes the
+    big one. Those frames must queue behind it, not go past it through the shortcut."""
+    inbox = _Inbox(_Transport(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    inbox.idle = False  # the loop is handling an earlier frame
+    handled: list[tuple[str, str]] = []
+
+    def shortcut(text: str) -> bool:
+        if text.startswith("quick"):
+            handled.append(("shortcut", text))
+            return True
+        return False
+
+    inbox.shortcut = shortcut
+    parser = WebSocketReader(inbox, 1 << 20, compress=False, decode_text=True)
+    parser.feed_data(_frame("big" + "x" * 140_000) + _frame("quick-1") + _frame("quick-2"))
+    assert inbox._stalled_reader is not None  # the case under test: the rest is held back
+    while True:  # the reader loop of chat_socket
+        inbox.wait_idle()
+        try:
+            msg = await asyncio.wait_for(inbox.read(), 0.05)
+        except TimeoutError:
+            break
+        handled.append(("loop", msg.data[:7]))
+    assert handled == [("loop", "bigxxxx"), ("loop", "quick-1"), ("loop", "quick-2")]
+    inbox.wait_idle()
+    parser.feed_data(_frame("quick-3"))  # nothing queued or held back: straight through
+    assert handled[-1] == ("shortcut", "quick-3")
+    assert not inbox._buffer
