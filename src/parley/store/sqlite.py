@@ -13,6 +13,7 @@ writer writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -41,7 +42,8 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
 MAX_BATCH: Final = 1024
-BUSY_TIMEOUT_MS: Final = 50
+BUSY_RETRY: Final = 0.005  # seconds between tries of a BEGIN that found the lock taken
+BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client retries)
 _MESSAGE_COLUMNS: Final = "room, seq, username, text, ts, client_id"
 
 
@@ -96,11 +98,13 @@ class _Writer:
         self.loop = loop
         self.max_batch = max_batch
         self.conn = _connect(path)
-        # The loop must not sit in SQLite's busy handler: another process holding the write
-        # lock (only another process can) costs this batch an `unavailable`, not a stall.
-        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # The loop must never sit in SQLite's busy handler: when another connection holds
+        # the write lock, BEGIN fails at once and the batch is tried again a little later.
+        self.conn.execute("PRAGMA busy_timeout=0")
         self.pending: list[_Item] = []
         self.open = False  # a batch is scheduled, or between its BEGIN and its settling
+        self.closing = False
+        self.busy_since: float | None = None  # when BEGIN first found the lock taken
         self.commits: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -113,17 +117,20 @@ class _Writer:
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add((job, future))
+        self._add((job, future), future)
         return future
 
     def submit_append(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add(_Append(room, username, text, client_id, future))
+        self._add(_Append(room, username, text, client_id, future), future)
         return future
 
-    def _add(self, item: _Item) -> None:
+    def _add(self, item: _Item, future: asyncio.Future[Any]) -> None:
+        if self.closing:
+            future.set_exception(StoreUnavailable("store is closed"))
+            return
         self.pending.append(item)
         if not self.open:  # start at the end of this loop iteration, with all it queued
             self.open = True
@@ -131,6 +138,8 @@ class _Writer:
             self.loop.call_soon(self._start)
 
     async def stop(self) -> None:
+        """Take no more writes, finish the ones taken, then close the connection."""
+        self.closing = True
         await self.idle.wait()
         self.commits.put(None)
         await asyncio.to_thread(self.thread.join)
@@ -143,24 +152,46 @@ class _Writer:
             self.open = False
             self.idle.set()
             return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if self._retry_later(exc, batch):
+                return
+            self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
+            return
+        self.busy_since = None
         appends = [item for item in batch if isinstance(item, _Append)]
         jobs = [item for item in batch if not isinstance(item, _Append)]
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
             if appends:
                 outcomes += _append_all(self.conn, appends, alone=not jobs)
-        except sqlite3.Error as exc:
+        except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
             self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
             return
         self.commits.put(outcomes)
+
+    def _retry_later(self, exc: sqlite3.OperationalError, batch: list[_Item]) -> bool:
+        """Another connection holds the write lock: put the batch back and try again soon,
+        for up to BUSY_PATIENCE seconds. False: give up (or not a lock at all)."""
+        if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return False
+        now = self.loop.time()
+        if self.busy_since is None:
+            self.busy_since = now
+        elif now - self.busy_since > BUSY_PATIENCE:
+            self.busy_since = None
+            return False
+        self.pending[:0] = batch
+        self.loop.call_later(BUSY_RETRY, self._start)
+        return True
 
     def _commit_loop(self) -> None:
         """The thread: COMMIT each batch (the fsync), then settle it on the loop."""
         while (outcomes := self.commits.get()) is not None:
             try:
                 self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except Exception as exc:
                 outcomes = _failed(self.conn, exc, [future for future, _, _ in outcomes])
             else:
                 self.batches += 1
@@ -177,11 +208,12 @@ def _future_of(item: _Item) -> asyncio.Future[Any]:
 
 
 def _failed(
-    conn: sqlite3.Connection, exc: sqlite3.Error, futures: list[asyncio.Future[Any]]
+    conn: sqlite3.Connection, exc: Exception, futures: list[asyncio.Future[Any]]
 ) -> list[_Outcome]:
     """Undo the open transaction; every job of the batch fails as unavailable."""
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
+    with contextlib.suppress(sqlite3.Error):
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
     failure = StoreUnavailable(f"sqlite: {exc}")
     return [(future, None, failure) for future in futures]
 
@@ -304,8 +336,9 @@ def _stored_by_client(
 ) -> dict[tuple[str, str], Message]:
     """Messages already stored under the batch's (username, client_id) pairs.
 
-    One query per sender, `username = ? AND client_id IN (...)`, so that SQLite walks the
-    (username, client_id) index; a row-value IN over both columns would scan the table.
+    One query per sender, `username = ? AND client_id IN (...)`, so that SQLite looks up
+    each pair in the (client_id, username) index; a row-value IN over both columns would
+    scan the table.
     """
     wanted: dict[str, set[str]] = {}
     for a in appends:

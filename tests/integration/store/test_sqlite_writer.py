@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import parley.store.sqlite
 from parley.store import StoreUnavailable
 from parley.store.sqlite import SQLiteStore
 
@@ -29,23 +30,63 @@ async def test_sends_queued_together_share_one_commit(
         await store.close()
 
 
-async def test_a_database_locked_by_another_process_fails_the_batch_then_recovers(
-    tmp_path: Path,
+async def test_a_write_lock_held_elsewhere_delays_the_batch_without_stalling_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The batch's SQL runs on the event loop: a lock held elsewhere must cost that batch
-    an `unavailable` (the client retries), neither a stall nor a half-written message."""
+    """The batch's SQL runs on the event loop, so BEGIN must not wait in SQLite's busy
+    handler: the loop keeps running while the lock is held elsewhere, and the batch goes
+    through once it is released; after BUSY_PATIENCE it fails as unavailable instead."""
     path = tmp_path / "parley.db"
     store = SQLiteStore(path)
     await store.open()
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(StoreUnavailable):
-            await store.append("general", "bo", "while locked", "c-1")
+        sending = asyncio.ensure_future(store.append("general", "bo", "waits", "c-1"))
+        await asyncio.sleep(0.2)  # a loop stuck in a busy handler would not come back here
+        assert not sending.done()
         other.execute("ROLLBACK")
-        msg, created = await store.append("general", "bo", "again", "c-1")
-        assert (msg.seq, msg.text, created) == (1, "again", True)
-        assert await store.last_seqs() == {"general": 1}
+        msg, created = await sending
+        assert (msg.seq, msg.text, created) == (1, "waits", True)
+
+        monkeypatch.setattr(parley.store.sqlite, "BUSY_PATIENCE", 0.05)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable):
+            await store.append("general", "bo", "gives up", "c-2")
+        other.execute("ROLLBACK")
+        msg, created = await store.append("general", "bo", "again", "c-2")
+        assert (msg.seq, msg.text, created) == (2, "again", True)
     finally:
         other.close()
         await store.close()
+
+
+async def test_writes_after_close_began_fail_instead_of_hanging(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "parley.db")
+    await store.open()
+    taken = store.append_soon("general", "cy", "taken", "c-1")
+    closing = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0)
+    late = store.append_soon("general", "cy", "late", "c-2")
+    await closing
+    assert (await taken)[0].seq == 1
+    with pytest.raises(StoreUnavailable):
+        await late
+
+
+async def test_migration_2_puts_client_id_first_in_the_resend_index(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "parley.db")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "parley.db") as db:
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations")]
+        indexes = [n for (n,) in db.execute("SELECT name FROM pragma_index_list('messages')")]
+        columns = [
+            c
+            for (c,) in db.execute(
+                "SELECT name FROM pragma_index_info(?)", ("messages_by_client_id",)
+            )
+        ]
+    assert versions == [1, 2]
+    assert "messages_by_client" not in indexes
+    assert columns == ["client_id", "username"]
