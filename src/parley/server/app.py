@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -109,6 +110,24 @@ async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
         app[ACCOUNTS].prune(now)
 
 
+GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic GC rarer and smaller; reference counting frees almost everything.
+
+    A full collection walks every tracked object, and an idle socket holds some forty:
+    with the default thresholds, fifteen collections of up to 0.8 s stopped the loop while
+    19,000 sockets connected, and the ramp took 14 s; with these, one of 0.5 s and 7.3 s
+    (`make bench`, idle connections). A larger first threshold lets a message's short-lived
+    objects die before any collection can promote them, and `freeze` moves what start-up
+    built (the modules, the app) out of every future collection.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish acks, close with 1001."""
     app = build_app(config)
@@ -121,6 +140,7 @@ async def serve(config: Config) -> None:
         runner, config.host, config.port, ssl_context=_ssl_context(config), backlog=4096
     )
     await site.start()
+    _tune_gc()
     scheme = "https" if config.tls else "http"
     log.info("parley serving on %s://%s:%d", scheme, config.host, config.port)
 
