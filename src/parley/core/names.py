@@ -49,4 +49,6 @@ def check_text(value: str, max_chars: int) -> str | None:
         return "text is empty"
     if len(value) > max_chars:
         return f"text is over {max_chars} characters"
+    if "\x00" in value:  # PostgreSQL cannot store it in text; no chat needs it
+        return "text contains a NUL character"
     return None

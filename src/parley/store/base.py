@@ -124,8 +124,8 @@ class Store(abc.ABC):
     ) -> asyncio.Future[tuple[Message, bool]]:
         """`append` as a future, for callers that want a callback rather than a task.
 
-        A store whose writes already complete futures (SQLite's writer thread) hands its
-        own future over, saving a task per message on the hot path.
+        A store whose writes already complete futures (both stores batch their sends for
+        group commit) hands its own future over, saving a task per message on the hot path.
         """
         return asyncio.ensure_future(self.append(room, username, text, client_id))
 

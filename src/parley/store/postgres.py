@@ -1,13 +1,15 @@
 """PostgreSQL store (asyncpg): several nodes share one database.
 
-Every call borrows a connection from a small pool. A message is appended by one
-statement, so in one transaction: the room's row is locked and its `last_seq`
-bumped (`UPDATE rooms ... RETURNING last_seq`), and the message inserted with
-that seq. Concurrent writers on any number of nodes queue on the room's row
-lock, so seqs stay unique and gapless; a failed insert rolls the bump back.
-`(username, client_id)` is a unique index: when two nodes race with the same
-client_id, the loser's statement fails as a whole and it answers with the
-winner's message.
+Every call borrows a connection from a small pool. Sends are group-committed:
+those queued during one loop iteration form a batch, one batch in flight per
+node (the next gathers while it commits). A room's share of a batch is one
+statement, so one transaction: the room's row is locked and its `last_seq`
+bumped by the count, and the messages inserted numbered after it. Concurrent
+writers on any number of nodes queue on the room's row lock, so seqs stay
+unique and gapless; a failed insert rolls the bump back. `(client_id,
+username)` is a unique index: a batch holding a message already stored (a
+resend, or the same client_id raced in by another node) fails as a whole and
+is redone with a lookup, and the resend gets the stored message back.
 
 Connection failures (PostgreSQL down or restarting) raise `StoreUnavailable`;
 the pool reconnects on the next call, so a node recovers without a restart.
@@ -15,7 +17,9 @@ the pool reconnects on the next call, so a node recovers without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
@@ -27,13 +31,15 @@ from parley.store.base import (
     RoomRecord,
     Store,
     StoreUnavailable,
-    UnknownRoom,
     UserRecord,
     utc_timestamp,
 )
+from parley.store.batch import AppendPlan, AppendResult, PendingAppend, settle
 from parley.store.migrations import POSTGRES as MIGRATIONS
 
 __all__ = ["PostgresStore"]
+
+log = logging.getLogger("parley.store")
 
 POOL_MIN: Final = 1
 POOL_MAX: Final = 10
@@ -41,17 +47,28 @@ CONNECT_TIMEOUT: Final = 5.0  # seconds to open one connection
 ACQUIRE_TIMEOUT: Final = 10.0  # seconds to wait for a free pooled connection
 COMMAND_TIMEOUT: Final = 15.0  # seconds for one statement
 MIGRATION_LOCK: Final = 0x7061726C6579  # pg_advisory_xact_lock key ("parley")
+MAX_BATCH: Final = 1024  # sends per batch (group commit)
+RESEND_RACES: Final = 3  # tries when another node keeps storing a batch's resends first
 
 _MESSAGE_COLUMNS: Final = "room, seq, username, text, ts, client_id"
-_BY_CLIENT: Final = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE username = $1 AND client_id = $2"
+# One room's share of a batch in one statement, so in one transaction: bump the room's seq
+# by the count (the row lock queues concurrent nodes), insert the messages numbered after
+# it, and return the bumped seq (none: no such room). A resend makes the whole statement
+# fail on the unique (client_id, username) index, bump included.
+_APPEND_MANY: Final = (
+    "WITH bumped AS ("
+    " UPDATE rooms SET last_seq = last_seq + cardinality($2::text[]) WHERE room = $1"
+    " RETURNING last_seq),"
+    f" stored AS (INSERT INTO messages ({_MESSAGE_COLUMNS})"
+    " SELECT $1, bumped.last_seq - cardinality($2::text[]) + m.ord, m.username, m.text, $5,"
+    " m.client_id FROM bumped, unnest($2::text[], $3::text[], $4::text[])"
+    " WITH ORDINALITY AS m(username, text, client_id, ord))"
+    " SELECT last_seq FROM bumped"
 )
-_APPEND: Final = (
-    "WITH next AS ("
-    " UPDATE rooms SET last_seq = last_seq + 1 WHERE room = $1 RETURNING last_seq)"
-    f" INSERT INTO messages ({_MESSAGE_COLUMNS})"
-    " SELECT $1, next.last_seq, $2, $3, $4, $5 FROM next"
-    " RETURNING seq"
+_BY_CLIENTS: Final = (
+    "SELECT m.room, m.seq, m.username, m.text, m.ts, m.client_id FROM messages m"
+    " JOIN unnest($1::text[], $2::text[]) AS k(username, client_id)"
+    " ON m.client_id = k.client_id AND m.username = k.username"
 )
 _VISIBLE: Final = (
     "(NOT r.private OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = $%d))"
@@ -77,12 +94,54 @@ def _room(row: Mapping[str, Any]) -> RoomRecord:
     return RoomRecord(row["room"], bool(row["private"]), row["owner"], int(row["last_seq"]))
 
 
+async def _insert_batch(
+    conn: Any, batch: list[PendingAppend], known: Mapping[tuple[str, str], Message]
+) -> list[AppendResult]:
+    """One statement per room; several rooms share one transaction, so one COMMIT."""
+    plan = AppendPlan(batch, known)
+    ts = utc_timestamp()
+
+    async def store_room(room: str) -> None:
+        sends = plan.to_store(room)
+        last_seq = await conn.fetchval(
+            _APPEND_MANY,
+            room,
+            [a.username for a in sends],
+            [a.text for a in sends],
+            [a.client_id for a in sends],
+            ts,
+        )
+        if last_seq is None:
+            plan.unknown(room)
+        else:
+            plan.stored(room, int(last_seq), ts)
+
+    if len(plan.by_room) == 1:
+        await store_room(next(iter(plan.by_room)))
+    elif plan.by_room:
+        async with conn.transaction():
+            for room in plan.by_room:
+                await store_room(room)
+    return plan.results()
+
+
+async def _stored_by_client(
+    conn: Any, batch: list[PendingAppend]
+) -> dict[tuple[str, str], Message]:
+    """Messages already stored under the batch's (username, client_id) pairs."""
+    keys = {(a.username, a.client_id) for a in batch if a.client_id is not None}
+    rows = await conn.fetch(_BY_CLIENTS, [u for u, _ in keys], [c for _, c in keys])
+    return {(row["username"], row["client_id"]): _message(row) for row in rows}
+
+
 class PostgresStore(Store):
     def __init__(self, dsn: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
         self.dsn = dsn
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Any = None
+        self._pending: list[PendingAppend] = []  # sends for the next batch
+        self._committer: asyncio.Task[None] | None = None
 
     # --- plumbing -------------------------------------------------------------
 
@@ -107,6 +166,8 @@ class PostgresStore(Store):
             raise
 
     async def close(self) -> None:
+        if self._committer is not None:  # let the batch in flight (and those queued) finish
+            await asyncio.shield(self._committer)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -230,23 +291,52 @@ class PostgresStore(Store):
     async def append(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> tuple[Message, bool]:
-        async with self._conn() as conn:
-            if client_id is not None:
-                first = await conn.fetchrow(_BY_CLIENT, username, client_id)
-                if first is not None:
-                    return _message(first), False
-            ts = utc_timestamp()
-            try:
-                row = await conn.fetchrow(_APPEND, room, username, text, ts, client_id)
-            except asyncpg.UniqueViolationError:
-                # another node stored this (username, client_id) since our check
-                first = await conn.fetchrow(_BY_CLIENT, username, client_id)
-                if first is None:
-                    raise
-                return _message(first), False
-            if row is None:
-                raise UnknownRoom(room)
-            return Message(room, int(row["seq"]), username, text, ts, client_id), True
+        return await self.append_soon(room, username, text, client_id)
+
+    def append_soon(
+        self, room: str, username: str, text: str, client_id: str | None
+    ) -> asyncio.Future[tuple[Message, bool]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Message, bool]] = loop.create_future()
+        self._pending.append(PendingAppend(room, username, text, client_id, future))
+        if self._committer is None:  # start at the end of this loop iteration
+            self._committer = loop.create_task(self._commit_batches())
+        return future
+
+    async def _commit_batches(self) -> None:
+        """One batch in flight per node: the next gathers while this one commits, and each
+        socket's sends are stored in the order they came."""
+        try:
+            await asyncio.sleep(0)  # let this loop iteration's sends join the first batch
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    results = await self._append_batch(batch)
+                except Exception as exc:  # a bug: fail the batch, never leave its sends hanging
+                    log.exception("append batch failed")
+                    results = [StoreUnavailable(f"postgres: {exc}")] * len(batch)
+                settle(batch, results)
+        finally:
+            self._committer = None
+
+    async def _append_batch(self, batch: list[PendingAppend]) -> list[AppendResult]:
+        """Store a batch, optimistic about resends (see `_insert_batch`); a batch that fails
+        for a reason of its own is stored one by one, so that the culprit fails alone."""
+        try:
+            async with self._conn() as conn:
+                known: dict[tuple[str, str], Message] = {}
+                for _ in range(RESEND_RACES):
+                    try:
+                        return await _insert_batch(conn, batch, known)
+                    except asyncpg.UniqueViolationError:
+                        known = await _stored_by_client(conn, batch)
+                raise StoreUnavailable("postgres: resends kept racing")
+        except StoreUnavailable as exc:
+            return [exc] * len(batch)
+        except asyncpg.PostgresError as exc:
+            if len(batch) == 1:
+                return [exc]
+            return [(await self._append_batch([a]))[0] for a in batch]
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         sql, params = _page_sql(query)

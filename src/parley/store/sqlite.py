@@ -19,7 +19,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -30,10 +29,10 @@ from parley.store.base import (
     RoomRecord,
     Store,
     StoreUnavailable,
-    UnknownRoom,
     UserRecord,
     utc_timestamp,
 )
+from parley.store.batch import AppendPlan, AppendResult, PendingAppend
 from parley.store.migrations import SQLITE as MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -66,18 +65,7 @@ def _room(row: Sequence[Any]) -> RoomRecord:
     return RoomRecord(row[0], bool(row[1]), row[2], row[3])
 
 
-@dataclass(slots=True)
-class _Append:
-    """A message to store: the hot path, run in bulk rather than as a generic job."""
-
-    room: str
-    username: str
-    text: str
-    client_id: str | None
-    future: asyncio.Future[Any]
-
-
-_Item = tuple[Job, "asyncio.Future[Any]"] | _Append
+_Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
@@ -124,7 +112,7 @@ class _Writer:
         self, room: str, username: str, text: str, client_id: str | None
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add(_Append(room, username, text, client_id, future), future)
+        self._add(PendingAppend(room, username, text, client_id, future), future)
         return future
 
     def _add(self, item: _Item, future: asyncio.Future[Any]) -> None:
@@ -160,8 +148,8 @@ class _Writer:
             self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
             return
         self.busy_since = None
-        appends = [item for item in batch if isinstance(item, _Append)]
-        jobs = [item for item in batch if not isinstance(item, _Append)]
+        appends = [item for item in batch if isinstance(item, PendingAppend)]
+        jobs = [item for item in batch if not isinstance(item, PendingAppend)]
         try:
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
             if appends:
@@ -204,7 +192,7 @@ class _Writer:
 
 
 def _future_of(item: _Item) -> asyncio.Future[Any]:
-    return item.future if isinstance(item, _Append) else item[1]
+    return item.future if isinstance(item, PendingAppend) else item[1]
 
 
 def _failed(
@@ -231,7 +219,9 @@ def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) ->
     return future, result, None
 
 
-def _append_all(conn: sqlite3.Connection, appends: list[_Append], alone: bool) -> list[_Outcome]:
+def _append_all(
+    conn: sqlite3.Connection, appends: list[PendingAppend], alone: bool
+) -> list[_Outcome]:
     """Store a batch of messages with few SQLite calls; one at a time if that fails.
 
     Optimistic about resends: the batch is inserted without looking for them first, and
@@ -284,55 +274,32 @@ class _Attempt:
 
 
 def _bulk_append(
-    conn: sqlite3.Connection, appends: list[_Append], known: dict[tuple[str, str], Message]
-) -> list[tuple[Message, bool] | BaseException]:
+    conn: sqlite3.Connection, appends: list[PendingAppend], known: dict[tuple[str, str], Message]
+) -> list[AppendResult]:
     """`known`: messages already stored under some of the batch's (username, client_id)."""
+    plan = AppendPlan(appends, known)
     ts = utc_timestamp()
-    results: list[tuple[Message, bool] | BaseException | None] = [None] * len(appends)
-    first: dict[tuple[str, str], int] = {}  # a client_id twice in one batch: the first wins
-    repeats: list[tuple[int, int]] = []
-    by_room: dict[str, list[int]] = {}
-    for i, a in enumerate(appends):
-        if a.client_id is not None:
-            key = (a.username, a.client_id)
-            if key in known:
-                results[i] = (known[key], False)
-                continue
-            if key in first:
-                repeats.append((i, first[key]))
-                continue
-            first[key] = i
-        by_room.setdefault(a.room, []).append(i)
     rows: list[tuple[Any, ...]] = []
-    for room, indexes in by_room.items():
+    for room, indexes in plan.by_room.items():
         bumped = conn.execute(
             "UPDATE rooms SET last_seq = last_seq + ? WHERE room = ? RETURNING last_seq",
             (len(indexes), room),
         ).fetchone()
         if bumped is None:
-            for i in indexes:
-                results[i] = UnknownRoom(room)
-            continue
-        seq = bumped[0] - len(indexes)
-        for i in indexes:
-            seq += 1
-            a = appends[i]
-            results[i] = (Message(room, seq, a.username, a.text, ts, a.client_id), True)
-            rows.append((room, seq, a.username, a.text, ts, a.client_id))
+            plan.unknown(room)
+        else:
+            rows += plan.stored(room, bumped[0], ts)
     for chunk in _chunks(rows, 500):
         conn.execute(
             f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES "
             + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
             [value for row in chunk for value in row],
         )
-    for i, j in repeats:
-        earlier = results[j]
-        results[i] = (earlier[0], False) if isinstance(earlier, tuple) else earlier
-    return [r if r is not None else StoreUnavailable("lost in batch") for r in results]
+    return plan.results()
 
 
 def _stored_by_client(
-    conn: sqlite3.Connection, appends: list[_Append]
+    conn: sqlite3.Connection, appends: list[PendingAppend]
 ) -> dict[tuple[str, str], Message]:
     """Messages already stored under the batch's (username, client_id) pairs.
 
@@ -358,7 +325,7 @@ def _stored_by_client(
     return found
 
 
-def _append_one(a: _Append, conn: sqlite3.Connection) -> tuple[Message, bool]:
+def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> tuple[Message, bool]:
     """The same as a bulk append of one message (the fallback path)."""
     result = _bulk_append(conn, [a], _stored_by_client(conn, [a]))[0]
     if isinstance(result, BaseException):

@@ -197,6 +197,25 @@ async def test_one_bad_message_fails_alone_among_concurrent_ones(store: Store) -
     assert await store.last_seqs() == {"general": 2, "side": 1}
 
 
+async def test_a_text_the_database_refuses_fails_alone_in_its_batch(store: Store) -> None:
+    """The server refuses NUL before the store sees it; were one to reach the store,
+    PostgreSQL rejects it (SQLite stores it), and the rest of its batch must not suffer."""
+    results = await asyncio.gather(
+        store.append("general", "nia", "before", "n1"),
+        store.append("general", "nia", "nul \x00 inside", "n2"),
+        store.append("general", "nia", "after", "n3"),
+        return_exceptions=True,
+    )
+    kept = [r[0].text for r in results if isinstance(r, tuple)]
+    assert kept[0] == "before"
+    assert kept[-1] == "after"
+    stored = [m.text for m in await store.messages(MessageQuery("general"))]
+    assert stored == kept
+    assert [m.seq for m in await store.messages(MessageQuery("general"))] == list(
+        range(1, len(kept) + 1)
+    )
+
+
 async def test_resends_among_new_messages_in_one_batch(store: Store) -> None:
     """Concurrent appends (one group commit on SQLite) mixing resends and new messages:
     the resends get their first answer back, the new ones the next seqs, none skipped."""

@@ -43,3 +43,4 @@ def test_text_rules() -> None:
     assert check_text("x" * 4000, 4000) is None
     assert check_text("x" * 4001, 4000)
     assert check_text("   \n", 4000)
+    assert check_text("a\x00b", 4000) == "text contains a NUL character"

@@ -1,0 +1,100 @@
+"""Group commit's shared part: what a batch of sends stores and what each send gets back.
+
+No I/O: both stores plan a batch here, then run the plan with their own SQL (one seq bump
+per room, one multi-row INSERT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from parley.protocol import Message
+from parley.store.base import StoreUnavailable, UnknownRoom
+
+__all__ = ["AppendPlan", "AppendResult", "PendingAppend", "settle"]
+
+AppendResult = tuple[Message, bool] | BaseException  # (message, created) or why it failed
+ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
+
+
+@dataclass(slots=True)
+class PendingAppend:
+    """A send waiting for its batch; `future` gets its (message, created)."""
+
+    room: str
+    username: str
+    text: str
+    client_id: str | None
+    future: asyncio.Future[Any]
+
+
+class AppendPlan:
+    """Which of a batch's sends to store, per room, and what each one gets back.
+
+    A send whose (username, client_id) is in `known` (already stored) gets the stored
+    message back, not created; a client_id twice in one batch: the first is stored and
+    the later ones get it back. The rest are numbered per room, in batch order, after the
+    store has bumped the room's seq by their count.
+    """
+
+    __slots__ = ("_repeats", "_results", "appends", "by_room")
+
+    def __init__(
+        self, appends: Sequence[PendingAppend], known: Mapping[ClientKey, Message]
+    ) -> None:
+        self.appends = appends
+        self._results: list[AppendResult | None] = [None] * len(appends)
+        self._repeats: list[tuple[int, int]] = []  # (a later send, the first with its key)
+        self.by_room: dict[str, list[int]] = {}  # indexes of the sends to store
+        first: dict[ClientKey, int] = {}
+        for i, a in enumerate(appends):
+            if a.client_id is not None:
+                key = (a.username, a.client_id)
+                if key in known:
+                    self._results[i] = (known[key], False)
+                    continue
+                if key in first:
+                    self._repeats.append((i, first[key]))
+                    continue
+                first[key] = i
+            self.by_room.setdefault(a.room, []).append(i)
+
+    def to_store(self, room: str) -> list[PendingAppend]:
+        return [self.appends[i] for i in self.by_room[room]]
+
+    def stored(self, room: str, last_seq: int, ts: str) -> list[tuple[Any, ...]]:
+        """The room's seq was bumped to `last_seq` for this batch: number its sends and
+        return their rows (room, seq, username, text, ts, client_id)."""
+        indexes = self.by_room[room]
+        seq = last_seq - len(indexes)
+        rows = []
+        for i in indexes:
+            seq += 1
+            a = self.appends[i]
+            self._results[i] = (Message(room, seq, a.username, a.text, ts, a.client_id), True)
+            rows.append((room, seq, a.username, a.text, ts, a.client_id))
+        return rows
+
+    def unknown(self, room: str) -> None:
+        for i in self.by_room[room]:
+            self._results[i] = UnknownRoom(room)
+
+    def results(self) -> list[AppendResult]:
+        for i, j in self._repeats:
+            earlier = self._results[j]
+            self._results[i] = (earlier[0], False) if isinstance(earlier, tuple) else earlier
+        return [r if r is not None else StoreUnavailable("lost in batch") for r in self._results]
+
+
+def settle(appends: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
+    """Resolve each send's future with its result (a caller may have cancelled it)."""
+    for a, result in zip(appends, results, strict=True):
+        if a.future.cancelled():
+            continue
+        if isinstance(result, BaseException):
+            a.future.set_exception(result)
+        else:
+            a.future.set_result(result)

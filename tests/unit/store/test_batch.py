@@ -1,0 +1,71 @@
+"""AppendPlan: what a batch stores and what each send gets back (no database)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from parley.protocol import Message
+from parley.store import StoreUnavailable, UnknownRoom
+from parley.store.batch import AppendPlan, PendingAppend, settle
+
+
+def send(room: str, user: str, text: str, cid: str | None) -> PendingAppend:
+    return PendingAppend(room, user, text, cid, asyncio.get_running_loop().create_future())
+
+
+async def test_sends_are_numbered_per_room_in_batch_order() -> None:
+    batch = [send("a", "u", "1", "c1"), send("b", "u", "2", "c2"), send("a", "v", "3", None)]
+    plan = AppendPlan(batch, {})
+    assert plan.by_room == {"a": [0, 2], "b": [1]}
+    rows = plan.stored("a", 12, "T") + plan.stored("b", 5, "T")  # bumped by 2 and by 1
+    assert [(r[0], r[1], r[3]) for r in rows] == [("a", 11, "1"), ("a", 12, "3"), ("b", 5, "2")]
+    results = plan.results()
+    assert [(m.room, m.seq, created) for m, created in results] == [  # type: ignore[misc]
+        ("a", 11, True),
+        ("b", 5, True),
+        ("a", 12, True),
+    ]
+
+
+async def test_known_resends_and_repeats_get_the_stored_message() -> None:
+    old = Message("a", 3, "u", "before", "T0", "c1")
+    batch = [send("a", "u", "again", "c1"), send("a", "u", "new", "c2"), send("a", "u", "x", "c2")]
+    plan = AppendPlan(batch, {("u", "c1"): old})
+    assert plan.by_room == {"a": [1]}
+    plan.stored("a", 4, "T")
+    first, second, third = plan.results()
+    assert first == (old, False)
+    assert second == (Message("a", 4, "u", "new", "T", "c2"), True)
+    assert third == (Message("a", 4, "u", "new", "T", "c2"), False)
+
+
+async def test_the_same_client_id_from_another_user_is_another_message() -> None:
+    plan = AppendPlan([send("a", "u", "1", "c"), send("a", "v", "2", "c")], {})
+    assert plan.by_room == {"a": [0, 1]}
+
+
+async def test_an_unknown_room_fails_its_sends_and_their_repeats_only() -> None:
+    batch = [send("gone", "u", "1", "c1"), send("a", "u", "2", "c2"), send("gone", "u", "1", "c1")]
+    plan = AppendPlan(batch, {})
+    plan.unknown("gone")
+    plan.stored("a", 1, "T")
+    results = plan.results()
+    assert isinstance(results[0], UnknownRoom)
+    assert isinstance(results[2], UnknownRoom)
+    assert results[1] == (Message("a", 1, "u", "2", "T", "c2"), True)
+
+
+async def test_a_room_left_unrun_fails_as_unavailable_not_silently() -> None:
+    plan = AppendPlan([send("a", "u", "1", "c1")], {})
+    (result,) = plan.results()
+    assert isinstance(result, StoreUnavailable)
+
+
+async def test_settle_resolves_futures_and_skips_cancelled_ones() -> None:
+    batch = [send("a", "u", "1", "c1"), send("a", "u", "2", "c2"), send("a", "u", "3", "c3")]
+    batch[1].future.cancel()
+    stored = (Message("a", 1, "u", "1", "T", "c1"), True)
+    settle(batch, [stored, stored, UnknownRoom("a")])
+    assert batch[0].future.result() == stored
+    assert batch[1].future.cancelled()
+    assert isinstance(batch[2].future.exception(), UnknownRoom)
