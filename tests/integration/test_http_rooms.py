@@ -263,6 +263,13 @@ async def test_rest_send_4000_chars_ok_4001_too_large_not_stored(
     assert retry.json()["seq"] == 3
 
 
+async def test_rest_send_with_a_nul_is_a_bad_request_not_stored(api: AsyncApi, alice: User) -> None:
+    """No database stores NUL in text; refused up front, the same on SQLite and PostgreSQL."""
+    assert_error(await api.send_raw(alice.token, "general", "a\x00b", "n1"), 400, "bad_request")
+    assert_error(await api.send_raw(alice.token, "general", "ab", "n\x002"), 400, "bad_request")
+    assert await api.messages(alice.token, "general") == []
+
+
 @pytest.mark.parametrize(
     "body",
     [{}, {"text": 5}, {"text": None}, {"text": "x", "client_id": 7}, ["x"], "x"],

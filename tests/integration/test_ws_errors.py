@@ -102,6 +102,8 @@ async def test_json_that_is_not_an_object_bad_request(fresh: Fresh, frame: str) 
         {"type": "send", "room": "ROOM", "text": None, "client_id": "x"},
         {"type": "send", "room": "ROOM", "text": "t", "client_id": 7},
         {"type": "send", "room": 1, "text": "t", "client_id": "x"},
+        {"type": "send", "room": "ROOM", "text": "nul \x00 inside", "client_id": "x"},
+        {"type": "send", "room": "ROOM", "text": "t", "client_id": "nul \x00 inside"},
         {"type": "history"},
         {"type": "history", "room": "ROOM", "limit": "ten"},
         {"type": "history", "room": "ROOM", "before": "x"},

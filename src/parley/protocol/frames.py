@@ -15,6 +15,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from parley.protocol.errors import ErrorCode
 
 __all__ = [
+    "CLIENT_ID_PATTERN",
     "MAX_TEXT_CHARS",
     "Ack",
     "ClientFrame",
@@ -42,7 +43,8 @@ MAX_TEXT_CHARS: Final = 4000
 ROOM_PATTERN: Final = "^[a-z0-9_-]{1,64}$"
 
 RoomName = Annotated[str, Meta(pattern=ROOM_PATTERN)]
-ClientId = Annotated[str, Meta(min_length=1, max_length=128)]
+CLIENT_ID_PATTERN: Final = "^[^\\x00]*$"  # any characters but NUL, which no database stores
+ClientId = Annotated[str, Meta(min_length=1, max_length=128, pattern=CLIENT_ID_PATTERN)]
 Seq = Annotated[int, Meta(ge=0)]
 Limit = Annotated[int, Meta(ge=1, le=100)]
 

@@ -287,8 +287,10 @@ async def post_message(request: web.Request) -> web.Response:
     text, client_id = body.get("text"), body.get("client_id")
     if not isinstance(text, str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "text must be a string")
-    if client_id is not None and not (isinstance(client_id, str) and 0 < len(client_id) <= 128):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "client_id must be 1-128 characters")
+    if client_id is not None and not (
+        isinstance(client_id, str) and 0 < len(client_id) <= 128 and "\x00" not in client_id
+    ):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "client_id must be 1-128 characters, no NUL")
     await node.visible_room(user, room)
     node.check_send(user, text)
     msg, created = await node.send(user, room, text, client_id)

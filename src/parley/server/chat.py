@@ -202,7 +202,7 @@ class ChatNode:
         """The synchronous checks of a send: text, then the sender's rate."""
         reason = check_text(text, MAX_TEXT_CHARS)
         if reason:
-            code = ErrorCode.BAD_REQUEST if not text.strip() else ErrorCode.TOO_LARGE
+            code = ErrorCode.TOO_LARGE if len(text) > MAX_TEXT_CHARS else ErrorCode.BAD_REQUEST
             raise ProtocolError(code, reason)
         retry_after = self.limiter.check(who.username, time.monotonic())
         if retry_after:

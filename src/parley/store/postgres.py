@@ -120,9 +120,16 @@ async def _insert_batch(
         await store_room(next(iter(plan.by_room)))
     elif plan.by_room:
         async with conn.transaction():
-            for room in plan.by_room:
+            # Row locks always taken in the same order: two nodes' batches over the same
+            # rooms queue on each other instead of deadlocking.
+            for room in sorted(plan.by_room):
                 await store_room(room)
     return plan.results()
+
+
+def _unavailable(count: int, why: str) -> list[AppendResult]:
+    """One exception per send: a shared one would gather every awaiter's traceback."""
+    return [StoreUnavailable(why) for _ in range(count)]
 
 
 async def _stored_by_client(
@@ -167,7 +174,8 @@ class PostgresStore(Store):
 
     async def close(self) -> None:
         if self._committer is not None:  # let the batch in flight (and those queued) finish
-            await asyncio.shield(self._committer)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._committer)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -314,7 +322,11 @@ class PostgresStore(Store):
                     results = await self._append_batch(batch)
                 except Exception as exc:  # a bug: fail the batch, never leave its sends hanging
                     log.exception("append batch failed")
-                    results = [StoreUnavailable(f"postgres: {exc}")] * len(batch)
+                    results = _unavailable(len(batch), f"postgres: {exc}")
+                except BaseException:  # cancelled (the loop is closing): answer, then go
+                    waiting, self._pending = batch + self._pending, []
+                    settle(waiting, _unavailable(len(waiting), "store is closing"))
+                    raise
                 settle(batch, results)
         finally:
             self._committer = None
@@ -332,7 +344,7 @@ class PostgresStore(Store):
                         known = await _stored_by_client(conn, batch)
                 raise StoreUnavailable("postgres: resends kept racing")
         except StoreUnavailable as exc:
-            return [exc] * len(batch)
+            return _unavailable(len(batch), str(exc))
         except asyncpg.PostgresError as exc:
             if len(batch) == 1:
                 return [exc]
