@@ -307,14 +307,10 @@ class JsonSession(Session):
             return False
         try:
             self.node.check_send(conn, frame.text)
-            self.node.submit(
-                conn, frame.room, frame.text, frame.client_id, partial(self.acked, frame)
-            )
+            self.submit(frame)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             self.error(exc)
-        else:
-            conn.inflight += 1
         conn.heard()
         return True
 
@@ -330,13 +326,17 @@ class JsonSession(Session):
             if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
                 conn.slot_freed = asyncio.get_running_loop().create_future()
                 await conn.slot_freed
-            self.node.submit(
-                conn, frame.room, frame.text, frame.client_id, partial(self.acked, frame)
-            )
+            self.submit(frame)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             raise
-        conn.inflight += 1
+
+    def submit(self, frame: Send) -> None:
+        """Queue a checked send for the store; `acked` answers it after the COMMIT."""
+        self.node.submit(
+            self.conn, frame.room, frame.text, frame.client_id, partial(self.acked, frame)
+        )
+        self.conn.inflight += 1
 
     def acked(self, frame: Send, future: asyncio.Future[tuple[Message, bool]]) -> None:
         conn = self.conn

@@ -109,7 +109,6 @@ class Store(abc.ABC):
     async def members(self, room: str) -> list[str]: ...
 
     # messages
-    @abc.abstractmethod
     async def append(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> tuple[Message, bool]:
@@ -118,16 +117,14 @@ class Store(abc.ABC):
         Returns (message, True) once committed; for a `(username, client_id)` seen
         before, (the first message, False) and nothing is written. Raises UnknownRoom.
         """
+        return await self.append_soon(room, username, text, client_id)
 
+    @abc.abstractmethod
     def append_soon(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> asyncio.Future[tuple[Message, bool]]:
-        """`append` as a future, for callers that want a callback rather than a task.
-
-        A store whose writes already complete futures (both stores batch their sends for
-        group commit) hands its own future over, saving a task per message on the hot path.
-        """
-        return asyncio.ensure_future(self.append(room, username, text, client_id))
+        """`append` as a future, for callers that want a callback rather than a task: both
+        stores batch their sends for group commit and settle each send's future."""
 
     @abc.abstractmethod
     async def messages(self, query: MessageQuery) -> list[Message]: ...

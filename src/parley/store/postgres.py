@@ -296,11 +296,6 @@ class PostgresStore(Store):
 
     # --- messages -----------------------------------------------------------------
 
-    async def append(
-        self, room: str, username: str, text: str, client_id: str | None
-    ) -> tuple[Message, bool]:
-        return await self.append_soon(room, username, text, client_id)
-
     def append_soon(
         self, room: str, username: str, text: str, client_id: str | None
     ) -> asyncio.Future[tuple[Message, bool]]:

@@ -90,10 +90,10 @@ class _Writer:
         # the write lock, BEGIN fails at once and the batch is tried again a little later.
         self.conn.execute("PRAGMA busy_timeout=0")
         self.pending: list[_Item] = []
-        self.open = False  # a batch is scheduled, or between its BEGIN and its settling
         self.closing = False
         self.busy_since: float | None = None  # when BEGIN first found the lock taken
         self.commits: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
+        # Clear while a batch is scheduled, or between its BEGIN and its settling.
         self.idle = asyncio.Event()
         self.idle.set()
         self.batches = 0
@@ -120,8 +120,7 @@ class _Writer:
             future.set_exception(StoreUnavailable("store is closed"))
             return
         self.pending.append(item)
-        if not self.open:  # start at the end of this loop iteration, with all it queued
-            self.open = True
+        if self.idle.is_set():  # start at the end of this loop iteration, with all it queued
             self.idle.clear()
             self.loop.call_soon(self._start)
 
@@ -137,7 +136,6 @@ class _Writer:
         """BEGIN and run the next batch's statements, then hand its COMMIT to the thread."""
         batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
         if not batch:
-            self.open = False
             self.idle.set()
             return
         try:
@@ -153,7 +151,7 @@ class _Writer:
         try:
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
             if appends:
-                outcomes += _append_all(self.conn, appends, alone=not jobs)
+                outcomes += _append_all(self.conn, appends)
         except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
             self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
             return
@@ -219,58 +217,30 @@ def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) ->
     return future, result, None
 
 
-def _append_all(
-    conn: sqlite3.Connection, appends: list[PendingAppend], alone: bool
-) -> list[_Outcome]:
+def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[_Outcome]:
     """Store a batch of messages with few SQLite calls; one at a time if that fails.
 
     Optimistic about resends: the batch is inserted without looking for them first, and
     the unique (client_id, username) index rejects the whole statement if it holds one.
     Only then is the batch redone with a lookup. A resend follows a lost ack, which is
-    rare, while a lookup per sender would cost every batch as many SQLite calls (each
-    one a round trip for the GIL) as it has senders. `alone`: the transaction holds
-    nothing else, so a failed attempt is undone by starting it over rather than by a
-    SAVEPOINT, which would cost every batch two more calls.
+    rare, while the lookup costs a query per sender.
     """
-    attempt = _Attempt(conn, alone)
+    conn.execute("SAVEPOINT appends")
     try:
         try:
             results = _bulk_append(conn, appends, {})
         except sqlite3.IntegrityError:
-            attempt.undo()
+            conn.execute("ROLLBACK TO appends")
             results = _bulk_append(conn, appends, _stored_by_client(conn, appends))
     except sqlite3.Error:  # unexpected: isolate the culprit by going one by one
-        attempt.undo()
-        attempt.end()
+        conn.execute("ROLLBACK TO appends")
+        conn.execute("RELEASE appends")
         return [_run_job(conn, partial(_append_one, a), a.future) for a in appends]
-    attempt.end()
+    conn.execute("RELEASE appends")
     return [
         (a.future, None, r) if isinstance(r, BaseException) else (a.future, r, None)
         for a, r in zip(appends, results, strict=True)
     ]
-
-
-class _Attempt:
-    """A part of the transaction that can be undone: a SAVEPOINT, or the whole of it."""
-
-    __slots__ = ("alone", "conn")
-
-    def __init__(self, conn: sqlite3.Connection, alone: bool) -> None:
-        self.conn = conn
-        self.alone = alone
-        if not alone:
-            conn.execute("SAVEPOINT attempt")
-
-    def undo(self) -> None:
-        if self.alone:
-            self.conn.execute("ROLLBACK")
-            self.conn.execute("BEGIN IMMEDIATE")
-        else:
-            self.conn.execute("ROLLBACK TO attempt")
-
-    def end(self) -> None:
-        if not self.alone:
-            self.conn.execute("RELEASE attempt")
 
 
 def _bulk_append(
@@ -502,11 +472,6 @@ class SQLiteStore(Store):
         return await self._read(job)
 
     # --- messages -----------------------------------------------------------------
-
-    async def append(
-        self, room: str, username: str, text: str, client_id: str | None
-    ) -> tuple[Message, bool]:
-        return await self.append_soon(room, username, text, client_id)
 
     def append_soon(
         self, room: str, username: str, text: str, client_id: str | None
