@@ -95,11 +95,11 @@ async def test_register_rejects_malformed_bodies_400(shared_api: AsyncApi, body:
     assert_error(await shared_api.post("/api/register", json=body), 400)
 
 
-async def test_register_rejects_non_json_400(shared_api: AsyncApi) -> None:
+async def test_register_rejects_non_json(shared_api: AsyncApi) -> None:
     resp = await shared_api.post(
         "/api/register", content=b"username=x&password=y", headers={"Content-Type": "text/plain"}
     )
-    assert_error(resp, 400)
+    assert_error(resp, 415, "unsupported_media_type")
     resp = await shared_api.post(
         "/api/register", content=b"{not json", headers={"Content-Type": "application/json"}
     )

@@ -5,6 +5,17 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from parley.protocol.fields import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    PASSWORD_RULE,
+    ROOM_PATTERN,
+    ROOM_RULE,
+    USERNAME_PATTERN,
+    USERNAME_RULE,
+    reserved_username,
+)
+
 __all__ = [
     "GENERAL",
     "MAX_PASSWORD",
@@ -16,30 +27,27 @@ __all__ = [
 ]
 
 GENERAL: Final = "general"
-MIN_PASSWORD: Final = 8
-MAX_PASSWORD: Final = 256
-_USERNAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
-_ROOM: Final = re.compile(r"[a-z0-9_-]{1,64}")
+# The same rules as the frames' and bodies' (parley.protocol.fields), so never two answers.
+_USERNAME: Final = re.compile(USERNAME_PATTERN)
+_ROOM: Final = re.compile(ROOM_PATTERN)
 
 
 def check_username(value: object) -> str | None:
     """None when valid, else the reason."""
-    if not isinstance(value, str) or not _USERNAME.fullmatch(value):
-        return "username must be 1-32 characters of A-Z a-z 0-9 _ . -"
-    if value.lower().startswith("guest-"):
-        return "names starting with guest- are kept for guests"
-    return None
+    if not isinstance(value, str) or not _USERNAME.search(value):
+        return f"username must be {USERNAME_RULE}"
+    return reserved_username(value)
 
 
 def check_password(value: object) -> str | None:
     if not isinstance(value, str) or not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
-        return f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        return f"password must be {PASSWORD_RULE}"
     return None
 
 
 def check_room(value: object) -> str | None:
-    if not isinstance(value, str) or not _ROOM.fullmatch(value):
-        return "room must be 1-64 characters of a-z 0-9 _ -"
+    if not isinstance(value, str) or not _ROOM.search(value):
+        return f"room must be {ROOM_RULE}"
     return None
 
 

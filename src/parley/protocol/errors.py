@@ -1,10 +1,10 @@
-"""Error codes shared by the WebSocket protocol and the HTTP API."""
+"""Error codes shared by the WebSocket protocol and the HTTP API, and the error they travel in."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["HTTP_STATUS", "ErrorCode"]
+__all__ = ["HTTP_STATUS", "ErrorCode", "ProtocolError"]
 
 
 class ErrorCode(StrEnum):
@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # HTTP only: a body that is not JSON
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -27,6 +28,25 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
 }
+
+
+class ProtocolError(Exception):
+    """A request the server refuses: an `error` event on a socket (which stays open), the
+    JSON error shape over HTTP."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        ref: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.retry_after = retry_after

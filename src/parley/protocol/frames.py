@@ -7,12 +7,22 @@ second, loose time to tell the client *which* error it made.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec import UNSET, Struct, UnsetType
 
-from parley.protocol.errors import ErrorCode
+from parley.protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.fields import (
+    CLIENT_ID_PATTERN,
+    MAX_TEXT_CHARS,
+    ClientId,
+    Limit,
+    RoomName,
+    Seq,
+    Text,
+    explain,
+)
 
 __all__ = [
     "CLIENT_ID_PATTERN",
@@ -39,33 +49,6 @@ __all__ = [
     "encode",
 ]
 
-MAX_TEXT_CHARS: Final = 4000
-ROOM_PATTERN: Final = "^[a-z0-9_-]{1,64}$"
-
-RoomName = Annotated[str, Meta(pattern=ROOM_PATTERN)]
-CLIENT_ID_PATTERN: Final = "^[^\\x00]*$"  # any characters but NUL, which no database stores
-ClientId = Annotated[str, Meta(min_length=1, max_length=128, pattern=CLIENT_ID_PATTERN)]
-Seq = Annotated[int, Meta(ge=0)]
-Limit = Annotated[int, Meta(ge=1, le=100)]
-
-
-class ProtocolError(Exception):
-    """A frame the server refuses; becomes an `error` event, the socket stays open."""
-
-    def __init__(
-        self,
-        code: ErrorCode,
-        message: str,
-        ref: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.ref = ref
-        self.retry_after = retry_after
-
-
 # --- client -> server -------------------------------------------------------
 
 
@@ -84,7 +67,7 @@ class Leave(_ClientFrame, tag="leave", frozen=True):
 
 class Send(_ClientFrame, tag="send", frozen=True):
     room: RoomName
-    text: str
+    text: Text
     client_id: ClientId  # required: it is what makes a resend safe
 
 
@@ -101,7 +84,9 @@ class Typing(_ClientFrame, tag="typing", frozen=True):
 
 ClientFrame = Join | Leave | Send | HistoryRequest | Typing
 
-_CLIENT_TYPES: Final = frozenset({"join", "leave", "send", "history", "typing"})
+_CLIENT_TYPES: Final = {
+    cls.__struct_config__.tag: cls for cls in (Join, Leave, Send, HistoryRequest, Typing)
+}
 _client_decoder: Final = msgspec.json.Decoder(ClientFrame)
 
 
@@ -134,9 +119,10 @@ def _explain(data: str | bytes, exc: msgspec.DecodeError) -> ProtocolError:
     ref = probe.client_id if isinstance(probe.client_id, str) else None
     if not isinstance(probe.type, str):
         return ProtocolError(ErrorCode.BAD_REQUEST, "`type` must be a string", ref)
-    if probe.type not in _CLIENT_TYPES:
+    cls = _CLIENT_TYPES.get(probe.type)
+    if cls is None:
         return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown type {probe.type!r}", ref)
-    return ProtocolError(ErrorCode.BAD_REQUEST, str(exc), ref)
+    return ProtocolError(ErrorCode.BAD_REQUEST, explain(exc, cls, "frame"), ref)
 
 
 # --- server -> client -------------------------------------------------------

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import wraps
-from typing import Any, Final
+from functools import cache, wraps
+from importlib.metadata import version
+from typing import Any, Final, TypeVar
 
-import msgspec
 from aiohttp import web
+from msgspec import Struct
 
-from parley.core import check_room, check_username
-from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
+from parley.core import check_room
+from parley.protocol import HTTP_STATUS, ErrorCode, Message, ProtocolError, encode
+from parley.protocol.http import (
+    CreateRoomBody,
+    HistoryQuery,
+    InviteBody,
+    Invited,
+    LoginBody,
+    Me,
+    MemberList,
+    MessageList,
+    PostMessageBody,
+    RegisterBody,
+    RoomEntry,
+    RoomList,
+    Session,
+    decode_body,
+    decode_query,
+)
+from parley.protocol.openapi import WRITE_METHODS, Operation, Route, openapi_document
 from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
@@ -20,7 +39,7 @@ __all__ = ["add_routes", "routes"]
 
 routes = web.RouteTableDef()
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600
-_json = msgspec.json.Decoder(dict[str, Any])
+B = TypeVar("B", bound=Struct)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +52,7 @@ class User:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
 
 _HTTP_CODES: Final = {
     400: ErrorCode.BAD_REQUEST,
@@ -65,10 +85,18 @@ def _error(
 
 
 def json_errors(handler: Handler) -> Handler:
-    """Every API failure is {"error": {"code", "message"}} with a fitting status."""
+    """Every API failure is {"error": {"code", "message"}} with a fitting status.
+
+    A write from a foreign browser origin is refused before anything else, signed in or
+    not, cookie or bearer: a cross-site page must not sign a visitor in or up, nor act.
+    """
 
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
+        if request.method in WRITE_METHODS and not origin_allowed(
+            request, request.app[CONFIG].allow_origins
+        ):
+            return _error(ErrorCode.FORBIDDEN, "foreign origin: writes come from this site only")
         try:
             return await handler(request)
         except ProtocolError as exc:
@@ -110,11 +138,25 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("*", "/api/{tail:.*}", json_errors(_no_such_endpoint))
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        return _json.decode(await request.read())
-    except msgspec.DecodeError:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "body must be a JSON object") from None
+_DOCS: dict[Callable[..., object], Operation] = {}
+
+
+def documented(operation: Operation) -> Callable[[H], H]:
+    """Describe a route for /api/openapi.json (put it under the `@routes...` line)."""
+
+    def mark(handler: H) -> H:
+        _DOCS[handler] = operation
+        return handler
+
+    return mark
+
+
+async def _body(request: web.Request, cls: type[B]) -> B:
+    """The JSON body as `cls`. Only application/json: a browser sends text/plain and form
+    bodies cross-site without asking first, JSON never."""
+    if request.content_type != "application/json":
+        raise ProtocolError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+    return decode_body(await request.read(), cls)
 
 
 async def _user(request: web.Request) -> User:
@@ -122,15 +164,11 @@ async def _user(request: web.Request) -> User:
     found = await request.app[ACCOUNTS].authenticate(token) if token else None
     if found is None:
         raise ProtocolError(ErrorCode.UNAUTHORIZED, "sign in first")
-    # A cookie rides along on cross-site requests: only our own pages may use it to act.
-    cookie_write = "Authorization" not in request.headers and request.method != "GET"
-    if cookie_write and not origin_allowed(request, request.app[CONFIG].allow_origins):
-        raise ProtocolError(ErrorCode.FORBIDDEN, "foreign origin")
     return User(*found)
 
 
 def _session_response(request: web.Request, username: str, token: str, status: int) -> web.Response:
-    resp = json_response({"username": username, "token": token}, status)
+    resp = json_response(Session(username, token), status)
     resp.set_cookie(
         COOKIE,
         token,
@@ -154,43 +192,32 @@ def _room_name(request: web.Request) -> str:
     return room
 
 
-def _int_param(request: web.Request, name: str, low: int, high: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name} must be an integer") from None
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name} must be {bound}")
-    return value
-
-
 # --- accounts -------------------------------------------------------------------
 
 
 @routes.post("/api/register")
+@documented(
+    Operation("Create an account, signed in", Session, 201, RegisterBody, auth=False, errors=(409,))
+)
 async def register(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _body(request, RegisterBody)
     username, token = await request.app[ACCOUNTS].register(
-        body.get("username"), body.get("password"), _address(request)
+        body.username, body.password, _address(request)
     )
     return _session_response(request, username, token, 201)
 
 
 @routes.post("/api/login")
+@documented(Operation("Sign in", Session, body=LoginBody, auth=False, errors=(401,)))
 async def login(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _body(request, LoginBody)
     address = _address(request)
-    username, token = await request.app[ACCOUNTS].login(
-        body.get("username"), body.get("password"), address
-    )
+    username, token = await request.app[ACCOUNTS].login(body.username, body.password, address)
     return _session_response(request, username, token, 200)
 
 
 @routes.post("/api/logout")
+@documented(Operation("Sign out: the token stops working everywhere", status=204))
 async def logout(request: web.Request) -> web.Response:
     user = await _user(request)
     await request.app[ACCOUNTS].logout(user.token_hash)
@@ -201,97 +228,110 @@ async def logout(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/me")
+@documented(Operation("Who is signed in", Me))
 async def me(request: web.Request) -> web.Response:
     user = await _user(request)
-    return json_response({"username": user.username})
+    return json_response(Me(user.username))
 
 
 # --- rooms ------------------------------------------------------------------------
 
 
 @routes.get("/api/rooms")
+@documented(Operation("The rooms the user may see", RoomList))
 async def list_rooms(request: web.Request) -> web.Response:
     user = await _user(request)
     rooms = await request.app[NODE].store.list_rooms(user.username)
     return json_response(
-        {
-            "rooms": [
-                {"room": r.room, "private": r.private, "last_seq": r.last_seq, "owner": r.owner}
-                for r in rooms
-            ]
-        }
+        RoomList([RoomEntry(r.room, r.private, r.last_seq, r.owner) for r in rooms])
     )
 
 
 @routes.post("/api/rooms")
+@documented(Operation("Create a room (the creator owns it)", RoomEntry, 201, CreateRoomBody))
 async def create_room(request: web.Request) -> web.Response:
     user = await _user(request)
-    body = await _body(request)
-    room, private = body.get("room"), body.get("private", False)
-    reason = check_room(room)
-    if reason or not isinstance(private, bool):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, reason or "private must be true or false")
-    assert isinstance(room, str)
-    if not await request.app[NODE].store.create_room(room, private, user.username):
+    body = await _body(request, CreateRoomBody)
+    room = body.room
+    if not await request.app[NODE].store.create_room(room, body.private, user.username):
         raise ProtocolError(ErrorCode.CONFLICT, f"room {room!r} exists")
-    return json_response(
-        {"room": room, "private": private, "last_seq": 0, "owner": user.username}, 201
-    )
+    return json_response(RoomEntry(room, body.private, 0, user.username), 201)
 
 
 @routes.get("/api/rooms/{room}/members")
+@documented(Operation("The members of a room", MemberList))
 async def list_members(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
     record = await node.visible_room(user, _room_name(request))
-    return json_response({"members": await node.store.members(record.room)})
+    return json_response(MemberList(await node.store.members(record.room)))
 
 
 @routes.post("/api/rooms/{room}/members")
+@documented(Operation("Add a user to a room", Invited, 201, InviteBody))
 async def invite(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
     record = await node.visible_room(user, _room_name(request))
-    body = await _body(request)
-    name = body.get("username")
-    if not isinstance(name, str) or check_username(name):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "username must be a valid user name")
-    invitee = await node.store.find_user(name)
+    body = await _body(request, InviteBody)
+    invitee = await node.store.find_user(body.username)
     if invitee is None:
-        raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {name!r}")
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {body.username!r}")
     await node.store.add_member(record.room, invitee.username)
-    return json_response({"room": record.room, "username": invitee.username}, 201)
+    return json_response(Invited(record.room, invitee.username), 201)
 
 
 # --- messages ---------------------------------------------------------------------
 
 
 @routes.get("/api/rooms/{room}/messages")
+@documented(Operation("A page of a room's messages (ascending)", MessageList, query=HistoryQuery))
 async def history(request: web.Request) -> web.Response:
     user = await _user(request)
-    query = MessageQuery(
-        room=_room_name(request),
-        limit=_int_param(request, "limit", 1, 100) or 50,
-        after=_int_param(request, "after", 0),
-        before=_int_param(request, "before", 0),
-    )
-    return json_response({"messages": await request.app[NODE].history(user, query)})
+    room = _room_name(request)
+    page = decode_query(request.query, HistoryQuery)
+    query = MessageQuery(room, page.limit, page.after, page.before)
+    return json_response(MessageList(await request.app[NODE].history(user, query)))
 
 
 @routes.post("/api/rooms/{room}/messages")
+@documented(
+    Operation(
+        "Post a message (the same client_id again: 200 and the first message)",
+        Message,
+        201,
+        PostMessageBody,
+        also=(200,),
+    )
+)
 async def post_message(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
     room = _room_name(request)
-    body = await _body(request)
-    text, client_id = body.get("text"), body.get("client_id")
-    if not isinstance(text, str):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "text must be a string")
-    if client_id is not None and not (
-        isinstance(client_id, str) and 0 < len(client_id) <= 128 and "\x00" not in client_id
-    ):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "client_id must be 1-128 characters, no NUL")
+    body = await _body(request, PostMessageBody)
     await node.visible_room(user, room)
-    node.check_send(user, text)
-    msg, created = await node.send(user, room, text, client_id)
+    node.check_send(user, body.text)
+    msg, created = await node.send(user, room, body.text, body.client_id)
     return json_response(msg, 201 if created else 200)
+
+
+# --- the API described -------------------------------------------------------------
+
+
+@routes.get("/api/openapi.json")
+@documented(Operation("This API as an OpenAPI 3.1 document", dict[str, Any], auth=False))
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=_openapi_json(), content_type="application/json")
+
+
+@cache
+def _openapi_json() -> bytes:
+    """Built once, from the routes and the structs they decode and answer with."""
+    described = []
+    for route in routes:
+        assert isinstance(route, web.RouteDef)
+        summary = (route.handler.__doc__ or route.handler.__name__).strip().splitlines()[0]
+        operation = _DOCS.get(route.handler) or Operation(summary)
+        described.append(Route(route.method, route.path, route.handler.__name__, operation))
+    document = openapi_document(described, title="Parley", version=version("parley"), cookie=COOKIE)
+    return encode(document)

@@ -1,0 +1,212 @@
+"""The HTTP API's bodies, query strings and answers as msgspec structs, and their decoders.
+
+Every request body goes through `decode_body` and every query string through
+`decode_query`: one typed decoder each, with the field rules of `parley.protocol.fields`
+(shared with the socket frames). The OpenAPI document is generated from these same
+structs (`parley.protocol.openapi`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Final, TypeVar
+
+import msgspec
+import msgspec.inspect as mi
+from msgspec import UNSET, Struct, UnsetType
+
+from parley.protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.fields import (
+    ClientId,
+    Limit,
+    LoginPassword,
+    Password,
+    Private,
+    RoomName,
+    Seq,
+    Text,
+    Username,
+    decode_json,
+    explain,
+    reserved_username,
+)
+from parley.protocol.frames import Message
+
+__all__ = [
+    "CreateRoomBody",
+    "ErrorBody",
+    "ErrorDetail",
+    "HistoryQuery",
+    "InviteBody",
+    "Invited",
+    "LoginBody",
+    "Me",
+    "MemberList",
+    "MessageList",
+    "PasswordBody",
+    "PostMessageBody",
+    "RegisterBody",
+    "RoomEntry",
+    "RoomList",
+    "Session",
+    "decode_body",
+    "decode_query",
+]
+
+B = TypeVar("B", bound=Struct)
+
+# Unknown fields are ignored, as on the socket: a newer client's extra field is no error.
+
+# --- request bodies ---------------------------------------------------------------
+
+
+class RegisterBody(Struct, frozen=True):
+    username: Username
+    password: Password
+
+    def __post_init__(self) -> None:
+        reason = reserved_username(self.username)
+        if reason:
+            raise ValueError(reason)
+
+
+class LoginBody(Struct, frozen=True):
+    username: Username
+    password: LoginPassword
+
+
+class PasswordBody(Struct, frozen=True):
+    """POST /api/password (contract v2): the current password and the new one."""
+
+    old: LoginPassword
+    new: Password
+
+
+class CreateRoomBody(Struct, frozen=True):
+    room: RoomName
+    private: Private = False
+
+
+class InviteBody(Struct, frozen=True):
+    username: Username
+
+
+class PostMessageBody(Struct, frozen=True):
+    text: Text
+    client_id: ClientId | None = None
+
+
+# --- query strings ----------------------------------------------------------------
+
+
+class HistoryQuery(Struct, frozen=True):
+    """GET /api/rooms/{room}/messages: after=S (the first N past S), before=S (the last N
+    before S), neither (the latest N)."""
+
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Limit = 50
+
+
+# --- answers ----------------------------------------------------------------------
+
+
+class Session(Struct, frozen=True):
+    """A new session: the bearer token (also set as the HttpOnly session cookie)."""
+
+    username: str
+    token: str
+
+
+class Me(Struct, frozen=True):
+    username: str
+
+
+class RoomEntry(Struct, frozen=True):
+    room: str
+    private: bool
+    last_seq: int
+    owner: str | None
+
+
+class RoomList(Struct, frozen=True):
+    rooms: list[RoomEntry]
+
+
+class MemberList(Struct, frozen=True):
+    members: list[str]
+
+
+class Invited(Struct, frozen=True):
+    room: str
+    username: str
+
+
+class MessageList(Struct, frozen=True):
+    messages: list[Message]
+
+
+class ErrorDetail(Struct, frozen=True):
+    code: str
+    message: str
+    retry_after: float | UnsetType = UNSET  # with rate_limited: seconds to wait
+
+
+class ErrorBody(Struct, frozen=True):
+    """Every failure: {"error": {"code", "message"}} with a fitting status."""
+
+    error: ErrorDetail
+
+
+# --- decoding ---------------------------------------------------------------------
+
+
+@cache
+def _decoder(cls: type[B]) -> msgspec.json.Decoder[B]:
+    return msgspec.json.Decoder(cls)
+
+
+def decode_body(data: bytes, cls: type[B]) -> B:
+    """A JSON request body as `cls`, or a bad_request naming the field that is wrong."""
+    decoder: msgspec.json.Decoder[B] = _decoder(cls)
+    return decode_json(decoder, data, "body")
+
+
+def decode_query(params: Mapping[str, str], cls: type[B]) -> B:
+    """A query string as `cls`. Integer fields take plain decimal digits only (no sign,
+    spaces, underscores, exponents or non-ASCII digits, all of which `int()` accepts)."""
+    ints = _int_fields(cls)
+    values: dict[str, object] = {}
+    for name, raw in params.items():
+        values.setdefault(name, _plain_int(raw) if name in ints else raw)  # first one wins
+    try:
+        query: B = msgspec.convert(values, cls)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, explain(exc, cls, "query")) from None
+    return query
+
+
+_MAX_DIGITS: Final = 40  # far past any bound, far below int()'s own 4300-digit guard
+
+
+def _plain_int(raw: str) -> int | str:
+    """The integer `raw` spells in plain digits, else `raw` (which then fails as a string)."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= _MAX_DIGITS:
+        return int(raw)
+    return raw
+
+
+@cache
+def _int_fields(cls: type[Struct]) -> frozenset[str]:
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return frozenset(f.encode_name for f in info.fields if _is_int(f.type))
+
+
+def _is_int(info: mi.Type) -> bool:
+    if isinstance(info, mi.Metadata):
+        return _is_int(info.type)
+    if isinstance(info, mi.UnionType):
+        return any(map(_is_int, info.types))
+    return isinstance(info, mi.IntType)
