@@ -119,6 +119,38 @@ async def test_missing_or_wrong_fields_bad_request_and_stays_open(
     await bad_frame_then_still_open(fresh, json.dumps(in_room(frame, fresh.room)), {"bad_request"})
 
 
+MAX_SEQ = 2**63 - 1  # the largest integer SQLite and PostgreSQL (BIGINT) hold
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        ({"type": "history", "room": "ROOM", "before": MAX_SEQ + 1}, "before"),
+        ({"type": "history", "room": "ROOM", "after": MAX_SEQ + 1}, "after"),
+        ({"type": "history", "room": "ROOM", "before": 10**40}, "before"),
+        ({"type": "history", "room": "ROOM", "before": -1}, "before"),
+        ({"type": "join", "room": "ROOM", "since": MAX_SEQ + 1}, "since"),
+        ({"type": "join", "room": "general\n"}, "room"),
+    ],
+)
+async def test_values_the_store_cannot_hold_are_bad_request_and_stay_open(
+    fresh: Fresh, frame: dict[str, Any], field: str
+) -> None:
+    """Issue 11: a history `before` of 2^63 dropped the socket without a close frame."""
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_json(in_room(frame, fresh.room))
+        event = await c.expect_error("bad_request")
+        assert event["message"].startswith(f"{field} must be "), event
+        await assert_still_open(c, fresh.room, expected_seq=1)
+
+
+async def test_history_at_the_largest_seq_is_answered(fresh: Fresh) -> None:
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_ok(fresh.room, "one")
+        assert [m["text"] for m in await c.history(fresh.room, before=MAX_SEQ)] == ["one"]
+        assert await c.history(fresh.room, after=MAX_SEQ) == []
+
+
 @pytest.mark.parametrize("type_", [5, 1.5, True, ["send"], {"t": "send"}])
 async def test_non_string_type_is_an_error_and_stays_open(fresh: Fresh, type_: object) -> None:
     """A type that is not a string: the contract does not say bad_request or unknown_type."""
