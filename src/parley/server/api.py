@@ -248,7 +248,9 @@ async def list_rooms(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/rooms")
-@documented(Operation("Create a room (the creator owns it)", RoomEntry, 201, CreateRoomBody))
+@documented(
+    Operation("Create a room (the creator owns it)", RoomEntry, 201, CreateRoomBody, errors=(409,))
+)
 async def create_room(request: web.Request) -> web.Response:
     user = await _user(request)
     body = await _body(request, CreateRoomBody)

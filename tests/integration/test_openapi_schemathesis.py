@@ -1,0 +1,97 @@
+"""Schemathesis against a real `parley serve`, driven by the server's own /api/openapi.json:
+valid and invalid requests for every operation, signed in with a bearer token. No answer
+may be a 5xx, and every answer must match the document (status, content type, body)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support.api import DEFAULT_PASSWORD, bearer, unique_name
+from tests.support.server import ServerProcess
+
+# Operations that end the session the run signs in with: the rest would all be 401.
+ROOM = "fuzzed"  # a private room of the signed-in user's
+EXAMPLES = 25  # per operation and mode: the whole run stays well under a minute
+SIGN_OUT: tuple[str, ...] = ("/api/logout", "/api/sessions", "/api/password")
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+
+@pytest.fixture(scope="module")
+def parley(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    """A server with its limits off (the run is many requests from one address and one
+    user in a few seconds), and a signed-in user's token."""
+    args = ["--register-limit", "0", "--rate-limit", "0"]
+    proc = ServerProcess(tmp_path_factory.mktemp("schemathesis"), args).start()
+    try:
+        name = unique_name()
+        resp = httpx.post(
+            f"{proc.url}/api/register", json={"username": name, "password": DEFAULT_PASSWORD}
+        )
+        assert resp.status_code == 201, resp.text
+        token = resp.json()["token"]
+        resp = httpx.post(
+            f"{proc.url}/api/rooms", json={"room": ROOM, "private": True}, headers=bearer(token)
+        )
+        assert resp.status_code == 201, resp.text
+        yield proc, token
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def parley_schema(parley: tuple[ServerProcess, str]) -> Any:
+    proc, _ = parley
+    return schemathesis.openapi.from_url(f"{proc.url}/api/openapi.json").exclude(
+        path=list(SIGN_OUT)
+    )
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_every_operation_conforms_and_never_fails_with_5xx(
+    parley: tuple[ServerProcess, str], parley_schema: Any, mode: GenerationMode
+) -> None:
+    """Every operation, in turn, with valid (POSITIVE) or invalid (NEGATIVE) requests."""
+    _, token = parley
+    operations = [result.ok() for result in parley_schema.get_all_operations()]
+    assert len(operations) >= 8, [op.label for op in operations]
+
+    def cases(op: Any) -> st.SearchStrategy[Any]:
+        """Random rooms are mostly 404s: half the time, the user's own room."""
+        anywhere = op.as_strategy(mode)
+        if "{room}" not in op.path:
+            return anywhere  # type: ignore[no-any-return]
+        return anywhere | op.as_strategy(mode, path_parameters={"room": ROOM})
+
+    @given(st.sampled_from(operations).flatmap(cases))
+    @settings(
+        max_examples=EXAMPLES * len(operations),
+        deadline=None,  # argon2 and the COMMIT take what they take on a busy machine
+        derandomize=True,  # the same examples on every run: a failure here is reproducible
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        case.call_and_validate(headers=bearer(token), checks=CHECKS)
+
+    run()
