@@ -110,8 +110,8 @@ _MISSING: Final = re.compile(r"^Object missing required field `([^`]*)`")
 def decode_json(decoder: msgspec.json.Decoder[T], data: bytes | str, what: str) -> T:
     """Decode with a typed decoder; any failure is a bad_request that says what is wrong.
 
-    `what` names the thing decoded ("body", "frame") in the messages. The decoder's type
-    must be a Struct (or a tagged union of them: see `explain`)."""
+    `what` names the thing decoded ("body", "frame") in the messages. For a Struct type
+    the messages state the broken field's rule (see `explain`)."""
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
