@@ -87,8 +87,12 @@ ClientId = Annotated[
         description="1-128 characters, no NUL",
     ),
 ]
-# A text's length is checked after decoding: one over the limit is too_large, not bad_request.
-Text = Annotated[str, Meta(description=f"a string (at most {MAX_TEXT_CHARS} characters)")]
+# The upper bound is checked after decoding: a text over it is too_large, not bad_request
+# (and so is "not all blank", which JSON Schema and Python regexes do not agree on).
+Text = Annotated[
+    str,
+    Meta(min_length=1, description=f"a string of 1 to {MAX_TEXT_CHARS} characters, not all blank"),
+]
 Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ, description=f"an integer from 0 to {MAX_SEQ}")]
 Limit = Annotated[int, Meta(ge=1, le=100, description="an integer from 1 to 100")]
 Private = Annotated[bool, Meta(description="true or false")]
