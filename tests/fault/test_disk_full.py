@@ -1,0 +1,168 @@
+"""Issue 11: a full disk under the SQLite store.
+
+The data directory is a small tmpfs the test mounts (we run as root in CI); a filler file takes
+every free block, for real: SQLite's writes then fail with SQLITE_FULL. While the disk is full,
+sends answer `unavailable` (a WebSocket error event with the client_id as ref, a REST 503), nothing
+acked is lost, reads keep working (history, join, the room list), and once the filler is deleted
+the same server (no restart) stores the resent messages exactly once, seq gapless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.api import AsyncApi, assert_error
+from tests.support.client import ParleyWS, open_ws
+from tests.support.server import ServerProcess
+
+DISK = "3m"  # the tmpfs size: room for the schema, a few users and a growing WAL
+TEXT = "x" * 3000  # about a page a message, so the WAL needs new blocks quickly
+MAX_SENDS = 400  # per writer: the disk is full long before this many messages
+WRITERS = 3
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of DISK bytes mounted for this test only."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free block of the disk with a filler file; returns it."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    assert shutil.disk_usage(disk).free < 4096
+    return filler
+
+
+@pytest.fixture
+def server_on(small_disk: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(small_disk / "data", ["--rate-limit", "0"])
+    srv.log_path = tmp_path / "server.log"  # the log must not need the full disk
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def send_until_unavailable(ws: ParleyWS, acked: dict[str, int], prefix: str) -> str:
+    """Send one message at a time until the store refuses one; returns its client_id."""
+    for n in range(MAX_SENDS):
+        cid = f"{prefix}-{n}"
+        await ws.send_text("general", TEXT, cid)
+        event = await ws.recv_until(lambda e: e.get("type") in ("ack", "error"))
+        if event["type"] == "error":
+            assert event["code"] == "unavailable", event
+            assert event["ref"] == cid, event
+            return cid
+        assert event["client_id"] == cid
+        acked[cid] = event["seq"]
+    raise AssertionError(f"{MAX_SENDS} sends on a full disk were all acked")
+
+
+async def test_full_disk_refuses_writes_keeps_reads_and_recovers(
+    small_disk: Path, server_on: ServerProcess
+) -> None:
+    srv = server_on
+    acked: dict[str, int] = {}  # client_id -> the seq its ack named
+    async with AsyncApi(srv.url) as api:
+        users = [await api.register() for _ in range(WRITERS)]
+        writers = [await open_ws(srv.ws_url, u.token) for u in users]
+        for n, ws in enumerate(writers):
+            acked[f"w{n}-warm"] = (await ws.send_ok("general", TEXT, f"w{n}-warm"))["seq"]
+        watcher = await open_ws(srv.ws_url, users[0].token)
+        await watcher.join_ok("general", since=0)  # replay, then live: every message
+
+        filler = fill(small_disk)
+        # several writers at once, so refused batches hold several messages
+        refused = list(
+            await asyncio.gather(
+                *(send_until_unavailable(ws, acked, f"w{n}") for n, ws in enumerate(writers))
+            )
+        )
+        assert refused, "no send was refused"
+        # still full: every write answers unavailable, on both protocols, nothing is a 500
+        await writers[0].send_text("general", TEXT, "again")
+        assert (await writers[0].expect_error("unavailable"))["ref"] == "again"
+        refused.append("again")
+        assert_error(
+            await api.send_raw(users[1].token, "general", TEXT, "rest"), 503, "unavailable"
+        )
+        assert_error(await api.login_raw(users[1].username, users[1].password), 503, "unavailable")
+        resp = await api.post("/api/rooms", token=users[1].token, json={"room": "newroom"})
+        assert_error(resp, 503, "unavailable")
+
+        # reads keep working: history (both ways), join, the room list, health
+        in_order = sorted(acked, key=acked.__getitem__)
+        stored = await api.all_messages(users[1].token, "general")
+        assert [(m["client_id"], m["seq"]) for m in stored] == [(c, acked[c]) for c in in_order]
+        history = await writers[1].history("general", limit=100)
+        assert [m["seq"] for m in history] == sorted(acked.values())
+        late = await open_ws(srv.ws_url, users[1].token)
+        joined = await late.join_ok("general")
+        assert joined["last_seq"] == len(acked)
+        assert "general" in await api.room_names(users[1].token)
+        assert (await api.get("/healthz")).status_code == 200
+
+        # space returns: the same server takes the resends, each stored once
+        filler.unlink()
+        for cid in refused:
+            writer = writers[0] if cid == "again" else writers[int(cid[1 : cid.index("-")])]
+            acked[cid] = (await writer.send_ok("general", TEXT, cid))["seq"]
+        rest = await api.send_raw(users[1].token, "general", TEXT, "rest")
+        assert rest.status_code == 201, rest.text
+        acked["rest"] = rest.json()["seq"]
+        assert (
+            await api.post("/api/rooms", token=users[1].token, json={"room": "newroom"})
+        ).status_code == 201
+        # a resend of a message acked before the disk filled: its first seq, nothing new
+        assert (await writers[0].send_ok("general", TEXT, "w0-warm"))["seq"] == acked["w0-warm"]
+        # live delivery: the watcher got every stored message once, in seq order
+        for seq in range(1, len(acked) + 1):
+            await watcher.recv_type("message", seq=seq)
+        assert sorted(m["seq"] for m in watcher.seen_of("message")) == list(
+            range(1, len(acked) + 1)
+        )
+
+        stored = await api.all_messages(users[1].token, "general")
+        assert [m["seq"] for m in stored] == list(range(1, len(acked) + 1))
+        assert {m["client_id"]: m["seq"] for m in stored} == acked
+        for ws in (*writers, watcher, late):
+            await ws.close()
+    assert srv.proc is not None
+    assert srv.proc.poll() is None, "the server died"
+    srv.stop()
+    check = sqlite3.connect(srv.data_dir / "parley.db")
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert check.execute("SELECT count(*) FROM messages").fetchone() == (len(acked),)
+    finally:
+        check.close()
