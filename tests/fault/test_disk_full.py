@@ -1,19 +1,27 @@
 """Issue 11: a full disk under the SQLite store.
 
-The data directory is a small tmpfs the test mounts (we run as root in CI); a filler file takes
-every free block, for real: SQLite's writes then fail with SQLITE_FULL. While the disk is full,
-sends answer `unavailable` (a WebSocket error event with the client_id as ref, a REST 503), nothing
-acked is lost, reads keep working (history, join, the room list), and once the filler is deleted
-the same server (no restart) stores the resent messages exactly once, seq gapless.
+Two real ways for the server's writes to fail, both at the OS, under a running server:
+- `tmpfs`: the data directory is a small tmpfs the test mounts (root; skipped where mount is not
+  allowed), and a filler file takes every free block: writes fail with ENOSPC (SQLITE_FULL).
+- `fsize`: the server's file size limit (RLIMIT_FSIZE, set on the running process with
+  prlimit) is lowered to just above its files' sizes: growing a file fails with EFBIG
+  (SQLITE_IOERR_WRITE, "disk I/O error"). Needs no privilege, so it runs everywhere.
+
+While the disk is full, sends answer `unavailable` (a WebSocket error event with the client_id
+as ref, a REST 503), nothing acked is lost, reads keep working (history, join, the room list),
+and once space returns the same server (no restart) stores the resent messages exactly once,
+seq gapless, and the database passes `PRAGMA integrity_check`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import resource
 import shutil
 import sqlite3
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,42 +37,90 @@ MAX_SENDS = 400  # per writer: the disk is full long before this many messages
 WRITERS = 3
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of DISK bytes mounted for this test only."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+class Disk(ABC):
+    """Where the server keeps its data, and a way to make it full and free again."""
+
+    data: Path
+
+    @abstractmethod
+    def fill(self, srv: ServerProcess) -> None: ...
+
+    @abstractmethod
+    def free(self, srv: ServerProcess) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Undo what setting up took."""
+
+
+class Tmpfs(Disk):
+    """A tmpfs of DISK bytes, mounted for this test only; full = a filler file."""
+
+    def __init__(self, mnt: Path) -> None:
+        mnt.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(mnt)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        self.mnt = mnt
+        self.data = mnt / "data"
+        self.filler = mnt / "filler"
+
+    def fill(self, srv: ServerProcess) -> None:
+        with self.filler.open("wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        assert shutil.disk_usage(self.mnt).free < 4096
+
+    def free(self, srv: ServerProcess) -> None:
+        self.filler.unlink()
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+
+
+class FileSizeCap(Disk):
+    """The server process may not grow a file past what its biggest one holds now, plus
+    a little (the WAL and the database grow; the log lives elsewhere and stays small)."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+
+    def fill(self, srv: ServerProcess) -> None:
+        assert srv.proc is not None
+        biggest = max(p.stat().st_size for p in (*self.data.iterdir(), srv.log_path))
+        _, hard = resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (biggest + 65536, hard))
+
+    def free(self, srv: ServerProcess) -> None:
+        assert srv.proc is not None
+        _, hard = resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+
+    def close(self) -> None:
+        """Nothing to undo: the limit ends with the server process."""
+
+
+@pytest.fixture(params=["tmpfs", "fsize"])
+def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
+    made = Tmpfs(tmp_path / "disk") if request.param == "tmpfs" else FileSizeCap(tmp_path / "data")
     try:
-        yield mnt
+        yield made
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Take every free block of the disk with a filler file; returns it."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-    assert shutil.disk_usage(disk).free < 4096
-    return filler
+        made.close()
 
 
 @pytest.fixture
-def server_on(small_disk: Path, tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(small_disk / "data", ["--rate-limit", "0"])
+def server_on(disk: Disk, tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(disk.data, ["--rate-limit", "0"])
     srv.log_path = tmp_path / "server.log"  # the log must not need the full disk
     srv.start()
     try:
@@ -89,7 +145,7 @@ async def send_until_unavailable(ws: ParleyWS, acked: dict[str, int], prefix: st
 
 
 async def test_full_disk_refuses_writes_keeps_reads_and_recovers(
-    small_disk: Path, server_on: ServerProcess
+    disk: Disk, server_on: ServerProcess
 ) -> None:
     srv = server_on
     acked: dict[str, int] = {}  # client_id -> the seq its ack named
@@ -101,7 +157,7 @@ async def test_full_disk_refuses_writes_keeps_reads_and_recovers(
         watcher = await open_ws(srv.ws_url, users[0].token)
         await watcher.join_ok("general", since=0)  # replay, then live: every message
 
-        filler = fill(small_disk)
+        disk.fill(srv)
         # several writers at once, so refused batches hold several messages
         refused = list(
             await asyncio.gather(
@@ -133,7 +189,7 @@ async def test_full_disk_refuses_writes_keeps_reads_and_recovers(
         assert (await api.get("/healthz")).status_code == 200
 
         # space returns: the same server takes the resends, each stored once
-        filler.unlink()
+        disk.free(srv)
         for cid in refused:
             writer = writers[0] if cid == "again" else writers[int(cid[1 : cid.index("-")])]
             acked[cid] = (await writer.send_ok("general", TEXT, cid))["seq"]
