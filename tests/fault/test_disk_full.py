@@ -4,7 +4,7 @@ Two real ways for the server's writes to fail, both at the OS, under a running s
 - `tmpfs`: the data directory is a small tmpfs the test mounts (root; skipped where mount is not
   allowed), and a filler file takes every free block: writes fail with ENOSPC (SQLITE_FULL).
 - `fsize`: the server's file size limit (RLIMIT_FSIZE, set on the running process with
-  prlimit) is lowered to just above its files' sizes: growing a file fails with EFBIG
+  prlimit) is lowered to the WAL's size: growing it fails with EFBIG
   (SQLITE_IOERR_WRITE, "disk I/O error"). Needs no privilege, so it runs everywhere.
 
 While the disk is full, sends answer `unavailable` (a WebSocket error event with the client_id
@@ -88,17 +88,18 @@ class Tmpfs(Disk):
 
 
 class FileSizeCap(Disk):
-    """The server process may not grow a file past what its biggest one holds now, plus
-    a little (the WAL and the database grow; the log lives elsewhere and stays small)."""
+    """The server process may not grow a file past the WAL's size now: the next COMMIT needs
+    more WAL and fails. (Exactly that size, no margin: a COMMIT cut short at a margin leaves
+    a tail that a later, smaller COMMIT could fit in, and the disk would look less full.)"""
 
     def __init__(self, data: Path) -> None:
         self.data = data
 
     def fill(self, srv: ServerProcess) -> None:
         assert srv.proc is not None
-        biggest = max(p.stat().st_size for p in (*self.data.iterdir(), srv.log_path))
+        wal = (self.data / "parley.db-wal").stat().st_size
         _, hard = resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE)
-        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (biggest + 65536, hard))
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (wal, hard))
 
     def free(self, srv: ServerProcess) -> None:
         assert srv.proc is not None
