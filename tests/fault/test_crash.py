@@ -1,4 +1,4 @@
-"""Issue 3 (9): `kill -9` at any moment loses no acked message.
+"""Issue 3 (9), issue 11: `kill -9` at any moment, twenty times in a row, loses no acked message.
 
 Clients send continuously with client_ids; the server is SIGKILLed mid-stream and restarted on the
 same port and data dir; the clients resend everything not acked with the same client_id. In the end
@@ -19,9 +19,12 @@ from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.client import ParleyWS, open_ws
 from tests.support.server import ServerProcess
 
-CLIENTS = 3
+CLIENTS = 4
 PER_CLIENT = 150
-KILL_AFTER_ACKS = (40, 130, 260, 380)  # total acks (all clients) at which the server is killed
+KILLS = 20  # in a row (issue 11): every restart must recover what the last crash left
+# total acks (all clients) at which the server is killed: every 27, so that each kill lands at
+# a different point of a batch and of the clients' windows
+KILL_AFTER_ACKS = tuple(27 * (n + 1) for n in range(KILLS))
 WINDOW = 12  # un-acked sends in flight per client
 
 

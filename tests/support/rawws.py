@@ -39,12 +39,40 @@ def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = 
     if not mask:
         return bytes(head) + payload
     key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return bytes(head) + key + masked
+    return bytes(head) + key + _xor(payload, key)
+
+
+def _xor(payload: bytes, key: bytes) -> bytes:
+    """Mask or unmask: XOR with the 4-byte key repeated (one big-int XOR, not a byte loop)."""
+    n = len(payload)
+    stream = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
+
+
+class _ReaderKeepingData(asyncio.StreamReader):
+    """A StreamReader that hands out every byte received before a reset, then the reset.
+
+    asyncio's own raises a reset at once, dropping the bytes already buffered: a close frame
+    the server sent just before its RST would look like a socket dropped without one.
+    """
+
+    reset: BaseException | None = None
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.reset = exc
+        self.feed_eof()
+
+
+async def _open_connection(host: str, port: int) -> tuple[_ReaderKeepingData, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = _ReaderKeepingData(loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 class RawWS:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: _ReaderKeepingData, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.status = 0
@@ -61,7 +89,7 @@ class RawWS:
         path: str = "/chat",
         extra_headers: dict[str, str] | None = None,
     ) -> RawWS:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await _open_connection(host, port)
         raw = cls(reader, writer)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
@@ -101,8 +129,14 @@ class RawWS:
         await self.send_frame(OP_TEXT, json.dumps(obj).encode())
 
     async def read_frame(self, within: float = 10.0) -> tuple[int, bytes]:
-        """(opcode, payload) of the next server frame; raises IncompleteReadError at EOF."""
-        b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), within)
+        """(opcode, payload) of the next server frame; raises IncompleteReadError at EOF, or
+        the reset once every byte received before it has been read."""
+        try:
+            b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), within)
+        except asyncio.IncompleteReadError as exc:
+            if self.reader.reset is not None and not exc.partial:
+                raise self.reader.reset from None
+            raise
         n = b1 & 0x7F
         if n == 126:
             (n,) = struct.unpack("!H", await self.reader.readexactly(2))
@@ -111,7 +145,7 @@ class RawWS:
         key = await self.reader.readexactly(4) if b1 & 0x80 else b""
         payload = await self.reader.readexactly(n)
         if key:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            payload = _xor(payload, key)
         return b0 & 0x0F, payload
 
     def close(self) -> None:

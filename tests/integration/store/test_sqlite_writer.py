@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import parley.store.sqlite
-from parley.store import StoreUnavailable
+from parley.store import MessageQuery, StoreUnavailable
 from parley.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -90,3 +90,44 @@ async def test_migration_2_puts_client_id_first_in_the_resend_index(tmp_path: Pa
     assert versions == [1, 2]
     assert "messages_by_client" not in indexes
     assert columns == ["client_id", "username"]
+
+
+async def test_a_full_database_fails_writes_as_unavailable_and_recovers(tmp_path: Path) -> None:
+    """SQLITE_FULL inside a batch's statements (here from a page cap; on a real disk when the
+    cache spills) fails the writes as StoreUnavailable, generic jobs included, and the writer
+    takes writes again once there is room. (A full disk at COMMIT: tests/fault/test_disk_full.py.)
+    """
+    store = SQLiteStore(tmp_path / "parley.db")
+    await store.open()
+    try:
+        assert store._writer is not None
+        conn = store._writer.conn  # idle between batches: the loop may use it
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count={pages}")
+        msg, _ = await store.append("general", "di", "fits", "c-0")  # free space in a page
+        assert msg.seq == 1
+        full_at = await _first_refused(store)
+        with pytest.raises(StoreUnavailable):
+            await store.create_user("dora" + "x" * 3000, "hash")
+        batch = [store.append_soon("general", "di", "y" * 3000, f"b-{i}") for i in range(5)]
+        for outcome in await asyncio.gather(*batch, return_exceptions=True):
+            assert isinstance(outcome, StoreUnavailable), outcome
+
+        conn.execute(f"PRAGMA max_page_count={pages * 100}")
+        msg, created = await store.append("general", "di", "x" * 3000, f"c-{full_at}")
+        assert (msg.seq, created) == (full_at + 1, True)
+        assert await store.create_user("dora", "hash")
+        stored = await store.messages(MessageQuery("general", limit=100))
+        assert [m.seq for m in stored] == list(range(1, full_at + 2))
+    finally:
+        await store.close()
+
+
+async def _first_refused(store: SQLiteStore) -> int:
+    """Append pages of text until the store refuses one as unavailable; its number."""
+    for i in range(1, 100):
+        try:
+            await store.append("general", "di", "x" * 3000, f"c-{i}")
+        except StoreUnavailable:
+            return i
+    raise AssertionError("the page cap never refused a write")
