@@ -7,13 +7,16 @@ endpoint (tests/conformance); this is the fast check on /chat itself.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import struct
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.rawws import OP_CLOSE, RawWS
+from tests.support.rawws import OP_CLOSE, OP_TEXT, RawWS, encode_frame
 from tests.support.server import ServerProcess
 
 # Registered codes a peer may send: echoed. 1012-1014 are registered with IANA since RFC 6455.
@@ -90,3 +93,33 @@ async def test_a_close_without_a_code_gets_1000(
 ) -> None:
     server, token = guest_chat
     assert close_code(await close_with(server, token if mode == "json" else None, b"")) == 1000
+
+
+async def read_until_eof(ws: RawWS) -> list[tuple[int, bytes]]:
+    frames = []
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            frames.append(await ws.read_frame())
+    return frames
+
+
+async def test_answers_to_frames_before_a_broken_one_precede_the_close_frame(
+    guest_chat: tuple[ServerProcess, str],
+) -> None:
+    """A frame the reader loop answers, then one with a reserved bit set, in one packet:
+    the answer goes out, then aiohttp's close (1002), and nothing after it (RFC 6455 5.5.1)."""
+    server, token = guest_chat
+    ws = await RawWS.open("127.0.0.1", server.port, token=token)
+    try:
+        assert ws.status == 101
+        _, hello = await ws.read_frame()
+        assert json.loads(hello)["type"] == "hello"
+        broken = bytearray(encode_frame(OP_TEXT, b"{}"))
+        broken[0] |= 0x40  # RSV1: no extension was negotiated
+        await ws.send_bytes(encode_frame(OP_TEXT, b"{not json") + bytes(broken))
+        frames = await read_until_eof(ws)
+    finally:
+        ws.close()
+    assert [op for op, _ in frames] == [OP_TEXT, OP_CLOSE], frames
+    assert json.loads(frames[0][1])["type"] == "error"
+    assert close_code(frames[1][1]) == 1002

@@ -217,6 +217,10 @@ def socket_handler(
                 return ws
             inbox.shortcut = session.on_text_now
             while True:
+                # What the last frame queued goes out now, not at the end of this loop
+                # iteration: if aiohttp finds the next one broken, its close frame (written
+                # within `receive`) must follow the answers, not precede them.
+                conn.flush()
                 inbox.wait_idle()
                 msg = await ws.receive()
                 inbox.idle = False
