@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: run test lint typecheck unit integration e2e fault bench bench-smoke system-deps autobahn clean
+.PHONY: run test lint typecheck unit integration e2e fault bench bench-smoke system-deps autobahn conformance clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ test: $(VENV)/.dev-installed system-deps autobahn
 
 unit integration e2e fault: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/$@
+
+conformance: $(VENV)/.dev-installed autobahn
+	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest tests/conformance
 
 bench: $(VENV)/.dev-installed system-deps
 	bash bench/run.sh
