@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: run test lint typecheck unit integration e2e fault bench bench-smoke system-deps clean
+.PHONY: run test lint typecheck unit integration e2e fault bench bench-smoke system-deps autobahn conformance clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,21 @@ run: $(VENV)/.run-installed
 	mkdir -p $(DATA)
 	$(BIN)/parley serve --host $(HOST) --port $(PORT) --data $(DATA)
 
+# Autobahn|Testsuite, the WebSocket conformance suite tests/conformance runs: Python 2.7
+# (through pyenv), every package pinned with its hash. A --target install has no .pth
+# to make `zope` a namespace package: Twisted's `import zope.interface` needs the file.
+# `python` in there names the interpreter the test runs it with.
+PYTHON2  ?= env PYENV_VERSION=2.7.18 python2
+AUTOBAHN := $(VENV)/autobahn
+$(AUTOBAHN)/.installed: scripts/autobahn-requirements.txt
+	rm -rf $(AUTOBAHN)
+	$(PYTHON2) -m pip install -q --no-deps --require-hashes --target $(AUTOBAHN) -r $<
+	touch $(AUTOBAHN)/zope/__init__.py
+	$(PYTHON2) -c 'import sys; print(sys.executable)' > $(AUTOBAHN)/python
+	touch $@
+
+autobahn: $(AUTOBAHN)/.installed
+
 # Debian packages the tests drive: Chromium, redis-server, PostgreSQL (installed only when missing).
 system-deps:
 	bash scripts/system-deps.sh
@@ -37,13 +52,16 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy --strict src/parley
 
-test: $(VENV)/.dev-installed system-deps
+test: $(VENV)/.dev-installed system-deps autobahn
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/pytest
+	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest
 	$(MAKE) --no-print-directory bench-smoke
 
 unit integration e2e fault: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/$@
+
+conformance: $(VENV)/.dev-installed autobahn
+	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest tests/conformance
 
 bench: $(VENV)/.dev-installed system-deps
 	bash bench/run.sh

@@ -5,10 +5,22 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.client import Event, new_client_id, open_ws, parley_ws
 from tests.support.rawws import OP_TEXT, RawWS, encode_frame
 from tests.support.server import ServerProcess
+
+
+@pytest.fixture(params=["override", "stock"])
+def server(request: pytest.FixtureRequest, server_factory: ServerFactory) -> ServerProcess:
+    """Each test here runs on both socket paths: Parley's override of aiohttp's frame queue,
+    and aiohttp's stock one (`--stock-websocket`, also the fallback: server/upstream.py)."""
+    stock = request.param == "stock"
+    proc = server_factory(["--stock-websocket"] if stock else [])
+    assert ("stock socket path" in proc.log()) is stock
+    return proc
 
 
 def assert_message_event(

@@ -95,6 +95,12 @@ def parser() -> argparse.ArgumentParser:
         help="group: concurrent sends share one COMMIT; single: one transaction per message "
         "(for benchmarks)",
     )
+    s.add_argument(
+        "--stock-websocket",
+        action="store_true",
+        help="serve /chat on aiohttp's stock socket path, without Parley's override of its "
+        "private frame queue (used anyway when the installed aiohttp is not the pinned one)",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return top
 
@@ -145,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         group_commit=args.commit_mode == "group",
+        stock_websocket=args.stock_websocket,
     )
     _run(config)
     return 0

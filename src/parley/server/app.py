@@ -8,6 +8,7 @@ import logging
 import signal
 import ssl
 import time
+from dataclasses import replace
 from typing import Final
 
 from aiohttp import WSCloseCode, web
@@ -22,6 +23,7 @@ from parley.server.chat import ChatNode
 from parley.server.config import Config
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.static import StaticFiles
+from parley.server.upstream import override_fits
 from parley.server.ws import chat_socket
 from parley.store import open_store
 from parley.store.sqlite import SQLiteStore
@@ -68,6 +70,9 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 def build_app(config: Config) -> web.Application:
+    if config.stock_websocket or not override_fits():  # override_fits logs why not
+        log.info("/chat runs on aiohttp's stock socket path")
+        config = replace(config, stock_websocket=True)
     store = open_store(config.db, config.data, group_commit=config.group_commit)
     node = ChatNode(
         store,

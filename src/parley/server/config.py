@@ -26,6 +26,7 @@ class Config:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     group_commit: bool = True
+    stock_websocket: bool = False  # /chat on aiohttp's own socket path (server/upstream.py)
 
     @property
     def tls(self) -> bool:

@@ -207,10 +207,11 @@ class Connection:
         self.closing = True
         self.transport.abort()
 
-    async def close(self, code: int, reason: str = "") -> None:
-        """Send what is queued, then the close frame."""
+    async def close(self, code: int, reason: str = "", *, drain: bool = True) -> None:
+        """Send what is queued, then the close frame. `drain=False` answers a client's own
+        close: it need not wait for a peer that may already be gone."""
         if self.closing:
             return
         self.flush()
         self.closing = True
-        await self.ws.close(code=code, message=reason.encode())
+        await self.ws.close(code=code, message=reason.encode(), drain=drain)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-__all__ = ["PING", "close_frame", "pong_frame", "text_frame"]
+__all__ = ["PING", "binary_frame", "close_frame", "close_reply", "pong_frame", "text_frame"]
 
 _FIN_TEXT: Final = 0x81
+_FIN_BINARY: Final = 0x82
 _FIN_CLOSE: Final = 0x88
 _FIN_PONG: Final = 0x8A
 
@@ -21,12 +22,21 @@ PING: Final = b"\x89\x00"  # a keepalive ping with no payload
 
 def text_frame(payload: bytes) -> bytes:
     """An unmasked, final text frame carrying `payload` (UTF-8)."""
+    return _data_frame(_FIN_TEXT, payload)
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """An unmasked, final binary frame carrying `payload`."""
+    return _data_frame(_FIN_BINARY, payload)
+
+
+def _data_frame(first: int, payload: bytes) -> bytes:
     size = len(payload)
     if size < 126:
-        return bytes((_FIN_TEXT, size)) + payload
+        return bytes((first, size)) + payload
     if size < 1 << 16:
-        return struct.pack("!BBH", _FIN_TEXT, 126, size) + payload
-    return struct.pack("!BBQ", _FIN_TEXT, 127, size) + payload
+        return struct.pack("!BBH", first, 126, size) + payload
+    return struct.pack("!BBQ", first, 127, size) + payload
 
 
 def close_frame(code: int, reason: str) -> bytes:
@@ -38,3 +48,19 @@ def close_frame(code: int, reason: str) -> bytes:
 def pong_frame(payload: bytes) -> bytes:
     """The answer to a client's ping: its payload back (a control frame: at most 125 bytes)."""
     return bytes((_FIN_PONG, len(payload))) + payload
+
+
+def close_reply(code: int) -> int:
+    """The code that answers a client's close frame carrying `code` (0: it carried none).
+
+    RFC 6455 7.4: a valid code is echoed; one that is reserved or unassigned (0-999,
+    1004-1006, 1015, 1016-2999, 5000 and up) is a protocol error, 1002. The registered
+    1012-1014 are valid. aiohttp's parser turns most invalid codes into 1002 itself but
+    lets 1006 through (it is in its enum, meant for local use only), and would answer
+    every close with 1000.
+    """
+    if code == 0:
+        return 1000
+    if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999:
+        return code
+    return 1002

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Final
 
@@ -39,12 +39,12 @@ from parley.protocol import (
 )
 from parley.server.auth import origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
-from parley.server.connection import BUSY, Connection, Mode
-from parley.server.frames import pong_frame
+from parley.server.connection import BUSY, Connection, Flusher, Mode
+from parley.server.frames import close_reply, pong_frame
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
-__all__ = ["MAX_FRAME", "chat_socket"]
+__all__ = ["MAX_FRAME", "Session", "chat_socket", "open_socket", "socket_handler"]
 
 log = logging.getLogger("parley.ws")
 
@@ -120,6 +120,23 @@ class _ChatResponse(web.WebSocketResponse):
         return self._reader
 
 
+class _NoInbox:
+    """The stock path's stand-in for `_Inbox`: aiohttp's own queue, no shortcut; every
+    frame reaches the reader loop."""
+
+    __slots__ = ("idle", "shortcut")
+
+    idle: bool
+    shortcut: Callable[[str], bool] | None
+
+    def wait_idle(self) -> None:
+        pass
+
+
+def _inbox(ws: web.WebSocketResponse) -> _Inbox | _NoInbox:
+    return ws.inbox if isinstance(ws, _ChatResponse) else _NoInbox()
+
+
 async def _identify(request: web.Request) -> tuple[str, str | None]:
     """(username, token_hash) or raise 401/403 before the upgrade."""
     config = request.app[CONFIG]
@@ -134,7 +151,7 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
     return found
 
 
-async def _accept(request: web.Request) -> tuple[_ChatResponse, Connection | None]:
+async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connection | None]:
     """The handshake: who it is, then the upgrade. No connection if the peer already left."""
     node = request.app[NODE]
     if node.draining:
@@ -143,12 +160,27 @@ async def _accept(request: web.Request) -> tuple[_ChatResponse, Connection | Non
         username, token_hash = await _identify(request)
     except StoreUnavailable:
         raise web.HTTPServiceUnavailable(text="storage unavailable; retry") from None
-    ws = _ChatResponse(
+    stock = request.app[CONFIG].stock_websocket
+    return await open_socket(request, username, token_hash, node.flusher, stock=stock)
+
+
+async def open_socket(
+    request: web.Request,
+    username: str,
+    token_hash: str | None,
+    flusher: Flusher,
+    *,
+    stock: bool = False,
+    max_msg_size: int = MAX_FRAME,
+) -> tuple[web.WebSocketResponse, Connection | None]:
+    """The upgrade, on our `_ChatResponse` or (`stock`) on aiohttp's own class."""
+    ws = (web.WebSocketResponse if stock else _ChatResponse)(
         protocols=(SUBPROTOCOL,),
         compress=False,  # per-message deflate costs more CPU than chat frames save
-        max_msg_size=MAX_FRAME,
+        max_msg_size=max_msg_size,
         heartbeat=None,  # the node's keepalive sweep pings: no timer per socket
         autoping=False,  # pings and pongs reach the reader loop, so a pong counts as life
+        autoclose=False,  # the reader loop answers a close: aiohttp's answer is always 1000
         timeout=2.0,
     )
     await ws.prepare(request)
@@ -156,50 +188,74 @@ async def _accept(request: web.Request) -> tuple[_ChatResponse, Connection | Non
     if transport is None:
         return ws, None
     mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
-    return ws, Connection(ws, transport, username, mode, token_hash, node.flusher)
+    return ws, Connection(ws, transport, username, mode, token_hash, flusher)
 
 
-async def chat_socket(request: web.Request) -> web.StreamResponse:
-    """GET /chat: the handshake, then this socket's reader loop.
+Accept = Callable[[web.Request], Awaitable[tuple[web.WebSocketResponse, Connection | None]]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-    The loop is written out here, not in a coroutine awaited from here, and calls
-    `receive` rather than `async for`: every coroutine in the await chain is a frame
-    that each open socket holds for its whole life (about 0.25 KiB apiece).
-    """
-    ws, conn = await _accept(request)
-    if conn is None:
-        return ws
-    node = request.app[NODE]
-    session = JsonSession(node, conn) if conn.mode is Mode.JSON else PlainSession(node, conn)
-    node.attach(conn)
-    inbox = ws.inbox
-    try:
-        if not await session.start():
+
+def socket_handler(
+    accept: Accept, new_session: Callable[[web.Request, Connection], Session]
+) -> Handler:
+    """A GET handler: `accept` does the handshake, then this socket's reader loop hands its
+    frames to the session `new_session` makes. /chat is one; the conformance tests' echo
+    endpoint (tests/support/echo_server.py) is another, on the very same loop."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        # The loop is written out here, not in a coroutine awaited from here, and calls
+        # `receive` rather than `async for`: every coroutine in the await chain is a frame
+        # that each open socket holds for its whole life (about 0.25 KiB apiece).
+        ws, conn = await accept(request)
+        if conn is None:
             return ws
-        inbox.shortcut = session.on_text_now
-        while True:
-            inbox.wait_idle()
-            msg = await ws.receive()
-            inbox.idle = False
-            kind = msg.type
-            if kind is WSMsgType.TEXT:
-                # While a frame is being handled the client's pongs wait unread in the
-                # queue: the keepalive must not take that silence for a dead peer.
-                conn.heard_at = BUSY
-                await session.on_text(msg.data)
-            elif kind is WSMsgType.PING:
-                conn.send_frame(pong_frame(msg.data))
-            elif kind is WSMsgType.BINARY:
-                session.on_binary()
-            elif kind in _GONE:
-                break
-            conn.heard()
-    finally:
-        inbox.shortcut = None
-        node.detach(conn)
-        conn.flush()
-        _drop_tracebacks(ws.exception())
-    return ws
+        session = new_session(request, conn)
+        session.attach()
+        inbox = _inbox(ws)
+        try:
+            if not await session.start():
+                return ws
+            inbox.shortcut = session.on_text_now
+            while True:
+                # What the last frame queued goes out now, not at the end of this loop
+                # iteration: if aiohttp finds the next one broken, its close frame (written
+                # within `receive`) must follow the answers, not precede them.
+                conn.flush()
+                inbox.wait_idle()
+                msg = await ws.receive()
+                inbox.idle = False
+                kind = msg.type
+                if kind is WSMsgType.TEXT:
+                    # While a frame is being handled the client's pongs wait unread in the
+                    # queue: the keepalive must not take that silence for a dead peer.
+                    conn.heard_at = BUSY
+                    await session.on_text(msg.data)
+                elif kind is WSMsgType.PING:
+                    conn.send_frame(pong_frame(msg.data))
+                elif kind is WSMsgType.BINARY:
+                    session.on_binary(msg.data)
+                elif kind is WSMsgType.CLOSE:  # nothing if we closed first
+                    await conn.close(close_reply(msg.data), drain=False)
+                    break
+                elif kind in _GONE:
+                    break
+                conn.heard()
+        finally:
+            inbox.shortcut = None
+            session.detach()
+            conn.flush()
+            _drop_tracebacks(ws.exception())
+        return ws
+
+    return handler
+
+
+def _chat_session(request: web.Request, conn: Connection) -> Session:
+    node = request.app[NODE]
+    return JsonSession(node, conn) if conn.mode is Mode.JSON else PlainSession(node, conn)
+
+
+chat_socket: Final[Handler] = socket_handler(_accept, _chat_session)  # GET /chat
 
 
 def _drop_tracebacks(exc: BaseException | None) -> None:
@@ -220,13 +276,18 @@ def _drop_tracebacks(exc: BaseException | None) -> None:
 
 
 class Session(ABC):
-    """What one socket's frames mean; subclasses speak a protocol mode."""
+    """What one socket's frames mean."""
 
-    __slots__ = ("conn", "node")
+    __slots__ = ("conn",)
 
-    def __init__(self, node: ChatNode, conn: Connection) -> None:
-        self.node = node
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def attach(self) -> None:  # noqa: B027 - a default, not a stub: nothing to register
+        """The socket is open: make it reachable (before `start`)."""
+
+    def detach(self) -> None:  # noqa: B027 - a default, not a stub: nothing to forget
+        """The socket is gone: forget it."""
 
     async def start(self) -> bool:
         """Greet the client; False if the socket was closed instead."""
@@ -241,11 +302,27 @@ class Session(ABC):
         to `on_text` in turn."""
         return False
 
-    def on_binary(self) -> None:  # noqa: B027 - a default, not a stub: ignoring is right
+    def on_binary(self, data: bytes) -> None:  # noqa: B027 - a default, not a stub
         """Binary frames are not part of the protocol; ignored unless a subclass objects."""
 
 
-class JsonSession(Session):
+class ChatSession(Session):
+    """A chat client's socket: one of the node's connections; subclasses speak a mode."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: ChatNode, conn: Connection) -> None:
+        super().__init__(conn)
+        self.node = node
+
+    def attach(self) -> None:
+        self.node.attach(self.conn)
+
+    def detach(self) -> None:
+        self.node.detach(self.conn)
+
+
+class JsonSession(ChatSession):
     """parley.v1: JSON frames, answered with acks, errors and events."""
 
     __slots__ = ()
@@ -258,7 +335,7 @@ class JsonSession(Session):
             return False
         return True
 
-    def on_binary(self) -> None:
+    def on_binary(self, data: bytes) -> None:
         self.error(ProtocolError(ErrorCode.BAD_REQUEST, "send JSON in text frames"))
 
     async def hello(self) -> None:
@@ -356,7 +433,7 @@ class JsonSession(Session):
         self.conn.send(encode(Ack(frame.client_id, msg.room, msg.seq)))
 
 
-class PlainSession(Session):
+class PlainSession(ChatSession):
     """The tutorial's client: every text frame is a message to `general`."""
 
     __slots__ = ()

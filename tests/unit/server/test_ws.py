@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import os
 import struct
@@ -13,20 +14,32 @@ import aiohttp
 from aiohttp import web
 from aiohttp._websocket.reader import WebSocketReader
 
+from parley.server import upstream
+from parley.server.upstream import PINNED
 from parley.server.ws import _Inbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_inbox_is_built_for_the_aiohttp_that_is_pinned() -> None:
-    """`_ChatResponse._post_start` repeats aiohttp's own with another frame queue: if
-    aiohttp moves, compare the two again before changing the pin or this test."""
+    """`_ChatResponse._post_start` repeats aiohttp's own with another frame queue: any change
+    to the upstream source it copies or leans on changes a hash. If aiohttp moves, compare
+    the two again before changing the pin and the hashes in server/upstream.py."""
     pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert f"aiohttp=={aiohttp.__version__}" in pinned
-    assert aiohttp.__version__ == "3.14.5"
-    theirs = inspect.getsource(web.WebSocketResponse._post_start)
-    for step in ("WebSocketDataQueue(", "WebSocketReader(", "set_parser(", "keep_alive(False)"):
-        assert step in theirs
+    assert f"aiohttp=={upstream.AIOHTTP}" in pinned
+    assert aiohttp.__version__ == upstream.AIOHTTP
+    assert upstream.upstream_hashes() == PINNED
+    assert upstream.override_fits()
+
+
+def test_one_added_statement_in_the_copied_method_is_seen() -> None:
+    """What the old substring check could not see: a step added to `_post_start`."""
+    source = inspect.getsource(web.WebSocketResponse._post_start)
+    tampered = source.replace("self._writer = writer\n", "self._writer = writer\n        pass\n")
+    assert tampered != source
+    digest = hashlib.sha256(tampered.encode()).hexdigest()
+    assert digest != PINNED["_post_start"]
+    assert hashlib.sha256(source.encode()).hexdigest() == PINNED["_post_start"]
 
 
 # --- the inbox's shortcut keeps frames in order ----------------------------------------
