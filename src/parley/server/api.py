@@ -13,6 +13,8 @@ from aiohttp import web
 from parley.core import check_room, check_username
 from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
 from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
+from parley.server.headers import is_https
+from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
@@ -126,18 +128,20 @@ async def _user(request: web.Request) -> User:
     cookie_write = "Authorization" not in request.headers and request.method != "GET"
     if cookie_write and not origin_allowed(request, request.app[CONFIG].allow_origins):
         raise ProtocolError(ErrorCode.FORBIDDEN, "foreign origin")
+    signed_in(request)
     return User(*found)
 
 
 def _session_response(request: web.Request, username: str, token: str, status: int) -> web.Response:
     resp = json_response({"username": username, "token": token}, status)
+    signed_in(request)
     resp.set_cookie(
         COOKIE,
         token,
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="Lax",
-        secure=request.app[CONFIG].tls,
+        secure=is_https(request, request.app[CONFIG].trusted_proxies),
         path="/",
     )
     return resp
