@@ -9,6 +9,7 @@ Waits for a close have generous bounds; nothing here measures speed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -118,6 +119,27 @@ async def test_dripping_the_head_byte_by_byte_does_not_keep_it_open(
             await asyncio.sleep(0.1)
         status, _, _ = parse_whole(await closed)
     assert status == 408
+
+
+async def test_three_hundred_slowloris_connections_are_all_closed(
+    server_factory: ServerFactory,
+) -> None:
+    """The issue's reproduction: 300 connections from one address each send half a head.
+    The cap (128 by default) answers the rest 429 at once; the head timeout ends the 128."""
+    srv = serve(server_factory, "--header-timeout", "1")
+    conns = [await connect(srv) for _ in range(300)]
+    try:
+        for conn in conns:
+            with contextlib.suppress(ConnectionError):  # a refused one may be gone already
+                await conn.send(b"GET /api/me HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        answers = await asyncio.gather(*(conn.until_closed(60) for conn in conns))
+    finally:
+        _close_all(conns)
+    statuses = [parse_whole(answer)[0] for answer in answers]
+    assert statuses.count(408) == 128
+    assert statuses.count(429) == 300 - 128
+    async with AsyncApi(srv.url) as api:  # and the server serves on
+        assert (await api.get("/healthz")).status_code == 200
 
 
 async def test_the_head_limit_is_off_at_zero(server_factory: ServerFactory) -> None:
