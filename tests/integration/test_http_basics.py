@@ -123,7 +123,7 @@ async def test_requests_the_parser_refuses_get_the_headers_and_a_json_error(
     server: ServerProcess, request_bytes: bytes
 ) -> None:
     """These are answered by aiohttp's RequestHandler, which no on_response_prepare hook
-    sees."""
+    sees, and are nothing to log at error level."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(request_bytes)
@@ -138,6 +138,7 @@ async def test_requests_the_parser_refuses_get_the_headers_and_a_json_error(
     _assert_hardened(headers)
     assert headers["cache-control"] == "no-store"
     assert json.loads(body)["error"]["code"] == "bad_request"
+    assert "Traceback" not in server.log()  # one line of garbage, not a logged traceback
 
 
 async def test_responses_that_carry_a_token_are_not_stored(api: AsyncApi) -> None:

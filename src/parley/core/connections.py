@@ -63,10 +63,12 @@ class HeadClock:
         elif phase is Phase.HEAD:
             self.partial = True
 
-    def answered(self) -> None:
-        """A response started; once every parsed head has one, the connection is idle."""
+    def answered(self, heads: int) -> None:
+        """A response started; once every parsed head has one, the connection is idle.
+        `heads` as for `received` (a declined upgrade's tail is parsed without new bytes)."""
         if self.phase is Phase.UPGRADED:
             return
+        self.heads = max(self.heads, heads)
         self.answers += 1
         if self.answers >= self.heads:
             self.phase, self.deadline = Phase.IDLE, None

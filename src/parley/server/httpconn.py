@@ -16,6 +16,7 @@ which no `on_response_prepare` hook sees.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
 from email.utils import formatdate
@@ -32,6 +33,8 @@ from parley.server.config import Config
 from parley.server.headers import SECURITY_HEADERS, SERVER, harden
 
 __all__ = ["LINGER", "ConnectionRules", "ParleyHandler", "ParleySite", "answered", "signed_in"]
+
+log = logging.getLogger("parley.http")
 
 LINGER: Final = 2.0  # seconds a refused connection may take to read its answer
 RETRY_AFTER: Final = 1  # the cap frees as the address's other connections sign in or end
@@ -139,14 +142,21 @@ class ParleyHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        """aiohttp's answer to a request it could not parse or a handler that raised, with
-        our headers (no `on_response_prepare` hook sees it) and, for a client's fault,
-        the JSON error shape."""
-        resp = super().handle_error(request, status, exc, message)
-        if 400 <= status < 500 and isinstance(resp, web.Response):
-            error = {"code": ErrorCode.BAD_REQUEST.value, "message": message or resp.reason}
-            resp.body = encode({"error": error})
-            resp.content_type = "application/json"
+        """The answer to a request aiohttp could not parse (400) or a handler that raised
+        (500), with our headers: no `on_response_prepare` hook sees it. A client's fault
+        gets the JSON error shape and a debug line; aiohttp would log a traceback at
+        error level for each, which anyone could make fill the log."""
+        if not 400 <= status < 500:
+            resp = super().handle_error(request, status, exc, message)
+        elif request.writer.output_size > 0:
+            raise ConnectionError("a response was sent already")  # as aiohttp's own does
+        else:
+            log.debug("unparsable request from %s: %s", request.remote, message)
+            error = {"code": ErrorCode.BAD_REQUEST.value, "message": message or "bad request"}
+            resp = web.Response(
+                status=status, body=encode({"error": error}), content_type="application/json"
+            )
+            resp.force_close()
         harden(request, resp.headers, self._rules.trusted)
         return resp
 
@@ -155,7 +165,7 @@ class ParleyHandler(RequestHandler):
     def answered(self) -> None:
         clock = self._clock
         if clock is not None:
-            clock.answered()
+            clock.answered(self._request_count)
 
     def signed_in(self) -> None:
         self._release()

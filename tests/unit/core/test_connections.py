@@ -30,14 +30,14 @@ def test_a_parsed_head_stops_the_clock_until_the_answer() -> None:
     assert (clock.phase, clock.deadline) == (Phase.BUSY, None)
     clock.received(50.0, heads=1)  # body bytes, however slow, are not a head
     assert (clock.phase, clock.deadline) == (Phase.BUSY, None)
-    clock.answered()
+    clock.answered(clock.heads)
     assert (clock.phase, clock.deadline) == (Phase.IDLE, None)
 
 
 def test_an_idle_connection_restarts_the_deadline_at_its_first_byte() -> None:
     clock = HeadClock(10.0, now=0.0)
     clock.received(1.0, heads=1)
-    clock.answered()
+    clock.answered(clock.heads)
     clock.received(500.0, heads=1)  # idle for long (the keep-alive timeout's business)
     assert (clock.phase, clock.deadline, clock.partial) == (Phase.HEAD, 510.0, True)
     clock.received(501.0, heads=2)
@@ -47,10 +47,20 @@ def test_an_idle_connection_restarts_the_deadline_at_its_first_byte() -> None:
 def test_pipelined_requests_stay_busy_until_each_is_answered() -> None:
     clock = HeadClock(10.0, now=0.0)
     clock.received(1.0, heads=3)
-    clock.answered()
-    clock.answered()
+    clock.answered(3)
+    clock.answered(3)
     assert clock.phase is Phase.BUSY
-    clock.answered()
+    clock.answered(3)
+    assert clock.phase is Phase.IDLE
+
+
+def test_heads_parsed_without_new_bytes_count_at_the_answer() -> None:
+    """A declined upgrade: aiohttp parses the request behind it when it answers."""
+    clock = HeadClock(10.0, now=0.0)
+    clock.received(1.0, heads=1)
+    clock.answered(2)  # the 401 to the upgrade; a GET parsed from its tail waits
+    assert clock.phase is Phase.BUSY
+    clock.answered(2)
     assert clock.phase is Phase.IDLE
 
 
@@ -59,7 +69,7 @@ def test_an_upgraded_connection_has_no_deadline_whatever_comes() -> None:
     clock.received(1.0, heads=1)
     clock.upgraded()
     clock.received(2.0, heads=1)
-    clock.answered()
+    clock.answered(clock.heads)
     assert (clock.phase, clock.deadline) == (Phase.UPGRADED, None)
     assert not clock.expired(1e9)
 
@@ -68,7 +78,7 @@ def test_timeout_zero_keeps_the_phases_but_never_expires() -> None:
     clock = HeadClock(0.0, now=0.0)
     assert clock.deadline is None
     clock.received(1.0, heads=1)
-    clock.answered()
+    clock.answered(clock.heads)
     clock.received(2.0, heads=1)
     assert (clock.phase, clock.deadline) == (Phase.HEAD, None)
     assert not clock.expired(1e9)
