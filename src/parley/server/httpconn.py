@@ -110,7 +110,8 @@ class ParleyHandler(RequestHandler):
             admission.evict.force_close()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        # every read of every WebSocket passes here: the direct call skips making a super()
+        RequestHandler.data_received(self, data)
         clock = self._clock
         if clock is None or (clock.phase is Phase.BUSY and clock.heads == self._request_count):
             return  # a WebSocket's frames, a body, a pipelined request: nothing to time
