@@ -54,23 +54,25 @@ class ConnectionRules:
         )
 
 
-def _raw_error(status: int, reason: str, code: ErrorCode, message: str, **extra: str) -> bytes:
+def _raw_error(
+    status: int, reason: str, code: ErrorCode, message: str, retry_after: int | None = None
+) -> bytes:
     """A whole HTTP/1.1 error response, for when there is no request to answer through
     aiohttp: the JSON error shape, the security headers, and `Connection: close`."""
     error: dict[str, object] = {"code": code.value, "message": message}
-    if "Retry-After" in extra:
-        error["retry_after"] = float(extra["Retry-After"])
-    body = encode({"error": error})
     headers = {
         "Content-Type": "application/json",
-        "Content-Length": str(len(body)),
         "Date": formatdate(usegmt=True),
         "Server": SERVER,
         "Cache-Control": "no-store",
         "Connection": "close",
         **SECURITY_HEADERS,
-        **extra,
     }
+    if retry_after is not None:
+        error["retry_after"] = float(retry_after)
+        headers["Retry-After"] = str(retry_after)
+    body = encode({"error": error})
+    headers["Content-Length"] = str(len(body))
     head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return head.encode("latin-1") + b"\r\n" + body
 
@@ -234,7 +236,7 @@ def _too_many() -> bytes:
         "Too Many Requests",
         ErrorCode.RATE_LIMITED,
         "too many connections from your address that have not signed in",
-        **{"Retry-After": str(RETRY_AFTER)},
+        RETRY_AFTER,
     )
 
 
