@@ -27,6 +27,9 @@ FLAGS = [
     "--ping-timeout",
     "--register-limit",
     "--trusted-proxy",
+    "--header-timeout",
+    "--keepalive-timeout",
+    "--max-unauthenticated-per-address",
 ]
 
 

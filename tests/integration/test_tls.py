@@ -91,3 +91,17 @@ async def test_tls_certificate_is_the_configured_one(
             pass
         else:
             assert resp.status_code != 200
+
+
+async def test_over_tls_hsts_and_a_secure_cookie(tls_server: TlsServer) -> None:
+    srv, ctx = tls_server
+    async with AsyncApi(srv.url, verify=ctx) as api:
+        register = await api.register_raw("tlsuser", "correct horse battery")
+        page = await api.get("/")
+        missing = await api.get("/no-such-file.txt")
+    assert register.status_code == 201
+    assert "secure" in register.headers["set-cookie"].lower().split("; ")
+    assert register.headers["cache-control"] == "no-store"
+    for resp in (register, page, missing):
+        assert resp.headers["strict-transport-security"] == "max-age=63072000"
+        assert resp.headers["server"] == "parley"

@@ -101,6 +101,30 @@ def parser() -> argparse.ArgumentParser:
         help="serve /chat on aiohttp's stock socket path, without Parley's override of its "
         "private frame queue (used anyway when the installed aiohttp is not the pinned one)",
     )
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="close a connection whose request head (and TLS handshake) has not arrived "
+        "within S seconds of its first byte, or of the connect; 0 turns it off",
+    )
+    s.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=75.0,
+        metavar="S",
+        help="close an HTTP connection idle between requests for S seconds (WebSockets "
+        "are kept by their pings instead); 0 turns it off",
+    )
+    s.add_argument(
+        "--max-unauthenticated-per-address",
+        type=int,
+        default=128,
+        metavar="N",
+        help="HTTP connections (and guest sockets) per client address that have not signed "
+        "in; past it an idle one is closed, or the new one answered 429; 0 turns it off",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return top
 
@@ -152,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_timeout=args.ping_timeout,
         group_commit=args.commit_mode == "group",
         stock_websocket=args.stock_websocket,
+        header_timeout=args.header_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_unauthenticated_per_address=args.max_unauthenticated_per_address,
     )
     _run(config)
     return 0

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
-__all__ = ["Network", "client_key", "parse_address", "parse_networks"]
+__all__ = [
+    "Network",
+    "client_key",
+    "forwarded_https",
+    "parse_address",
+    "parse_networks",
+    "peer_trusted",
+]
 
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
@@ -68,3 +75,17 @@ def client_key(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence
         if not _trusted(addr, trusted):
             break
     return _key(nearest)
+
+
+def peer_trusted(peer: str | None, trusted: Sequence[Network]) -> bool:
+    """The peer is one of the `--trusted-proxy` addresses."""
+    addr = parse_address(peer or "")
+    return addr is not None and _trusted(addr, trusted)
+
+
+def forwarded_https(peer: str | None, proto: Sequence[str], trusted: Sequence[Network]) -> bool:
+    """A trusted proxy says its client came over https: the last X-Forwarded-Proto entry,
+    the one our peer wrote, is `https`. Anyone else's word for it is ignored."""
+    if not proto or not peer_trusted(peer, trusted):
+        return False
+    return proto[-1].rsplit(",", 1)[-1].strip().lower() == "https"

@@ -32,6 +32,8 @@ from parley.protocol.http import (
 )
 from parley.protocol.openapi import WRITE_METHODS, Operation, Route, openapi_document
 from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
+from parley.server.headers import is_https
+from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
@@ -164,18 +166,20 @@ async def _user(request: web.Request) -> User:
     found = await request.app[ACCOUNTS].authenticate(token) if token else None
     if found is None:
         raise ProtocolError(ErrorCode.UNAUTHORIZED, "sign in first")
+    signed_in(request)
     return User(*found)
 
 
 def _session_response(request: web.Request, username: str, token: str, status: int) -> web.Response:
     resp = json_response(Session(username, token), status)
+    signed_in(request)
     resp.set_cookie(
         COOKIE,
         token,
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="Lax",
-        secure=request.app[CONFIG].tls,
+        secure=is_https(request, request.app[CONFIG].trusted_proxies),
         path="/",
     )
     return resp

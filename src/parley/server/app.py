@@ -21,6 +21,8 @@ from parley.server import api, metrics
 from parley.server.accounts import Accounts
 from parley.server.chat import ChatNode
 from parley.server.config import Config
+from parley.server.headers import SERVER, harden
+from parley.server.httpconn import ConnectionRules, ParleySite, answered
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.static import StaticFiles
 from parley.server.upstream import override_fits
@@ -32,23 +34,14 @@ __all__ = ["build_app", "serve"]
 
 log = logging.getLogger("parley")
 
-SECURITY_HEADERS: Final = {
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     if isinstance(response, web.WebSocketResponse):
-        return  # a 101 has no document to protect, and each socket would keep the headers
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        # a 101 has no document to protect, and each socket would keep more headers
+        response.headers["Server"] = SERVER
+        return
+    harden(request, response.headers, request.app[CONFIG].trusted_proxies)
+    answered(request)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -93,7 +86,7 @@ def build_app(config: Config) -> web.Application:
     api.add_routes(app)
     app.router.add_get("/", static.handle)
     app.router.add_get("/{name:[A-Za-z0-9_.-]+}", static.handle)
-    app.on_response_prepare.append(_security_headers)
+    app.on_response_prepare.append(_on_prepare)
     return app
 
 
@@ -143,8 +136,13 @@ async def serve(config: Config) -> None:
     await node.start()
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(
-        runner, config.host, config.port, ssl_context=_ssl_context(config), backlog=4096
+    site = ParleySite(
+        runner,
+        config.host,
+        config.port,
+        ConnectionRules(config),
+        ssl_context=_ssl_context(config),
+        backlog=4096,
     )
     await site.start()
     _tune_gc()

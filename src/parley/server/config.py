@@ -27,6 +27,10 @@ class Config:
     ping_timeout: float = 20.0
     group_commit: bool = True
     stock_websocket: bool = False  # /chat on aiohttp's own socket path (server/upstream.py)
+    # HTTP connections (parley.core.connections); 0 turns each off
+    header_timeout: float = 10.0  # the request head must be in by then
+    keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after this
+    max_unauthenticated_per_address: int = 128
 
     @property
     def tls(self) -> bool:

@@ -41,6 +41,7 @@ from parley.server.auth import origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
 from parley.server.connection import BUSY, Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
+from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
@@ -148,6 +149,7 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
     found = await request.app[ACCOUNTS].authenticate(token) if token else None
     if found is None:
         raise web.HTTPUnauthorized(text="sign in first")
+    signed_in(request)
     return found
 
 

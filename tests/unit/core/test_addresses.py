@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from parley.core import client_key, parse_networks
-from parley.core.addresses import parse_address
+from parley.core.addresses import forwarded_https, parse_address, peer_trusted
 
 PROXIES = parse_networks(["127.0.0.1", "::1", "10.0.0.0/8"])
 
@@ -74,3 +74,25 @@ def test_a_peer_without_an_ip_address_is_one_key() -> None:
 def test_trusted_proxy_must_be_an_address_or_a_range(spec: str) -> None:
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
         parse_networks([spec])
+
+
+def test_only_a_trusted_proxy_can_say_the_client_used_https() -> None:
+    proxy = parse_networks(["10.0.0.0/8"])
+    assert forwarded_https("10.1.2.3", ["https"], proxy)
+    assert forwarded_https("10.1.2.3:5555", ["HTTPS"], proxy)
+    assert not forwarded_https("10.1.2.3", ["http"], proxy)
+    assert not forwarded_https("10.1.2.3", [], proxy)
+    assert not forwarded_https("192.0.2.1", ["https"], proxy)  # anyone can send the header
+    assert not forwarded_https("10.1.2.3", ["https"], ())
+    # the last entry is what our peer wrote; earlier ones are further from us
+    assert forwarded_https("10.1.2.3", ["http, https"], proxy)
+    assert not forwarded_https("10.1.2.3", ["https", "http"], proxy)
+
+
+def test_peer_trusted() -> None:
+    proxy = parse_networks(["127.0.0.1", "2001:db8::/32"])
+    assert peer_trusted("127.0.0.1", proxy)
+    assert peer_trusted("2001:db8::7", proxy)
+    assert not peer_trusted("127.0.0.2", proxy)
+    assert not peer_trusted(None, proxy)
+    assert not peer_trusted("not an address", proxy)

@@ -1,0 +1,302 @@
+"""HTTP connections: aiohttp's RequestHandler with a request-head timeout and a cap per
+client address on connections that have not signed in, and the listening site that
+makes them. The rules are in `parley.core.connections`; this is their wiring.
+
+The idle keep-alive timeout is aiohttp's own (`keepalive_timeout`: it closes a
+connection that has waited that long for its next request). A WebSocket leaves all of
+this at its upgrade: its own ping/pong keepalive governs it.
+
+What this leans on in aiohttp beyond its documented API (a unit test pins the pinned
+version's source): `_request_count` counts the request heads the parser has produced;
+`close()` makes `data_received` drop what comes; `set_parser()` is how an upgrade takes
+the connection over; `handle_error()` makes the answer to a request it could not parse,
+which no `on_response_prepare` hook sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.http import WebSocketReader
+from aiohttp.web_protocol import RequestHandler
+
+from parley.core.addresses import Network, client_key, peer_trusted
+from parley.core.connections import HeadClock, Phase, UnauthenticatedCap
+from parley.protocol import ErrorCode, encode
+from parley.server.config import Config
+from parley.server.headers import SECURITY_HEADERS, SERVER, harden
+
+__all__ = ["LINGER", "ConnectionRules", "ParleyHandler", "ParleySite", "answered", "signed_in"]
+
+log = logging.getLogger("parley.http")
+
+LINGER: Final = 2.0  # seconds a refused connection may take to read its answer
+RETRY_AFTER: Final = 1  # the cap frees as the address's other connections sign in or end
+
+
+class ConnectionRules:
+    """What every HTTP connection of one server shares."""
+
+    __slots__ = ("cap", "header_timeout", "keepalive_timeout", "trusted")
+
+    def __init__(self, config: Config) -> None:
+        self.header_timeout = config.header_timeout
+        self.keepalive_timeout = config.keepalive_timeout
+        self.trusted: tuple[Network, ...] = config.trusted_proxies
+        self.cap: UnauthenticatedCap[ParleyHandler] = UnauthenticatedCap(
+            config.max_unauthenticated_per_address
+        )
+
+
+def _raw_error(
+    status: int, reason: str, code: ErrorCode, message: str, retry_after: int | None = None
+) -> bytes:
+    """A whole HTTP/1.1 error response, for when there is no request to answer through
+    aiohttp: the JSON error shape, the security headers, and `Connection: close`."""
+    error: dict[str, object] = {"code": code.value, "message": message}
+    headers = {
+        "Content-Type": "application/json",
+        "Date": formatdate(usegmt=True),
+        "Server": SERVER,
+        "Cache-Control": "no-store",
+        "Connection": "close",
+        **SECURITY_HEADERS,
+    }
+    if retry_after is not None:
+        error["retry_after"] = float(retry_after)
+        headers["Retry-After"] = str(retry_after)
+    body = encode({"error": error})
+    headers["Content-Length"] = str(len(body))
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+class ParleyHandler(RequestHandler):
+    """One HTTP connection, timed by a `HeadClock` and counted by the cap until it signs in."""
+
+    __slots__ = ("_clock", "_key", "_rules", "_timer")
+
+    def __init__(self, manager: web.Server, *, rules: ConnectionRules, **kwargs: Any) -> None:
+        # aiohttp reads keepalive_timeout 0 as "close once idle": off is never
+        super().__init__(manager, keepalive_timeout=rules.keepalive_timeout or math.inf, **kwargs)
+        self._rules = rules
+        self._clock: HeadClock | None = None  # None: upgraded, or being hung up on
+        self._key: str | None = None  # the address it counts against, until it signs in
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        rules = self._rules
+        self._clock = HeadClock(rules.header_timeout, self._loop.time())
+        self._watch()
+        peername = transport.get_extra_info("peername")
+        peer = peername[0] if isinstance(peername, tuple) else None
+        # Behind a proxy every connection comes from the proxy: it must do the counting.
+        if rules.cap.limit <= 0 or peer_trusted(peer, rules.trusted):
+            return
+        key = client_key(peer, (), ())
+        admission = rules.cap.admit(key, self, ParleyHandler.idle)
+        if not admission.admitted:
+            self._hang_up(_too_many())
+            return
+        self._key = key
+        if admission.evict is not None:
+            admission.evict.force_close()
+
+    def data_received(self, data: bytes) -> None:
+        # every read of every WebSocket passes here: the direct call skips making a super()
+        RequestHandler.data_received(self, data)
+        clock = self._clock
+        if clock is None or (clock.phase is Phase.BUSY and clock.heads == self._request_count):
+            return  # a WebSocket's frames, a body, a pipelined request: nothing to time
+        deadline = clock.deadline
+        clock.received(self._loop.time(), self._request_count)
+        if clock.deadline != deadline:
+            self._watch()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self._clock = None
+        self._cancel_timer()
+        self._release()
+
+    # --- aiohttp's RequestHandler ----------------------------------------------------
+
+    def set_parser(
+        self, parser: WebSocketReader, data_received_cb: Callable[[], None] | None = None
+    ) -> None:
+        """The upgrade to a WebSocket: no more HTTP requests, no more HTTP timeouts."""
+        super().set_parser(parser, data_received_cb)
+        self._clock = None
+        self._cancel_timer()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """The answer to a request aiohttp could not parse (400) or a handler that raised
+        (500), with our headers: no `on_response_prepare` hook sees it. A client's fault
+        gets the JSON error shape and a debug line; aiohttp would log a traceback at
+        error level for each, which anyone could make fill the log."""
+        if not 400 <= status < 500:
+            resp = super().handle_error(request, status, exc, message)
+        elif request.writer.output_size > 0:
+            raise ConnectionError("a response was sent already")  # as aiohttp's own does
+        else:
+            log.debug("unparsable request from %s: %s", request.remote, message)
+            error = {"code": ErrorCode.BAD_REQUEST.value, "message": message or "bad request"}
+            resp = web.Response(
+                status=status, body=encode({"error": error}), content_type="application/json"
+            )
+            resp.force_close()
+        harden(request, resp.headers, self._rules.trusted)
+        return resp
+
+    # --- what the application tells it -----------------------------------------------
+
+    def answered(self) -> None:
+        clock = self._clock
+        if clock is not None:
+            clock.answered(self._request_count)
+
+    def signed_in(self) -> None:
+        self._release()
+
+    def idle(self) -> bool:
+        """Between requests, with its last answer handed to the kernel: safe to close."""
+        clock, transport = self._clock, self.transport
+        return (
+            clock is not None
+            and clock.phase is Phase.IDLE
+            and transport is not None
+            and transport.get_write_buffer_size() == 0
+        )
+
+    # --- timers ----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """(Re)arm the timer for the clock's deadline."""
+        self._cancel_timer()
+        clock = self._clock
+        if clock is not None and clock.deadline is not None:
+            self._timer = self._loop.call_at(clock.deadline, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        self._timer = None
+        clock = self._clock
+        if clock is None:
+            return
+        if not clock.expired(self._loop.time()):
+            self._watch()  # the loop may run a timer a little early
+        elif clock.partial:
+            self._hang_up(_head_too_slow(self._rules.header_timeout))
+        else:
+            self.force_close()  # nothing was said: no answer to give
+
+    def _hang_up(self, response: bytes) -> None:
+        """Answer and close. Until the client has read the answer and closed (or LINGER
+        passes) what it still sends is read and dropped: closing with unread data would
+        be a reset, and a reset can destroy the answer before the client reads it."""
+        self._clock = None
+        self._cancel_timer()
+        self.close()  # aiohttp parses nothing more
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(response)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = self._loop.call_later(LINGER, self.force_close)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _release(self) -> None:
+        if self._key is not None:
+            self._rules.cap.release(self._key, self)
+            self._key = None
+
+
+def _too_many() -> bytes:
+    return _raw_error(
+        429,
+        "Too Many Requests",
+        ErrorCode.RATE_LIMITED,
+        "too many connections from your address that have not signed in",
+        RETRY_AFTER,
+    )
+
+
+def _head_too_slow(timeout: float) -> bytes:
+    return _raw_error(
+        408,
+        "Request Timeout",
+        ErrorCode.BAD_REQUEST,
+        f"the request head did not arrive within {timeout:g} s",
+    )
+
+
+def answered(request: web.BaseRequest) -> None:
+    """A response to `request` is starting (the `on_response_prepare` hook)."""
+    proto = request.protocol
+    if isinstance(proto, ParleyHandler):
+        proto.answered()
+
+
+def signed_in(request: web.BaseRequest) -> None:
+    """`request` showed a valid token, or got one: its connection leaves the cap."""
+    proto = request.protocol
+    if isinstance(proto, ParleyHandler):
+        proto.signed_in()
+
+
+class ParleySite(web.BaseSite):
+    """A TCP site whose connections are `ParleyHandler`s (aiohttp's TCPSite makes plain
+    RequestHandlers), and whose TLS handshakes get the head timeout too."""
+
+    __slots__ = ("_host", "_port", "_rules")
+
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, rules: ConnectionRules, **kwargs: Any
+    ) -> None:
+        super().__init__(runner, **kwargs)
+        self._host = host
+        self._port = port
+        self._rules = rules
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        rules = self._rules
+
+        def handler() -> ParleyHandler:
+            return ParleyHandler(server, rules=rules, loop=loop, access_log=None)
+
+        ssl = self._ssl_context
+        self._server = await loop.create_server(
+            handler,
+            self._host,
+            self._port,
+            ssl=ssl,
+            backlog=self._backlog,
+            ssl_handshake_timeout=(rules.header_timeout or None) if ssl else None,
+        )

@@ -1,0 +1,302 @@
+"""Slow and idle HTTP connections against the real server (issue 11, item 4): a request
+head must arrive within --header-timeout, an idle kept-alive connection closes after
+--keepalive-timeout, and one address holds at most --max-unauthenticated-per-address
+connections that have not signed in. WebSockets are governed by their pings alone.
+
+Waits for a close have generous bounds; nothing here measures speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from tests.support.api import AsyncApi, ServerFactory
+from tests.support.client import open_ws
+from tests.support.server import ServerProcess
+
+BOUND = 20.0  # seconds to wait for a close the server should make much sooner
+HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+LAST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+class Raw:
+    """One plain TCP connection to the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def until_closed(self, within: float = BOUND) -> bytes:
+        """Everything the server sends until it closes; TimeoutError if it does not."""
+        return await asyncio.wait_for(self.reader.read(), within)
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP/1.1 response with a Content-Length, leaving the connection open."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), BOUND)
+        return _parse(head, await self.reader.readexactly(_length(head)))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _length(head: bytes) -> int:
+    return int(_parse(head, b"")[1].get("content-length", "0"))
+
+
+def _parse(head: bytes, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def parse_whole(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    return _parse(head + b"\r\n\r\n", body)
+
+
+async def connect(srv: ServerProcess) -> Raw:
+    return Raw(*await asyncio.open_connection("127.0.0.1", srv.port))
+
+
+@asynccontextmanager
+async def raw(srv: ServerProcess) -> AsyncIterator[Raw]:
+    conn = await connect(srv)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def serve(factory: ServerFactory, *flags: str) -> ServerProcess:
+    return factory(["--rate-limit", "0", *flags])
+
+
+# --- the request head ------------------------------------------------------------------
+
+
+async def test_a_half_sent_head_is_answered_408_and_closed(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--header-timeout", "1")
+    async with raw(srv) as conn:
+        await conn.send(b"GET /api/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        status, headers, body = parse_whole(await conn.until_closed())
+    assert status == 408
+    assert headers["connection"] == "close"
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+async def test_a_connection_that_says_nothing_is_closed(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--header-timeout", "1")
+    async with raw(srv) as conn:
+        assert await conn.until_closed() == b""  # nothing asked, nothing answered
+
+
+async def test_dripping_the_head_byte_by_byte_does_not_keep_it_open(
+    server_factory: ServerFactory,
+) -> None:
+    srv = serve(server_factory, "--header-timeout", "1")
+    async with raw(srv) as conn:
+        closed = asyncio.ensure_future(conn.until_closed())
+        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Drip: " + b"a" * 400
+        for byte in request:
+            if closed.done():
+                break
+            try:
+                await conn.send(bytes([byte]))
+            except ConnectionError:
+                break
+            await asyncio.sleep(0.1)
+        status, _, _ = parse_whole(await closed)
+    assert status == 408
+
+
+async def test_three_hundred_slowloris_connections_are_all_closed(
+    server_factory: ServerFactory,
+) -> None:
+    """The issue's reproduction: 300 connections from one address each send half a head.
+    The cap (128 by default) answers the rest 429 at once; the head timeout ends the 128."""
+    srv = serve(server_factory, "--header-timeout", "1")
+    conns = [await connect(srv) for _ in range(300)]
+    try:
+        for conn in conns:
+            with contextlib.suppress(ConnectionError):  # a refused one may be gone already
+                await conn.send(b"GET /api/me HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        answers = await asyncio.gather(*(conn.until_closed(60) for conn in conns))
+    finally:
+        _close_all(conns)
+    statuses = [parse_whole(answer)[0] for answer in answers]
+    assert statuses.count(408) == 128
+    assert statuses.count(429) == 300 - 128
+    async with AsyncApi(srv.url) as api:  # and the server serves on
+        assert (await api.get("/healthz")).status_code == 200
+
+
+async def test_the_head_limit_is_off_at_zero(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--header-timeout", "0", "--keepalive-timeout", "0")
+    async with raw(srv) as conn:
+        await conn.send(b"GET /healthz HTTP/1.1\r\n")
+        await asyncio.sleep(2.5)
+        await conn.send(b"Host: 127.0.0.1\r\n\r\n")
+        assert (await conn.response())[0] == 200
+
+
+# --- keep-alive ------------------------------------------------------------------------
+
+
+async def test_an_idle_kept_alive_connection_is_closed(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--keepalive-timeout", "1")
+    async with raw(srv) as conn:
+        await conn.send(HEAD)
+        assert (await conn.response())[0] == 200
+        assert await conn.until_closed() == b""
+
+
+async def test_idling_between_requests_is_the_keepalive_timeouts_not_the_heads(
+    server_factory: ServerFactory,
+) -> None:
+    """Waiting for the next request is not a slow head: only its first byte starts the
+    head deadline."""
+    srv = serve(server_factory, "--header-timeout", "1", "--keepalive-timeout", "60")
+    async with raw(srv) as conn:
+        await conn.send(HEAD)
+        assert (await conn.response())[0] == 200
+        await asyncio.sleep(2.5)  # idle past the head timeout
+        await conn.send(HEAD)
+        assert (await conn.response())[0] == 200
+        await conn.send(HEAD[:20])  # the next head stalls: now the head timeout applies
+        status, _, _ = parse_whole(await conn.until_closed())
+    assert status == 408
+
+
+async def test_a_websocket_outlives_both_timeouts(
+    server_factory: ServerFactory,
+) -> None:
+    srv = serve(server_factory, "--header-timeout", "1", "--keepalive-timeout", "1", "--guests")
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()
+    ws = await open_ws(srv.ws_url, alice.token, ping_interval=None)
+    guest = await open_ws(srv.ws_url, ping_interval=None)
+    await ws.join_ok("general")
+    await asyncio.sleep(3.5)  # silent on both sides for longer than either timeout
+    ack = await ws.send_ok("general", "still here")
+    assert ack["seq"] == 1
+    assert (await guest.send_ok("general", "me too"))["seq"] == 2
+    await ws.close()
+    await guest.close()
+
+
+# --- connections per address that have not signed in ------------------------------------
+
+
+async def _stalled(srv: ServerProcess, n: int) -> list[Raw]:
+    """n connections, each with half a head sent: busy, not idle, not signed in."""
+    conns = [await connect(srv) for _ in range(n)]
+    for conn in conns:
+        await conn.send(b"GET /healthz HTTP/1.1\r\n")
+    return conns
+
+
+async def _answer_to_a_new_connection(srv: ServerProcess) -> tuple[int, dict[str, str], bytes]:
+    async with raw(srv) as conn:
+        await conn.send(LAST)
+        return parse_whole(await conn.until_closed())
+
+
+def _close_all(conns: Sequence[Raw]) -> None:
+    for conn in conns:
+        conn.close()
+
+
+async def test_past_the_cap_a_new_connection_gets_429_and_signed_in_users_go_on(
+    server_factory: ServerFactory,
+) -> None:
+    srv = serve(server_factory, "--max-unauthenticated-per-address", "3", "--header-timeout", "60")
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()  # this kept-alive connection has signed in
+        ws = await open_ws(srv.ws_url, alice.token)
+        await ws.join_ok("general")
+        stalled = await _stalled(srv, 3)
+        try:
+            status, headers, body = await _answer_to_a_new_connection(srv)
+            assert status == 429
+            assert headers["retry-after"] == "1"
+            assert headers["x-content-type-options"] == "nosniff"
+            error = json.loads(body)["error"]
+            assert error["code"] == "rate_limited"
+            assert error["retry_after"] == 1
+            # what signed in before keeps working: the API connection, the socket
+            assert (await api.get("/api/rooms", token=alice.token)).status_code == 200
+            assert (await ws.send_ok("general", "unaffected"))["seq"] == 1
+        finally:
+            _close_all(stalled)
+        # the stalled ones gone, the address may connect again
+        for _ in range(100):
+            status, _, _ = await _answer_to_a_new_connection(srv)
+            if status == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 200
+        await ws.close()
+
+
+async def test_an_idle_connection_makes_room_for_a_new_one(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--max-unauthenticated-per-address", "2", "--header-timeout", "60")
+    async with raw(srv) as idle:
+        await idle.send(HEAD)
+        assert (await idle.response())[0] == 200  # answered, kept alive, never signed in
+        stalled = await _stalled(srv, 1)
+        try:
+            status, _, _ = await _answer_to_a_new_connection(srv)
+            assert status == 200
+            assert await idle.until_closed() == b""  # it was the one to go
+        finally:
+            _close_all(stalled)
+
+
+async def test_signing_in_frees_the_place_of_a_connection(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--max-unauthenticated-per-address", "2", "--header-timeout", "60")
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()
+    stalled = await _stalled(srv, 1)
+    try:
+        async with raw(srv) as conn:
+            auth = f"Authorization: Bearer {alice.token}\r\n".encode()
+            await conn.send(b"GET /api/me HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + b"\r\n")
+            assert (await conn.response())[0] == 200
+            await conn.send(HEAD[:20])  # busy again (not idle, so not evictable)
+            # it no longer counts: one stalled + this new one fit under the cap of two
+            assert (await _answer_to_a_new_connection(srv))[0] == 200
+    finally:
+        _close_all(stalled)
+
+
+async def test_guest_sockets_count_against_the_cap(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--max-unauthenticated-per-address", "2", "--guests")
+    a = await open_ws(srv.ws_url)
+    b = await open_ws(srv.ws_url)
+    try:
+        status, _, _ = await _answer_to_a_new_connection(srv)
+        assert status == 429
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_cap_is_off_at_zero(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--max-unauthenticated-per-address", "0", "--header-timeout", "60")
+    stalled = await _stalled(srv, 140)  # past the default cap (128)
+    try:
+        assert (await _answer_to_a_new_connection(srv))[0] == 200
+    finally:
+        _close_all(stalled)
