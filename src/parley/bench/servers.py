@@ -268,5 +268,9 @@ def parley_command(data_dir: Path, port: int, extra: Sequence[str] = ()) -> list
         "0",
         "--register-limit",
         "0",
+        "--login-limit",
+        "0",
+        "--hash-queue",
+        "0",
         *extra,
     ]
