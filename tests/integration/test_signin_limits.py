@@ -127,20 +127,24 @@ async def test_one_address_flood_does_not_starve_another_addresss_sign_in(
     async with AsyncApi(srv.url) as api:
         *flood_users, other = await register_many(api, 17)
         finished: list[tuple[str, int]] = []
+        first_ok = asyncio.Event()
 
         async def sign_in(label: str, address: str, user: User) -> None:
             resp = await login_from(api, address, user.username, user.password)
             finished.append((label, resp.status_code))
+            if resp.status_code == 200:
+                first_ok.set()
 
         flood = [asyncio.create_task(sign_in("flood", "203.0.113.7", u)) for u in flood_users]
-        while not any(status == 200 for _, status in finished):
-            await asyncio.wait(flood, return_when=asyncio.FIRST_COMPLETED)
+        await first_ok.wait()  # the flood is queued behind the hashing threads now
         await sign_in("other", "198.51.100.9", other)
         await asyncio.gather(*flood)
 
     assert ("other", 200) in finished, finished
     flood_before = finished[: finished.index(("other", 200))].count(("flood", 200))
-    assert flood_before <= 5, finished
+    # one FIFO queue served it after 13 or more of the flood; in turn, after the hashes
+    # already running and one more of the flood's (4-5 seen), give or take thread timing
+    assert flood_before <= 7, finished
     assert ("flood", 200) in finished[finished.index(("other", 200)) :], finished
 
 

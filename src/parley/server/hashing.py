@@ -38,21 +38,26 @@ class HashPool:
     def __init__(self, workers: int = 2, max_waiting: int = 8) -> None:
         self.workers = max(1, workers)
         self._queue: FairQueue[_Job[Any]] = FairQueue(max_waiting)
-        self._running: set[asyncio.Task[None]] = set()
+        self._busy = 0  # workers serving the queue; counted down in the step that finds it empty
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references
 
     async def run(self, key: str, fn: Callable[..., R], *args: Any) -> R:
         """`fn(*args)` on a hashing thread, in `key`'s turn; raises HashQueueFull."""
         job: _Job[R] = _Job(fn, args, asyncio.get_running_loop().create_future())
         if not self._queue.push(key, job):
             raise HashQueueFull
-        if len(self._running) < self.workers:
+        if self._busy < self.workers:
+            self._busy += 1
             task = asyncio.create_task(self._work())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await job.future
 
     async def _work(self) -> None:
-        """Serve jobs until none wait; a job whose caller gave up costs nothing."""
+        """Serve jobs until none wait; a job whose caller gave up costs nothing.
+
+        The empty check and the count-down share one step (no await between), so a job
+        queued later always finds a worker or starts one."""
         while (job := self._queue.pop()) is not None:
             if job.future.done():
                 continue
@@ -64,3 +69,4 @@ class HashPool:
             else:
                 if not job.future.done():
                     job.future.set_result(result)
+        self._busy -= 1
