@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -27,12 +29,13 @@ def login_status(web: Web, name: str, password: str) -> int:
     return resp.status_code
 
 
-def test_change_password_keeps_this_session_and_ends_the_others(web: Web) -> None:
+def test_change_password_keeps_this_session_and_ends_the_others(web: Web, shots: Path) -> None:
     name = unique_name("erin")
     here = web.signed_in(name)
     there = web.signed_in(name, register=False)
 
     open_account(here)
+    here.screenshot(path=str(shots / "account.png"))
     dialog = here.get_by_role("dialog", name="Password and sessions")
     error = dialog.locator("#password-error")
     change = dialog.get_by_role("button", name="Change password")
