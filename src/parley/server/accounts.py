@@ -1,7 +1,10 @@
-"""Register, sign in, sign out: argon2id password hashes and revocable opaque tokens.
+"""Register, sign in, sign out, change the password, sign out everywhere: argon2id
+password hashes and revocable opaque tokens.
 
 A token is 32 random bytes (256 bits) given to the client once; the store keeps
-only its SHA-256, so a leaked database holds no usable session.
+only its SHA-256, so a leaked database holds no usable session. Every password check
+(sign-in, password change) goes through one throttle, and every hash through one pool
+shared fairly between client addresses.
 """
 
 from __future__ import annotations
