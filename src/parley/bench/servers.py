@@ -270,5 +270,9 @@ def parley_command(data_dir: Path, port: int, extra: Sequence[str] = ()) -> list
         "0",
         "--max-unauthenticated-per-address",
         "0",  # the ramp opens thousands of sockets from one address at once
+        "--login-limit",
+        "0",
+        "--hash-queue",
+        "0",
         *extra,
     ]

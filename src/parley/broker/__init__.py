@@ -7,6 +7,7 @@ from parley.broker.base import (
     ClusterEvent,
     TokenRevoked,
     TypingSignal,
+    UserTokensRevoked,
 )
 from parley.broker.memory import MemoryBroker
 
@@ -18,6 +19,7 @@ __all__ = [
     "MemoryBroker",
     "TokenRevoked",
     "TypingSignal",
+    "UserTokensRevoked",
     "open_broker",
 ]
 

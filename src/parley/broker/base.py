@@ -9,7 +9,15 @@ import msgspec
 
 from parley.protocol import Message
 
-__all__ = ["AnyEvent", "Broker", "BrokerSink", "ClusterEvent", "TokenRevoked", "TypingSignal"]
+__all__ = [
+    "AnyEvent",
+    "Broker",
+    "BrokerSink",
+    "ClusterEvent",
+    "TokenRevoked",
+    "TypingSignal",
+    "UserTokensRevoked",
+]
 
 
 class ClusterEvent(msgspec.Struct, frozen=True, tag_field="kind"):
@@ -51,4 +59,11 @@ class TokenRevoked(ClusterEvent, tag="revoked", frozen=True):
     token_hash: str
 
 
-AnyEvent = TypingSignal | TokenRevoked
+class UserTokensRevoked(ClusterEvent, tag="revoked_user", frozen=True):
+    """Every session of `username` but `keep` (None: all) ended: close their sockets."""
+
+    username: str
+    keep: str | None = None
+
+
+AnyEvent = TypingSignal | TokenRevoked | UserTokensRevoked

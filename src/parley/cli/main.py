@@ -49,6 +49,29 @@ def parser() -> argparse.ArgumentParser:
         help="new accounts per client address per hour (token bucket); 0 turns it off",
     )
     s.add_argument(
+        "--login-limit",
+        type=int,
+        default=5,
+        metavar="N",
+        help="failed password checks (sign-in, password change) per name and client address "
+        "per minute; per name 10*N, per address 4*N; 0 turns it off",
+    )
+    s.add_argument(
+        "--hash-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="password hashes (argon2) computed at once",
+    )
+    s.add_argument(
+        "--hash-queue",
+        type=int,
+        default=8,
+        metavar="N",
+        help="password hashes one client address may have waiting (the rest: 429); "
+        "0 turns the bound off",
+    )
+    s.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -158,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"parley: --trusted-proxy takes an address or a CIDR range: {exc}", file=sys.stderr)
         return 2
+    if args.hash_workers < 1:
+        print("parley: --hash-workers must be at least 1", file=sys.stderr)
+        return 2
     _raise_open_file_limit()
     config = Config(
         host=args.host,
@@ -166,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         guests=args.guests,
         rate_limit=args.rate_limit,
         register_limit=args.register_limit,
+        login_limit=args.login_limit,
+        hash_workers=args.hash_workers,
+        hash_queue=args.hash_queue,
         trusted_proxies=trusted_proxies,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

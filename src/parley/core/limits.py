@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["FailureThrottle", "RateLimiter", "TokenBucket"]
+__all__ = ["FailureThrottle", "RateLimiter", "SignInThrottle", "TokenBucket"]
 
 
 @dataclass(slots=True)
@@ -60,7 +61,7 @@ class RateLimiter:
 
 @dataclass(slots=True)
 class FailureThrottle:
-    """At most `limit` failures per key within `window` seconds (a sliding log)."""
+    """At most `limit` failures per key within `window` seconds (a sliding log); 0: no limit."""
 
     limit: int
     window: float
@@ -68,14 +69,28 @@ class FailureThrottle:
 
     def retry_after(self, key: str, now: float) -> float:
         """0.0 when an attempt is allowed now, else seconds to wait."""
+        if self.limit <= 0:
+            return 0.0
         log = self._recent(key, now)
         if log is None or len(log) < self.limit:
             return 0.0
         return log[0] + self.window - now
 
     def fail(self, key: str, now: float) -> None:
+        if self.limit <= 0:
+            return
         self.failures.setdefault(key, deque()).append(now)
         self._recent(key, now)
+
+    def forget(self, key: str, at: float) -> None:
+        """Take back one failure recorded at `at` (an attempt that turned out not to fail)."""
+        log = self.failures.get(key)
+        if log is None:
+            return
+        with contextlib.suppress(ValueError):
+            log.remove(at)
+        if not log:
+            del self.failures[key]
 
     def clear(self, key: str) -> None:
         self.failures.pop(key, None)
@@ -95,3 +110,68 @@ class FailureThrottle:
             del self.failures[key]
             return None
         return log
+
+
+@dataclass(slots=True)
+class SignInThrottle:
+    """Password guesses, limited as OWASP advises, so an attacker cannot lock the owner out.
+
+    Three sliding windows: per (name, address) `per_pair` failures (the tight one), per
+    name `per_name` (a ceiling against guessing from many addresses) and per address
+    `per_address` (against spraying many names). An attempt is reserved as a failure
+    *before* the password is checked, so concurrent guesses cannot all pass the check
+    while the first ones are still hashing; a success takes its reservation back and
+    clears its (name, address) pair. `per_pair == 0` turns all three off.
+    """
+
+    per_pair: int = 5
+    per_name: int = 50
+    per_address: int = 20
+    window: float = 60.0
+    pairs: FailureThrottle = field(init=False)
+    names: FailureThrottle = field(init=False)
+    addresses: FailureThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        on = self.per_pair > 0
+        self.pairs = FailureThrottle(self.per_pair, self.window)
+        self.names = FailureThrottle(self.per_name if on else 0, self.window)
+        self.addresses = FailureThrottle(self.per_address if on else 0, self.window)
+
+    def reserve(self, name: str, address: str, now: float) -> float:
+        """0.0: the attempt is allowed and counted as a failure from `now` on; else the
+        seconds to wait (nothing is counted)."""
+        keys = self._keys(name, address)
+        wait = max(t.retry_after(k, now) for t, k in keys)
+        if wait == 0.0:
+            for throttle, key in keys:
+                throttle.fail(key, now)
+        return wait
+
+    def release(self, name: str, address: str, at: float) -> None:
+        """The attempt reserved at `at` was not a guess after all (never checked)."""
+        for throttle, key in self._keys(name, address):
+            throttle.forget(key, at)
+
+    def succeed(self, name: str, address: str, at: float) -> None:
+        """The right password: the reservation is taken back and the pair starts afresh.
+
+        The per-name ceiling keeps others' failures: the owner signing in must not hand a
+        distributed guesser a fresh allowance."""
+        self.release(name, address, at)
+        self.pairs.clear(self._pair(name, address))
+
+    def prune(self, now: float) -> None:
+        for throttle in (self.pairs, self.names, self.addresses):
+            throttle.prune(now)
+
+    def _keys(self, name: str, address: str) -> tuple[tuple[FailureThrottle, str], ...]:
+        return (
+            (self.pairs, self._pair(name, address)),
+            (self.names, name),
+            (self.addresses, address),
+        )
+
+    @staticmethod
+    def _pair(name: str, address: str) -> str:
+        return f"{name}\x00{address}"

@@ -1,12 +1,14 @@
-"""Register, sign in, sign out: argon2id password hashes and revocable opaque tokens.
+"""Register, sign in, sign out, change the password, sign out everywhere: argon2id
+password hashes and revocable opaque tokens.
 
 A token is 32 random bytes (256 bits) given to the client once; the store keeps
-only its SHA-256, so a leaked database holds no usable session.
+only its SHA-256, so a leaked database holds no usable session. Every password check
+(sign-in, password change) goes through one throttle, and every hash through one pool
+shared fairly between client addresses.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -16,13 +18,15 @@ from typing import Final, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from parley.core import FailureThrottle, RateLimiter, check_password, check_username
+from parley.core import RateLimiter, SignInThrottle, check_password, check_username
 from parley.protocol import ErrorCode, ProtocolError
-from parley.store import Store
+from parley.server.hashing import HashPool, HashQueueFull
+from parley.store import Store, StoreUnavailable, UserRecord
 
 __all__ = ["Accounts", "hash_token"]
 
 TOKEN_TTL: Final = 30 * 24 * 3600.0
+MAX_NAME_KEY: Final = 64  # a throttle key never holds more of a (bogus) name than this
 R = TypeVar("R")
 
 
@@ -35,17 +39,18 @@ class Accounts:
         self,
         store: Store,
         *,
-        per_user_failures: int = 5,
-        per_address_failures: int = 20,
+        login_limit: int = 5,
         window: float = 60.0,
         registrations_per_hour: int = 20,
+        hash_workers: int = 2,
+        hash_queue: int = 8,
     ) -> None:
         self.store = store
         self.hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
-        self._hashing = asyncio.Semaphore(2)  # argon2 is CPU and memory heavy: bound it
-        self.user_failures = FailureThrottle(per_user_failures, window)
-        self.address_failures = FailureThrottle(per_address_failures, window)
+        self.hashing = HashPool(hash_workers, hash_queue)  # argon2 is CPU and memory heavy
+        # OWASP: per name+address tight, per name a ceiling, per address against spraying
+        self.throttle = SignInThrottle(login_limit, 10 * login_limit, 4 * login_limit, window)
         self.registrations = RateLimiter(registrations_per_hour, 3600.0)  # per address
 
     async def register(self, username: object, password: object, address: str) -> tuple[str, str]:
@@ -59,7 +64,7 @@ class Accounts:
             )
         assert isinstance(username, str)
         assert isinstance(password, str)
-        password_hash = await self._in_thread(self.hasher.hash, password)
+        password_hash = await self._hash(address, password)
         if not await self.store.create_user(username, password_hash):
             raise ProtocolError(ErrorCode.CONFLICT, "that username is taken")
         return username, await self._new_token(username)
@@ -67,32 +72,30 @@ class Accounts:
     async def login(self, username: object, password: object, address: str) -> tuple[str, str]:
         if not isinstance(username, str) or not isinstance(password, str):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "username and password are required")
-        user_key = username.lower()
-        now = time.monotonic()
-        wait = max(
-            self.user_failures.retry_after(user_key, now),
-            self.address_failures.retry_after(address, now),
-        )
-        if wait > 0:
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                "too many failed sign-ins; try again later",
-                retry_after=wait,
-            )
-        user = await self.store.find_user(username)
-        # Verify against a dummy hash for unknown names: same cost, no name probing by timing.
-        ok = await self._verify(user.password_hash if user else self._dummy_hash, password)
-        if user is None or not ok:
-            now = time.monotonic()
-            self.user_failures.fail(user_key, now)
-            self.address_failures.fail(address, now)
+        user = await self._guess(username, password, address)
+        if user is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "wrong username or password")
-        self.user_failures.clear(user_key)
         return user.username, await self._new_token(user.username)
 
+    async def change_password(
+        self, username: str, keep_token: str, old: object, new: object, address: str
+    ) -> None:
+        """Set a new password and end every session but `keep_token` (in the store: the
+        caller closes their sockets). A wrong `old` is a throttled guess, like a sign-in."""
+        if not isinstance(old, str) or not isinstance(new, str):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "old and new passwords are required")
+        reason = check_password(new)
+        if reason:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, reason)
+        if await self._guess(username, old, address) is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "the old password is wrong")
+        await self.store.set_password(username, await self._hash(address, new), keep_token)
+
+    async def sign_out_everywhere(self, username: str) -> None:
+        await self.store.delete_user_tokens(username)
+
     def prune(self, now: float) -> None:
-        self.user_failures.prune(now)
-        self.address_failures.prune(now)
+        self.throttle.prune(now)
         self.registrations.prune(now)
 
     async def logout(self, token_hash: str) -> None:
@@ -111,12 +114,46 @@ class Accounts:
         await self.store.create_token(hash_token(token), username, time.time() + TOKEN_TTL)
         return token
 
-    async def _verify(self, password_hash: str, password: str) -> bool:
+    async def _guess(self, username: str, password: str, address: str) -> UserRecord | None:
+        """The user whose password this is, else None; counted before argon2 runs, so
+        concurrent guesses cannot all slip past the throttle while the first ones hash."""
+        key = username.lower()[:MAX_NAME_KEY]
+        now = time.monotonic()
+        wait = self.throttle.reserve(key, address, now)
+        if wait > 0:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "too many failed attempts; try again later",
+                retry_after=wait,
+            )
         try:
-            return await self._in_thread(self.hasher.verify, password_hash, password)
+            user = None if check_username(username) else await self.store.find_user(username)
+            # Unknown names verify against a dummy hash: same cost, no name probing by timing.
+            known = user.password_hash if user else self._dummy_hash
+            ok = await self._verify(address, known, password)
+        except (ProtocolError, StoreUnavailable):
+            self.throttle.release(key, address, now)  # refused or unanswered: not a guess
+            raise
+        if user is None or not ok:
+            return None
+        self.throttle.succeed(key, address, now)
+        return user
+
+    async def _verify(self, address: str, password_hash: str, password: str) -> bool:
+        try:
+            return await self._in_thread(address, self.hasher.verify, password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 
-    async def _in_thread(self, fn: Callable[..., R], *args: str) -> R:
-        async with self._hashing:
-            return await asyncio.to_thread(fn, *args)
+    async def _hash(self, address: str, password: str) -> str:
+        return await self._in_thread(address, self.hasher.hash, password)
+
+    async def _in_thread(self, address: str, fn: Callable[..., R], *args: str) -> R:
+        try:
+            return await self.hashing.run(address, fn, *args)
+        except HashQueueFull as exc:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "too many sign-ins waiting from your address; try again shortly",
+                retry_after=exc.retry_after,
+            ) from None

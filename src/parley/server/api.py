@@ -19,6 +19,7 @@ from parley.protocol.http import (
     InviteBody,
     Invited,
     LoginBody,
+    PasswordBody,
     Me,
     MemberList,
     MessageList,
@@ -319,6 +320,41 @@ async def post_message(request: web.Request) -> web.Response:
     node.check_send(user, body.text)
     msg, created = await node.send(user, room, body.text, body.client_id)
     return json_response(msg, 201 if created else 200)
+
+
+# --- sessions ---------------------------------------------------------------------
+
+
+@routes.post("/api/password")
+@documented(
+    Operation(
+        "A new password; every other session of the account ends",
+        status=204,
+        body=PasswordBody,
+        errors=(403,),
+    )
+)
+async def change_password(request: web.Request) -> web.Response:
+    """A new password; every other session of the account ends (sockets closed with 4001)."""
+    user = await _user(request)
+    body = await _body(request, PasswordBody)
+    await request.app[ACCOUNTS].change_password(
+        user.username, user.token_hash, body.old, body.new, _address(request)
+    )
+    await request.app[NODE].revoke_user(user.username, keep=user.token_hash)
+    return web.Response(status=204)
+
+
+@routes.delete("/api/sessions")
+@documented(Operation("Sign out everywhere: every session of the account ends", status=204))
+async def sign_out_everywhere(request: web.Request) -> web.Response:
+    """Every session of the account ends, this one included."""
+    user = await _user(request)
+    await request.app[ACCOUNTS].sign_out_everywhere(user.username)
+    await request.app[NODE].revoke_user(user.username)
+    resp = web.Response(status=204)
+    resp.del_cookie(COOKIE, path="/")
+    return resp
 
 
 # --- the API described -------------------------------------------------------------

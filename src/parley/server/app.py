@@ -27,7 +27,7 @@ from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.static import StaticFiles
 from parley.server.upstream import override_fits
 from parley.server.ws import chat_socket
-from parley.store import open_store
+from parley.store import StoreUnavailable, open_store
 from parley.store.sqlite import SQLiteStore
 
 __all__ = ["build_app", "serve"]
@@ -78,7 +78,13 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[NODE] = node
-    app[ACCOUNTS] = Accounts(store, registrations_per_hour=config.register_limit)
+    app[ACCOUNTS] = Accounts(
+        store,
+        login_limit=config.login_limit,
+        registrations_per_hour=config.register_limit,
+        hash_workers=config.hash_workers,
+        hash_queue=config.hash_queue,
+    )
     static = StaticFiles()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
@@ -100,12 +106,19 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 
 async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
-    """Forget idle rate-limit state so memory follows active users, not all users ever seen."""
+    """Forget idle rate-limit state so memory follows active users, not all users ever seen,
+    and delete expired sessions so the token table follows live sessions, not every sign-in."""
     while True:
         await asyncio.sleep(every)
         now = time.monotonic()
         app[NODE].limiter.prune(now)
         app[ACCOUNTS].prune(now)
+        try:
+            purged = await app[NODE].store.purge_expired_tokens(time.time())
+        except StoreUnavailable:
+            continue  # the next round tries again
+        if purged:
+            log.info("purged %d expired sessions", purged)
 
 
 GC_THRESHOLDS: Final = (50_000, 5, 100)

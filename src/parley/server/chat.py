@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal
+from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
 from parley.broker.presence import MemoryPresence, PresenceTracker
 from parley.core import GENERAL, Feed, Gap, Hub, KeepalivePolicy, RateLimiter, Verdict, check_text
 from parley.protocol import (
@@ -268,6 +268,10 @@ class ChatNode:
     async def revoke(self, token_hash: str) -> None:
         self.broker.publish_event(TokenRevoked(token_hash))
 
+    async def revoke_user(self, username: str, keep: str | None = None) -> None:
+        """Close, on every node, the sockets of every session of `username` but `keep`."""
+        self.broker.publish_event(UserTokensRevoked(username, keep))
+
     # --- what the broker delivers ---------------------------------------------------
 
     def on_message(self, msg: Message) -> None:
@@ -294,8 +298,16 @@ class ChatNode:
         if isinstance(event, TypingSignal):
             self._typing_out(event)
         elif isinstance(event, TokenRevoked):
-            for conn in list(self.by_token.pop(event.token_hash, ())):
-                self._spawn(conn.close(4001, "signed out"))
+            self._signed_out(event.token_hash)
+        elif isinstance(event, UserTokensRevoked):
+            name = event.username.lower()
+            for token_hash, conns in list(self.by_token.items()):
+                if token_hash != event.keep and any(c.username.lower() == name for c in conns):
+                    self._signed_out(token_hash)
+
+    def _signed_out(self, token_hash: str) -> None:
+        for conn in list(self.by_token.pop(token_hash, ())):
+            self._spawn(conn.close(4001, "signed out"))
 
     # --- fan-out --------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ class Config:
     guests: bool = False
     rate_limit: int = 30
     register_limit: int = 20  # new accounts per client address per hour; 0: no limit
+    login_limit: int = 5  # failed password checks per name+address per minute; 0: no limit
+    hash_workers: int = 2  # argon2 hashes at once
+    hash_queue: int = 8  # hashes one address may have waiting; 0: no bound
     trusted_proxies: tuple[Network, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -89,6 +89,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_token(self, token_hash: str) -> None: ...
 
+    @abc.abstractmethod
+    async def set_password(self, username: str, password_hash: str, keep_token: str | None) -> None:
+        """A new password hash; in the same transaction every token of the user except
+        `keep_token` is deleted (the sessions that did not prove the old password)."""
+
+    @abc.abstractmethod
+    async def delete_user_tokens(self, username: str) -> int:
+        """Delete every token of the user (sign out everywhere); how many there were."""
+
+    @abc.abstractmethod
+    async def purge_expired_tokens(self, now: float) -> int:
+        """Delete the tokens that expired before `now`; how many."""
+
     # rooms
     @abc.abstractmethod
     async def create_room(self, room: str, private: bool, owner: str) -> bool:

@@ -73,6 +73,11 @@ _BY_CLIENTS: Final = (
 _VISIBLE: Final = (
     "(NOT r.private OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = $%d))"
 )
+# Every token of a user (by name key) but the one to keep ($2 NULL: keep none).
+_DELETE_USER_TOKENS: Final = (
+    "DELETE FROM tokens WHERE username = (SELECT username FROM users WHERE username_key = $1)"
+    " AND token_hash IS DISTINCT FROM $2::text"
+)
 
 # What "the database cannot be reached" looks like from asyncpg.
 _UNREACHABLE: Final = (
@@ -92,6 +97,11 @@ def _message(row: Mapping[str, Any]) -> Message:
 
 def _room(row: Mapping[str, Any]) -> RoomRecord:
     return RoomRecord(row["room"], bool(row["private"]), row["owner"], int(row["last_seq"]))
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status such as "DELETE 3"."""
+    return int(status.rpartition(" ")[2])
 
 
 async def _insert_batch(
@@ -246,6 +256,21 @@ class PostgresStore(Store):
 
     async def delete_token(self, token_hash: str) -> None:
         await self._execute("DELETE FROM tokens WHERE token_hash = $1", token_hash)
+
+    async def set_password(self, username: str, password_hash: str, keep_token: str | None) -> None:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE users SET password_hash = $1 WHERE username_key = $2",
+                password_hash,
+                username.lower(),
+            )
+            await conn.execute(_DELETE_USER_TOKENS, username.lower(), keep_token)
+
+    async def delete_user_tokens(self, username: str) -> int:
+        return _rowcount(await self._execute(_DELETE_USER_TOKENS, username.lower(), None))
+
+    async def purge_expired_tokens(self, now: float) -> int:
+        return _rowcount(await self._execute("DELETE FROM tokens WHERE expires_at <= $1", now))
 
     # --- rooms --------------------------------------------------------------------
 

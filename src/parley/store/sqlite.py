@@ -414,6 +414,25 @@ class SQLiteStore(Store):
             lambda conn: conn.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
         )
 
+    async def set_password(self, username: str, password_hash: str, keep_token: str | None) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE users SET password_hash = ? WHERE username_key = ?",
+                (password_hash, username.lower()),
+            )
+            _delete_user_tokens(conn, username, keep_token)
+
+        await self._write(job)
+
+    async def delete_user_tokens(self, username: str) -> int:
+        return await self._write(lambda conn: _delete_user_tokens(conn, username, None))
+
+    async def purge_expired_tokens(self, now: float) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM tokens WHERE expires_at <= ?", (now,)).rowcount
+
+        return await self._write(job)
+
     # --- rooms --------------------------------------------------------------------
 
     async def create_room(self, room: str, private: bool, owner: str) -> bool:
@@ -496,6 +515,15 @@ class SQLiteStore(Store):
             return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
 
         return await self._read(job)
+
+
+def _delete_user_tokens(conn: sqlite3.Connection, username: str, keep: str | None) -> int:
+    cur = conn.execute(
+        "DELETE FROM tokens WHERE username = (SELECT username FROM users WHERE username_key = ?)"
+        " AND token_hash IS NOT ?",
+        (username.lower(), keep),
+    )
+    return cur.rowcount
 
 
 def _page_sql(query: MessageQuery) -> tuple[str, tuple[Any, ...]]:

@@ -119,6 +119,18 @@
     inviteName: /** @type {HTMLInputElement} */ ($("invite-name")),
     inviteError: $("invite-error"),
     inviteOk: $("invite-ok"),
+    accountBtn: $("account-btn"),
+    accountDialog: /** @type {HTMLDialogElement} */ ($("account-dialog")),
+    passwordForm: /** @type {HTMLFormElement} */ ($("password-form")),
+    passwordUser: /** @type {HTMLInputElement} */ ($("password-username")),
+    passwordOld: /** @type {HTMLInputElement} */ ($("password-old")),
+    passwordNew: /** @type {HTMLInputElement} */ ($("password-new")),
+    passwordRepeat: /** @type {HTMLInputElement} */ ($("password-repeat")),
+    passwordError: $("password-error"),
+    passwordOk: $("password-ok"),
+    passwordSubmit: /** @type {HTMLButtonElement} */ ($("password-submit")),
+    everywhere: /** @type {HTMLButtonElement} */ ($("sign-out-everywhere")),
+    sessionsError: $("sessions-error"),
   };
 
   // ------------------------------------------------------------------ helpers
@@ -288,6 +300,7 @@
   // --------------------------------------------------------------------- auth
   let authMode = "login"; // or "register"
   let authBusy = false;
+  let endingNotice = ""; // why the session is about to end, when we ended it ourselves
 
   function showView(name) {
     el.boot.hidden = name !== "boot";
@@ -776,7 +789,7 @@
   }
 
   function sessionEnded() {
-    stopApp("Your session ended. Sign in again.");
+    stopApp(endingNotice || "Your session ended. Sign in again.");
   }
 
   // ----------------------------------------------------------------- frames
@@ -1632,6 +1645,81 @@
     }
   }
 
+  // ------------------------------------------- account: password and sessions
+  function openAccountDialog() {
+    el.passwordForm.reset();
+    el.passwordUser.value = S.me || ""; // lets a password manager file the new password
+    for (const node of [el.passwordError, el.passwordOk, el.sessionsError]) node.textContent = "";
+    setPasswordError("");
+    el.accountDialog.showModal();
+    el.passwordOld.focus();
+  }
+
+  function setPasswordError(text, field) {
+    el.passwordError.textContent = text;
+    for (const input of [el.passwordOld, el.passwordNew, el.passwordRepeat]) input.removeAttribute("aria-invalid");
+    if (field) {
+      field.setAttribute("aria-invalid", "true");
+      field.focus();
+    }
+  }
+
+  async function submitPassword(event) {
+    event.preventDefault();
+    if (el.passwordSubmit.disabled) return;
+    const old = el.passwordOld.value;
+    const fresh = el.passwordNew.value;
+    el.passwordOk.textContent = "";
+    if (!old) return setPasswordError("Enter your current password.", el.passwordOld);
+    if (fresh.length < 8) return setPasswordError("Use a new password of at least 8 characters.", el.passwordNew);
+    if (fresh !== el.passwordRepeat.value) return setPasswordError("The two new passwords differ.", el.passwordRepeat);
+    setPasswordError("");
+    el.passwordSubmit.disabled = true;
+    try {
+      const res = await api("POST", "/api/password", { old, new: fresh });
+      if (res.status === 204) {
+        el.passwordForm.reset();
+        el.passwordUser.value = S.me || "";
+        el.passwordOk.textContent = "Password changed. Every other session was signed out.";
+      } else if (res.status === 403) {
+        setPasswordError("That is not your current password.", el.passwordOld);
+      } else if (res.status === 429) {
+        setPasswordError(`Too many attempts. Try again in ${retryAfterSeconds(res)} s.`);
+      } else if (res.status === 401) {
+        el.accountDialog.close();
+        sessionEnded();
+      } else {
+        setPasswordError(errorMessage(res, `Could not change the password (${res.status}).`));
+      }
+    } catch {
+      setPasswordError("Can't reach Parley right now. Try again in a moment.");
+    } finally {
+      el.passwordSubmit.disabled = false;
+    }
+  }
+
+  async function signOutEverywhere() {
+    if (el.everywhere.disabled) return;
+    const gen = S.generation;
+    el.sessionsError.textContent = "";
+    el.everywhere.disabled = true;
+    // Our own socket is closed with 4001 too, maybe before the answer arrives.
+    endingNotice = "You signed out everywhere.";
+    try {
+      const res = await api("DELETE", "/api/sessions");
+      if (res.status === 204 || res.status === 401) {
+        if (gen === S.generation) sessionEnded();
+        return;
+      }
+      el.sessionsError.textContent = errorMessage(res, `Could not sign out everywhere (${res.status}).`);
+    } catch {
+      el.sessionsError.textContent = "Can't reach Parley right now. Try again in a moment.";
+    } finally {
+      if (gen === S.generation) endingNotice = "";
+      el.everywhere.disabled = false;
+    }
+  }
+
   // ------------------------------------------------------------- lifecycle
   function startApp(username) {
     S.generation++;
@@ -1690,6 +1778,8 @@
     el.input.value = "";
     el.app.classList.remove("sidebar-open", "members-open");
     document.title = "Parley";
+    for (const dialog of [el.roomDialog, el.inviteDialog, el.accountDialog]) if (dialog.open) dialog.close();
+    endingNotice = "";
     setAuthMode("login");
     showAuth(notice);
   }
@@ -1794,7 +1884,10 @@
   });
   el.inviteBtn.addEventListener("click", openInviteDialog);
   el.inviteForm.addEventListener("submit", submitInvite);
-  for (const dialog of [el.roomDialog, el.inviteDialog]) {
+  el.accountBtn.addEventListener("click", openAccountDialog);
+  el.passwordForm.addEventListener("submit", submitPassword);
+  el.everywhere.addEventListener("click", signOutEverywhere);
+  for (const dialog of [el.roomDialog, el.inviteDialog, el.accountDialog]) {
     dialog.addEventListener("click", (event) => {
       if (event.target.closest("[data-close]") || event.target === dialog) dialog.close();
     });

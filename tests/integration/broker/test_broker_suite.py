@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from parley.broker import Broker, ClusterEvent, MemoryBroker, TokenRevoked, TypingSignal
+from parley.broker import (
+    Broker,
+    ClusterEvent,
+    MemoryBroker,
+    TokenRevoked,
+    TypingSignal,
+    UserTokensRevoked,
+)
 from parley.broker.presence import MemoryPresence, RedisPresence
 from parley.broker.redis import RedisBroker
 from parley.protocol import Message
@@ -91,6 +98,27 @@ async def test_a_node_gets_its_own_messages_once_in_order(
     assert [m.seq for m in sink.messages] == list(range(1, 51))
     assert sink.messages[0] == msg(1)
     assert sink.events == [TypingSignal("general", "ann")]
+
+
+async def test_revoking_a_users_sessions_reaches_every_node(
+    make_broker: Callable[[], Broker],
+) -> None:
+    """Password change (keep this session) and sign-out-everywhere (keep none): two nodes
+    on Redis; the memory broker is one node and delivers to itself."""
+    events = [UserTokensRevoked("Ann", "kept-token-hash"), UserTokensRevoked("bea")]
+    sinks = [Recorder(), Recorder()]
+    brokers = [make_broker() for _ in sinks]
+    for broker, sink in zip(brokers, sinks, strict=True):
+        await broker.start(sink)
+    try:
+        for event in events:
+            brokers[0].publish_event(event)
+        for sink in sinks if isinstance(brokers[0], RedisBroker) else sinks[:1]:
+            await sink.until(lambda s=sink: len(s.events) >= 2)
+            assert sink.events == events
+    finally:
+        for broker in brokers:
+            await broker.close()
 
 
 # --- several nodes: Redis -------------------------------------------------------------------

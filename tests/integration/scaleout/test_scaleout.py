@@ -367,3 +367,26 @@ async def test_kill_9_of_a_node_its_clients_resume_elsewhere(cluster: ClusterFac
         await watcher.until(lambda: (lonely.user.username, False) in watcher.presence, within=40)
     finally:
         await close_all([*peers, lonely])
+
+
+async def test_taking_access_back_on_one_node_closes_sockets_on_another(
+    cluster: ClusterFactory,
+) -> None:
+    """POST /api/password and DELETE /api/sessions reach every node through Redis."""
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        dan = await api.register()
+        kept = await api.login(dan)
+        elsewhere = await open_ws(b.ws_url, dan.token)
+        kept_ws = await open_ws(b.ws_url, kept.token)
+        resp = await api.post(
+            "/api/password",
+            token=kept.token,
+            json={"old": dan.password, "new": "another passphrase"},
+        )
+        assert resp.status_code == 204, resp.text
+        assert await elsewhere.wait_closed() == 4001
+        await kept_ws.join_ok("general")  # the session that changed it lives on, on node b
+        gone = await api.request("DELETE", "/api/sessions", token=kept.token)
+        assert gone.status_code == 204, gone.text
+        assert await kept_ws.wait_closed() == 4001

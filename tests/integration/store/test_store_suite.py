@@ -46,6 +46,58 @@ async def test_tokens_live_expire_and_are_deleted(store: Store) -> None:
     await store.delete_token("t-live")  # deleting twice is harmless
 
 
+async def test_expired_tokens_are_purged_and_live_ones_kept(store: Store) -> None:
+    assert await store.create_user("purge", "h")
+    now = time.time()
+    for i in range(3):
+        await store.create_token(f"t-dead-{i}", "purge", now - 10 - i)
+    await store.create_token("t-edge", "purge", now)  # expires exactly now: dead
+    await store.create_token("t-alive", "purge", now + 3600)
+    assert await store.purge_expired_tokens(now) == 4
+    assert await store.purge_expired_tokens(now) == 0
+    assert await store.token_user("t-alive", now) == "purge"
+    # the rows are gone, not just filtered: they would still show at an earlier "now"
+    assert await store.token_user("t-dead-0", now - 3600) is None
+
+
+async def test_set_password_keeps_only_the_session_that_changed_it(store: Store) -> None:
+    assert await store.create_user("Fay", "old-hash")
+    assert await store.create_user("gus", "gus-hash")
+    now = time.time()
+    for token in ("fay-1", "fay-2", "fay-3"):
+        await store.create_token(token, "Fay", now + 3600)
+    await store.create_token("gus-1", "gus", now + 3600)
+    await store.set_password("fay", "new-hash", "fay-2")  # any spelling of the name
+    found = await store.find_user("Fay")
+    assert found is not None
+    assert found.password_hash == "new-hash"
+    assert [await store.token_user(t, now) for t in ("fay-1", "fay-2", "fay-3")] == [
+        None,
+        "Fay",
+        None,
+    ]
+    assert await store.token_user("gus-1", now) == "gus"  # nobody else's sessions
+    gus = await store.find_user("gus")
+    assert gus is not None
+    assert gus.password_hash == "gus-hash"
+    await store.set_password("Fay", "newer-hash", None)
+    assert await store.token_user("fay-2", now) is None
+
+
+async def test_delete_user_tokens_ends_every_session_of_that_user_only(store: Store) -> None:
+    assert await store.create_user("Hal", "h")
+    assert await store.create_user("ida", "h")
+    now = time.time()
+    for token in ("hal-1", "hal-2"):
+        await store.create_token(token, "Hal", now + 3600)
+    await store.create_token("ida-1", "ida", now + 3600)
+    assert await store.delete_user_tokens("HAL") == 2
+    assert await store.token_user("hal-1", now) is None
+    assert await store.token_user("hal-2", now) is None
+    assert await store.token_user("ida-1", now) == "ida"
+    assert await store.delete_user_tokens("hal") == 0
+
+
 # --- rooms ----------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.core import FailureThrottle, RateLimiter, TokenBucket
+from parley.core import FailureThrottle, RateLimiter, SignInThrottle, TokenBucket
 
 
 def test_bucket_allows_capacity_then_asks_to_wait() -> None:
@@ -55,3 +55,78 @@ def test_failure_throttle_prune_forgets_old_keys() -> None:
     throttle.fail("new", 50.0)
     throttle.prune(70.0)
     assert list(throttle.failures) == ["new"]
+
+
+def test_failure_throttle_zero_is_off_and_forget_takes_one_back() -> None:
+    off = FailureThrottle(limit=0, window=60.0)
+    off.fail("a", 0.0)
+    assert off.retry_after("a", 0.0) == 0.0
+    assert off.failures == {}
+    throttle = FailureThrottle(limit=2, window=60.0)
+    throttle.fail("a", 1.0)
+    throttle.fail("a", 2.0)
+    throttle.forget("a", 1.0)
+    assert list(throttle.failures["a"]) == [2.0]
+    throttle.forget("a", 7.0)  # never recorded: harmless
+    throttle.forget("a", 2.0)
+    assert throttle.failures == {}
+
+
+def test_sign_in_counts_attempts_before_they_are_checked() -> None:
+    """Concurrent guesses: the sixth is refused while the first five are still hashing."""
+    throttle = SignInThrottle(per_pair=5, per_name=50, per_address=20, window=60.0)
+    verdicts = [throttle.reserve("alice", "1.2.3.4", 0.0) for _ in range(12)]
+    assert verdicts[:5] == [0.0] * 5
+    assert all(wait == pytest.approx(60.0) for wait in verdicts[5:])
+
+
+def test_sign_in_owner_from_elsewhere_is_not_locked_out() -> None:
+    throttle = SignInThrottle(per_pair=5, per_name=50, per_address=20, window=60.0)
+    for _ in range(5):
+        assert throttle.reserve("alice", "6.6.6.6", 0.0) == 0.0
+    assert throttle.reserve("alice", "6.6.6.6", 1.0) > 0  # the guesser waits
+    assert throttle.reserve("alice", "1.2.3.4", 1.0) == 0.0  # the owner does not
+    throttle.succeed("alice", "1.2.3.4", 1.0)
+    assert throttle.reserve("bob", "6.6.6.6", 1.0) == 0.0  # other names from there too
+
+
+def test_sign_in_per_name_ceiling_holds_against_many_addresses() -> None:
+    throttle = SignInThrottle(per_pair=5, per_name=12, per_address=20, window=60.0)
+    for i in range(11):
+        assert throttle.reserve("alice", f"10.0.0.{i}", 0.0) == 0.0
+    # the owner signing in takes back only their own attempt: the ceiling keeps the rest
+    assert throttle.reserve("alice", "192.0.2.1", 1.0) == 0.0
+    throttle.succeed("alice", "192.0.2.1", 1.0)
+    assert len(throttle.names.failures["alice"]) == 11
+    assert throttle.reserve("alice", "10.0.1.1", 2.0) == 0.0
+    assert throttle.reserve("alice", "10.0.1.2", 2.0) == pytest.approx(58.0)
+
+
+def test_sign_in_per_address_limit_stops_name_spraying() -> None:
+    throttle = SignInThrottle(per_pair=5, per_name=50, per_address=3, window=60.0)
+    assert [throttle.reserve(f"n{i}", "6.6.6.6", 0.0) for i in range(3)] == [0.0] * 3
+    assert throttle.reserve("n9", "6.6.6.6", 0.0) > 0
+
+
+def test_sign_in_success_and_release_take_the_reservation_back() -> None:
+    throttle = SignInThrottle(per_pair=2, per_name=50, per_address=20, window=60.0)
+    assert throttle.reserve("alice", "a", 0.0) == 0.0
+    throttle.release("alice", "a", 0.0)  # e.g. the hashing queue refused it
+    assert throttle.reserve("alice", "a", 1.0) == 0.0  # a failure stays counted
+    assert throttle.reserve("alice", "a", 2.0) == 0.0
+    throttle.succeed("alice", "a", 2.0)  # the pair starts afresh
+    assert throttle.pairs.failures == {}
+    assert [throttle.reserve("alice", "a", 3.0) for _ in range(2)] == [0.0, 0.0]
+
+
+def test_sign_in_throttle_off_at_zero() -> None:
+    throttle = SignInThrottle(per_pair=0)
+    assert all(throttle.reserve("alice", "a", 0.0) == 0.0 for _ in range(1000))
+    assert throttle.pairs.failures == throttle.names.failures == throttle.addresses.failures == {}
+
+
+def test_sign_in_prune_forgets_old_attempts() -> None:
+    throttle = SignInThrottle()
+    throttle.reserve("alice", "a", 0.0)
+    throttle.prune(61.0)
+    assert throttle.pairs.failures == throttle.names.failures == throttle.addresses.failures == {}
