@@ -268,5 +268,7 @@ def parley_command(data_dir: Path, port: int, extra: Sequence[str] = ()) -> list
         "0",
         "--register-limit",
         "0",
+        "--action-limits",
+        "0",
         *extra,
     ]

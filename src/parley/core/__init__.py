@@ -4,23 +4,38 @@ from parley.core.addresses import Network, client_key, parse_networks
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
 from parley.core.keepalive import KeepalivePolicy, Verdict
-from parley.core.limits import FailureThrottle, RateLimiter, TokenBucket
+from parley.core.limits import (
+    ALLOWANCES,
+    Action,
+    ActionLimits,
+    Allowance,
+    FailureThrottle,
+    RateLimiter,
+    TokenBucket,
+)
 from parley.core.names import (
     GENERAL,
     check_password,
     check_room,
     check_text,
     check_username,
+    one_line,
 )
+from parley.core.presence import PresenceGrace
 
 __all__ = [
+    "ALLOWANCES",
     "GENERAL",
+    "Action",
+    "ActionLimits",
+    "Allowance",
     "FailureThrottle",
     "Feed",
     "Gap",
     "Hub",
     "KeepalivePolicy",
     "Network",
+    "PresenceGrace",
     "RateLimiter",
     "RoomSubscribers",
     "TokenBucket",
@@ -30,5 +45,6 @@ __all__ = [
     "check_text",
     "check_username",
     "client_key",
+    "one_line",
     "parse_networks",
 ]

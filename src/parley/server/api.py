@@ -10,7 +10,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from parley.core import check_room, check_username
+from parley.core import Action, check_room, check_username
 from parley.protocol import HTTP_STATUS, ErrorCode, ProtocolError, encode
 from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
 from parley.server.state import ACCOUNTS, CONFIG, NODE
@@ -226,6 +226,7 @@ async def list_rooms(request: web.Request) -> web.Response:
 @routes.post("/api/rooms")
 async def create_room(request: web.Request) -> web.Response:
     user = await _user(request)
+    request.app[NODE].spend(user, Action.CREATE_ROOM)
     body = await _body(request)
     room, private = body.get("room"), body.get("private", False)
     reason = check_room(room)
@@ -251,6 +252,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
+    node.spend(user, Action.INVITE)
     record = await node.visible_room(user, _room_name(request))
     body = await _body(request)
     name = body.get("username")

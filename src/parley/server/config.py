@@ -17,6 +17,8 @@ class Config:
     guests: bool = False
     rate_limit: int = 30
     register_limit: int = 20  # new accounts per client address per hour; 0: no limit
+    action_limits: float = 1.0  # scale of core.limits.ALLOWANCES (joins, history, ...); 0: off
+    presence_grace: float = 5.0  # seconds "offline" waits for the user to come back; 0: none
     trusted_proxies: tuple[Network, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -37,7 +37,7 @@ from parley.protocol import (
     decode_client_frame,
     encode,
 )
-from parley.server.auth import origin_allowed, request_token
+from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
 from parley.server.connection import BUSY, Connection, Mode
 from parley.server.frames import pong_frame
@@ -156,7 +156,11 @@ async def _accept(request: web.Request) -> tuple[_ChatResponse, Connection | Non
     if transport is None:
         return ws, None
     mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
-    return ws, Connection(ws, transport, username, mode, token_hash, node.flusher)
+    # guests spend their address's allowances (see Connection.limit_key)
+    address = (
+        client_address(request, request.app[CONFIG].trusted_proxies) if token_hash is None else ""
+    )
+    return ws, Connection(ws, transport, username, mode, token_hash, node.flusher, address)
 
 
 async def chat_socket(request: web.Request) -> web.StreamResponse:
@@ -366,4 +370,5 @@ class PlainSession(Session):
             self.node.check_send(self.conn, data)
             await self.node.send(self.conn, GENERAL, data, None)
         except ProtocolError as exc:
-            self.conn.send(f"* error {exc.code.value}: {exc.message}".encode())
+            wait = "" if exc.retry_after is None else f" (retry after {exc.retry_after:.1f} s)"
+            self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
