@@ -43,7 +43,7 @@ from parley.protocol import (
     encode,
 )
 from parley.server import metrics
-from parley.server.connection import Connection, Flusher, Mode
+from parley.server.connection import Connection, Flusher
 from parley.server.frames import PING, text_frame
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
 
@@ -110,10 +110,14 @@ class ChatNode:
         if conn.token_hash:
             self.by_token.setdefault(conn.token_hash, set()).add(conn)
         metrics.CONNECTIONS.inc()
-        if conn.mode is Mode.PLAIN:
-            conn.rooms.add(GENERAL)
-            if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
-                self._came(GENERAL, conn.username)
+
+    def join_plain(self, conn: Connection) -> None:
+        """A plain-text socket's one room: `general`, joined when it opens. That counts as a
+        join, or guests opening and closing sockets in a loop would be limited by nothing."""
+        self.spend(conn, Action.JOIN)
+        conn.rooms.add(GENERAL)
+        if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
+            self._came(GENERAL, conn.username)
 
     def detach(self, conn: Connection) -> None:
         if conn not in self.connections:

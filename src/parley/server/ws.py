@@ -365,10 +365,22 @@ class PlainSession(Session):
 
     __slots__ = ()
 
+    async def start(self) -> bool:
+        try:
+            self.node.join_plain(self.conn)
+        except ProtocolError as exc:  # rate_limited: opening sockets in a loop
+            self.error(exc)
+            await self.conn.close(WSCloseCode.TRY_AGAIN_LATER, exc.message)
+            return False
+        return True
+
+    def error(self, exc: ProtocolError) -> None:
+        wait = "" if exc.retry_after is None else f" (retry after {exc.retry_after:.1f} s)"
+        self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
+
     async def on_text(self, data: str) -> None:
         try:
             self.node.check_send(self.conn, data)
             await self.node.send(self.conn, GENERAL, data, None)
         except ProtocolError as exc:
-            wait = "" if exc.retry_after is None else f" (retry after {exc.retry_after:.1f} s)"
-            self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
+            self.error(exc)
