@@ -251,3 +251,27 @@ async def test_plain_guest_sockets_opened_in_a_loop_spend_the_address_joins(
         await watcher.recv_type("message", client_id=cid)
         online = [e["username"] for e in watcher.seen_of("presence", online=True)]
         assert len(online) == 4, online  # the refused socket never showed up
+
+
+async def test_a_user_back_within_the_presence_grace_is_not_announced_again(
+    server_factory: ServerFactory,
+) -> None:
+    """A user who leaves and comes back within the grace is neither "offline" nor "online"
+    again to the room; meanwhile the user is still listed online to newcomers."""
+    srv = server_factory(["--presence-grace", "60"])
+    async with AsyncApi(srv.url) as api:
+        alice, bob, carol = await api.register(), await api.register(), await api.register()
+        async with parley_ws(srv.ws_url, alice.token) as watcher:
+            await watcher.join_ok("general")
+            async with parley_ws(srv.ws_url, bob.token) as b:
+                await b.join_ok("general")
+                await b.leave("general")
+                await b.history("general")  # the leave has been handled once this answers
+                async with parley_ws(srv.ws_url, carol.token) as newcomer:
+                    joined = await newcomer.join_ok("general")
+                assert bob.username in joined["online"]
+                await b.join_ok("general")
+                ack = await b.send_ok("general", "sentinel")
+            await watcher.recv_type("message", seq=ack["seq"])
+            about_bob = watcher.seen_of("presence", username=bob.username)
+            assert [e["online"] for e in about_bob] == [True]
