@@ -27,6 +27,8 @@ FLAGS = [
     "--ping-timeout",
     "--register-limit",
     "--trusted-proxy",
+    "--action-limits",
+    "--presence-grace",
 ]
 
 
