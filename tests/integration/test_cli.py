@@ -30,6 +30,8 @@ FLAGS = [
     "--header-timeout",
     "--keepalive-timeout",
     "--max-unauthenticated-per-address",
+    "--action-limits",
+    "--presence-grace",
 ]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from websockets.asyncio.client import ClientConnection
 
-from tests.support.api import AsyncApi, User
+from tests.support.api import AsyncApi, Fresh, ServerFactory, User, assert_error
 from tests.support.client import open_plain, parley_ws
 from tests.support.server import ServerProcess
 
@@ -40,9 +41,9 @@ async def test_plain_text_posts_to_general_and_receives_every_general_message(
         assert await recv_text(plain) == f"{bob.username}: hi back"
         assert await recv_text(plain) == f"{bob.username}: via rest"
 
-        # verbatim, even when the text looks like the framing
+        # one message, one line: the newline is shown escaped (docs/protocol.md)
         await plain.send("x: y\nsecond line <b>")
-        assert await recv_text(plain) == f"{alice.username}: x: y\nsecond line <b>"
+        assert await recv_text(plain) == f"{alice.username}: x: y\\nsecond line <b>"
     stored = await api.messages(alice.token, "general")
     assert [(m["username"], m["text"]) for m in stored] == [
         (alice.username, "hello from the tutorial"),
@@ -81,3 +82,71 @@ async def test_plain_text_too_large_not_stored_and_stays_open(
     assert await recv_text(plain) == f"{alice.username}: fits"
     assert [m["text"] for m in await api.messages(alice.token, "general")] == ["fits"]
     await plain.close()
+
+
+async def test_plain_mode_shows_one_message_as_one_line(server_factory: ServerFactory) -> None:
+    """Issue 11, item 8: a guest's `hi\\nalice: ...` showed a line starting `alice:` in every
+    tutorial client. Plain sockets now get it escaped; JSON clients and history, verbatim."""
+    srv = server_factory(["--guests"])
+    forged = "hi\nalice: my new password is hunter2"
+    tricks = [
+        forged,
+        "a\r\nalice: carriage return",
+        "a\u2028alice: line separator\u2029and paragraph",
+        "\x1b[2K\ralice: terminal escape",
+        "\u202ealice: reversed\u202c and \u2067isolated\u2069",
+    ]
+    reader = await open_plain(srv.ws_url)
+    writer = await open_plain(srv.ws_url)
+    async with parley_ws(srv.ws_url) as watcher:
+        await watcher.join_ok("general")
+        for text in tricks:
+            await writer.send(text)
+        lines = [await recv_text(reader) for _ in tricks]
+        events = [await watcher.recv_type("message") for _ in tricks]
+    guest = events[0]["username"]
+    assert guest.startswith("guest-")
+    assert lines == [
+        f"{guest}: hi\\nalice: my new password is hunter2",
+        f"{guest}: a\\r\\nalice: carriage return",
+        f"{guest}: a\\u2028alice: line separator\\u2029and paragraph",
+        f"{guest}: \\u001b[2K\\ralice: terminal escape",
+        f"{guest}: \\u202ealice: reversed\\u202c and \\u2067isolated\\u2069",
+    ]
+    for line in lines:
+        assert not any(c in line for c in "\n\r\x1b\u2028\u2029\u202e\u2067"), line
+    assert [e["text"] for e in events] == tricks  # parley.v1 clients: verbatim
+    async with AsyncApi(srv.url) as api:
+        user = await api.register()
+        assert [m["text"] for m in await api.messages(user.token, "general")] == tricks
+    await reader.close()
+    await writer.close()
+
+
+INVISIBLE_TEXTS = [
+    " \n\t",
+    "\u200b",  # zero-width space
+    "\u200d\u200c",  # zero-width joiner, non-joiner
+    "\ufeff",  # byte order mark
+    "\u3164",  # Hangul filler
+    "\u2800",  # braille blank
+    "\u2060\u00ad \u200e",  # word joiner, soft hyphen, left-to-right mark
+]
+
+
+@pytest.mark.parametrize("text", INVISIBLE_TEXTS)
+async def test_invisible_only_texts_are_refused_everywhere(fresh: Fresh, text: str) -> None:
+    srv, api, user = fresh.server, fresh.api, fresh.user
+    async with parley_ws(srv.ws_url, user.token) as ws:
+        cid = await ws.send_text(fresh.room, text)
+        error = await ws.expect_error("bad_request")
+        assert error["ref"] == cid
+        assert "invisible" in error["message"]
+    resp = await api.send_raw(user.token, fresh.room, text)
+    assert assert_error(resp, 400, "bad_request")["message"] == error["message"]
+    plain = await open_plain(srv.ws_url, user.token)
+    await plain.send(text)
+    assert await recv_text(plain) == f"* error bad_request: {error['message']}"
+    await plain.close()
+    assert await api.messages(user.token, fresh.room) == []
+    assert text not in [m["text"] for m in await api.messages(user.token, "general")]

@@ -274,5 +274,7 @@ def parley_command(data_dir: Path, port: int, extra: Sequence[str] = ()) -> list
         "0",
         "--hash-queue",
         "0",
+        "--action-limits",
+        "0",
         *extra,
     ]

@@ -42,6 +42,22 @@ def parser() -> argparse.ArgumentParser:
         help="messages per user per 10 s (token bucket); 0 turns limiting off",
     )
     s.add_argument(
+        "--action-limits",
+        type=float,
+        default=1.0,
+        metavar="SCALE",
+        help="scale of the per-user limits on joins, leaves, history, typing, room creation "
+        "and invites (docs/protocol.md lists them; 2 = twice as generous); 0 turns them off",
+    )
+    s.add_argument(
+        "--presence-grace",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="announce a user offline in a room only after S seconds without coming back; "
+        "0 announces at once",
+    )
+    s.add_argument(
         "--register-limit",
         type=int,
         default=20,
@@ -195,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         login_limit=args.login_limit,
         hash_workers=args.hash_workers,
         hash_queue=args.hash_queue,
+        action_limits=args.action_limits,
+        presence_grace=args.presence_grace,
         trusted_proxies=trusted_proxies,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -5,17 +5,32 @@ from parley.core.fairness import FairQueue
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
 from parley.core.keepalive import KeepalivePolicy, Verdict
-from parley.core.limits import FailureThrottle, RateLimiter, SignInThrottle, TokenBucket
+from parley.core.limits import (
+    ALLOWANCES,
+    Action,
+    ActionLimits,
+    Allowance,
+    FailureThrottle,
+    RateLimiter,
+    SignInThrottle,
+    TokenBucket,
+)
 from parley.core.names import (
     GENERAL,
     check_password,
     check_room,
     check_text,
     check_username,
+    one_line,
 )
+from parley.core.presence import PresenceGrace
 
 __all__ = [
+    "ALLOWANCES",
     "GENERAL",
+    "Action",
+    "ActionLimits",
+    "Allowance",
     "FailureThrottle",
     "FairQueue",
     "Feed",
@@ -23,6 +38,7 @@ __all__ = [
     "Hub",
     "KeepalivePolicy",
     "Network",
+    "PresenceGrace",
     "RateLimiter",
     "RoomSubscribers",
     "SignInThrottle",
@@ -33,5 +49,6 @@ __all__ = [
     "check_text",
     "check_username",
     "client_key",
+    "one_line",
     "parse_networks",
 ]

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
 
-__all__ = ["FailureThrottle", "RateLimiter", "SignInThrottle", "TokenBucket"]
+__all__ = [
+    "ALLOWANCES",
+    "Action",
+    "ActionLimits",
+    "Allowance",
+    "FailureThrottle",
+    "RateLimiter",
+    "SignInThrottle",
+    "TokenBucket",
+]
 
 
 @dataclass(slots=True)
@@ -175,3 +188,80 @@ class SignInThrottle:
     @staticmethod
     def _pair(name: str, address: str) -> str:
         return f"{name}\x00{address}"
+
+
+class Action(StrEnum):
+    """What a client may do only so often: each WebSocket frame type and each HTTP write."""
+
+    SEND = "send"  # WebSocket, plain-text and REST sends share one allowance
+    JOIN = "join"
+    LEAVE = "leave"
+    HISTORY = "history"  # WebSocket history and GET .../messages share one allowance
+    TYPING = "typing"
+    CREATE_ROOM = "create_room"
+    INVITE = "invite"
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A burst of `count` actions, earned back evenly over `period` seconds; 0: unlimited."""
+
+    count: int
+    period: float
+    refusal: str  # the error message
+
+    def scaled(self, scale: float) -> Allowance:
+        """`scale` times as generous (at least one action); 0 or less turns it off."""
+        count = 0 if scale <= 0 else max(1, round(self.count * scale))
+        return Allowance(count, self.period, self.refusal)
+
+
+# Generous on purpose: these stop floods, not people. A user's tabs reconnecting at once join
+# every room they see (the web client does), so joins allow hundreds; a client paging back
+# through history at full speed gets 4 pages a second after a burst of 120; typing is sent
+# at most every 3 s per room by the web client, and a client that sends one per keystroke
+# stays under 6 a second. The send allowance is `--rate-limit`, per 10 s.
+ALLOWANCES: Final[Mapping[Action, Allowance]] = MappingProxyType(
+    {
+        Action.SEND: Allowance(30, 10.0, "sending too fast"),
+        Action.JOIN: Allowance(500, 60.0, "joining rooms too fast"),
+        Action.LEAVE: Allowance(500, 60.0, "leaving rooms too fast"),
+        Action.HISTORY: Allowance(120, 30.0, "asking for history too fast"),
+        Action.TYPING: Allowance(60, 10.0, "sending typing too fast"),
+        Action.CREATE_ROOM: Allowance(30, 3600.0, "creating rooms too fast"),
+        Action.INVITE: Allowance(200, 3600.0, "inviting too fast"),
+    }
+)
+
+
+class ActionLimits:
+    """A token bucket per action and key (a user, or a guest's address): spending one
+    action's allowance never touches another's, and one key's never another key's."""
+
+    __slots__ = ("_limiters", "_refusals")
+
+    def __init__(self, allowances: Mapping[Action, Allowance]) -> None:
+        self._limiters = {
+            action: RateLimiter(a.count, a.period) for action, a in allowances.items()
+        }
+        self._refusals = {action: a.refusal for action, a in allowances.items()}
+
+    @classmethod
+    def scaled(cls, sends_per_10s: int, scale: float) -> ActionLimits:
+        """The defaults times `scale` (0: off), with `sends_per_10s` as the send allowance
+        (0: off), whatever the scale: `--rate-limit` and `--action-limits`."""
+        table = {action: a.scaled(scale) for action, a in ALLOWANCES.items()}
+        table[Action.SEND] = Allowance(sends_per_10s, 10.0, ALLOWANCES[Action.SEND].refusal)
+        return cls(table)
+
+    def check(self, action: Action, key: str, now: float) -> float:
+        """Spend one `action` of `key`'s: 0.0 when allowed, else `retry_after` seconds."""
+        limiter = self._limiters.get(action)
+        return 0.0 if limiter is None else limiter.check(key, now)
+
+    def refusal(self, action: Action) -> str:
+        return self._refusals.get(action, "too fast")
+
+    def prune(self, now: float) -> None:
+        for limiter in self._limiters.values():
+            limiter.prune(now)

@@ -11,7 +11,7 @@ from typing import Any, Final, TypeVar
 from aiohttp import web
 from msgspec import Struct
 
-from parley.core import check_room
+from parley.core import Action, check_room
 from parley.protocol import HTTP_STATUS, ErrorCode, Message, ProtocolError, encode
 from parley.protocol.http import (
     CreateRoomBody,
@@ -258,6 +258,7 @@ async def list_rooms(request: web.Request) -> web.Response:
 )
 async def create_room(request: web.Request) -> web.Response:
     user = await _user(request)
+    request.app[NODE].spend(user, Action.CREATE_ROOM)
     body = await _body(request, CreateRoomBody)
     room = body.room
     if not await request.app[NODE].store.create_room(room, body.private, user.username):
@@ -279,6 +280,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
+    node.spend(user, Action.INVITE)
     record = await node.visible_room(user, _room_name(request))
     body = await _body(request, InviteBody)
     invitee = await node.store.find_user(body.username)

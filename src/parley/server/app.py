@@ -71,6 +71,8 @@ def build_app(config: Config) -> web.Application:
         store,
         open_broker(config.redis),
         rate_limit=config.rate_limit,
+        action_limits=config.action_limits,
+        presence_grace=config.presence_grace,
         presence=open_presence(config.redis),
     )
     # No middleware: every middleware is one more coroutine frame held by each open
@@ -111,7 +113,7 @@ async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
     while True:
         await asyncio.sleep(every)
         now = time.monotonic()
-        app[NODE].limiter.prune(now)
+        app[NODE].limits.prune(now)
         app[ACCOUNTS].prune(now)
         try:
             purged = await app[NODE].store.purge_expired_tokens(time.time())

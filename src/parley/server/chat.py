@@ -18,7 +18,19 @@ import msgspec
 
 from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
 from parley.broker.presence import MemoryPresence, PresenceTracker
-from parley.core import GENERAL, Feed, Gap, Hub, KeepalivePolicy, RateLimiter, Verdict, check_text
+from parley.core import (
+    GENERAL,
+    Action,
+    ActionLimits,
+    Feed,
+    Gap,
+    Hub,
+    KeepalivePolicy,
+    PresenceGrace,
+    Verdict,
+    check_text,
+    one_line,
+)
 from parley.protocol import (
     MAX_TEXT_CHARS,
     ErrorCode,
@@ -31,11 +43,11 @@ from parley.protocol import (
     encode,
 )
 from parley.server import metrics
-from parley.server.connection import Connection, Flusher, Mode
+from parley.server.connection import Connection, Flusher
 from parley.server.frames import PING, text_frame
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
 
-__all__ = ["ChatNode", "Identity", "store_error"]
+__all__ = ["ChatNode", "Identity", "limit_key", "store_error"]
 
 log = logging.getLogger("parley.chat")
 
@@ -61,6 +73,8 @@ class ChatNode:
         broker: Broker,
         *,
         rate_limit: int,
+        action_limits: float = 1.0,
+        presence_grace: float = 0.0,
         presence: PresenceTracker | None = None,
     ) -> None:
         self.store = store
@@ -69,7 +83,9 @@ class ChatNode:
         self.hub: Hub[Connection] = Hub()
         self.flusher = Flusher()
         self.feed = Feed()
-        self.limiter = RateLimiter(rate_limit)
+        self.limits = ActionLimits.scaled(rate_limit, action_limits)
+        self.grace = PresenceGrace(presence_grace)
+        self._grace_timer: asyncio.TimerHandle | None = None
         self.connections: set[Connection] = set()
         self.by_token: dict[str, set[Connection]] = {}
         self.draining = False
@@ -94,10 +110,14 @@ class ChatNode:
         if conn.token_hash:
             self.by_token.setdefault(conn.token_hash, set()).add(conn)
         metrics.CONNECTIONS.inc()
-        if conn.mode is Mode.PLAIN:
-            conn.rooms.add(GENERAL)
-            if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
-                self.presence.came(GENERAL, conn.username)
+
+    def join_plain(self, conn: Connection) -> None:
+        """A plain-text socket's one room: `general`, joined when it opens. That counts as a
+        join, or guests opening and closing sockets in a loop would be limited by nothing."""
+        self.spend(conn, Action.JOIN)
+        conn.rooms.add(GENERAL)
+        if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
+            self._came(GENERAL, conn.username)
 
     def detach(self, conn: Connection) -> None:
         if conn not in self.connections:
@@ -113,7 +133,7 @@ class ChatNode:
                 if not peers:
                     del self.by_token[conn.token_hash]
         for room in list(conn.rooms):
-            self.leave(conn, room)
+            self._unsubscribe(conn, room)
 
     async def keep_alive(self, policy: KeepalivePolicy) -> None:
         """Ping silent sockets, drop the ones that stopped answering; runs until cancelled."""
@@ -170,7 +190,16 @@ class ChatNode:
 
     # --- commands -----------------------------------------------------------------
 
+    def spend(self, who: Identity, action: Action) -> None:
+        """Count one `action` against `who`'s allowance, or refuse it with rate_limited."""
+        retry_after = self.limits.check(action, limit_key(who), time.monotonic())
+        if retry_after:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, self.limits.refusal(action), retry_after=retry_after
+            )
+
     async def join(self, conn: Connection, room: str, since: int | None) -> None:
+        self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, room)
         await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
@@ -182,21 +211,27 @@ class ChatNode:
         if last_seq is None:
             last_seq = self.feed.floor(room, record.last_seq)
         came = self.hub.subscribe(conn, conn.username, room)
-        online = await self.presence.online(room, self.hub.online(room))
+        here = [*self.hub.online(room), *self.grace.lingering(room)]
+        online = await self.presence.online(room, here)
         conn.send(encode(Joined(room, last_seq, online)))
         if came and not went:
-            self.presence.came(room, conn.username)
+            self._came(room, conn.username)
         if since is not None and since < last_seq:
             await self._replay(conn, room, since, last_seq)
         for frame in self.hub.go_live(conn, room):
             conn.send_frame(frame)
 
     def leave(self, conn: Connection, room: str) -> None:
+        """A client's leave frame."""
+        self.spend(conn, Action.LEAVE)
+        self._unsubscribe(conn, room)
+
+    def _unsubscribe(self, conn: Connection, room: str) -> None:
         if room not in conn.rooms:
             return
         conn.rooms.discard(room)
         if self.hub.unsubscribe(conn, conn.username, room):
-            self.presence.went(room, conn.username)
+            self._went(room, conn.username)
 
     def check_send(self, who: Identity, text: str) -> None:
         """The synchronous checks of a send: text, then the sender's rate."""
@@ -204,9 +239,7 @@ class ChatNode:
         if reason:
             code = ErrorCode.TOO_LARGE if len(text) > MAX_TEXT_CHARS else ErrorCode.BAD_REQUEST
             raise ProtocolError(code, reason)
-        retry_after = self.limiter.check(who.username, time.monotonic())
-        if retry_after:
-            raise ProtocolError(ErrorCode.RATE_LIMITED, "sending too fast", retry_after=retry_after)
+        self.spend(who, Action.SEND)
 
     def submit(
         self,
@@ -251,10 +284,12 @@ class ChatNode:
             raise store_error(exc, room) from None
 
     async def history(self, who: Identity, query: MessageQuery) -> list[Message]:
+        self.spend(who, Action.HISTORY)
         await self.visible_room(who, query.room)
         return await self._read(query)
 
     async def typing(self, conn: Connection, room: str) -> None:
+        self.spend(conn, Action.TYPING)
         await self.may_use(conn, room)
         now = time.monotonic()
         key = (room, conn.username)
@@ -320,7 +355,33 @@ class ChatNode:
             return
         self.flusher.broadcast(subs.live, frame)
         if subs.plain:
-            self.flusher.broadcast(subs.plain, text_frame(f"{msg.username}: {msg.text}".encode()))
+            line = f"{msg.username}: {one_line(msg.text)}"  # one message, one line
+            self.flusher.broadcast(subs.plain, text_frame(line.encode()))
+
+    def _came(self, room: str, username: str) -> None:
+        """`username`'s first connection here joined `room`: announce it, unless the room
+        was never told that the user left (back within the grace)."""
+        if not self.grace.back(room, username):
+            self.presence.came(room, username)
+
+    def _went(self, room: str, username: str) -> None:
+        """`username`'s last connection here left `room`: announce it after the grace."""
+        if not self.grace.enabled:
+            self.presence.went(room, username)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.grace.hold(room, username, loop.time())
+        if self._grace_timer is None:
+            self._grace_timer = loop.call_at(deadline, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        loop = asyncio.get_running_loop()
+        for room, username in self.grace.due(loop.time()):
+            self.presence.went(room, username)
+        deadline = self.grace.next_deadline()
+        if deadline is not None:
+            self._grace_timer = loop.call_at(deadline, self._grace_over)
 
     def _presence(self, room: str, username: str, *, online: bool) -> None:
         """Tell the room's other users; a user's own sockets know without being told."""
@@ -429,3 +490,8 @@ def store_error(exc: BaseException, room: str) -> ProtocolError:
     if not isinstance(exc, StoreUnavailable):
         log.exception("append failed", exc_info=exc)
     return ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry")
+
+
+def limit_key(who: Identity) -> str:
+    """Whose allowances an action spends: the account's, or a guest socket's address's."""
+    return who.limit_key if isinstance(who, Connection) else who.username

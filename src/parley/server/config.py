@@ -20,6 +20,8 @@ class Config:
     login_limit: int = 5  # failed password checks per name+address per minute; 0: no limit
     hash_workers: int = 2  # argon2 hashes at once
     hash_queue: int = 8  # hashes one address may have waiting; 0: no bound
+    action_limits: float = 1.0  # scale of core.limits.ALLOWANCES (joins, history, ...); 0: off
+    presence_grace: float = 5.0  # seconds "offline" waits for the user to come back; 0: none
     trusted_proxies: tuple[Network, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -83,6 +83,7 @@ class Connection:
         "heard_at",
         "id",
         "inflight",
+        "limit_key",
         "mode",
         "pinged_at",
         "rooms",
@@ -101,6 +102,7 @@ class Connection:
         mode: Mode,
         token_hash: str | None,
         flusher: Flusher,
+        address: str = "",
     ) -> None:
         self.id = next(_ids)
         self.ws = ws
@@ -109,6 +111,9 @@ class Connection:
         self.mode = mode
         self.token_hash = token_hash
         self.guest = token_hash is None
+        # Whose allowances (core/limits.py) this socket spends: a guest's name is new on
+        # every socket, so guests count per client address, every guest socket from it alike.
+        self.limit_key = f"guest@{address}" if self.guest else username
         self.rooms: set[str] = set()
         # Rooms besides `rooms` this socket was found to be allowed to use; created on
         # first use, since every field of an idle socket is paid for thousands of times.

@@ -37,7 +37,7 @@ from parley.protocol import (
     decode_client_frame,
     encode,
 )
-from parley.server.auth import origin_allowed, request_token
+from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
 from parley.server.connection import BUSY, Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
@@ -162,8 +162,12 @@ async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connecti
         username, token_hash = await _identify(request)
     except StoreUnavailable:
         raise web.HTTPServiceUnavailable(text="storage unavailable; retry") from None
-    stock = request.app[CONFIG].stock_websocket
-    return await open_socket(request, username, token_hash, node.flusher, stock=stock)
+    config = request.app[CONFIG]
+    # guests spend their address's allowances (see Connection.limit_key)
+    address = client_address(request, config.trusted_proxies) if token_hash is None else ""
+    return await open_socket(
+        request, username, token_hash, node.flusher, address, stock=config.stock_websocket
+    )
 
 
 async def open_socket(
@@ -171,6 +175,7 @@ async def open_socket(
     username: str,
     token_hash: str | None,
     flusher: Flusher,
+    address: str = "",
     *,
     stock: bool = False,
     max_msg_size: int = MAX_FRAME,
@@ -190,7 +195,7 @@ async def open_socket(
     if transport is None:
         return ws, None
     mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
-    return ws, Connection(ws, transport, username, mode, token_hash, flusher)
+    return ws, Connection(ws, transport, username, mode, token_hash, flusher, address)
 
 
 Accept = Callable[[web.Request], Awaitable[tuple[web.WebSocketResponse, Connection | None]]]
@@ -440,9 +445,22 @@ class PlainSession(ChatSession):
 
     __slots__ = ()
 
+    async def start(self) -> bool:
+        try:
+            self.node.join_plain(self.conn)
+        except ProtocolError as exc:  # rate_limited: opening sockets in a loop
+            self.error(exc)
+            await self.conn.close(WSCloseCode.TRY_AGAIN_LATER, exc.message)
+            return False
+        return True
+
+    def error(self, exc: ProtocolError) -> None:
+        wait = "" if exc.retry_after is None else f" (retry after {exc.retry_after:.1f} s)"
+        self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
+
     async def on_text(self, data: str) -> None:
         try:
             self.node.check_send(self.conn, data)
             await self.node.send(self.conn, GENERAL, data, None)
         except ProtocolError as exc:
-            self.conn.send(f"* error {exc.code.value}: {exc.message}".encode())
+            self.error(exc)

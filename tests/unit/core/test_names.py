@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.core import check_password, check_room, check_text, check_username
+from parley.core import check_password, check_room, check_text, check_username, one_line
 
 
 @pytest.mark.parametrize("name", ["a", "Alice_1", "x.y-z", "a" * 32])
@@ -44,3 +44,45 @@ def test_text_rules() -> None:
     assert check_text("x" * 4001, 4000)
     assert check_text("   \n", 4000)
     assert check_text("a\x00b", 4000) == "text contains a NUL character"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " \t\n\r\u00a0\u3000\u2028\u2029",  # white space of all kinds
+        "\u200b",  # zero-width space
+        "\u200c\u200d\u2060",  # zero-width non-joiner, joiner, word joiner
+        "\ufeff",  # byte order mark
+        "\u115f\u1160\u3164\uffa0",  # Hangul fillers
+        "\u2800",  # braille pattern blank
+        "\u00ad\u034f\u180e\u200e\u202e\u2066",  # soft hyphen, CGJ, bidi marks and controls
+        "\ufe0f\U000e0041\U000e007f",  # a variation selector, tag characters
+        "\x01\x1b\x7f\x85",  # controls
+        " \u200b \u2800 ",
+    ],
+)
+def test_invisible_texts_are_refused(text: str) -> None:
+    assert check_text(text, 4000) == "text is empty or only invisible characters"
+
+
+@pytest.mark.parametrize("text", ["a\u200b", "\u200bx", "\u0301", "😀", "\u2800a", " . ", "\u0600"])
+def test_a_visible_character_is_enough(text: str) -> None:
+    assert check_text(text, 4000) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("plain words, unchanged", "plain words, unchanged"),
+        ("hi\nalice: my new password is x", "hi\\nalice: my new password is x"),
+        ("a\r\nb\tc", "a\\r\\nb\\tc"),
+        ("\x1b[2K\x00\x7f\x85", "\\u001b[2K\\u0000\\u007f\\u0085"),
+        ("one\u2028two\u2029three", "one\\u2028two\\u2029three"),
+        ("\u202eevil\u202c \u2066x\u2069", "\\u202eevil\\u202c \\u2066x\\u2069"),
+        ("é 中文 עברית \u200f 😀 a\\nb", "é 中文 עברית \u200f 😀 a\\nb"),  # kept as they are
+    ],
+)
+def test_one_line_escapes_what_breaks_or_reorders_a_line(text: str, line: str) -> None:
+    assert one_line(text) == line
+    assert not any(c in line for c in "\n\r\u2028\u2029\u0085\u202e")
