@@ -54,8 +54,9 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         metavar="S",
-        help="announce a user offline in a room only after S seconds without coming back; "
-        "0 announces at once",
+        help="damp presence flapping: after a user is announced offline in a room, another "
+        "departure within S seconds is held until then and dropped if the user comes back; "
+        "0 turns it off",
     )
     s.add_argument(
         "--register-limit",

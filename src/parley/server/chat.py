@@ -365,13 +365,16 @@ class ChatNode:
             self.presence.came(room, username)
 
     def _went(self, room: str, username: str) -> None:
-        """`username`'s last connection here left `room`: announce it after the grace."""
+        """`username`'s last connection here left `room`: announce it now, or, when the
+        user flaps (left again within the grace), once the grace is over."""
         if not self.grace.enabled:
             self.presence.went(room, username)
             return
         loop = asyncio.get_running_loop()
         deadline = self.grace.hold(room, username, loop.time())
-        if self._grace_timer is None:
+        if deadline is None:
+            self.presence.went(room, username)
+        elif self._grace_timer is None:
             self._grace_timer = loop.call_at(deadline, self._grace_over)
 
     def _grace_over(self) -> None:
