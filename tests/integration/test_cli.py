@@ -32,6 +32,7 @@ FLAGS = [
     "--max-unauthenticated-per-address",
     "--action-limits",
     "--presence-grace",
+    "--max-guests-per-address",
 ]
 
 

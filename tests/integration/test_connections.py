@@ -14,6 +14,9 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import pytest
+from websockets.exceptions import InvalidStatus
+
 from tests.support.api import AsyncApi, ServerFactory
 from tests.support.client import open_ws
 from tests.support.server import ServerProcess
@@ -281,16 +284,40 @@ async def test_signing_in_frees_the_place_of_a_connection(server_factory: Server
         _close_all(stalled)
 
 
-async def test_guest_sockets_count_against_the_cap(server_factory: ServerFactory) -> None:
+async def test_a_websocket_leaves_the_cap_at_its_upgrade(server_factory: ServerFactory) -> None:
+    """The cap is for HTTP connections that have not signed in; guest sockets, once
+    upgraded, count under --max-guests-per-address instead (the tutorial's 1,000 clients
+    from one machine must fit)."""
     srv = serve(server_factory, "--max-unauthenticated-per-address", "2", "--guests")
+    sockets = [await open_ws(srv.ws_url) for _ in range(4)]
+    try:
+        status, _, _ = await _answer_to_a_new_connection(srv)
+        assert status == 200
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_guest_sockets_per_address_are_capped(server_factory: ServerFactory) -> None:
+    srv = serve(server_factory, "--max-guests-per-address", "2", "--guests")
     a = await open_ws(srv.ws_url)
     b = await open_ws(srv.ws_url)
     try:
-        status, _, _ = await _answer_to_a_new_connection(srv)
-        assert status == 429
+        with pytest.raises(InvalidStatus) as refused:
+            await open_ws(srv.ws_url)
+        assert refused.value.response.status_code == 429
+        assert json.loads(refused.value.response.body)["error"]["code"] == "rate_limited"
+        await b.close()
+        for _ in range(100):  # the server frees the place once it has seen b go
+            with contextlib.suppress(InvalidStatus):
+                c = await open_ws(srv.ws_url)
+                await c.close()
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("a closed guest socket never freed its place")
     finally:
         await a.close()
-        await b.close()
 
 
 async def test_the_cap_is_off_at_zero(server_factory: ServerFactory) -> None:

@@ -276,5 +276,7 @@ def parley_command(data_dir: Path, port: int, extra: Sequence[str] = ()) -> list
         "0",
         "--action-limits",
         "0",
+        "--max-guests-per-address",
+        "0",
         *extra,
     ]

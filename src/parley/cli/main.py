@@ -50,6 +50,14 @@ def parser() -> argparse.ArgumentParser:
         "and invites (docs/protocol.md lists them; 2 = twice as generous); 0 turns them off",
     )
     s.add_argument(
+        "--max-guests-per-address",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="guest sockets (--guests) one client address may hold open; past it the "
+        "handshake is answered 429; 0 turns it off",
+    )
+    s.add_argument(
         "--presence-grace",
         type=float,
         default=5.0,
@@ -214,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hash_queue=args.hash_queue,
         action_limits=args.action_limits,
         presence_grace=args.presence_grace,
+        max_guests_per_address=args.max_guests_per_address,
         trusted_proxies=trusted_proxies,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

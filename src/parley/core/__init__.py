@@ -14,6 +14,7 @@ from parley.core.limits import (
     RateLimiter,
     SignInThrottle,
     TokenBucket,
+    guest_key,
 )
 from parley.core.names import (
     GENERAL,
@@ -49,6 +50,7 @@ __all__ = [
     "check_text",
     "check_username",
     "client_key",
+    "guest_key",
     "one_line",
     "parse_networks",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "RateLimiter",
     "SignInThrottle",
     "TokenBucket",
+    "guest_key",
 ]
 
 
@@ -200,6 +201,7 @@ class Action(StrEnum):
     TYPING = "typing"
     CREATE_ROOM = "create_room"
     INVITE = "invite"
+    GUEST_SOCKET = "guest_socket"  # a guest socket opened, counted per client address
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ ALLOWANCES: Final[Mapping[Action, Allowance]] = MappingProxyType(
         Action.TYPING: Allowance(60, 10.0, "sending typing too fast"),
         Action.CREATE_ROOM: Allowance(30, 3600.0, "creating rooms too fast"),
         Action.INVITE: Allowance(200, 3600.0, "inviting too fast"),
+        Action.GUEST_SOCKET: Allowance(2000, 60.0, "too many guest connections from here"),
     }
 )
 
@@ -265,3 +268,9 @@ class ActionLimits:
     def prune(self, now: float) -> None:
         for limiter in self._limiters.values():
             limiter.prune(now)
+
+
+def guest_key(address: str) -> str:
+    """Whose allowances a guest spends: every guest socket from one client address alike
+    (a fresh socket must not bring a fresh allowance)."""
+    return f"guest@{address}"

@@ -73,6 +73,7 @@ def build_app(config: Config) -> web.Application:
         rate_limit=config.rate_limit,
         action_limits=config.action_limits,
         presence_grace=config.presence_grace,
+        max_guests_per_address=config.max_guests_per_address,
         presence=open_presence(config.redis),
     )
     # No middleware: every middleware is one more coroutine frame held by each open

@@ -29,6 +29,7 @@ from parley.core import (
     PresenceGrace,
     Verdict,
     check_text,
+    guest_key,
     one_line,
 )
 from parley.protocol import (
@@ -75,6 +76,7 @@ class ChatNode:
         rate_limit: int,
         action_limits: float = 1.0,
         presence_grace: float = 0.0,
+        max_guests_per_address: int = 0,
         presence: PresenceTracker | None = None,
     ) -> None:
         self.store = store
@@ -88,6 +90,8 @@ class ChatNode:
         self._grace_timer: asyncio.TimerHandle | None = None
         self.connections: set[Connection] = set()
         self.by_token: dict[str, set[Connection]] = {}
+        self.max_guests_per_address = max_guests_per_address  # 0: no cap
+        self._guests: dict[str, int] = {}  # open guest sockets per limit key (their address)
         self.draining = False
         self._all_detached = asyncio.Event()  # set when draining and the last socket is gone
         self._filling: set[str] = set()
@@ -105,16 +109,33 @@ class ChatNode:
 
     # --- connections ------------------------------------------------------------
 
+    def admit_guest(self, address: str) -> None:
+        """A guest socket from `address` may open: within the cap of open guest sockets per
+        address, and the address's allowance of sockets opened (each one's presence costs
+        the room's members two frames, so one that loops must be bounded); else
+        rate_limited."""
+        key = guest_key(address)
+        cap = self.max_guests_per_address
+        if cap > 0 and self._guests.get(key, 0) >= cap:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, "too many guest connections open from here", retry_after=1.0
+            )
+        self._spend_key(key, Action.GUEST_SOCKET)
+
     def attach(self, conn: Connection) -> None:
         self.connections.add(conn)
+        if conn.guest:
+            self._guests[conn.limit_key] = self._guests.get(conn.limit_key, 0) + 1
         if conn.token_hash:
             self.by_token.setdefault(conn.token_hash, set()).add(conn)
         metrics.CONNECTIONS.inc()
 
     def join_plain(self, conn: Connection) -> None:
         """A plain-text socket's one room: `general`, joined when it opens. That counts as a
-        join, or guests opening and closing sockets in a loop would be limited by nothing."""
-        self.spend(conn, Action.JOIN)
+        join of the account's; a guest's socket spent its address's allowance of guest
+        sockets at the handshake instead (`admit_guest`)."""
+        if not conn.guest:
+            self.spend(conn, Action.JOIN)
         conn.rooms.add(GENERAL)
         if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
             self._came(GENERAL, conn.username)
@@ -123,6 +144,10 @@ class ChatNode:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        if conn.guest:
+            left = self._guests.pop(conn.limit_key, 1) - 1
+            if left:
+                self._guests[conn.limit_key] = left
         if self.draining and not self.connections:
             self._all_detached.set()
         metrics.CONNECTIONS.dec()
@@ -192,7 +217,10 @@ class ChatNode:
 
     def spend(self, who: Identity, action: Action) -> None:
         """Count one `action` against `who`'s allowance, or refuse it with rate_limited."""
-        retry_after = self.limits.check(action, limit_key(who), time.monotonic())
+        self._spend_key(limit_key(who), action)
+
+    def _spend_key(self, key: str, action: Action) -> None:
+        retry_after = self.limits.check(action, key, time.monotonic())
         if retry_after:
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED, self.limits.refusal(action), retry_after=retry_after

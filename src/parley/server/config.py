@@ -21,6 +21,7 @@ class Config:
     hash_workers: int = 2  # argon2 hashes at once
     hash_queue: int = 8  # hashes one address may have waiting; 0: no bound
     action_limits: float = 1.0  # scale of core.limits.ALLOWANCES (joins, history, ...); 0: off
+    max_guests_per_address: int = 2000  # open guest sockets per client address; 0: no cap
     presence_grace: float = 5.0  # quiet period after an announced "offline" (core.presence)
     trusted_proxies: tuple[Network, ...] = ()
     tls_cert: str | None = None

@@ -19,6 +19,7 @@ from typing import Final
 
 from aiohttp import WSCloseCode, web
 
+from parley.core import guest_key
 from parley.server.frames import close_frame, text_frame
 
 __all__ = ["BUSY", "DRAIN_STALL", "Connection", "Flusher", "Mode"]
@@ -113,7 +114,7 @@ class Connection:
         self.guest = token_hash is None
         # Whose allowances (core/limits.py) this socket spends: a guest's name is new on
         # every socket, so guests count per client address, every guest socket from it alike.
-        self.limit_key = f"guest@{address}" if self.guest else username
+        self.limit_key = guest_key(address) if self.guest else username
         self.rooms: set[str] = set()
         # Rooms besides `rooms` this socket was found to be allowed to use; created on
         # first use, since every field of an idle socket is paid for thousands of times.

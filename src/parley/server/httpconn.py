@@ -133,10 +133,12 @@ class ParleyHandler(RequestHandler):
     def set_parser(
         self, parser: WebSocketReader, data_received_cb: Callable[[], None] | None = None
     ) -> None:
-        """The upgrade to a WebSocket: no more HTTP requests, no more HTTP timeouts."""
+        """The upgrade to a WebSocket: no more HTTP requests, no more HTTP timeouts, and no
+        longer counted by the cap (a guest socket has its own, `--max-guests-per-address`)."""
         super().set_parser(parser, data_received_cb)
         self._clock = None
         self._cancel_timer()
+        self._release()
 
     def handle_error(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -153,6 +154,17 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
     return found
 
 
+def _refusal(exc: ProtocolError) -> web.HTTPException:
+    """A handshake refused for a limit: 429 with the API's JSON error and Retry-After."""
+    retry_after = exc.retry_after or 1.0
+    error = {"code": exc.code.value, "message": exc.message, "retry_after": round(retry_after, 3)}
+    return web.HTTPTooManyRequests(
+        body=encode({"error": error}),
+        content_type="application/json",
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
+
+
 async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connection | None]:
     """The handshake: who it is, then the upgrade. No connection if the peer already left."""
     node = request.app[NODE]
@@ -163,8 +175,13 @@ async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connecti
     except StoreUnavailable:
         raise web.HTTPServiceUnavailable(text="storage unavailable; retry") from None
     config = request.app[CONFIG]
-    # guests spend their address's allowances (see Connection.limit_key)
-    address = client_address(request, config.trusted_proxies) if token_hash is None else ""
+    address = ""
+    if token_hash is None:  # guests spend their address's allowances (Connection.limit_key)
+        address = client_address(request, config.trusted_proxies)
+        try:
+            node.admit_guest(address)
+        except ProtocolError as exc:
+            raise _refusal(exc) from None
     return await open_socket(
         request, username, token_hash, node.flusher, address, stock=config.stock_websocket
     )
