@@ -151,7 +151,7 @@ async def test_one_address_flood_does_not_starve_another_addresss_sign_in(
 async def test_one_address_may_have_only_so_many_hashes_waiting(
     server_factory: ServerFactory,
 ) -> None:
-    srv = server_factory(PROXIED)  # default: 2 hashing at once, 8 waiting per address
+    srv = server_factory([*PROXIED, "--hash-queue", "8"])  # 2 hashing at once, 8 waiting
     async with AsyncApi(srv.url) as api:
         users = await register_many(api, 16)
         responses = await asyncio.gather(

@@ -91,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--hash-queue",
         type=int,
-        default=8,
+        default=64,
         metavar="N",
         help="password hashes one client address may have waiting (the rest: 429); "
         "0 turns the bound off",

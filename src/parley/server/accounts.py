@@ -43,7 +43,7 @@ class Accounts:
         window: float = 60.0,
         registrations_per_hour: int = 20,
         hash_workers: int = 2,
-        hash_queue: int = 8,
+        hash_queue: int = 64,
     ) -> None:
         self.store = store
         self.hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
