@@ -52,9 +52,15 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy --strict src/parley
 
-test: $(VENV)/.dev-installed system-deps autobahn
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist), a test file per worker at a
+# time: most tests wait on a server process or a socket, so more workers than cores pay.
+# The conformance suite runs alone after, so that its summary shows in the output.
+PYTEST_WORKERS ?= 4
+test:
+	$(MAKE) --no-print-directory -j3 $(VENV)/.dev-installed system-deps autobahn
 	$(MAKE) --no-print-directory lint typecheck
-	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/conformance
+	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest tests/conformance
 	$(MAKE) --no-print-directory bench-smoke
 
 unit integration e2e fault: $(VENV)/.dev-installed

@@ -274,7 +274,9 @@ def _create_room(http: httpx.Client, token: str, room: str, private: bool) -> No
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     data: Path = tmp_path_factory.mktemp("fuzz")
-    srv = ServerProcess(data, ["--rate-limit", "0"]).start()
+    # Floods are test_floods.py's subject: here every frame must get its own answer, and
+    # the sentinel (a history request per example) must never meet an allowance.
+    srv = ServerProcess(data, ["--rate-limit", "0", "--action-limits", "0"]).start()
     loop = asyncio.new_event_loop()
     try:
         with httpx.Client(base_url=srv.url, timeout=30, trust_env=False) as http:
