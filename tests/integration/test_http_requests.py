@@ -124,6 +124,30 @@ async def test_an_allowed_origin_may_write_and_others_still_may_not(
         assert texts == ["from the allowed origin"]
 
 
+async def test_behind_a_tls_proxy_the_https_page_is_our_own_origin(
+    server_factory: ServerFactory,
+) -> None:
+    """A TLS-terminating --trusted-proxy forwards the page's writes as http with
+    X-Forwarded-Proto: https; the page's origin is https://HOST, and is ours."""
+    behind = server_factory(["--trusted-proxy", "127.0.0.1"])
+    alone = server_factory()
+    for srv, status in ((behind, 201), (alone, 403)):  # without the proxy flag: not believed
+        host = f"127.0.0.1:{srv.port}"
+        async with AsyncApi(srv.url) as api:
+            resp = await api.post(
+                "/api/register",
+                json={"username": unique_name(), "password": "correct horse"},
+                headers={"Origin": f"https://{host}", "X-Forwarded-Proto": "https"},
+            )
+            assert resp.status_code == status, resp.text
+            plain = await api.post(
+                "/api/register",
+                json={"username": unique_name(), "password": "correct horse"},
+                headers={"Origin": f"http://{host}"},
+            )
+            assert plain.status_code == 201, plain.text
+
+
 @pytest.mark.parametrize(
     "content_type",
     [

@@ -96,8 +96,9 @@ def json_errors(handler: Handler) -> Handler:
 
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
+        config = request.app[CONFIG]
         if request.method in WRITE_METHODS and not origin_allowed(
-            request, request.app[CONFIG].allow_origins
+            request, config.allow_origins, config.trusted_proxies
         ):
             return _error(ErrorCode.FORBIDDEN, "foreign origin: writes come from this site only")
         try:
@@ -186,6 +187,13 @@ def _session_response(request: web.Request, username: str, token: str, status: i
     return resp
 
 
+def _signed_out() -> web.Response:
+    """204, and the browser forgets the session cookie."""
+    resp = web.Response(status=204)
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
 def _address(request: web.Request) -> str:
     return client_address(request, request.app[CONFIG].trusted_proxies)
 
@@ -227,9 +235,7 @@ async def logout(request: web.Request) -> web.Response:
     user = await _user(request)
     await request.app[ACCOUNTS].logout(user.token_hash)
     await request.app[NODE].revoke(user.token_hash)
-    resp = web.Response(status=204)
-    resp.del_cookie(COOKIE, path="/")
-    return resp
+    return _signed_out()
 
 
 @routes.get("/api/me")
@@ -354,9 +360,7 @@ async def sign_out_everywhere(request: web.Request) -> web.Response:
     user = await _user(request)
     await request.app[ACCOUNTS].sign_out_everywhere(user.username)
     await request.app[NODE].revoke_user(user.username)
-    resp = web.Response(status=204)
-    resp.del_cookie(COOKIE, path="/")
-    return resp
+    return _signed_out()
 
 
 # --- the API described -------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Final
 from aiohttp import web
 
 from parley.core import Network, client_key
+from parley.server.headers import is_https
 
 __all__ = ["COOKIE", "client_address", "origin_allowed", "request_token"]
 
@@ -26,13 +27,19 @@ def request_token(request: web.BaseRequest) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def origin_allowed(request: web.BaseRequest, allowed: frozenset[str]) -> bool:
-    """No Origin header (a non-browser client) or our own or a configured origin."""
+def origin_allowed(
+    request: web.BaseRequest, allowed: frozenset[str], trusted: Sequence[Network] = ()
+) -> bool:
+    """No Origin header (a non-browser client) or our own or a configured origin.
+
+    Our own is the scheme the browser used: behind a TLS-terminating `--trusted-proxy` the
+    request reaches us as http, while the page's origin is https."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
     origin = origin.rstrip("/").lower()
-    return origin == f"{request.scheme}://{request.host}".lower() or origin in allowed
+    scheme = "https" if is_https(request, trusted) else "http"
+    return origin == f"{scheme}://{request.host}".lower() or origin in allowed
 
 
 def client_address(request: web.BaseRequest, trusted_proxies: Sequence[Network]) -> str:

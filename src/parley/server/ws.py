@@ -145,7 +145,7 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
     token = request_token(request)
     if token is None and config.guests:
         return f"guest-{secrets.token_hex(2)}", None  # no identity: any origin may use it
-    if not origin_allowed(request, config.allow_origins):
+    if not origin_allowed(request, config.allow_origins, config.trusted_proxies):
         raise web.HTTPForbidden(text="foreign origin")
     found = await request.app[ACCOUNTS].authenticate(token) if token else None
     if found is None:
