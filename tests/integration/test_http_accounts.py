@@ -180,7 +180,7 @@ async def test_login_429_after_repeated_failures_per_username(api: AsyncApi) -> 
 async def test_login_429_after_repeated_failures_per_address(api: AsyncApi) -> None:
     victim = await api.register()
     statuses: list[int] = []
-    for _ in range(60):
+    for _ in range(120):  # the per-address ceiling is 20 x --login-limit (5): 100
         # a different username every time: only the per-address counter can trip
         resp = await api.login_raw(unique_name("spray"), "wrong password")
         statuses.append(resp.status_code)

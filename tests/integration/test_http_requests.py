@@ -155,22 +155,41 @@ async def test_behind_a_tls_proxy_the_https_page_is_our_own_origin(
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x",
         "application/jsonx",
-        None,
     ],
 )
 async def test_every_json_endpoint_requires_application_json(
-    fresh: Fresh, content_type: str | None
+    fresh: Fresh, content_type: str
 ) -> None:
     for path, body in writes(fresh):
         if path == "/api/logout":
             continue  # takes no body
-        headers = {"Content-Type": content_type} if content_type else {}
         resp = await fresh.api.post(
-            path, content=json.dumps(body).encode(), token=fresh.user.token, headers=headers
+            path,
+            content=json.dumps(body).encode(),
+            token=fresh.user.token,
+            headers={"Content-Type": content_type},
         )
         assert_error(resp, 415, "unsupported_media_type")
         assert session_cookie(resp) is None, path
     await assert_nothing_changed(fresh)
+
+
+async def test_a_body_without_a_content_type_is_json(fresh: Fresh) -> None:
+    """`requests.post(data=json.dumps(...))` and the like send no type: that is JSON too."""
+    room = unique_name("untyped").lower()
+    resp = await fresh.api.post(
+        "/api/rooms", content=json.dumps({"room": room}).encode(), token=fresh.user.token
+    )
+    assert "content-type" not in resp.request.headers
+    assert resp.status_code == 201, resp.text
+
+
+async def test_signing_in_with_a_name_no_one_can_have_is_a_401(fresh: Fresh) -> None:
+    """Login answers 200, 401 or 429 (contract v1): a name that breaks the username rule
+    is a name nobody has."""
+    for name in ("x" * 40, "no spaces allowed", "guest-1234"):
+        resp = await fresh.api.post("/api/login", json={"username": name, "password": "whatever1"})
+        assert_error(resp, 401, "unauthorized")
 
 
 async def test_application_json_with_a_charset_is_json(fresh: Fresh) -> None:

@@ -128,7 +128,8 @@ class FailureThrottle:
 
 @dataclass(slots=True)
 class SignInThrottle:
-    """Password guesses, limited as OWASP advises, so an attacker cannot lock the owner out.
+    """Password guesses, limited as OWASP advises: a guesser at one address cannot lock the
+    owner out (only guessing from many addresses, past the per-name ceiling, can).
 
     Three sliding windows: per (name, address) `per_pair` failures (the tight one), per
     name `per_name` (a ceiling against guessing from many addresses) and per address

@@ -30,6 +30,7 @@ __all__ = [
     "USERNAME_RULE",
     "ClientId",
     "Limit",
+    "LoginName",
     "LoginPassword",
     "Password",
     "Private",
@@ -78,6 +79,9 @@ Password = Annotated[
 LoginPassword = Annotated[
     str, Meta(min_length=1, max_length=MAX_PASSWORD, description=f"1 to {MAX_PASSWORD} characters")
 ]
+# Signing in takes any name up to the longest password: one that breaks the username rule
+# is a name nobody has, a 401 like any other (the contract's answers: 200, 401, 429).
+LoginName = Annotated[str, Meta(max_length=MAX_PASSWORD, description="the username")]
 ClientId = Annotated[
     str,
     Meta(

@@ -20,6 +20,7 @@ from parley.protocol.errors import ErrorCode, ProtocolError
 from parley.protocol.fields import (
     ClientId,
     Limit,
+    LoginName,
     LoginPassword,
     Password,
     Private,
@@ -72,7 +73,7 @@ class RegisterBody(Struct, frozen=True):
 
 
 class LoginBody(Struct, frozen=True):
-    username: Username
+    username: LoginName
     password: LoginPassword
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -63,6 +64,7 @@ _HTTP_CODES: Final = {
     403: ErrorCode.FORBIDDEN,
     404: ErrorCode.NOT_FOUND,
     405: ErrorCode.BAD_REQUEST,
+    408: ErrorCode.BAD_REQUEST,
     413: ErrorCode.TOO_LARGE,
 }
 
@@ -156,11 +158,24 @@ def documented(operation: Operation) -> Callable[[H], H]:
 
 
 async def _body(request: web.Request, cls: type[B]) -> B:
-    """The JSON body as `cls`. Only application/json: a browser sends text/plain and form
-    bodies cross-site without asking first, JSON never."""
-    if request.content_type != "application/json":
+    """The JSON body as `cls`. Only application/json (or no type at all): a browser sends
+    text/plain and form bodies cross-site without asking first, JSON never (and a body
+    without a type from a page carries its Origin, refused above). The body must arrive
+    within --header-timeout, as the head must: a slow body holds its connection."""
+    if "Content-Type" in request.headers and request.content_type != "application/json":
         raise ProtocolError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-    return decode_body(await request.read(), cls)
+    timeout = request.app[CONFIG].header_timeout
+    try:
+        async with asyncio.timeout(timeout or None):
+            data = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            reason=f"the request body did not arrive within {timeout:g} s",
+            headers={"Connection": "close"},
+        ) from None
+    except ConnectionError:  # the client left mid-body: nobody to answer, nothing to log
+        raise web.HTTPBadRequest(reason="the connection was lost") from None
+    return decode_body(data, cls)
 
 
 async def _user(request: web.Request) -> User:

@@ -116,16 +116,23 @@ class ChatNode:
         rate_limited."""
         key = guest_key(address)
         cap = self.max_guests_per_address
-        if cap > 0 and self._guests.get(key, 0) >= cap:
+        open_now = self._guests.get(key, 0)
+        if cap > 0 and open_now >= cap:
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED, "too many guest connections open from here", retry_after=1.0
             )
         self._spend_key(key, Action.GUEST_SOCKET)
+        # counted now, not at `attach`: handshakes in flight at once must not all pass
+        self._guests[key] = open_now + 1
+
+    def release_guest(self, key: str) -> None:
+        """A guest socket admitted by `admit_guest` is gone (or never opened)."""
+        left = self._guests.pop(key, 1) - 1
+        if left > 0:
+            self._guests[key] = left
 
     def attach(self, conn: Connection) -> None:
         self.connections.add(conn)
-        if conn.guest:
-            self._guests[conn.limit_key] = self._guests.get(conn.limit_key, 0) + 1
         if conn.token_hash:
             self.by_token.setdefault(conn.token_hash, set()).add(conn)
         metrics.CONNECTIONS.inc()
@@ -145,9 +152,7 @@ class ChatNode:
             return
         self.connections.discard(conn)
         if conn.guest:
-            left = self._guests.pop(conn.limit_key, 1) - 1
-            if left:
-                self._guests[conn.limit_key] = left
+            self.release_guest(conn.limit_key)
         if self.draining and not self.connections:
             self._all_detached.set()
         metrics.CONNECTIONS.dec()
@@ -402,7 +407,11 @@ class ChatNode:
         deadline = self.grace.hold(room, username, loop.time())
         if deadline is None:
             self.presence.went(room, username)
-        elif self._grace_timer is None:
+            return
+        timer = self._grace_timer
+        if timer is None or deadline < timer.when():  # held ones fall due in any order
+            if timer is not None:
+                timer.cancel()
             self._grace_timer = loop.call_at(deadline, self._grace_over)
 
     def _grace_over(self) -> None:

@@ -37,6 +37,10 @@ __all__ = ["LINGER", "ConnectionRules", "ParleyHandler", "ParleySite", "answered
 log = logging.getLogger("parley.http")
 
 LINGER: Final = 2.0  # seconds a refused connection may take to read its answer
+# A connection counts under the cap once its first request head has taken this long: a
+# client's head follows its connect at once, so only the slow (or stalling) ones count,
+# and a burst of real clients from one address (a NAT, a reconnect storm) never does.
+SLOW_HEAD: Final = 1.0
 RETRY_AFTER: Final = 1  # the cap frees as the address's other connections sign in or end
 
 
@@ -80,7 +84,7 @@ def _raw_error(
 class ParleyHandler(RequestHandler):
     """One HTTP connection, timed by a `HeadClock` and counted by the cap until it signs in."""
 
-    __slots__ = ("_clock", "_key", "_rules", "_timer")
+    __slots__ = ("_clock", "_key", "_peer", "_rules", "_slow_timer", "_timer")
 
     def __init__(self, manager: web.Server, *, rules: ConnectionRules, **kwargs: Any) -> None:
         # aiohttp reads keepalive_timeout 0 as "close once idle": off is never
@@ -88,7 +92,9 @@ class ParleyHandler(RequestHandler):
         self._rules = rules
         self._clock: HeadClock | None = None  # None: upgraded, or being hung up on
         self._key: str | None = None  # the address it counts against, until it signs in
+        self._peer: str | None = None  # the address it would count against, once slow
         self._timer: asyncio.TimerHandle | None = None
+        self._slow_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -102,8 +108,16 @@ class ParleyHandler(RequestHandler):
         # Behind a proxy every connection comes from the proxy: it must do the counting.
         if rules.cap.limit <= 0 or peer_trusted(peer, rules.trusted):
             return
-        key = client_key(peer, (), ())
-        admission = rules.cap.admit(key, self, ParleyHandler.idle)
+        self._peer = client_key(peer, (), ())
+        self._slow_timer = self._loop.call_later(SLOW_HEAD, self._count_if_slow)
+
+    def _count_if_slow(self) -> None:
+        """SLOW_HEAD after the connect, still without a whole request head: it counts."""
+        self._slow_timer = None
+        clock, key = self._clock, self._peer
+        if clock is None or key is None or clock.heads > 0:
+            return
+        admission = self._rules.cap.admit(key, self, ParleyHandler.idle)
         if not admission.admitted:
             self._hang_up(_too_many())
             return
@@ -127,6 +141,9 @@ class ParleyHandler(RequestHandler):
         self._clock = None
         self._cancel_timer()
         self._release()
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
 
     # --- aiohttp's RequestHandler ----------------------------------------------------
 
@@ -173,6 +190,7 @@ class ParleyHandler(RequestHandler):
             clock.answered(self._request_count)
 
     def signed_in(self) -> None:
+        self._peer = None  # never to count, even if its first head was slow
         self._release()
 
     def idle(self) -> bool:

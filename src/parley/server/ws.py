@@ -21,7 +21,7 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from aiohttp.http_websocket import WebSocketWriter, WSMessageTextBytes
 from aiohttp.web_request import BaseRequest
 
-from parley.core import GENERAL
+from parley.core import GENERAL, guest_key
 from parley.protocol import (
     Ack,
     Error,
@@ -175,16 +175,24 @@ async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connecti
     except StoreUnavailable:
         raise web.HTTPServiceUnavailable(text="storage unavailable; retry") from None
     config = request.app[CONFIG]
-    address = ""
-    if token_hash is None:  # guests spend their address's allowances (Connection.limit_key)
-        address = client_address(request, config.trusted_proxies)
-        try:
-            node.admit_guest(address)
-        except ProtocolError as exc:
-            raise _refusal(exc) from None
-    return await open_socket(
-        request, username, token_hash, node.flusher, address, stock=config.stock_websocket
-    )
+    if token_hash is not None:
+        return await open_socket(
+            request, username, token_hash, node.flusher, stock=config.stock_websocket
+        )
+    address = client_address(request, config.trusted_proxies)  # guests spend its allowances
+    try:
+        node.admit_guest(address)
+    except ProtocolError as exc:
+        raise _refusal(exc) from None
+    conn = None
+    try:
+        ws, conn = await open_socket(
+            request, username, None, node.flusher, address, stock=config.stock_websocket
+        )
+    finally:
+        if conn is None:  # no socket came of it: its place is free again
+            node.release_guest(guest_key(address))
+    return ws, conn
 
 
 async def open_socket(
