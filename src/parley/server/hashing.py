@@ -35,7 +35,7 @@ class _Job(Generic[R]):
 
 
 class HashPool:
-    def __init__(self, workers: int = 2, max_waiting: int = 8) -> None:
+    def __init__(self, workers: int = 2, max_waiting: int = 64) -> None:
         self.workers = max(1, workers)
         self._queue: FairQueue[_Job[Any]] = FairQueue(max_waiting)
         self._busy = 0  # workers serving the queue; counted down in the step that finds it empty
