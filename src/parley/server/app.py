@@ -28,7 +28,6 @@ from parley.server.static import StaticFiles
 from parley.server.upstream import override_fits
 from parley.server.ws import chat_socket
 from parley.store import StoreUnavailable, open_store
-from parley.store.sqlite import SQLiteStore
 
 __all__ = ["build_app", "serve"]
 
@@ -53,10 +52,9 @@ async def metrics_page(request: web.Request) -> web.Response:
     metrics.SEND_QUEUE_BYTES.set(
         sum(conn.transport.get_write_buffer_size() for conn in node.connections)
     )
-    if isinstance(node.store, SQLiteStore):
-        commits, writes = node.store.commit_stats
-        metrics.COMMITS.set(commits)
-        metrics.COMMITTED_WRITES.set(writes)
+    stats = node.store.stats()
+    metrics.COMMITS.set(stats.commits)
+    metrics.COMMITTED_WRITES.set(stats.committed_writes)
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

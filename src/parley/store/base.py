@@ -13,6 +13,7 @@ __all__ = [
     "MessageQuery",
     "RoomRecord",
     "Store",
+    "StoreStats",
     "StoreUnavailable",
     "UnknownRoom",
     "UserRecord",
@@ -26,6 +27,14 @@ class StoreUnavailable(Exception):
 
 class UnknownRoom(Exception):
     """A message was sent to a room that does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Group commit at work, since start (/metrics): writes per commit is the batch size."""
+
+    commits: int  # transactions committed by the send path
+    committed_writes: int  # sends (and other writes) those transactions stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish queued writes, then disconnect."""
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Counts of the write path since start."""
 
     # users and sessions
     @abc.abstractmethod

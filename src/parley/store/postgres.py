@@ -30,6 +30,7 @@ from parley.store.base import (
     MessageQuery,
     RoomRecord,
     Store,
+    StoreStats,
     StoreUnavailable,
     UserRecord,
     utc_timestamp,
@@ -159,6 +160,8 @@ class PostgresStore(Store):
         self._pool: Any = None
         self._pending: list[PendingAppend] = []  # sends for the next batch
         self._committer: asyncio.Task[None] | None = None
+        self._commits = 0  # batches stored (see `stats`)
+        self._committed_sends = 0
 
     # --- plumbing -------------------------------------------------------------
 
@@ -347,9 +350,14 @@ class PostgresStore(Store):
                     waiting, self._pending = batch + self._pending, []
                     settle(waiting, _unavailable(len(waiting), "store is closing"))
                     raise
+                self._commits += 1
+                self._committed_sends += sum(not isinstance(r, BaseException) for r in results)
                 settle(batch, results)
         finally:
             self._committer = None
+
+    def stats(self) -> StoreStats:
+        return StoreStats(self._commits, self._committed_sends)
 
     async def _append_batch(self, batch: list[PendingAppend]) -> list[AppendResult]:
         """Store a batch, optimistic about resends (see `_insert_batch`); a batch that fails

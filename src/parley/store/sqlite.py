@@ -28,6 +28,7 @@ from parley.store.base import (
     MessageQuery,
     RoomRecord,
     Store,
+    StoreStats,
     StoreUnavailable,
     UserRecord,
     utc_timestamp,
@@ -342,11 +343,9 @@ class SQLiteStore(Store):
             self._writer = None
         self._readers.shutdown(wait=True)
 
-    @property
-    def commit_stats(self) -> tuple[int, int]:
-        """(transactions committed, jobs committed) since start."""
+    def stats(self) -> StoreStats:
         w = self._writer
-        return (w.batches, w.committed_jobs) if w else (0, 0)
+        return StoreStats(w.batches, w.committed_jobs) if w else StoreStats(0, 0)
 
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import parley.store.sqlite
-from parley.store import MessageQuery, StoreUnavailable
+from parley.store import MessageQuery, StoreStats, StoreUnavailable
 from parley.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,7 +25,7 @@ async def test_sends_queued_together_share_one_commit(
         sent = [store.append_soon("general", "ann", f"m{i}", f"c{i}") for i in range(200)]
         stored = await asyncio.gather(*sent)
         assert [m.seq for m, _ in stored] == list(range(1, 201))
-        assert store.commit_stats == (commits, 200)
+        assert store.stats() == StoreStats(commits, 200)
     finally:
         await store.close()
 

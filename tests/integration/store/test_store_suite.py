@@ -159,6 +159,17 @@ async def test_append_numbers_each_room_from_one(store: Store) -> None:
     assert room.last_seq == 2
 
 
+async def test_sends_queued_together_share_commits_and_are_counted(store: Store) -> None:
+    """`stats()` for /metrics: the sends of one loop iteration share a commit (group
+    commit), and every stored one is counted."""
+    before = store.stats()
+    sent = [store.append_soon("general", "gus", f"m{i}", f"s{i}") for i in range(50)]
+    await asyncio.gather(*sent)
+    after = store.stats()
+    assert after.committed_writes - before.committed_writes == 50
+    assert 1 <= after.commits - before.commits < 50
+
+
 async def test_append_is_idempotent_per_user_and_client_id(store: Store) -> None:
     first, created = await store.append("general", "gus", "once", "same-id")
     assert created
