@@ -1,6 +1,6 @@
 """The parley.v1 wire format: typed frames and their encode/decode. No I/O."""
 
-from parley.protocol.errors import HTTP_STATUS, ErrorCode
+from parley.protocol.errors import HTTP_STATUS, CloseCode, ErrorCode
 from parley.protocol.frames import (
     MAX_TEXT_CHARS,
     Ack,
@@ -30,6 +30,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "Ack",
     "ClientFrame",
+    "CloseCode",
     "Error",
     "ErrorCode",
     "Hello",

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
-__all__ = ["HTTP_STATUS", "ErrorCode", "ProtocolError"]
+__all__ = ["HTTP_STATUS", "CloseCode", "ErrorCode", "ProtocolError"]
+
+
+class CloseCode(IntEnum):
+    """Parley's own WebSocket close codes (the application range 4000-4999, docs/protocol.md);
+    RFC 6455's are aiohttp's `WSCloseCode`."""
+
+    SIGNED_OUT = 4001  # the token was revoked: logout, password change, sign out everywhere
 
 
 class ErrorCode(StrEnum):

@@ -34,6 +34,7 @@ from parley.core import (
 )
 from parley.protocol import (
     MAX_TEXT_CHARS,
+    CloseCode,
     ErrorCode,
     Joined,
     Message,
@@ -375,7 +376,7 @@ class ChatNode:
 
     def _signed_out(self, token_hash: str) -> None:
         for conn in list(self.by_token.pop(token_hash, ())):
-            self._spawn(conn.close(4001, "signed out"))
+            self._spawn(conn.close(CloseCode.SIGNED_OUT, "signed out"))
 
     # --- fan-out --------------------------------------------------------------------
 

@@ -24,6 +24,7 @@
   const ROOM_RE = /^[a-z0-9_-]{1,64}$/;
   const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
   const AVATAR_COLORS = 11; // a prime spreads names better
+  const CLOSE_SIGNED_OUT = 4001; // the server ended this session (CloseCode in protocol/errors.py)
 
   // -------------------------------------------------------------------- state
   /** @type {{
@@ -739,7 +740,7 @@
     renderPending();
     renderMembers();
     renderTyping();
-    if (code === 4001) {
+    if (code === CLOSE_SIGNED_OUT) {
       sessionEnded();
       return;
     }
@@ -1703,7 +1704,7 @@
     const gen = S.generation;
     el.sessionsError.textContent = "";
     el.everywhere.disabled = true;
-    // Our own socket is closed with 4001 too, maybe before the answer arrives.
+    // Our own socket is closed with CLOSE_SIGNED_OUT too, maybe before the answer arrives.
     endingNotice = "You signed out everywhere.";
     try {
       const res = await api("DELETE", "/api/sessions");
