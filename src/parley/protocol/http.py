@@ -32,7 +32,7 @@ from parley.protocol.fields import (
     explain,
     reserved_username,
 )
-from parley.protocol.frames import Message
+from parley.protocol.frames import Message, encode
 
 __all__ = [
     "CreateRoomBody",
@@ -53,6 +53,7 @@ __all__ = [
     "Session",
     "decode_body",
     "decode_query",
+    "error_body",
 ]
 
 B = TypeVar("B", bound=Struct)
@@ -158,6 +159,12 @@ class ErrorBody(Struct, frozen=True):
     """Every failure: {"error": {"code", "message"}} with a fitting status."""
 
     error: ErrorDetail
+
+
+def error_body(code: ErrorCode, message: str, retry_after: float | None = None) -> bytes:
+    """The JSON of an HTTP failure, wherever it is answered (API, handshake, connection)."""
+    retry = UNSET if retry_after is None else round(retry_after, 3)
+    return encode(ErrorBody(ErrorDetail(code.value, message, retry)))
 
 
 # --- decoding ---------------------------------------------------------------------

@@ -31,6 +31,7 @@ from parley.protocol.http import (
     Session,
     decode_body,
     decode_query,
+    error_body,
 )
 from parley.protocol.openapi import WRITE_METHODS, Operation, Route, openapi_document
 from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
@@ -76,13 +77,11 @@ def json_response(body: object, status: int = 200) -> web.Response:
 def _error(
     code: ErrorCode, message: str, retry_after: float | None = None, status: int | None = None
 ) -> web.Response:
-    body: dict[str, object] = {"code": code.value, "message": message}
     headers = {}
     if retry_after is not None:
-        body["retry_after"] = round(retry_after, 3)
         headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
     return web.Response(
-        body=encode({"error": body}),
+        body=error_body(code, message, retry_after),
         status=status or HTTP_STATUS[code],
         content_type="application/json",
         headers=headers,

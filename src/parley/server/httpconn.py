@@ -28,7 +28,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from parley.core.addresses import Network, client_key, peer_trusted
 from parley.core.connections import HeadClock, Phase, UnauthenticatedCap
-from parley.protocol import ErrorCode, encode
+from parley.protocol import ErrorCode
+from parley.protocol.http import error_body
 from parley.server.config import Config
 from parley.server.headers import SECURITY_HEADERS, SERVER, harden
 
@@ -63,7 +64,6 @@ def _raw_error(
 ) -> bytes:
     """A whole HTTP/1.1 error response, for when there is no request to answer through
     aiohttp: the JSON error shape, the security headers, and `Connection: close`."""
-    error: dict[str, object] = {"code": code.value, "message": message}
     headers = {
         "Content-Type": "application/json",
         "Date": formatdate(usegmt=True),
@@ -73,9 +73,8 @@ def _raw_error(
         **SECURITY_HEADERS,
     }
     if retry_after is not None:
-        error["retry_after"] = float(retry_after)
         headers["Retry-After"] = str(retry_after)
-    body = encode({"error": error})
+    body = error_body(code, message, None if retry_after is None else float(retry_after))
     headers["Content-Length"] = str(len(body))
     head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return head.encode("latin-1") + b"\r\n" + body
@@ -174,10 +173,8 @@ class ParleyHandler(RequestHandler):
             raise ConnectionError("a response was sent already")  # as aiohttp's own does
         else:
             log.debug("unparsable request from %s: %s", request.remote, message)
-            error = {"code": ErrorCode.BAD_REQUEST.value, "message": message or "bad request"}
-            resp = web.Response(
-                status=status, body=encode({"error": error}), content_type="application/json"
-            )
+            body = error_body(ErrorCode.BAD_REQUEST, message or "bad request")
+            resp = web.Response(status=status, body=body, content_type="application/json")
             resp.force_close()
         harden(request, resp.headers, self._rules.trusted)
         return resp

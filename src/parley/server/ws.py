@@ -38,6 +38,7 @@ from parley.protocol import (
     decode_client_frame,
     encode,
 )
+from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
 from parley.server.connection import BUSY, Connection, Flusher, Mode
@@ -157,9 +158,8 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
 def _refusal(exc: ProtocolError) -> web.HTTPException:
     """A handshake refused for a limit: 429 with the API's JSON error and Retry-After."""
     retry_after = exc.retry_after or 1.0
-    error = {"code": exc.code.value, "message": exc.message, "retry_after": round(retry_after, 3)}
     return web.HTTPTooManyRequests(
-        body=encode({"error": error}),
+        body=error_body(exc.code, exc.message, retry_after),
         content_type="application/json",
         headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
     )
