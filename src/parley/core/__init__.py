@@ -20,11 +20,13 @@ from parley.core.names import (
     GENERAL,
     check_password,
     check_room,
+    check_room_ref,
     check_text,
     check_username,
     one_line,
 )
 from parley.core.presence import PresenceGrace
+from parley.core.roomnames import NamedRoom, name_of, ref_of, references, resolve, room_key
 
 __all__ = [
     "ALLOWANCES",
@@ -38,6 +40,7 @@ __all__ = [
     "Gap",
     "Hub",
     "KeepalivePolicy",
+    "NamedRoom",
     "Network",
     "PresenceGrace",
     "RateLimiter",
@@ -47,10 +50,16 @@ __all__ = [
     "Verdict",
     "check_password",
     "check_room",
+    "check_room_ref",
     "check_text",
     "check_username",
     "client_key",
     "guest_key",
+    "name_of",
     "one_line",
     "parse_networks",
+    "ref_of",
+    "references",
+    "resolve",
+    "room_key",
 ]

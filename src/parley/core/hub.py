@@ -7,12 +7,16 @@ per room and answers the adapter's questions:
 - *replaying* connections (a `join` with `since` whose catch-up from the store
   is still running) get live events buffered, to be flushed after the replay;
 - *plain* connections (the tutorial's no-subprotocol mode) get messages only.
+
+A connection whose user calls the room by another reference than its key (a name shared
+with another room they see, core/roomnames.py) is also listed in `aliases`: its frames
+name the room differently, so the adapter builds them apart.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -27,6 +31,7 @@ class RoomSubscribers(Generic[C]):
     replaying: dict[C, list[bytes]] = field(default_factory=dict)
     plain: set[C] = field(default_factory=set)
     users: Counter[str] = field(default_factory=Counter)
+    aliases: dict[C, str] = field(default_factory=dict)  # connection -> its reference
 
     def empty(self) -> bool:
         return not (self.live or self.replaying or self.plain)
@@ -36,13 +41,18 @@ class Hub(Generic[C]):
     def __init__(self) -> None:
         self.rooms: dict[str, RoomSubscribers[C]] = {}
 
-    def subscribe(self, conn: C, user: str, room: str, *, plain: bool = False) -> bool:
-        """Add `conn` (replaying, unless plain). True when `user` just came online here."""
+    def subscribe(
+        self, conn: C, user: str, room: str, *, plain: bool = False, alias: str | None = None
+    ) -> bool:
+        """Add `conn` (replaying, unless plain), whose frames call the room `alias` if given.
+        True when `user` just came online here."""
         subs = self.rooms.setdefault(room, RoomSubscribers())
         if plain:
             subs.plain.add(conn)
         else:
             subs.replaying[conn] = []
+        if alias is not None:
+            subs.aliases[conn] = alias
         subs.users[user] += 1
         return subs.users[user] == 1
 
@@ -60,6 +70,7 @@ class Hub(Generic[C]):
         subs = self.rooms.get(room)
         if subs is None or not self._discard(subs, conn):
             return False
+        subs.aliases.pop(conn, None)
         subs.users[user] -= 1
         gone = subs.users[user] <= 0
         if gone:
@@ -74,13 +85,18 @@ class Hub(Generic[C]):
             conn in subs.live or conn in subs.replaying or conn in subs.plain
         )
 
-    def deliver(self, room: str, frame: bytes) -> RoomSubscribers[C] | None:
-        """Buffer `frame` for replaying connections; the caller writes to the rest."""
+    def deliver(
+        self, room: str, frame: bytes, framed_as: Callable[[str], bytes] | None = None
+    ) -> RoomSubscribers[C] | None:
+        """Buffer `frame` for replaying connections (`framed_as(alias)` for an aliased one);
+        the caller writes to the rest."""
         subs = self.rooms.get(room)
         if subs is None:
             return None
-        for buffered in subs.replaying.values():
-            buffered.append(frame)
+        aliases = subs.aliases
+        for conn, buffered in subs.replaying.items():
+            alias = aliases.get(conn) if aliases else None
+            buffered.append(frame if alias is None or framed_as is None else framed_as(alias))
         return subs
 
     def online(self, room: str) -> list[str]:

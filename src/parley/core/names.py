@@ -11,6 +11,8 @@ from parley.protocol.fields import (
     MIN_PASSWORD,
     PASSWORD_RULE,
     ROOM_PATTERN,
+    ROOM_REF_PATTERN,
+    ROOM_REF_RULE,
     ROOM_RULE,
     USERNAME_PATTERN,
     USERNAME_RULE,
@@ -23,6 +25,7 @@ __all__ = [
     "MIN_PASSWORD",
     "check_password",
     "check_room",
+    "check_room_ref",
     "check_text",
     "check_username",
     "one_line",
@@ -32,6 +35,7 @@ GENERAL: Final = "general"
 # The same rules as the frames' and bodies' (parley.protocol.fields), so never two answers.
 _USERNAME: Final = re.compile(USERNAME_PATTERN)
 _ROOM: Final = re.compile(ROOM_PATTERN)
+_ROOM_REF: Final = re.compile(ROOM_REF_PATTERN)
 
 # What shows as nothing: white space, control characters, Unicode's default-ignorable code
 # points (zero-width spaces and joiners, the BOM, bidi marks and controls, variation
@@ -65,8 +69,16 @@ def check_password(value: object) -> str | None:
 
 
 def check_room(value: object) -> str | None:
+    """A new room's name."""
     if not isinstance(value, str) or not _ROOM.search(value):
         return f"room must be {ROOM_RULE}"
+    return None
+
+
+def check_room_ref(value: object) -> str | None:
+    """A reference to a room (core/roomnames.py)."""
+    if not isinstance(value, str) or not _ROOM_REF.search(value):
+        return f"room must be {ROOM_REF_RULE}"
     return None
 
 

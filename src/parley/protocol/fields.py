@@ -25,7 +25,11 @@ __all__ = [
     "MIN_PASSWORD",
     "PASSWORD_RULE",
     "ROOM_PATTERN",
+    "ROOM_REF_PATTERN",
+    "ROOM_REF_RULE",
     "ROOM_RULE",
+    "TAG_CHARS",
+    "TAG_SEPARATOR",
     "USERNAME_PATTERN",
     "USERNAME_RULE",
     "ClientId",
@@ -35,6 +39,7 @@ __all__ = [
     "Password",
     "Private",
     "RoomName",
+    "RoomRef",
     "Seq",
     "Text",
     "Username",
@@ -58,13 +63,20 @@ MAX_TEXT_CHARS: Final = 4000
 MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 256
 ROOM_PATTERN: Final = _whole("[a-z0-9_-]{1,64}")
+TAG_SEPARATOR: Final = "~"
+TAG_CHARS: Final = 10  # lowercase hex
+# A reference to a room: its name, or `name~tag` for a room of that name that another room
+# the user sees first shadows (docs/protocol.md, "Room names").
+ROOM_REF_PATTERN: Final = _whole("[a-z0-9_-]{1,64}(~[0-9a-f]{10})?")
 USERNAME_PATTERN: Final = _whole("[A-Za-z0-9_.-]{1,32}")
 CLIENT_ID_PATTERN: Final = "^[^\\x00]*$"  # any characters but NUL, which no database stores
 ROOM_RULE: Final = "1-64 characters of a-z 0-9 _ -"
+ROOM_REF_RULE: Final = f"{ROOM_RULE}, optionally followed by ~ and the room's tag"
 USERNAME_RULE: Final = "1-32 characters of A-Z a-z 0-9 _ . -"
 PASSWORD_RULE: Final = f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"
 
 RoomName = Annotated[str, Meta(pattern=ROOM_PATTERN, description=ROOM_RULE)]
+RoomRef = Annotated[str, Meta(pattern=ROOM_REF_PATTERN, description=ROOM_REF_RULE)]
 Username = Annotated[str, Meta(pattern=USERNAME_PATTERN, description=USERNAME_RULE)]
 Password = Annotated[
     str,

@@ -18,7 +18,7 @@ from parley.protocol.fields import (
     MAX_TEXT_CHARS,
     ClientId,
     Limit,
-    RoomName,
+    RoomRef,
     Seq,
     Text,
     explain,
@@ -57,29 +57,29 @@ class _ClientFrame(Struct, tag_field="type", forbid_unknown_fields=False, frozen
 
 
 class Join(_ClientFrame, tag="join", frozen=True):
-    room: RoomName
+    room: RoomRef
     since: Seq | None = None
 
 
 class Leave(_ClientFrame, tag="leave", frozen=True):
-    room: RoomName
+    room: RoomRef
 
 
 class Send(_ClientFrame, tag="send", frozen=True):
-    room: RoomName
+    room: RoomRef
     text: Text
     client_id: ClientId  # required: it is what makes a resend safe
 
 
 class HistoryRequest(_ClientFrame, tag="history", frozen=True):
-    room: RoomName
+    room: RoomRef
     before: Seq | None = None
     after: Seq | None = None
     limit: Limit = 50
 
 
 class Typing(_ClientFrame, tag="typing", frozen=True):
-    room: RoomName
+    room: RoomRef
 
 
 ClientFrame = Join | Leave | Send | HistoryRequest | Typing

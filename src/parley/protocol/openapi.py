@@ -15,13 +15,13 @@ from typing import Any, Final
 
 import msgspec
 
-from parley.protocol.fields import RoomName
+from parley.protocol.fields import RoomRef
 from parley.protocol.http import ErrorBody
 
 __all__ = ["WRITE_METHODS", "Operation", "Route", "openapi_document"]
 
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PATH_PARAMETERS: Final[Mapping[str, object]] = {"room": RoomName}
+PATH_PARAMETERS: Final[Mapping[str, object]] = {"room": RoomRef}
 _REF: Final = "#/components/schemas/{name}"
 _PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 

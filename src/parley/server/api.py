@@ -12,7 +12,7 @@ from typing import Any, Final, TypeVar
 from aiohttp import web
 from msgspec import Struct
 
-from parley.core import Action, check_room
+from parley.core import Action, check_room_ref
 from parley.protocol import HTTP_STATUS, ErrorCode, Message, ProtocolError, encode
 from parley.protocol.http import (
     CreateRoomBody,
@@ -214,7 +214,7 @@ def _address(request: web.Request) -> str:
 
 def _room_name(request: web.Request) -> str:
     room = request.match_info["room"]
-    if check_room(room):
+    if check_room_ref(room):
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
     return room
 
@@ -266,9 +266,9 @@ async def me(request: web.Request) -> web.Response:
 @documented(Operation("The rooms the user may see", RoomList))
 async def list_rooms(request: web.Request) -> web.Response:
     user = await _user(request)
-    rooms = await request.app[NODE].store.list_rooms(user.username)
+    rooms = await request.app[NODE].rooms_of(user)
     return json_response(
-        RoomList([RoomEntry(r.room, r.private, r.last_seq, r.owner) for r in rooms])
+        RoomList([RoomEntry(ref, r.private, r.last_seq, r.owner) for ref, r in rooms])
     )
 
 
@@ -278,12 +278,12 @@ async def list_rooms(request: web.Request) -> web.Response:
 )
 async def create_room(request: web.Request) -> web.Response:
     user = await _user(request)
-    request.app[NODE].spend(user, Action.CREATE_ROOM)
+    node = request.app[NODE]
+    node.spend(user, Action.CREATE_ROOM)
     body = await _body(request, CreateRoomBody)
-    room = body.room
-    if not await request.app[NODE].store.create_room(room, body.private, user.username):
-        raise ProtocolError(ErrorCode.CONFLICT, f"room {room!r} exists")
-    return json_response(RoomEntry(room, body.private, 0, user.username), 201)
+    await node.create_room(user, body.room, body.private)
+    # Called by its name by its creator, whatever its key: nobody they see has that name.
+    return json_response(RoomEntry(body.room, body.private, 0, user.username), 201)
 
 
 @routes.get("/api/rooms/{room}/members")
@@ -291,8 +291,7 @@ async def create_room(request: web.Request) -> web.Response:
 async def list_members(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
-    record = await node.visible_room(user, _room_name(request))
-    return json_response(MemberList(await node.store.members(record.room)))
+    return json_response(MemberList(await node.members(user, _room_name(request))))
 
 
 @routes.post("/api/rooms/{room}/members")
@@ -301,13 +300,14 @@ async def invite(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
     node.spend(user, Action.INVITE)
-    record = await node.visible_room(user, _room_name(request))
+    ref = _room_name(request)
+    record = await node.visible_room(user, ref)
     body = await _body(request, InviteBody)
     invitee = await node.store.find_user(body.username)
     if invitee is None:
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {body.username!r}")
     await node.store.add_member(record.room, invitee.username)
-    return json_response(Invited(record.room, invitee.username), 201)
+    return json_response(Invited(ref, invitee.username), 201)
 
 
 # --- messages ---------------------------------------------------------------------
@@ -336,11 +336,11 @@ async def history(request: web.Request) -> web.Response:
 async def post_message(request: web.Request) -> web.Response:
     user = await _user(request)
     node = request.app[NODE]
-    room = _room_name(request)
+    ref = _room_name(request)
     body = await _body(request, PostMessageBody)
-    await node.visible_room(user, room)
+    record = await node.visible_room(user, ref)
     node.check_send(user, body.text)
-    msg, created = await node.send(user, room, body.text, body.client_id)
+    msg, created = await node.send(user, record.room, body.text, body.client_id, ref)
     return json_response(msg, 201 if created else 200)
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from functools import partial
 from typing import Any, Final, Protocol
 
@@ -31,6 +33,7 @@ from parley.core import (
     check_text,
     guest_key,
     one_line,
+    references,
 )
 from parley.protocol import (
     MAX_TEXT_CHARS,
@@ -49,7 +52,7 @@ from parley.server.connection import Connection, Flusher
 from parley.server.frames import PING, text_frame
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable, UnknownRoom
 
-__all__ = ["ChatNode", "Identity", "limit_key", "store_error"]
+__all__ = ["ChatNode", "Identity", "as_seen", "limit_key", "store_error"]
 
 log = logging.getLogger("parley.chat")
 
@@ -200,24 +203,46 @@ class ChatNode:
 
     # --- access -----------------------------------------------------------------
 
-    async def visible_room(self, who: Identity, room: str) -> RoomRecord:
-        """The room if `who` may use it; not_found exactly as for a missing room."""
-        if who.guest and room != GENERAL:
+    async def visible_room(self, who: Identity, ref: str) -> RoomRecord:
+        """The room `who` calls `ref` (core/roomnames.py) if they may use it; not_found
+        exactly as for a missing room."""
+        if who.guest and ref != GENERAL:
             raise ProtocolError(ErrorCode.FORBIDDEN, "guests may only use the general room")
         try:
-            record = await self.store.visible_room(room, who.username)
+            record = await self.store.visible_room(ref, who.username)
         except StoreUnavailable:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
         if record is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {ref!r}")
         return record
 
-    async def may_use(self, conn: Connection, room: str) -> None:
+    async def may_use(self, conn: Connection, ref: str) -> str:
         """`visible_room` for a socket, remembered: access is never taken away from a member,
-        so a socket asks the store about a room once, not on every send."""
-        if not conn.may_use(room):
-            await self.visible_room(conn, room)
-            conn.allow(room)
+        so a socket asks the store about a room once, not on every send. The room's key."""
+        key = conn.key_of(ref)
+        if key is None:
+            key = (await self.visible_room(conn, ref)).room
+            conn.allow(ref, key)
+        return key
+
+    async def rooms_of(self, who: Identity) -> list[tuple[str, RoomRecord]]:
+        """The rooms `who` sees, each with what they call it, by that reference."""
+        try:
+            return references(await self.store.list_rooms(who.username))
+        except StoreUnavailable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+
+    async def create_room(self, who: Identity, name: str, private: bool) -> RoomRecord:
+        """A new room `who` owns; conflict only when `who` sees a room of that name (a
+        private room hidden from them never says it exists). The caller spends the
+        allowance (before it reads the body)."""
+        try:
+            record = await self.store.create_room(name, private, who.username)
+        except StoreUnavailable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+        if record is None:
+            raise ProtocolError(ErrorCode.CONFLICT, f"room {name!r} exists")
+        return record
 
     # --- commands -----------------------------------------------------------------
 
@@ -232,9 +257,11 @@ class ChatNode:
                 ErrorCode.RATE_LIMITED, self.limits.refusal(action), retry_after=retry_after
             )
 
-    async def join(self, conn: Connection, room: str, since: int | None) -> None:
+    async def join(self, conn: Connection, ref: str, since: int | None) -> None:
         self.spend(conn, Action.JOIN)
-        record = await self.visible_room(conn, room)
+        record = await self.visible_room(conn, ref)
+        room = record.room
+        conn.allow(ref, room)
         await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
             went = self.hub.unsubscribe(conn, conn.username, room)
@@ -244,10 +271,11 @@ class ChatNode:
         last_seq = self.feed.last_seq.get(room)
         if last_seq is None:
             last_seq = self.feed.floor(room, record.last_seq)
-        came = self.hub.subscribe(conn, conn.username, room)
+        alias = ref if ref != room else None
+        came = self.hub.subscribe(conn, conn.username, room, alias=alias)
         here = [*self.hub.online(room), *self.grace.lingering(room)]
         online = await self.presence.online(room, here)
-        conn.send(encode(Joined(room, last_seq, online)))
+        conn.send(encode(Joined(ref, last_seq, online)))
         if came and not went:
             self._came(room, conn.username)
         if since is not None and since < last_seq:
@@ -255,10 +283,12 @@ class ChatNode:
         for frame in self.hub.go_live(conn, room):
             conn.send_frame(frame)
 
-    def leave(self, conn: Connection, room: str) -> None:
+    def leave(self, conn: Connection, ref: str) -> None:
         """A client's leave frame."""
         self.spend(conn, Action.LEAVE)
-        self._unsubscribe(conn, room)
+        room = conn.key_of(ref)
+        if room is not None:
+            self._unsubscribe(conn, room)
 
     def _unsubscribe(self, conn: Connection, room: str) -> None:
         if room not in conn.rooms:
@@ -309,22 +339,36 @@ class ChatNode:
             on_done(future)
 
     async def send(
-        self, who: Identity, room: str, text: str, client_id: str | None
+        self, who: Identity, room: str, text: str, client_id: str | None, ref: str | None = None
     ) -> tuple[Message, bool]:
-        """Store and publish; returns once committed. (message, created)."""
+        """Store and publish to the room keyed `room`, which `who` calls `ref` (default: the
+        key); returns once committed: (the message as `who` sees it, created). Checks are
+        the caller's."""
         try:
-            return await self.submit(who, room, text, client_id)
+            msg, created = await self.submit(who, room, text, client_id)
         except Exception as exc:
-            raise store_error(exc, room) from None
+            raise store_error(exc, ref or room) from None
+        return as_seen(msg, ref or room), created
 
     async def history(self, who: Identity, query: MessageQuery) -> list[Message]:
+        """A page of the room `who` calls `query.room`, in those words."""
         self.spend(who, Action.HISTORY)
-        await self.visible_room(who, query.room)
-        return await self._read(query)
+        record = await self.visible_room(who, query.room)
+        page = await self._read(dataclasses.replace(query, room=record.room))
+        if record.room == query.room:
+            return page
+        return [as_seen(msg, query.room) for msg in page]
 
-    async def typing(self, conn: Connection, room: str) -> None:
+    async def members(self, who: Identity, ref: str) -> list[str]:
+        record = await self.visible_room(who, ref)
+        try:
+            return await self.store.members(record.room)
+        except StoreUnavailable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+
+    async def typing(self, conn: Connection, ref: str) -> None:
         self.spend(conn, Action.TYPING)
-        await self.may_use(conn, room)
+        room = await self.may_use(conn, ref)
         now = time.monotonic()
         key = (room, conn.username)
         if now - self._typing_seen.get(key, -TYPING_EVERY) < TYPING_EVERY:
@@ -381,13 +425,17 @@ class ChatNode:
     # --- fan-out --------------------------------------------------------------------
 
     def _fan_out(self, msg: Message) -> None:
-        if msg.room not in self.hub.rooms:
-            return  # nobody on this node listens: not even worth encoding
-        frame = text_frame(encode(MessageEvent(*msgspec.structs.astuple(msg))))
-        subs = self.hub.deliver(msg.room, frame)
+        subs = self.hub.rooms.get(msg.room)
         if subs is None:
-            return
-        self.flusher.broadcast(subs.live, frame)
+            return  # nobody on this node listens: not even worth encoding
+        frame = _message_frame(msg)
+        if subs.aliases:  # someone calls this room by another name: their own frames
+            framed_as = _framed_as(lambda ref: _message_frame(as_seen(msg, ref)))
+            self.hub.deliver(msg.room, frame, framed_as)
+            _send_each(subs.live, subs.aliases, frame, framed_as)
+        else:
+            self.hub.deliver(msg.room, frame)
+            self.flusher.broadcast(subs.live, frame)
         if subs.plain:
             line = f"{msg.username}: {one_line(msg.text)}"  # one message, one line
             self.flusher.broadcast(subs.plain, text_frame(line.encode()))
@@ -429,22 +477,20 @@ class ChatNode:
         subs = self.hub.rooms.get(room)
         if subs is None:
             return
-        frame = text_frame(encode(Presence(room, username, online)))
-        for conn in subs.live:
-            if conn.username != username:
-                conn.send_frame(frame)
+        framed_as = _framed_as(lambda ref: text_frame(encode(Presence(ref, username, online))))
+        frame = framed_as(room)
+        _send_each(subs.live, subs.aliases, frame, framed_as, but=username)
         for conn, buffered in subs.replaying.items():
             if conn.username != username:
-                buffered.append(frame)
+                alias = subs.aliases.get(conn)
+                buffered.append(frame if alias is None else framed_as(alias))
 
     def _typing_out(self, event: TypingSignal) -> None:
         subs = self.hub.rooms.get(event.room)
         if subs is None:
             return
-        frame = text_frame(encode(TypingEvent(event.room, event.username)))
-        for conn in subs.live:
-            if conn.username != event.username:
-                conn.send_frame(frame)
+        framed_as = _framed_as(lambda ref: text_frame(encode(TypingEvent(ref, event.username))))
+        _send_each(subs.live, subs.aliases, framed_as(event.room), framed_as, but=event.username)
 
     # --- catching up from the store ----------------------------------------------------
 
@@ -456,8 +502,9 @@ class ChatNode:
             page = [m for m in page if m.seq <= upto]
             if not page:
                 return
+            ref = conn.ref_of(room)
             for msg in page:
-                conn.send(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+                conn.send_frame(_message_frame(as_seen(msg, ref)))
             after = page[-1].seq
             await conn.drain()
 
@@ -520,6 +567,34 @@ class ChatNode:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def as_seen(msg: Message, ref: str) -> Message:
+    """`msg` as a user who calls its room `ref` sees it."""
+    return msg if msg.room == ref else msgspec.structs.replace(msg, room=ref)
+
+
+def _message_frame(msg: Message) -> bytes:
+    return text_frame(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+
+
+def _framed_as(build: Callable[[str], bytes]) -> Callable[[str], bytes]:
+    """`build`, once per reference: one frame for all who call the room alike."""
+    return functools.cache(build)
+
+
+def _send_each(
+    conns: Iterable[Connection],
+    aliases: Mapping[Connection, str],
+    frame: bytes,
+    framed_as: Callable[[str], bytes],
+    but: str | None = None,
+) -> None:
+    """`frame` to each of `conns` (but user `but`'s), framed as its alias for an aliased one."""
+    for conn in conns:
+        if conn.username != but:
+            alias = aliases.get(conn)
+            conn.send_frame(frame if alias is None else framed_as(alias))
 
 
 def store_error(exc: BaseException, room: str) -> ProtocolError:

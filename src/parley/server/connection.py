@@ -75,10 +75,11 @@ class Mode(Enum):
 
 class Connection:
     __slots__ = (
-        "_allowed",
         "_flusher",
+        "_keys",
         "_loop",
         "_out",
+        "_refs",
         "closing",
         "guest",
         "heard_at",
@@ -115,10 +116,12 @@ class Connection:
         # Whose allowances (core/limits.py) this socket spends: a guest's name is new on
         # every socket, so guests count per client address, every guest socket from it alike.
         self.limit_key = guest_key(address) if self.guest else username
-        self.rooms: set[str] = set()
-        # Rooms besides `rooms` this socket was found to be allowed to use; created on
-        # first use, since every field of an idle socket is paid for thousands of times.
-        self._allowed: set[str] | None = None
+        self.rooms: set[str] = set()  # joined, by key
+        # The rooms this socket was found to be allowed to use: the client's reference ->
+        # the room's key, and back where they differ (core/roomnames.py). Created on first
+        # use, since every field of an idle socket is paid for thousands of times.
+        self._keys: dict[str, str] | None = None
+        self._refs: dict[str, str] | None = None
         self.inflight = 0  # sends not yet committed
         self.slot_freed: asyncio.Future[None] | None = None  # set while waiting for one
         self.closing = False
@@ -138,14 +141,24 @@ class Connection:
         """The client's frame was handled: it is alive, and no longer busy."""
         self.heard_at = self._loop.time()
 
-    def may_use(self, room: str) -> bool:
-        """Known to be allowed: joined now, or found allowed before (never taken away)."""
-        return room in self.rooms or (self._allowed is not None and room in self._allowed)
+    def key_of(self, ref: str) -> str | None:
+        """The key of the room the client calls `ref`, if found allowed before (access is
+        never taken away); None when the store must be asked."""
+        return None if self._keys is None else self._keys.get(ref)
 
-    def allow(self, room: str) -> None:
-        if self._allowed is None:
-            self._allowed = set()
-        self._allowed.add(room)
+    def ref_of(self, key: str) -> str:
+        """What the client calls the room keyed `key` (most often: the key itself)."""
+        return key if self._refs is None else self._refs.get(key, key)
+
+    def allow(self, ref: str, key: str) -> None:
+        """The client may use the room it calls `ref`, which is keyed `key`."""
+        if self._keys is None:
+            self._keys = {}
+        self._keys[ref] = key
+        if ref != key:
+            if self._refs is None:
+                self._refs = {}
+            self._refs[key] = ref
 
     def send(self, payload: bytes) -> None:
         """Queue one JSON (or plain text) payload as a text frame."""

@@ -375,8 +375,11 @@ class JsonSession(ChatSession):
         if conn.guest:
             rooms = [RoomInfo(GENERAL, self.node.feed.last_seq.get(GENERAL, 0))]
         else:
-            records = await self.node.store.list_rooms(conn.username)
-            rooms = [RoomInfo(r.room, r.last_seq) for r in records]
+            try:
+                seen = await self.node.rooms_of(conn)
+            except ProtocolError as exc:  # storage unavailable
+                raise StoreUnavailable(exc.message) from None
+            rooms = [RoomInfo(ref, r.last_seq) for ref, r in seen]
         conn.send(encode(Hello(conn.username, rooms)))
 
     def error(self, exc: ProtocolError) -> None:
@@ -410,13 +413,13 @@ class JsonSession(ChatSession):
             return False  # the reader loop answers it
         if (
             not isinstance(frame, Send)
-            or not conn.may_use(frame.room)
+            or (room := conn.key_of(frame.room)) is None
             or conn.inflight >= MAX_INFLIGHT
         ):
             return False
         try:
             self.node.check_send(conn, frame.text)
-            self.submit(frame)
+            self.submit(frame, room)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             self.error(exc)
@@ -431,20 +434,19 @@ class JsonSession(ChatSession):
         conn = self.conn
         try:
             self.node.check_send(conn, frame.text)
-            await self.node.may_use(conn, frame.room)
+            room = await self.node.may_use(conn, frame.room)
             if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
                 conn.slot_freed = asyncio.get_running_loop().create_future()
                 await conn.slot_freed
-            self.submit(frame)
+            self.submit(frame, room)
         except ProtocolError as exc:
             exc.ref = frame.client_id
             raise
 
-    def submit(self, frame: Send) -> None:
-        """Queue a checked send for the store; `acked` answers it after the COMMIT."""
-        self.node.submit(
-            self.conn, frame.room, frame.text, frame.client_id, partial(self.acked, frame)
-        )
+    def submit(self, frame: Send, room: str) -> None:
+        """Queue a checked send to the room keyed `room` for the store; `acked` answers it
+        after the COMMIT."""
+        self.node.submit(self.conn, room, frame.text, frame.client_id, partial(self.acked, frame))
         self.conn.inflight += 1
 
     def acked(self, frame: Send, future: asyncio.Future[tuple[Message, bool]]) -> None:
@@ -462,7 +464,7 @@ class JsonSession(ChatSession):
             self.error(error)
             return
         msg, _ = future.result()
-        self.conn.send(encode(Ack(frame.client_id, msg.room, msg.seq)))
+        self.conn.send(encode(Ack(frame.client_id, frame.room, msg.seq)))
 
 
 class PlainSession(ChatSession):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from parley.core.roomnames import name_of, resolve
 from parley.protocol import Message
+from parley.protocol.fields import TAG_CHARS
 
 __all__ = [
     "MessageQuery",
@@ -17,6 +20,7 @@ __all__ = [
     "StoreUnavailable",
     "UnknownRoom",
     "UserRecord",
+    "new_tag",
     "utc_timestamp",
 ]
 
@@ -45,10 +49,15 @@ class UserRecord:
 
 @dataclass(frozen=True, slots=True)
 class RoomRecord:
-    room: str
+    """A room as one user sees it (core/roomnames.py says what they call it)."""
+
+    room: str  # the key its messages are stored under: the name, unless that was taken
     private: bool
     owner: str | None
     last_seq: int
+    name: str
+    tag: str  # unique; `name~tag` is how a user names it when another room shadows it
+    since: float  # when the user could first see it: creation if public, else membership
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,11 @@ class MessageQuery:
     limit: int = 50
     after: int | None = None
     before: int | None = None
+
+
+def new_tag() -> str:
+    """A room's tag: random, so that it tells nothing about other rooms."""
+    return secrets.token_hex(TAG_CHARS // 2)
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
@@ -117,19 +131,36 @@ class Store(abc.ABC):
 
     # rooms
     @abc.abstractmethod
-    async def create_room(self, room: str, private: bool, owner: str) -> bool:
-        """False when it exists. The owner becomes its first member."""
+    async def create_room(
+        self,
+        name: str,
+        private: bool,
+        owner: str,
+        *,
+        tag: str | None = None,
+        now: float | None = None,
+    ) -> RoomRecord | None:
+        """None when `owner` sees a room of that name already. Rooms hidden from the owner
+        do not count (they must not betray themselves): the new room then gets a key of its
+        own. The owner becomes its first member. `tag` and `now` default to a random tag
+        and the clock (tests pass them)."""
+
+    async def visible_room(self, ref: str, username: str) -> RoomRecord | None:
+        """The room `ref` (`name` or `name~tag`) means to `username`; None when they see
+        no such room, exactly as when none exists (never leak)."""
+        return resolve(ref, await self.rooms_named(name_of(ref), username))
 
     @abc.abstractmethod
-    async def visible_room(self, room: str, username: str) -> RoomRecord | None:
-        """The room when it exists and `username` may see it; None otherwise (never leak)."""
+    async def rooms_named(self, name: str, username: str) -> list[RoomRecord]:
+        """The rooms called `name` that `username` may see."""
 
     @abc.abstractmethod
     async def list_rooms(self, username: str) -> list[RoomRecord]:
-        """Public rooms and the private rooms `username` belongs to, by name."""
+        """Public rooms and the private rooms `username` belongs to."""
 
     @abc.abstractmethod
-    async def add_member(self, room: str, username: str) -> None: ...
+    async def add_member(self, room: str, username: str, now: float | None = None) -> None:
+        """`username` joins the room keyed `room` (no-op for a member)."""
 
     @abc.abstractmethod
     async def members(self, room: str) -> list[str]: ...

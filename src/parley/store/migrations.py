@@ -19,6 +19,20 @@ _CLIENT_ID_FIRST: Final = """
         WHERE client_id IS NOT NULL;
 """
 
+# Room names are unique per user, not per server (core/roomnames.py): a room keeps its key
+# and gains the name users call it, a random tag that tells same-name rooms apart, and the
+# moment from which it is visible (creation for a public room, membership for a private one).
+_ROOM_NAMES: Final = """
+    ALTER TABLE rooms ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE rooms ADD COLUMN tag TEXT NOT NULL DEFAULT '';
+    ALTER TABLE rooms ADD COLUMN since {real} NOT NULL DEFAULT 0;
+    ALTER TABLE members ADD COLUMN since {real} NOT NULL DEFAULT 0;
+    UPDATE rooms SET name = room, tag = {random_tag};
+    CREATE UNIQUE INDEX rooms_by_tag ON rooms(tag);
+    CREATE INDEX rooms_by_name ON rooms(name);
+    CREATE INDEX members_by_user ON members(username, room);
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -63,6 +77,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
         """,
     ),
     (2, _CLIENT_ID_FIRST),
+    (3, _ROOM_NAMES.format(real="REAL", random_tag="lower(hex(randomblob(5)))")),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -108,4 +123,10 @@ POSTGRES: Final[list[tuple[int, str]]] = [
         """,
     ),
     (2, _CLIENT_ID_FIRST),
+    (
+        3,
+        _ROOM_NAMES.format(
+            real="DOUBLE PRECISION", random_tag="substr(md5(random()::text || room), 1, 10)"
+        ),
+    ),
 ]

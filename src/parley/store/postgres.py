@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
 
+from parley.core.roomnames import room_key
 from parley.protocol import Message
 from parley.store.base import (
     MessageQuery,
@@ -33,6 +35,7 @@ from parley.store.base import (
     StoreStats,
     StoreUnavailable,
     UserRecord,
+    new_tag,
     utc_timestamp,
 )
 from parley.store.batch import AppendPlan, AppendResult, PendingAppend, settle
@@ -71,8 +74,13 @@ _BY_CLIENTS: Final = (
     " JOIN unnest($1::text[], $2::text[]) AS k(username, client_id)"
     " ON m.client_id = k.client_id AND m.username = k.username"
 )
+# The rooms user $1 may see, with when they could first see each (a public room: since it
+# was made; a private one: since they joined it).
 _VISIBLE: Final = (
-    "(NOT r.private OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = $%d))"
+    "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
+    " CASE WHEN r.private THEN m.since ELSE r.since END AS since"
+    " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = $1"
+    " WHERE (NOT r.private OR m.username IS NOT NULL)"
 )
 # Every token of a user (by name key) but the one to keep ($2 NULL: keep none).
 _DELETE_USER_TOKENS: Final = (
@@ -97,7 +105,15 @@ def _message(row: Mapping[str, Any]) -> Message:
 
 
 def _room(row: Mapping[str, Any]) -> RoomRecord:
-    return RoomRecord(row["room"], bool(row["private"]), row["owner"], int(row["last_seq"]))
+    return RoomRecord(
+        row["room"],
+        bool(row["private"]),
+        row["owner"],
+        int(row["last_seq"]),
+        row["name"],
+        row["tag"],
+        float(row["since"]),
+    )
 
 
 def _rowcount(status: str) -> int:
@@ -277,43 +293,57 @@ class PostgresStore(Store):
 
     # --- rooms --------------------------------------------------------------------
 
-    async def create_room(self, room: str, private: bool, owner: str) -> bool:
+    async def create_room(
+        self,
+        name: str,
+        private: bool,
+        owner: str,
+        *,
+        tag: str | None = None,
+        now: float | None = None,
+    ) -> RoomRecord | None:
+        tag = tag or new_tag()
+        since = time.time() if now is None else now
         async with self._conn() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "INSERT INTO rooms (room, private, owner, last_seq) VALUES ($1, $2, $3, 0)"
-                " ON CONFLICT DO NOTHING RETURNING room",
-                room,
+            # Creations of one name queue here, so two nodes cannot both find it free.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
+            if await conn.fetch(_VISIBLE + " AND r.name = $2", owner, name):
+                return None
+            taken = await conn.fetchval("SELECT 1 FROM rooms WHERE room = $1", name)
+            key = room_key(name, tag, taken is not None)
+            await conn.execute(
+                "INSERT INTO rooms (room, private, owner, last_seq, name, tag, since)"
+                " VALUES ($1, $2, $3, 0, $4, $5, $6)",
+                key,
                 private,
                 owner,
+                name,
+                tag,
+                since,
             )
-            if row is None:
-                return False
-            await conn.execute("INSERT INTO members (room, username) VALUES ($1, $2)", room, owner)
-            return True
+            await conn.execute(
+                "INSERT INTO members (room, username, since) VALUES ($1, $2, $3)",
+                key,
+                owner,
+                since,
+            )
+            return RoomRecord(key, private, owner, 0, name, tag, since)
 
-    async def visible_room(self, room: str, username: str) -> RoomRecord | None:
-        row = await self._fetchrow(
-            "SELECT room, private, owner, last_seq FROM rooms r WHERE room = $1 AND "
-            + _VISIBLE % 2,
-            room,
-            username,
-        )
-        return _room(row) if row else None
+    async def rooms_named(self, name: str, username: str) -> list[RoomRecord]:
+        return [
+            _room(row) for row in await self._fetch(_VISIBLE + " AND r.name = $2", username, name)
+        ]
 
     async def list_rooms(self, username: str) -> list[RoomRecord]:
-        rows = await self._fetch(
-            "SELECT room, private, owner, last_seq FROM rooms r WHERE "
-            + _VISIBLE % 1
-            + " ORDER BY room",
-            username,
-        )
-        return [_room(row) for row in rows]
+        return [_room(row) for row in await self._fetch(_VISIBLE + " ORDER BY r.room", username)]
 
-    async def add_member(self, room: str, username: str) -> None:
+    async def add_member(self, room: str, username: str, now: float | None = None) -> None:
         await self._execute(
-            "INSERT INTO members (room, username) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "INSERT INTO members (room, username, since) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
             room,
             username,
+            time.time() if now is None else now,
         )
 
     async def members(self, room: str) -> list[str]:

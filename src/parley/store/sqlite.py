@@ -17,12 +17,14 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from parley.core.roomnames import room_key
 from parley.protocol import Message
 from parley.store.base import (
     MessageQuery,
@@ -31,6 +33,7 @@ from parley.store.base import (
     StoreStats,
     StoreUnavailable,
     UserRecord,
+    new_tag,
     utc_timestamp,
 )
 from parley.store.batch import AppendPlan, AppendResult, PendingAppend
@@ -62,8 +65,16 @@ def _message(row: Sequence[Any]) -> Message:
     return Message(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-def _room(row: Sequence[Any]) -> RoomRecord:
-    return RoomRecord(row[0], bool(row[1]), row[2], row[3])
+def _visible(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[RoomRecord]:
+    """The rooms the user (first parameter) may see, `where` narrowing them."""
+    rows = conn.execute(
+        "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
+        " CASE WHEN r.private THEN m.since ELSE r.since END"
+        " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = ?"
+        f" WHERE (r.private = 0 OR m.username IS NOT NULL) {where}",
+        params,
+    ).fetchall()
+    return [RoomRecord(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
@@ -434,49 +445,48 @@ class SQLiteStore(Store):
 
     # --- rooms --------------------------------------------------------------------
 
-    async def create_room(self, room: str, private: bool, owner: str) -> bool:
-        def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO rooms (room, private, owner, last_seq, created_at)"
-                " VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
-                (room, int(private), owner, utc_timestamp()),
+    async def create_room(
+        self,
+        name: str,
+        private: bool,
+        owner: str,
+        *,
+        tag: str | None = None,
+        now: float | None = None,
+    ) -> RoomRecord | None:
+        tag = tag or new_tag()
+        since = time.time() if now is None else now
+
+        def job(conn: sqlite3.Connection) -> RoomRecord | None:
+            if _visible(conn, "AND r.name = ?", (owner, name)):
+                return None
+            taken = conn.execute("SELECT 1 FROM rooms WHERE room = ?", (name,)).fetchone()
+            key = room_key(name, tag, taken is not None)
+            conn.execute(
+                "INSERT INTO rooms (room, private, owner, last_seq, created_at, name, tag, since)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+                (key, int(private), owner, utc_timestamp(), name, tag, since),
             )
-            if cur.rowcount != 1:
-                return False
-            conn.execute("INSERT INTO members (room, username) VALUES (?, ?)", (room, owner))
-            return True
+            conn.execute(
+                "INSERT INTO members (room, username, since) VALUES (?, ?, ?)", (key, owner, since)
+            )
+            return RoomRecord(key, private, owner, 0, name, tag, since)
 
         return await self._write(job)
 
-    async def visible_room(self, room: str, username: str) -> RoomRecord | None:
-        def job(conn: sqlite3.Connection) -> RoomRecord | None:
-            row = conn.execute(
-                "SELECT room, private, owner, last_seq FROM rooms r WHERE room = ? AND"
-                " (private = 0 OR EXISTS"
-                " (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = ?))",
-                (room, username),
-            ).fetchone()
-            return _room(row) if row else None
-
-        return await self._read(job)
+    async def rooms_named(self, name: str, username: str) -> list[RoomRecord]:
+        return await self._read(lambda conn: _visible(conn, "AND r.name = ?", (username, name)))
 
     async def list_rooms(self, username: str) -> list[RoomRecord]:
-        def job(conn: sqlite3.Connection) -> list[RoomRecord]:
-            rows = conn.execute(
-                "SELECT room, private, owner, last_seq FROM rooms r WHERE private = 0 OR EXISTS"
-                " (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = ?)"
-                " ORDER BY room",
-                (username,),
-            ).fetchall()
-            return [_room(row) for row in rows]
+        return await self._read(lambda conn: _visible(conn, "ORDER BY r.room", (username,)))
 
-        return await self._read(job)
-
-    async def add_member(self, room: str, username: str) -> None:
+    async def add_member(self, room: str, username: str, now: float | None = None) -> None:
+        since = time.time() if now is None else now
         await self._write(
             lambda conn: conn.execute(
-                "INSERT INTO members (room, username) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (room, username),
+                "INSERT INTO members (room, username, since) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (room, username, since),
             )
         )
 

@@ -21,7 +21,10 @@
   const ROOMS_REFRESH_MS = 30000; // look for rooms we were invited to
   const LOAD_OLDER_PX = 400; // start loading older history this close to the top
   const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
-  const ROOM_RE = /^[a-z0-9_-]{1,64}$/;
+  const ROOM_RE = /^[a-z0-9_-]{1,64}$/; // a new room's name
+  // How the server names a room to us: its name, or name~tag when another room we see has
+  // that name (docs/protocol.md, "Room names").
+  const ROOM_REF_RE = /^[a-z0-9_-]{1,64}(~[0-9a-f]{10})?$/;
   const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
   const AVATAR_COLORS = 11; // a prime spreads names better
   const CLOSE_SIGNED_OUT = 4001; // the server ended this session (CloseCode in protocol/errors.py)
@@ -495,7 +498,7 @@
     if (!Array.isArray(items)) return;
     for (const it of items) {
       if (!it || typeof it.client_id !== "string" || typeof it.text !== "string") continue;
-      if (typeof it.room !== "string" || !ROOM_RE.test(it.room)) continue;
+      if (typeof it.room !== "string" || !ROOM_REF_RE.test(it.room)) continue;
       const failed = typeof it.error === "string";
       const created = new Date(it.created);
       S.outbox.set(it.client_id, {
@@ -616,7 +619,7 @@
 
   function roomFromHash() {
     const name = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
-    return ROOM_RE.test(name) && S.rooms.has(name) ? name : null;
+    return ROOM_REF_RE.test(name) && S.rooms.has(name) ? name : null;
   }
 
   function selectRoom(name, focusComposer) {
@@ -1740,7 +1743,7 @@
     connect();
     const hashRoom = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
     refreshRooms().then(() => {
-      if (ROOM_RE.test(hashRoom) && S.rooms.has(hashRoom) && S.current !== hashRoom) selectRoom(hashRoom, false);
+      if (ROOM_REF_RE.test(hashRoom) && S.rooms.has(hashRoom) && S.current !== hashRoom) selectRoom(hashRoom, false);
     });
     clearInterval(S.roomsTimer);
     S.roomsTimer = setInterval(() => {

@@ -87,7 +87,7 @@ async def test_migration_2_puts_client_id_first_in_the_resend_index(tmp_path: Pa
                 "SELECT name FROM pragma_index_info(?)", ("messages_by_client_id",)
             )
         ]
-    assert versions == [1, 2]
+    assert versions[:2] == [1, 2]
     assert "messages_by_client" not in indexes
     assert columns == ["client_id", "username"]
 

@@ -133,6 +133,75 @@ async def test_rooms_visibility_and_members(store: Store) -> None:
     assert [r.room for r in await store.list_rooms("eve")] == ["general", "lobby", "secret"]
 
 
+async def test_a_name_only_hidden_rooms_hold_is_free_and_gets_a_key_of_its_own(
+    store: Store,
+) -> None:
+    """Issue 11, item 7: creating a private room's name must not betray it."""
+    hidden = await store.create_room("plan", True, "dora", tag="aaaaaaaaaa", now=1.0)
+    assert hidden is not None
+    assert (hidden.room, hidden.name, hidden.tag) == ("plan", "plan", "aaaaaaaaaa")
+    public = await store.create_room("plan", False, "eve", tag="bbbbbbbbbb", now=2.0)
+    assert public is not None
+    assert (public.room, public.name, public.private) == ("plan~bbbbbbbbbb", "plan", False)
+
+    # each calls "plan" the room they have seen longest; the tag reaches the other one
+    assert (await store.visible_room("plan", "eve")) == public
+    seen_by_dora = await store.visible_room("plan", "dora")
+    assert seen_by_dora is not None
+    assert seen_by_dora.room == "plan"
+    assert (await store.visible_room("plan~bbbbbbbbbb", "dora")) == public
+    assert await store.visible_room("plan~aaaaaaaaaa", "eve") is None  # a tag is no key
+    assert await store.visible_room("plan~cccccccccc", "dora") is None
+
+    # whoever sees a room of the name gets the conflict; separate stores of messages
+    assert await store.create_room("plan", True, "frank") is None
+    assert await store.create_room("plan", False, "dora") is None
+    await store.append("plan", "dora", "ours", None)
+    await store.append(public.room, "eve", "theirs", None)
+    assert [m.text for m in await store.messages(MessageQuery("plan"))] == ["ours"]
+    assert [m.text for m in await store.messages(MessageQuery(public.room))] == ["theirs"]
+    assert (await store.last_seqs())[public.room] == 1
+    assert [r.room for r in await store.list_rooms("eve")] == ["general", public.room]
+    assert [r.room for r in await store.list_rooms("dora")] == ["general", "plan", public.room]
+
+
+async def test_a_room_is_seen_from_membership_on(store: Store) -> None:
+    """An invitation never changes what a name already means to the invitee."""
+    older = await store.create_room("club", True, "gus", tag="1111111111", now=3.0)
+    own = await store.create_room("club", True, "hal", tag="2222222222", now=4.0)
+    assert older is not None
+    assert own is not None
+    assert own.room == "club~2222222222"
+    await store.add_member(older.room, "hal", now=5.0)
+    mine = await store.visible_room("club", "hal")
+    assert mine is not None
+    assert (mine.room, mine.since) == (own.room, 4.0)
+    invited = await store.visible_room("club~1111111111", "hal")
+    assert invited is not None
+    assert (invited.room, invited.since) == ("club", 5.0)
+    assert {(r.room, r.since) for r in await store.list_rooms("hal") if r.name == "club"} == {
+        ("club", 5.0),
+        ("club~2222222222", 4.0),
+    }
+
+
+async def test_one_name_created_at_once_on_several_nodes_makes_one_room(
+    store_factory: StoreFactory,
+) -> None:
+    nodes = [store_factory() for _ in range(3)]
+    for node in nodes:
+        await node.open()
+    try:
+        made = await asyncio.gather(
+            *(node.create_room("race", False, f"racer{n}") for n, node in enumerate(nodes))
+        )
+        assert sum(record is not None for record in made) == 1
+        assert [r.room for r in await nodes[0].list_rooms("anyone")] == ["general", "race"]
+    finally:
+        for node in nodes:
+            await node.close()
+
+
 # --- messages -------------------------------------------------------------------------
 
 

@@ -1,0 +1,69 @@
+"""core/roomnames.py: which room a name means to whom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parley.core import Hub, name_of, ref_of, references, resolve, room_key
+
+
+@dataclass(frozen=True)
+class Room:
+    room: str
+    name: str
+    tag: str
+    since: float
+
+
+OLD = Room("club", "club", "aaaaaaaaaa", 5.0)  # first with the name, seen later
+OWN = Room("club~bbbbbbbbbb", "club", "bbbbbbbbbb", 4.0)  # seen first by this user
+OTHER = Room("lobby", "lobby", "cccccccccc", 1.0)
+
+
+def test_a_bare_name_means_the_room_seen_longest() -> None:
+    assert resolve("club", [OLD, OWN, OTHER]) is OWN
+    assert resolve("club", [OWN, OLD]) is OWN  # not the order given
+    assert resolve("lobby", [OLD, OWN, OTHER]) is OTHER
+    assert resolve("nothing", [OLD, OWN, OTHER]) is None
+
+
+def test_equal_sight_falls_back_to_the_key() -> None:
+    first = Room("x", "x", "1111111111", 0.0)
+    second = Room("x~2222222222", "x", "2222222222", 0.0)
+    assert resolve("x", [second, first]) is first
+
+
+def test_a_tag_names_one_visible_room_of_that_name() -> None:
+    assert resolve("club~aaaaaaaaaa", [OLD, OWN]) is OLD
+    assert resolve("club~bbbbbbbbbb", [OLD, OWN]) is OWN
+    assert resolve("club~cccccccccc", [OLD, OWN, OTHER]) is None  # another name's tag
+    assert resolve("club~aaaaaaaaaa", [OWN]) is None  # not visible: as if missing
+
+
+def test_what_a_user_calls_each_room() -> None:
+    assert ref_of(OWN, [OLD, OWN]) == "club"
+    assert ref_of(OLD, [OLD, OWN]) == "club~aaaaaaaaaa"
+    assert ref_of(OLD, [OLD]) == "club"
+    assert references([OTHER, OLD, OWN]) == [
+        ("club", OWN),
+        ("club~aaaaaaaaaa", OLD),
+        ("lobby", OTHER),
+    ]
+
+
+def test_names_and_keys() -> None:
+    assert name_of("club~aaaaaaaaaa") == name_of("club") == "club"
+    assert room_key("club", "aaaaaaaaaa", name_taken=False) == "club"
+    assert room_key("club", "aaaaaaaaaa", name_taken=True) == "club~aaaaaaaaaa"
+
+
+def test_hub_frames_an_aliased_replaying_subscriber_apart() -> None:
+    hub: Hub[str] = Hub()
+    hub.subscribe("plain-ref", "ann", "club")
+    hub.subscribe("aliased", "bob", "club", alias="club~aaaaaaaaaa")
+    subs = hub.deliver("club", b"as club", lambda ref: f"as {ref}".encode())
+    assert subs is not None
+    assert subs.replaying == {"plain-ref": [b"as club"], "aliased": [b"as club~aaaaaaaaaa"]}
+    assert subs.aliases == {"aliased": "club~aaaaaaaaaa"}
+    hub.unsubscribe("aliased", "bob", "club")
+    assert subs.aliases == {}
