@@ -16,8 +16,9 @@ from parley.broker import (
     TypingSignal,
     UserTokensRevoked,
 )
-from parley.broker.presence import MemoryPresence, RedisPresence
 from parley.broker.redis import RedisBroker
+from parley.presence import MemoryPresence
+from parley.presence.redis import RedisPresence
 from parley.protocol import Message
 from tests.support.redis_server import RedisServer
 
