@@ -54,6 +54,8 @@ class RedisPresence(PresenceTracker):
         ] = {}  # room -> user -> nodes, where we have users
         self._loaded: set[str] = set()  # rooms whose other nodes' users have been read
         self._ops: asyncio.Queue[tuple[bool, str, str]] = asyncio.Queue()
+        # one write at a time: a re-assertion read before a `went` must not land after its SREM
+        self._writing = asyncio.Lock()
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -147,7 +149,7 @@ class RedisPresence(PresenceTracker):
                     if redis is None:
                         return
                     try:
-                        async with redis.pipeline(transaction=False) as pipe:
+                        async with self._writing, redis.pipeline(transaction=False) as pipe:
                             member = f"{self.node}/{username}"
                             if add:
                                 pipe.set(_node_key(self.node), b"1", ex=NODE_TTL)
@@ -199,7 +201,7 @@ class RedisPresence(PresenceTracker):
         redis = self._redis
         if redis is None:
             return
-        async with redis.pipeline(transaction=False) as pipe:
+        async with self._writing, redis.pipeline(transaction=False) as pipe:
             pipe.set(_node_key(self.node), b"1", ex=NODE_TTL)
             for room, users in self._local.items():
                 if users:
