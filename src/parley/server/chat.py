@@ -17,7 +17,6 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
-from parley.broker.presence import MemoryPresence, PresenceTracker
 from parley.core import (
     GENERAL,
     Action,
@@ -32,6 +31,7 @@ from parley.core import (
     guest_key,
     one_line,
 )
+from parley.presence import MemoryPresence, PresenceTracker
 from parley.protocol import (
     MAX_TEXT_CHARS,
     CloseCode,
