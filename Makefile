@@ -17,9 +17,9 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Everything the tests and benchmarks need on top.
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,bench]'
+# Everything the tests need on top, and the load generator (bench/, a distribution of its own).
+$(VENV)/.dev-installed: pyproject.toml bench/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]' -e ./bench
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
@@ -51,7 +51,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy --strict src/parley
+	$(BIN)/mypy --strict src/parley bench/parley_bench
 
 # The suite runs on PYTEST_WORKERS processes (pytest-xdist), a test file per worker at a
 # time: most tests wait on a server process or a socket, so more workers than cores pay.

@@ -3,8 +3,9 @@
 # tutorial's Node.js `ws` server and the tutorial's Python `websockets` server, plus a trivial
 # sink that shows the load generator's own ceiling; then the multi-node workload (Parley on
 # PostgreSQL: one node, one node + Redis, two nodes + Redis). Writes
-# bench/results/latest.{md,json,png} (smoke: smoke.*). Extra arguments for `python -m parley.bench suite` go in BENCH_ARGS,
-# e.g. BENCH_ARGS="--targets parley,node --workloads fanout --sizes 1000".
+# bench/results/latest.{md,json,png} (smoke: smoke.*). The generator is bench/parley_bench
+# (`make` installs it into the venv). Extra arguments for `python -m parley_bench suite` go in
+# BENCH_ARGS, e.g. BENCH_ARGS="--targets parley,node --workloads fanout --sizes 1000".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -36,7 +37,7 @@ fi
 args+=(${BENCH_ARGS:-})
 # A session of its own (its own scheduler autogroup, see --nice) and a hard stop in time:
 # timeout signals its whole process group, servers and workers included.
-setsid timeout --kill-after=20 "$limit" "$PY" -m parley.bench suite "${args[@]}" &
+setsid timeout --kill-after=20 "$limit" "$PY" -m parley_bench suite "${args[@]}" &
 child=$!
 trap 'kill -TERM -- "-$child" 2>/dev/null || true; wait "$child"; exit 130' INT TERM
 wait "$child"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from parley.bench.servers import free_low_port as free_port
+from tests.support.ports import free_low_port as free_port
 
 __all__ = ["ServerProcess", "free_port"]
 

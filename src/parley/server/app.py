@@ -15,8 +15,8 @@ from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from parley.broker import open_broker
-from parley.broker.presence import open_presence
 from parley.core import KeepalivePolicy
+from parley.presence import open_presence
 from parley.server import api, metrics
 from parley.server.accounts import Accounts
 from parley.server.chat import ChatNode

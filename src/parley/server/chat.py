@@ -19,7 +19,6 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
-from parley.broker.presence import MemoryPresence, PresenceTracker
 from parley.core import (
     GENERAL,
     Action,
@@ -35,6 +34,7 @@ from parley.core import (
     one_line,
     references,
 )
+from parley.presence import MemoryPresence, PresenceTracker
 from parley.protocol import (
     MAX_TEXT_CHARS,
     CloseCode,

@@ -1,10 +1,12 @@
-"""The Broker and presence contracts, on the in-process implementations and on a real Redis."""
+"""The Broker contract, on the in-process implementation and on a real Redis."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Final
 
 import pytest
 
@@ -16,49 +18,43 @@ from parley.broker import (
     TypingSignal,
     UserTokensRevoked,
 )
-from parley.broker.presence import MemoryPresence, RedisPresence
 from parley.broker.redis import RedisBroker
 from parley.protocol import Message
+from tests.support.recording import WAIT, Recording
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(90)
 
-WAIT = 15.0  # an upper bound for things that normally take milliseconds
+MARKS: Final = "~marks"  # the room of the events `settle` publishes (no real room has a ~)
 
 
-class Recorder:
-    """A node as the broker and the presence tracker see it."""
+class Recorder(Recording):
+    """A node as the broker sees it; `settle`'s marks are kept apart from the events."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.messages: list[Message] = []
         self.events: list[ClusterEvent] = []
-        self.presence: list[tuple[str, str, bool]] = []
+        self.marks: set[ClusterEvent] = set()
         self.resyncs = 0
-        self._changed = asyncio.Event()
 
     def on_message(self, msg: Message) -> None:
         self.messages.append(msg)
-        self._changed.set()
+        self.changed()
 
     def on_event(self, event: ClusterEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    def on_presence(self, room: str, username: str, online: bool) -> None:
-        self.presence.append((room, username, online))
-        self._changed.set()
+        if isinstance(event, TypingSignal) and event.room == MARKS:
+            self.marks.add(event)
+        else:
+            self.events.append(event)
+        self.changed()
 
     def resync_from_store(self) -> None:
         self.resyncs += 1
-        self._changed.set()
+        self.changed()
 
-    async def until(self, done: Callable[[], bool], within: float = WAIT) -> None:
-        async def wait() -> None:
-            while not done():
-                self._changed.clear()
-                await self._changed.wait()
 
-        await asyncio.wait_for(wait(), within)
+Node = tuple[Broker, Recorder]
 
 
 def msg(seq: int, room: str = "general", text: str | None = None) -> Message:
@@ -66,12 +62,30 @@ def msg(seq: int, room: str = "general", text: str | None = None) -> Message:
 
 
 @asynccontextmanager
-async def started(broker: Broker, sink: Recorder) -> AsyncIterator[Broker]:
-    await broker.start(sink)
+async def running(nodes: Sequence[Node]) -> AsyncIterator[None]:
+    for broker, sink in nodes:
+        await broker.start(sink)
     try:
-        yield broker
+        yield
     finally:
-        await broker.close()
+        for broker, _ in nodes:
+            await broker.close()
+
+
+async def settle(nodes: Sequence[Node]) -> None:
+    """Return once nothing published so far is still on its way to any of `nodes` (one cluster).
+
+    A publisher's events reach every node in the order it published them. Round one: each node
+    publishes a mark, and each waits for all of them; then it has everything the others
+    published before. Round two: marks published only now reach each node after the echoes of
+    its own earlier publishes (which it skips, so only another node's mark can close those).
+    """
+    for round_ in (1, 2):
+        marks = {TypingSignal(MARKS, f"{round_}/{i}") for i in range(len(nodes))}
+        for (broker, _), mark in zip(nodes, sorted(marks, key=repr), strict=True):
+            broker.publish_event(mark)
+        for _, sink in nodes:
+            await sink.until(partial(marks.issubset, sink.marks))
 
 
 # --- one node: both implementations ------------------------------------------------------
@@ -85,16 +99,25 @@ def make_broker(request: pytest.FixtureRequest) -> Callable[[], Broker]:
     return lambda: RedisBroker(server.url)
 
 
+def cluster(make_broker: Callable[[], Broker], count: int) -> list[Node]:
+    """`count` nodes that see each other: on Redis; the memory broker is one node alone."""
+    first = make_broker()
+    more = count - 1 if isinstance(first, RedisBroker) else 0
+    return [(first, Recorder()), *((make_broker(), Recorder()) for _ in range(more))]
+
+
 async def test_a_node_gets_its_own_messages_once_in_order(
     make_broker: Callable[[], Broker],
 ) -> None:
-    sink = Recorder()
-    async with started(make_broker(), sink) as broker:
+    """At once, and never again (on Redis: not as an echo; a peer closes the echoes)."""
+    nodes = cluster(make_broker, 2)
+    broker, sink = nodes[0]
+    async with running(nodes):
         for seq in range(1, 51):
             broker.publish_message(msg(seq))
         broker.publish_event(TypingSignal("general", "ann"))
-        await sink.until(lambda: len(sink.messages) >= 50 and len(sink.events) >= 1)
-        await asyncio.sleep(0.2)  # a late echo would show up now
+        assert [m.seq for m in sink.messages] == list(range(1, 51))
+        await settle(nodes)
     assert [m.seq for m in sink.messages] == list(range(1, 51))
     assert sink.messages[0] == msg(1)
     assert sink.events == [TypingSignal("general", "ann")]
@@ -103,44 +126,30 @@ async def test_a_node_gets_its_own_messages_once_in_order(
 async def test_revoking_a_users_sessions_reaches_every_node(
     make_broker: Callable[[], Broker],
 ) -> None:
-    """Password change (keep this session) and sign-out-everywhere (keep none): two nodes
-    on Redis; the memory broker is one node and delivers to itself."""
+    """Password change (keep this session) and sign-out-everywhere (keep none)."""
     events = [UserTokensRevoked("Ann", "kept-token-hash"), UserTokensRevoked("bea")]
-    sinks = [Recorder(), Recorder()]
-    brokers = [make_broker() for _ in sinks]
-    for broker, sink in zip(brokers, sinks, strict=True):
-        await broker.start(sink)
-    try:
+    nodes = cluster(make_broker, 2)
+    async with running(nodes):
         for event in events:
-            brokers[0].publish_event(event)
-        for sink in sinks if isinstance(brokers[0], RedisBroker) else sinks[:1]:
-            await sink.until(lambda s=sink: len(s.events) >= 2)
-            assert sink.events == events
-    finally:
-        for broker in brokers:
-            await broker.close()
+            nodes[0][0].publish_event(event)
+        await settle(nodes)
+    for _, sink in nodes:
+        assert sink.events == events
 
 
 # --- several nodes: Redis -------------------------------------------------------------------
 
 
 async def test_messages_and_events_reach_every_node(redis_server: RedisServer) -> None:
-    sinks = [Recorder() for _ in range(3)]
-    brokers = [RedisBroker(redis_server.url) for _ in sinks]
-    for broker, sink in zip(brokers, sinks, strict=True):
-        await broker.start(sink)
-    try:
+    nodes = [(RedisBroker(redis_server.url), Recorder()) for _ in range(3)]
+    brokers = [broker for broker, _ in nodes]
+    async with running(nodes):
         for seq in range(1, 201):
             brokers[seq % 3].publish_message(msg(seq, text="ünïcødé ✓" * (seq % 3)))
         brokers[1].publish_event(TypingSignal("general", "bea"))
         brokers[2].publish_event(TokenRevoked("abc123"))
-        for sink in sinks:
-            await sink.until(lambda s=sink: len(s.messages) >= 200 and len(s.events) >= 2)
-        await asyncio.sleep(0.2)
-    finally:
-        for broker in brokers:
-            await broker.close()
-    for sink in sinks:
+        await settle(nodes)
+    for _, sink in nodes:
         assert sorted(m.seq for m in sink.messages) == list(range(1, 201))  # each exactly once
         assert sorted(sink.events, key=repr) == [
             TokenRevoked("abc123"),
@@ -148,8 +157,19 @@ async def test_messages_and_events_reach_every_node(redis_server: RedisServer) -
         ]
         assert next(m for m in sink.messages if m.seq == 5).text == "ünïcødé ✓" * 2
     # one publisher's messages arrive in its order
-    from_one = [m.seq for m in sinks[0].messages if m.seq % 3 == 1]
+    from_one = [m.seq for m in nodes[0][1].messages if m.seq % 3 == 1]
     assert from_one == sorted(from_one)
+
+
+async def disconnected(broker: RedisBroker) -> None:
+    """Return once `broker` has noticed that its subscription is gone (the loop runs while
+    Redis is away: `RedisServer.start` blocks it)."""
+
+    async def poll() -> None:
+        while broker.connected:  # noqa: ASYNC110 - no event tells of the loss: poll the property
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), WAIT)
 
 
 async def test_after_a_redis_restart_nodes_resync_and_publish_again(
@@ -157,9 +177,7 @@ async def test_after_a_redis_restart_nodes_resync_and_publish_again(
 ) -> None:
     a_sink, b_sink = Recorder(), Recorder()
     a, b = RedisBroker(redis_server.url), RedisBroker(redis_server.url)
-    await a.start(a_sink)
-    await b.start(b_sink)
-    try:
+    async with running([(a, a_sink), (b, b_sink)]):
         assert a_sink.resyncs >= 1  # right after the first subscribe
         a.publish_message(msg(1))
         await b_sink.until(lambda: len(b_sink.messages) == 1)
@@ -167,7 +185,7 @@ async def test_after_a_redis_restart_nodes_resync_and_publish_again(
 
         redis_server.stop()
         a.publish_message(msg(2))  # queued while Redis is away
-        await asyncio.sleep(0.5)
+        await disconnected(b)
         redis_server.start()
 
         # B re-subscribes and asks its node to catch up from the store
@@ -177,106 +195,16 @@ async def test_after_a_redis_restart_nodes_resync_and_publish_again(
         # 2 may have reached Redis before B was back (B's node reads it from the store), never twice
         assert [m.seq for m in b_sink.messages] in ([1, 3], [1, 2, 3])
         assert [m.seq for m in a_sink.messages] == [1, 2, 3]  # locally, at once
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_node_starts_while_redis_is_down(redis_server: RedisServer) -> None:
     redis_server.stop()
     sink = Recorder()
     broker = RedisBroker(redis_server.url)
-    await broker.start(sink)  # gives up waiting after a few seconds, keeps trying
-    try:
+    async with running([(broker, sink)]):  # start gives up waiting after a few seconds
+        assert not broker.connected
         broker.publish_message(msg(1))
         assert [m.seq for m in sink.messages] == [1]
         redis_server.start()
         await sink.until(lambda: sink.resyncs >= 1)
-    finally:
-        await broker.close()
-
-
-# --- presence ---------------------------------------------------------------------------
-
-
-async def test_memory_presence_is_this_nodes_users() -> None:
-    sink = Recorder()
-    presence = MemoryPresence()
-    await presence.start(sink)
-    presence.came("general", "ann")
-    assert await presence.online("general", ["ann"]) == ["ann"]
-    presence.went("general", "ann")
-    assert sink.presence == [("general", "ann", True), ("general", "ann", False)]
-    await presence.close()
-
-
-@asynccontextmanager
-async def presence_nodes(
-    url: str, count: int
-) -> AsyncIterator[list[tuple[RedisPresence, Recorder]]]:
-    nodes = [(RedisPresence(url), Recorder()) for _ in range(count)]
-    for tracker, sink in nodes:
-        await tracker.start(sink)
-    try:
-        yield nodes
-    finally:
-        for tracker, _ in nodes:
-            await tracker.close()
-
-
-async def test_presence_is_cluster_wide(redis_server: RedisServer) -> None:
-    async with presence_nodes(redis_server.url, 2) as [(a, a_sink), (b, b_sink)]:
-        a.came("general", "ann")
-        assert a_sink.presence == [("general", "ann", True)]  # at once, locally
-        await asyncio.wait_for(a._ops.join(), WAIT)  # A has written it to Redis
-        assert await b.online("general", []) == ["ann"]  # what a joiner on B is told
-        b.came("general", "bob")
-        assert await b.online("general", ["bob"]) == ["ann", "bob"]
-        await a_sink.until(lambda: ("general", "bob", True) in a_sink.presence)
-
-        b.came("general", "ann")  # ann opens a second connection, on B: not news
-        await asyncio.sleep(0.3)
-        a.went("general", "ann")  # ann leaves A but is still on B: still online
-        await asyncio.sleep(0.3)
-        assert ("general", "ann", False) not in b_sink.presence
-        assert await b.online("general", ["ann", "bob"]) == ["ann", "bob"]
-
-        b.went("general", "ann")  # now she is gone everywhere
-        await b_sink.until(lambda: ("general", "ann", False) in b_sink.presence)
-        assert await b.online("general", ["bob"]) == ["bob"]
-
-
-async def test_users_of_a_dead_node_drop_out_within_30s(redis_server: RedisServer) -> None:
-    async with presence_nodes(redis_server.url, 1) as [(b, b_sink)]:
-        doomed = RedisPresence(redis_server.url)
-        await doomed.start(Recorder())
-        b.came("general", "bob")
-        doomed.came("general", "dan")
-        await b_sink.until(lambda: ("general", "dan", True) in b_sink.presence)
-        # the node dies: its tasks stop, nothing is cleaned up in Redis
-        for task in doomed._tasks:
-            task.cancel()
-        await b_sink.until(lambda: ("general", "dan", False) in b_sink.presence, within=30)
-        assert await b.online("general", ["bob"]) == ["bob"]
-
-
-async def test_presence_comes_back_after_a_redis_restart(redis_server: RedisServer) -> None:
-    async with presence_nodes(redis_server.url, 2) as [(a, a_sink), (b, _)]:
-        a.came("general", "ann")
-        b.came("general", "bob")
-        await a_sink.until(lambda: ("general", "bob", True) in a_sink.presence)
-        redis_server.stop()
-        redis_server.start()  # empty: every entry is gone until the nodes re-assert them
-        c = RedisPresence(redis_server.url)
-        await c.start(Recorder())
-        try:
-            c.came("general", "cid")
-
-            async def sees_everyone() -> None:
-                while await c.online("general", ["cid"]) != ["ann", "bob", "cid"]:
-                    c._loaded.discard("general")  # read Redis again, not the cached view
-                    await asyncio.sleep(0.2)
-
-            await asyncio.wait_for(sees_everyone(), 20)
-        finally:
-            await c.close()
+        assert broker.connected

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.bench.client import (
+from parley_bench.client import (
     COUNT,
     INGEST,
     OBSERVE,
@@ -26,8 +26,8 @@ from parley.bench.client import (
     Target,
     connect_many,
 )
-from parley.bench.servers import cpu_seconds, machine_busy_seconds, rss_kib, wait_for_quiet
-from parley.bench.stats import check_sequence, is_sustained, summarize_ns
+from parley_bench.servers import cpu_seconds, machine_busy_seconds, rss_kib, wait_for_quiet
+from parley_bench.stats import check_sequence, is_sustained, summarize_ns
 
 __all__ = [
     "LOCAL_ADDRS",
@@ -389,7 +389,7 @@ def worker_args(spec: str, count: int, offset: int, addr: str, cfg: Config) -> l
     return [
         sys.executable,
         "-m",
-        "parley.bench",
+        "parley_bench",
         "conn-worker",
         "--spec",
         spec,

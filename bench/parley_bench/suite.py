@@ -1,4 +1,4 @@
-"""`python -m parley.bench suite`: every workload against every server, then the report."""
+"""`python -m parley_bench suite`: every workload against every server, then the report."""
 
 from __future__ import annotations
 
@@ -17,18 +17,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from parley.bench.client import Target
-from parley.bench.multinode import SETUPS, multinode
-from parley.bench.report import plot, render_markdown
-from parley.bench.servers import (
+from parley_bench.client import Target
+from parley_bench.multinode import SETUPS, multinode
+from parley_bench.report import plot, render_markdown
+from parley_bench.servers import (
     ServerProc,
     free_port,
     http_json,
     parley_command,
     raise_fd_limit,
 )
-from parley.bench.stores import PgServer, RedisServer, pg_bin, redis_bin
-from parley.bench.workloads import Config, connections, fanout, ingest, storm
+from parley_bench.workloads import Config, connections, fanout, ingest, storm
+from tests.support.pg import PgServer, pg_bin
+from tests.support.redis_server import RedisServer, redis_bin
 
 __all__ = ["run_suite"]
 
@@ -131,7 +132,7 @@ class Suite:
         port = free_port()
         log = self.work / f"{name}-{port}.log"
         if name in ("sink", "sink_frames"):
-            cmd = [sys.executable, "-m", "parley.bench", "sink", "--port", str(port)]
+            cmd = [sys.executable, "-m", "parley_bench", "sink", "--port", str(port)]
             path = "/frames" if name == "sink_frames" else "/"
             return ServerProc(name, cmd, port, log, ws_path=path)
         if name == "node":

@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from parley.bench.client import COUNT, OBSERVE, TRACK, BenchClient, Hub, Target, connect_many
-from parley.bench.stats import check_sequence
-from parley.bench.workloads import LOCAL_ADDRS, Config, _Fanout, _quiesce, _ramp, _step, _until
+from parley_bench.client import COUNT, OBSERVE, TRACK, BenchClient, Hub, Target, connect_many
+from parley_bench.stats import check_sequence
+from parley_bench.workloads import LOCAL_ADDRS, Config, _Fanout, _quiesce, _ramp, _step, _until
 
 __all__ = ["SETUPS", "multinode"]
 

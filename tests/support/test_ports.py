@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.bench.servers import port_slice
+from tests.support.ports import port_slice
 
 
 def test_workers_get_disjoint_slices_of_the_range(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from parley.bench.stats import (
+from parley_bench.stats import (
     MARK,
     check_sequence,
     is_sustained,

@@ -1,4 +1,4 @@
-"""Command line: `python -m parley.bench {suite,sink,conn-worker}`."""
+"""Command line: `python -m parley_bench {suite,sink,conn-worker}`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import uvloop
 
-from parley.bench.servers import raise_fd_limit
-from parley.bench.suite import ALL_TARGETS, ALL_WORKLOADS, run_suite
+from parley_bench.servers import raise_fd_limit
+from parley_bench.suite import ALL_TARGETS, ALL_WORKLOADS, run_suite
 
 
 def _csv(value: str) -> list[str]:
@@ -33,7 +33,7 @@ def _set_priority(nice: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parley.bench")
+    parser = argparse.ArgumentParser(prog="python -m parley_bench")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     suite = sub.add_parser("suite", help="run the workloads against the servers, write the report")
@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if args.cmd == "sink":
-        from parley.bench.sink import serve_sink
+        from parley_bench.sink import serve_sink
 
         uvloop.run(serve_sink(args.host, args.port))
         return 0
-    from parley.bench.workloads import conn_worker
+    from parley_bench.workloads import conn_worker
 
     uvloop.run(conn_worker(args.spec, args.count, args.offset, args.addr, args.concurrency))
     return 0

@@ -1,43 +1,29 @@
-"""Who is online in a room across the cluster.
+"""Redis presence: who is online in a room across several nodes.
 
-A node tells its presence tracker when a user's first connection on this node
-joins a room (`came`) and when the last one leaves or drops (`went`); the
-tracker answers who is online in a room (`online`) and calls its sink's
-`on_presence(room, username, online)` when a user comes online or goes offline
-*cluster-wide*, for the rooms this node has users in.
-
-- `MemoryPresence`: one node; this node's users are everyone.
-- `RedisPresence`: several nodes. Each node keeps, per room, a Redis set of
-  "NODE/USER" entries and a key `parley:presence:node:NODE` that expires
-  after `NODE_TTL` unless the node's heartbeat renews it. An entry counts only
-  while its node's key lives, so the users of a node that dies drop out within
-  `NODE_TTL + HEARTBEAT` seconds (20 s). Changes are announced on a pub/sub
-  channel; every node then re-reads the room and tells its clients what changed.
-  The heartbeat also re-reads every room, which repairs missed announcements and
-  re-creates everything after a Redis restart.
+Each node keeps, per room, a Redis set of "NODE/USER" entries and a key
+`parley:presence:node:NODE` that expires after `NODE_TTL` unless the node's heartbeat
+renews it. An entry counts only while its node's key lives, so the users of a node that
+dies drop out within `NODE_TTL + HEARTBEAT` seconds (20 s). Changes are announced on a
+pub/sub channel; every node then re-reads the room and tells its clients what changed.
+The heartbeat also re-reads every room, which repairs missed announcements and re-creates
+everything after a Redis restart.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
-from typing import Final, Protocol
+from typing import Final
 
 from redis.asyncio import Redis
 
-from parley.broker.redis import REDIS_DOWN, RedisSubscription, connect_redis, stop_tasks
+from parley.presence.base import PresenceSink, PresenceTracker
+from parley.redisconn import REDIS_DOWN, RedisSubscription, connect_redis, stop_tasks
 
-__all__ = [
-    "MemoryPresence",
-    "PresenceSink",
-    "PresenceTracker",
-    "RedisPresence",
-    "open_presence",
-]
+__all__ = ["RedisPresence"]
 
 log = logging.getLogger("parley.presence")
 
@@ -45,58 +31,7 @@ CHANNEL: Final = b"parley:presence"
 HEARTBEAT: Final = 5.0
 NODE_TTL: Final = 15  # seconds a node's entries count after its last heartbeat
 LOAD_WAIT: Final = 2.0  # how long `online` waits for Redis before answering from local state
-
-
-class PresenceSink(Protocol):
-    def on_presence(self, room: str, username: str, online: bool) -> None: ...
-
-
-class PresenceTracker(abc.ABC):
-    @abc.abstractmethod
-    async def start(self, sink: PresenceSink) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    def came(self, room: str, username: str) -> None:
-        """`username`'s first connection on this node joined `room`."""
-
-    @abc.abstractmethod
-    def went(self, room: str, username: str) -> None:
-        """`username`'s last connection on this node left `room`."""
-
-    @abc.abstractmethod
-    async def online(self, room: str, here: Iterable[str]) -> list[str]:
-        """Everyone online in `room`, sorted; `here` are the users online on this node."""
-
-
-def open_presence(redis_url: str | None) -> PresenceTracker:
-    return RedisPresence(redis_url) if redis_url else MemoryPresence()
-
-
-class MemoryPresence(PresenceTracker):
-    """One node: a user is online exactly while this node says so."""
-
-    def __init__(self) -> None:
-        self._sink: PresenceSink | None = None
-
-    async def start(self, sink: PresenceSink) -> None:
-        self._sink = sink
-
-    async def close(self) -> None:
-        self._sink = None
-
-    def came(self, room: str, username: str) -> None:
-        if self._sink is not None:
-            self._sink.on_presence(room, username, True)
-
-    def went(self, room: str, username: str) -> None:
-        if self._sink is not None:
-            self._sink.on_presence(room, username, False)
-
-    async def online(self, room: str, here: Iterable[str]) -> list[str]:
-        return sorted(here)
+FLUSH_WAIT: Final = 2.0  # how long `close` waits for pending writes, then for its own
 
 
 def _room_key(room: str) -> str:
@@ -119,6 +54,8 @@ class RedisPresence(PresenceTracker):
         ] = {}  # room -> user -> nodes, where we have users
         self._loaded: set[str] = set()  # rooms whose other nodes' users have been read
         self._ops: asyncio.Queue[tuple[bool, str, str]] = asyncio.Queue()
+        # one write at a time: a re-assertion read before a `went` must not land after its SREM
+        self._writing = asyncio.Lock()
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,7 +79,7 @@ class RedisPresence(PresenceTracker):
     async def close(self) -> None:
         """Leave the cluster: this node's users go offline for the others now, not in 20 s."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ops.join(), 2.0)
+            await asyncio.wait_for(self.flush(), FLUSH_WAIT)
         await stop_tasks(self._tasks)
         self._tasks = []
         redis, self._redis = self._redis, None
@@ -153,7 +90,7 @@ class RedisPresence(PresenceTracker):
                     for room, users in self._local.items():
                         pipe.srem(_room_key(room), *(f"{self.node}/{u}" for u in users))
                         pipe.publish(CHANNEL, room.encode())
-                    await asyncio.wait_for(pipe.execute(), 2.0)
+                    await asyncio.wait_for(pipe.execute(), FLUSH_WAIT)
             with contextlib.suppress(Exception):
                 await redis.aclose()
         self._sink = None
@@ -192,6 +129,10 @@ class RedisPresence(PresenceTracker):
                 await asyncio.wait_for(self._refresh([room], quiet=True), LOAD_WAIT)
         return sorted(set(self._view.get(room, {})) | set(here))
 
+    async def flush(self) -> None:
+        """Return once every `came` and `went` so far is written to Redis (and announced)."""
+        await self._ops.join()
+
     def _tell(self, room: str, username: str, online: bool) -> None:
         if self._sink is not None:
             self._sink.on_presence(room, username, online)
@@ -208,7 +149,7 @@ class RedisPresence(PresenceTracker):
                     if redis is None:
                         return
                     try:
-                        async with redis.pipeline(transaction=False) as pipe:
+                        async with self._writing, redis.pipeline(transaction=False) as pipe:
                             member = f"{self.node}/{username}"
                             if add:
                                 pipe.set(_node_key(self.node), b"1", ex=NODE_TTL)
@@ -260,7 +201,7 @@ class RedisPresence(PresenceTracker):
         redis = self._redis
         if redis is None:
             return
-        async with redis.pipeline(transaction=False) as pipe:
+        async with self._writing, redis.pipeline(transaction=False) as pipe:
             pipe.set(_node_key(self.node), b"1", ex=NODE_TTL)
             for room, users in self._local.items():
                 if users:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from parley.bench.stats import ratio
+from parley_bench.stats import ratio
 
 __all__ = ["LABELS", "evaluate_goals", "plot", "render_markdown", "table_rows"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from parley.bench.report import evaluate_goals, plot, render_markdown, table_rows
+from parley_bench.report import evaluate_goals, plot, render_markdown, table_rows
 
 
 def _step(rate: float, p99: float) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 
 
 def test_smoke_fails_on_broken_workloads_but_not_on_slow_machines() -> None:
-    from parley.bench.suite import workload_errors
+    from parley_bench.suite import workload_errors
 
     results = {
         "targets": {
@@ -127,7 +127,7 @@ def test_multinode_section_lists_setups_and_the_exactly_once_check() -> None:
 
 
 def test_multinode_errors_fail_the_run_but_a_skip_does_not() -> None:
-    from parley.bench.suite import workload_errors
+    from parley_bench.suite import workload_errors
 
     failed = {"targets": {"multinode": {"two_nodes_redis": {"error": "exactly-once: lost 3"}}}}
     assert workload_errors(failed) == ["multinode two_nodes_redis: exactly-once: lost 3"]

@@ -19,7 +19,7 @@ from typing import Any, Final
 import msgspec
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from parley.bench.stats import make_text, parse_marker
+from parley_bench.stats import make_text, parse_marker
 
 __all__ = [
     "COUNT",
