@@ -1,16 +1,18 @@
-/* Parley browser client: the page's entry module. It wires the parts together: the socket
- * (socket.mjs), the frames (frames.mjs), the model (model.mjs), the outbox (outbox.mjs), the
- * views (views.mjs), drawn by one scheduler (scheduler.mjs); and runs the sign-in and the
- * dialogs. ES modules served as they are: no build step, no dependency. Served by Parley
- * under `Content-Security-Policy: default-src 'self'`: nothing inline, every text rendered
- * through textContent / text nodes, never innerHTML.
+/* Parley browser client: the page's entry module. It holds the signed-in session and wires
+ * the parts together: the socket (socket.mjs, backoff.mjs), the frames (frames.mjs), the
+ * model (model.mjs), the outbox (outbox.mjs), the views (views.mjs) drawn by one scheduler
+ * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs). ES modules served as they
+ * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
+ * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
+ * never innerHTML.
  *
- * See docs/web-client.md for the design (states, reconnect/resume, the outbox).
+ * See docs/web-client.md for the design (states, reconnect/resume, the outbox, the modules).
  */
 
-import { api, errorMessage, retryAfterSeconds } from "./api.mjs";
+import { api } from "./api.mjs";
+import * as forms from "./forms.mjs";
 import { FrameHandler, parseFrame } from "./frames.mjs";
-import { Chat, GENERAL, ROOM_RE, ReadMarks, USER_RE } from "./model.mjs";
+import { Chat, GENERAL, ROOM_RE, ReadMarks } from "./model.mjs";
 import { Outbox } from "./outbox.mjs";
 import { RenderScheduler } from "./scheduler.mjs";
 import { Connection } from "./socket.mjs";
@@ -265,89 +267,6 @@ function discardItem(id) {
 function noteTyping() {
   if (el.input.value.trim()) session.frames.noteTyping();
 }
-
-// ------------------------------------------------------------------ auth
-let authMode = "login"; // or "register"
-let authBusy = false;
-let endingNotice = ""; // why the session is about to end, when we ended it ourselves
-
-function setAuthMode(mode) {
-  authMode = mode;
-  const register = mode === "register";
-  el.authTitle.textContent = register ? "Create your account" : "Sign in";
-  el.authSubmit.textContent = register ? "Create account" : "Sign in";
-  el.authSwitchText.textContent = register ? "Already have an account?" : "New to Parley?";
-  el.authSwitch.textContent = register ? "Sign in" : "Create an account";
-  el.authPass.autocomplete = register ? "new-password" : "current-password";
-  el.authUserHint.hidden = !register;
-  el.authPassHint.hidden = !register;
-  setAuthError("");
-}
-
-function setAuthError(text, field) {
-  el.authError.textContent = text;
-  for (const input of [el.authUser, el.authPass]) input.removeAttribute("aria-invalid");
-  if (field) {
-    field.setAttribute("aria-invalid", "true");
-    field.focus();
-  }
-}
-
-function showAuth(notice) {
-  view.showView("auth");
-  el.authNotice.hidden = !notice;
-  el.authNotice.textContent = notice || "";
-  el.authPass.value = "";
-  setAuthError("");
-  el.authUser.focus();
-}
-
-async function submitAuth(event) {
-  event.preventDefault();
-  if (authBusy) return;
-  const username = el.authUser.value.trim();
-  const password = el.authPass.value;
-  if (!USER_RE.test(username)) {
-    setAuthError(username ? "Usernames use 1–32 letters, digits, “_”, “.” or “-”." : "Enter your username.", el.authUser);
-    return;
-  }
-  if (authMode === "register" ? password.length < 8 : !password) {
-    setAuthError(authMode === "register" ? "Use a password of at least 8 characters." : "Enter your password.", el.authPass);
-    return;
-  }
-  authBusy = true;
-  el.authSubmit.disabled = true;
-  el.authForm.setAttribute("aria-busy", "true");
-  setAuthError("");
-  try {
-    const path = authMode === "register" ? "/api/register" : "/api/login";
-    const res = await api("POST", path, { username, password });
-    if (res.status === 200 || res.status === 201) {
-      // The token in the body is deliberately ignored: the HttpOnly cookie carries the session.
-      el.authPass.value = "";
-      el.authNotice.hidden = true;
-      startApp((res.data && res.data.username) || username);
-    } else if (res.status === 409) {
-      setAuthError(`The name “${username}” is taken. Pick another one.`, el.authUser);
-    } else if (res.status === 401) {
-      setAuthError("Wrong username or password.", el.authPass);
-    } else if (res.status === 429) {
-      const wait = retryAfterSeconds(res);
-      setAuthError(`Too many attempts. Try again in ${wait} s.`);
-    } else if (res.status === 400) {
-      setAuthError(errorMessage(res, "Check your username and password."));
-    } else {
-      setAuthError(errorMessage(res, `The server answered ${res.status}. Try again.`));
-    }
-  } catch {
-    setAuthError("Can't reach Parley. Check your connection and try again.");
-  } finally {
-    authBusy = false;
-    el.authSubmit.disabled = false;
-    el.authForm.removeAttribute("aria-busy");
-  }
-}
-
 async function signOut() {
   const owner = session;
   try {
@@ -369,173 +288,7 @@ async function checkSessionStillValid(owner) {
 }
 
 function sessionEnded() {
-  stopApp(endingNotice || "Your session ended. Sign in again.");
-}
-
-// --------------------------------------------------------------- dialogs
-function openRoomDialog() {
-  el.roomForm.reset();
-  el.roomError.textContent = "";
-  el.roomNameInput.removeAttribute("aria-invalid");
-  el.roomDialog.showModal();
-  el.roomNameInput.focus();
-}
-
-async function submitRoom(event) {
-  event.preventDefault();
-  const name = el.roomNameInput.value.trim().toLowerCase();
-  const isPrivate = el.roomPrivate.checked;
-  if (!ROOM_RE.test(name)) {
-    el.roomError.textContent = "Use 1–64 lowercase letters, digits, “-” or “_”.";
-    el.roomNameInput.setAttribute("aria-invalid", "true");
-    el.roomNameInput.focus();
-    return;
-  }
-  try {
-    const res = await api("POST", "/api/rooms", { room: name, private: isPrivate });
-    const { chat, frames } = session;
-    if (res.status === 201 || res.status === 200) {
-      const room = chat.ensureRoom(name);
-      room.private = isPrivate;
-      room.owner = chat.me;
-      room.known = true;
-      chat.marks.advance(name, 0); // a new room: all of it is unread (none yet)
-      if (isPrivate) room.members = chat.me ? [chat.me] : [];
-      el.roomDialog.close();
-      frames.joinAll();
-      selectRoom(name, true);
-      if (isPrivate) refreshMembers(room);
-    } else if (res.status === 409) {
-      el.roomError.textContent = `A room named “${name}” already exists.`;
-      el.roomNameInput.setAttribute("aria-invalid", "true");
-      el.roomNameInput.focus();
-    } else if (res.status === 401) {
-      el.roomDialog.close();
-      sessionEnded();
-    } else {
-      el.roomError.textContent = errorMessage(res, `Could not create the room (${res.status}).`);
-    }
-  } catch {
-    el.roomError.textContent = "Can't reach Parley right now. Try again in a moment.";
-  }
-}
-
-function openInviteDialog() {
-  const room = session.chat.currentRoom;
-  if (!room) return;
-  el.inviteForm.reset();
-  el.inviteRoom.textContent = room.name;
-  el.inviteError.textContent = "";
-  el.inviteOk.textContent = "";
-  el.inviteDialog.showModal();
-  el.inviteName.focus();
-}
-
-async function submitInvite(event) {
-  event.preventDefault();
-  const room = session.chat.currentRoom;
-  if (!room) return;
-  const username = el.inviteName.value.trim();
-  el.inviteOk.textContent = "";
-  el.inviteError.textContent = "";
-  if (!USER_RE.test(username)) {
-    el.inviteError.textContent = "Enter a username.";
-    el.inviteName.focus();
-    return;
-  }
-  try {
-    const res = await api("POST", `/api/rooms/${encodeURIComponent(room.name)}/members`, { username });
-    if (res.status === 201 || res.status === 200 || res.status === 204) {
-      el.inviteOk.textContent = `${username} can now see #${room.name}.`;
-      el.inviteName.value = "";
-      el.inviteName.focus();
-      refreshMembers(room);
-    } else if (res.status === 404) {
-      el.inviteError.textContent = errorMessage(res, `There is no user named “${username}”.`);
-    } else if (res.status === 401) {
-      el.inviteDialog.close();
-      sessionEnded();
-    } else {
-      el.inviteError.textContent = errorMessage(res, `Could not invite ${username} (${res.status}).`);
-    }
-  } catch {
-    el.inviteError.textContent = "Can't reach Parley right now. Try again in a moment.";
-  }
-}
-
-// ---------------------------------------------- account: password and sessions
-function openAccountDialog() {
-  el.passwordForm.reset();
-  el.passwordUser.value = session.chat.me || ""; // lets a password manager file the new password
-  for (const node of [el.passwordError, el.passwordOk, el.sessionsError]) node.textContent = "";
-  setPasswordError("");
-  el.accountDialog.showModal();
-  el.passwordOld.focus();
-}
-
-function setPasswordError(text, field) {
-  el.passwordError.textContent = text;
-  for (const input of [el.passwordOld, el.passwordNew, el.passwordRepeat]) input.removeAttribute("aria-invalid");
-  if (field) {
-    field.setAttribute("aria-invalid", "true");
-    field.focus();
-  }
-}
-
-async function submitPassword(event) {
-  event.preventDefault();
-  if (el.passwordSubmit.disabled) return;
-  const old = el.passwordOld.value;
-  const fresh = el.passwordNew.value;
-  el.passwordOk.textContent = "";
-  if (!old) return setPasswordError("Enter your current password.", el.passwordOld);
-  if (fresh.length < 8) return setPasswordError("Use a new password of at least 8 characters.", el.passwordNew);
-  if (fresh !== el.passwordRepeat.value) return setPasswordError("The two new passwords differ.", el.passwordRepeat);
-  setPasswordError("");
-  el.passwordSubmit.disabled = true;
-  try {
-    const res = await api("POST", "/api/password", { old, new: fresh });
-    if (res.status === 204) {
-      el.passwordForm.reset();
-      el.passwordUser.value = session.chat.me || "";
-      el.passwordOk.textContent = "Password changed. Every other session was signed out.";
-    } else if (res.status === 403) {
-      setPasswordError("That is not your current password.", el.passwordOld);
-    } else if (res.status === 429) {
-      setPasswordError(`Too many attempts. Try again in ${retryAfterSeconds(res)} s.`);
-    } else if (res.status === 401) {
-      el.accountDialog.close();
-      sessionEnded();
-    } else {
-      setPasswordError(errorMessage(res, `Could not change the password (${res.status}).`));
-    }
-  } catch {
-    setPasswordError("Can't reach Parley right now. Try again in a moment.");
-  } finally {
-    el.passwordSubmit.disabled = false;
-  }
-}
-
-async function signOutEverywhere() {
-  if (el.everywhere.disabled) return;
-  const owner = session;
-  el.sessionsError.textContent = "";
-  el.everywhere.disabled = true;
-  // Our own socket is closed with CLOSE_SIGNED_OUT too, maybe before the answer arrives.
-  endingNotice = "You signed out everywhere.";
-  try {
-    const res = await api("DELETE", "/api/sessions");
-    if (res.status === 204 || res.status === 401) {
-      if (owner === session) sessionEnded();
-      return;
-    }
-    el.sessionsError.textContent = errorMessage(res, `Could not sign out everywhere (${res.status}).`);
-  } catch {
-    el.sessionsError.textContent = "Can't reach Parley right now. Try again in a moment.";
-  } finally {
-    if (owner === session) endingNotice = "";
-    el.everywhere.disabled = false;
-  }
+  stopApp(forms.endNotice());
 }
 
 // ------------------------------------------------------------- lifecycle
@@ -569,18 +322,18 @@ function stopApp(notice) {
   old.frames.stop();
   clearInterval(old.roomsTimer);
   for (const timer of Object.values(old.timers)) clearTimeout(timer);
-  old.outbox = new Outbox();
-  saveOutbox(old); // signing out forgets what was not sent
+  try {
+    sessionStorage.removeItem(outboxKey(old.chat.me)); // signing out forgets what was not sent
+  } catch {
+    /* nothing was saved */
+  }
   scheduler.clear();
   view.clearChat();
-  for (const dialog of [el.roomDialog, el.inviteDialog, el.accountDialog]) if (dialog.open) dialog.close();
-  endingNotice = "";
-  setAuthMode("login");
-  showAuth(notice);
+  forms.signedOut(notice);
 }
 
 async function boot() {
-  setAuthMode("login");
+  forms.setAuthMode("login");
   let delay = 1000;
   for (;;) {
     try {
@@ -588,7 +341,7 @@ async function boot() {
       if (res.status === 200 && res.data && typeof res.data.username === "string") {
         startApp(res.data.username);
       } else {
-        showAuth("");
+        forms.showAuth("");
       }
       return;
     } catch {
@@ -600,11 +353,7 @@ async function boot() {
 }
 
 // ---------------------------------------------------------------- events
-el.authForm.addEventListener("submit", submitAuth);
-el.authSwitch.addEventListener("click", () => {
-  setAuthMode(authMode === "login" ? "register" : "login");
-  el.authUser.focus();
-});
+forms.bindForms({ session: () => session, startApp, sessionEnded, selectRoom, refreshMembers });
 el.signOut.addEventListener("click", signOut);
 
 el.roomList.addEventListener("click", (event) => {
@@ -674,23 +423,6 @@ el.closeMembers.addEventListener("click", () => {
   view.closeMembers();
   el.membersBtn.focus();
 });
-el.newRoom.addEventListener("click", openRoomDialog);
-el.roomForm.addEventListener("submit", submitRoom);
-el.roomNameInput.addEventListener("input", () => {
-  // Room names are lowercase with dashes: help instead of refusing.
-  const fixed = el.roomNameInput.value.toLowerCase().replace(/\s+/g, "-");
-  if (fixed !== el.roomNameInput.value) el.roomNameInput.value = fixed;
-});
-el.inviteBtn.addEventListener("click", openInviteDialog);
-el.inviteForm.addEventListener("submit", submitInvite);
-el.accountBtn.addEventListener("click", openAccountDialog);
-el.passwordForm.addEventListener("submit", submitPassword);
-el.everywhere.addEventListener("click", signOutEverywhere);
-for (const dialog of [el.roomDialog, el.inviteDialog, el.accountDialog]) {
-  dialog.addEventListener("click", (event) => {
-    if (event.target.closest("[data-close]") || event.target === dialog) dialog.close();
-  });
-}
 
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape") {
