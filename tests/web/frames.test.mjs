@@ -115,18 +115,19 @@ test("a message that jumps past the resume point asks for the hole", () => {
 });
 
 test("history answers are matched to requests in the order they were asked", () => {
-  const { frames, chat, page: sent } = setup();
+  const { frames, chat, page } = setup();
   join(frames, "general", 100); // asks for the latest page
-  const page = Array.from({ length: PAGE_SIZE }, (_, i) => msg(51 + i));
-  frames.handle({ type: "history", room: "general", messages: page });
+  const latest = Array.from({ length: PAGE_SIZE }, (_, i) => msg(51 + i));
+  frames.handle({ type: "history", room: "general", messages: latest });
   const room = chat.rooms.get("general");
   assert.equal(room.historyDone, false);
   frames.loadOlder();
   assert.equal(room.loadingOlder, true);
-  assert.deepEqual(sent.sent.at(-1), { type: "history", room: "general", before: 51, limit: PAGE_SIZE });
+  assert.deepEqual(page.sent.at(-1), { type: "history", room: "general", before: 51, limit: PAGE_SIZE });
   frames.handle({ type: "history", room: "general", messages: [msg(50)] });
   assert.equal(room.loadingOlder, false);
   assert.equal(room.historyDone, true, "a short older page is the last one");
+  assert.deepEqual(seqs(room).slice(0, 2), [50, 51]);
 });
 
 test("sending: the outbox goes out on join, one at a time, and leaves on its own message", () => {

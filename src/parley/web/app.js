@@ -44,12 +44,13 @@ function canSeeCurrent() {
  * sign-in; whatever answers after it ended compares its session with `session` and stops.
  */
 function createSession(me) {
-  const chat = new Chat(me);
-  const session = { chat, outbox: null, connection: null, frames: null, roomsTimer: null, timers: {} };
-  chat.marks = new ReadMarks(loadStored(localStorage, readKey(me)), () => {
+  const session = { chat: null, outbox: null, connection: null, frames: null, roomsTimer: null, timers: {} };
+  const marks = new ReadMarks(loadStored(localStorage, readKey(me)), () => {
     markDirty("rooms");
     saveSoon(session, "marks", SAVE_MARKS_MS, saveReadMarks);
   });
+  const chat = new Chat(me, marks);
+  session.chat = chat;
   session.outbox = new Outbox({
     onChange: () => {
       markDirty("pending");
