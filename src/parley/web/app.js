@@ -45,7 +45,7 @@ function canSeeCurrent() {
  */
 function createSession(me) {
   const session = { chat: null, outbox: null, connection: null, frames: null, roomsTimer: null, timers: {} };
-  const marks = new ReadMarks(loadStored(localStorage, readKey(me)), () => {
+  const marks = new ReadMarks(loadStored(() => localStorage, readKey(me)), () => {
     markDirty("rooms");
     saveSoon(session, "marks", SAVE_MARKS_MS, saveReadMarks);
   });
@@ -126,9 +126,10 @@ function outboxKey(me) {
   return "parley.outbox." + (me || "").toLowerCase();
 }
 
+/** What was saved under `key`, or null. Storage may be off: even naming it can throw. */
 function loadStored(storage, key) {
   try {
-    return JSON.parse(storage.getItem(key) || "null");
+    return JSON.parse(storage().getItem(key) || "null");
   } catch {
     return null;
   }
@@ -268,6 +269,8 @@ function discardItem(id) {
 function noteTyping() {
   if (el.input.value.trim()) session.frames.noteTyping();
 }
+
+// ----------------------------------------------------------- session end
 async function signOut() {
   const owner = session;
   try {
@@ -296,7 +299,7 @@ function sessionEnded() {
 function startApp(username) {
   session = createSession(username);
   const { chat, connection } = session;
-  session.outbox.restore(loadStored(sessionStorage, outboxKey(username)));
+  session.outbox.restore(loadStored(() => sessionStorage, outboxKey(username)));
   chat.ensureRoom(GENERAL);
   view.clearChat();
   markDirty("me");
