@@ -53,13 +53,18 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy --strict src/parley bench/parley_bench
 
+# The browser client's DOM-free modules (src/parley/web/*.mjs) under Node's own test runner.
+.PHONY: web-unit
+web-unit:
+	node --test tests/web/*.test.mjs
+
 # The suite runs on PYTEST_WORKERS processes (pytest-xdist), a test file per worker at a
 # time: most tests wait on a server process or a socket, so more workers than cores pay.
 # The conformance suite runs alone after, so that its summary shows in the output.
 PYTEST_WORKERS ?= 4
 test:
 	$(MAKE) --no-print-directory -j3 $(VENV)/.dev-installed system-deps autobahn
-	$(MAKE) --no-print-directory lint typecheck
+	$(MAKE) --no-print-directory lint typecheck web-unit
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/conformance
 	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest tests/conformance
 	$(MAKE) --no-print-directory bench-smoke

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the test suite drives, only when they are missing.
-# Chromium (browser tests), redis-server (Redis broker tests), PostgreSQL (store tests), Node.js + npm (bench peers).
+# Chromium (browser tests), redis-server (Redis broker tests), PostgreSQL (store tests), Node.js + npm (bench peers; `node --test` for the web client's modules).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)

@@ -14,6 +14,7 @@ __all__ = ["StaticFiles"]
 
 _TYPES: Final = {
     ".js": "text/javascript",
+    ".mjs": "text/javascript",  # the client's ES modules: a module script needs a JS type
     ".css": "text/css",
     ".html": "text/html",
     ".svg": "image/svg+xml",

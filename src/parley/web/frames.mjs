@@ -1,0 +1,362 @@
+/* The parley.v1 frames: what the page sends (built here, and only here) and what it does with
+ * each frame the server sends. DOM-free (unit-tested under Node): the page passes a `host`
+ * with the socket, the redraw marks and the few things that need the browser. */
+
+import { validMessage } from "./model.mjs";
+import { clip } from "./text.mjs";
+
+export const PAGE_SIZE = 50; // messages per history page
+const HOLE_PAGE = 100; // messages asked for at once to fill a hole in a room
+const TYPING_SEND_MS = 3000; // at most one typing event per room per 3 s
+const TYPING_SHOW_MS = 5000; // hide "X is typing…" after 5 s without a new one
+const UNAVAILABLE_WAIT_S = 3; // the store could not take a message: try again after this
+
+/** A frame from the socket's text, or null when it is not JSON or has no type. */
+export function parseFrame(data) {
+  let frame;
+  try {
+    frame = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  return frame && typeof frame.type === "string" ? frame : null;
+}
+
+/** The frames the page sends. */
+export const request = {
+  join(room, since) {
+    return since === null ? { type: "join", room } : { type: "join", room, since };
+  },
+  latest(room) {
+    return { type: "history", room, limit: PAGE_SIZE };
+  },
+  before(room, seq) {
+    return { type: "history", room, before: seq, limit: PAGE_SIZE };
+  },
+  after(room, seq, limit) {
+    return { type: "history", room, after: seq, limit };
+  },
+  send(item) {
+    return { type: "send", room: item.room, text: item.text, client_id: item.client_id };
+  },
+  typing(room) {
+    return { type: "typing", room };
+  },
+};
+
+/**
+ * host: {
+ *   send(frame): boolean       put a frame on the open socket (false: not sent);
+ *   socketId(): number|null    the open socket's id, null when none is open;
+ *   online(): boolean          hello arrived on the current socket;
+ *   markDirty(part, detail?)   what must be drawn again;
+ *   canSeeCurrent(): boolean   the shown room is in front of the person;
+ *   announce(text)             tell screen readers;
+ *   hello(frame)               hello arrived (who we are, the connection is up);
+ *   roomsChanged()             the room list changed (the shown room may be gone);
+ *   refreshRooms()             ask the server for the room list (GET /api/rooms);
+ *   now(): number
+ * }
+ */
+export class FrameHandler {
+  constructor(chat, outbox, host) {
+    this.chat = chat;
+    this.outbox = outbox;
+    this.host = host;
+    this.holdTimers = new Map(); // room -> timer ending a rate-limit hold
+  }
+
+  /** Apply one server frame; unknown types are ignored. */
+  handle(frame) {
+    switch (frame.type) {
+      case "hello":
+        return this.hello(frame);
+      case "joined":
+        return this.joined(frame);
+      case "message":
+        return this.message(frame, "live");
+      case "ack":
+        return this.ack(frame);
+      case "history":
+        return this.history(frame);
+      case "typing":
+        return this.typing(frame);
+      case "presence":
+        return this.presence(frame);
+      case "error":
+        return this.error(frame);
+      default:
+        return undefined;
+    }
+  }
+
+  // ------------------------------------------------------------ server frames
+  hello(frame) {
+    this.host.hello(frame);
+    this.roomList(Array.isArray(frame.rooms) ? frame.rooms : [], false);
+    this.host.refreshRooms();
+  }
+
+  /** Merge the server's room list (GET /api/rooms is authoritative, hello is not). */
+  roomList(list, authoritative) {
+    const dropped = this.chat.mergeRooms(list, authoritative);
+    if (dropped.length) this.outbox.keepRooms((name) => !dropped.includes(name));
+    this.joinAll();
+    this.host.markDirty("rooms");
+    this.host.roomsChanged();
+  }
+
+  joined(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room) return;
+    room.joined = true;
+    room.known = true;
+    room.joining = null;
+    if (typeof frame.last_seq === "number") {
+      room.lastSeq = Math.max(room.lastSeq, frame.last_seq);
+      // Joined without `since`: older messages come from history on demand.
+      if (room.seen === null) room.seen = frame.last_seq;
+    }
+    room.online = new Set(Array.isArray(frame.online) ? frame.online : []);
+    if (this.#isCurrent(room)) {
+      if (!room.opened) this.requestLatest(room);
+      if (this.host.canSeeCurrent()) this.chat.markRead(room);
+      this.host.markDirty("members");
+      this.host.markDirty("header");
+    }
+    this.host.markDirty("rooms");
+    this.flushOutbox(room.name);
+  }
+
+  message(m, source) {
+    if (!validMessage(m)) return;
+    const room = this.chat.rooms.get(m.room);
+    if (!room) return;
+    const fresh = this.#store(room, m);
+    this.#advanceSeen(room);
+    if (!fresh) return;
+    const typingTimer = room.typing.get(m.username);
+    if (typingTimer) {
+      clearTimeout(typingTimer);
+      room.typing.delete(m.username);
+      if (this.#isCurrent(room)) this.host.markDirty("typing");
+    }
+    const mine = m.username === this.chat.me;
+    if (mine) this.flushOutbox(room.name);
+    const current = this.#isCurrent(room);
+    if (current && this.host.canSeeCurrent()) this.chat.markRead(room);
+    else if (mine && this.chat.readSeq(room) === m.seq - 1) this.chat.markRead(room);
+    if (source === "live" && !mine) {
+      if (current) this.host.announce(`${m.username}: ${clip(m.text, 200)}`);
+      else this.host.announce(`New message in ${room.name} from ${m.username}`);
+    }
+    if (current) {
+      this.host.markDirty("log", { appended: true, mine });
+      this.host.markDirty("pending");
+    }
+    this.host.markDirty("rooms");
+  }
+
+  ack(frame) {
+    const item = this.outbox.get(frame.client_id);
+    if (!item) return;
+    const room = this.chat.rooms.get(item.room);
+    if (room && room.messages.has(frame.seq)) {
+      this.outbox.delivered(item.client_id);
+    } else {
+      this.outbox.acked(item, frame.seq);
+      // The message frame follows (live or via resume); if it somehow is older than our
+      // resume point, fetch it so the pending line can turn into the real one.
+      if (room && room.seen !== null && frame.seq <= room.seen) {
+        room.historyQueue.push("after");
+        this.host.send(request.after(room.name, frame.seq - 1, 1));
+      }
+    }
+    this.flushOutbox(item.room);
+  }
+
+  history(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room) return;
+    // History answers carry no request id: they come back in the order they were asked.
+    const kind = room.historyQueue.shift() || "latest";
+    const list = Array.isArray(frame.messages) ? frame.messages.filter(validMessage) : [];
+    let added = 0;
+    for (const m of list) if (this.#store(room, m)) added++;
+    if (kind === "latest" && list.length < PAGE_SIZE) room.historyDone = true;
+    if (kind === "before") {
+      room.loadingOlder = false;
+      if (list.length < PAGE_SIZE) room.historyDone = true;
+    }
+    const first = room.firstSeq();
+    if (first !== null && first <= 1) room.historyDone = true;
+    this.#advanceSeen(room);
+    if (this.#isCurrent(room)) {
+      if (kind === "latest") this.host.markDirty("log", { reset: true });
+      else if (added) this.host.markDirty("log", { prepended: kind === "before" });
+      this.host.markDirty("logTop");
+      this.host.markDirty("pending");
+      // Still at the top (short page, tall screen): keep going.
+      if (kind === "before" || kind === "latest") this.host.markDirty("nearTop");
+    }
+    this.host.markDirty("rooms");
+  }
+
+  typing(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room || typeof frame.username !== "string" || frame.username === this.chat.me) return;
+    const old = room.typing.get(frame.username);
+    if (old) clearTimeout(old);
+    room.typing.set(
+      frame.username,
+      setTimeout(() => {
+        room.typing.delete(frame.username);
+        if (this.#isCurrent(room)) this.host.markDirty("typing");
+      }, TYPING_SHOW_MS),
+    );
+    if (this.#isCurrent(room)) this.host.markDirty("typing");
+  }
+
+  presence(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room || typeof frame.username !== "string") return;
+    if (frame.online) room.online.add(frame.username);
+    else room.online.delete(frame.username);
+    if (this.#isCurrent(room)) {
+      this.host.markDirty("members");
+      this.host.markDirty("header");
+    }
+  }
+
+  error(frame) {
+    const item = frame.ref ? this.outbox.get(frame.ref) : null;
+    if (item) {
+      const room = this.chat.rooms.get(item.room);
+      if ((frame.code === "rate_limited" || frame.code === "unavailable") && room) {
+        // Not stored: hold this one (and everything after it in the room) and try again later.
+        const wait =
+          frame.code === "rate_limited" ? Math.max(1, Number(frame.retry_after) || 1) : UNAVAILABLE_WAIT_S;
+        this.#hold(item, wait * 1000);
+      } else {
+        this.outbox.fail(
+          item,
+          frame.code === "too_large"
+            ? "Too long to send (4000 characters at most)."
+            : frame.message || "The server refused this message.",
+        );
+        this.flushOutbox(item.room);
+      }
+      return;
+    }
+    if (frame.code === "not_found" || frame.code === "forbidden") {
+      // A room we can no longer see (or that is gone): ask the server what is left.
+      this.host.refreshRooms();
+    }
+  }
+
+  // ----------------------------------------------------------- page requests
+  /** Join every room we know on this socket; resume from the last seq seen. */
+  joinAll() {
+    const socket = this.host.socketId();
+    if (socket === null || !this.host.online()) return;
+    for (const room of this.chat.rooms.values()) {
+      if (room.joined || room.joining === socket) continue;
+      if (this.host.send(request.join(room.name, room.seen))) room.joining = socket;
+    }
+  }
+
+  /** Ask for the latest page of `room` (the first time it is shown on a socket). */
+  requestLatest(room) {
+    room.opened = true;
+    room.historyQueue.push("latest");
+    this.host.send(request.latest(room.name));
+    this.host.markDirty("logTop");
+  }
+
+  /** Ask for the page before the oldest message held of the shown room. */
+  loadOlder() {
+    const room = this.chat.currentRoom;
+    if (!room || !room.joined || room.loadingOlder || room.historyDone || !room.opened) return;
+    if (room.historyQueue.includes("latest")) return;
+    const oldest = room.firstSeq() ?? (room.seen !== null ? room.seen + 1 : null);
+    if (oldest === null || oldest <= 1) {
+      room.historyDone = true;
+      this.host.markDirty("logTop");
+      return;
+    }
+    room.loadingOlder = true;
+    room.historyQueue.push("before");
+    this.host.send(request.before(room.name, oldest));
+    this.host.markDirty("logTop");
+  }
+
+  /**
+   * Send the next unsent message of `roomName`, always with its own client_id, so a retry
+   * is recognised by the server.
+   */
+  flushOutbox(roomName) {
+    const room = this.chat.rooms.get(roomName);
+    if (!room || !room.joined || this.outbox.isHeld(roomName)) return;
+    const item = this.outbox.next(roomName);
+    if (item && this.host.send(request.send(item))) this.outbox.sending(item);
+    if (this.#isCurrent(room)) this.host.markDirty("pending");
+  }
+
+  /** The person is typing in the shown room. */
+  noteTyping() {
+    const room = this.chat.currentRoom;
+    if (!room || !room.joined) return;
+    const now = this.host.now();
+    if (now - room.lastTypingSent < TYPING_SEND_MS) return;
+    if (this.host.send(request.typing(room.name))) room.lastTypingSent = now;
+  }
+
+  /** The socket closed: what lived on it is gone; messages on the wire go back in line. */
+  socketClosed() {
+    for (const room of this.chat.rooms.values()) room.forgetSocket();
+    this.outbox.requeue();
+    this.host.markDirty("members");
+    this.host.markDirty("header");
+    this.host.markDirty("typing");
+  }
+
+  /** The session is over: no timer of it may fire. */
+  stop() {
+    for (const timer of this.holdTimers.values()) clearTimeout(timer);
+    this.holdTimers.clear();
+    for (const room of this.chat.rooms.values()) for (const timer of room.typing.values()) clearTimeout(timer);
+  }
+
+  // ----------------------------------------------------------------- helpers
+  #isCurrent(room) {
+    return room.name === this.chat.current;
+  }
+
+  /** Store a message; a message of ours that was waiting in the outbox is now delivered. */
+  #store(room, m) {
+    if (!room.store(m)) return false;
+    if (m.client_id && m.username === this.chat.me) this.outbox.delivered(m.client_id);
+    return true;
+  }
+
+  /** Advance the contiguous resume point; a hole asks the server for what is missing. */
+  #advanceSeen(room) {
+    if (room.advanceSeen()) {
+      room.historyQueue.push("after");
+      this.host.send(request.after(room.name, room.seen, HOLE_PAGE));
+    }
+  }
+
+  #hold(item, ms) {
+    this.outbox.hold(item, ms);
+    clearTimeout(this.holdTimers.get(item.room));
+    this.holdTimers.set(
+      item.room,
+      setTimeout(() => {
+        this.holdTimers.delete(item.room);
+        this.outbox.release(item.room);
+        this.flushOutbox(item.room);
+      }, ms),
+    );
+  }
+}

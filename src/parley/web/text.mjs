@@ -1,0 +1,60 @@
+/* Text rules shared by the views and the frame handling. DOM-free (unit-tested under Node). */
+
+export const MAX_TEXT = 4000; // characters (code points), as the server counts them
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+const CLOSERS = { ")": "(", "]": "[", "}": "{" };
+
+export function codePoints(text) {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+/** At most `n` code points of `text`, with an ellipsis when cut. */
+export function clip(text, n) {
+  const cps = Array.from(text);
+  return cps.length > n ? cps.slice(0, n).join("") + "…" : text;
+}
+
+/** The URL as a link target when it is http(s), else null (javascript: and the rest). */
+export function safeHref(candidate) {
+  try {
+    const url = new URL(candidate);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Drop trailing punctuation from a URL found in text; keep a ")" that closes one inside it. */
+export function trimUrl(raw) {
+  for (;;) {
+    const end = raw.at(-1);
+    if (end && ".,;:!?".includes(end)) {
+      raw = raw.slice(0, -1);
+    } else if (end && end in CLOSERS && raw.split(end).length > raw.split(CLOSERS[end]).length) {
+      raw = raw.slice(0, -1);
+    } else {
+      return raw;
+    }
+  }
+}
+
+/**
+ * `text` cut into pieces to show in order: `{text}` is plain text, `{text, href}` a link
+ * (http and https only; any other URL stays text).
+ */
+export function splitLinks(text) {
+  const pieces = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    const raw = trimUrl(match[0]);
+    const start = match.index ?? 0;
+    if (start > last) pieces.push({ text: text.slice(last, start) });
+    const href = safeHref(raw);
+    pieces.push(href ? { text: raw, href } : { text: raw });
+    last = start + raw.length;
+  }
+  if (last < text.length) pieces.push({ text: text.slice(last) });
+  return pieces;
+}

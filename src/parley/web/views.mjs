@@ -1,0 +1,659 @@
+/* The views: everything that touches the DOM. `draw` draws the parts the scheduler marked,
+ * from the state it is given; nothing here changes that state. Every text goes in through
+ * textContent or text nodes, never innerHTML. */
+
+import { MAX_TEXT, codePoints, splitLinks } from "./text.mjs";
+
+const GROUP_GAP_MS = 5 * 60 * 1000; // same sender within 5 min: one group
+const AVATAR_COLORS = 11; // a prime spreads names better
+const ANNOUNCE_MS = 400; // a burst of messages within this becomes one announcement
+const LOAD_OLDER_PX = 400; // start loading older history this close to the top
+
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+export const el = {
+  boot: $("boot-view"),
+  bootText: $("boot-text"),
+  auth: $("auth-view"),
+  authForm: /** @type {HTMLFormElement} */ ($("auth-form")),
+  authTitle: $("auth-title"),
+  authNotice: $("auth-notice"),
+  authUser: /** @type {HTMLInputElement} */ ($("auth-username")),
+  authPass: /** @type {HTMLInputElement} */ ($("auth-password")),
+  authUserHint: $("auth-username-hint"),
+  authPassHint: $("auth-password-hint"),
+  authError: $("auth-error"),
+  authSubmit: /** @type {HTMLButtonElement} */ ($("auth-submit")),
+  authSwitch: $("auth-switch"),
+  authSwitchText: $("auth-switch-text"),
+  app: $("app-view"),
+  sidebar: $("sidebar"),
+  scrim: $("scrim"),
+  openSidebar: $("open-sidebar"),
+  closeSidebar: $("close-sidebar"),
+  menuDot: $("menu-dot"),
+  roomList: $("room-list"),
+  newRoom: $("new-room"),
+  meAvatar: $("me-avatar"),
+  meName: $("me-name"),
+  meState: $("me-state"),
+  signOut: $("sign-out"),
+  roomIcon: $("room-icon"),
+  roomName: $("room-name"),
+  roomSub: $("room-sub"),
+  conn: $("conn"),
+  connText: $("conn-text"),
+  inviteBtn: $("invite-btn"),
+  membersBtn: $("members-btn"),
+  membersCount: $("members-count"),
+  membersPanel: $("members-panel"),
+  closeMembers: $("close-members"),
+  membersTitle: $("members-title"),
+  onlineList: $("online-list"),
+  offlineTitle: $("offline-title"),
+  offlineList: $("offline-list"),
+  banner: $("banner"),
+  bannerText: $("banner-text"),
+  retryNow: $("retry-now"),
+  log: $("log"),
+  logTop: $("log-top"),
+  messages: $("messages"),
+  pending: $("pending"),
+  jump: $("jump"),
+  jumpText: $("jump-text"),
+  typing: $("typing"),
+  composer: /** @type {HTMLFormElement} */ ($("composer")),
+  input: /** @type {HTMLTextAreaElement} */ ($("composer-input")),
+  inputLabel: $("composer-label"),
+  count: $("composer-count"),
+  announcer: $("announcer"),
+  roomDialog: /** @type {HTMLDialogElement} */ ($("room-dialog")),
+  roomForm: /** @type {HTMLFormElement} */ ($("room-form")),
+  roomNameInput: /** @type {HTMLInputElement} */ ($("room-name-input")),
+  roomPrivate: /** @type {HTMLInputElement} */ ($("room-private")),
+  roomError: $("room-error"),
+  inviteDialog: /** @type {HTMLDialogElement} */ ($("invite-dialog")),
+  inviteForm: /** @type {HTMLFormElement} */ ($("invite-form")),
+  inviteRoom: $("invite-room"),
+  inviteName: /** @type {HTMLInputElement} */ ($("invite-name")),
+  inviteError: $("invite-error"),
+  inviteOk: $("invite-ok"),
+  accountBtn: $("account-btn"),
+  accountDialog: /** @type {HTMLDialogElement} */ ($("account-dialog")),
+  passwordForm: /** @type {HTMLFormElement} */ ($("password-form")),
+  passwordUser: /** @type {HTMLInputElement} */ ($("password-username")),
+  passwordOld: /** @type {HTMLInputElement} */ ($("password-old")),
+  passwordNew: /** @type {HTMLInputElement} */ ($("password-new")),
+  passwordRepeat: /** @type {HTMLInputElement} */ ($("password-repeat")),
+  passwordError: $("password-error"),
+  passwordOk: $("password-ok"),
+  passwordSubmit: /** @type {HTMLButtonElement} */ ($("password-submit")),
+  everywhere: /** @type {HTMLButtonElement} */ ($("sign-out-everywhere")),
+  sessionsError: $("sessions-error"),
+};
+
+export const media = {
+  narrow: window.matchMedia("(max-width: 767px)"),
+  finePointer: window.matchMedia("(pointer: fine)"),
+  wideMembers: window.matchMedia("(min-width: 1100px)"),
+};
+
+/**
+ * The state the views draw, set by the page: {chat, outbox, connection, canSeeCurrent(),
+ * nearTop()} (nearTop: the log is scrolled close to its top; older history may be wanted).
+ */
+let state = null;
+export function bindState(s) {
+  state = s;
+}
+
+/** Draw the parts the scheduler marked; in this order, since later ones read earlier ones. */
+export function draw(parts) {
+  const order = ["me", "conn", "rooms", "header", "members", "typing", "log", "logTop", "pending"];
+  if (parts.has("members") && !parts.has("header")) parts.set("header", {}); // "N online"
+  for (const part of order) {
+    if (parts.has(part)) DRAW[part](parts.get(part));
+  }
+  // After the log moved (a short page, a tall screen): maybe ask for older history.
+  if (parts.has("nearTop")) requestAnimationFrame(() => state.nearTop());
+}
+
+const DRAW = {
+  me: renderMe,
+  conn: renderConn,
+  rooms: renderRooms,
+  header: renderHeader,
+  members: renderMembers,
+  typing: renderTyping,
+  log: renderLog,
+  logTop: renderLogTop,
+  pending: renderPending,
+};
+
+// ------------------------------------------------------------------- helpers
+function h(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function icon(name, className) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  if (className) svg.setAttribute("class", className);
+  const use = document.createElementNS(ns, "use");
+  use.setAttribute("href", "#" + name);
+  svg.append(use);
+  return svg;
+}
+
+function avatarClass(name) {
+  let hash = 0;
+  for (const ch of name.toLowerCase()) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return "av-" + (hash % AVATAR_COLORS);
+}
+
+function avatar(name, extra) {
+  const node = h("span", "avatar " + avatarClass(name) + (extra ? " " + extra : ""));
+  node.textContent = (Array.from(name)[0] || "?").toUpperCase();
+  node.setAttribute("aria-hidden", "true");
+  return node;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric" });
+const dayYearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "long", day: "numeric" });
+
+function dayKey(d) {
+  return d.getFullYear() + "-" + d.getMonth() + "-" + d.getDate();
+}
+
+function dayLabel(d) {
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (dayKey(d) === dayKey(today)) return "Today";
+  if (dayKey(d) === dayKey(yesterday)) return "Yesterday";
+  return (d.getFullYear() === today.getFullYear() ? dayFmt : dayYearFmt).format(d);
+}
+
+/** Append `text` to `parent` as text nodes; http(s) URLs become <a> built with the DOM API. */
+function appendRichText(parent, text) {
+  for (const piece of splitLinks(text)) {
+    if (piece.href) {
+      const a = document.createElement("a");
+      a.href = piece.href;
+      a.textContent = piece.text;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow";
+      parent.append(a);
+    } else {
+      parent.append(document.createTextNode(piece.text));
+    }
+  }
+}
+
+let announceQueue = [];
+let announceTimer = null;
+/** Coalesce bursts (a resume can deliver many messages at once) into one announcement. */
+export function announce(text) {
+  announceQueue.push(text);
+  if (announceTimer) return;
+  announceTimer = setTimeout(() => {
+    const items = announceQueue;
+    announceQueue = [];
+    announceTimer = null;
+    el.announcer.textContent =
+      items.length === 1 ? items[0] : `${items.length} new messages. Latest: ${items[items.length - 1]}`;
+  }, ANNOUNCE_MS);
+}
+
+// ------------------------------------------------------------- views, forms
+export function showView(name) {
+  el.boot.hidden = name !== "boot";
+  el.auth.hidden = name !== "auth";
+  el.app.hidden = name !== "app";
+}
+
+/** The composer's counter: shown near the limit, and how far over it. */
+export function updateCount() {
+  const n = codePoints(el.input.value);
+  if (n > MAX_TEXT) {
+    el.count.textContent = `${n - MAX_TEXT} characters too long`;
+    el.count.className = "count over";
+  } else if (n > MAX_TEXT - 200) {
+    el.count.textContent = `${MAX_TEXT - n} characters left`;
+    el.count.className = "count";
+  } else {
+    el.count.textContent = "";
+    el.count.className = "count";
+  }
+}
+
+/** The chat view emptied at sign-out. */
+export function clearChat() {
+  el.messages.replaceChildren();
+  el.pending.replaceChildren();
+  el.roomList.replaceChildren();
+  el.input.value = "";
+  el.app.classList.remove("sidebar-open", "members-open");
+  document.title = "Parley";
+  renderedRoom = null;
+  renderedLastSeq = 0;
+}
+
+// ------------------------------------------------------------------ drawers
+export function openSidebar() {
+  el.app.classList.add("sidebar-open");
+  el.scrim.hidden = false;
+  el.openSidebar.setAttribute("aria-expanded", "true");
+  const current = el.roomList.querySelector('[aria-current="page"]') || el.roomList.querySelector("button");
+  if (current) current.focus();
+}
+
+export function closeSidebar() {
+  if (!el.app.classList.contains("sidebar-open")) return;
+  el.app.classList.remove("sidebar-open");
+  el.openSidebar.setAttribute("aria-expanded", "false");
+  syncScrim();
+}
+
+export function toggleMembers() {
+  const open = !el.app.classList.contains("members-open");
+  el.app.classList.toggle("members-open", open);
+  el.membersBtn.setAttribute("aria-expanded", String(open));
+  syncScrim();
+  if (open && !media.wideMembers.matches) el.closeMembers.focus();
+}
+
+export function closeMembers() {
+  el.app.classList.remove("members-open");
+  el.membersBtn.setAttribute("aria-expanded", "false");
+  syncScrim();
+}
+
+/** The people panel is a column on a wide screen, closed (an overlay) below. */
+export function fitMembers() {
+  el.app.classList.toggle("members-open", media.wideMembers.matches);
+  el.membersBtn.setAttribute("aria-expanded", String(media.wideMembers.matches));
+  syncScrim();
+}
+
+function syncScrim() {
+  const overlay =
+    el.app.classList.contains("sidebar-open") ||
+    (el.app.classList.contains("members-open") && !media.wideMembers.matches);
+  el.scrim.hidden = !overlay;
+}
+
+// ------------------------------------------------------------------- parts
+function renderMe() {
+  const me = state.chat.me;
+  el.meName.textContent = me || "";
+  el.meAvatar.textContent = (Array.from(me || "?")[0] || "?").toUpperCase();
+  el.meAvatar.className = "avatar avatar-sm " + avatarClass(me || "?");
+}
+
+function renderConn() {
+  const { state: conn, backoff, retryAt } = state.connection;
+  let text;
+  let banner = "";
+  if (conn === "online") {
+    text = "Online";
+  } else if (conn === "connecting") {
+    text = backoff.attempt > 0 ? "Reconnecting…" : "Connecting…";
+    if (backoff.attempt > 0) banner = "Connection lost. Reconnecting…";
+  } else if (conn === "reconnecting") {
+    const secs = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    text = secs > 0 ? `Reconnecting in ${secs} s` : "Reconnecting…";
+    banner = `Connection lost. ${text}. Messages you send will go out once it is back.`;
+  } else {
+    text = "Offline";
+    banner = "You are offline. Messages you send will go out once you are back online.";
+  }
+  el.conn.dataset.state = conn;
+  if (el.connText.textContent !== text) el.connText.textContent = text;
+  el.meState.textContent = text;
+  el.meState.dataset.state = conn;
+  el.banner.hidden = !banner;
+  el.banner.dataset.state = conn;
+  if (el.bannerText.textContent !== banner) el.bannerText.textContent = banner;
+  el.retryNow.hidden = conn === "connecting";
+}
+
+function renderRooms() {
+  const { chat } = state;
+  const frag = document.createDocumentFragment();
+  let total = 0;
+  let otherUnread = 0;
+  for (const room of chat.sortedRooms()) {
+    const count = room.name === chat.current && state.canSeeCurrent() ? 0 : chat.unread(room);
+    total += count;
+    if (room.name !== chat.current) otherUnread += count;
+    const li = h("li");
+    const btn = h("button", "room" + (count ? " has-unread" : ""));
+    btn.type = "button";
+    btn.dataset.room = room.name;
+    if (room.name === chat.current) btn.setAttribute("aria-current", "page");
+    btn.append(icon(room.private ? "i-lock" : "i-hash", "room-glyph"));
+    btn.append(h("span", "room-label", room.name));
+    if (room.private) btn.append(h("span", "sr-only", ", private"));
+    if (count) {
+      const badge = h("span", "badge");
+      badge.append(
+        h("span", "sr-only", ", "),
+        document.createTextNode(count > 99 ? "99+" : String(count)),
+        h("span", "sr-only", " unread"),
+      );
+      btn.append(badge);
+    }
+    li.append(btn);
+    frag.append(li);
+  }
+  el.roomList.replaceChildren(frag);
+  el.menuDot.hidden = otherUnread === 0;
+  document.title = total ? `(${total > 99 ? "99+" : total}) Parley` : "Parley";
+}
+
+function renderHeader() {
+  const room = state.chat.currentRoom;
+  if (!room) return;
+  el.roomName.textContent = room.name;
+  el.roomIcon.replaceChildren(icon(room.private ? "i-lock" : "i-hash"));
+  const online = room.online.size;
+  const parts = [];
+  parts.push(room.private ? "Private room" : "Public room");
+  if (room.joined) parts.push(`${online} online`);
+  el.roomSub.textContent = parts.join(" · ");
+  el.membersCount.textContent = room.joined ? String(online) : "–";
+  el.inviteBtn.hidden = !room.private;
+  el.inputLabel.textContent = `Message ${room.name}`;
+  el.input.placeholder = `Message #${room.name}`;
+}
+
+function renderMembers() {
+  const room = state.chat.currentRoom;
+  if (!room) return;
+  const online = [...room.online].sort((a, b) => a.localeCompare(b));
+  el.membersTitle.textContent = `Online — ${online.length}`;
+  if (room.joined) {
+    el.onlineList.replaceChildren(...online.map((name) => personItem(name, true)));
+  } else {
+    el.membersTitle.textContent = "Online";
+    el.onlineList.replaceChildren(h("li", "members-note", "Shown again once you are back online."));
+  }
+  const offline = room.private && room.members ? room.members.filter((m) => !room.online.has(m)).sort() : [];
+  el.offlineTitle.hidden = offline.length === 0;
+  el.offlineTitle.textContent = `Offline — ${offline.length}`;
+  el.offlineList.replaceChildren(...offline.map((name) => personItem(name, false)));
+}
+
+function personItem(name, online) {
+  const li = h("li", "person" + (online ? " online" : ""));
+  li.dataset.user = name;
+  const av = avatar(name, "avatar-sm");
+  const wrap = h("span", "avatar-wrap");
+  wrap.append(av, h("span", "presence-dot"));
+  li.append(wrap, h("span", "person-name", name));
+  if (name === state.chat.me) li.append(h("span", "you", "you"));
+  return li;
+}
+
+function renderTyping() {
+  const room = state.chat.currentRoom;
+  const names = room ? [...room.typing.keys()] : [];
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = "Several people are typing…";
+  if (el.typing.textContent !== text) el.typing.textContent = text;
+  el.typing.classList.toggle("active", Boolean(text));
+}
+
+function renderLogTop() {
+  const room = state.chat.currentRoom;
+  if (!room) return;
+  el.logTop.replaceChildren();
+  if (room.historyDone && (room.messages.size > 0 || !room.historyQueue.length)) {
+    const intro = h("div", "room-intro");
+    const glyph = h("div", "room-intro-glyph");
+    glyph.append(icon(room.private ? "i-lock" : "i-hash"));
+    intro.append(glyph, h("h2", "", `Welcome to #${room.name}`));
+    intro.append(
+      h(
+        "p",
+        "",
+        room.private ? "This is the very beginning of this private room." : "This is the very beginning of this room.",
+      ),
+    );
+    el.logTop.append(intro);
+    el.logTop.dataset.state = "start";
+  } else if (room.loadingOlder || room.historyQueue.length) {
+    const spin = h("div", "loading");
+    spin.setAttribute("role", "status");
+    spin.append(h("span", "spinner"), h("span", "", "Loading messages…"));
+    el.logTop.append(spin);
+    el.logTop.dataset.state = "loading";
+  } else {
+    el.logTop.dataset.state = "more";
+  }
+}
+
+// --------------------------------------------------------------------- log
+export function atBottom() {
+  return el.log.scrollHeight - el.log.scrollTop - el.log.clientHeight < 48;
+}
+
+export function scrollToBottom() {
+  el.log.scrollTop = el.log.scrollHeight;
+  el.jump.hidden = true;
+}
+
+/** The log is scrolled close to its top: older history is wanted. */
+export function nearTop() {
+  return el.log.scrollTop < LOAD_OLDER_PX;
+}
+
+/** The message nearest the top of the viewport and its offset, to restore after a re-render. */
+function captureAnchor() {
+  const top = el.log.getBoundingClientRect().top;
+  for (const li of el.messages.children) {
+    const rect = li.getBoundingClientRect();
+    if (rect.bottom > top && li.dataset.seq) return { seq: li.dataset.seq, offset: rect.top - top };
+  }
+  return null;
+}
+
+function restoreAnchor(anchor) {
+  if (!anchor) return;
+  const li = el.messages.querySelector(`li[data-seq="${anchor.seq}"]`);
+  if (!li) return;
+  const top = el.log.getBoundingClientRect().top;
+  el.log.scrollTop += li.getBoundingClientRect().top - top - anchor.offset;
+}
+
+function messageItem(room, m, prev) {
+  const date = new Date(m.ts);
+  const valid = !Number.isNaN(date.getTime());
+  const startsGroup =
+    !prev ||
+    prev.username !== m.username ||
+    !valid ||
+    Number.isNaN(new Date(prev.ts).getTime()) ||
+    date - new Date(prev.ts) > GROUP_GAP_MS ||
+    dayKey(date) !== dayKey(new Date(prev.ts)) ||
+    startsUnread(room, m, prev);
+  const li = h("li", "msg" + (startsGroup ? " group-start" : "") + (m.username === state.chat.me ? " mine" : ""));
+  li.dataset.seq = String(m.seq);
+  li.dataset.user = m.username;
+  const time = h("time", "msg-time");
+  if (valid) {
+    time.dateTime = date.toISOString();
+    time.textContent = timeFmt.format(date);
+    time.title = fullFmt.format(date);
+  }
+  if (startsGroup) {
+    li.append(avatar(m.username));
+    const head = h("div", "msg-head");
+    head.append(h("span", "msg-author", m.username), time);
+    li.append(head);
+  } else {
+    time.classList.add("msg-time-side");
+    li.append(time, h("span", "sr-only", m.username + ": "));
+  }
+  const body = h("div", "msg-text");
+  appendRichText(body, m.text);
+  li.append(body);
+  return li;
+}
+
+/** The "New" divider goes before the first message after the read mark. */
+function startsUnread(room, m, prev) {
+  if (room.dividerSeq === null || m.seq <= room.dividerSeq) return false;
+  return !prev || prev.seq <= room.dividerSeq;
+}
+
+function dividerItems(room, m, prev) {
+  const out = [];
+  const date = new Date(m.ts);
+  if (!Number.isNaN(date.getTime()) && (!prev || dayKey(new Date(prev.ts)) !== dayKey(date))) {
+    const li = h("li", "day");
+    li.dataset.day = dayKey(date);
+    li.append(h("span", "", dayLabel(date)));
+    out.push(li);
+  }
+  if (startsUnread(room, m, prev)) {
+    const li = h("li", "new-divider");
+    li.append(h("span", "", "New"));
+    out.push(li);
+  }
+  return out;
+}
+
+let renderedRoom = null;
+let renderedLastSeq = 0;
+
+/**
+ * Draw the message list of the shown room.
+ * opts.reset: room switch (scroll to the divider or the bottom);
+ * opts.appended: new messages at the end (stick to the bottom if we were there; mine: always);
+ * opts.prepended: older history above (keep the view where it was).
+ */
+function renderLog(opts) {
+  const room = state.chat.currentRoom;
+  if (!room) return;
+  const list = room.sortedMessages();
+  const wasAtBottom = atBottom();
+  const sameRoom = renderedRoom === room.name;
+  const lastMsg = list.at(-1);
+  if (sameRoom && !opts.reset && !opts.prepended && opts.appended && appendNew(room, list, wasAtBottom, opts.mine)) {
+    return;
+  }
+
+  const anchor = sameRoom && !opts.reset ? captureAnchor() : null;
+  const focusedSeq = el.messages.contains(document.activeElement)
+    ? document.activeElement.closest("li[data-seq]")?.dataset.seq
+    : null;
+  const frag = document.createDocumentFragment();
+  let prev = null;
+  for (const m of list) {
+    frag.append(...dividerItems(room, m, prev), messageItem(room, m, prev));
+    prev = m;
+  }
+  el.messages.replaceChildren(frag);
+  renderedRoom = room.name;
+  renderedLastSeq = lastMsg ? lastMsg.seq : 0;
+  renderLogTop();
+  if (focusedSeq) el.messages.querySelector(`li[data-seq="${focusedSeq}"] a`)?.focus();
+
+  if (opts.reset || !sameRoom) {
+    el.jump.hidden = true;
+    const divider = el.messages.querySelector(".new-divider");
+    if (divider) el.log.scrollTop = Math.max(0, divider.offsetTop - el.log.clientHeight / 3);
+    else scrollToBottom();
+  } else if (opts.prepended) {
+    restoreAnchor(anchor);
+  } else if (wasAtBottom) {
+    scrollToBottom();
+  } else {
+    restoreAnchor(anchor);
+    if (opts.appended) el.jump.hidden = false;
+  }
+}
+
+/** The fast path: only messages after the last one drawn are new. Returns false if not so. */
+function appendNew(room, list, wasAtBottom, mine) {
+  const lastMsg = list.at(-1);
+  if (!el.messages.lastElementChild || !lastMsg || lastMsg.seq <= renderedLastSeq) return false;
+  const startIdx = list.findIndex((m) => m.seq > renderedLastSeq);
+  if (startIdx <= 0 || list[startIdx - 1].seq !== renderedLastSeq) return false;
+  const frag = document.createDocumentFragment();
+  let prev = list[startIdx - 1];
+  for (const m of list.slice(startIdx)) {
+    frag.append(...dividerItems(room, m, prev), messageItem(room, m, prev));
+    prev = m;
+  }
+  el.messages.append(frag);
+  renderedLastSeq = lastMsg.seq;
+  if (wasAtBottom || mine) scrollToBottom();
+  else el.jump.hidden = false;
+  return true;
+}
+
+// ----------------------------------------------------------------- pending
+/** The outbox of the shown room, under the log. opts.toBottom: scroll there (just sent). */
+function renderPending(opts) {
+  const { chat, outbox, connection } = state;
+  const me = chat.me || "";
+  const wasAtBottom = opts.toBottom || atBottom();
+  const frag = document.createDocumentFragment();
+  const lastSent = el.messages.lastElementChild;
+  let grouped = Boolean(lastSent && lastSent.dataset.user === chat.me);
+  for (const item of outbox.inRoom(chat.current)) {
+    const room = chat.rooms.get(item.room);
+    const [kind, label] = pendingStatus(item, room, connection.state === "online", outbox.isHeld(item.room));
+    const li = h("li", "msg mine pending is-" + kind + (grouped ? "" : " group-start"));
+    li.dataset.clientId = item.client_id;
+    const status = h("span", "msg-status");
+    status.append(icon(kind === "failed" ? "i-alert" : "i-clock"));
+    status.append(h("span", "", label));
+    const body = h("div", "msg-text");
+    appendRichText(body, item.text);
+    if (grouped) {
+      li.append(h("span", "msg-time-side"), h("span", "sr-only", me + ": "), body, status);
+      status.classList.add("msg-status-below");
+    } else {
+      li.append(avatar(me || "?"));
+      const head = h("div", "msg-head");
+      head.append(h("span", "msg-author", me), status);
+      li.append(head, body);
+    }
+    grouped = true;
+    if (item.status === "failed") li.append(pendingActions());
+    frag.append(li);
+  }
+  el.pending.replaceChildren(frag);
+  if (wasAtBottom) scrollToBottom();
+}
+
+function pendingStatus(item, room, online, held) {
+  if (item.status === "failed") return ["failed", item.error || "Not sent"];
+  if (item.status !== "queued") return ["sending", "Sending…"];
+  if (!online || !room || !room.joined) return ["offline", "Waiting for connection…"];
+  if (held) return ["slow", "Sending slowed down, will retry shortly…"];
+  return ["sending", "Sending…"];
+}
+
+function pendingActions() {
+  const actions = h("div", "msg-actions");
+  const retry = h("button", "btn btn-sm btn-ghost", "Retry");
+  retry.type = "button";
+  retry.dataset.action = "retry";
+  const drop = h("button", "btn btn-sm btn-ghost", "Discard");
+  drop.type = "button";
+  drop.dataset.action = "discard";
+  actions.append(retry, drop);
+  return actions;
+}

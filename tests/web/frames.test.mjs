@@ -1,0 +1,247 @@
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+
+import { FrameHandler, PAGE_SIZE, parseFrame, request } from "../../src/parley/web/frames.mjs";
+import { Chat, ReadMarks } from "../../src/parley/web/model.mjs";
+import { Outbox } from "../../src/parley/web/outbox.mjs";
+
+const handlers = [];
+afterEach(() => {
+  for (const h of handlers.splice(0)) h.stop(); // no typing or hold timer outlives its test
+});
+
+/** A frame handler on a fake page: an open socket that records what is sent. */
+function setup({ me = "ann", current = "general", rooms = ["general"] } = {}) {
+  let n = 0;
+  const chat = new Chat(me, new ReadMarks({}));
+  for (const name of rooms) chat.ensureRoom(name);
+  chat.current = current;
+  const outbox = new Outbox({ newId: () => `c${++n}` });
+  const page = { sent: [], dirty: [], announced: [], helloes: [], refreshes: 0, roomsChanged: 0, visible: true };
+  const host = {
+    send: (frame) => {
+      page.sent.push(frame);
+      return true;
+    },
+    socketId: () => 1,
+    online: () => true,
+    markDirty: (part, detail) => page.dirty.push(detail ? [part, detail] : [part]),
+    canSeeCurrent: () => page.visible,
+    announce: (text) => page.announced.push(text),
+    hello: (frame) => page.helloes.push(frame),
+    roomsChanged: () => page.roomsChanged++,
+    refreshRooms: () => page.refreshes++,
+    now: () => 0,
+  };
+  const frames = new FrameHandler(chat, outbox, host);
+  handlers.push(frames);
+  return { chat, outbox, page, frames };
+}
+
+const msg = (seq, extra = {}) => ({ type: "message", room: "general", seq, username: "bob", text: `m${seq}`, ts: "", ...extra });
+const seqs = (room) => room.sortedMessages().map((m) => m.seq);
+const sentTypes = (page) => page.sent.map((f) => f.type);
+
+/** The room is joined on the socket, resuming after `seen`. */
+function join(frames, room = "general", lastSeq = 0) {
+  frames.handle({ type: "joined", room, last_seq: lastSeq, online: ["ann"] });
+}
+
+test("parseFrame: JSON objects with a string type, else null", () => {
+  assert.deepEqual(parseFrame('{"type":"ack","seq":1}'), { type: "ack", seq: 1 });
+  for (const bad of ["not json", "null", "[]", '{"type":1}', '"hello"']) assert.equal(parseFrame(bad), null, bad);
+});
+
+test("each frame type goes to its handler; an unknown type does nothing", () => {
+  const { frames, page } = setup();
+  const seen = [];
+  for (const name of ["hello", "joined", "message", "ack", "history", "typing", "presence", "error"]) {
+    frames[name] = (frame) => seen.push([name, frame.type]);
+  }
+  for (const type of ["hello", "joined", "message", "ack", "history", "typing", "presence", "error", "future"]) {
+    frames.handle({ type });
+  }
+  assert.deepEqual(seen.map(([name]) => name), ["hello", "joined", "message", "ack", "history", "typing", "presence", "error"]);
+  assert.ok(seen.every(([name, type]) => name === type));
+  assert.deepEqual(page.sent, []);
+});
+
+test("hello merges its rooms, joins each on the socket and asks for the full room list", () => {
+  const { frames, page, chat } = setup();
+  chat.rooms.get("general").seen = 12; // resumed after a reconnect
+  frames.handle({ type: "hello", username: "ann", rooms: [{ room: "general" }, { room: "design", last_seq: 3 }] });
+  assert.equal(page.helloes.length, 1);
+  assert.deepEqual(page.sent, [request.join("general", 12), { type: "join", room: "design" }]);
+  assert.deepEqual(page.sent[0], { type: "join", room: "general", since: 12 });
+  assert.equal(page.refreshes, 1);
+  assert.equal(page.roomsChanged, 1);
+  frames.joinAll();
+  assert.equal(page.sent.length, 2, "a join already sent on this socket is not sent again");
+});
+
+test("joined: the resume point starts at last_seq; the shown room asks for its latest page", () => {
+  const { frames, page, chat } = setup();
+  join(frames, "general", 30);
+  const room = chat.rooms.get("general");
+  assert.equal(room.seen, 30);
+  assert.equal(room.joined, true);
+  assert.deepEqual(page.sent, [{ type: "history", room: "general", limit: PAGE_SIZE }]);
+  assert.equal(chat.readSeq(room), 30, "the shown room, visible: read");
+});
+
+test("live messages and the history page merge without duplicates, in seq order", () => {
+  const { frames, chat } = setup();
+  join(frames, "general", 3);
+  frames.handle(msg(4));
+  frames.handle(msg(5));
+  frames.handle({ type: "history", room: "general", messages: [1, 2, 3, 4].map((s) => msg(s)) });
+  frames.handle(msg(5)); // once more, say from a resume
+  const room = chat.rooms.get("general");
+  assert.deepEqual(seqs(room), [1, 2, 3, 4, 5]);
+  assert.equal(room.seen, 5);
+  assert.equal(room.historyDone, true, "a short first page holds the beginning");
+});
+
+test("a message that jumps past the resume point asks for the hole", () => {
+  const { frames, page } = setup({ current: null });
+  join(frames, "general", 3);
+  frames.handle(msg(6));
+  assert.deepEqual(page.sent.at(-1), { type: "history", room: "general", after: 3, limit: 100 });
+  frames.handle(msg(7));
+  assert.equal(page.sent.length, 1, "asked once");
+  frames.handle({ type: "history", room: "general", messages: [msg(4), msg(5)] });
+  assert.deepEqual(seqs(frames.chat.rooms.get("general")), [4, 5, 6, 7]);
+  assert.equal(frames.chat.rooms.get("general").seen, 7);
+});
+
+test("history answers are matched to requests in the order they were asked", () => {
+  const { frames, chat, page } = setup();
+  join(frames, "general", 100); // asks for the latest page
+  const latest = Array.from({ length: PAGE_SIZE }, (_, i) => msg(51 + i));
+  frames.handle({ type: "history", room: "general", messages: latest });
+  const room = chat.rooms.get("general");
+  assert.equal(room.historyDone, false);
+  frames.loadOlder();
+  assert.equal(room.loadingOlder, true);
+  assert.deepEqual(page.sent.at(-1), { type: "history", room: "general", before: 51, limit: PAGE_SIZE });
+  frames.handle({ type: "history", room: "general", messages: [msg(50)] });
+  assert.equal(room.loadingOlder, false);
+  assert.equal(room.historyDone, true, "a short older page is the last one");
+  assert.deepEqual(seqs(room).slice(0, 2), [50, 51]);
+});
+
+test("sending: the outbox goes out on join, one at a time, and leaves on its own message", () => {
+  const { frames, page, outbox } = setup({ me: "ann" });
+  const a = outbox.add("general", "one");
+  outbox.add("general", "two");
+  join(frames, "general", 0);
+  const sends = page.sent.filter((f) => f.type === "send");
+  assert.deepEqual(sends, [{ type: "send", room: "general", text: "one", client_id: "c1" }]);
+  frames.handle({ type: "ack", client_id: "c1", seq: 1 });
+  assert.equal(a.status, "acked");
+  assert.equal(outbox.items.size, 2, "acked, its message not here yet");
+  assert.deepEqual(page.sent.filter((f) => f.type === "send").at(-1).client_id, "c2", "the ack lets the next go");
+  frames.handle(msg(1, { username: "ann", text: "one", client_id: "c1" }));
+  assert.equal(outbox.get("c1"), undefined);
+});
+
+test("an ack for a message already held takes it out of the outbox at once", () => {
+  const { frames, outbox } = setup({ me: "ann" });
+  outbox.add("general", "one");
+  join(frames, "general", 0);
+  frames.handle(msg(1, { username: "ann", text: "one", client_id: "c2-other" }));
+  frames.handle({ type: "ack", client_id: "c1", seq: 1 });
+  assert.equal(outbox.items.size, 0);
+});
+
+test("a socket that closes mid-send: after the next join the message goes again, same client_id", () => {
+  const { frames, page, outbox, chat } = setup({ me: "ann" });
+  outbox.add("general", "one");
+  join(frames, "general", 5);
+  frames.socketClosed();
+  const room = chat.rooms.get("general");
+  assert.equal(room.joined, false);
+  assert.equal(outbox.get("c1").status, "queued");
+  page.sent.length = 0;
+  frames.joinAll();
+  assert.deepEqual(page.sent, [{ type: "join", room: "general", since: 5 }]);
+  join(frames, "general", 6);
+  assert.deepEqual(page.sent.find((f) => f.type === "send"), { type: "send", room: "general", text: "one", client_id: "c1" });
+  // The server had stored it: the resume brings it once, the outbox empties.
+  frames.handle(msg(6, { username: "ann", text: "one", client_id: "c1" }));
+  frames.handle({ type: "ack", client_id: "c1", seq: 6 });
+  assert.equal(outbox.items.size, 0);
+  assert.deepEqual(seqs(room), [6]);
+});
+
+test("rate_limited holds the room's outbox; too_large fails the message with a reason", () => {
+  const { frames, outbox, page } = setup({ me: "ann" });
+  outbox.add("general", "fast");
+  join(frames, "general", 0);
+  frames.handle({ type: "error", code: "rate_limited", ref: "c1", retry_after: 2 });
+  assert.equal(outbox.get("c1").status, "queued");
+  assert.equal(outbox.isHeld("general"), true);
+  const sendsBefore = sentTypes(page).filter((t) => t === "send").length;
+  frames.flushOutbox("general");
+  assert.equal(sentTypes(page).filter((t) => t === "send").length, sendsBefore, "held: nothing goes");
+  outbox.release("general");
+  frames.flushOutbox("general");
+  frames.handle({ type: "error", code: "too_large", ref: "c1" });
+  assert.equal(outbox.get("c1").status, "failed");
+  assert.match(outbox.get("c1").error, /4000 characters/);
+});
+
+test("an error about a room (not a message) asks for the room list again", () => {
+  const { frames, page } = setup();
+  frames.handle({ type: "error", code: "forbidden" });
+  frames.handle({ type: "error", code: "bad_frame" });
+  assert.equal(page.refreshes, 1);
+});
+
+test("live messages from others are announced; own ones and history are not", () => {
+  const { frames, page } = setup({ me: "ann", rooms: ["general", "design"] });
+  join(frames, "general", 0);
+  join(frames, "design", 0);
+  frames.handle(msg(1, { text: "hi there" }));
+  frames.handle(msg(1, { room: "design" }));
+  frames.handle(msg(2, { username: "ann" }));
+  frames.handle({ type: "history", room: "general", messages: [msg(3)] });
+  assert.deepEqual(page.announced, ["bob: hi there", "New message in design from bob"]);
+});
+
+test("unread: messages in a room not shown count; in the shown, visible room they are read", () => {
+  const { frames, chat, page } = setup({ rooms: ["general", "design"] });
+  join(frames, "general", 0);
+  join(frames, "design", 0);
+  frames.handle(msg(1));
+  frames.handle(msg(1, { room: "design" }));
+  frames.handle(msg(2, { room: "design" }));
+  assert.equal(chat.unread(chat.rooms.get("general")), 0);
+  assert.equal(chat.unread(chat.rooms.get("design")), 2);
+  page.visible = false;
+  frames.handle(msg(2));
+  assert.equal(chat.unread(chat.rooms.get("general")), 1, "a hidden tab reads nothing");
+});
+
+test("presence and typing change the room and mark its parts for drawing", () => {
+  const { frames, chat, page } = setup();
+  join(frames, "general", 0);
+  page.dirty.length = 0;
+  frames.handle({ type: "presence", room: "general", username: "bob", online: true });
+  frames.handle({ type: "typing", room: "general", username: "bob" });
+  frames.handle({ type: "typing", room: "general", username: "ann" }); // our own: ignored
+  const room = chat.rooms.get("general");
+  assert.deepEqual([...room.online].sort(), ["ann", "bob"]);
+  assert.deepEqual([...room.typing.keys()], ["bob"]);
+  assert.deepEqual(page.dirty, [["members"], ["header"], ["typing"]]);
+  frames.handle(msg(1)); // bob's message ends his typing
+  assert.equal(room.typing.size, 0);
+});
+
+test("a new message in the shown room marks the log as appended", () => {
+  const { frames, page } = setup({ me: "ann" });
+  join(frames, "general", 0);
+  page.dirty.length = 0;
+  frames.handle(msg(1, { username: "ann" }));
+  assert.deepEqual(page.dirty.find(([part]) => part === "log"), ["log", { appended: true, mine: true }]);
+});
