@@ -62,12 +62,13 @@ MAX_SEQ: Final = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
 MAX_TEXT_CHARS: Final = 4000
 MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 256
-ROOM_PATTERN: Final = _whole("[a-z0-9_-]{1,64}")
+_ROOM_NAME: Final = "[a-z0-9_-]{1,64}"
+ROOM_PATTERN: Final = _whole(_ROOM_NAME)
 TAG_SEPARATOR: Final = "~"
 TAG_CHARS: Final = 10  # lowercase hex
 # A reference to a room: its name, or `name~tag` for a room of that name that another room
 # the user sees first shadows (docs/protocol.md, "Room names").
-ROOM_REF_PATTERN: Final = _whole("[a-z0-9_-]{1,64}(~[0-9a-f]{10})?")
+ROOM_REF_PATTERN: Final = _whole(f"{_ROOM_NAME}(~[0-9a-f]{{{TAG_CHARS}}})?")
 USERNAME_PATTERN: Final = _whole("[A-Za-z0-9_.-]{1,32}")
 CLIENT_ID_PATTERN: Final = "^[^\\x00]*$"  # any characters but NUL, which no database stores
 ROOM_RULE: Final = "1-64 characters of a-z 0-9 _ -"
