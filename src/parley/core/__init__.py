@@ -5,6 +5,13 @@ from parley.core.fairness import FairQueue
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
 from parley.core.keepalive import KeepalivePolicy, Verdict
+from parley.core.lifecycle import (
+    Close,
+    Ending,
+    InvalidTransition,
+    SocketLifecycle,
+    SocketState,
+)
 from parley.core.limits import (
     ALLOWANCES,
     Action,
@@ -32,17 +39,22 @@ __all__ = [
     "Action",
     "ActionLimits",
     "Allowance",
+    "Close",
+    "Ending",
     "FailureThrottle",
     "FairQueue",
     "Feed",
     "Gap",
     "Hub",
+    "InvalidTransition",
     "KeepalivePolicy",
     "Network",
     "PresenceGrace",
     "RateLimiter",
     "RoomSubscribers",
     "SignInThrottle",
+    "SocketLifecycle",
+    "SocketState",
     "TokenBucket",
     "Verdict",
     "check_password",
