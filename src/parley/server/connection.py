@@ -51,9 +51,9 @@ class Flusher:
     def broadcast(self, conns: Iterable[Connection], frame: bytes) -> None:
         """`conn.send_frame(frame)` for each of `conns`, unrolled: this loop body runs once
         per delivery, the hottest code of a fan-out."""
-        dirty = self._dirty
+        dirty, open_ = self._dirty, _OPEN
         for conn in conns:
-            if conn.state is not _OPEN:
+            if conn.state is not open_:
                 continue
             out = conn._out
             out.append(frame)
@@ -78,7 +78,7 @@ class Mode(Enum):
 class Connection(SocketLifecycle):
     """A socket and its sans-I/O lifecycle in one object (not one holding the other): the
     fan-out reads `state` once per delivery, and each socket's fields are paid for
-    thousands of times."""
+    thousands of times. Close it with `close`, not `begin_close` (the transition alone)."""
 
     __slots__ = (
         "_allowed",

@@ -245,7 +245,6 @@ def socket_handler(
         session = new_session(request, conn)
         session.attach()
         inbox = _inbox(ws)
-        loop = conn.loop
         try:
             if not await session.start():
                 return ws
@@ -278,7 +277,7 @@ def socket_handler(
                     code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
                     conn.close(code, ending=Ending.BY_LIBRARY)
                     break
-                conn.heard(loop.time())
+                conn.heard(conn.loop.time())
         finally:
             inbox.shortcut = None
             session.detach()
