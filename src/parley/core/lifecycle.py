@@ -72,7 +72,7 @@ class SocketLifecycle:
 
     def __init__(self, now: float) -> None:
         self.state = SocketState.OPEN
-        self.close_cause: Close | None = None  # set once, by the close that wins
+        self.close_cause: Close | None = None  # the close that won (an abort may end it)
         self.heard_at = now  # the client's last frame (handled)
         self.pinged_at: float | None = None  # our last keepalive ping
         self.busy = False  # one of the client's frames is being handled
