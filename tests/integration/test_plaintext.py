@@ -150,3 +150,22 @@ async def test_invisible_only_texts_are_refused_everywhere(fresh: Fresh, text: s
     await plain.close()
     assert await api.messages(user.token, fresh.room) == []
     assert text not in [m["text"] for m in await api.messages(user.token, "general")]
+
+
+async def test_a_plain_socket_past_the_join_allowance_is_told_why_and_closed_1013(
+    server_factory: ServerFactory,
+) -> None:
+    """A plain socket's auto-join spends a join: one opened past the allowance gets the
+    refusal as a line, then a close 1013 (try again later) with the refusal as its reason."""
+    srv = server_factory(["--action-limits", "0.01"])  # 5 joins a minute
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()
+    sockets = [await open_plain(srv.ws_url, alice.token) for _ in range(5)]
+    refused = await open_plain(srv.ws_url, alice.token)
+    line = await recv_text(refused)
+    assert line.startswith("* error rate_limited: joining rooms too fast (retry after "), line
+    await asyncio.wait_for(refused.wait_closed(), 10)
+    assert (refused.close_code, refused.close_reason) == (1013, "joining rooms too fast")
+    for ws in sockets:
+        await ws.close()
+        assert ws.close_code == 1000

@@ -5,6 +5,13 @@ from parley.core.fairness import FairQueue
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
 from parley.core.keepalive import KeepalivePolicy, Verdict
+from parley.core.lifecycle import (
+    Close,
+    Ending,
+    InvalidTransition,
+    SocketLifecycle,
+    SocketState,
+)
 from parley.core.limits import (
     ALLOWANCES,
     Action,
@@ -34,11 +41,14 @@ __all__ = [
     "Action",
     "ActionLimits",
     "Allowance",
+    "Close",
+    "Ending",
     "FailureThrottle",
     "FairQueue",
     "Feed",
     "Gap",
     "Hub",
+    "InvalidTransition",
     "KeepalivePolicy",
     "NamedRoom",
     "Network",
@@ -46,6 +56,8 @@ __all__ = [
     "RateLimiter",
     "RoomSubscribers",
     "SignInThrottle",
+    "SocketLifecycle",
+    "SocketState",
     "TokenBucket",
     "Verdict",
     "check_password",

@@ -17,17 +17,20 @@ from functools import partial
 from typing import Any, Final, Protocol
 
 import msgspec
+from aiohttp import WSCloseCode
 
 from parley.broker import Broker, ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
 from parley.core import (
     GENERAL,
     Action,
     ActionLimits,
+    Ending,
     Feed,
     Gap,
     Hub,
     KeepalivePolicy,
     PresenceGrace,
+    SocketState,
     Verdict,
     check_text,
     guest_key,
@@ -181,12 +184,11 @@ class ChatNode:
 
     def _sweep(self, policy: KeepalivePolicy, now: float) -> None:
         for conn in tuple(self.connections):
-            verdict = policy.verdict(now, conn.heard_at, conn.pinged_at)
+            verdict = conn.keepalive(policy, now)
             if verdict is Verdict.PING:
-                conn.pinged_at = now
                 conn.send_frame(PING)
             elif verdict is Verdict.DROP:
-                conn.drop()
+                conn.close(WSCloseCode.ABNORMAL_CLOSURE, "keepalive timeout", Ending.ABORT)
 
     async def drain(self, close_code: int) -> None:
         """Shutdown: let in-flight sends commit and ack, then close every socket."""
@@ -194,8 +196,7 @@ class ChatNode:
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=10)
         for conn in list(self.connections):
-            if not conn.shut_down(close_code, "server shutting down"):
-                self._spawn(conn.close(close_code, "server shutting down"))
+            conn.close(close_code, "server shutting down", Ending.HALF_CLOSE)
         # Each socket's reader loop ends when its client answers the close frame.
         if self.connections:
             with contextlib.suppress(TimeoutError):
@@ -420,7 +421,7 @@ class ChatNode:
 
     def _signed_out(self, token_hash: str) -> None:
         for conn in list(self.by_token.pop(token_hash, ())):
-            self._spawn(conn.close(CloseCode.SIGNED_OUT, "signed out"))
+            conn.close(CloseCode.SIGNED_OUT, "signed out")
 
     # --- fan-out --------------------------------------------------------------------
 
@@ -497,7 +498,7 @@ class ChatNode:
     async def _replay(self, conn: Connection, room: str, since: int, upto: int) -> None:
         """Send messages (since, upto] from the store, a page at a time, minding backpressure."""
         after = since
-        while after < upto and not conn.closing:
+        while after < upto and conn.state is SocketState.OPEN:
             page = await self._read(MessageQuery(room, limit=REPLAY_PAGE, after=after))
             page = [m for m in page if m.seq <= upto]
             if not page:

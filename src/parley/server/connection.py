@@ -6,27 +6,29 @@ message. One callback per iteration flushes every socket that has output, so a
 broadcast to N sockets costs N list appends plus one scheduled call. A client
 that stops reading and lets more than `MAX_BUFFERED` bytes pile up is closed
 (1008): one slow reader must not hold the server's memory hostage.
+
+Its state (open, closing, closed) is the sans-I/O `core.SocketLifecycle`; every reason to
+close goes through `Connection.close`, which does that transition, then the I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
 from aiohttp import WSCloseCode, web
 
-from parley.core import guest_key
+from parley.core import Close, Ending, SocketLifecycle, SocketState, guest_key
 from parley.server.frames import close_frame, text_frame
 
-__all__ = ["BUSY", "DRAIN_STALL", "Connection", "Flusher", "Mode"]
+__all__ = ["DRAIN_STALL", "Connection", "Flusher", "Mode"]
 
 MAX_BUFFERED: Final = 8 * 1024 * 1024
 DRAIN_STALL: Final = 30.0  # seconds a replay waits for a reader that takes nothing
-BUSY: Final = math.inf  # `heard_at` while the socket's last frame is still being handled
+_OPEN: Final = SocketState.OPEN
 _ids = itertools.count(1)
 
 
@@ -49,9 +51,9 @@ class Flusher:
     def broadcast(self, conns: Iterable[Connection], frame: bytes) -> None:
         """`conn.send_frame(frame)` for each of `conns`, unrolled: this loop body runs once
         per delivery, the hottest code of a fan-out."""
-        dirty = self._dirty
+        dirty, open_ = self._dirty, _OPEN
         for conn in conns:
-            if conn.closing:
+            if conn.state is not open_:
                 continue
             out = conn._out
             out.append(frame)
@@ -73,21 +75,23 @@ class Mode(Enum):
     PLAIN = "plain"
 
 
-class Connection:
+class Connection(SocketLifecycle):
+    """A socket and its sans-I/O lifecycle in one object (not one holding the other): the
+    fan-out reads `state` once per delivery, and each socket's fields are paid for
+    thousands of times. Close it with `close`, not `begin_close` (the transition alone)."""
+
     __slots__ = (
+        "_closer",
         "_flusher",
         "_keys",
-        "_loop",
         "_out",
         "_refs",
-        "closing",
         "guest",
-        "heard_at",
         "id",
         "inflight",
         "limit_key",
+        "loop",
         "mode",
-        "pinged_at",
         "rooms",
         "slot_freed",
         "token_hash",
@@ -106,6 +110,8 @@ class Connection:
         flusher: Flusher,
         address: str = "",
     ) -> None:
+        self.loop = asyncio.get_running_loop()  # also the clock its lifecycle is told
+        super().__init__(self.loop.time())
         self.id = next(_ids)
         self.ws = ws
         self.transport = transport
@@ -124,22 +130,15 @@ class Connection:
         self._refs: dict[str, str] | None = None
         self.inflight = 0  # sends not yet committed
         self.slot_freed: asyncio.Future[None] | None = None  # set while waiting for one
-        self.closing = False
         self._out: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
         self._flusher = flusher
-        self.heard_at = self._loop.time()  # the client's last frame
-        self.pinged_at: float | None = None  # our last keepalive ping
+        self._closer: asyncio.Task[bool] | None = None  # aiohttp's close handshake, if any
 
     def __hash__(self) -> int:
         return self.id
 
     def __repr__(self) -> str:
-        return f"<Connection {self.id} {self.username} {self.mode.value}>"
-
-    def heard(self) -> None:
-        """The client's frame was handled: it is alive, and no longer busy."""
-        self.heard_at = self._loop.time()
+        return f"<Connection {self.id} {self.username} {self.mode.value} {self.state.value}>"
 
     def key_of(self, ref: str) -> str | None:
         """The key of the room the client calls `ref`, if found allowed before (access is
@@ -165,8 +164,9 @@ class Connection:
         self.send_frame(text_frame(payload))
 
     def send_frame(self, frame: bytes) -> None:
-        """Queue an already built frame; written at the end of this loop iteration."""
-        if self.closing:
+        """Queue an already built frame; written at the end of this loop iteration. Once
+        the socket is closing, nothing more goes out."""
+        if self.state is not _OPEN:
             return
         self._out.append(frame)
         if len(self._out) == 1:
@@ -175,14 +175,17 @@ class Connection:
     def flush(self) -> None:
         if not self._out:
             return
-        out, self._out = self._out, []
-        if self.closing:
+        if self.state is not _OPEN:  # an abort, or aiohttp's own close: nothing goes out
+            self._out = []
             return
-        if self.transport.is_closing():
-            return
-        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self._write_queued()
         if self.transport.get_write_buffer_size() > MAX_BUFFERED:
-            self._loop.create_task(self.close(WSCloseCode.POLICY_VIOLATION, "too slow"))
+            self.close(WSCloseCode.POLICY_VIOLATION, "too slow")
+
+    def _write_queued(self) -> None:
+        out, self._out = self._out, []
+        if out and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     async def drain(self, high_water: int = 1024 * 1024) -> None:
         """Wait until the socket has taken most of what we wrote (replays of long history).
@@ -191,46 +194,52 @@ class Connection:
         the keepalive sees the socket as busy, not silent.
         """
         self.flush()
-        stalled_since = self._loop.time()
+        loop = self.loop
+        stalled_since = loop.time()
         low = self.transport.get_write_buffer_size()
-        while not self.closing and low > high_water:
+        while self.state is _OPEN and low > high_water:
             if self.transport.is_closing():
                 return
             await asyncio.sleep(0.005)
             size = self.transport.get_write_buffer_size()
-            now = self._loop.time()
+            now = loop.time()
             if size < low:
                 low, stalled_since = size, now
             elif now - stalled_since > DRAIN_STALL:
-                self.drop()
+                self.close(WSCloseCode.ABNORMAL_CLOSURE, "stalled reader", Ending.ABORT)
                 return
 
-    def shut_down(self, code: int, reason: str) -> bool:
-        """Server shutdown: send what is queued and a close frame, then half-close (FIN).
+    def close(self, code: int, reason: str = "", ending: Ending = Ending.HANDSHAKE) -> bool:
+        """The one way a socket closes, for every reason: OPEN -> CLOSING now, then the
+        I/O `ending` calls for. False if a close was already under way (that one stands).
 
-        The client may still be sending; closing the socket outright with its data unread
-        would make the kernel answer with a reset, and the client could lose our close frame.
-        So we only stop writing, and the reader loop goes on until the client's close frame.
-        Returns False where a half-close is impossible (TLS): use `close` then.
+        HANDSHAKE and ANSWER go through aiohttp's own close (it must know, or it answers
+        the client's close frame again with 1000), in a task: `finish_close` awaits it.
+        HALF_CLOSE (shutdown) only stops writing: closing the socket outright with the
+        client's data unread would make the kernel answer with a reset, and the client
+        could lose our close frame; the reader loop goes on until the client's close
+        frame. Where a half-close is impossible (TLS), it is a HANDSHAKE.
         """
-        if self.closing or not self.transport.can_write_eof():
+        if ending is Ending.HALF_CLOSE and not self.transport.can_write_eof():
+            ending = Ending.HANDSHAKE
+        if not self.begin_close(Close(code, reason, ending)):
             return False
-        self.flush()
-        self.closing = True
-        self.transport.write(close_frame(code, reason))
-        self.transport.write_eof()
+        if ending is Ending.ABORT or ending is Ending.BY_LIBRARY:
+            self._out = []
+            if ending is Ending.ABORT:
+                self.transport.abort()
+            return True
+        self._write_queued()  # what was said before the close goes out before it
+        if ending is Ending.HALF_CLOSE:
+            self.transport.write(close_frame(code, reason))
+            self.transport.write_eof()
+        else:
+            drain = ending is Ending.HANDSHAKE
+            closing = self.ws.close(code=code, message=reason.encode(), drain=drain)
+            self._closer = self.loop.create_task(closing)
         return True
 
-    def drop(self) -> None:
-        """A peer that stopped answering: no close handshake, just let the socket go."""
-        self.closing = True
-        self.transport.abort()
-
-    async def close(self, code: int, reason: str = "", *, drain: bool = True) -> None:
-        """Send what is queued, then the close frame. `drain=False` answers a client's own
-        close: it need not wait for a peer that may already be gone."""
-        if self.closing:
-            return
-        self.flush()
-        self.closing = True
-        await self.ws.close(code=code, message=reason.encode(), drain=drain)
+    async def finish_close(self) -> None:
+        """Wait until aiohttp is done with the close handshake begun by `close`, if any."""
+        if self._closer is not None:
+            await self._closer

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from aiohttp import WSCloseCode
+
 __all__ = ["PING", "binary_frame", "close_frame", "close_reply", "pong_frame", "text_frame"]
 
 _FIN_TEXT: Final = 0x81
@@ -18,6 +20,9 @@ _FIN_CLOSE: Final = 0x88
 _FIN_PONG: Final = 0x8A
 
 PING: Final = b"\x89\x00"  # a keepalive ping with no payload
+# RFC 6455 7.4.2: 3000-3999 registered with IANA by libraries and frameworks, 4000-4999
+# for private use (Parley's own: protocol.CloseCode). No names: a peer may send any.
+_REGISTERED_OR_PRIVATE: Final = range(3000, 5000)
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -60,7 +65,11 @@ def close_reply(code: int) -> int:
     every close with 1000.
     """
     if code == 0:
-        return 1000
-    if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999:
+        return WSCloseCode.OK
+    if (
+        WSCloseCode.OK <= code <= WSCloseCode.UNSUPPORTED_DATA
+        or WSCloseCode.INVALID_TEXT <= code <= WSCloseCode.BAD_GATEWAY
+        or code in _REGISTERED_OR_PRIVATE
+    ):
         return code
-    return 1002
+    return WSCloseCode.PROTOCOL_ERROR

@@ -21,7 +21,7 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from aiohttp.http_websocket import WebSocketWriter, WSMessageTextBytes
 from aiohttp.web_request import BaseRequest
 
-from parley.core import GENERAL, guest_key
+from parley.core import GENERAL, Ending, guest_key
 from parley.protocol import (
     Ack,
     Error,
@@ -41,7 +41,7 @@ from parley.protocol import (
 from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatNode, store_error
-from parley.server.connection import BUSY, Connection, Flusher, Mode
+from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
 from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
@@ -55,6 +55,7 @@ MAX_FRAME: Final = 1024 * 1024
 MAX_INFLIGHT: Final = 256  # unacked sends per socket before we stop reading it
 SUBPROTOCOL: Final = "parley.v1"
 _GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
+_ENDED: Final = frozenset((WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR))
 
 
 class _Inbox(WebSocketDataQueue):
@@ -260,22 +261,28 @@ def socket_handler(
                 if kind is WSMsgType.TEXT:
                     # While a frame is being handled the client's pongs wait unread in the
                     # queue: the keepalive must not take that silence for a dead peer.
-                    conn.heard_at = BUSY
+                    conn.handling()
                     await session.on_text(msg.data)
                 elif kind is WSMsgType.PING:
                     conn.send_frame(pong_frame(msg.data))
                 elif kind is WSMsgType.BINARY:
                     session.on_binary(msg.data)
-                elif kind is WSMsgType.CLOSE:  # nothing if we closed first
-                    await conn.close(close_reply(msg.data), drain=False)
+                elif kind is WSMsgType.CLOSE:  # nothing to answer if we closed first
+                    conn.close(close_reply(msg.data), ending=Ending.ANSWER)
+                    # Ours must be out before this handler returns: aiohttp would close
+                    # the socket then, with 1000.
+                    await conn.finish_close()
                     break
-                elif kind in _GONE:
+                elif kind in _ENDED:  # our close (already CLOSING), or aiohttp's own
+                    code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
+                    conn.close(code, ending=Ending.BY_LIBRARY)
                     break
-                conn.heard()
+                conn.heard(conn.loop.time())
         finally:
             inbox.shortcut = None
             session.detach()
             conn.flush()
+            conn.end()
             _drop_tracebacks(ws.exception())
         return ws
 
@@ -363,7 +370,8 @@ class JsonSession(ChatSession):
         try:
             await self.hello()
         except StoreUnavailable:  # no hello without the rooms: ask the client to come back
-            await self.conn.close(WSCloseCode.TRY_AGAIN_LATER, "storage unavailable")
+            self.conn.close(WSCloseCode.TRY_AGAIN_LATER, "storage unavailable")
+            await self.conn.finish_close()
             return False
         return True
 
@@ -423,7 +431,7 @@ class JsonSession(ChatSession):
         except ProtocolError as exc:
             exc.ref = frame.client_id
             self.error(exc)
-        conn.heard()
+        conn.heard(conn.loop.time())
         return True
 
     async def start_send(self, frame: Send) -> None:
@@ -477,7 +485,8 @@ class PlainSession(ChatSession):
             self.node.join_plain(self.conn)
         except ProtocolError as exc:  # rate_limited: opening sockets in a loop
             self.error(exc)
-            await self.conn.close(WSCloseCode.TRY_AGAIN_LATER, exc.message)
+            self.conn.close(WSCloseCode.TRY_AGAIN_LATER, exc.message)
+            await self.conn.finish_close()
             return False
         return True
 

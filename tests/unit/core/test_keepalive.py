@@ -59,10 +59,3 @@ def test_never_drops_a_socket_heard_since_the_ping(heard: float, after: float, w
     pinged = heard - after  # the client spoke after (or when) we pinged
     verdict = POLICY.verdict(heard + wait, heard, pinged)
     assert verdict is not Verdict.DROP
-
-
-def test_a_socket_busy_with_its_last_frame_is_neither_pinged_nor_dropped() -> None:
-    """While a frame is handled the client's pongs wait unread: `heard_at` is infinity."""
-    busy = float("inf")
-    assert POLICY.verdict(now=1e9, heard_at=busy, pinged_at=None) is Verdict.KEEP
-    assert POLICY.verdict(now=1e9, heard_at=busy, pinged_at=120.0) is Verdict.KEEP
