@@ -31,13 +31,16 @@ from parley.core.names import (
     check_text,
     check_username,
     one_line,
+    text_refusal,
 )
 from parley.core.presence import PresenceGrace
 from parley.core.roomnames import NamedRoom, name_of, ref_of, references, resolve, room_key
+from parley.core.throttle import TYPING_EVERY, TypingThrottle
 
 __all__ = [
     "ALLOWANCES",
     "GENERAL",
+    "TYPING_EVERY",
     "Action",
     "ActionLimits",
     "Allowance",
@@ -59,6 +62,7 @@ __all__ = [
     "SocketLifecycle",
     "SocketState",
     "TokenBucket",
+    "TypingThrottle",
     "Verdict",
     "check_password",
     "check_room",
@@ -74,4 +78,5 @@ __all__ = [
     "references",
     "resolve",
     "room_key",
+    "text_refusal",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from parley.protocol.errors import ErrorCode, ProtocolError
 from parley.protocol.fields import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -29,6 +30,7 @@ __all__ = [
     "check_text",
     "check_username",
     "one_line",
+    "text_refusal",
 ]
 
 GENERAL: Final = "general"
@@ -91,6 +93,17 @@ def check_text(value: str, max_chars: int) -> str | None:
     if "\x00" in value:  # PostgreSQL cannot store it in text; no chat needs it
         return "text contains a NUL character"
     return None
+
+
+def text_refusal(text: str, max_chars: int) -> ProtocolError | None:
+    """What a send of `text` is answered with, or None when it may be posted: too_large
+    when the text is longer than `max_chars` (whatever else is wrong with it), so a client
+    knows that shortening it is the cure; bad_request otherwise."""
+    reason = check_text(text, max_chars)
+    if reason is None:
+        return None
+    code = ErrorCode.TOO_LARGE if len(text) > max_chars else ErrorCode.BAD_REQUEST
+    return ProtocolError(code, reason)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -31,11 +31,12 @@ from parley.core import (
     KeepalivePolicy,
     PresenceGrace,
     SocketState,
+    TypingThrottle,
     Verdict,
-    check_text,
     guest_key,
     one_line,
     references,
+    text_refusal,
 )
 from parley.presence import MemoryPresence, PresenceTracker
 from parley.protocol import (
@@ -61,7 +62,6 @@ log = logging.getLogger("parley.chat")
 
 REPLAY_PAGE: Final = 500
 GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
-TYPING_EVERY: Final = 1.0  # at most one typing event per user and room per second
 
 
 class Identity(Protocol):
@@ -102,7 +102,7 @@ class ChatNode:
         self.draining = False
         self._all_detached = asyncio.Event()  # set when draining and the last socket is gone
         self._filling: set[str] = set()
-        self._typing_seen: dict[tuple[str, str], float] = {}
+        self.typists = TypingThrottle()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
         self._resyncing = False
@@ -300,10 +300,9 @@ class ChatNode:
 
     def check_send(self, who: Identity, text: str) -> None:
         """The synchronous checks of a send: text, then the sender's rate."""
-        reason = check_text(text, MAX_TEXT_CHARS)
-        if reason:
-            code = ErrorCode.TOO_LARGE if len(text) > MAX_TEXT_CHARS else ErrorCode.BAD_REQUEST
-            raise ProtocolError(code, reason)
+        refusal = text_refusal(text, MAX_TEXT_CHARS)
+        if refusal is not None:
+            raise refusal
         self.spend(who, Action.SEND)
 
     def submit(
@@ -370,14 +369,8 @@ class ChatNode:
     async def typing(self, conn: Connection, ref: str) -> None:
         self.spend(conn, Action.TYPING)
         room = await self.may_use(conn, ref)
-        now = time.monotonic()
-        key = (room, conn.username)
-        if now - self._typing_seen.get(key, -TYPING_EVERY) < TYPING_EVERY:
-            return
-        self._typing_seen[key] = now
-        if len(self._typing_seen) > 10_000:
-            self._typing_seen = {k: t for k, t in self._typing_seen.items() if now - t < 5}
-        self.broker.publish_event(TypingSignal(room, conn.username))
+        if self.typists.allow(room, conn.username, time.monotonic()):
+            self.broker.publish_event(TypingSignal(room, conn.username))
 
     async def revoke(self, token_hash: str) -> None:
         self.broker.publish_event(TokenRevoked(token_hash))

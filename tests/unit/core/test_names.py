@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from parley.core import check_password, check_room, check_text, check_username, one_line
+from parley.core import (
+    check_password,
+    check_room,
+    check_text,
+    check_username,
+    one_line,
+    text_refusal,
+)
+from parley.protocol import ErrorCode
 
 
 @pytest.mark.parametrize("name", ["a", "Alice_1", "x.y-z", "a" * 32])
@@ -86,3 +94,24 @@ def test_a_visible_character_is_enough(text: str) -> None:
 def test_one_line_escapes_what_breaks_or_reorders_a_line(text: str, line: str) -> None:
     assert one_line(text) == line
     assert not any(c in line for c in "\n\r\u2028\u2029\u0085\u202e")
+
+
+def test_a_postable_text_is_not_refused() -> None:
+    assert text_refusal("hi", 10) is None
+    assert text_refusal("x" * 10, 10) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("x" * 11, ErrorCode.TOO_LARGE),
+        (" " * 11, ErrorCode.TOO_LARGE),  # too long comes first: shortening it is the cure
+        ("   ", ErrorCode.BAD_REQUEST),
+        ("a\x00b", ErrorCode.BAD_REQUEST),
+    ],
+)
+def test_a_refused_text_maps_to_its_error_code(text: str, code: ErrorCode) -> None:
+    error = text_refusal(text, 10)
+    assert error is not None
+    assert error.code is code
+    assert error.message == check_text(text, 10)
