@@ -3,7 +3,7 @@
 from parley.broker.base import (
     AnyEvent,
     Broker,
-    BrokerSink,
+    BrokerEventHandler,
     ClusterEvent,
     TokenRevoked,
     TypingSignal,
@@ -14,7 +14,7 @@ from parley.broker.memory import MemoryBroker
 __all__ = [
     "AnyEvent",
     "Broker",
-    "BrokerSink",
+    "BrokerEventHandler",
     "ClusterEvent",
     "MemoryBroker",
     "TokenRevoked",

@@ -12,7 +12,7 @@ from parley.protocol import Message
 __all__ = [
     "AnyEvent",
     "Broker",
-    "BrokerSink",
+    "BrokerEventHandler",
     "ClusterEvent",
     "TokenRevoked",
     "TypingSignal",
@@ -24,19 +24,26 @@ class ClusterEvent(msgspec.Struct, frozen=True, tag_field="kind"):
     """An ephemeral event that every node must see (not stored)."""
 
 
-class BrokerSink(Protocol):
-    """What a node does with what the broker delivers."""
+class BrokerEventHandler(Protocol):
+    """What a node does with what the broker delivers (server/delivery.py `Delivery`)."""
 
-    def on_message(self, msg: Message) -> None: ...
+    def on_message(self, msg: Message) -> None:
+        """A committed message, from this node or another; maybe late, doubled or reordered."""
 
-    def on_event(self, event: ClusterEvent) -> None: ...
+    def on_event(self, event: ClusterEvent) -> None:
+        """An ephemeral event, from this node or another."""
+
+    def resync_from_store(self) -> None:
+        """The broker may have lost deliveries (it reconnected; or now and then, to be
+        sure): read from the store what was not delivered yet. Returns at once."""
 
 
 class Broker(abc.ABC):
     """Publishes after COMMIT; delivery may be late, doubled or reordered (the feed copes)."""
 
     @abc.abstractmethod
-    async def start(self, sink: BrokerSink) -> None: ...
+    async def start(self, handler: BrokerEventHandler) -> None:
+        """Deliver to `handler` from now on, until `close`."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -1,8 +1,11 @@
-"""In-process broker: one node, delivery is a direct call in publish order."""
+"""In-process broker: one node, delivery is a direct call in publish order.
+
+Nothing is ever lost on the way, so it never asks its handler to resync from the store.
+"""
 
 from __future__ import annotations
 
-from parley.broker.base import Broker, BrokerSink, ClusterEvent
+from parley.broker.base import Broker, BrokerEventHandler, ClusterEvent
 from parley.protocol import Message
 
 __all__ = ["MemoryBroker"]
@@ -10,18 +13,18 @@ __all__ = ["MemoryBroker"]
 
 class MemoryBroker(Broker):
     def __init__(self) -> None:
-        self._sink: BrokerSink | None = None
+        self._handler: BrokerEventHandler | None = None
 
-    async def start(self, sink: BrokerSink) -> None:
-        self._sink = sink
+    async def start(self, handler: BrokerEventHandler) -> None:
+        self._handler = handler
 
     async def close(self) -> None:
-        self._sink = None
+        self._handler = None
 
     def publish_message(self, msg: Message) -> None:
-        if self._sink is not None:
-            self._sink.on_message(msg)
+        if self._handler is not None:
+            self._handler.on_message(msg)
 
     def publish_event(self, event: ClusterEvent) -> None:
-        if self._sink is not None:
-            self._sink.on_event(event)
+        if self._handler is not None:
+            self._handler.on_event(event)

@@ -1,16 +1,16 @@
 """Redis broker: committed messages and cluster events over Redis pub/sub.
 
 Every node publishes on two channels and subscribes to both. A publish is
-handed to this node's sink at once and queued for Redis; one background task
+handed to this node's handler at once and queued for Redis; one background task
 sends the queue in order (pipelined), retrying with backoff while Redis is
 away. Payloads are msgpack (msgspec) behind the publishing node's id, so a
 node skips its own echoes.
 
 Pub/sub is at-most-once: while a subscriber is disconnected, what was
 published is gone. So after every (re)subscribe, and every `RESYNC_EVERY`
-seconds as a safety net, the broker calls the sink's `resync_from_store()`
-hook (when it has one): the node reads from the store whatever it has not
-delivered yet. The per-room feed drops what it sees twice.
+seconds as a safety net, the broker calls its handler's `resync_from_store()`
+(broker/base.py `BrokerEventHandler`): the node reads from the store whatever it
+has not delivered yet. The per-room feed drops what it sees twice.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Final
 import msgspec
 from redis.asyncio import Redis
 
-from parley.broker.base import AnyEvent, Broker, BrokerSink, ClusterEvent
+from parley.broker.base import AnyEvent, Broker, BrokerEventHandler, ClusterEvent
 from parley.protocol import Message
 from parley.redisconn import (
     BACKOFF_MAX,
@@ -52,7 +52,7 @@ class RedisBroker(Broker):
     def __init__(self, url: str) -> None:
         self.url = url
         self.node_id = secrets.token_bytes(NODE_ID_BYTES)
-        self._sink: BrokerSink | None = None
+        self._handler: BrokerEventHandler | None = None
         self._outbox: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: RedisSubscription | None = None
@@ -61,8 +61,8 @@ class RedisBroker(Broker):
         self._event_decoder = msgspec.msgpack.Decoder(AnyEvent)
         self.dropped = 0  # publishes given up because the outbox overflowed
 
-    async def start(self, sink: BrokerSink) -> None:
-        self._sink = sink
+    async def start(self, handler: BrokerEventHandler) -> None:
+        self._handler = handler
         self._subscription = RedisSubscription(
             self.url, [MESSAGES, EVENTS], self._received, self._resync
         )
@@ -86,7 +86,7 @@ class RedisBroker(Broker):
                 await asyncio.wait_for(self._outbox.join(), 2.0)
         await stop_tasks(self._tasks)
         self._tasks = []
-        self._sink = None
+        self._handler = None
 
     @property
     def connected(self) -> bool:
@@ -95,13 +95,13 @@ class RedisBroker(Broker):
     # --- publishing ---------------------------------------------------------------
 
     def publish_message(self, msg: Message) -> None:
-        if self._sink is not None:
-            self._sink.on_message(msg)
+        if self._handler is not None:
+            self._handler.on_message(msg)
         self._enqueue(MESSAGES, self._msg_encoder.encode(msg))
 
     def publish_event(self, event: ClusterEvent) -> None:
-        if self._sink is not None:
-            self._sink.on_event(event)
+        if self._handler is not None:
+            self._handler.on_event(event)
         self._enqueue(EVENTS, self._msg_encoder.encode(event))
 
     def _enqueue(self, channel: bytes, payload: bytes) -> None:
@@ -143,25 +143,25 @@ class RedisBroker(Broker):
     # --- receiving ------------------------------------------------------------------
 
     def _received(self, channel: bytes, data: bytes) -> None:
-        sink = self._sink
-        if sink is None or data[:NODE_ID_BYTES] == self.node_id:
-            return  # our own publish: the sink had it already
+        handler = self._handler
+        if handler is None or data[:NODE_ID_BYTES] == self.node_id:
+            return  # our own publish: the handler had it already
         payload = data[NODE_ID_BYTES:]
         try:
             if channel == MESSAGES:
-                sink.on_message(self._msg_decoder.decode(payload))
+                handler.on_message(self._msg_decoder.decode(payload))
             elif channel == EVENTS:
-                sink.on_event(self._event_decoder.decode(payload))
+                handler.on_event(self._event_decoder.decode(payload))
         except msgspec.DecodeError:
             log.warning("redis: undecodable payload on %r ignored", channel)
 
     async def _resync(self) -> None:
-        hook = getattr(self._sink, "resync_from_store", None)
-        if callable(hook):
+        handler = self._handler
+        if handler is not None:
             try:
-                hook()
+                handler.resync_from_store()
             except Exception:
-                log.exception("redis: resync hook failed")
+                log.exception("redis: resync failed")
 
     async def _resync_timer(self) -> None:
         while True:
