@@ -100,6 +100,10 @@ class Accounts:
         self.throttle.prune(now)
         self.registrations.prune(now)
 
+    async def purge_expired(self, now: float) -> int:
+        """Delete the sessions expired at `now` (wall clock); how many there were."""
+        return await self.store.purge_expired_tokens(now)
+
     async def logout(self, token_hash: str) -> None:
         await self.store.delete_token(token_hash)
 

@@ -49,7 +49,7 @@ B = TypeVar("B", bound=Struct)
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """The signed-in user of a request (an Identity for the chat node)."""
+    """The signed-in user of a request (an Identity for the chat service)."""
 
     username: str
     token_hash: str
@@ -303,11 +303,8 @@ async def invite(request: web.Request) -> web.Response:
     ref = _room_name(request)
     record = await node.visible_room(user, ref)
     body = await _body(request, InviteBody)
-    invitee = await node.store.find_user(body.username)
-    if invitee is None:
-        raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {body.username!r}")
-    await node.store.add_member(record.room, invitee.username)
-    return json_response(Invited(ref, invitee.username), 201)
+    invitee = await node.add_member(record, body.username)
+    return json_response(Invited(ref, invitee), 201)
 
 
 # --- messages ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from parley.core import KeepalivePolicy
 from parley.presence import open_presence
 from parley.server import api, metrics
 from parley.server.accounts import Accounts
-from parley.server.chat import ChatNode
+from parley.server.chat import ChatService
 from parley.server.config import Config
 from parley.server.headers import SERVER, harden
 from parley.server.httpconn import ConnectionRules, ParleySite, answered
@@ -49,10 +49,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    metrics.SEND_QUEUE_BYTES.set(
-        sum(conn.transport.get_write_buffer_size() for conn in node.connections)
-    )
-    stats = node.store.stats()
+    metrics.SEND_QUEUE_BYTES.set(node.registry.queued_bytes())
+    stats = node.store_stats()
     metrics.COMMITS.set(stats.commits)
     metrics.COMMITTED_WRITES.set(stats.committed_writes)
     return web.Response(
@@ -65,7 +63,7 @@ def build_app(config: Config) -> web.Application:
         log.info("/chat runs on aiohttp's stock socket path")
         config = replace(config, stock_websocket=True)
     store = open_store(config.db, config.data, group_commit=config.group_commit)
-    node = ChatNode(
+    node = ChatService(
         store,
         open_broker(config.redis),
         rate_limit=config.rate_limit,
@@ -112,10 +110,10 @@ async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
     while True:
         await asyncio.sleep(every)
         now = time.monotonic()
-        app[NODE].limits.prune(now)
+        app[NODE].prune(now)
         app[ACCOUNTS].prune(now)
         try:
-            purged = await app[NODE].store.purge_expired_tokens(time.time())
+            purged = await app[ACCOUNTS].purge_expired(time.time())
         except StoreUnavailable:
             continue  # the next round tries again
         if purged:
@@ -146,7 +144,6 @@ async def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish acks, close with 1001."""
     app = build_app(config)
     node = app[NODE]
-    await node.store.open()
     await node.start()
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
@@ -179,7 +176,5 @@ async def serve(config: Config) -> None:
     await site.stop()
     await node.drain(WSCloseCode.GOING_AWAY)
     await runner.cleanup()
-    await node.broker.close()
-    await node.presence.close()
-    await node.store.close()
+    await node.close()
     log.info("stopped")

@@ -40,7 +40,7 @@ from parley.protocol import (
 )
 from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
-from parley.server.chat import ChatNode, store_error
+from parley.server.chat import ChatService, store_error
 from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
 from parley.server.httpconn import signed_in
@@ -346,11 +346,11 @@ class Session(ABC):
 
 
 class ChatSession(Session):
-    """A chat client's socket: one of the node's connections; subclasses speak a mode."""
+    """A chat client's socket, which the chat service serves; subclasses speak a mode."""
 
     __slots__ = ("node",)
 
-    def __init__(self, node: ChatNode, conn: Connection) -> None:
+    def __init__(self, node: ChatService, conn: Connection) -> None:
         super().__init__(conn)
         self.node = node
 
@@ -381,7 +381,7 @@ class JsonSession(ChatSession):
     async def hello(self) -> None:
         conn = self.conn
         if conn.guest:
-            rooms = [RoomInfo(GENERAL, self.node.feed.last_seq.get(GENERAL, 0))]
+            rooms = [RoomInfo(GENERAL, self.node.last_seq(GENERAL))]
         else:
             try:
                 seen = await self.node.rooms_of(conn)

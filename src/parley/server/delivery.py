@@ -1,0 +1,331 @@
+"""What reaches this node's sockets: messages, presence and typing, in order, none twice.
+
+`Delivery` is the broker's event handler (broker/base.py `BrokerEventHandler`) and the
+presence tracker's sink: the per-room feed (core/feed.py) puts what the broker delivers in
+order, the hub (core/hub.py) says who listens, and the fan-out frames each event once per
+way of calling its room. Whatever the broker may have lost is read from the store: a gap
+the feed reports, a room catching up before a join, a resync the broker asks for; and a
+join with `since` replays what the socket missed (docs/architecture.md, "The resume
+path"). The rules (who may join what, how often) are the chat service's (server/chat.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, Final
+
+import msgspec
+
+from parley.broker import ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
+from parley.core import GENERAL, Feed, Gap, Hub, PresenceGrace, SocketState, one_line
+from parley.presence import PresenceTracker
+from parley.protocol import (
+    ErrorCode,
+    Joined,
+    Message,
+    MessageEvent,
+    Presence,
+    ProtocolError,
+    TypingEvent,
+    encode,
+)
+from parley.server.connection import Connection, Flusher
+from parley.server.frames import text_frame
+from parley.server.registry import Registry
+from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable
+
+__all__ = ["GAP_GRACE", "REPLAY_PAGE", "Delivery", "as_seen", "read_page"]
+
+REPLAY_PAGE: Final = 500
+GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
+
+
+class Delivery:
+    """Fan-out, replay, gap filling, catch-up and resync for this node's subscribers."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        presence: PresenceTracker,
+        presence_grace: float = 0.0,
+    ) -> None:
+        self.store = store
+        self.registry = registry  # whose sockets a revocation closes
+        self.presence = presence
+        self.hub: Hub[Connection] = Hub()
+        self.flusher = Flusher()
+        self.feed = Feed()
+        self.grace = PresenceGrace(presence_grace)
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._filling: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._resyncing = False
+        self._resync_again = False
+
+    async def start(self) -> None:
+        """Start each room's feed after what the store holds; join the cluster's presence."""
+        for room, seq in (await self.store.last_seqs()).items():
+            self.feed.floor(room, seq)
+        await self.presence.start(self)
+
+    def last_seq(self, room: str) -> int:
+        """The last message of `room` this node delivered (0: none yet)."""
+        return self.feed.last_seq.get(room, 0)
+
+    # --- subscriptions ----------------------------------------------------------------
+
+    async def subscribe(
+        self, conn: Connection, ref: str, record: RoomRecord, since: int | None
+    ) -> None:
+        """`conn` joins the room `record`, which it calls `ref`: caught up to what the
+        store holds, answered with `joined`, then replayed from `since` if it asks; what
+        arrives meanwhile is buffered and follows the replay."""
+        room = record.room
+        await self._catch_up(room, record.last_seq)
+        if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
+            went = self.hub.unsubscribe(conn, conn.username, room)
+        else:
+            went = False
+            conn.rooms.add(room)
+        last_seq = self.feed.last_seq.get(room)
+        if last_seq is None:
+            last_seq = self.feed.floor(room, record.last_seq)
+        alias = ref if ref != room else None
+        came = self.hub.subscribe(conn, conn.username, room, alias=alias)
+        here = [*self.hub.online(room), *self.grace.lingering(room)]
+        online = await self.presence.online(room, here)
+        conn.send(encode(Joined(ref, last_seq, online)))
+        if came and not went:
+            self._came(room, conn.username)
+        if since is not None and since < last_seq:
+            await self._replay(conn, room, since, last_seq)
+        for frame in self.hub.go_live(conn, room):
+            conn.send_frame(frame)
+
+    def subscribe_plain(self, conn: Connection) -> None:
+        """A plain-text socket's one room, `general`: messages only, no replay."""
+        conn.rooms.add(GENERAL)
+        if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
+            self._came(GENERAL, conn.username)
+
+    def unsubscribe(self, conn: Connection, room: str) -> None:
+        if room not in conn.rooms:
+            return
+        conn.rooms.discard(room)
+        if self.hub.unsubscribe(conn, conn.username, room):
+            self._went(room, conn.username)
+
+    def unsubscribe_all(self, conn: Connection) -> None:
+        """`conn` is gone: out of every room it joined."""
+        for room in list(conn.rooms):
+            self.unsubscribe(conn, room)
+
+    # --- what the broker delivers (BrokerEventHandler) ----------------------------------
+
+    def on_message(self, msg: Message) -> None:
+        deliverable, gap = self.feed.accept(msg)
+        for message in deliverable:
+            self._fan_out(message)
+        if gap is not None:
+            self._fill_later(gap)
+
+    def on_event(self, event: ClusterEvent) -> None:
+        if isinstance(event, TypingSignal):
+            self._typing_out(event)
+        elif isinstance(event, TokenRevoked):
+            self.registry.sign_out(event.token_hash)
+        elif isinstance(event, UserTokensRevoked):
+            self.registry.sign_out_user(event.username, event.keep)
+
+    def resync_from_store(self) -> None:
+        """Deliver from the store what the broker may have dropped, in every room this node
+        has subscribers in (after the broker reconnects, and now and then)."""
+        if self._resyncing:
+            self._resync_again = True
+            return
+        self._resyncing = True
+        self._spawn(self._resync())
+
+    # --- what the presence tracker tells (PresenceSink) ---------------------------------
+
+    def on_presence(self, room: str, username: str, online: bool) -> None:
+        """`username` came online / went offline in `room` (cluster-wide)."""
+        self._presence(room, username, online=online)
+
+    # --- fan-out --------------------------------------------------------------------
+
+    def _fan_out(self, msg: Message) -> None:
+        subs = self.hub.rooms.get(msg.room)
+        if subs is None:
+            return  # nobody on this node listens: not even worth encoding
+        frame = _message_frame(msg)
+        if subs.aliases:  # someone calls this room by another name: their own frames
+            framed_as = _framed_as(lambda ref: _message_frame(as_seen(msg, ref)))
+            self.hub.deliver(msg.room, frame, framed_as)
+            _send_each(subs.live, subs.aliases, frame, framed_as)
+        else:
+            self.hub.deliver(msg.room, frame)
+            self.flusher.broadcast(subs.live, frame)
+        if subs.plain:
+            line = f"{msg.username}: {one_line(msg.text)}"  # one message, one line
+            self.flusher.broadcast(subs.plain, text_frame(line.encode()))
+
+    def _came(self, room: str, username: str) -> None:
+        """`username`'s first connection here joined `room`: announce it, unless the room
+        was never told that the user left (back within the grace)."""
+        if not self.grace.back(room, username):
+            self.presence.came(room, username)
+
+    def _went(self, room: str, username: str) -> None:
+        """`username`'s last connection here left `room`: announce it now, or, when the
+        user flaps (left again within the grace), once the grace is over."""
+        if not self.grace.enabled:
+            self.presence.went(room, username)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.grace.hold(room, username, loop.time())
+        if deadline is None:
+            self.presence.went(room, username)
+            return
+        timer = self._grace_timer
+        if timer is None or deadline < timer.when():  # held ones fall due in any order
+            if timer is not None:
+                timer.cancel()
+            self._grace_timer = loop.call_at(deadline, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        loop = asyncio.get_running_loop()
+        for room, username in self.grace.due(loop.time()):
+            self.presence.went(room, username)
+        deadline = self.grace.next_deadline()
+        if deadline is not None:
+            self._grace_timer = loop.call_at(deadline, self._grace_over)
+
+    def _presence(self, room: str, username: str, *, online: bool) -> None:
+        """Tell the room's other users; a user's own sockets know without being told."""
+        subs = self.hub.rooms.get(room)
+        if subs is None:
+            return
+        framed_as = _framed_as(lambda ref: text_frame(encode(Presence(ref, username, online))))
+        frame = framed_as(room)
+        _send_each(subs.live, subs.aliases, frame, framed_as, but=username)
+        for conn, buffered in subs.replaying.items():
+            if conn.username != username:
+                alias = subs.aliases.get(conn)
+                buffered.append(frame if alias is None else framed_as(alias))
+
+    def _typing_out(self, event: TypingSignal) -> None:
+        subs = self.hub.rooms.get(event.room)
+        if subs is None:
+            return
+        framed_as = _framed_as(lambda ref: text_frame(encode(TypingEvent(ref, event.username))))
+        _send_each(subs.live, subs.aliases, framed_as(event.room), framed_as, but=event.username)
+
+    # --- catching up from the store ----------------------------------------------------
+
+    async def _replay(self, conn: Connection, room: str, since: int, upto: int) -> None:
+        """Send messages (since, upto] from the store, a page at a time, minding backpressure."""
+        after = since
+        while after < upto and conn.state is SocketState.OPEN:
+            page = await read_page(self.store, MessageQuery(room, limit=REPLAY_PAGE, after=after))
+            page = [m for m in page if m.seq <= upto]
+            if not page:
+                return
+            ref = conn.ref_of(room)
+            for msg in page:
+                conn.send_frame(_message_frame(as_seen(msg, ref)))
+            after = page[-1].seq
+            await conn.drain()
+
+    def _fill_later(self, gap: Gap) -> None:
+        if gap.room not in self._filling:
+            self._filling.add(gap.room)
+            self._spawn(self._fill(gap.room))
+
+    async def _fill(self, room: str) -> None:
+        """Read a missing range from the store and feed it through in order."""
+        try:
+            await asyncio.sleep(GAP_GRACE)
+            while (gap := self.feed.pending_gap(room)) is not None:
+                query = MessageQuery(room, limit=REPLAY_PAGE, after=gap.first - 1)
+                try:
+                    page = await read_page(self.store, query)
+                except ProtocolError:
+                    await asyncio.sleep(1.0)  # store down: try again; the feed holds the rest
+                    continue
+                for msg in page:
+                    self.on_message(msg)
+                if not page:
+                    await asyncio.sleep(GAP_GRACE)
+        finally:
+            self._filling.discard(room)
+
+    async def _catch_up(self, room: str, upto: int) -> None:
+        """Feed `room` from the store until this node has delivered everything up to `upto`."""
+        while (last := self.feed.last_seq.get(room)) is not None and last < upto:
+            page = await read_page(self.store, MessageQuery(room, limit=REPLAY_PAGE, after=last))
+            if not page:
+                return
+            for msg in page:
+                self.on_message(msg)
+
+    async def _resync(self) -> None:
+        try:
+            while True:
+                self._resync_again = False
+                try:
+                    stored = await self.store.last_seqs()
+                    for room in list(self.hub.rooms):
+                        await self._catch_up(room, stored.get(room, 0))
+                except (StoreUnavailable, ProtocolError):
+                    await asyncio.sleep(1.0)  # store down too: try again
+                    self._resync_again = True
+                if not self._resync_again:
+                    return
+        finally:
+            self._resyncing = False
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def read_page(store: Store, query: MessageQuery) -> list[Message]:
+    """A page of messages from `store`; unavailable (to retry) while the store is down."""
+    try:
+        return await store.messages(query)
+    except StoreUnavailable:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+
+
+def as_seen(msg: Message, ref: str) -> Message:
+    """`msg` as a user who calls its room `ref` sees it."""
+    return msg if msg.room == ref else msgspec.structs.replace(msg, room=ref)
+
+
+def _message_frame(msg: Message) -> bytes:
+    return text_frame(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+
+
+def _framed_as(build: Callable[[str], bytes]) -> Callable[[str], bytes]:
+    """`build`, once per reference: one frame for all who call the room alike."""
+    return functools.cache(build)
+
+
+def _send_each(
+    conns: Iterable[Connection],
+    aliases: Mapping[Connection, str],
+    frame: bytes,
+    framed_as: Callable[[str], bytes],
+    but: str | None = None,
+) -> None:
+    """`frame` to each of `conns` (but user `but`'s), framed as its alias for an aliased one."""
+    for conn in conns:
+        if conn.username != but:
+            alias = aliases.get(conn)
+            conn.send_frame(frame if alias is None else framed_as(alias))

@@ -1,0 +1,126 @@
+"""This node's open sockets: who they are, the keepalive sweep over them, and closing them.
+
+The registry knows sockets, not rooms: what a socket joined is the delivery's business
+(server/delivery.py), and whether it may open at all is the chat service's
+(server/chat.py). It counts the guest sockets open per address, for the service's cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSCloseCode
+
+from parley.core import Ending, KeepalivePolicy, Verdict
+from parley.protocol import CloseCode
+from parley.server import metrics
+from parley.server.connection import Connection
+from parley.server.frames import PING
+
+__all__ = ["Registry"]
+
+log = logging.getLogger("parley.chat")
+
+
+class Registry:
+    """The open sockets of this node, all of them and by session token."""
+
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.by_token: dict[str, set[Connection]] = {}
+        self._guests: dict[str, int] = {}  # open guest sockets per limit key (their address)
+        self._closing_all = False
+        self._all_detached = asyncio.Event()  # set when closing all and the last one is gone
+
+    # --- guest sockets per address ------------------------------------------------------
+
+    def guests_open(self, key: str) -> int:
+        """How many guest sockets from the address `key` are open or opening."""
+        return self._guests.get(key, 0)
+
+    def add_guest(self, key: str) -> None:
+        """A guest socket from `key` is admitted (counted at the handshake, not at `attach`:
+        handshakes in flight at once must not all pass)."""
+        self._guests[key] = self._guests.get(key, 0) + 1
+
+    def release_guest(self, key: str) -> None:
+        """A guest socket counted by `add_guest` is gone (or never opened)."""
+        left = self._guests.pop(key, 1) - 1
+        if left > 0:
+            self._guests[key] = left
+
+    # --- attach and detach --------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        if conn.token_hash:
+            self.by_token.setdefault(conn.token_hash, set()).add(conn)
+        metrics.CONNECTIONS.inc()
+
+    def detach(self, conn: Connection) -> bool:
+        """Forget `conn`; False if it was not attached (or already forgotten)."""
+        if conn not in self.connections:
+            return False
+        self.connections.discard(conn)
+        if conn.guest:
+            self.release_guest(conn.limit_key)
+        if self._closing_all and not self.connections:
+            self._all_detached.set()
+        metrics.CONNECTIONS.dec()
+        if conn.token_hash:
+            peers = self.by_token.get(conn.token_hash)
+            if peers is not None:
+                peers.discard(conn)
+                if not peers:
+                    del self.by_token[conn.token_hash]
+        return True
+
+    # --- closing ------------------------------------------------------------------------
+
+    def sign_out(self, token_hash: str) -> None:
+        """The session `token_hash` ended: close its sockets here."""
+        for conn in list(self.by_token.pop(token_hash, ())):
+            conn.close(CloseCode.SIGNED_OUT, "signed out")
+
+    def sign_out_user(self, username: str, keep: str | None) -> None:
+        """Every session of `username` but `keep` ended: close their sockets here."""
+        name = username.lower()
+        for token_hash, conns in list(self.by_token.items()):
+            if token_hash != keep and any(c.username.lower() == name for c in conns):
+                self.sign_out(token_hash)
+
+    async def close_all(self, close_code: int, wait: float = 5.0) -> None:
+        """Shutdown: close every socket, then wait (up to `wait` seconds) until each one's
+        reader loop has ended, which it does when its client answers the close frame."""
+        self._closing_all = True
+        for conn in list(self.connections):
+            conn.close(close_code, "server shutting down", Ending.HALF_CLOSE)
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_detached.wait(), wait)
+
+    # --- keepalive ----------------------------------------------------------------------
+
+    async def keep_alive(self, policy: KeepalivePolicy) -> None:
+        """Ping silent sockets, drop the ones that stopped answering; runs until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(policy.tick)
+            try:
+                self.sweep(policy, loop.time())
+            except Exception:  # one bad socket must not end keepalive for the node
+                log.exception("keepalive sweep failed")
+
+    def sweep(self, policy: KeepalivePolicy, now: float) -> None:
+        for conn in tuple(self.connections):
+            verdict = conn.keepalive(policy, now)
+            if verdict is Verdict.PING:
+                conn.send_frame(PING)
+            elif verdict is Verdict.DROP:
+                conn.close(WSCloseCode.ABNORMAL_CLOSURE, "keepalive timeout", Ending.ABORT)
+
+    def queued_bytes(self) -> int:
+        """What the sockets' transports hold unsent (the send-queue gauge)."""
+        return sum(conn.transport.get_write_buffer_size() for conn in self.connections)
