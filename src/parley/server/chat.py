@@ -89,7 +89,7 @@ class ChatService:
     async def close(self) -> None:
         """After `drain` and the sockets' end: leave the cluster, close the store."""
         await self.broker.close()
-        await self.delivery.presence.close()
+        await self.delivery.close()
         await self.store.close()
 
     async def drain(self, close_code: int) -> None:

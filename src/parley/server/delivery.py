@@ -18,9 +18,15 @@ from typing import Any, Final
 
 import msgspec
 
-from parley.broker import ClusterEvent, TokenRevoked, TypingSignal, UserTokensRevoked
+from parley.broker import (
+    BrokerEventHandler,
+    ClusterEvent,
+    TokenRevoked,
+    TypingSignal,
+    UserTokensRevoked,
+)
 from parley.core import GENERAL, Feed, Gap, Hub, PresenceGrace, SocketState, one_line
-from parley.presence import PresenceTracker
+from parley.presence import PresenceSink, PresenceTracker
 from parley.protocol import (
     ErrorCode,
     Joined,
@@ -42,8 +48,9 @@ REPLAY_PAGE: Final = 500
 GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
 
 
-class Delivery:
-    """Fan-out, replay, gap filling, catch-up and resync for this node's subscribers."""
+class Delivery(BrokerEventHandler, PresenceSink):
+    """Fan-out, replay, gap filling, catch-up and resync for this node's subscribers; the
+    broker's event handler and the presence tracker's sink, declared."""
 
     def __init__(
         self,
@@ -70,6 +77,10 @@ class Delivery:
         for room, seq in (await self.store.last_seqs()).items():
             self.feed.floor(room, seq)
         await self.presence.start(self)
+
+    async def close(self) -> None:
+        """Leave the cluster's presence: this node's users go offline for the others now."""
+        await self.presence.close()
 
     def last_seq(self, room: str) -> int:
         """The last message of `room` this node delivered (0: none yet)."""
