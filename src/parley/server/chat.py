@@ -34,7 +34,7 @@ from parley.core import (
     text_refusal,
 )
 from parley.presence import MemoryPresence, PresenceTracker
-from parley.protocol import MAX_TEXT_CHARS, ErrorCode, Message, ProtocolError
+from parley.protocol import MAX_TEXT_CHARS, ErrorCode, Joined, Message, ProtocolError, encode
 from parley.server import metrics
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
@@ -223,7 +223,11 @@ class ChatService:
         self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, ref)
         conn.allow(ref, record.room)
-        await self.delivery.subscribe(conn, ref, record, since)
+        # `joined` first, then the replay, then what was buffered meanwhile: the resume
+        # path (docs/architecture.md).
+        joined = await self.delivery.subscribe(conn, ref, record)
+        conn.send(encode(Joined(ref, joined.last_seq, joined.online)))
+        await self.delivery.go_live(conn, joined, since)
 
     def join_plain(self, conn: Connection) -> None:
         """A plain-text socket's one room: `general`, joined when it opens. That counts as a

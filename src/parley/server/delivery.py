@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -29,7 +30,6 @@ from parley.core import GENERAL, Feed, Gap, Hub, PresenceGrace, SocketState, one
 from parley.presence import PresenceSink, PresenceTracker
 from parley.protocol import (
     ErrorCode,
-    Joined,
     Message,
     MessageEvent,
     Presence,
@@ -42,10 +42,20 @@ from parley.server.frames import text_frame
 from parley.server.registry import Registry
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable
 
-__all__ = ["GAP_GRACE", "REPLAY_PAGE", "Delivery", "as_seen", "read_page"]
+__all__ = ["GAP_GRACE", "REPLAY_PAGE", "Delivery", "Subscribed", "as_seen", "read_page"]
 
 REPLAY_PAGE: Final = 500
 GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """A socket subscribed to a room, its live events buffered until it goes live."""
+
+    room: str  # the room's key
+    last_seq: int  # everything up to it is replayed, everything after it is live
+    online: list[str]  # who is online in the room
+    came: bool  # the user's first connection here: the room must hear of it
 
 
 class Delivery(BrokerEventHandler, PresenceSink):
@@ -88,12 +98,10 @@ class Delivery(BrokerEventHandler, PresenceSink):
 
     # --- subscriptions ----------------------------------------------------------------
 
-    async def subscribe(
-        self, conn: Connection, ref: str, record: RoomRecord, since: int | None
-    ) -> None:
-        """`conn` joins the room `record`, which it calls `ref`: caught up to what the
-        store holds, answered with `joined`, then replayed from `since` if it asks; what
-        arrives meanwhile is buffered and follows the replay."""
+    async def subscribe(self, conn: Connection, ref: str, record: RoomRecord) -> Subscribed:
+        """`conn` joins the room `record`, which it calls `ref`, caught up to what the store
+        holds; until `go_live`, what arrives for it is buffered. The caller answers the
+        join with what this returns, then calls `go_live` at once."""
         room = record.room
         await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
@@ -108,8 +116,14 @@ class Delivery(BrokerEventHandler, PresenceSink):
         came = self.hub.subscribe(conn, conn.username, room, alias=alias)
         here = [*self.hub.online(room), *self.grace.lingering(room)]
         online = await self.presence.online(room, here)
-        conn.send(encode(Joined(ref, last_seq, online)))
-        if came and not went:
+        return Subscribed(room, last_seq, online, came and not went)
+
+    async def go_live(self, conn: Connection, joined: Subscribed, since: int | None) -> None:
+        """After the join's answer: announce the user if they just came, replay what the
+        socket missed since `since` (up to the `last_seq` it was told), then the buffer,
+        then live events."""
+        room, last_seq = joined.room, joined.last_seq
+        if joined.came:
             self._came(room, conn.username)
         if since is not None and since < last_seq:
             await self._replay(conn, room, since, last_seq)
