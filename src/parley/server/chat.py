@@ -262,7 +262,8 @@ class ChatNode:
         self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, ref)
         room = record.room
-        conn.allow(ref, room)
+        if ref != room:  # a joined room is known by its key (Connection.key_of)
+            conn.allow(ref, room)
         await self._catch_up(room, record.last_seq)
         if room in conn.rooms:  # a re-join restarts the subscription (and its replay)
             went = self.hub.unsubscribe(conn, conn.username, room)
