@@ -222,7 +222,8 @@ class ChatService:
     async def join(self, conn: Connection, ref: str, since: int | None) -> None:
         self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, ref)
-        conn.allow(ref, record.room)
+        if ref != record.room:  # a joined room is known by its key (Connection.key_of)
+            conn.allow(ref, record.room)
         # `joined` first, then the replay, then what was buffered meanwhile: the resume
         # path (docs/architecture.md).
         joined = await self.delivery.subscribe(conn, ref, record)

@@ -141,9 +141,15 @@ class Connection(SocketLifecycle):
         return f"<Connection {self.id} {self.username} {self.mode.value} {self.state.value}>"
 
     def key_of(self, ref: str) -> str | None:
-        """The key of the room the client calls `ref`, if found allowed before (access is
-        never taken away); None when the store must be asked."""
-        return None if self._keys is None else self._keys.get(ref)
+        """The key of the room the client calls `ref`, if joined or found allowed before
+        (access is never taken away); None when the store must be asked."""
+        if self._keys is not None and (key := self._keys.get(ref)) is not None:
+            return key
+        # Joined under its own name: most rooms, and no mapping paid for. Unless the client
+        # calls the room keyed `ref` something else (`ref` then means another room to it).
+        if ref in self.rooms and (self._refs is None or ref not in self._refs):
+            return ref
+        return None
 
     def ref_of(self, key: str) -> str:
         """What the client calls the room keyed `key` (most often: the key itself)."""

@@ -4,6 +4,7 @@
 import { Backoff, STABLE_MS } from "./backoff.mjs";
 
 export const PROTOCOL = "parley.v1";
+export const CLOSE_NORMAL = 1000; // RFC 6455: we are done with this socket
 export const CLOSE_SIGNED_OUT = 4001; // the server ended this session (CloseCode in protocol/errors.py)
 const OPEN = 1; // WebSocket.OPEN, which Node has no global for
 const TICK_MS = 250; // the "Reconnecting in N s" countdown
@@ -118,7 +119,7 @@ export class Connection {
     if (ws) {
       this.socket = null;
       detach(ws, "network changed");
-      this.#closed(1000, true);
+      this.#closed(CLOSE_NORMAL, true);
     }
     this.#clearRetry();
     this.#setState("offline");
@@ -175,7 +176,7 @@ export class Connection {
 function detach(ws, reason) {
   ws.onmessage = ws.onclose = ws.onerror = null;
   try {
-    ws.close(1000, reason);
+    ws.close(CLOSE_NORMAL, reason);
   } catch {
     /* already closing */
   }
