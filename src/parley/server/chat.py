@@ -49,6 +49,7 @@ from parley.protocol import (
     ProtocolError,
     TypingEvent,
     encode,
+    reply_id,
 )
 from parley.server import metrics
 from parley.server.connection import Connection, Flusher
@@ -258,7 +259,10 @@ class ChatNode:
                 ErrorCode.RATE_LIMITED, self.limits.refusal(action), retry_after=retry_after
             )
 
-    async def join(self, conn: Connection, ref: str, since: int | None) -> None:
+    async def join(
+        self, conn: Connection, ref: str, since: int | None, request_id: int | None = None
+    ) -> None:
+        """A client's join frame; `joined` echoes its `request_id`."""
         self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, ref)
         room = record.room
@@ -277,7 +281,7 @@ class ChatNode:
         came = self.hub.subscribe(conn, conn.username, room, alias=alias)
         here = [*self.hub.online(room), *self.grace.lingering(room)]
         online = await self.presence.online(room, here)
-        conn.send(encode(Joined(ref, last_seq, online)))
+        conn.send(encode(Joined(ref, last_seq, online, reply_id(request_id))))
         if came and not went:
             self._came(room, conn.username)
         if since is not None and since < last_seq:

@@ -27,6 +27,7 @@ from parley.protocol import (
     Error,
     ErrorCode,
     Hello,
+    HistoryReply,
     HistoryRequest,
     Join,
     Leave,
@@ -37,6 +38,7 @@ from parley.protocol import (
     Typing,
     decode_client_frame,
     encode,
+    reply_id,
 )
 from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
@@ -396,21 +398,25 @@ class JsonSession(ChatSession):
     async def on_text(self, data: str) -> None:
         try:
             frame = decode_client_frame(data)
+        except ProtocolError as exc:  # it carries the frame's id when that was readable
+            self.error(exc)
+            return
+        try:
             if isinstance(frame, Send):
                 await self.start_send(frame)
             elif isinstance(frame, Join):
-                await self.node.join(self.conn, frame.room, frame.since)
+                await self.node.join(self.conn, frame.room, frame.since, frame.request_id)
             elif isinstance(frame, Leave):
                 self.node.leave(self.conn, frame.room)
             elif isinstance(frame, HistoryRequest):
                 query = MessageQuery(frame.room, frame.limit, frame.after, frame.before)
                 messages = await self.node.history(self.conn, query)
-                self.conn.send(
-                    encode({"type": "history", "room": frame.room, "messages": messages})
-                )
+                reply = HistoryReply(frame.room, messages, reply_id(frame.request_id))
+                self.conn.send(encode(reply))
             elif isinstance(frame, Typing):
                 await self.node.typing(self.conn, frame.room)
         except ProtocolError as exc:
+            exc.request_id = frame.request_id
             self.error(exc)
 
     def on_text_now(self, data: str) -> bool:
@@ -429,7 +435,7 @@ class JsonSession(ChatSession):
             self.node.check_send(conn, frame.text)
             self.submit(frame, room)
         except ProtocolError as exc:
-            exc.ref = frame.client_id
+            exc.ref, exc.request_id = frame.client_id, frame.request_id
             self.error(exc)
         conn.heard(conn.loop.time())
         return True
@@ -468,11 +474,12 @@ class JsonSession(ChatSession):
         exc = future.exception()
         if exc is not None:
             error = store_error(exc, frame.room)
-            error.ref = frame.client_id
+            error.ref, error.request_id = frame.client_id, frame.request_id
             self.error(error)
             return
         msg, _ = future.result()
-        self.conn.send(encode(Ack(frame.client_id, frame.room, msg.seq)))
+        ack = Ack(frame.client_id, frame.room, msg.seq, reply_id(frame.request_id))
+        self.conn.send(encode(ack))
 
 
 class PlainSession(ChatSession):
