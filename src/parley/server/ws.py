@@ -76,12 +76,22 @@ class _Inbox(WebSocketDataQueue):
     idle: bool  # the reader loop waits for a frame, with none queued (see `wait_idle`)
     shortcut: Callable[[str], bool] | None
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the reader loop."""
+        return len(self._buffer)
+
+    @property
+    def held_back(self) -> bool:
+        """aiohttp's parser stopped with frames unparsed until the queue drains."""
+        return self._stalled_reader is not None
+
     def wait_idle(self) -> None:
         """The reader loop is about to wait for its next frame. It is idle only if no frame
         is queued and the parser is not held back with more unparsed: then `receive()` will
         hand over a queued frame first, and the parser, resumed inside it, must queue what
         follows rather than offer it."""
-        self.idle = not self._buffer and self._stalled_reader is None
+        self.idle = not self.queued and not self.held_back
 
     def feed_data(self, data: WSMessage | WSMessageTextBytes, size: int) -> None:
         kind = data.type
