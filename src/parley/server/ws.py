@@ -49,7 +49,7 @@ from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
-__all__ = ["MAX_FRAME", "Session", "chat_socket", "open_socket", "socket_handler"]
+__all__ = ["MAX_FRAME", "Inbox", "Session", "chat_socket", "open_socket", "socket_handler"]
 
 log = logging.getLogger("parley.ws")
 
@@ -60,7 +60,7 @@ _GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 _ENDED: Final = frozenset((WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR))
 
 
-class _Inbox(WebSocketDataQueue):
+class Inbox(WebSocketDataQueue):
     """aiohttp's queue of parsed frames, with a shortcut past it.
 
     While the socket's reader loop waits for its next frame, a text frame is first offered
@@ -110,7 +110,7 @@ class _Inbox(WebSocketDataQueue):
 
 
 class _ChatResponse(web.WebSocketResponse):
-    """A WebSocketResponse whose frames go through an `_Inbox`."""
+    """A WebSocketResponse whose frames go through an `Inbox`."""
 
     def _post_start(
         self, request: BaseRequest, protocol: str | None, writer: WebSocketWriter
@@ -120,7 +120,7 @@ class _ChatResponse(web.WebSocketResponse):
         self._ws_protocol = protocol
         self._writer = writer
         assert self._loop is not None
-        inbox = _Inbox(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        inbox = Inbox(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
         inbox.idle = False
         inbox.shortcut = None
         self._reader = inbox
@@ -131,13 +131,13 @@ class _ChatResponse(web.WebSocketResponse):
         request.protocol.keep_alive(False)
 
     @property
-    def inbox(self) -> _Inbox:
-        assert isinstance(self._reader, _Inbox)
+    def inbox(self) -> Inbox:
+        assert isinstance(self._reader, Inbox)
         return self._reader
 
 
 class _NoInbox:
-    """The stock path's stand-in for `_Inbox`: aiohttp's own queue, no shortcut; every
+    """The stock path's stand-in for `Inbox`: aiohttp's own queue, no shortcut; every
     frame reaches the reader loop."""
 
     __slots__ = ("idle", "shortcut")
@@ -149,7 +149,7 @@ class _NoInbox:
         pass
 
 
-def _inbox(ws: web.WebSocketResponse) -> _Inbox | _NoInbox:
+def _inbox(ws: web.WebSocketResponse) -> Inbox | _NoInbox:
     return ws.inbox if isinstance(ws, _ChatResponse) else _NoInbox()
 
 

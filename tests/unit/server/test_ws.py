@@ -16,7 +16,7 @@ from aiohttp._websocket.reader import WebSocketReader
 
 from parley.server import upstream
 from parley.server.upstream import PINNED
-from parley.server.ws import _Inbox
+from parley.server.ws import Inbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -75,7 +75,7 @@ async def test_frames_held_back_behind_a_big_queued_one_are_not_offered_out_of_t
     """The reader loop is busy when a big frame fills the queue past its limit: aiohttp's
     parser holds back the frames after it and resumes inside the `receive()` that takes the
     big one. Those frames must queue behind it, not go past it through the shortcut."""
-    inbox = _Inbox(_Transport(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    inbox = Inbox(_Transport(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
     inbox.idle = False  # the loop is handling an earlier frame
     handled: list[tuple[str, str]] = []
 
