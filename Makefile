@@ -61,12 +61,18 @@ web-unit:
 # The suite runs on PYTEST_WORKERS processes (pytest-xdist), a test file per worker at a
 # time: most tests wait on a server process or a socket, so more workers than cores pay.
 # The conformance suite runs alone after, so that its summary shows in the output.
+# Both run under coverage.py, the servers they start included ([tool.coverage] in
+# pyproject.toml); the report lists the lines and branches of src/parley left uncovered.
 PYTEST_WORKERS ?= 4
+COVERAGE := $(BIN)/coverage
 test:
 	$(MAKE) --no-print-directory -j3 $(VENV)/.dev-installed system-deps autobahn
 	$(MAKE) --no-print-directory lint typecheck web-unit
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/conformance
-	PARLEY_AUTOBAHN=$(AUTOBAHN) $(BIN)/pytest tests/conformance
+	$(COVERAGE) erase
+	$(COVERAGE) run -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/conformance
+	PARLEY_AUTOBAHN=$(AUTOBAHN) $(COVERAGE) run -m pytest tests/conformance
+	$(COVERAGE) combine -q
+	$(COVERAGE) report
 	$(MAKE) --no-print-directory bench-smoke
 
 unit integration e2e fault: $(VENV)/.dev-installed
@@ -82,4 +88,4 @@ bench-smoke: $(VENV)/.dev-installed
 	BENCH_SMOKE=1 bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

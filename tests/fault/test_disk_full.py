@@ -131,11 +131,15 @@ def server_on(disk: Disk, tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 async def send_until_unavailable(ws: ParleyWS, acked: dict[str, int], prefix: str) -> str:
-    """Send one message at a time until the store refuses one; returns its client_id."""
+    """Send one message at a time until the store refuses one; returns its client_id. Each
+    send has a request id: the ack, or the error that the failed COMMIT brings, echoes it."""
     for n in range(MAX_SENDS):
         cid = f"{prefix}-{n}"
-        await ws.send_text("general", TEXT, cid)
+        await ws.send_json(
+            {"type": "send", "room": "general", "text": TEXT, "client_id": cid, "id": n}
+        )
         event = await ws.recv_until(lambda e: e.get("type") in ("ack", "error"))
+        assert event["id"] == n, event
         if event["type"] == "error":
             assert event["code"] == "unavailable", event
             assert event["ref"] == cid, event

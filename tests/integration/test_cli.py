@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.api import DEFAULT_PASSWORD, bearer, unique_name
 from tests.support.server import PARLEY, ServerProcess, free_port
@@ -56,16 +57,27 @@ def test_unknown_flag_fails() -> None:
     assert out.returncode != 0
 
 
-def test_a_trusted_proxy_that_is_no_address_is_refused_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--trusted-proxy", "localhost"], "--trusted-proxy"),
+        (["--tls-cert", "cert.pem"], "--tls-key"),
+        (["--tls-key", "key.pem"], "--tls-cert"),
+        (["--hash-workers", "0"], "--hash-workers"),
+    ],
+)
+def test_flags_that_cannot_work_are_refused_at_start(
+    tmp_path: Path, flags: list[str], named: str
+) -> None:
     out = subprocess.run(
-        [PARLEY, "serve", "--data", str(tmp_path), "--trusted-proxy", "localhost"],
+        [PARLEY, "serve", "--data", str(tmp_path), *flags],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert out.returncode == 2
-    assert "--trusted-proxy" in out.stderr
+    assert named in out.stderr
 
 
 def _sqlite_files(directory: Path) -> list[Path]:

@@ -185,10 +185,18 @@ async def test_guest_sockets_opened_at_once_do_not_overshoot_the_cap(
 
 
 async def test_the_head_limit_is_off_at_zero(server_factory: ServerFactory) -> None:
-    srv = serve(server_factory, "--header-timeout", "0", "--keepalive-timeout", "0")
+    srv = serve(
+        server_factory,
+        *("--header-timeout", "0", "--keepalive-timeout", "0"),
+        *("--max-unauthenticated-per-address", "1"),
+    )
     async with raw(srv) as conn:
         await conn.send(b"GET /healthz HTTP/1.1\r\n")
-        await asyncio.sleep(2.5)
+        # the sentinel: a later slow head, past the cap of one, is refused once it has
+        # taken SLOW_HEAD; by then the first head has taken longer, and is still open
+        async with raw(srv) as late:
+            await late.send(HALF)
+            assert parse_whole(await late.until_closed())[0] == 429
         await conn.send(b"Host: 127.0.0.1\r\n\r\n")
         assert (await conn.response())[0] == 200
 
@@ -213,8 +221,10 @@ async def test_idling_between_requests_is_the_keepalive_timeouts_not_the_heads(
     async with raw(srv) as conn:
         await conn.send(HEAD)
         assert (await conn.response())[0] == 200
-        await asyncio.sleep(2.5)  # idle past the head timeout
-        await conn.send(HEAD)
+        async with raw(srv) as later:  # the sentinel: a later head stalls, and times out
+            await later.send(HEAD[:20])
+            assert parse_whole(await later.until_closed())[0] == 408
+        await conn.send(HEAD)  # idle past the head timeout, and still open
         assert (await conn.response())[0] == 200
         await conn.send(HEAD[:20])  # the next head stalls: now the head timeout applies
         status, _, _ = parse_whole(await conn.until_closed())
@@ -230,7 +240,14 @@ async def test_a_websocket_outlives_both_timeouts(
     ws = await open_ws(srv.ws_url, alice.token, ping_interval=None)
     guest = await open_ws(srv.ws_url, ping_interval=None)
     await ws.join_ok("general")
-    await asyncio.sleep(3.5)  # silent on both sides for longer than either timeout
+    # the sentinels, opened later: one idles after a request, one stalls in its head; once
+    # the timeouts closed both, the sockets have been silent for longer than either
+    async with raw(srv) as kept, raw(srv) as stalled:
+        await kept.send(HEAD)
+        assert (await kept.response())[0] == 200
+        await stalled.send(HEAD[:20])
+        assert await kept.until_closed() == b""
+        await stalled.until_closed()  # a 408, or nothing if the idle timer came first
     ack = await ws.send_ok("general", "still here")
     assert ack["seq"] == 1
     assert (await guest.send_ok("general", "me too"))["seq"] == 2

@@ -68,19 +68,36 @@ async def test_idle_but_responsive_client_is_kept(server_factory: ServerFactory)
     async with AsyncApi(srv.url) as api:
         user = await api.register()
         peer = await api.register()
+        dead = await api.register()
     idle = await open_ws(srv.ws_url, user.token, ping_interval=None)  # answers, never initiates
     await idle.join_ok("general")
     other = await open_ws(srv.ws_url, peer.token)
     await other.join_ok("general")
-    # several ping intervals pass; the idle client only answers the server's pings.
-    # Bounded wait for "something that should not happen": the idle socket must not be closed.
-    await asyncio.sleep(4)
+    # Two sockets opened after it, one after the other, that never answer: each is dropped
+    # a ping interval and a ping timeout after its last frame, later than the idle socket
+    # would be at its first and then its second unanswered ping, were answering not enough.
+    for _ in range(2):
+        sentinel = await RawWS.open("127.0.0.1", srv.port, token=dead.token)
+        await sentinel.send_json({"type": "join", "room": "general"})
+        assert OP_PING in await read_until_dropped(sentinel, within=30)
+        sentinel.close()
     ack = await other.send_ok("general", "are you there")
     msg = await idle.recv_type("message", seq=ack["seq"])
     assert msg["text"] == "are you there"
     assert other.seen_of("presence", username=user.username, online=False) == []
     await idle.close()
     await other.close()
+
+
+async def answer_server_pings(raw: RawWS, count: int) -> None:
+    """Read until the server has pinged `count` times, answering each: as many ping
+    intervals have passed on the server's clock."""
+    pings = 0
+    while pings < count:
+        opcode, payload = await raw.read_frame(within=10)
+        if opcode == OP_PING:
+            pings += 1
+            await raw.send_frame(OP_PONG, payload)
 
 
 async def test_client_ping_gets_its_payload_back_in_order(server_factory: ServerFactory) -> None:
@@ -93,9 +110,19 @@ async def test_client_ping_gets_its_payload_back_in_order(server_factory: Server
     assert raw.status == 101
     opcode, _ = await raw.read_frame()  # hello
     assert opcode == OP_TEXT
-    for i in range(12):  # 3 s of pings, three ping intervals: a server ping would show here
-        payload = f"beat {i}".encode()
+    # the sentinel, opened later and silent, is pinged three times: had the server pinged
+    # the pinging socket in that time, that ping would come before one of its pongs
+    sentinel = await RawWS.open("127.0.0.1", srv.port, token=user.token)
+    three_intervals = asyncio.ensure_future(answer_server_pings(sentinel, 3))
+    beats = 0
+    while not three_intervals.done():
+        payload = f"beat {beats}".encode()
         await raw.send_frame(OP_PING, payload)
         assert await raw.read_frame(within=5) == (OP_PONG, payload)
-        await asyncio.sleep(0.25)
+        beats += 1
+        await asyncio.sleep(0.25)  # a sign of life four times a ping interval
+    await three_intervals
+    await raw.send_frame(OP_PING, b"last")  # a server ping sent before this comes first
+    assert await raw.read_frame(within=5) == (OP_PONG, b"last")
+    sentinel.close()
     raw.close()

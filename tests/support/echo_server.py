@@ -1,7 +1,7 @@
 """A test-only WebSocket echo endpoint on Parley's production socket path.
 
 `python -m tests.support.echo_server --port N` serves GET / with the very handler code
-/chat runs (`ws.socket_handler`): the same `_ChatResponse` and `_Inbox` (or aiohttp's
+/chat runs (`ws.socket_handler`): the same `_ChatResponse` and `Inbox` (or aiohttp's
 stock class with `--stock-websocket`), `Connection`, frame writer, ping answers and close
 handshake; only the session differs: it echoes each text and binary message. The
 Autobahn|Testsuite drives it (tests/conformance). It is never part of the served app.

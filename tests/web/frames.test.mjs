@@ -41,6 +41,11 @@ function setup({ me = "ann", current = "general", rooms = ["general"] } = {}) {
 const msg = (seq, extra = {}) => ({ type: "message", room: "general", seq, username: "bob", text: `m${seq}`, ts: "", ...extra });
 const seqs = (room) => room.sortedMessages().map((m) => m.seq);
 const sentTypes = (page) => page.sent.map((f) => f.type);
+/** A sent frame without its request id. */
+const bare = ({ id, ...frame }) => frame;
+/** The request id of the last frame sent that `pick` picks. */
+const idOf = (page, pick) => page.sent.findLast(pick).id;
+const lastHistory = (f) => f.type === "history";
 
 /** The room is joined on the socket, resuming after `seen`. */
 function join(frames, room = "general", lastSeq = 0) {
@@ -71,8 +76,9 @@ test("hello merges its rooms, joins each on the socket and asks for the full roo
   chat.rooms.get("general").seen = 12; // resumed after a reconnect
   frames.handle({ type: "hello", username: "ann", rooms: [{ room: "general" }, { room: "design", last_seq: 3 }] });
   assert.equal(page.helloes.length, 1);
-  assert.deepEqual(page.sent, [request.join("general", 12), { type: "join", room: "design" }]);
-  assert.deepEqual(page.sent[0], { type: "join", room: "general", since: 12 });
+  assert.deepEqual(page.sent.map(bare), [request.join("general", 12), { type: "join", room: "design" }]);
+  assert.deepEqual(page.sent[0], { type: "join", room: "general", since: 12, id: 1 });
+  assert.equal(page.sent[1].id, 2, "each frame has an id of its own");
   assert.equal(page.refreshes, 1);
   assert.equal(page.roomsChanged, 1);
   frames.joinAll();
@@ -85,7 +91,7 @@ test("joined: the resume point starts at last_seq; the shown room asks for its l
   const room = chat.rooms.get("general");
   assert.equal(room.seen, 30);
   assert.equal(room.joined, true);
-  assert.deepEqual(page.sent, [{ type: "history", room: "general", limit: PAGE_SIZE }]);
+  assert.deepEqual(page.sent.map(bare), [{ type: "history", room: "general", limit: PAGE_SIZE }]);
   assert.equal(chat.readSeq(room), 30, "the shown room, visible: read");
 });
 
@@ -106,25 +112,25 @@ test("a message that jumps past the resume point asks for the hole", () => {
   const { frames, page } = setup({ current: null });
   join(frames, "general", 3);
   frames.handle(msg(6));
-  assert.deepEqual(page.sent.at(-1), { type: "history", room: "general", after: 3, limit: 100 });
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", after: 3, limit: 100 });
   frames.handle(msg(7));
   assert.equal(page.sent.length, 1, "asked once");
-  frames.handle({ type: "history", room: "general", messages: [msg(4), msg(5)] });
+  frames.handle({ type: "history", room: "general", messages: [msg(4), msg(5)], id: page.sent[0].id });
   assert.deepEqual(seqs(frames.chat.rooms.get("general")), [4, 5, 6, 7]);
   assert.equal(frames.chat.rooms.get("general").seen, 7);
 });
 
-test("history answers are matched to requests in the order they were asked", () => {
+test("history answers are matched to their requests by id", () => {
   const { frames, chat, page } = setup();
   join(frames, "general", 100); // asks for the latest page
   const latest = Array.from({ length: PAGE_SIZE }, (_, i) => msg(51 + i));
-  frames.handle({ type: "history", room: "general", messages: latest });
+  frames.handle({ type: "history", room: "general", messages: latest, id: idOf(page, lastHistory) });
   const room = chat.rooms.get("general");
   assert.equal(room.historyDone, false);
   frames.loadOlder();
   assert.equal(room.loadingOlder, true);
-  assert.deepEqual(page.sent.at(-1), { type: "history", room: "general", before: 51, limit: PAGE_SIZE });
-  frames.handle({ type: "history", room: "general", messages: [msg(50)] });
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 51, limit: PAGE_SIZE });
+  frames.handle({ type: "history", room: "general", messages: [msg(50)], id: idOf(page, lastHistory) });
   assert.equal(room.loadingOlder, false);
   assert.equal(room.historyDone, true, "a short older page is the last one");
   assert.deepEqual(seqs(room).slice(0, 2), [50, 51]);
@@ -135,7 +141,7 @@ test("sending: the outbox goes out on join, one at a time, and leaves on its own
   const a = outbox.add("general", "one");
   outbox.add("general", "two");
   join(frames, "general", 0);
-  const sends = page.sent.filter((f) => f.type === "send");
+  const sends = page.sent.filter((f) => f.type === "send").map(bare);
   assert.deepEqual(sends, [{ type: "send", room: "general", text: "one", client_id: "c1" }]);
   frames.handle({ type: "ack", client_id: "c1", seq: 1 });
   assert.equal(a.status, "acked");
@@ -164,9 +170,14 @@ test("a socket that closes mid-send: after the next join the message goes again,
   assert.equal(outbox.get("c1").status, "queued");
   page.sent.length = 0;
   frames.joinAll();
-  assert.deepEqual(page.sent, [{ type: "join", room: "general", since: 5 }]);
+  assert.deepEqual(page.sent.map(bare), [{ type: "join", room: "general", since: 5 }]);
   join(frames, "general", 6);
-  assert.deepEqual(page.sent.find((f) => f.type === "send"), { type: "send", room: "general", text: "one", client_id: "c1" });
+  assert.deepEqual(bare(page.sent.find((f) => f.type === "send")), {
+    type: "send",
+    room: "general",
+    text: "one",
+    client_id: "c1",
+  });
   // The server had stored it: the resume brings it once, the outbox empties.
   frames.handle(msg(6, { username: "ann", text: "one", client_id: "c1" }));
   frames.handle({ type: "ack", client_id: "c1", seq: 6 });
@@ -244,4 +255,111 @@ test("a new message in the shown room marks the log as appended", () => {
   page.dirty.length = 0;
   frames.handle(msg(1, { username: "ann" }));
   assert.deepEqual(page.dirty.find(([part]) => part === "log"), ["log", { appended: true, mine: true }]);
+});
+
+// ------------------------------------------------------------ request ids
+
+/** The room is joined and its latest page (seqs 51-100) answered; returns the room. */
+function withLatestPage(frames, page) {
+  join(frames, "general", 100);
+  const latest = Array.from({ length: PAGE_SIZE }, (_, i) => msg(51 + i));
+  frames.handle({ type: "history", room: "general", messages: latest, id: idOf(page, lastHistory) });
+  return frames.chat.rooms.get("general");
+}
+
+test("every frame sent carries a request id of its own", () => {
+  const { frames, page, outbox, chat } = setup({ me: "ann" });
+  outbox.add("general", "one");
+  frames.handle({ type: "hello", username: "ann", rooms: [{ room: "general" }] });
+  join(frames, "general", 0);
+  chat.rooms.get("general").lastTypingSent = -10_000;
+  frames.noteTyping();
+  assert.deepEqual(sentTypes(page), ["join", "history", "send", "typing"]);
+  const ids = page.sent.map((f) => f.id);
+  assert.ok(ids.every(Number.isInteger), String(ids));
+  assert.equal(new Set(ids).size, ids.length, "no id is used twice");
+});
+
+test("a refused history page does not mislabel the page answered after it", () => {
+  const { frames, page } = setup();
+  const room = withLatestPage(frames, page);
+  frames.loadOlder(); // the page before 51
+  const older = idOf(page, lastHistory);
+  frames.handle(msg(102)); // 101 is missing: asks for it
+  const hole = idOf(page, lastHistory);
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", after: 100, limit: 100 });
+  frames.handle({ type: "error", code: "rate_limited", message: "slow down", ref: null, retry_after: 1, id: older });
+  assert.equal(room.loadingOlder, false, "the older page is no longer on its way");
+  frames.handle({ type: "history", room: "general", messages: [msg(101)], id: hole });
+  // Matched in order of asking, this short page would be the older page and mean "nothing
+  // before 51": the beginning of the room would show above message 51.
+  assert.equal(room.historyDone, false);
+  assert.deepEqual(room.historyQueue, []);
+  assert.equal(room.seen, 102);
+  page.dirty.length = 0;
+  frames.loadOlder();
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 51, limit: PAGE_SIZE });
+});
+
+test("history answers in another order than asked are each taken for what they answer", () => {
+  const { frames, page, chat } = setup();
+  join(frames, "general", 100);
+  const latest = idOf(page, lastHistory);
+  frames.handle(msg(102));
+  const hole = idOf(page, lastHistory);
+  frames.handle({ type: "history", room: "general", messages: [msg(101)], id: hole });
+  const room = chat.rooms.get("general");
+  assert.equal(room.historyDone, false, "a short hole page says nothing about the beginning");
+  assert.deepEqual(room.historyQueue, ["latest"]);
+  page.dirty.length = 0;
+  const full = Array.from({ length: PAGE_SIZE }, (_, i) => msg(51 + i));
+  frames.handle({ type: "history", room: "general", messages: full, id: latest });
+  assert.equal(room.historyDone, false, "a full latest page: there may be more before it");
+  assert.deepEqual(page.dirty.find(([part]) => part === "log"), ["log", { reset: true }]);
+  assert.deepEqual(room.historyQueue, []);
+});
+
+test("a refused first page is asked for again once the server may take it", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { frames, page, chat } = setup();
+  join(frames, "general", 100);
+  const room = chat.rooms.get("general");
+  frames.handle({ type: "error", code: "unavailable", message: "retry", ref: null, id: idOf(page, lastHistory) });
+  assert.deepEqual([room.opened, room.historyQueue], [false, []], "no spinner for a page not coming");
+  const asked = page.sent.length;
+  t.mock.timers.tick(2999);
+  assert.equal(page.sent.length, asked);
+  t.mock.timers.tick(1);
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", limit: PAGE_SIZE });
+  assert.equal(room.opened, true);
+});
+
+test("a refused join can be sent again; the error of a typing frame is only about its room", () => {
+  const { frames, page, chat } = setup({ rooms: ["general", "design"] });
+  frames.handle({ type: "hello", username: "ann", rooms: [{ room: "general" }, { room: "design" }] });
+  const design = idOf(page, (f) => f.type === "join" && f.room === "design");
+  frames.handle({ type: "error", code: "rate_limited", message: "slow down", ref: null, retry_after: 1, id: design });
+  assert.equal(chat.rooms.get("design").joining, null);
+  frames.joinAll();
+  const again = page.sent.at(-1);
+  assert.deepEqual(bare(again), { type: "join", room: "design" });
+  assert.notEqual(again.id, design);
+  join(frames, "general", 0);
+  chat.rooms.get("general").lastTypingSent = -10_000;
+  frames.noteTyping();
+  assert.equal(page.sent.at(-1).type, "typing");
+  frames.handle({ type: "error", code: "not_found", message: "gone", ref: null, id: page.sent.at(-1).id });
+  assert.equal(page.refreshes, 2, "hello asked for the room list once, the error once more");
+});
+
+test("answers to a socket that closed settle nothing on the next one", () => {
+  const { frames, page, chat } = setup();
+  const room = withLatestPage(frames, page);
+  frames.loadOlder();
+  const older = idOf(page, lastHistory);
+  frames.socketClosed();
+  join(frames, "general", 100);
+  frames.handle({ type: "history", room: "general", messages: [msg(50)], id: older });
+  assert.equal(room.historyDone, false, "not the older page: that one was asked on the old socket");
+  assert.deepEqual([room.loadingOlder, chat.rooms.get("general").historyQueue], [false, []]);
 });

@@ -270,6 +270,11 @@ class ActionLimits:
         for limiter in self._limiters.values():
             limiter.prune(now)
 
+    def tracked(self, action: Action) -> int:
+        """How many keys hold a bucket for `action`: the memory `prune` gives back."""
+        limiter = self._limiters.get(action)
+        return 0 if limiter is None else len(limiter.buckets)
+
 
 def guest_key(address: str) -> str:
     """Whose allowances a guest spends: every guest socket from one client address alike

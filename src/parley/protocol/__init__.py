@@ -23,6 +23,7 @@ from parley.protocol.frames import (
     TypingEvent,
     decode_client_frame,
     encode,
+    reply_id,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "TypingEvent",
     "decode_client_frame",
     "encode",
+    "reply_id",
 ]

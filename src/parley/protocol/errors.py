@@ -43,7 +43,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 class ProtocolError(Exception):
     """A request the server refuses: an `error` event on a socket (which stays open), the
-    JSON error shape over HTTP."""
+    JSON error shape over HTTP. On a socket, `ref` is the refused send's client_id and
+    `request_id` the refused frame's `id`, when it had them."""
 
     def __init__(
         self,
@@ -51,9 +52,11 @@ class ProtocolError(Exception):
         message: str,
         ref: str | None = None,
         retry_after: float | None = None,
+        request_id: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
         self.retry_after = retry_after
+        self.request_id = request_id

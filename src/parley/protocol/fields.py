@@ -20,10 +20,12 @@ from parley.protocol.errors import ErrorCode, ProtocolError
 __all__ = [
     "CLIENT_ID_PATTERN",
     "MAX_PASSWORD",
+    "MAX_REQUEST_ID",
     "MAX_SEQ",
     "MAX_TEXT_CHARS",
     "MIN_PASSWORD",
     "PASSWORD_RULE",
+    "REQUEST_ID_RULE",
     "ROOM_PATTERN",
     "ROOM_REF_PATTERN",
     "ROOM_REF_RULE",
@@ -38,6 +40,7 @@ __all__ = [
     "LoginPassword",
     "Password",
     "Private",
+    "RequestId",
     "RoomName",
     "RoomRef",
     "Seq",
@@ -60,6 +63,7 @@ def _whole(body: str) -> str:
 
 MAX_SEQ: Final = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
 MAX_TEXT_CHARS: Final = 4000
+MAX_REQUEST_ID: Final = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: echoed exactly
 MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 256
 _ROOM_NAME: Final = "[a-z0-9_-]{1,64}"
@@ -75,6 +79,7 @@ ROOM_RULE: Final = "1-64 characters of a-z 0-9 _ -"
 ROOM_REF_RULE: Final = f"{ROOM_RULE}, optionally followed by ~ and the room's tag"
 USERNAME_RULE: Final = "1-32 characters of A-Z a-z 0-9 _ . -"
 PASSWORD_RULE: Final = f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"
+REQUEST_ID_RULE: Final = f"an integer from 0 to {MAX_REQUEST_ID}"
 
 RoomName = Annotated[str, Meta(pattern=ROOM_PATTERN, description=ROOM_RULE)]
 RoomRef = Annotated[str, Meta(pattern=ROOM_REF_PATTERN, description=ROOM_REF_RULE)]
@@ -113,6 +118,9 @@ Text = Annotated[
 Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ, description=f"an integer from 0 to {MAX_SEQ}")]
 Limit = Annotated[int, Meta(ge=1, le=100, description="an integer from 1 to 100")]
 Private = Annotated[bool, Meta(description="true or false")]
+# A client frame's request id, echoed on the frame's direct answers (docs/protocol.md,
+# "Request ids"). An integer any JSON reader holds exactly, a JavaScript number included.
+RequestId = Annotated[int, Meta(ge=0, le=MAX_REQUEST_ID, description=REQUEST_ID_RULE)]
 
 
 def reserved_username(name: str) -> str | None:

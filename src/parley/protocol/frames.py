@@ -3,6 +3,9 @@
 Every frame is a JSON object whose `type` field names it. Client frames are
 decoded in one pass into a tagged union; only when that fails do we decode a
 second, loose time to tell the client *which* error it made.
+
+Any client frame may carry a request id (`id`); the frame's direct answers (joined, ack,
+history, error) echo it, and a frame without one gets answers without one.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from __future__ import annotations
 from typing import Any, Final
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Struct, UnsetType, field
 
 from parley.protocol.errors import ErrorCode, ProtocolError
 from parley.protocol.fields import (
     CLIENT_ID_PATTERN,
+    MAX_REQUEST_ID,
     MAX_TEXT_CHARS,
     ClientId,
     Limit,
+    RequestId,
     RoomRef,
     Seq,
     Text,
@@ -47,13 +52,17 @@ __all__ = [
     "TypingEvent",
     "decode_client_frame",
     "encode",
+    "reply_id",
 ]
 
 # --- client -> server -------------------------------------------------------
 
 
-class _ClientFrame(Struct, tag_field="type", forbid_unknown_fields=False, frozen=True):
-    pass
+class _ClientFrame(
+    Struct, tag_field="type", forbid_unknown_fields=False, frozen=True, kw_only=True
+):
+    # null is no id, as for the other optional fields
+    request_id: RequestId | None = field(default=None, name="id")
 
 
 class Join(_ClientFrame, tag="join", frozen=True):
@@ -95,6 +104,7 @@ class _Probe(Struct, forbid_unknown_fields=False):
 
     type: Any = None
     client_id: Any = None
+    request_id: Any = field(default=None, name="id")
 
 
 _probe_decoder: Final = msgspec.json.Decoder(_Probe)
@@ -117,12 +127,22 @@ def _explain(data: str | bytes, exc: msgspec.DecodeError) -> ProtocolError:
     except (msgspec.DecodeError, RecursionError):
         return ProtocolError(ErrorCode.BAD_REQUEST, "frame is not a JSON object")
     ref = probe.client_id if isinstance(probe.client_id, str) else None
+    request_id = _readable_id(probe.request_id)
     if not isinstance(probe.type, str):
-        return ProtocolError(ErrorCode.BAD_REQUEST, "`type` must be a string", ref)
-    cls = _CLIENT_TYPES.get(probe.type)
-    if cls is None:
-        return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown type {probe.type!r}", ref)
-    return ProtocolError(ErrorCode.BAD_REQUEST, explain(exc, cls, "frame"), ref)
+        code, message = ErrorCode.BAD_REQUEST, "`type` must be a string"
+    elif (cls := _CLIENT_TYPES.get(probe.type)) is None:
+        code, message = ErrorCode.UNKNOWN_TYPE, f"unknown type {probe.type!r}"
+    else:
+        code, message = ErrorCode.BAD_REQUEST, explain(exc, cls, "frame")
+    return ProtocolError(code, message, ref, request_id=request_id)
+
+
+def _readable_id(value: object) -> int | None:
+    """A refused frame's `id`, if it is a valid one: its error echoes it, so the client can
+    tell which request failed. An invalid id is not echoed (the error is then about it)."""
+    if type(value) is int and 0 <= value <= MAX_REQUEST_ID:  # not a bool
+        return value
+    return None
 
 
 # --- server -> client -------------------------------------------------------
@@ -157,21 +177,28 @@ class Hello(_ServerFrame, tag="hello", frozen=True):
     rooms: list[RoomInfo]
 
 
+# The answers to one client frame: each echoes the frame's request id, and has no `id`
+# field at all for a frame without one (UNSET is never encoded).
+
+
 class Joined(_ServerFrame, tag="joined", frozen=True):
     room: str
     last_seq: int
     online: list[str]
+    request_id: int | UnsetType = field(default=UNSET, name="id")
 
 
 class Ack(_ServerFrame, tag="ack", frozen=True):
     client_id: str
     room: str
     seq: int
+    request_id: int | UnsetType = field(default=UNSET, name="id")
 
 
 class HistoryReply(_ServerFrame, tag="history", frozen=True):
     room: str
     messages: list[Message]
+    request_id: int | UnsetType = field(default=UNSET, name="id")
 
 
 class TypingEvent(_ServerFrame, tag="typing", frozen=True):
@@ -190,11 +217,23 @@ class Error(_ServerFrame, tag="error", frozen=True):
     message: str
     ref: str | None = None
     retry_after: float | UnsetType = UNSET
+    request_id: int | UnsetType = field(default=UNSET, name="id")
 
     @classmethod
     def from_exception(cls, exc: ProtocolError) -> Error:
         retry = UNSET if exc.retry_after is None else round(exc.retry_after, 3)
-        return cls(code=exc.code.value, message=exc.message, ref=exc.ref, retry_after=retry)
+        return cls(
+            code=exc.code.value,
+            message=exc.message,
+            ref=exc.ref,
+            retry_after=retry,
+            request_id=reply_id(exc.request_id),
+        )
+
+
+def reply_id(request_id: int | None) -> int | UnsetType:
+    """The `id` field of an answer to a frame whose id was `request_id`: none for none."""
+    return UNSET if request_id is None else request_id
 
 
 ServerFrame = MessageEvent | Hello | Joined | Ack | HistoryReply | TypingEvent | Presence | Error

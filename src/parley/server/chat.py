@@ -34,7 +34,15 @@ from parley.core import (
     text_refusal,
 )
 from parley.presence import MemoryPresence, PresenceTracker
-from parley.protocol import MAX_TEXT_CHARS, ErrorCode, Joined, Message, ProtocolError, encode
+from parley.protocol import (
+    MAX_TEXT_CHARS,
+    ErrorCode,
+    Joined,
+    Message,
+    ProtocolError,
+    encode,
+    reply_id,
+)
 from parley.server import metrics
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
@@ -219,7 +227,10 @@ class ChatService:
                 ErrorCode.RATE_LIMITED, self.limits.refusal(action), retry_after=retry_after
             )
 
-    async def join(self, conn: Connection, ref: str, since: int | None) -> None:
+    async def join(
+        self, conn: Connection, ref: str, since: int | None, request_id: int | None = None
+    ) -> None:
+        """A client's join frame; `joined` echoes its `request_id`."""
         self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, ref)
         if ref != record.room:  # a joined room is known by its key (Connection.key_of)
@@ -227,7 +238,7 @@ class ChatService:
         # `joined` first, then the replay, then what was buffered meanwhile: the resume
         # path (docs/architecture.md).
         joined = await self.delivery.subscribe(conn, ref, record)
-        conn.send(encode(Joined(ref, joined.last_seq, joined.online)))
+        conn.send(encode(Joined(ref, joined.last_seq, joined.online, reply_id(request_id))))
         await self.delivery.go_live(conn, joined, since)
 
     def join_plain(self, conn: Connection) -> None:

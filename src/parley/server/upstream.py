@@ -1,7 +1,7 @@
 """The aiohttp source that /chat's fast socket path relies on, checked against pinned hashes.
 
 `ws._ChatResponse._post_start` is a copy of aiohttp's private `_post_start` that puts an
-`_Inbox` (a subclass of aiohttp's private frame queue) under the parser. A copy cannot
+`Inbox` (a subclass of aiohttp's private frame queue) under the parser. A copy cannot
 follow upstream: a new aiohttp, or a tampered copy of this one, may add a step ours lacks
 or change what the queue's methods promise, and nothing would fail loudly. So the server
 hashes that upstream source at start and, on any difference from the hashes below (taken
@@ -37,7 +37,7 @@ def _pxd() -> str:
 
 # What each piece is to the override:
 #  _post_start: the method `_ChatResponse._post_start` replaces (every step must be ours too);
-#  WebSocketDataQueue: the class `_Inbox` extends (feed_data, read, _buffer, _stalled_reader);
+#  WebSocketDataQueue: the class `Inbox` extends (feed_data, read, _buffer, _stalled_reader);
 #  WebSocketReader: the parser that feeds the queue, stalls and resumes it;
 #  reader_c.pxd: which of those the compiled reader lets a subclass override or see.
 _SOURCES: Final[dict[str, Callable[[], str]]] = {

@@ -27,6 +27,7 @@ from parley.protocol import (
     Error,
     ErrorCode,
     Hello,
+    HistoryReply,
     HistoryRequest,
     Join,
     Leave,
@@ -37,6 +38,7 @@ from parley.protocol import (
     Typing,
     decode_client_frame,
     encode,
+    reply_id,
 )
 from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
@@ -47,7 +49,7 @@ from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, StoreUnavailable
 
-__all__ = ["MAX_FRAME", "Session", "chat_socket", "open_socket", "socket_handler"]
+__all__ = ["MAX_FRAME", "Inbox", "Session", "chat_socket", "open_socket", "socket_handler"]
 
 log = logging.getLogger("parley.ws")
 
@@ -58,7 +60,7 @@ _GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 _ENDED: Final = frozenset((WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR))
 
 
-class _Inbox(WebSocketDataQueue):
+class Inbox(WebSocketDataQueue):
     """aiohttp's queue of parsed frames, with a shortcut past it.
 
     While the socket's reader loop waits for its next frame, a text frame is first offered
@@ -74,12 +76,22 @@ class _Inbox(WebSocketDataQueue):
     idle: bool  # the reader loop waits for a frame, with none queued (see `wait_idle`)
     shortcut: Callable[[str], bool] | None
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the reader loop."""
+        return len(self._buffer)
+
+    @property
+    def held_back(self) -> bool:
+        """aiohttp's parser stopped with frames unparsed until the queue drains."""
+        return self._stalled_reader is not None
+
     def wait_idle(self) -> None:
         """The reader loop is about to wait for its next frame. It is idle only if no frame
         is queued and the parser is not held back with more unparsed: then `receive()` will
         hand over a queued frame first, and the parser, resumed inside it, must queue what
         follows rather than offer it."""
-        self.idle = not self._buffer and self._stalled_reader is None
+        self.idle = not self.queued and not self.held_back
 
     def feed_data(self, data: WSMessage | WSMessageTextBytes, size: int) -> None:
         kind = data.type
@@ -98,7 +110,7 @@ class _Inbox(WebSocketDataQueue):
 
 
 class _ChatResponse(web.WebSocketResponse):
-    """A WebSocketResponse whose frames go through an `_Inbox`."""
+    """A WebSocketResponse whose frames go through an `Inbox`."""
 
     def _post_start(
         self, request: BaseRequest, protocol: str | None, writer: WebSocketWriter
@@ -108,7 +120,7 @@ class _ChatResponse(web.WebSocketResponse):
         self._ws_protocol = protocol
         self._writer = writer
         assert self._loop is not None
-        inbox = _Inbox(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        inbox = Inbox(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
         inbox.idle = False
         inbox.shortcut = None
         self._reader = inbox
@@ -119,13 +131,13 @@ class _ChatResponse(web.WebSocketResponse):
         request.protocol.keep_alive(False)
 
     @property
-    def inbox(self) -> _Inbox:
-        assert isinstance(self._reader, _Inbox)
+    def inbox(self) -> Inbox:
+        assert isinstance(self._reader, Inbox)
         return self._reader
 
 
 class _NoInbox:
-    """The stock path's stand-in for `_Inbox`: aiohttp's own queue, no shortcut; every
+    """The stock path's stand-in for `Inbox`: aiohttp's own queue, no shortcut; every
     frame reaches the reader loop."""
 
     __slots__ = ("idle", "shortcut")
@@ -137,7 +149,7 @@ class _NoInbox:
         pass
 
 
-def _inbox(ws: web.WebSocketResponse) -> _Inbox | _NoInbox:
+def _inbox(ws: web.WebSocketResponse) -> Inbox | _NoInbox:
     return ws.inbox if isinstance(ws, _ChatResponse) else _NoInbox()
 
 
@@ -396,21 +408,25 @@ class JsonSession(ChatSession):
     async def on_text(self, data: str) -> None:
         try:
             frame = decode_client_frame(data)
+        except ProtocolError as exc:  # it carries the frame's id when that was readable
+            self.error(exc)
+            return
+        try:
             if isinstance(frame, Send):
                 await self.start_send(frame)
             elif isinstance(frame, Join):
-                await self.node.join(self.conn, frame.room, frame.since)
+                await self.node.join(self.conn, frame.room, frame.since, frame.request_id)
             elif isinstance(frame, Leave):
                 self.node.leave(self.conn, frame.room)
             elif isinstance(frame, HistoryRequest):
                 query = MessageQuery(frame.room, frame.limit, frame.after, frame.before)
                 messages = await self.node.history(self.conn, query)
-                self.conn.send(
-                    encode({"type": "history", "room": frame.room, "messages": messages})
-                )
+                reply = HistoryReply(frame.room, messages, reply_id(frame.request_id))
+                self.conn.send(encode(reply))
             elif isinstance(frame, Typing):
                 await self.node.typing(self.conn, frame.room)
         except ProtocolError as exc:
+            exc.request_id = frame.request_id
             self.error(exc)
 
     def on_text_now(self, data: str) -> bool:
@@ -429,7 +445,7 @@ class JsonSession(ChatSession):
             self.node.check_send(conn, frame.text)
             self.submit(frame, room)
         except ProtocolError as exc:
-            exc.ref = frame.client_id
+            exc.ref, exc.request_id = frame.client_id, frame.request_id
             self.error(exc)
         conn.heard(conn.loop.time())
         return True
@@ -468,11 +484,12 @@ class JsonSession(ChatSession):
         exc = future.exception()
         if exc is not None:
             error = store_error(exc, frame.room)
-            error.ref = frame.client_id
+            error.ref, error.request_id = frame.client_id, frame.request_id
             self.error(error)
             return
         msg, _ = future.result()
-        self.conn.send(encode(Ack(frame.client_id, frame.room, msg.seq)))
+        ack = Ack(frame.client_id, frame.room, msg.seq, reply_id(frame.request_id))
+        self.conn.send(encode(ack))
 
 
 class PlainSession(ChatSession):

@@ -22,7 +22,15 @@ export function parseFrame(data) {
   return frame && typeof frame.type === "string" ? frame : null;
 }
 
-/** The frames the page sends. */
+/** Seconds to wait before asking again what was refused as rate_limited or unavailable. */
+function retryWait(error) {
+  return error.code === "rate_limited" ? Math.max(1, Number(error.retry_after) || 1) : UNAVAILABLE_WAIT_S;
+}
+
+/**
+ * The frames the page sends (FrameHandler puts a request id on each: docs/protocol.md,
+ * "Request ids").
+ */
 export const request = {
   join(room, since) {
     return since === null ? { type: "join", room } : { type: "join", room, since };
@@ -45,6 +53,13 @@ export const request = {
 };
 
 /**
+ * Every frame the page sends carries a request id, fresh for each frame; the server echoes it
+ * on the frame's answers (joined, ack, history, error). Joins and history pages wait in
+ * `pending` under their id until answered, so each answer, an error above all, settles the
+ * request it is about, whatever the order they come in. A send's answers are matched by its
+ * client_id (which an ack and an error's `ref` carry as well); a typing frame is answered only
+ * when refused.
+ *
  * host: {
  *   send(frame): boolean       put a frame on the open socket (false: not sent);
  *   socketId(): number|null    the open socket's id, null when none is open;
@@ -64,6 +79,9 @@ export class FrameHandler {
     this.outbox = outbox;
     this.host = host;
     this.holdTimers = new Map(); // room -> timer ending a rate-limit hold
+    this.retryTimers = new Map(); // room -> timer asking again for a refused first page
+    this.pending = new Map(); // request id -> what it asked: { kind: "join"|"history", room, page? }
+    this.lastId = 0; // the last request id used: ids are never reused in a session
   }
 
   /** Apply one server frame; unknown types are ignored. */
@@ -107,6 +125,7 @@ export class FrameHandler {
   }
 
   joined(frame) {
+    this.#answered(frame);
     const room = this.chat.rooms.get(frame.room);
     if (!room) return;
     room.joined = true;
@@ -168,26 +187,24 @@ export class FrameHandler {
       // The message frame follows (live or via resume); if it somehow is older than our
       // resume point, fetch it so the pending line can turn into the real one.
       if (room && room.seen !== null && frame.seq <= room.seen) {
-        room.historyQueue.push("after");
-        this.host.send(request.after(room.name, frame.seq - 1, 1));
+        this.#askHistory(room, "after", request.after(room.name, frame.seq - 1, 1));
       }
     }
     this.flushOutbox(item.room);
   }
 
   history(frame) {
+    const asked = this.#answered(frame);
     const room = this.chat.rooms.get(frame.room);
     if (!room) return;
-    // History answers carry no request id: they come back in the order they were asked.
-    const kind = room.historyQueue.shift() || "latest";
+    // Which page this is, by the request id it echoes. One that answers no request of ours
+    // (none on this socket asked for it) is only messages: it marks nothing as loaded.
+    const kind = asked?.kind === "history" && asked.room === room.name ? asked.page : null;
+    if (kind !== null) this.#pageSettled(room, kind);
     const list = Array.isArray(frame.messages) ? frame.messages.filter(validMessage) : [];
     let added = 0;
     for (const m of list) if (this.#store(room, m)) added++;
-    if (kind === "latest" && list.length < PAGE_SIZE) room.historyDone = true;
-    if (kind === "before") {
-      room.loadingOlder = false;
-      if (list.length < PAGE_SIZE) room.historyDone = true;
-    }
+    if ((kind === "latest" || kind === "before") && list.length < PAGE_SIZE) room.historyDone = true;
     const first = room.firstSeq();
     if (first !== null && first <= 1) room.historyDone = true;
     this.#advanceSeen(room);
@@ -229,14 +246,14 @@ export class FrameHandler {
   }
 
   error(frame) {
+    const asked = this.#answered(frame);
+    if (asked) this.#refused(asked, frame);
     const item = frame.ref ? this.outbox.get(frame.ref) : null;
     if (item) {
       const room = this.chat.rooms.get(item.room);
       if ((frame.code === "rate_limited" || frame.code === "unavailable") && room) {
         // Not stored: hold this one (and everything after it in the room) and try again later.
-        const wait =
-          frame.code === "rate_limited" ? Math.max(1, Number(frame.retry_after) || 1) : UNAVAILABLE_WAIT_S;
-        this.#hold(item, wait * 1000);
+        this.#hold(item, retryWait(frame) * 1000);
       } else {
         this.outbox.fail(
           item,
@@ -261,15 +278,14 @@ export class FrameHandler {
     if (socket === null || !this.host.online()) return;
     for (const room of this.chat.rooms.values()) {
       if (room.joined || room.joining === socket) continue;
-      if (this.host.send(request.join(room.name, room.seen))) room.joining = socket;
+      if (this.#ask(request.join(room.name, room.seen), { kind: "join", room: room.name })) room.joining = socket;
     }
   }
 
   /** Ask for the latest page of `room` (the first time it is shown on a socket). */
   requestLatest(room) {
     room.opened = true;
-    room.historyQueue.push("latest");
-    this.host.send(request.latest(room.name));
+    this.#askHistory(room, "latest", request.latest(room.name));
     this.host.markDirty("logTop");
   }
 
@@ -285,8 +301,7 @@ export class FrameHandler {
       return;
     }
     room.loadingOlder = true;
-    room.historyQueue.push("before");
-    this.host.send(request.before(room.name, oldest));
+    this.#askHistory(room, "before", request.before(room.name, oldest));
     this.host.markDirty("logTop");
   }
 
@@ -298,7 +313,7 @@ export class FrameHandler {
     const room = this.chat.rooms.get(roomName);
     if (!room || !room.joined || this.outbox.isHeld(roomName)) return;
     const item = this.outbox.next(roomName);
-    if (item && this.host.send(request.send(item))) this.outbox.sending(item);
+    if (item && this.#ask(request.send(item))) this.outbox.sending(item);
     if (this.#isCurrent(room)) this.host.markDirty("pending");
   }
 
@@ -308,11 +323,12 @@ export class FrameHandler {
     if (!room || !room.joined) return;
     const now = this.host.now();
     if (now - room.lastTypingSent < TYPING_SEND_MS) return;
-    if (this.host.send(request.typing(room.name))) room.lastTypingSent = now;
+    if (this.#ask(request.typing(room.name))) room.lastTypingSent = now;
   }
 
   /** The socket closed: what lived on it is gone; messages on the wire go back in line. */
   socketClosed() {
+    this.pending.clear(); // nothing asked on that socket will be answered
     for (const room of this.chat.rooms.values()) room.forgetSocket();
     this.outbox.requeue();
     this.host.markDirty("members");
@@ -322,8 +338,10 @@ export class FrameHandler {
 
   /** The session is over: no timer of it may fire. */
   stop() {
-    for (const timer of this.holdTimers.values()) clearTimeout(timer);
-    this.holdTimers.clear();
+    for (const timers of [this.holdTimers, this.retryTimers]) {
+      for (const timer of timers.values()) clearTimeout(timer);
+      timers.clear();
+    }
     for (const room of this.chat.rooms.values()) for (const timer of room.typing.values()) clearTimeout(timer);
   }
 
@@ -341,10 +359,70 @@ export class FrameHandler {
 
   /** Advance the contiguous resume point; a hole asks the server for what is missing. */
   #advanceSeen(room) {
-    if (room.advanceSeen()) {
-      room.historyQueue.push("after");
-      this.host.send(request.after(room.name, room.seen, HOLE_PAGE));
+    if (room.advanceSeen()) this.#askHistory(room, "after", request.after(room.name, room.seen, HOLE_PAGE));
+  }
+
+  /**
+   * Send `frame` with a fresh request id; false when it could not be sent. `asked` (a join
+   * or a history page) waits in `pending` for the answer that echoes the id.
+   */
+  #ask(frame, asked = null) {
+    const id = ++this.lastId;
+    const sent = this.host.send({ ...frame, id });
+    if (sent && asked) this.pending.set(id, asked);
+    return sent;
+  }
+
+  /** Ask for a page of `room`: "latest", "before" (older) or "after" (a hole, an ack's message). */
+  #askHistory(room, page, frame) {
+    room.historyQueue.push(page);
+    this.#ask(frame, { kind: "history", room: room.name, page });
+  }
+
+  /**
+   * What the request that `frame` answers asked (by the id it echoes), now answered; null
+   * when it answers none that waits (no id, a send's or a typing frame's).
+   */
+  #answered(frame) {
+    const asked = this.pending.get(frame.id);
+    if (asked === undefined) return null;
+    this.pending.delete(frame.id);
+    return asked;
+  }
+
+  /** A page of `room` was answered or refused: it is no longer in flight. */
+  #pageSettled(room, page) {
+    const at = room.historyQueue.indexOf(page);
+    if (at >= 0) room.historyQueue.splice(at, 1);
+    if (page === "before") room.loadingOlder = false;
+  }
+
+  /** The server refused a join or a history page: forget it was asked, so it can be again. */
+  #refused(asked, frame) {
+    const room = this.chat.rooms.get(asked.room);
+    if (!room) return;
+    if (asked.kind === "join") {
+      room.joining = null; // joinAll tries again (after a room list that still has it)
+      return;
     }
+    this.#pageSettled(room, asked.page);
+    if (asked.page === "latest") {
+      room.opened = false; // asked again when the room is next shown, or after a wait:
+      if (frame.code === "rate_limited" || frame.code === "unavailable") this.#retryLatest(room, frame);
+    }
+    if (this.#isCurrent(room)) this.host.markDirty("logTop");
+  }
+
+  /** Ask again for the refused first page of `room` once the server may take it. */
+  #retryLatest(room, frame) {
+    clearTimeout(this.retryTimers.get(room.name));
+    this.retryTimers.set(
+      room.name,
+      setTimeout(() => {
+        this.retryTimers.delete(room.name);
+        if (room.joined && !room.opened && this.chat.currentRoom === room) this.requestLatest(room);
+      }, retryWait(frame) * 1000),
+    );
   }
 
   #hold(item, ms) {

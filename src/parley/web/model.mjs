@@ -21,7 +21,7 @@ export class Room {
     this.sorted = null; // cached ascending array
     this.joined = false; // joined on the current socket
     this.opened = false; // latest page requested this session
-    this.historyQueue = []; // kinds of in-flight history requests, FIFO
+    this.historyQueue = []; // kinds of the history pages asked for and not yet answered
     this.loadingOlder = false;
     this.historyDone = false;
     this.online = new Set();

@@ -165,12 +165,19 @@ async def stored(node: ServerProcess, user: User) -> list[dict[str, Any]]:
 
 
 async def everyone_has_everything(peers: Sequence[Peer], total: int) -> None:
-    """Each peer received 1..total: every message once, in seq order, nothing missing."""
+    """Each peer received 1..total: every message once, in seq order, nothing missing.
+    Then one more, the sentinel: a late duplicate would reach a peer before it."""
     for peer in peers:
         await peer.until(lambda p=peer: p.last_seq >= total)
-    await asyncio.sleep(0.5)  # a late duplicate would show up now
+    sender = peers[0]
+    await sender.send(f"{sender.name}-sentinel")
+    await sender.settle()
+    last = total + 1
+    assert sender.acks[f"{sender.name}-sentinel"] == last
     for peer in peers:
-        assert peer.seqs == list(range(1, total + 1)), (
+        await peer.until(lambda p=peer: p.last_seq >= last)
+    for peer in peers:
+        assert peer.seqs == list(range(1, last + 1)), (
             peer.name,
             len(peer.seqs),
             [s for i, s in enumerate(peer.seqs) if s != i + 1][:10],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,18 +94,19 @@ async def test_migration_2_puts_client_id_first_in_the_resend_index(tmp_path: Pa
     assert columns == ["client_id", "username"]
 
 
-async def test_a_full_database_fails_writes_as_unavailable_and_recovers(tmp_path: Path) -> None:
+async def test_a_full_database_fails_writes_as_unavailable_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLITE_FULL inside a batch's statements (here from a page cap; on a real disk when the
     cache spills) fails the writes as StoreUnavailable, generic jobs included, and the writer
     takes writes again once there is room. (A full disk at COMMIT: tests/fault/test_disk_full.py.)
     """
+    opened = _record_connections(monkeypatch)
     store = SQLiteStore(tmp_path / "parley.db")
     await store.open()
     try:
-        assert store._writer is not None
-        conn = store._writer.conn  # idle between batches: the loop may use it
-        (pages,) = conn.execute("PRAGMA page_count").fetchone()
-        conn.execute(f"PRAGMA max_page_count={pages}")
+        (pages,) = opened[-1].execute("PRAGMA page_count").fetchone()  # the file's, on any
+        _cap_pages(opened, pages)
         msg, _ = await store.append("general", "di", "fits", "c-0")  # free space in a page
         assert msg.seq == 1
         full_at = await _first_refused(store)
@@ -113,7 +116,7 @@ async def test_a_full_database_fails_writes_as_unavailable_and_recovers(tmp_path
         for outcome in await asyncio.gather(*batch, return_exceptions=True):
             assert isinstance(outcome, StoreUnavailable), outcome
 
-        conn.execute(f"PRAGMA max_page_count={pages * 100}")
+        _cap_pages(opened, pages * 100)
         msg, created = await store.append("general", "di", "x" * 3000, f"c-{full_at}")
         assert (msg.seq, created) == (full_at + 1, True)
         assert await store.create_user("dora", "hash")
@@ -131,3 +134,25 @@ async def _first_refused(store: SQLiteStore) -> int:
         except StoreUnavailable:
             return i
     raise AssertionError("the page cap never refused a write")
+
+
+def _record_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """Every SQLite connection opened from now on, in order (the store's writer among them)."""
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def recording(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+    return opened
+
+
+def _cap_pages(opened: list[sqlite3.Connection], pages: int) -> None:
+    """The page cap on each open connection: it holds per connection. Only the writer's
+    matters, and it is idle between batches, so the loop may use it."""
+    for conn in opened:
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed: the migration's
+            conn.execute(f"PRAGMA max_page_count={pages}")

@@ -194,7 +194,10 @@ def test_action_limits_prune_idle_keys() -> None:
     limits = ActionLimits.scaled(30, 1.0)
     for action in Action:
         limits.check(action, "u", 0)
+    assert [limits.tracked(action) for action in Action] == [1] * len(Action)
     limits.prune(60)  # the room a minute ago is earned back after 120 s (30 an hour)
-    assert [a for a, limiter in limits._limiters.items() if limiter.buckets] == [Action.CREATE_ROOM]
+    assert {action: limits.tracked(action) for action in Action} == {
+        action: int(action is Action.CREATE_ROOM) for action in Action
+    }
     limits.prune(120)
-    assert all(not limiter.buckets for limiter in limits._limiters.values())
+    assert [limits.tracked(action) for action in Action] == [0] * len(Action)

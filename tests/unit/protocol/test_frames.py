@@ -11,8 +11,10 @@ from parley.protocol import (
     Ack,
     Error,
     ErrorCode,
+    HistoryReply,
     HistoryRequest,
     Join,
+    Joined,
     Leave,
     Message,
     MessageEvent,
@@ -22,6 +24,7 @@ from parley.protocol import (
     decode_client_frame,
     encode,
 )
+from parley.protocol.fields import MAX_REQUEST_ID
 
 
 @pytest.mark.parametrize(
@@ -114,3 +117,78 @@ def test_ack_shape() -> None:
         "room": "general",
         "seq": 4,
     }
+
+
+# -- request ids ----------------------------------------------------------------------------
+
+EVERY_CLIENT_FRAME = [
+    {"type": "join", "room": "general"},
+    {"type": "leave", "room": "general"},
+    {"type": "send", "room": "general", "text": "hi", "client_id": "c1"},
+    {"type": "history", "room": "general"},
+    {"type": "typing", "room": "general"},
+]
+
+
+@pytest.mark.parametrize("raw", EVERY_CLIENT_FRAME, ids=lambda raw: str(raw["type"]))
+@pytest.mark.parametrize("request_id", [0, 1, MAX_REQUEST_ID])
+def test_every_client_frame_takes_a_request_id(raw: dict[str, object], request_id: int) -> None:
+    assert decode_client_frame(json.dumps({**raw, "id": request_id})).request_id == request_id
+
+
+@pytest.mark.parametrize("raw", EVERY_CLIENT_FRAME, ids=lambda raw: str(raw["type"]))
+def test_no_id_and_a_null_id_are_both_no_id(raw: dict[str, object]) -> None:
+    assert decode_client_frame(json.dumps(raw)).request_id is None
+    assert decode_client_frame(json.dumps({**raw, "id": None})).request_id is None
+
+
+@pytest.mark.parametrize(
+    "bad_id", [-1, MAX_REQUEST_ID + 1, 2**64, 1.5, 1.0, "7", True, [], {}], ids=repr
+)
+def test_an_invalid_id_is_a_bad_request_that_echoes_no_id(bad_id: object) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame(json.dumps({"type": "join", "room": "general", "id": bad_id}))
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    assert info.value.message == f"id must be an integer from 0 to {MAX_REQUEST_ID}"
+    assert info.value.request_id is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ({"type": "join", "room": "Not Valid"}, ErrorCode.BAD_REQUEST),
+        ({"type": "send", "room": "general", "text": 5, "client_id": "c"}, ErrorCode.BAD_REQUEST),
+        ({"type": "history", "room": "general", "limit": 0}, ErrorCode.BAD_REQUEST),
+        ({"type": "shout"}, ErrorCode.UNKNOWN_TYPE),
+        ({"type": 5}, ErrorCode.BAD_REQUEST),
+        ({}, ErrorCode.BAD_REQUEST),
+    ],
+)
+def test_a_refused_frame_with_a_valid_id_carries_it(
+    raw: dict[str, object], code: ErrorCode
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame(json.dumps({**raw, "id": 42}))
+    assert (info.value.code, info.value.request_id) == (code, 42)
+
+
+def test_answers_without_a_request_id_have_no_id_field() -> None:
+    answers = [
+        Joined("general", 3, ["ann"]),
+        Ack("c1", "general", 4),
+        HistoryReply("general", []),
+        Error.from_exception(ProtocolError(ErrorCode.NOT_FOUND, "no")),
+    ]
+    for answer in answers:
+        assert "id" not in json.loads(encode(answer)), answer
+
+
+def test_answers_echo_the_request_id() -> None:
+    answers = [
+        Joined("general", 3, ["ann"], 7),
+        Ack("c1", "general", 4, 7),
+        HistoryReply("general", [], 7),
+        Error.from_exception(ProtocolError(ErrorCode.NOT_FOUND, "no", request_id=7)),
+    ]
+    for answer in answers:
+        assert json.loads(encode(answer))["id"] == 7, answer

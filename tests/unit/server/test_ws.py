@@ -16,7 +16,7 @@ from aiohttp._websocket.reader import WebSocketReader
 
 from parley.server import upstream
 from parley.server.upstream import PINNED
-from parley.server.ws import _Inbox
+from parley.server.ws import Inbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -75,7 +75,7 @@ async def test_frames_held_back_behind_a_big_queued_one_are_not_offered_out_of_t
     """The reader loop is busy when a big frame fills the queue past its limit: aiohttp's
     parser holds back the frames after it and resumes inside the `receive()` that takes the
     big one. Those frames must queue behind it, not go past it through the shortcut."""
-    inbox = _Inbox(_Transport(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    inbox = Inbox(_Transport(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
     inbox.idle = False  # the loop is handling an earlier frame
     handled: list[tuple[str, str]] = []
 
@@ -88,16 +88,14 @@ async def test_frames_held_back_behind_a_big_queued_one_are_not_offered_out_of_t
     inbox.shortcut = shortcut
     parser = WebSocketReader(inbox, 1 << 20, compress=False, decode_text=True)
     parser.feed_data(_frame("big" + "x" * 140_000) + _frame("quick-1") + _frame("quick-2"))
-    assert inbox._stalled_reader is not None  # the case under test: the rest is held back
-    while True:  # the reader loop of chat_socket
+    assert inbox.held_back  # the case under test: the rest is held back
+    while inbox.queued:  # the reader loop of chat_socket, until it would wait
         inbox.wait_idle()
-        try:
-            msg = await asyncio.wait_for(inbox.read(), 0.05)
-        except TimeoutError:
-            break
+        msg = await inbox.read()
         handled.append(("loop", msg.data[:7]))
+    assert not inbox.held_back
     assert handled == [("loop", "bigxxxx"), ("loop", "quick-1"), ("loop", "quick-2")]
     inbox.wait_idle()
     parser.feed_data(_frame("quick-3"))  # nothing queued or held back: straight through
     assert handled[-1] == ("shortcut", "quick-3")
-    assert not inbox._buffer
+    assert not inbox.queued
