@@ -91,20 +91,69 @@ async def test_a_name_the_creator_sees_is_still_a_conflict(
     assert_error(await api.post("/api/rooms", token=carol.token, json=body), 409, "conflict")
 
 
-async def test_a_tag_opens_nothing_hidden(api: AsyncApi, alice: User, bob: User) -> None:
-    """bob learns the tag of alice's private room (it is in alice's view of the name only
-    after he shares the name with her): he still cannot reach it."""
+async def test_a_tag_opens_nothing_hidden(
+    server: ServerProcess, api: AsyncApi, alice: User, bob: User
+) -> None:
+    """A private room's real tag, known to an outsider, still opens nothing."""
+    dave = await api.register()
     await api.create_room(alice.token, "vault", private=True)
-    await api.create_room(bob.token, "vault")  # public: alice now sees two
-    alice_rooms = await _rooms(api, alice)
-    bobs = _tagged(alice_rooms, "vault")
-    tag = bobs.partition("~")[2]
-    # the tag of alice's own room is nowhere bob can see; try every form of a reference
-    for ref in ("vault~" + "0" * len(tag), "vault~" + tag[::-1]):
-        assert_error(await api.get(f"/api/rooms/{ref}/messages", token=bob.token), 404, "not_found")
-    for ref in ("vault~", "vault~ZZ", "~" + tag):
-        resp = await api.get(f"/api/rooms/{ref}/messages", token=bob.token)
+    await api.create_room(bob.token, "vault")  # public, under a key of its own
+    await api.send(dave.token, "vault", "dave uses the public one first")
+    assert (await api.invite(alice.token, "vault", dave.username)).status_code == 201
+    alices = _tagged(await _rooms(api, dave), "vault")  # dave calls alice's room by its tag
+    await api.send(alice.token, "vault", "for members")
+    assert await _texts(api, dave, alices) == ["for members"]
+
+    for method, path, body in (
+        ("GET", "/api/rooms/{}/messages", None),
+        ("POST", "/api/rooms/{}/messages", {"text": "peek"}),
+        ("GET", "/api/rooms/{}/members", None),
+        ("POST", "/api/rooms/{}/members", {"username": bob.username}),
+    ):
+        resp = await api.request(method, path.format(alices), token=bob.token, json=body)
         assert_error(resp, 404, "not_found")
+    async with parley_ws(server.ws_url, bob.token) as b:
+        for frame in (
+            {"type": "join", "room": alices},
+            {"type": "history", "room": alices},
+            {"type": "send", "room": alices, "text": "peek", "client_id": "peek-1"},
+            {"type": "typing", "room": alices},
+        ):
+            await b.send_json(frame)
+            assert (await b.expect_error("not_found"))["message"] == f"no room {alices!r}"
+    assert await _texts(api, alice, "vault") == ["for members"]
+
+
+async def test_a_public_room_made_to_catch_a_private_name_never_catches_its_members(
+    api: AsyncApi, alice: User, bob: User
+) -> None:
+    """Squatting: mallory guesses a private room's name and makes a public room of it. A
+    member invited later still means the private room by its name."""
+    mallory = await api.register()
+    await api.create_room(alice.token, "plans", private=True)
+    assert (await api.create_room(mallory.token, "plans")).status_code == 201
+    assert (await api.invite(alice.token, "plans", bob.username)).status_code == 201
+    await api.send(bob.token, "plans", "the secret numbers")  # the name he was told
+    assert await _texts(api, alice, "plans") == ["the secret numbers"]
+    assert await _texts(api, mallory, "plans") == []
+    squat = _tagged(await _rooms(api, bob), "plans")
+    assert (await _rooms(api, bob))[squat]["private"] is False
+
+
+async def test_a_resent_client_id_is_answered_with_the_room_it_was_stored_in(
+    server: ServerProcess, api: AsyncApi, alice: User
+) -> None:
+    await api.create_room(alice.token, "aaa")
+    await api.create_room(alice.token, "bbb")
+    first = await api.send_raw(alice.token, "aaa", "one", "same-id")
+    again = await api.send_raw(alice.token, "bbb", "one", "same-id")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert again.json()["room"] == "aaa"
+    async with parley_ws(server.ws_url, alice.token) as a:
+        await a.send_text("bbb", "one", "same-id")
+        ack = await a.recv_type("ack", client_id="same-id")
+        assert (ack["room"], ack["seq"]) == ("aaa", 1)
 
 
 async def test_an_invitation_never_changes_what_a_name_means_to_the_invitee(
@@ -139,6 +188,10 @@ async def test_an_invitation_never_changes_what_a_name_means_to_the_invitee(
 
         ack = await b.send_ok(alices, "thanks")
         assert (ack["room"], ack["seq"]) == (alices, 2)
+        # joined to alice's room (keyed "club"), bob's bare "club" is still his own room
+        for i in range(3):  # the first through the store, the rest on the socket's fast path
+            ack = await b.send_ok("club", f"mine {i}")
+            assert ack["room"] == "club"
         assert (await a.recv_type("message", text="thanks"))["room"] == "club"
         await b.typing(alices)
         assert (await a.recv_type("typing"))["room"] == "club"
@@ -147,5 +200,5 @@ async def test_an_invitation_never_changes_what_a_name_means_to_the_invitee(
             (alices, "for the club"),
             (alices, "thanks"),
         ]
-    assert await _texts(api, bob, "club") == ["bob's own"]
+    assert await _texts(api, bob, "club") == ["bob's own", "mine 0", "mine 1", "mine 2"]
     assert await _texts(api, alice, "club") == ["for the club", "thanks"]

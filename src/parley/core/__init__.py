@@ -34,7 +34,15 @@ from parley.core.names import (
     text_refusal,
 )
 from parley.core.presence import PresenceGrace
-from parley.core.roomnames import NamedRoom, name_of, ref_of, references, resolve, room_key
+from parley.core.roomnames import (
+    NamedRoom,
+    first_use_counts,
+    name_of,
+    ref_of,
+    references,
+    resolve,
+    room_key,
+)
 from parley.core.throttle import TYPING_EVERY, TypingThrottle
 
 __all__ = [
@@ -70,6 +78,7 @@ __all__ = [
     "check_text",
     "check_username",
     "client_key",
+    "first_use_counts",
     "guest_key",
     "name_of",
     "one_line",

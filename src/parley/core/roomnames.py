@@ -7,20 +7,31 @@ from the creator hold makes a new room, stored under a key of its own (`name~tag
 
 Several rooms a user sees may then share a name (an invitation into a private room
 whose name the user already sees, or a public room created while a private room of
-that name existed). Each user calls the room of that name *they have seen the longest*
-by its bare name, and every other one `name~tag`. Seeing longest, not "private first":
-an invitation never changes what a name already means to the invitee, so nobody can be
-lured into posting to a look-alike room by an invitation (docs/protocol.md, "Room names").
+that name existed). Each user calls by its bare name the room of that name *they have
+been a member of the longest*, and every other one `name~tag`. For a public room,
+membership begins with the user's first use of it (a join, a send, a read): a public
+room made to catch a private room's name ("squatting") never outranks the private room
+for its members, and an invitation never changes what a name already means to the
+invitee (docs/protocol.md, "Room names").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from parley.protocol.fields import TAG_SEPARATOR
 
-__all__ = ["NamedRoom", "name_of", "ref_of", "references", "resolve", "room_key"]
+__all__ = [
+    "NamedRoom",
+    "first_use_counts",
+    "name_of",
+    "ref_of",
+    "references",
+    "resolve",
+    "room_key",
+]
 
 
 class NamedRoom(Protocol):
@@ -38,8 +49,8 @@ class NamedRoom(Protocol):
 
     @property
     def since(self) -> float:
-        """When this user could first see it: the room's creation if public, else when
-        the user became a member."""
+        """When this user's membership began (a public room: their first use of it;
+        math.inf if they never used it)."""
 
 
 R = TypeVar("R", bound=NamedRoom)
@@ -54,6 +65,14 @@ def room_key(name: str, tag: str, name_taken: bool) -> str:
     """The key of a new room: its name, unless a room (one hidden from its creator) holds
     that key already."""
     return f"{name}{TAG_SEPARATOR}{tag}" if name_taken else name
+
+
+def first_use_counts(room: NamedRoom) -> bool:
+    """Whether a user's first use of `room` must be recorded: a public room they never
+    used, stored under a key of its own. Only such a public room can share its name with
+    a private room (a public room that took its bare name first never does: nobody can
+    create that name again), so others need no record."""
+    return room.since == math.inf and room.room != room.name
 
 
 def _first_seen(rooms: Iterable[R]) -> R | None:

@@ -69,7 +69,7 @@ MAX_PASSWORD: Final = 256
 _ROOM_NAME: Final = "[a-z0-9_-]{1,64}"
 ROOM_PATTERN: Final = _whole(_ROOM_NAME)
 TAG_SEPARATOR: Final = "~"
-TAG_CHARS: Final = 10  # lowercase hex
+TAG_CHARS: Final = 16  # lowercase hex: 64 random bits
 # A reference to a room: its name, or `name~tag` for a room of that name that another room
 # the user sees first shadows (docs/protocol.md, "Room names").
 ROOM_REF_PATTERN: Final = _whole(f"{_ROOM_NAME}(~[0-9a-f]{{{TAG_CHARS}}})?")

@@ -29,6 +29,7 @@ from parley.core import (
     ActionLimits,
     KeepalivePolicy,
     TypingThrottle,
+    first_use_counts,
     guest_key,
     references,
     text_refusal,
@@ -167,6 +168,11 @@ class ChatService:
             raise _unavailable() from None
         if record is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {ref!r}")
+        if first_use_counts(record):  # from now on it outranks later rooms of its name
+            try:
+                await self.store.add_member(record.room, who.username)
+            except StoreUnavailable:
+                raise _unavailable() from None
         return record
 
     async def may_use(self, conn: Connection, ref: str) -> str:
@@ -233,8 +239,7 @@ class ChatService:
         """A client's join frame; `joined` echoes its `request_id`."""
         self.spend(conn, Action.JOIN)
         record = await self.visible_room(conn, ref)
-        if ref != record.room:  # a joined room is known by its key (Connection.key_of)
-            conn.allow(ref, record.room)
+        conn.allow(ref, record.room, joining=True)
         # `joined` first, then the replay, then what was buffered meanwhile: the resume
         # path (docs/architecture.md).
         joined = await self.delivery.subscribe(conn, ref, record)
@@ -306,6 +311,8 @@ class ChatService:
             msg, created = await self.submit(who, room, text, client_id)
         except Exception as exc:
             raise store_error(exc, ref or room) from None
+        if msg.room != room:  # a resent client_id: the message as first stored, elsewhere
+            return msg, created
         return as_seen(msg, ref or room), created
 
     async def history(self, who: Identity, query: MessageQuery) -> list[Message]:

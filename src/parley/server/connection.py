@@ -155,15 +155,22 @@ class Connection(SocketLifecycle):
         """What the client calls the room keyed `key` (most often: the key itself)."""
         return key if self._refs is None else self._refs.get(key, key)
 
-    def allow(self, ref: str, key: str) -> None:
-        """The client may use the room it calls `ref`, which is keyed `key`."""
+    def allow(self, ref: str, key: str, *, joining: bool = False) -> None:
+        """The client may use the room it calls `ref`, which is keyed `key`; from now on
+        frames call that room `ref`. A room joined under its key needs no entry: `rooms`
+        knows it (most rooms, and no mapping paid for)."""
+        if ref == key:
+            if self._refs is not None:
+                self._refs.pop(key, None)
+            if joining:
+                return
+        elif self._refs is None:
+            self._refs = {key: ref}
+        else:
+            self._refs[key] = ref
         if self._keys is None:
             self._keys = {}
         self._keys[ref] = key
-        if ref != key:
-            if self._refs is None:
-                self._refs = {}
-            self._refs[key] = ref
 
     def send(self, payload: bytes) -> None:
         """Queue one JSON (or plain text) payload as a text frame."""

@@ -470,10 +470,12 @@ class JsonSession(ChatSession):
     def submit(self, frame: Send, room: str) -> None:
         """Queue a checked send to the room keyed `room` for the store; `acked` answers it
         after the COMMIT."""
-        self.node.submit(self.conn, room, frame.text, frame.client_id, partial(self.acked, frame))
+        self.node.submit(
+            self.conn, room, frame.text, frame.client_id, partial(self.acked, frame, room)
+        )
         self.conn.inflight += 1
 
-    def acked(self, frame: Send, future: asyncio.Future[tuple[Message, bool]]) -> None:
+    def acked(self, frame: Send, room: str, future: asyncio.Future[tuple[Message, bool]]) -> None:
         conn = self.conn
         conn.inflight -= 1
         waiter, conn.slot_freed = conn.slot_freed, None
@@ -488,7 +490,9 @@ class JsonSession(ChatSession):
             self.error(error)
             return
         msg, _ = future.result()
-        ack = Ack(frame.client_id, frame.room, msg.seq, reply_id(frame.request_id))
+        # A resent client_id is acked as first stored, which may be another room
+        ref = frame.room if msg.room == room else self.conn.ref_of(msg.room)
+        ack = Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))
         self.conn.send(encode(ack))
 
 

@@ -57,7 +57,9 @@ class RoomRecord:
     last_seq: int
     name: str
     tag: str  # unique; `name~tag` is how a user names it when another room shadows it
-    since: float  # when the user could first see it: creation if public, else membership
+    # When the user's membership began: for a private room, the invitation (or creation);
+    # for a public room, their first use of it (math.inf when they never used it).
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_member(self, room: str, username: str, now: float | None = None) -> None:
-        """`username` joins the room keyed `room` (no-op for a member)."""
+        """`username` joins the room keyed `room` (no-op for a member): invited into a
+        private room, or using a public one for the first time. `now` defaults to the
+        database's clock (one clock for every node)."""
 
     @abc.abstractmethod
     async def members(self, room: str) -> list[str]: ...

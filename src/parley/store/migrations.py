@@ -20,12 +20,11 @@ _CLIENT_ID_FIRST: Final = """
 """
 
 # Room names are unique per user, not per server (core/roomnames.py): a room keeps its key
-# and gains the name users call it, a random tag that tells same-name rooms apart, and the
-# moment from which it is visible (creation for a public room, membership for a private one).
+# and gains the name users call it and a random tag that tells same-name rooms apart; a
+# membership gains the moment it began (for a public room: the user's first use of it).
 _ROOM_NAMES: Final = """
     ALTER TABLE rooms ADD COLUMN name TEXT NOT NULL DEFAULT '';
     ALTER TABLE rooms ADD COLUMN tag TEXT NOT NULL DEFAULT '';
-    ALTER TABLE rooms ADD COLUMN since {real} NOT NULL DEFAULT 0;
     ALTER TABLE members ADD COLUMN since {real} NOT NULL DEFAULT 0;
     UPDATE rooms SET name = room, tag = {random_tag};
     CREATE UNIQUE INDEX rooms_by_tag ON rooms(tag);
@@ -77,7 +76,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
         """,
     ),
     (2, _CLIENT_ID_FIRST),
-    (3, _ROOM_NAMES.format(real="REAL", random_tag="lower(hex(randomblob(5)))")),
+    (3, _ROOM_NAMES.format(real="REAL", random_tag="lower(hex(randomblob(8)))")),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -126,7 +125,7 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     (
         3,
         _ROOM_NAMES.format(
-            real="DOUBLE PRECISION", random_tag="substr(md5(random()::text || room), 1, 10)"
+            real="DOUBLE PRECISION", random_tag="substr(md5(random()::text || room), 1, 16)"
         ),
     ),
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
@@ -74,11 +74,14 @@ _BY_CLIENTS: Final = (
     " JOIN unnest($1::text[], $2::text[]) AS k(username, client_id)"
     " ON m.client_id = k.client_id AND m.username = k.username"
 )
-# The rooms user $1 may see, with when they could first see each (a public room: since it
-# was made; a private one: since they joined it).
+# The rooms user $1 may see, with when their membership began (none: a public room they
+# never used).
+# The database's clock, so that the nodes' clocks cannot disagree on what came first.
+_DB_NOW_SQL: Final = "extract(epoch from clock_timestamp())::float8"
+_DB_NOW: Final = f"SELECT {_DB_NOW_SQL}"
 _VISIBLE: Final = (
     "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
-    " CASE WHEN r.private THEN m.since ELSE r.since END AS since"
+    " m.since"
     " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = $1"
     " WHERE (NOT r.private OR m.username IS NOT NULL)"
 )
@@ -112,7 +115,7 @@ def _room(row: Mapping[str, Any]) -> RoomRecord:
         int(row["last_seq"]),
         row["name"],
         row["tag"],
-        float(row["since"]),
+        math.inf if row["since"] is None else float(row["since"]),
     )
 
 
@@ -303,23 +306,22 @@ class PostgresStore(Store):
         now: float | None = None,
     ) -> RoomRecord | None:
         tag = tag or new_tag()
-        since = time.time() if now is None else now
         async with self._conn() as conn, conn.transaction():
             # Creations of one name queue here, so two nodes cannot both find it free.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
+            since = now if now is not None else await conn.fetchval(_DB_NOW)
             if await conn.fetch(_VISIBLE + " AND r.name = $2", owner, name):
                 return None
             taken = await conn.fetchval("SELECT 1 FROM rooms WHERE room = $1", name)
             key = room_key(name, tag, taken is not None)
             await conn.execute(
-                "INSERT INTO rooms (room, private, owner, last_seq, name, tag, since)"
-                " VALUES ($1, $2, $3, 0, $4, $5, $6)",
+                "INSERT INTO rooms (room, private, owner, last_seq, name, tag)"
+                " VALUES ($1, $2, $3, 0, $4, $5)",
                 key,
                 private,
                 owner,
                 name,
                 tag,
-                since,
             )
             await conn.execute(
                 "INSERT INTO members (room, username, since) VALUES ($1, $2, $3)",
@@ -339,11 +341,11 @@ class PostgresStore(Store):
 
     async def add_member(self, room: str, username: str, now: float | None = None) -> None:
         await self._execute(
-            "INSERT INTO members (room, username, since) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING",
+            "INSERT INTO members (room, username, since)"
+            f" VALUES ($1, $2, COALESCE($3::float8, {_DB_NOW_SQL})) ON CONFLICT DO NOTHING",
             room,
             username,
-            time.time() if now is None else now,
+            now,
         )
 
     async def members(self, room: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import queue
 import sqlite3
 import threading
@@ -69,12 +70,15 @@ def _visible(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> l
     """The rooms the user (first parameter) may see, `where` narrowing them."""
     rows = conn.execute(
         "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
-        " CASE WHEN r.private THEN m.since ELSE r.since END"
+        " m.since"
         " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = ?"
         f" WHERE (r.private = 0 OR m.username IS NOT NULL) {where}",
         params,
     ).fetchall()
-    return [RoomRecord(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+    return [
+        RoomRecord(r[0], bool(r[1]), r[2], r[3], r[4], r[5], math.inf if r[6] is None else r[6])
+        for r in rows
+    ]
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
@@ -463,9 +467,9 @@ class SQLiteStore(Store):
             taken = conn.execute("SELECT 1 FROM rooms WHERE room = ?", (name,)).fetchone()
             key = room_key(name, tag, taken is not None)
             conn.execute(
-                "INSERT INTO rooms (room, private, owner, last_seq, created_at, name, tag, since)"
-                " VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
-                (key, int(private), owner, utc_timestamp(), name, tag, since),
+                "INSERT INTO rooms (room, private, owner, last_seq, created_at, name, tag)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?)",
+                (key, int(private), owner, utc_timestamp(), name, tag),
             )
             conn.execute(
                 "INSERT INTO members (room, username, since) VALUES (?, ?, ?)", (key, owner, since)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -137,21 +138,23 @@ async def test_a_name_only_hidden_rooms_hold_is_free_and_gets_a_key_of_its_own(
     store: Store,
 ) -> None:
     """Issue 11, item 7: creating a private room's name must not betray it."""
-    hidden = await store.create_room("plan", True, "dora", tag="aaaaaaaaaa", now=1.0)
+    hidden = await store.create_room("plan", True, "dora", tag="aaaaaaaaaaaaaaaa", now=1.0)
     assert hidden is not None
-    assert (hidden.room, hidden.name, hidden.tag) == ("plan", "plan", "aaaaaaaaaa")
-    public = await store.create_room("plan", False, "eve", tag="bbbbbbbbbb", now=2.0)
+    assert (hidden.room, hidden.name, hidden.tag) == ("plan", "plan", "aaaaaaaaaaaaaaaa")
+    public = await store.create_room("plan", False, "eve", tag="bbbbbbbbbbbbbbbb", now=2.0)
     assert public is not None
-    assert (public.room, public.name, public.private) == ("plan~bbbbbbbbbb", "plan", False)
+    assert (public.room, public.name, public.private) == ("plan~bbbbbbbbbbbbbbbb", "plan", False)
 
     # each calls "plan" the room they have seen longest; the tag reaches the other one
     assert (await store.visible_room("plan", "eve")) == public
     seen_by_dora = await store.visible_room("plan", "dora")
     assert seen_by_dora is not None
     assert seen_by_dora.room == "plan"
-    assert (await store.visible_room("plan~bbbbbbbbbb", "dora")) == public
-    assert await store.visible_room("plan~aaaaaaaaaa", "eve") is None  # a tag is no key
-    assert await store.visible_room("plan~cccccccccc", "dora") is None
+    tagged = await store.visible_room("plan~bbbbbbbbbbbbbbbb", "dora")
+    assert tagged is not None
+    assert (tagged.room, tagged.since) == (public.room, math.inf)  # dora never used it
+    assert await store.visible_room("plan~aaaaaaaaaaaaaaaa", "eve") is None  # a tag is no key
+    assert await store.visible_room("plan~cccccccccccccccc", "dora") is None
 
     # whoever sees a room of the name gets the conflict; separate stores of messages
     assert await store.create_room("plan", True, "frank") is None
@@ -167,22 +170,45 @@ async def test_a_name_only_hidden_rooms_hold_is_free_and_gets_a_key_of_its_own(
 
 async def test_a_room_is_seen_from_membership_on(store: Store) -> None:
     """An invitation never changes what a name already means to the invitee."""
-    older = await store.create_room("club", True, "gus", tag="1111111111", now=3.0)
-    own = await store.create_room("club", True, "hal", tag="2222222222", now=4.0)
+    older = await store.create_room("club", True, "gus", tag="1111111111111111", now=3.0)
+    own = await store.create_room("club", True, "hal", tag="2222222222222222", now=4.0)
     assert older is not None
     assert own is not None
-    assert own.room == "club~2222222222"
+    assert own.room == "club~2222222222222222"
     await store.add_member(older.room, "hal", now=5.0)
     mine = await store.visible_room("club", "hal")
     assert mine is not None
     assert (mine.room, mine.since) == (own.room, 4.0)
-    invited = await store.visible_room("club~1111111111", "hal")
+    invited = await store.visible_room("club~1111111111111111", "hal")
     assert invited is not None
     assert (invited.room, invited.since) == ("club", 5.0)
     assert {(r.room, r.since) for r in await store.list_rooms("hal") if r.name == "club"} == {
         ("club", 5.0),
-        ("club~2222222222", 4.0),
+        ("club~2222222222222222", 4.0),
     }
+
+
+async def test_a_public_room_counts_from_a_users_first_use(store: Store) -> None:
+    """A public room made to catch a private room's name does not outrank the private
+    room for its members: a public room counts from the user's first use of it."""
+    private = await store.create_room("deal", True, "ida", tag="3333333333333333", now=1.0)
+    squat = await store.create_room("deal", False, "max", tag="4444444444444444", now=2.0)
+    assert private is not None
+    assert squat is not None
+    await store.add_member(private.room, "joe", now=3.0)  # invited after the squat
+    joes = await store.visible_room("deal", "joe")
+    assert joes is not None
+    assert joes.room == private.room
+    unused = await store.visible_room("deal~4444444444444444", "joe")
+    assert unused is not None
+    assert unused.since == math.inf
+    await store.add_member(squat.room, "joe")  # joe uses the public one: now counted
+    used = await store.visible_room("deal~4444444444444444", "joe")
+    assert used is not None
+    assert 3.0 < used.since < math.inf
+    again = await store.visible_room("deal", "joe")
+    assert again is not None
+    assert again.room == private.room  # what "deal" means to joe did not change
 
 
 async def test_one_name_created_at_once_on_several_nodes_makes_one_room(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from parley.core import Hub, name_of, ref_of, references, resolve, room_key
+from parley.core import Hub, first_use_counts, name_of, ref_of, references, resolve, room_key
 
 
 @dataclass(frozen=True)
@@ -15,9 +16,9 @@ class Room:
     since: float
 
 
-OLD = Room("club", "club", "aaaaaaaaaa", 5.0)  # first with the name, seen later
-OWN = Room("club~bbbbbbbbbb", "club", "bbbbbbbbbb", 4.0)  # seen first by this user
-OTHER = Room("lobby", "lobby", "cccccccccc", 1.0)
+OLD = Room("club", "club", "aaaaaaaaaaaaaaaa", 5.0)  # first with the name, seen later
+OWN = Room("club~bbbbbbbbbbbbbbbb", "club", "bbbbbbbbbbbbbbbb", 4.0)  # seen first by this user
+OTHER = Room("lobby", "lobby", "cccccccccccccccc", 1.0)
 
 
 def test_a_bare_name_means_the_room_seen_longest() -> None:
@@ -28,42 +29,48 @@ def test_a_bare_name_means_the_room_seen_longest() -> None:
 
 
 def test_equal_sight_falls_back_to_the_key() -> None:
-    first = Room("x", "x", "1111111111", 0.0)
-    second = Room("x~2222222222", "x", "2222222222", 0.0)
+    first = Room("x", "x", "1111111111111111", 0.0)
+    second = Room("x~2222222222222222", "x", "2222222222222222", 0.0)
     assert resolve("x", [second, first]) is first
 
 
 def test_a_tag_names_one_visible_room_of_that_name() -> None:
-    assert resolve("club~aaaaaaaaaa", [OLD, OWN]) is OLD
-    assert resolve("club~bbbbbbbbbb", [OLD, OWN]) is OWN
-    assert resolve("club~cccccccccc", [OLD, OWN, OTHER]) is None  # another name's tag
-    assert resolve("club~aaaaaaaaaa", [OWN]) is None  # not visible: as if missing
+    assert resolve("club~aaaaaaaaaaaaaaaa", [OLD, OWN]) is OLD
+    assert resolve("club~bbbbbbbbbbbbbbbb", [OLD, OWN]) is OWN
+    assert resolve("club~cccccccccccccccc", [OLD, OWN, OTHER]) is None  # another name's tag
+    assert resolve("club~aaaaaaaaaaaaaaaa", [OWN]) is None  # not visible: as if missing
 
 
 def test_what_a_user_calls_each_room() -> None:
     assert ref_of(OWN, [OLD, OWN]) == "club"
-    assert ref_of(OLD, [OLD, OWN]) == "club~aaaaaaaaaa"
+    assert ref_of(OLD, [OLD, OWN]) == "club~aaaaaaaaaaaaaaaa"
     assert ref_of(OLD, [OLD]) == "club"
     assert references([OTHER, OLD, OWN]) == [
         ("club", OWN),
-        ("club~aaaaaaaaaa", OLD),
+        ("club~aaaaaaaaaaaaaaaa", OLD),
         ("lobby", OTHER),
     ]
 
 
 def test_names_and_keys() -> None:
-    assert name_of("club~aaaaaaaaaa") == name_of("club") == "club"
-    assert room_key("club", "aaaaaaaaaa", name_taken=False) == "club"
-    assert room_key("club", "aaaaaaaaaa", name_taken=True) == "club~aaaaaaaaaa"
+    assert name_of("club~aaaaaaaaaaaaaaaa") == name_of("club") == "club"
+    assert room_key("club", "aaaaaaaaaaaaaaaa", name_taken=False) == "club"
+    assert room_key("club", "aaaaaaaaaaaaaaaa", name_taken=True) == "club~aaaaaaaaaaaaaaaa"
+
+
+def test_only_an_unused_public_room_under_a_key_of_its_own_records_a_first_use() -> None:
+    assert first_use_counts(Room("x~aaaaaaaaaaaaaaaa", "x", "aaaaaaaaaaaaaaaa", math.inf))
+    assert not first_use_counts(Room("x", "x", "aaaaaaaaaaaaaaaa", math.inf))  # never shared
+    assert not first_use_counts(Room("x~aaaaaaaaaaaaaaaa", "x", "aaaaaaaaaaaaaaaa", 7.0))
 
 
 def test_hub_frames_an_aliased_replaying_subscriber_apart() -> None:
     hub: Hub[str] = Hub()
     hub.subscribe("plain-ref", "ann", "club")
-    hub.subscribe("aliased", "bob", "club", alias="club~aaaaaaaaaa")
+    hub.subscribe("aliased", "bob", "club", alias="club~aaaaaaaaaaaaaaaa")
     subs = hub.deliver("club", b"as club", lambda ref: f"as {ref}".encode())
     assert subs is not None
-    assert subs.replaying == {"plain-ref": [b"as club"], "aliased": [b"as club~aaaaaaaaaa"]}
-    assert subs.aliases == {"aliased": "club~aaaaaaaaaa"}
+    assert subs.replaying == {"plain-ref": [b"as club"], "aliased": [b"as club~aaaaaaaaaaaaaaaa"]}
+    assert subs.aliases == {"aliased": "club~aaaaaaaaaaaaaaaa"}
     hub.unsubscribe("aliased", "bob", "club")
     assert subs.aliases == {}
