@@ -3,7 +3,9 @@
 Each node keeps, per room, a Redis set of "NODE/USER" entries and a key
 `parley:presence:node:NODE` that expires after `NODE_TTL` unless the node's heartbeat
 renews it. An entry counts only while its node's key lives, so the users of a node that
-dies drop out within `NODE_TTL + HEARTBEAT` seconds (20 s). Changes are announced on a
+dies drop out within `NODE_TTL + 2 * HEARTBEAT + 1` seconds (26 s): a key seen gone is
+given one more heartbeat, for a Redis that restarted empty is refilled by the nodes'
+heartbeats, and its users must not flap offline meanwhile. Changes are announced on a
 pub/sub channel; every node then re-reads the room and tells its clients what changed.
 The heartbeat also re-reads every room, which repairs missed announcements and re-creates
 everything after a Redis restart.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Iterable
 from typing import Final
@@ -61,6 +64,7 @@ class RedisPresence(PresenceTracker):
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: RedisSubscription | None = None
         self._keep_until = 0.0  # after a reconnect, nobody is dropped before this (loop time)
+        self._alive_at: dict[str, float] = {}  # other node -> when its key was last seen
 
     async def start(self, sink: PresenceSink) -> None:
         self._sink = sink
@@ -77,7 +81,7 @@ class RedisPresence(PresenceTracker):
         ]
 
     async def close(self) -> None:
-        """Leave the cluster: this node's users go offline for the others now, not in 20 s."""
+        """Leave the cluster: this node's users go offline for the others now, not in 26 s."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), FLUSH_WAIT)
         await stop_tasks(self._tasks)
@@ -225,6 +229,21 @@ class RedisPresence(PresenceTracker):
             except Exception:  # a bug must not end presence for this node
                 log.exception("presence refresh failed")
 
+    def _still_counted(self, nodes: set[str], alive: set[str], now: float) -> set[str]:
+        """Of the nodes a user was online on, and whose entry is gone, those that still count.
+
+        An entry gone while its node's key lives is a departure. Gone with the key too, it
+        may be a Redis that restarted empty (every node re-asserts its entries within a
+        heartbeat) or a node that died: the user counts until a heartbeat has passed since
+        the node was last seen alive. So is everyone, just after we reconnected."""
+        if now < self._keep_until:
+            return nodes - {self.node}
+        return {
+            n
+            for n in nodes - {self.node} - alive
+            if now - self._alive_at.get(n, -math.inf) < HEARTBEAT + 1.0
+        }
+
     async def _refresh(self, rooms: list[str], *, quiet: bool = False) -> None:
         """Read who is online in `rooms` on the other live nodes; tell our clients the changes.
 
@@ -238,7 +257,8 @@ class RedisPresence(PresenceTracker):
                 pipe.smembers(_room_key(room))
             replies: list[set[bytes]] = list(await pipe.execute())
         entries: dict[str, list[tuple[str, str]]] = {}
-        nodes: set[str] = set()
+        nodes = {n for room in rooms for ns in self._view.get(room, {}).values() for n in ns}
+        nodes.discard(self.node)
         for room, members in zip(rooms, replies, strict=True):
             pairs = []
             for raw in members:
@@ -250,6 +270,11 @@ class RedisPresence(PresenceTracker):
         order = sorted(nodes)
         alive_flags = await redis.mget([_node_key(n) for n in order]) if order else []
         alive = {n for n, flag in zip(order, alive_flags, strict=True) if flag is not None}
+        now = asyncio.get_running_loop().time()
+        for node in alive:
+            self._alive_at[node] = now
+        if len(self._alive_at) > 4096:  # nodes that died long ago
+            self._alive_at = {n: t for n, t in self._alive_at.items() if now - t < 3600}
         stale: dict[str, list[str]] = {}
         for room in rooms:
             local = self._local.get(room)
@@ -262,10 +287,9 @@ class RedisPresence(PresenceTracker):
                 else:
                     stale.setdefault(room, []).append(f"{node}/{user}")
             before = self._view.get(room, {})
-            if asyncio.get_running_loop().time() < self._keep_until:
-                for user, nodes in before.items():  # just reconnected: keep the others
-                    if user not in view and nodes - {self.node}:
-                        view[user] = nodes - {self.node}
+            for user, had in before.items():
+                if user not in view and (kept := self._still_counted(had, alive, now)):
+                    view[user] = kept
             first = room not in self._loaded
             self._view[room] = view
             self._loaded.add(room)
