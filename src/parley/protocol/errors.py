@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum, StrEnum
 
-__all__ = ["HTTP_STATUS", "CloseCode", "ErrorCode", "ProtocolError"]
+__all__ = ["HTTP_STATUS", "CloseCode", "ErrorCode", "ProtocolError", "wire_seconds"]
 
 
 class CloseCode(IntEnum):
@@ -39,6 +40,12 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
 }
+
+
+def wire_seconds(seconds: float) -> float:
+    """A wait as the wire says it: in milliseconds, rounded up, so that a refusal never
+    says "retry after 0" (a client that obeyed would be refused again at once)."""
+    return max(math.ceil(seconds * 1000), 1) / 1000
 
 
 class ProtocolError(Exception):

@@ -15,7 +15,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Struct, UnsetType, field
 
-from parley.protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.errors import ErrorCode, ProtocolError, wire_seconds
 from parley.protocol.fields import (
     CLIENT_ID_PATTERN,
     MAX_REQUEST_ID,
@@ -221,7 +221,7 @@ class Error(_ServerFrame, tag="error", frozen=True):
 
     @classmethod
     def from_exception(cls, exc: ProtocolError) -> Error:
-        retry = UNSET if exc.retry_after is None else round(exc.retry_after, 3)
+        retry = UNSET if exc.retry_after is None else wire_seconds(exc.retry_after)
         return cls(
             code=exc.code.value,
             message=exc.message,

@@ -16,7 +16,7 @@ import msgspec
 import msgspec.inspect as mi
 from msgspec import UNSET, Struct, UnsetType
 
-from parley.protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.errors import ErrorCode, ProtocolError, wire_seconds
 from parley.protocol.fields import (
     ClientId,
     Limit,
@@ -163,7 +163,7 @@ class ErrorBody(Struct, frozen=True):
 
 def error_body(code: ErrorCode, message: str, retry_after: float | None = None) -> bytes:
     """The JSON of an HTTP failure, wherever it is answered (API, handshake, connection)."""
-    retry = UNSET if retry_after is None else round(retry_after, 3)
+    retry = UNSET if retry_after is None else wire_seconds(retry_after)
     return encode(ErrorBody(ErrorDetail(code.value, message, retry)))
 
 

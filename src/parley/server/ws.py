@@ -512,7 +512,7 @@ class PlainSession(ChatSession):
         return True
 
     def error(self, exc: ProtocolError) -> None:
-        wait = "" if exc.retry_after is None else f" (retry after {exc.retry_after:.1f} s)"
+        wait = "" if exc.retry_after is None else f" (retry after {_tenths_up(exc.retry_after)} s)"
         self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
 
     async def on_text(self, data: str) -> None:
@@ -521,3 +521,8 @@ class PlainSession(ChatSession):
             await self.node.send(self.conn, GENERAL, data, None)
         except ProtocolError as exc:
             self.error(exc)
+
+
+def _tenths_up(seconds: float) -> str:
+    """A wait for a human: in tenths of a second, rounded up (never "0.0")."""
+    return f"{max(math.ceil(seconds * 10), 1) / 10:.1f}"

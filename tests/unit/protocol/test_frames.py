@@ -107,7 +107,7 @@ def test_error_omits_retry_after_unless_rate_limited() -> None:
     plain = json.loads(encode(Error.from_exception(ProtocolError(ErrorCode.NOT_FOUND, "no"))))
     assert plain == {"type": "error", "code": "not_found", "message": "no", "ref": None}
     limited = ProtocolError(ErrorCode.RATE_LIMITED, "slow", ref="c9", retry_after=0.12345)
-    assert json.loads(encode(Error.from_exception(limited)))["retry_after"] == 0.123
+    assert json.loads(encode(Error.from_exception(limited)))["retry_after"] == 0.124  # up
 
 
 def test_ack_shape() -> None:
@@ -192,3 +192,11 @@ def test_answers_echo_the_request_id() -> None:
     ]
     for answer in answers:
         assert json.loads(encode(answer))["id"] == 7, answer
+
+
+def test_a_refusal_never_says_retry_after_zero() -> None:
+    """A wait under half a millisecond once rounded to "retry_after": 0.0 (a client that
+    obeyed was refused again at once)."""
+    for wait, said in ((0.0001, 0.001), (0.0015, 0.002), (1.0, 1.0), (2.5004, 2.501)):
+        exc = ProtocolError(ErrorCode.RATE_LIMITED, "slow down", retry_after=wait)
+        assert Error.from_exception(exc).retry_after == said
