@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -19,6 +20,21 @@ from tests.support.pg import PgServer
 StoreFactory = Callable[[], Store]  # the conftest fixture: unopened stores on one database
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@contextlib.asynccontextmanager
+async def nodes_on_one_database(
+    store_factory: StoreFactory, count: int
+) -> AsyncIterator[list[Store]]:
+    """`count` store instances on one database, opened: as many nodes writing at once."""
+    nodes = [store_factory() for _ in range(count)]
+    for node in nodes:
+        await node.open()
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.close()
 
 
 # --- users and sessions --------------------------------------------------------------
@@ -214,18 +230,12 @@ async def test_a_public_room_counts_from_a_users_first_use(store: Store) -> None
 async def test_one_name_created_at_once_on_several_nodes_makes_one_room(
     store_factory: StoreFactory,
 ) -> None:
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
         made = await asyncio.gather(
             *(node.create_room("race", False, f"racer{n}") for n, node in enumerate(nodes))
         )
         assert sum(record is not None for record in made) == 1
         assert [r.room for r in await nodes[0].list_rooms("anyone")] == ["general", "race"]
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 # --- messages -------------------------------------------------------------------------
@@ -287,10 +297,7 @@ async def test_concurrent_appends_from_several_nodes_are_gapless(
     store_factory: StoreFactory,
 ) -> None:
     """Three store instances on one database stand for three nodes writing at once."""
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
         await nodes[0].create_room("busy", False, "jay")
         rooms = ("general", "busy")
         per_node = 60
@@ -308,17 +315,11 @@ async def test_concurrent_appends_from_several_nodes_are_gapless(
             stored = await nodes[1].messages(MessageQuery(room, limit=100))
             assert [m.seq for m in stored] == seqs
         assert await nodes[2].last_seqs() == {"general": 90, "busy": 90}
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 async def test_racing_duplicates_store_one_message(store_factory: StoreFactory) -> None:
     """The same (user, client_id) sent through several nodes at once: one message, one seq."""
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
         for round_ in range(10):
             cid = f"dup-{round_}"
             results = await asyncio.gather(
@@ -329,9 +330,6 @@ async def test_racing_duplicates_store_one_message(store_factory: StoreFactory) 
         stored = await nodes[0].messages(MessageQuery("general", limit=100))
         assert [m.seq for m in stored] == list(range(1, 11))
         assert await nodes[0].last_seqs() == {"general": 10}
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 async def test_one_bad_message_fails_alone_among_concurrent_ones(store: Store) -> None:
