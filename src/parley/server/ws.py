@@ -427,7 +427,7 @@ class JsonSession(ChatSession):
             elif isinstance(frame, Typing):
                 await self.node.typing(self.conn, frame.room)
             elif isinstance(frame, Read):
-                await self.node.read(self.conn, frame.room, frame.seq, self.conn)
+                await self.node.read(self.conn, frame.room, frame.seq, conn=self.conn)
         except ProtocolError as exc:
             exc.request_id = frame.request_id
             self.error(exc)
