@@ -14,6 +14,7 @@ __all__ = [
     "Broker",
     "BrokerEventHandler",
     "ClusterEvent",
+    "ReadMarked",
     "TokenRevoked",
     "TypingSignal",
     "UserTokensRevoked",
@@ -73,4 +74,17 @@ class UserTokensRevoked(ClusterEvent, tag="revoked_user", frozen=True):
     keep: str | None = None
 
 
-AnyEvent = TypingSignal | TokenRevoked | UserTokensRevoked
+class ReadMarked(ClusterEvent, tag="read", frozen=True):
+    """`username`'s read marker of the room keyed `room` moved to `seq`: every socket of
+    theirs hears it but the one that moved it (socket `socket` of node `node`; none for
+    HTTP). `ref` is what the user calls the room, for sockets that never named it."""
+
+    username: str
+    room: str
+    ref: str
+    seq: int
+    node: str = ""
+    socket: int = 0
+
+
+AnyEvent = TypingSignal | TokenRevoked | UserTokensRevoked | ReadMarked

@@ -200,6 +200,7 @@ class Action(StrEnum):
     LEAVE = "leave"
     HISTORY = "history"  # WebSocket history and GET .../messages share one allowance
     TYPING = "typing"
+    READ = "read"  # WebSocket read frames and POST .../read share one allowance
     CREATE_ROOM = "create_room"
     INVITE = "invite"
     GUEST_SOCKET = "guest_socket"  # a guest socket opened, counted per client address
@@ -223,7 +224,8 @@ class Allowance:
 # every room they see (the web client does), so joins allow hundreds; a client paging back
 # through history at full speed gets 4 pages a second after a burst of 120; typing is sent
 # at most every 3 s per room by the web client, and a client that sends one per keystroke
-# stays under 6 a second. The send allowance is `--rate-limit`, per 10 s.
+# stays under 6 a second; a client marks rooms read as messages scroll past, in bursts when
+# it catches up on many rooms. The send allowance is `--rate-limit`, per 10 s.
 ALLOWANCES: Final[Mapping[Action, Allowance]] = MappingProxyType(
     {
         Action.SEND: Allowance(30, 10.0, "sending too fast"),
@@ -231,6 +233,7 @@ ALLOWANCES: Final[Mapping[Action, Allowance]] = MappingProxyType(
         Action.LEAVE: Allowance(500, 60.0, "leaving rooms too fast"),
         Action.HISTORY: Allowance(120, 30.0, "asking for history too fast"),
         Action.TYPING: Allowance(60, 10.0, "sending typing too fast"),
+        Action.READ: Allowance(300, 60.0, "marking read too fast"),
         Action.CREATE_ROOM: Allowance(30, 3600.0, "creating rooms too fast"),
         Action.INVITE: Allowance(200, 3600.0, "inviting too fast"),
         Action.GUEST_SOCKET: Allowance(2000, 60.0, "too many guest connections from here"),

@@ -45,6 +45,8 @@ __all__ = [
     "MessageEvent",
     "Presence",
     "ProtocolError",
+    "Read",
+    "ReadEvent",
     "RoomInfo",
     "Send",
     "ServerFrame",
@@ -91,10 +93,17 @@ class Typing(_ClientFrame, tag="typing", frozen=True):
     room: RoomRef
 
 
-ClientFrame = Join | Leave | Send | HistoryRequest | Typing
+class Read(_ClientFrame, tag="read", frozen=True):
+    """The user has read the room up to `seq` (contract v2): no answer on success."""
+
+    room: RoomRef
+    seq: Seq
+
+
+ClientFrame = Join | Leave | Send | HistoryRequest | Typing | Read
 
 _CLIENT_TYPES: Final = {
-    cls.__struct_config__.tag: cls for cls in (Join, Leave, Send, HistoryRequest, Typing)
+    cls.__struct_config__.tag: cls for cls in (Join, Leave, Send, HistoryRequest, Typing, Read)
 }
 _client_decoder: Final = msgspec.json.Decoder(ClientFrame)
 
@@ -170,6 +179,7 @@ class MessageEvent(Message, tag_field="type", tag="message", frozen=True):
 class RoomInfo(Struct, frozen=True):
     room: str
     last_seq: int
+    last_read: int = 0  # the user's read marker (contract v2)
 
 
 class Hello(_ServerFrame, tag="hello", frozen=True):
@@ -206,6 +216,13 @@ class TypingEvent(_ServerFrame, tag="typing", frozen=True):
     username: str
 
 
+class ReadEvent(_ServerFrame, tag="read", frozen=True):
+    """The user's read marker moved (to the user's other sockets)."""
+
+    room: str
+    seq: int
+
+
 class Presence(_ServerFrame, tag="presence", frozen=True):
     room: str
     username: str
@@ -236,7 +253,9 @@ def reply_id(request_id: int | None) -> int | UnsetType:
     return UNSET if request_id is None else request_id
 
 
-ServerFrame = MessageEvent | Hello | Joined | Ack | HistoryReply | TypingEvent | Presence | Error
+ServerFrame = (
+    MessageEvent | Hello | Joined | Ack | HistoryReply | TypingEvent | ReadEvent | Presence | Error
+)
 
 _encoder: Final = msgspec.json.Encoder()
 

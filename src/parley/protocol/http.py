@@ -47,6 +47,7 @@ __all__ = [
     "MessageList",
     "PasswordBody",
     "PostMessageBody",
+    "ReadBody",
     "RegisterBody",
     "RoomEntry",
     "RoomList",
@@ -99,6 +100,13 @@ class PostMessageBody(Struct, frozen=True):
     client_id: ClientId | None = None
 
 
+class ReadBody(Struct, frozen=True):
+    """POST /api/rooms/{room}/read (contract v2): read up to `seq` (a lower one than the
+    marker is ignored; one past the room's last seq counts as its last seq)."""
+
+    seq: Seq
+
+
 # --- query strings ----------------------------------------------------------------
 
 
@@ -130,6 +138,7 @@ class RoomEntry(Struct, frozen=True):
     private: bool
     last_seq: int
     owner: str | None
+    last_read: int = 0  # the user's read marker (contract v2): 0 when never set
 
 
 class RoomList(Struct, frozen=True):

@@ -25,6 +25,7 @@ from parley.protocol.http import (
     MessageList,
     PasswordBody,
     PostMessageBody,
+    ReadBody,
     RegisterBody,
     RoomEntry,
     RoomList,
@@ -268,7 +269,7 @@ async def list_rooms(request: web.Request) -> web.Response:
     user = await _user(request)
     rooms = await request.app[NODE].rooms_of(user)
     return json_response(
-        RoomList([RoomEntry(ref, r.private, r.last_seq, r.owner) for ref, r in rooms])
+        RoomList([RoomEntry(ref, r.private, r.last_seq, r.owner, r.last_read) for ref, r in rooms])
     )
 
 
@@ -339,6 +340,23 @@ async def post_message(request: web.Request) -> web.Response:
     node.check_send(user, body.text)
     msg, created = await node.send(user, record.room, body.text, body.client_id, ref)
     return json_response(msg, 201 if created else 200)
+
+
+@routes.post("/api/rooms/{room}/read")
+@documented(
+    Operation(
+        "Move the read marker forward (a lower seq is ignored; past the end: the last seq)",
+        status=204,
+        body=ReadBody,
+    )
+)
+async def mark_read(request: web.Request) -> web.Response:
+    """The user has read the room up to `seq`; their sockets hear it."""
+    user = await _user(request)
+    ref = _room_name(request)
+    body = await _body(request, ReadBody)
+    await request.app[NODE].read(user, ref, body.seq)
+    return web.Response(status=204)
 
 
 # --- sessions ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final, Protocol
 
-from parley.broker import Broker, TokenRevoked, TypingSignal, UserTokensRevoked
+from parley.broker import Broker, ReadMarked, TokenRevoked, TypingSignal, UserTokensRevoked
 from parley.core import (
     GENERAL,
     Action,
@@ -31,6 +31,8 @@ from parley.core import (
     TypingThrottle,
     first_use_counts,
     guest_key,
+    name_of,
+    ref_of,
     references,
     text_refusal,
 )
@@ -329,6 +331,42 @@ class ChatService:
         room = await self.may_use(conn, ref)
         if self.typists.allow(room, conn.username, time.monotonic()):
             self.broker.publish_event(TypingSignal(room, conn.username))
+
+    async def read(self, who: Identity, ref: str, seq: int, conn: Connection | None = None) -> None:
+        """`who` has read the room they call `ref` up to `seq` (from socket `conn`, if any):
+        the marker moves forward only, to the room's last seq at most, committed before
+        this returns; then every other socket of the user's, on every node, hears it.
+        Guests have no account to keep a marker in: forbidden."""
+        self.spend(who, Action.READ)
+        if who.guest:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "guests have no read markers")
+        if conn is not None:
+            room = await self.may_use(conn, ref)
+        else:
+            room = (await self.visible_room(who, ref)).room
+        try:
+            marker = await self.store.mark_read(room, who.username, seq)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        if marker is None:  # not forward: nothing changed, nobody to tell
+            return
+        socket = 0 if conn is None else conn.id
+        ref = await self._reference(who, ref, room)
+        node = self.registry.node
+        self.broker.publish_event(ReadMarked(who.username, room, ref, marker, node, socket))
+
+    async def _reference(self, who: Identity, ref: str, room: str) -> str:
+        """What `who` calls the room keyed `room`, which they just called `ref`: a bare
+        name always means the room they call so; `name~tag` may name a room they call by
+        its bare name (core/roomnames.py)."""
+        if name_of(ref) == ref:
+            return ref
+        try:
+            seen = await self.store.rooms_named(name_of(ref), who.username)
+        except StoreUnavailable:  # the marker is stored: name it as the client did
+            return ref
+        record = next((r for r in seen if r.room == room), None)
+        return ref if record is None else ref_of(record, seen)
 
     async def revoke(self, token_hash: str) -> None:
         self.broker.publish_event(TokenRevoked(token_hash))

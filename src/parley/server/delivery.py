@@ -1,4 +1,5 @@
-"""What reaches this node's sockets: messages, presence and typing, in order, none twice.
+"""What reaches this node's sockets: messages, presence, typing and read markers, in order,
+none twice.
 
 `Delivery` is the broker's event handler (broker/base.py `BrokerEventHandler`) and the
 presence tracker's sink: the per-room feed (core/feed.py) puts what the broker delivers in
@@ -22,6 +23,7 @@ import msgspec
 from parley.broker import (
     BrokerEventHandler,
     ClusterEvent,
+    ReadMarked,
     TokenRevoked,
     TypingSignal,
     UserTokensRevoked,
@@ -34,10 +36,11 @@ from parley.protocol import (
     MessageEvent,
     Presence,
     ProtocolError,
+    ReadEvent,
     TypingEvent,
     encode,
 )
-from parley.server.connection import Connection, Flusher
+from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import text_frame
 from parley.server.registry import Registry
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable
@@ -164,6 +167,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.registry.sign_out(event.token_hash)
         elif isinstance(event, UserTokensRevoked):
             self.registry.sign_out_user(event.username, event.keep)
+        elif isinstance(event, ReadMarked):
+            self._read_out(event)
 
     def resync_from_store(self) -> None:
         """Deliver from the store what the broker may have dropped, in every room this node
@@ -250,6 +255,14 @@ class Delivery(BrokerEventHandler, PresenceSink):
         framed_as = _framed_as(lambda ref: text_frame(encode(TypingEvent(ref, event.username))))
         _send_each(subs.live, subs.aliases, framed_as(event.room), framed_as, but=event.username)
 
+    def _read_out(self, event: ReadMarked) -> None:
+        """The user's read marker moved: tell each of their parley.v1 sockets here but the
+        one that moved it, in its own words for the room."""
+        here = event.node == self.registry.node
+        for conn in self.registry.sockets_of(event.username):
+            if conn.mode is Mode.JSON and not (here and conn.id == event.socket):
+                conn.send(encode(ReadEvent(_socket_ref(conn, event.room, event.ref), event.seq)))
+
     # --- catching up from the store ----------------------------------------------------
 
     async def _replay(self, conn: Connection, room: str, since: int, upto: int) -> None:
@@ -331,6 +344,13 @@ async def read_page(store: Store, query: MessageQuery) -> list[Message]:
 def as_seen(msg: Message, ref: str) -> Message:
     """`msg` as a user who calls its room `ref` sees it."""
     return msg if msg.room == ref else msgspec.structs.replace(msg, room=ref)
+
+
+def _socket_ref(conn: Connection, key: str, ref: str) -> str:
+    """What `conn` calls the room keyed `key`: its own reference once it used the room,
+    else `ref` (what its user calls it)."""
+    own = conn.ref_of(key)
+    return own if conn.key_of(own) == key else ref
 
 
 def _message_frame(msg: Message) -> bytes:

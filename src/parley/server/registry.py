@@ -2,7 +2,8 @@
 
 The registry knows sockets, not rooms: what a socket joined is the delivery's business
 (server/delivery.py), and whether it may open at all is the chat service's
-(server/chat.py). It counts the guest sockets open per address, for the service's cap.
+(server/chat.py). It counts the guest sockets open per address, for the service's cap,
+and knows each account's sockets (a read marker reaches all of them).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 
 from aiohttp import WSCloseCode
 
@@ -30,6 +32,9 @@ class Registry:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
         self.by_token: dict[str, set[Connection]] = {}
+        self.by_user: dict[str, set[Connection]] = {}  # signed-in sockets, by username
+        # This node among others: a cluster event names a socket as (node, conn.id).
+        self.node = secrets.token_hex(8)
         self._guests: dict[str, int] = {}  # open guest sockets per limit key (their address)
         self._closing_all = False
         self._all_detached = asyncio.Event()  # set when closing all and the last one is gone
@@ -57,6 +62,7 @@ class Registry:
         self.connections.add(conn)
         if conn.token_hash:
             self.by_token.setdefault(conn.token_hash, set()).add(conn)
+            self.by_user.setdefault(conn.username, set()).add(conn)
         metrics.CONNECTIONS.inc()
 
     def detach(self, conn: Connection) -> bool:
@@ -70,12 +76,13 @@ class Registry:
             self._all_detached.set()
         metrics.CONNECTIONS.dec()
         if conn.token_hash:
-            peers = self.by_token.get(conn.token_hash)
-            if peers is not None:
-                peers.discard(conn)
-                if not peers:
-                    del self.by_token[conn.token_hash]
+            _forget(self.by_token, conn.token_hash, conn)
+            _forget(self.by_user, conn.username, conn)
         return True
+
+    def sockets_of(self, username: str) -> set[Connection]:
+        """The open sockets of the account `username` on this node (none for a guest)."""
+        return self.by_user.get(username, set())
 
     # --- closing ------------------------------------------------------------------------
 
@@ -124,3 +131,11 @@ class Registry:
     def queued_bytes(self) -> int:
         """What the sockets' transports hold unsent (the send-queue gauge)."""
         return sum(conn.transport.get_write_buffer_size() for conn in self.connections)
+
+
+def _forget(index: dict[str, set[Connection]], key: str, conn: Connection) -> None:
+    peers = index.get(key)
+    if peers is not None:
+        peers.discard(conn)
+        if not peers:
+            del index[key]

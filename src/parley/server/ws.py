@@ -33,6 +33,7 @@ from parley.protocol import (
     Leave,
     Message,
     ProtocolError,
+    Read,
     RoomInfo,
     Send,
     Typing,
@@ -399,7 +400,7 @@ class JsonSession(ChatSession):
                 seen = await self.node.rooms_of(conn)
             except ProtocolError as exc:  # storage unavailable
                 raise StoreUnavailable(exc.message) from None
-            rooms = [RoomInfo(ref, r.last_seq) for ref, r in seen]
+            rooms = [RoomInfo(ref, r.last_seq, r.last_read) for ref, r in seen]
         conn.send(encode(Hello(conn.username, rooms)))
 
     def error(self, exc: ProtocolError) -> None:
@@ -425,6 +426,8 @@ class JsonSession(ChatSession):
                 self.conn.send(encode(reply))
             elif isinstance(frame, Typing):
                 await self.node.typing(self.conn, frame.room)
+            elif isinstance(frame, Read):
+                await self.node.read(self.conn, frame.room, frame.seq, conn=self.conn)
         except ProtocolError as exc:
             exc.request_id = frame.request_id
             self.error(exc)

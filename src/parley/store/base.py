@@ -60,6 +60,7 @@ class RoomRecord:
     # When the user's membership began: for a private room, the invitation (or creation);
     # for a public room, their first use of it (math.inf when they never used it).
     since: float
+    last_read: int = 0  # the user's read marker (contract v2): 0 when never set
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def members(self, room: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def mark_read(self, room: str, username: str, seq: int) -> int | None:
+        """Move `username`'s read marker of the room keyed `room` forward to `seq`, or to
+        the room's last seq when `seq` is past it; committed on return. The marker now, or
+        None when it did not move (it was there or further already)."""
 
     # messages
     async def append(

@@ -32,6 +32,17 @@ _ROOM_NAMES: Final = """
     CREATE INDEX members_by_user ON members(username, room);
 """
 
+# Read markers (contract v2): how far each user has read each room, by the room's key. A
+# marker only moves forward, and never past the room's last seq (the store's upsert).
+_READ_MARKS: Final = """
+    CREATE TABLE read_marks (
+        username TEXT NOT NULL,
+        room     TEXT NOT NULL REFERENCES rooms(room),
+        seq      {integer} NOT NULL,
+        PRIMARY KEY (username, room)
+    ){without_rowid};
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -77,6 +88,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
     ),
     (2, _CLIENT_ID_FIRST),
     (3, _ROOM_NAMES.format(real="REAL", random_tag="lower(hex(randomblob(8)))")),
+    (4, _READ_MARKS.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -128,4 +140,5 @@ POSTGRES: Final[list[tuple[int, str]]] = [
             real="DOUBLE PRECISION", random_tag="substr(md5(random()::text || room), 1, 16)"
         ),
     ),
+    (4, _READ_MARKS.format(integer="BIGINT", without_rowid="")),
 ]

@@ -81,9 +81,18 @@ _DB_NOW_SQL: Final = "extract(epoch from clock_timestamp())::float8"
 _DB_NOW: Final = f"SELECT {_DB_NOW_SQL}"
 _VISIBLE: Final = (
     "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
-    " m.since"
+    " m.since, coalesce(k.seq, 0) AS last_read"
     " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = $1"
+    " LEFT JOIN read_marks k ON k.username = $1 AND k.room = r.room"
     " WHERE (NOT r.private OR m.username IS NOT NULL)"
+)
+# A read marker moves forward only, and never past the room's last seq; a row comes back
+# only when it was written.
+_MARK_READ: Final = (
+    "INSERT INTO read_marks (username, room, seq)"
+    " SELECT $1, room, LEAST($2::bigint, last_seq) FROM rooms WHERE room = $3"
+    " ON CONFLICT (username, room) DO UPDATE SET seq = EXCLUDED.seq"
+    " WHERE EXCLUDED.seq > read_marks.seq RETURNING seq"
 )
 # Every token of a user (by name key) but the one to keep ($2 NULL: keep none).
 _DELETE_USER_TOKENS: Final = (
@@ -116,6 +125,7 @@ def _room(row: Mapping[str, Any]) -> RoomRecord:
         row["name"],
         row["tag"],
         math.inf if row["since"] is None else float(row["since"]),
+        int(row["last_read"]),
     )
 
 
@@ -237,6 +247,10 @@ class PostgresStore(Store):
             row: Mapping[str, Any] | None = await conn.fetchrow(sql, *args)
             return row
 
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
+
     async def _execute(self, sql: str, *args: Any) -> str:
         async with self._conn() as conn:
             status: str = await conn.execute(sql, *args)
@@ -353,6 +367,10 @@ class PostgresStore(Store):
             "SELECT username FROM members WHERE room = $1 ORDER BY username", room
         )
         return [str(row["username"]) for row in rows]
+
+    async def mark_read(self, room: str, username: str, seq: int) -> int | None:
+        marker = await self._fetchval(_MARK_READ, username, seq, room)
+        return int(marker) if marker else None
 
     # --- messages -----------------------------------------------------------------
 

@@ -49,6 +49,14 @@ MAX_BATCH: Final = 1024
 BUSY_RETRY: Final = 0.005  # seconds between tries of a BEGIN that found the lock taken
 BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client retries)
 _MESSAGE_COLUMNS: Final = "room, seq, username, text, ts, client_id"
+# A read marker moves forward only, and never past the room's last seq; a row comes back
+# only when it was written.
+_MARK_READ: Final = (
+    "INSERT INTO read_marks (username, room, seq)"
+    " SELECT ?1, room, min(?2, last_seq) FROM rooms WHERE room = ?3"
+    " ON CONFLICT (username, room) DO UPDATE SET seq = excluded.seq"
+    " WHERE excluded.seq > read_marks.seq RETURNING seq"
+)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -70,13 +78,16 @@ def _visible(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> l
     """The rooms the user (first parameter) may see, `where` narrowing them."""
     rows = conn.execute(
         "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
-        " m.since"
-        " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = ?"
+        " m.since, coalesce(k.seq, 0)"
+        " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = ?1"
+        " LEFT JOIN read_marks k ON k.username = ?1 AND k.room = r.room"
         f" WHERE (r.private = 0 OR m.username IS NOT NULL) {where}",
         params,
     ).fetchall()
     return [
-        RoomRecord(r[0], bool(r[1]), r[2], r[3], r[4], r[5], math.inf if r[6] is None else r[6])
+        RoomRecord(
+            r[0], bool(r[1]), r[2], r[3], r[4], r[5], math.inf if r[6] is None else r[6], r[7]
+        )
         for r in rows
     ]
 
@@ -502,6 +513,13 @@ class SQLiteStore(Store):
             return [str(row[0]) for row in rows]
 
         return await self._read(job)
+
+    async def mark_read(self, room: str, username: str, seq: int) -> int | None:
+        def job(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(_MARK_READ, (username, seq, room)).fetchone()
+            return row[0] if row and row[0] else None
+
+        return await self._write(job)
 
     # --- messages -----------------------------------------------------------------
 

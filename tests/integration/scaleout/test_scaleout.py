@@ -264,6 +264,31 @@ async def test_logout_on_one_node_closes_sockets_on_another(cluster: ClusterFact
             await cat.close()
 
 
+async def test_a_read_marker_reaches_the_users_sockets_on_another_node(
+    cluster: ClusterFactory,
+) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        dan = await api.register()
+        for n in range(3):
+            await api.send(dan.token, ROOM, f"m{n}")
+        here, there = await open_ws(a.ws_url, dan.token), await open_ws(b.ws_url, dan.token)
+        try:
+            await here.join_ok(ROOM)
+            await here.send_json({"type": "read", "room": ROOM, "seq": 2})
+            assert await there.recv_type("read") == {"type": "read", "room": ROOM, "seq": 2}
+            resp = await api.post(f"/api/rooms/{ROOM}/read", token=dan.token, json={"seq": 3})
+            assert resp.status_code == 204, resp.text
+            assert await there.recv_type("read") == {"type": "read", "room": ROOM, "seq": 3}
+            assert await here.recv_type("read") == {"type": "read", "room": ROOM, "seq": 3}
+            sent = await api.send(dan.token, ROOM, "sentinel")  # nothing else came before it
+            assert (await here.recv_chat())["seq"] == sent["seq"]
+            assert here.seen_of("read") == [{"type": "read", "room": ROOM, "seq": 3}]
+        finally:
+            await here.close()
+            await there.close()
+
+
 async def test_redis_restart_mid_run_loses_nothing(
     cluster: ClusterFactory, redis_server: RedisServer
 ) -> None:

@@ -238,6 +238,51 @@ async def test_one_name_created_at_once_on_several_nodes_makes_one_room(
         assert [r.room for r in await nodes[0].list_rooms("anyone")] == ["general", "race"]
 
 
+# --- read markers ---------------------------------------------------------------------
+
+
+async def _last_read(store: Store, username: str) -> dict[str, int]:
+    return {r.room: r.last_read for r in await store.list_rooms(username)}
+
+
+async def test_a_read_marker_only_moves_forward(store: Store) -> None:
+    for n in range(5):
+        await store.append("general", "kim", f"m{n}", None)
+    assert (await _last_read(store, "kim"))["general"] == 0  # never set
+    assert await store.mark_read("general", "kim", 3) == 3
+    assert await store.mark_read("general", "kim", 2) is None  # lower: ignored
+    assert await store.mark_read("general", "kim", 3) is None  # the same: no move
+    assert (await _last_read(store, "kim"))["general"] == 3
+    assert await store.mark_read("general", "kim", 4) == 4
+    room = await store.visible_room("general", "kim")
+    assert room is not None
+    assert (room.last_seq, room.last_read) == (5, 4)
+
+
+async def test_a_read_marker_stops_at_the_rooms_last_seq(store: Store) -> None:
+    await store.append("general", "lee", "only", None)
+    assert await store.mark_read("general", "lee", 2**63 - 1) == 1  # clamped
+    assert await store.mark_read("general", "lee", 5) is None
+    assert await store.mark_read("general", "lee", 0) is None
+    assert (await _last_read(store, "lee"))["general"] == 1
+    assert await store.mark_read("general", "new", 0) is None  # nothing to read: no marker
+
+
+async def test_read_markers_are_per_user_and_per_room(store: Store) -> None:
+    secret = await store.create_room("inner", True, "mia")
+    assert secret is not None
+    for room in ("general", "inner"):
+        for n in range(3):
+            await store.append(room, "mia", f"{room}{n}", None)
+    assert await store.mark_read("general", "mia", 2) == 2
+    assert await store.mark_read("inner", "mia", 3) == 3
+    assert await store.mark_read("general", "ned", 1) == 1
+    assert await _last_read(store, "mia") == {"general": 2, "inner": 3}
+    assert await _last_read(store, "ned") == {"general": 1}
+    named = await store.rooms_named("inner", "mia")
+    assert [(r.room, r.last_read) for r in named] == [("inner", 3)]
+
+
 # --- messages -------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from parley.protocol import (
     Message,
     MessageEvent,
     ProtocolError,
+    Read,
     Send,
     Typing,
     decode_client_frame,
@@ -43,6 +44,11 @@ from parley.protocol.fields import MAX_REQUEST_ID
             HistoryRequest("r", before=9, limit=100),
         ),
         ({"type": "typing", "room": "general", "extra": 1}, Typing("general")),
+        ({"type": "read", "room": "general", "seq": 0}, Read("general", 0)),
+        (
+            {"type": "read", "room": "r~0123456789abcdef", "seq": 2**63 - 1},
+            Read("r~0123456789abcdef", 2**63 - 1),
+        ),
     ],
 )
 def test_decodes_every_client_frame(raw: dict[str, object], expected: object) -> None:
@@ -71,6 +77,10 @@ def test_decodes_every_client_frame(raw: dict[str, object], expected: object) ->
         ),
         ('{"type": "history", "room": "general", "limit": 0}', ErrorCode.BAD_REQUEST),
         ('{"type": "history", "room": "general", "limit": 101}', ErrorCode.BAD_REQUEST),
+        ('{"type": "read", "room": "general"}', ErrorCode.BAD_REQUEST),
+        ('{"type": "read", "room": "general", "seq": -1}', ErrorCode.BAD_REQUEST),
+        ('{"type": "read", "room": "general", "seq": 9223372036854775808}', ErrorCode.BAD_REQUEST),
+        ('{"type": "read", "room": "general", "seq": 1.5}', ErrorCode.BAD_REQUEST),
         ('{"type": "join", "room": "' + "a" * 65 + '"}', ErrorCode.BAD_REQUEST),
         ('{"a":' * 20_000 + "1" + "}" * 20_000, ErrorCode.BAD_REQUEST),
         ('{"type": "join", "room": ' + "[" * 50_000 + "]" * 50_000 + "}", ErrorCode.BAD_REQUEST),
@@ -127,6 +137,7 @@ EVERY_CLIENT_FRAME = [
     {"type": "send", "room": "general", "text": "hi", "client_id": "c1"},
     {"type": "history", "room": "general"},
     {"type": "typing", "room": "general"},
+    {"type": "read", "room": "general", "seq": 1},
 ]
 
 
