@@ -102,7 +102,7 @@ class PostMessageBody(Struct, frozen=True):
 
 class ReadBody(Struct, frozen=True):
     """POST /api/rooms/{room}/read (contract v2): read up to `seq` (a lower one than the
-    marker is ignored; one past the room's last seq counts as its last seq)."""
+    marker is ignored; a seq past the room's last seq counts as its last seq)."""
 
     seq: Seq
 

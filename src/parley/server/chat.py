@@ -344,6 +344,8 @@ class ChatService:
             room = await self.may_use(conn, ref)
         else:
             room = (await self.visible_room(who, ref)).room
+        # named before the commit, so that on one node the events go out in commit order
+        ref = await self._reference(who, ref, room)
         try:
             marker = await self.store.mark_read(room, who.username, seq)
         except StoreUnavailable:
@@ -351,7 +353,6 @@ class ChatService:
         if marker is None:  # not forward: nothing changed, nobody to tell
             return
         socket = 0 if conn is None else conn.id
-        ref = await self._reference(who, ref, room)
         node = self.registry.node
         self.broker.publish_event(ReadMarked(who.username, room, ref, marker, node, socket))
 

@@ -92,6 +92,7 @@ class Connection(SocketLifecycle):
         "limit_key",
         "loop",
         "mode",
+        "reads_before_hello",
         "rooms",
         "slot_freed",
         "token_hash",
@@ -130,6 +131,9 @@ class Connection(SocketLifecycle):
         self._refs: dict[str, str] | None = None
         self.inflight = 0  # sends not yet committed
         self.slot_freed: asyncio.Future[None] | None = None  # set while waiting for one
+        # While `hello` is being built: the read markers heard meanwhile (room key -> seq),
+        # for `hello` to carry, since nothing may reach the client before it.
+        self.reads_before_hello: dict[str, int] | None = None
         self._out: list[bytes] = []
         self._flusher = flusher
         self._closer: asyncio.Task[bool] | None = None  # aiohttp's close handshake, if any

@@ -260,7 +260,11 @@ class Delivery(BrokerEventHandler, PresenceSink):
         one that moved it, in its own words for the room."""
         here = event.node == self.registry.node
         for conn in self.registry.sockets_of(event.username):
-            if conn.mode is Mode.JSON and not (here and conn.id == event.socket):
+            if conn.mode is not Mode.JSON or (here and conn.id == event.socket):
+                continue
+            if (heard := conn.reads_before_hello) is not None:  # `hello` will carry it
+                heard[event.room] = max(heard.get(event.room, 0), event.seq)
+            else:
                 conn.send(encode(ReadEvent(_socket_ref(conn, event.room, event.ref), event.seq)))
 
     # --- catching up from the store ----------------------------------------------------

@@ -396,11 +396,16 @@ class JsonSession(ChatSession):
         if conn.guest:
             rooms = [RoomInfo(GENERAL, self.node.last_seq(GENERAL))]
         else:
+            conn.reads_before_hello = {}
             try:
                 seen = await self.node.rooms_of(conn)
             except ProtocolError as exc:  # storage unavailable
                 raise StoreUnavailable(exc.message) from None
-            rooms = [RoomInfo(ref, r.last_seq, r.last_read) for ref, r in seen]
+            finally:
+                heard, conn.reads_before_hello = conn.reads_before_hello, None
+            rooms = [
+                RoomInfo(ref, r.last_seq, max(r.last_read, heard.get(r.room, 0))) for ref, r in seen
+            ]
         conn.send(encode(Hello(conn.username, rooms)))
 
     def error(self, exc: ProtocolError) -> None:
