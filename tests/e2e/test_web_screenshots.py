@@ -136,6 +136,21 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     expect(phone.locator("#sidebar")).to_have_css("transform", "none")
     phone.screenshot(path=str(shots / "phone-rooms.png"))
 
+    # Phone, dark.
+    phone_dark = web.signed_in(
+        "maya",
+        register=False,
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        color_scheme="dark",
+    )
+    expect(message(phone_dark, GENERAL[-1][1])).to_be_in_viewport()
+    assert phone_dark.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+    settle(phone_dark)
+    phone_dark.screenshot(path=str(shots / "phone-dark.png"))
+
     # Reconnecting: the server goes away; Maya's message waits in her page.
     server.kill()
     expect(maya.locator("#banner")).to_be_visible()
