@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
-import { FrameHandler, PAGE_SIZE, parseFrame, request } from "../../src/parley/web/frames.mjs";
-import { Chat, ReadMarks } from "../../src/parley/web/model.mjs";
+import { FrameHandler, PAGE_SIZE, mentionedIn, parseFrame, request } from "../../src/parley/web/frames.mjs";
+import { Chat } from "../../src/parley/web/model.mjs";
 import { Outbox } from "../../src/parley/web/outbox.mjs";
 
 const handlers = [];
@@ -13,7 +13,7 @@ afterEach(() => {
 /** A frame handler on a fake page: an open socket that records what is sent. */
 function setup({ me = "ann", current = "general", rooms = ["general"] } = {}) {
   let n = 0;
-  const chat = new Chat(me, new ReadMarks({}));
+  const chat = new Chat(me);
   for (const name of rooms) chat.ensureRoom(name);
   chat.current = current;
   const outbox = new Outbox({ newId: () => `c${++n}` });
@@ -91,8 +91,11 @@ test("joined: the resume point starts at last_seq; the shown room asks for its l
   const room = chat.rooms.get("general");
   assert.equal(room.seen, 30);
   assert.equal(room.joined, true);
-  assert.deepEqual(page.sent.map(bare), [{ type: "history", room: "general", limit: PAGE_SIZE }]);
-  assert.equal(chat.readSeq(room), 30, "the shown room, visible: read");
+  assert.deepEqual(page.sent.map(bare), [
+    { type: "history", room: "general", limit: PAGE_SIZE },
+    { type: "read", room: "general", seq: 30 },
+  ]);
+  assert.equal(room.lastRead, 30, "the shown room, visible: read");
 });
 
 test("live messages and the history page merge without duplicates, in seq order", () => {
@@ -287,7 +290,7 @@ test("a refused history page does not mislabel the page answered after it", () =
   const older = idOf(page, lastHistory);
   frames.handle(msg(102)); // 101 is missing: asks for it
   const hole = idOf(page, lastHistory);
-  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", after: 100, limit: 100 });
+  assert.deepEqual(bare(page.sent.findLast(lastHistory)), { type: "history", room: "general", after: 100, limit: 100 });
   frames.handle({ type: "error", code: "rate_limited", message: "slow down", ref: null, retry_after: 1, id: older });
   assert.equal(room.loadingOlder, false, "the older page is no longer on its way");
   frames.handle({ type: "history", room: "general", messages: [msg(101)], id: hole });
@@ -362,4 +365,170 @@ test("answers to a socket that closed settle nothing on the next one", () => {
   frames.handle({ type: "history", room: "general", messages: [msg(50)], id: older });
   assert.equal(room.historyDone, false, "not the older page: that one was asked on the old socket");
   assert.deepEqual([room.loadingOlder, chat.rooms.get("general").historyQueue], [false, []]);
+});
+
+// ------------------------------------------------------------ v2: events, reads, DMs
+/** A fake page that also records alerts, refused actions and removed rooms. */
+function setupV2(options) {
+  const t = setup(options);
+  Object.assign(t.page, { alerts: [], failures: [], removedRooms: [] });
+  Object.assign(t.frames.host, {
+    alert: (what) => t.page.alerts.push(`${what.room.name}: ${what.username}: ${what.text}`),
+    actionFailed: (text) => t.page.failures.push(text),
+    removed: (room) => t.page.removedRooms.push(room.name),
+  });
+  let n = 0;
+  t.frames.newId = () => `a${++n}`;
+  return t;
+}
+const event = (type, seq, extra = {}) => ({ type, room: "general", seq, username: "bob", ts: `t${seq}`, client_id: "x", ...extra });
+
+test("edit, delete, reaction and topic events change the room; replayed ones change nothing more", () => {
+  const { frames, chat, page } = setupV2();
+  join(frames, "general", 1);
+  frames.handle(msg(2));
+  const live = [
+    event("edit", 3, { target: 2, text: "fixed" }),
+    event("reaction", 4, { target: 2, emoji: "👍", on: true }),
+    event("reaction", 5, { target: 2, emoji: "👍", on: true, username: "ann" }),
+    event("topic", 6, { topic: "Release day" }),
+  ];
+  for (const e of live) frames.handle(e);
+  for (const e of live) frames.handle(e); // a resume replays them
+  const room = chat.rooms.get("general");
+  const m = room.messages.get(2);
+  assert.deepEqual([m.text, m.edited, m.reactions], ["fixed", "t3", { "👍": ["bob", "ann"] }]);
+  assert.equal(room.topic, "Release day");
+  assert.equal(room.seen, 6, "events move the resume point");
+  assert.ok(page.dirty.some(([part]) => part === "header"), "the topic is drawn");
+  frames.handle(event("delete", 7, { target: 2 }));
+  frames.handle(event("edit", 8, { target: 2, text: "undead" }));
+  assert.deepEqual([m.deleted, m.text, m.reactions], [true, "", {}]);
+});
+
+test("edit, delete, react and topic go out with a client_id; an ack settles, an error is told", () => {
+  const { frames, page } = setupV2();
+  join(frames, "general", 5);
+  assert.equal(frames.edit("general", 3, "new text"), true);
+  assert.equal(frames.react("general", 3, "🎉", true), true);
+  assert.equal(frames.deleteMessage("general", 3), true);
+  assert.equal(frames.setTopic("general", "t"), true);
+  const sent = page.sent.slice(-4).map(bare);
+  assert.deepEqual(sent, [
+    { type: "edit", room: "general", target: 3, text: "new text", client_id: "a1" },
+    { type: "react", room: "general", target: 3, emoji: "🎉", on: true, client_id: "a2" },
+    { type: "delete", room: "general", target: 3, client_id: "a3" },
+    { type: "topic", room: "general", topic: "t", client_id: "a4" },
+  ]);
+  frames.handle({ type: "ack", client_id: "a1", room: "general", seq: 6 });
+  frames.handle({ type: "error", code: "forbidden", message: "no", ref: "a4" });
+  frames.handle({ type: "error", code: "not_found", message: "no", ref: "a1" }); // already acked: not ours
+  assert.deepEqual(page.failures, ["You can't set the topic there."]);
+  assert.equal(page.refreshes, 1, "an unmatched not_found asks for the room list");
+  assert.equal(frames.edit("nowhere", 1, "x"), false, "a room not joined: nothing sent");
+});
+
+test("a reply carries reply_to", () => {
+  const { frames, outbox, page } = setupV2();
+  outbox.add("general", "me too", 4);
+  join(frames, "general", 4);
+  assert.deepEqual(bare(page.sent.find((f) => f.type === "send")), {
+    type: "send",
+    room: "general",
+    text: "me too",
+    client_id: "c1",
+    reply_to: 4,
+  });
+});
+
+test("reading: a read frame when the shown room can be seen to its end, not otherwise", () => {
+  const { frames, chat, page } = setupV2({ rooms: ["general", "design"] });
+  frames.handle({ type: "hello", username: "ann", rooms: [
+    { room: "general", last_seq: 3, last_read: 3, unread: 0, mentions: 0 },
+    { room: "design", last_seq: 9, last_read: 4, unread: 2, mentions: 1 },
+  ] });
+  join(frames, "general", 3);
+  join(frames, "design", 9);
+  page.visible = false; // hidden, or scrolled up
+  frames.handle(msg(4));
+  frames.handle(msg(10, { room: "design", mentions: ["ann"] }));
+  const [general, design] = ["general", "design"].map((n) => chat.rooms.get(n));
+  assert.deepEqual([general.unread, design.unread, design.mentions], [1, 3, 2]);
+  assert.equal(chat.totalUnread(), 4);
+  assert.equal(page.sent.some((f) => f.type === "read"), false);
+  page.visible = true;
+  frames.readCurrent();
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "read", room: "general", seq: 4 });
+  assert.equal(general.unread, 0);
+  frames.readCurrent();
+  assert.equal(page.sent.filter((f) => f.type === "read").length, 1, "told once");
+  // Another tab of ours read design up to its end.
+  frames.handle({ type: "read", room: "design", seq: 10 });
+  assert.deepEqual([design.unread, design.mentions, design.lastRead], [0, 0, 10]);
+});
+
+test("a deleted unread message stops counting", () => {
+  const { frames, chat } = setupV2({ current: "general", rooms: ["general", "design"] });
+  join(frames, "design", 0);
+  frames.handle(msg(1, { room: "design" }));
+  frames.handle(msg(2, { room: "design" }));
+  frames.handle(event("delete", 3, { room: "design", target: 1 }));
+  assert.equal(chat.rooms.get("design").unread, 1);
+});
+
+test("mentions and DMs alert (the page decides when); notify counts a room not joined", () => {
+  const { frames, chat, page } = setupV2({ rooms: ["general", "design"] });
+  join(frames, "general", 0);
+  frames.handle(msg(1, { text: "hi @ann", mentions: ["ann"] }));
+  frames.handle(msg(2, { text: "no mention" }));
+  const design = chat.rooms.get("design");
+  design.known = true;
+  frames.handle({ type: "notify", room: "design", seq: 7, username: "cy", text: "@ann look" });
+  frames.handle({ type: "notify", room: "design", seq: 7, username: "cy", text: "@ann look" });
+  assert.deepEqual([design.unread, design.mentions, design.lastSeq], [1, 1, 7]);
+  const before = page.refreshes;
+  frames.handle({ type: "notify", room: "dm~0123456789abcdef", seq: 1, username: "cy", text: "psst" });
+  assert.equal(page.refreshes, before + 1, "a DM we did not know: the room list has it");
+  assert.deepEqual(page.alerts, [
+    "general: bob: hi @ann",
+    "design: cy: @ann look",
+    "design: cy: @ann look",
+    "dm~0123456789abcdef: cy: psst",
+  ]);
+});
+
+test("removed: the room goes, with its unsent messages", () => {
+  const { frames, chat, outbox, page } = setupV2({ current: "secret", rooms: ["general", "secret"] });
+  outbox.add("secret", "unsent");
+  frames.handle({ type: "removed", room: "secret" });
+  assert.equal(chat.rooms.has("secret"), false);
+  assert.equal(outbox.inRoom("secret").length, 0);
+  assert.deepEqual(page.removedRooms, ["secret"]);
+  assert.equal(page.roomsChanged, 1);
+  frames.handle({ type: "removed", room: "general" });
+  assert.equal(chat.rooms.has("general"), true, "general stays");
+});
+
+test("member events keep a member list up to date", () => {
+  const { frames, chat } = setupV2({ current: "secret", rooms: ["secret"] });
+  const room = chat.rooms.get("secret");
+  room.members = ["ann", "bob"];
+  join(frames, "secret", 0);
+  frames.handle(event("member", 1, { room: "secret", username: "cy", change: "invited", by: "ann", client_id: null }));
+  frames.handle(event("member", 2, { room: "secret", username: "bob", change: "removed", by: "ann", client_id: null }));
+  assert.deepEqual(room.members, ["ann", "cy"]);
+});
+
+test("a short page filling a hole moves past the seqs of other events in it", () => {
+  const { frames, chat, page } = setupV2({ current: null });
+  join(frames, "general", 3);
+  frames.handle(msg(8)); // 4..7 missing
+  const hole = idOf(page, lastHistory);
+  // 4 and 6 were messages; 5 and 7 an edit and a reaction, already applied in the page.
+  frames.handle({ type: "history", room: "general", messages: [msg(4), msg(6, { edited: "t7" })], id: hole });
+  assert.equal(chat.rooms.get("general").seen, 8);
+});
+
+test("mentionedIn: the names after @, trailing dots and dashes dropped", () => {
+  assert.deepEqual(mentionedIn("hi @ann. and @bob-x- @"), ["ann", "bob-x"]);
 });

@@ -2,7 +2,8 @@
  * each frame the server sends. DOM-free (unit-tested under Node): the page passes a `host`
  * with the socket, the redraw marks and the few things that need the browser. */
 
-import { validMessage } from "./model.mjs";
+import { mentions, validEvent, validMessage } from "./model.mjs";
+import { randomId } from "./outbox.mjs";
 import { clip } from "./text.mjs";
 
 export const PAGE_SIZE = 50; // messages per history page
@@ -20,6 +21,21 @@ export function parseFrame(data) {
     return null;
   }
   return frame && typeof frame.type === "string" ? frame : null;
+}
+
+/** The names a text mentions ("@name", docs/protocol.md): for notify frames, which list none. */
+export function mentionedIn(text) {
+  if (typeof text !== "string") return [];
+  return [...text.matchAll(/@([A-Za-z0-9_.-]+)/g)].map((m) => m[1].replace(/[.-]+$/, ""));
+}
+
+/** What to tell the person when the server refused an edit, delete, reaction or topic. */
+function actionError(action, error) {
+  const what = { edit: "edit", delete: "delete", react: "react", topic: "set the topic" }[action.type] ?? "do that";
+  if (error.code === "forbidden") return `You can't ${what} there.`;
+  if (error.code === "not_found") return `Could not ${what}: that message is gone.`;
+  if (error.code === "rate_limited") return `Slow down: try again in ${Math.max(1, Number(error.retry_after) || 1)} s.`;
+  return error.message || `Could not ${what}.`;
 }
 
 /** Seconds to wait before asking again what was refused as rate_limited or unavailable. */
@@ -45,7 +61,24 @@ export const request = {
     return { type: "history", room, after: seq, limit };
   },
   send(item) {
-    return { type: "send", room: item.room, text: item.text, client_id: item.client_id };
+    const frame = { type: "send", room: item.room, text: item.text, client_id: item.client_id };
+    if (item.reply_to) frame.reply_to = item.reply_to;
+    return frame;
+  },
+  edit(room, target, text, clientId) {
+    return { type: "edit", room, target, text, client_id: clientId };
+  },
+  delete(room, target, clientId) {
+    return { type: "delete", room, target, client_id: clientId };
+  },
+  react(room, target, emoji, on, clientId) {
+    return { type: "react", room, target, emoji, on, client_id: clientId };
+  },
+  topic(room, topic, clientId) {
+    return { type: "topic", room, topic, client_id: clientId };
+  },
+  read(room, seq) {
+    return { type: "read", room, seq };
   },
   typing(room) {
     return { type: "typing", room };
@@ -65,11 +98,16 @@ export const request = {
  *   socketId(): number|null    the open socket's id, null when none is open;
  *   online(): boolean          hello arrived on the current socket;
  *   markDirty(part, detail?)   what must be drawn again;
- *   canSeeCurrent(): boolean   the shown room is in front of the person;
+ *   canSeeCurrent(): boolean   the shown room is in front of the person, scrolled to its end
+ *                              (what arrives there is read);
  *   announce(text)             tell screen readers;
  *   hello(frame)               hello arrived (who we are, the connection is up);
  *   roomsChanged()             the room list changed (the shown room may be gone);
  *   refreshRooms()             ask the server for the room list (GET /api/rooms);
+ *   refreshMembers(room)       ask the server for a room's members again;
+ *   alert({room, username, text})  a mention or a DM arrived: maybe a desktop notification;
+ *   actionFailed(text)         an edit, delete, reaction or topic was refused: say so;
+ *   removed(room)              we were removed from `room` (or left it);
  *   now(): number
  * }
  */
@@ -82,6 +120,8 @@ export class FrameHandler {
     this.retryTimers = new Map(); // room -> timer asking again for a refused first page
     this.pending = new Map(); // request id -> what it asked: { kind: "join"|"history", room, page? }
     this.lastId = 0; // the last request id used: ids are never reused in a session
+    this.actions = new Map(); // client_id -> edit, delete, react or topic frame not yet acked
+    this.newId = randomId;
   }
 
   /** Apply one server frame; unknown types are ignored. */
@@ -103,6 +143,18 @@ export class FrameHandler {
         return this.presence(frame);
       case "error":
         return this.error(frame);
+      case "edit":
+      case "delete":
+      case "reaction":
+      case "topic":
+      case "member":
+        return this.event(frame);
+      case "read":
+        return this.read(frame);
+      case "notify":
+        return this.notify(frame);
+      case "removed":
+        return this.removed(frame);
       default:
         return undefined;
     }
@@ -139,7 +191,7 @@ export class FrameHandler {
     room.online = new Set(Array.isArray(frame.online) ? frame.online : []);
     if (this.#isCurrent(room)) {
       if (!room.opened) this.requestLatest(room);
-      if (this.host.canSeeCurrent()) this.chat.markRead(room);
+      this.readCurrent();
       this.host.markDirty("members");
       this.host.markDirty("header");
     }
@@ -163,11 +215,12 @@ export class FrameHandler {
     const mine = m.username === this.chat.me;
     if (mine) this.flushOutbox(room.name);
     const current = this.#isCurrent(room);
-    if (current && this.host.canSeeCurrent()) this.chat.markRead(room);
-    else if (mine && this.chat.readSeq(room) === m.seq - 1) this.chat.markRead(room);
+    room.countMessage(room.messages.get(m.seq), this.chat.me);
+    if (current) this.readCurrent();
     if (source === "live" && !mine) {
       if (current) this.host.announce(`${m.username}: ${clip(m.text, 200)}`);
-      else this.host.announce(`New message in ${room.name} from ${m.username}`);
+      else this.host.announce(`New message in ${this.chat.label(room)} from ${m.username}`);
+      if (room.isDm || mentions(m, this.chat.me)) this.host.alert({ room, username: m.username, text: m.text });
     }
     if (current) {
       this.host.markDirty("log", { appended: true, mine });
@@ -177,6 +230,7 @@ export class FrameHandler {
   }
 
   ack(frame) {
+    if (this.actions.delete(frame.client_id)) return; // its event frame shows the change
     const item = this.outbox.get(frame.client_id);
     if (!item) return;
     const room = this.chat.rooms.get(item.room);
@@ -207,6 +261,7 @@ export class FrameHandler {
     if ((kind === "latest" || kind === "before") && list.length < PAGE_SIZE) room.historyDone = true;
     const first = room.firstSeq();
     if (first !== null && first <= 1) room.historyDone = true;
+    if (kind === "after") this.#filled(room, list);
     this.#advanceSeen(room);
     if (this.#isCurrent(room)) {
       if (kind === "latest") this.host.markDirty("log", { reset: true });
@@ -245,9 +300,67 @@ export class FrameHandler {
     }
   }
 
+  /** An edit, delete, reaction, topic or member event: applied once, in seq order. */
+  event(ev) {
+    const room = validEvent(ev) ? this.chat.rooms.get(ev.room) : null;
+    if (!room) return;
+    const target = ev.type === "delete" ? room.messages.get(ev.target) : null;
+    const before = target && !target.deleted ? { ...target } : null;
+    const changed = room.applyEvent(ev);
+    this.#advanceSeen(room);
+    if (before && changed) room.uncountMessage(before, this.chat.me);
+    if (ev.type === "member") this.#memberChanged(room, ev);
+    if (changed && this.#isCurrent(room)) {
+      this.host.markDirty(changed === room ? "header" : "log", changed === room ? undefined : { changed: true });
+    }
+    if (before && changed) this.host.markDirty("rooms");
+  }
+
+  /** Our read marker moved on another of our sockets. */
+  read(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room || !Number.isInteger(frame.seq)) return;
+    if (!room.readUpTo(frame.seq, this.chat.me)) this.host.refreshRooms();
+    this.host.markDirty("rooms");
+  }
+
+  /** A mention or a DM in a room this socket has not joined (yet): count it, maybe alert. */
+  notify(frame) {
+    if (typeof frame.room !== "string" || typeof frame.username !== "string") return;
+    const room = this.chat.rooms.get(frame.room);
+    if (!room) {
+      this.host.refreshRooms(); // a DM started by someone else: the room list has it
+    } else if (Number.isInteger(frame.seq) && frame.seq > room.countsAt) {
+      room.countsAt = frame.seq;
+      if (frame.seq > room.lastSeq) room.lastSeq = frame.seq;
+      room.unread++;
+      if (!room.isDm || mentions({ mentions: mentionedIn(frame.text) }, this.chat.me)) room.mentions++;
+      this.host.markDirty("rooms");
+    }
+    const text = typeof frame.text === "string" ? frame.text : "";
+    this.host.alert({ room: room ?? { name: frame.room, isDm: false }, username: frame.username, text });
+  }
+
+  /** We were removed from a room (or left it on another page): it goes. */
+  removed(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room || !this.chat.removeRoom(room.name)) return;
+    this.outbox.keepRooms((name) => name !== room.name);
+    room.forgetSocket();
+    this.host.markDirty("rooms");
+    this.host.removed(room);
+    this.host.roomsChanged();
+  }
+
   error(frame) {
     const asked = this.#answered(frame);
     if (asked) this.#refused(asked, frame);
+    const action = frame.ref ? this.actions.get(frame.ref) : null;
+    if (action) {
+      this.actions.delete(frame.ref);
+      this.host.actionFailed(actionError(action, frame));
+      return;
+    }
     const item = frame.ref ? this.outbox.get(frame.ref) : null;
     if (item) {
       const room = this.chat.rooms.get(item.room);
@@ -317,6 +430,36 @@ export class FrameHandler {
     if (this.#isCurrent(room)) this.host.markDirty("pending");
   }
 
+  /**
+   * The shown room is in front of the person, scrolled to its end: what it holds is read.
+   * Tells the server (a read frame) when the marker moves.
+   */
+  readCurrent() {
+    const room = this.chat.currentRoom;
+    if (!room || !room.joined || !this.host.canSeeCurrent()) return;
+    const had = room.unread;
+    const seq = this.chat.markRead(room);
+    if (seq !== null) this.#ask(request.read(room.name, seq));
+    if (had || seq !== null) this.host.markDirty("rooms");
+  }
+
+  /** Edit, delete, react or set the topic: false when not sent (offline). */
+  edit(room, target, text) {
+    return this.#act(request.edit(room, target, text, this.newId()));
+  }
+
+  deleteMessage(room, target) {
+    return this.#act(request.delete(room, target, this.newId()));
+  }
+
+  react(room, target, emoji, on) {
+    return this.#act(request.react(room, target, emoji, on, this.newId()));
+  }
+
+  setTopic(room, topic) {
+    return this.#act(request.topic(room, topic, this.newId()));
+  }
+
   /** The person is typing in the shown room. */
   noteTyping() {
     const room = this.chat.currentRoom;
@@ -329,11 +472,19 @@ export class FrameHandler {
   /** The socket closed: what lived on it is gone; messages on the wire go back in line. */
   socketClosed() {
     this.pending.clear(); // nothing asked on that socket will be answered
+    this.actions.clear(); // an edit or reaction lost with it: the person can do it again
     for (const room of this.chat.rooms.values()) room.forgetSocket();
     this.outbox.requeue();
     this.host.markDirty("members");
     this.host.markDirty("header");
     this.host.markDirty("typing");
+  }
+
+  #act(frame) {
+    const room = this.chat.rooms.get(frame.room);
+    if (!room || !room.joined || !this.#ask(frame)) return false;
+    this.actions.set(frame.client_id, frame);
+    return true;
   }
 
   /** The session is over: no timer of it may fire. */
@@ -355,6 +506,27 @@ export class FrameHandler {
     if (!room.store(m)) return false;
     if (m.client_id && m.username === this.chat.me) this.outbox.delivered(m.client_id);
     return true;
+  }
+
+  /**
+   * A page filling a hole came. History holds messages only: the seqs of other events in it
+   * never come, their effects are in the messages. A short page reached the present: every
+   * seq still missing below what is held was such an event.
+   */
+  #filled(room, list) {
+    if (room.seen === null) return;
+    if (list.length >= HOLE_PAGE) room.skipTo(list.at(-1).seq);
+    else room.skipTo(Math.max(room.highestMessageSeq(), ...room.events));
+  }
+
+  #memberChanged(room, ev) {
+    if (!Array.isArray(room.members) || typeof ev.username !== "string") return;
+    if (ev.change === "left" || ev.change === "removed") {
+      room.members = room.members.filter((name) => name !== ev.username);
+    } else if (!room.members.includes(ev.username)) {
+      room.members = [...room.members, ev.username].sort();
+    }
+    if (this.#isCurrent(room)) this.host.markDirty("members");
   }
 
   /** Advance the contiguous resume point; a hole asks the server for what is missing. */

@@ -30,8 +30,17 @@ export class Outbox {
     return [...this.items.values()].filter((item) => item.room === room);
   }
 
-  add(room, text) {
-    const item = { client_id: this.newId(), room, text, status: "queued", created: new Date(this.now()), error: null };
+  /** A message to send; `replyTo`: the seq of the message it answers, or null. */
+  add(room, text, replyTo = null) {
+    const item = {
+      client_id: this.newId(),
+      room,
+      text,
+      reply_to: replyTo,
+      status: "queued",
+      created: new Date(this.now()),
+      error: null,
+    };
     this.items.set(item.client_id, item);
     this.onChange();
     return item;
@@ -129,6 +138,7 @@ export class Outbox {
         client_id: item.client_id,
         room: item.room,
         text: item.text,
+        reply_to: item.reply_to ?? null,
         created: item.created.toISOString(),
         error: item.status === "failed" ? item.error || "" : null,
       }));
@@ -146,6 +156,7 @@ export class Outbox {
         client_id: it.client_id,
         room: it.room,
         text: it.text,
+        reply_to: Number.isInteger(it.reply_to) ? it.reply_to : null,
         status: failed ? "failed" : "queued",
         created: Number.isNaN(created.getTime()) ? new Date(this.now()) : created,
         error: failed ? it.error : null,
