@@ -1,7 +1,8 @@
 /* Parley browser client: the page's entry module. It holds the signed-in session and wires
  * the parts together: the socket (socket.mjs, backoff.mjs), the frames (frames.mjs), the
  * model (model.mjs), the outbox (outbox.mjs), the views (views.mjs) drawn by one scheduler
- * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs). ES modules served as they
+ * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs), and the team features
+ * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications). ES modules served as they
  * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
  * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
  * never innerHTML.
@@ -12,16 +13,16 @@
 import { api } from "./api.mjs";
 import * as forms from "./forms.mjs";
 import { FrameHandler, parseFrame } from "./frames.mjs";
-import { Chat, GENERAL, ROOM_REF_RE, ReadMarks } from "./model.mjs";
+import { Chat, GENERAL, ROOM_REF_RE } from "./model.mjs";
 import { Outbox } from "./outbox.mjs";
 import { RenderScheduler } from "./scheduler.mjs";
 import { Connection } from "./socket.mjs";
+import * as team from "./team.mjs";
 import { MAX_TEXT, codePoints } from "./text.mjs";
 import * as view from "./views.mjs";
 
 const { el, media } = view;
 const ROOMS_REFRESH_MS = 30000; // look for rooms we were invited to
-const SAVE_MARKS_MS = 500;
 const SAVE_OUTBOX_MS = 1000; // a tab can be killed without `pagehide`: save soon after a change
 
 // -------------------------------------------------------------- drawing
@@ -34,8 +35,9 @@ function nextFrame(callback) {
 const scheduler = new RenderScheduler(view.draw, nextFrame);
 const markDirty = (part, detail) => scheduler.markDirty(part, detail);
 
+/** The shown room is in front of the person, scrolled to its end: what it holds is read. */
 function canSeeCurrent() {
-  return document.visibilityState === "visible" && !el.app.hidden;
+  return document.visibilityState === "visible" && !el.app.hidden && view.atBottom();
 }
 
 // -------------------------------------------------------------- session
@@ -45,11 +47,7 @@ function canSeeCurrent() {
  */
 function createSession(me) {
   const session = { chat: null, outbox: null, connection: null, frames: null, roomsTimer: null, timers: {} };
-  const marks = new ReadMarks(loadStored(() => localStorage, readKey(me)), () => {
-    markDirty("rooms");
-    saveSoon(session, "marks", SAVE_MARKS_MS, saveReadMarks);
-  });
-  const chat = new Chat(me, marks);
+  const chat = new Chat(me);
   session.chat = chat;
   session.outbox = new Outbox({
     onChange: () => {
@@ -93,6 +91,10 @@ function createSession(me) {
       if (!chat.current || !chat.rooms.has(chat.current)) selectRoom(roomFromHash() || GENERAL, false);
     },
     refreshRooms: () => refreshRooms(session),
+    refreshMembers: (room) => refreshMembers(room),
+    alert: team.alertPerson,
+    actionFailed: team.toast,
+    removed: (room) => team.roomGone(room),
   });
   return session;
 }
@@ -111,17 +113,14 @@ view.bindState({
   },
   canSeeCurrent,
   nearTop: maybeLoadOlder,
+  logDrawn: () => session.frames.readCurrent(),
 });
 
 // -------------------------------------------------------------- storage
-// Read marks are kept per user in localStorage. Unsent messages survive a reload of this
+// Read markers live on the server (read frames). Unsent messages survive a reload of this
 // tab: sessionStorage is per tab and goes with it. Saved when the page is hidden or left;
 // on the next load they are sent again with the same client_id, so one that did reach the
 // server is not stored twice.
-function readKey(me) {
-  return "parley.read." + (me || "").toLowerCase();
-}
-
 function outboxKey(me) {
   return "parley.outbox." + (me || "").toLowerCase();
 }
@@ -141,14 +140,6 @@ function saveSoon(owner, name, ms, save) {
     owner.timers[name] = null;
     if (owner === session) save(owner);
   }, ms);
-}
-
-function saveReadMarks(owner) {
-  try {
-    if (owner.chat.me) localStorage.setItem(readKey(owner.chat.me), JSON.stringify(owner.chat.marks));
-  } catch {
-    /* private mode: unread counts just won't survive a reload */
-  }
 }
 
 function saveOutbox(owner) {
@@ -181,8 +172,9 @@ async function refreshRooms(owner = session) {
   }
 }
 
+/** The members of `room` (the people panel, mention completion); general has none to list. */
 async function refreshMembers(room) {
-  if (!room.private) return;
+  if (room.name === GENERAL) return;
   const owner = session;
   try {
     const res = await api("GET", `/api/rooms/${encodeURIComponent(room.name)}/members`);
@@ -217,18 +209,19 @@ function selectRoom(name, focusComposer) {
   const changed = chat.current !== name;
   chat.current = name;
   if (changed) {
-    const mark = chat.readSeq(room);
-    room.dividerSeq = room.lastSeq > mark ? mark : null;
+    // The "new messages" divider sits at the server's read marker; the log, once drawn
+    // and seen to its end, moves the marker (logDrawn → readCurrent).
+    room.dividerSeq = room.unread > 0 ? room.lastRead : null;
     el.input.value = room.draft;
     view.updateCount();
+    team.roomSwitched();
     if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
   }
   if (connection.isOpen && room.joined && !room.opened) frames.requestLatest(room);
-  if (canSeeCurrent()) chat.markRead(room);
   for (const part of ["rooms", "header", "members", "typing", "pending"]) markDirty(part);
   markDirty("log", { reset: changed });
   view.closeSidebar();
-  if (room.private && room.members === null) refreshMembers(room);
+  if (room.members === null) refreshMembers(room);
   if (focusComposer) el.input.focus();
 }
 
@@ -248,9 +241,11 @@ function sendMessage() {
     el.input.focus();
     return;
   }
-  outbox.add(room.name, text);
+  const replyTo = room.replyTo && room.messages.has(room.replyTo) ? room.replyTo : null;
+  outbox.add(room.name, text, replyTo);
   el.input.value = "";
   room.draft = "";
+  team.cancelReply();
   view.updateCount();
   frames.flushOutbox(room.name);
   markDirty("pending", { toBottom: true });
@@ -332,6 +327,7 @@ function stopApp(notice) {
     /* nothing was saved */
   }
   scheduler.clear();
+  team.reset();
   view.clearChat();
   forms.signedOut(notice);
 }
@@ -358,29 +354,44 @@ async function boot() {
 
 // ---------------------------------------------------------------- events
 forms.bindForms({ session: () => session, startApp, sessionEnded, selectRoom, refreshMembers });
+team.bindTeam({
+  session: () => session,
+  selectRoom,
+  markDirty,
+  refreshMembers,
+  refreshRooms: () => refreshRooms(session),
+});
 el.signOut.addEventListener("click", signOut);
 
-el.roomList.addEventListener("click", (event) => {
+function onRoomClick(event) {
   const btn = event.target.closest("button[data-room]");
   // Focus the composer for keyboard and mouse users, not on touch (no surprise keyboard).
   const keyboard = event.detail === 0;
   if (btn) selectRoom(btn.dataset.room, keyboard || media.finePointer.matches);
-});
-el.roomList.addEventListener("keydown", (event) => {
+}
+
+/** ↑/↓ move between the rooms and DMs of the sidebar. */
+function onRoomKey(event) {
   if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
-  const buttons = [...el.roomList.querySelectorAll("button[data-room]")];
+  const buttons = [...el.sidebar.querySelectorAll("button[data-room]")];
   const i = buttons.indexOf(document.activeElement);
   if (i < 0) return;
   event.preventDefault();
   const next = buttons[(i + (event.key === "ArrowDown" ? 1 : buttons.length - 1)) % buttons.length];
   next.focus();
-});
+}
+
+for (const list of [el.roomList, el.dmList]) {
+  list.addEventListener("click", onRoomClick);
+  list.addEventListener("keydown", onRoomKey);
+}
 
 el.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   sendMessage();
 });
 el.input.addEventListener("keydown", (event) => {
+  if (team.composerKeydown(event)) return;
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
     event.preventDefault();
     sendMessage();
@@ -389,6 +400,7 @@ el.input.addEventListener("keydown", (event) => {
 el.input.addEventListener("input", () => {
   view.updateCount();
   noteTyping();
+  team.composerInput();
 });
 
 el.pending.addEventListener("click", (event) => {
@@ -403,7 +415,10 @@ el.log.addEventListener(
   "scroll",
   () => {
     maybeLoadOlder();
-    if (view.atBottom()) el.jump.hidden = true;
+    if (view.atBottom()) {
+      el.jump.hidden = true;
+      session.frames.readCurrent();
+    }
   },
   { passive: true },
 );
@@ -440,7 +455,7 @@ document.addEventListener("keydown", (event) => {
   }
   // Alt+↑ / Alt+↓: previous / next room from anywhere.
   if (event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown") && !el.app.hidden) {
-    const names = session.chat.sortedRooms().map((r) => r.name);
+    const names = session.chat.sidebarOrder().map((r) => r.name);
     const i = names.indexOf(session.chat.current || "");
     if (i < 0 || names.length < 2) return;
     event.preventDefault();
@@ -465,9 +480,9 @@ document.addEventListener("visibilitychange", () => {
     scheduler.flush(); // no frame comes while hidden: draw what waited for one
   }
   if (el.app.hidden || document.visibilityState !== "visible") return;
-  const { chat, connection } = session;
-  const room = chat.currentRoom;
-  if (room) chat.markRead(room);
+  const { connection } = session;
+  session.frames.readCurrent();
+  team.renderNotifyButton();
   markDirty("rooms");
   // Coming back to the tab: don't make the person wait out a long backoff.
   connection.hurry();

@@ -120,7 +120,6 @@ async function submitRoom(event) {
       room.private = isPrivate;
       room.owner = chat.me;
       room.known = true;
-      chat.marks.advance(name, 0); // a new room: all of it is unread (none yet)
       if (isPrivate) room.members = chat.me ? [chat.me] : [];
       el.roomDialog.close();
       frames.joinAll();

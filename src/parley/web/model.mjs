@@ -41,6 +41,7 @@ export class Room {
     this.lastTypingSent = 0;
     this.dividerSeq = null; // "new messages" divider after this seq
     this.draft = "";
+    this.replyTo = null; // the seq of the message the composer answers
   }
 
   get isDm() {
@@ -126,11 +127,13 @@ export class Room {
   setCounts(info, me) {
     // The server's word: a read frame lost with a socket is then sent again.
     if (Number.isInteger(info.last_read)) this.lastRead = info.last_read;
-    if (!Number.isInteger(info.unread)) return;
     const upTo = Number.isInteger(info.last_seq) ? info.last_seq : this.lastSeq;
+    // A server without counts (v1 + read markers): every seq after the marker is a message.
+    const unread = Number.isInteger(info.unread) ? info.unread : Number.isInteger(info.last_read) ? upTo - this.lastRead : null;
+    if (unread === null) return;
     // Messages held beyond what the server counted (they came live meanwhile) still count.
     const extra = this.countUnread(Math.max(upTo, this.lastRead), me);
-    this.unread = info.unread + extra.unread;
+    this.unread = Math.max(0, unread) + extra.unread;
     this.mentions = (Number.isInteger(info.mentions) ? info.mentions : 0) + extra.mentions;
     this.countsAt = Math.max(upTo, this.highestMessageSeq());
   }

@@ -2,7 +2,8 @@
  * from the state it is given; nothing here changes that state. Every text goes in through
  * textContent or text nodes, never innerHTML. */
 
-import { MAX_TEXT, codePoints, splitLinks } from "./text.mjs";
+import { mentions } from "./model.mjs";
+import { MAX_TEXT, clip, codePoints, splitLinks } from "./text.mjs";
 
 const GROUP_GAP_MS = 5 * 60 * 1000; // same sender within 5 min: one group
 const AVATAR_COLORS = 11; // a prime spreads names better
@@ -32,6 +33,9 @@ export const el = {
   closeSidebar: $("close-sidebar"),
   menuDot: $("menu-dot"),
   roomList: $("room-list"),
+  dmList: $("dm-list"),
+  newDm: $("new-dm"),
+  notifyBtn: $("notify-btn"),
   newRoom: $("new-room"),
   meAvatar: $("me-avatar"),
   meName: $("me-name"),
@@ -40,6 +44,30 @@ export const el = {
   roomIcon: $("room-icon"),
   roomName: $("room-name"),
   roomSub: $("room-sub"),
+  roomTopic: $("room-topic"),
+  topicBtn: $("topic-btn"),
+  topicForm: /** @type {HTMLFormElement} */ ($("topic-form")),
+  topicInput: /** @type {HTMLInputElement} */ ($("topic-input")),
+  topicCancel: $("topic-cancel"),
+  leaveBtn: $("leave-btn"),
+  replyBar: $("reply-bar"),
+  replyText: $("reply-text"),
+  replyCancel: $("reply-cancel"),
+  mentionList: $("mention-list"),
+  emojiBtn: $("emoji-btn"),
+  picker: $("picker"),
+  pickerSearch: /** @type {HTMLInputElement} */ ($("picker-search")),
+  pickerBody: $("picker-body"),
+  toast: $("toast"),
+  dmDialog: /** @type {HTMLDialogElement} */ ($("dm-dialog")),
+  dmForm: /** @type {HTMLFormElement} */ ($("dm-form")),
+  dmName: /** @type {HTMLInputElement} */ ($("dm-name")),
+  dmError: $("dm-error"),
+  confirmDialog: /** @type {HTMLDialogElement} */ ($("confirm-dialog")),
+  confirmForm: /** @type {HTMLFormElement} */ ($("confirm-form")),
+  confirmTitle: $("confirm-title"),
+  confirmText: $("confirm-text"),
+  confirmOk: $("confirm-ok"),
   conn: $("conn"),
   connText: $("conn-text"),
   inviteBtn: $("invite-btn"),
@@ -95,11 +123,19 @@ export const media = {
   narrow: window.matchMedia("(max-width: 767px)"),
   finePointer: window.matchMedia("(pointer: fine)"),
   wideMembers: window.matchMedia("(min-width: 1100px)"),
+  reducedMotion: window.matchMedia("(prefers-reduced-motion: reduce)"),
 };
 
 /**
+ * What the person is doing with the messages, kept across redraws: the message being edited
+ * (with its unsaved text) and the one whose actions a long-press opened.
+ */
+export const ui = { editing: null, toolsOpen: null };
+
+/**
  * The state the views draw, set by the page: {chat, outbox, connection, canSeeCurrent(),
- * nearTop()} (nearTop: the log is scrolled close to its top; older history may be wanted).
+ * nearTop(), logDrawn()} (nearTop: the log is scrolled close to its top; older history may be
+ * wanted; logDrawn: the log was drawn, what is in view may now be read).
  */
 let state = null;
 export function bindState(s) {
@@ -115,6 +151,7 @@ export function draw(parts) {
   }
   // After the log moved (a short page, a tall screen): maybe ask for older history.
   if (parts.has("nearTop")) requestAnimationFrame(() => state.nearTop());
+  if (parts.has("log") || parts.has("pending")) state.logDrawn();
 }
 
 const DRAW = {
@@ -130,14 +167,14 @@ const DRAW = {
 };
 
 // ------------------------------------------------------------------- helpers
-function h(tag, className, text) {
+export function h(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined && text !== null) node.textContent = String(text);
   return node;
 }
 
-function icon(name, className) {
+export function icon(name, className) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
@@ -179,8 +216,11 @@ function dayLabel(d) {
   return (d.getFullYear() === today.getFullYear() ? dayFmt : dayYearFmt).format(d);
 }
 
-/** Append `text` to `parent` as text nodes; http(s) URLs become <a> built with the DOM API. */
-function appendRichText(parent, text) {
+/**
+ * Append `text` to `parent` as text nodes; http(s) URLs become <a> built with the DOM API,
+ * and "@name" for a name in `mentioned` a highlighted span (`me`: more so).
+ */
+function appendRichText(parent, text, mentioned = [], me = null) {
   for (const piece of splitLinks(text)) {
     if (piece.href) {
       const a = document.createElement("a");
@@ -190,9 +230,26 @@ function appendRichText(parent, text) {
       a.rel = "noopener noreferrer nofollow";
       parent.append(a);
     } else {
-      parent.append(document.createTextNode(piece.text));
+      appendMentions(parent, piece.text, mentioned, me);
     }
   }
+}
+
+const MENTION_RE = /@([A-Za-z0-9_.-]+)/g;
+
+function appendMentions(parent, text, mentioned, me) {
+  const names = new Set(mentioned.map((n) => n.toLowerCase()));
+  let last = 0;
+  for (const match of names.size ? text.matchAll(MENTION_RE) : []) {
+    const name = match[1].replace(/[.-]+$/, "");
+    if (!names.has(name.toLowerCase())) continue;
+    const start = match.index ?? 0;
+    if (start > last) parent.append(document.createTextNode(text.slice(last, start)));
+    const isMe = Boolean(me) && name.toLowerCase() === me.toLowerCase();
+    parent.append(h("span", "mention" + (isMe ? " mention-me" : ""), "@" + name));
+    last = start + 1 + name.length;
+  }
+  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
 }
 
 let announceQueue = [];
@@ -237,7 +294,10 @@ export function clearChat() {
   el.messages.replaceChildren();
   el.pending.replaceChildren();
   el.roomList.replaceChildren();
+  el.dmList.replaceChildren();
   el.input.value = "";
+  ui.editing = null;
+  ui.toolsOpen = null;
   el.app.classList.remove("sidebar-open", "members-open");
   document.title = "Parley";
   renderedRoom = null;
@@ -325,52 +385,76 @@ function renderConn() {
 
 function renderRooms() {
   const { chat } = state;
-  const frag = document.createDocumentFragment();
-  let total = 0;
+  el.roomList.replaceChildren(...chat.sortedRooms().map((room) => roomItem(chat, room)));
+  el.dmList.replaceChildren(...chat.sortedDms().map((room) => roomItem(chat, room)));
   let otherUnread = 0;
-  for (const room of chat.sortedRooms()) {
-    const count = room.name === chat.current && state.canSeeCurrent() ? 0 : chat.unread(room);
-    total += count;
-    if (room.name !== chat.current) otherUnread += count;
-    const li = h("li");
-    const btn = h("button", "room" + (count ? " has-unread" : ""));
-    btn.type = "button";
-    btn.dataset.room = room.name;
-    if (room.name === chat.current) btn.setAttribute("aria-current", "page");
-    btn.append(icon(room.private ? "i-lock" : "i-hash", "room-glyph"));
-    btn.append(h("span", "room-label", room.name));
-    if (room.private) btn.append(h("span", "sr-only", ", private"));
-    if (count) {
-      const badge = h("span", "badge");
-      badge.append(
-        h("span", "sr-only", ", "),
-        document.createTextNode(count > 99 ? "99+" : String(count)),
-        h("span", "sr-only", " unread"),
-      );
-      btn.append(badge);
-    }
-    li.append(btn);
-    frag.append(li);
-  }
-  el.roomList.replaceChildren(frag);
+  for (const room of chat.rooms.values()) if (room.name !== chat.current) otherUnread += room.unread;
   el.menuDot.hidden = otherUnread === 0;
+  const total = chat.totalUnread();
   document.title = total ? `(${total > 99 ? "99+" : total}) Parley` : "Parley";
 }
 
+function roomItem(chat, room) {
+  const count = room.unread;
+  const li = h("li");
+  const btn = h("button", "room" + (count ? " has-unread" : "") + (room.mentions ? " has-mention" : ""));
+  btn.type = "button";
+  btn.dataset.room = room.name;
+  if (room.name === chat.current) btn.setAttribute("aria-current", "page");
+  const label = chat.label(room);
+  if (room.isDm) btn.append(avatar(label, "avatar-xs"));
+  else btn.append(icon(room.private ? "i-lock" : "i-hash", "room-glyph"));
+  btn.append(h("span", "room-label", label));
+  if (room.isDm) btn.append(h("span", "sr-only", ", direct message"));
+  else if (room.private) btn.append(h("span", "sr-only", ", private"));
+  if (room.mentions) {
+    const badge = h("span", "mention-badge");
+    badge.append(
+      h("span", "sr-only", ", "),
+      document.createTextNode("@" + (room.mentions > 99 ? "99+" : String(room.mentions))),
+      h("span", "sr-only", room.mentions === 1 ? " mention" : " mentions"),
+    );
+    btn.append(badge);
+  }
+  if (count) {
+    const badge = h("span", "badge");
+    badge.append(
+      h("span", "sr-only", ", "),
+      document.createTextNode(count > 99 ? "99+" : String(count)),
+      h("span", "sr-only", " unread"),
+    );
+    btn.append(badge);
+  }
+  li.append(btn);
+  return li;
+}
+
+/** The owner of the shown room may set its topic and remove people. */
+export function isOwner(room) {
+  return Boolean(room && room.owner && state.chat.me && room.owner.toLowerCase() === state.chat.me.toLowerCase());
+}
+
 function renderHeader() {
-  const room = state.chat.currentRoom;
+  const { chat } = state;
+  const room = chat.currentRoom;
   if (!room) return;
-  el.roomName.textContent = room.name;
-  el.roomIcon.replaceChildren(icon(room.private ? "i-lock" : "i-hash"));
+  const label = chat.label(room);
+  el.roomName.textContent = label;
+  el.roomIcon.replaceChildren(icon(room.isDm ? "i-at" : room.private ? "i-lock" : "i-hash"));
   const online = room.online.size;
   const parts = [];
-  parts.push(room.private ? "Private room" : "Public room");
+  parts.push(room.isDm ? "Direct message" : room.private ? "Private room" : "Public room");
   if (room.joined) parts.push(`${online} online`);
-  el.roomSub.textContent = parts.join(" · ");
+  el.roomTopic.textContent = room.topic || parts.join(" · ");
+  el.roomTopic.classList.toggle("has-topic", Boolean(room.topic));
+  el.roomTopic.title = room.topic || "";
+  el.topicBtn.hidden = !isOwner(room) || room.isDm;
+  el.topicBtn.textContent = room.topic ? "Edit" : "Set a topic";
+  el.topicBtn.setAttribute("aria-label", room.topic ? "Edit the topic" : "Set a topic");
   el.membersCount.textContent = room.joined ? String(online) : "–";
-  el.inviteBtn.hidden = !room.private;
-  el.inputLabel.textContent = `Message ${room.name}`;
-  el.input.placeholder = `Message #${room.name}`;
+  el.inviteBtn.hidden = !room.private || room.isDm;
+  el.inputLabel.textContent = `Message ${label}`;
+  el.input.placeholder = room.isDm ? `Message ${label}` : `Message #${room.name}`;
 }
 
 function renderMembers() {
@@ -379,26 +463,47 @@ function renderMembers() {
   const online = [...room.online].sort((a, b) => a.localeCompare(b));
   el.membersTitle.textContent = `Online — ${online.length}`;
   if (room.joined) {
-    el.onlineList.replaceChildren(...online.map((name) => personItem(name, true)));
+    el.onlineList.replaceChildren(...online.map((name) => personItem(room, name, true)));
   } else {
     el.membersTitle.textContent = "Online";
     el.onlineList.replaceChildren(h("li", "members-note", "Shown again once you are back online."));
   }
-  const offline = room.private && room.members ? room.members.filter((m) => !room.online.has(m)).sort() : [];
+  const listed = (room.private || room.isDm) && room.members;
+  const offline = listed ? room.members.filter((m) => !room.online.has(m)).sort() : [];
   el.offlineTitle.hidden = offline.length === 0;
   el.offlineTitle.textContent = `Offline — ${offline.length}`;
-  el.offlineList.replaceChildren(...offline.map((name) => personItem(name, false)));
+  el.offlineList.replaceChildren(...offline.map((name) => personItem(room, name, false)));
+  el.leaveBtn.hidden = room.name === "general";
+  el.leaveBtn.lastElementChild.textContent = room.isDm ? "Leave conversation" : "Leave room";
 }
 
-function personItem(name, online) {
+function personItem(room, name, online) {
+  const me = state.chat.me;
   const li = h("li", "person" + (online ? " online" : ""));
   li.dataset.user = name;
   const av = avatar(name, "avatar-sm");
   const wrap = h("span", "avatar-wrap");
   wrap.append(av, h("span", "presence-dot"));
   li.append(wrap, h("span", "person-name", name));
-  if (name === state.chat.me) li.append(h("span", "you", "you"));
+  if (name === me) {
+    li.append(h("span", "you", "you"));
+    return li;
+  }
+  li.append(personButton("dm", "i-chat", `Message ${name}`));
+  if (isOwner(room) && room.private && !room.isDm) {
+    li.append(personButton("remove", "i-user-minus", `Remove ${name} from ${room.name}`));
+  }
   return li;
+}
+
+function personButton(action, glyph, label) {
+  const btn = h("button", "icon-btn icon-btn-sm person-action");
+  btn.type = "button";
+  btn.dataset.action = action;
+  btn.setAttribute("aria-label", label);
+  btn.title = label;
+  btn.append(icon(glyph));
+  return btn;
 }
 
 function renderTyping() {
@@ -475,19 +580,27 @@ function restoreAnchor(anchor) {
 }
 
 function messageItem(room, m, prev) {
+  const { me } = state.chat;
   const date = new Date(m.ts);
   const valid = !Number.isNaN(date.getTime());
   const startsGroup =
     !prev ||
     prev.username !== m.username ||
+    m.reply_to !== null ||
     !valid ||
     Number.isNaN(new Date(prev.ts).getTime()) ||
     date - new Date(prev.ts) > GROUP_GAP_MS ||
     dayKey(date) !== dayKey(new Date(prev.ts)) ||
     startsUnread(room, m, prev);
-  const li = h("li", "msg" + (startsGroup ? " group-start" : "") + (m.username === state.chat.me ? " mine" : ""));
+  const mine = m.username === me;
+  let cls = "msg" + (startsGroup ? " group-start" : "") + (mine ? " mine" : "");
+  if (m.deleted) cls += " is-deleted";
+  if (!m.deleted && !mine && mentions(m, me)) cls += " mentions-me";
+  if (ui.toolsOpen === m.seq) cls += " tools-open";
+  const li = h("li", cls);
   li.dataset.seq = String(m.seq);
   li.dataset.user = m.username;
+  if (m.reply_to !== null) li.append(replyQuote(room, m.reply_to));
   const time = h("time", "msg-time");
   if (valid) {
     time.dateTime = date.toISOString();
@@ -497,16 +610,129 @@ function messageItem(room, m, prev) {
   if (startsGroup) {
     li.append(avatar(m.username));
     const head = h("div", "msg-head");
-    head.append(h("span", "msg-author", m.username), time);
+    const author = h("button", "msg-author", m.username);
+    author.type = "button";
+    author.dataset.action = mine ? "" : "dm";
+    author.tabIndex = -1; // the people panel reaches the same action by keyboard
+    if (!mine) author.title = `Message ${m.username}`;
+    head.append(author, time);
     li.append(head);
   } else {
     time.classList.add("msg-time-side");
     li.append(time, h("span", "sr-only", m.username + ": "));
   }
-  const body = h("div", "msg-text");
-  appendRichText(body, m.text);
-  li.append(body);
+  const editing = ui.editing && ui.editing.room === room.name && ui.editing.seq === m.seq && !m.deleted;
+  li.append(editing ? editor(ui.editing) : messageBody(m, me));
+  const chips = reactionChips(m, me);
+  if (chips) li.append(chips);
+  if (!m.deleted && !editing) li.append(messageTools(room, m, mine));
   return li;
+}
+
+function messageBody(m, me) {
+  const body = h("div", "msg-text");
+  if (m.deleted) {
+    body.classList.add("msg-tombstone");
+    body.append(icon("i-trash"), h("span", "", "Message deleted"));
+    return body;
+  }
+  appendRichText(body, m.text, m.mentions, me);
+  if (m.edited) {
+    const mark = h("span", "msg-edited", "(edited)");
+    const when = new Date(m.edited);
+    if (!Number.isNaN(when.getTime())) mark.title = "Edited " + fullFmt.format(when);
+    body.append(" ", mark);
+  }
+  return body;
+}
+
+/** The quoted message a reply answers: a button that jumps to it. */
+function replyQuote(room, seq) {
+  const orig = room.messages.get(seq);
+  const quote = h("button", "msg-reply");
+  quote.type = "button";
+  quote.dataset.action = "quote";
+  quote.dataset.target = String(seq);
+  quote.append(icon("i-reply"));
+  if (orig) {
+    quote.append(h("span", "msg-reply-author", orig.username));
+    quote.append(h("span", "msg-reply-text" + (orig.deleted ? " is-deleted" : ""), orig.deleted ? "Message deleted" : clip(orig.text, 140)));
+    quote.setAttribute("aria-label", `In reply to ${orig.username}: ${orig.deleted ? "a deleted message" : clip(orig.text, 140)}. Show it`);
+  } else {
+    quote.append(h("span", "msg-reply-text", "an earlier message"));
+    quote.setAttribute("aria-label", "In reply to an earlier message. Show it");
+  }
+  return quote;
+}
+
+function reactionChips(m, me) {
+  const entries = Object.entries(m.reactions);
+  if (!entries.length) return null;
+  const row = h("div", "reactions");
+  for (const [emoji, names] of entries) {
+    const chip = h("button", "chip");
+    chip.type = "button";
+    chip.dataset.action = "chip";
+    chip.dataset.emoji = emoji;
+    const mineToo = names.includes(me);
+    chip.setAttribute("aria-pressed", String(mineToo));
+    const who = names.length > 8 ? names.slice(0, 8).join(", ") + ` and ${names.length - 8} more` : names.join(", ");
+    chip.title = `${who} reacted with ${emoji}`;
+    chip.setAttribute("aria-label", `${emoji} ${names.length}: ${who}${mineToo ? ". Remove yours" : ". Add yours"}`);
+    chip.append(h("span", "chip-emoji", emoji), h("span", "chip-count", String(names.length)));
+    row.append(chip);
+  }
+  const add = h("button", "chip chip-add");
+  add.type = "button";
+  add.dataset.action = "react";
+  add.setAttribute("aria-label", "Add a reaction");
+  add.title = "Add a reaction";
+  add.append(icon("i-smile"));
+  row.append(add);
+  return row;
+}
+
+/** React, reply, edit (own), delete (own, or the room owner's right): on hover, focus or long-press. */
+function messageTools(room, m, mine) {
+  const tools = h("div", "msg-tools");
+  tools.setAttribute("role", "toolbar");
+  tools.setAttribute("aria-label", `Actions on ${m.username}'s message`);
+  tools.append(toolButton("react", "i-smile", "React"), toolButton("reply", "i-reply", "Reply"));
+  if (mine) tools.append(toolButton("edit", "i-edit", "Edit"));
+  if (mine || isOwner(room)) tools.append(toolButton("delete", "i-trash", "Delete"));
+  return tools;
+}
+
+function toolButton(action, glyph, label) {
+  const btn = h("button", "tool");
+  btn.type = "button";
+  btn.dataset.action = action;
+  btn.setAttribute("aria-label", label);
+  btn.title = label;
+  btn.append(icon(glyph));
+  return btn;
+}
+
+/** The inline editor of one's own message: Enter saves, Escape cancels. */
+function editor(editing) {
+  const form = h("form", "msg-edit");
+  const area = document.createElement("textarea");
+  area.className = "msg-edit-input";
+  area.value = editing.text;
+  area.rows = Math.min(8, editing.text.split("\n").length);
+  area.setAttribute("aria-label", "Edit your message");
+  area.dataset.action = "edit-input";
+  const foot = h("div", "msg-edit-foot");
+  const hint = h("span", "hint");
+  hint.append(h("kbd", "", "Esc"), " to cancel · ", h("kbd", "", "Enter"), " to save");
+  const cancel = h("button", "btn btn-ghost btn-sm", "Cancel");
+  cancel.type = "button";
+  cancel.dataset.action = "edit-cancel";
+  const save = h("button", "btn btn-primary btn-sm", "Save");
+  save.type = "submit";
+  foot.append(hint, cancel, save);
+  form.append(area, foot);
+  return form;
 }
 
 /** The "New" divider goes before the first message after the read mark. */
@@ -526,7 +752,7 @@ function dividerItems(room, m, prev) {
   }
   if (startsUnread(room, m, prev)) {
     const li = h("li", "new-divider");
-    li.append(h("span", "", "New"));
+    li.append(h("span", "", "New messages"));
     out.push(li);
   }
   return out;
@@ -553,9 +779,7 @@ function renderLog(opts) {
   }
 
   const anchor = sameRoom && !opts.reset ? captureAnchor() : null;
-  const focusedSeq = el.messages.contains(document.activeElement)
-    ? document.activeElement.closest("li[data-seq]")?.dataset.seq
-    : null;
+  const focus = focusedIn(el.messages);
   const frag = document.createDocumentFragment();
   let prev = null;
   for (const m of list) {
@@ -566,7 +790,7 @@ function renderLog(opts) {
   renderedRoom = room.name;
   renderedLastSeq = lastMsg ? lastMsg.seq : 0;
   renderLogTop();
-  if (focusedSeq) el.messages.querySelector(`li[data-seq="${focusedSeq}"] a`)?.focus();
+  restoreFocus(focus);
 
   if (opts.reset || !sameRoom) {
     el.jump.hidden = true;
@@ -581,6 +805,31 @@ function renderLog(opts) {
     restoreAnchor(anchor);
     if (opts.appended) el.jump.hidden = false;
   }
+}
+
+/** What has the focus in `list`: its message and its action, to find it again after a redraw. */
+function focusedIn(list) {
+  const active = document.activeElement;
+  if (!active || !list.contains(active)) return null;
+  const li = active.closest("li[data-seq]");
+  if (!li) return null;
+  const emoji = active.dataset.emoji;
+  const selection = active.tagName === "TEXTAREA" ? [active.selectionStart, active.selectionEnd] : null;
+  return { seq: li.dataset.seq, action: active.dataset.action || null, emoji, selection, link: active.tagName === "A" };
+}
+
+function restoreFocus(focus) {
+  if (!focus) return;
+  const li = el.messages.querySelector(`li[data-seq="${focus.seq}"]`);
+  if (!li) return;
+  let target = null;
+  if (focus.emoji) target = [...li.querySelectorAll("[data-emoji]")].find((n) => n.dataset.emoji === focus.emoji);
+  else if (focus.action) target = li.querySelector(`[data-action="${focus.action}"]`);
+  else if (focus.link) target = li.querySelector("a");
+  if (!target) target = li.querySelector(".tool, .chip");
+  if (!target) return;
+  target.focus({ preventScroll: true });
+  if (focus.selection && target.tagName === "TEXTAREA") target.setSelectionRange(...focus.selection);
 }
 
 /** The fast path: only messages after the last one drawn are new. Returns false if not so. */
