@@ -215,6 +215,7 @@ function jumpTo(room, seq) {
 
 // --------------------------------------------------------- long-press (touch)
 let pressTimer = null;
+let pressed = false; // a long-press just opened the tools: the click that follows is not a tap
 
 function bindLongPress() {
   el.messages.addEventListener(
@@ -224,6 +225,7 @@ function bindLongPress() {
       clearTimeout(pressTimer);
       if (!li || li.classList.contains("is-deleted") || event.target.closest("button, a, textarea")) return;
       pressTimer = setTimeout(() => {
+        pressed = true;
         closeTools();
         ui.toolsOpen = Number(li.dataset.seq);
         li.classList.add("tools-open");
@@ -232,9 +234,14 @@ function bindLongPress() {
     },
     { passive: true },
   );
-  for (const type of ["touchend", "touchmove", "touchcancel"]) {
+  for (const type of ["touchmove", "touchcancel"]) {
     el.messages.addEventListener(type, () => clearTimeout(pressTimer), { passive: true });
   }
+  el.messages.addEventListener("touchend", (event) => {
+    clearTimeout(pressTimer);
+    if (pressed) event.preventDefault(); // no click: the tools stay open
+    pressed = false;
+  });
   el.messages.addEventListener("contextmenu", (event) => {
     if (ui.toolsOpen !== null && !media.finePointer.matches) event.preventDefault();
   });

@@ -489,7 +489,7 @@ function personItem(room, name, online) {
     li.append(h("span", "you", "you"));
     return li;
   }
-  li.append(personButton("dm", "i-chat", `Message ${name}`));
+  if (!room.isDm) li.append(personButton("dm", "i-chat", `Message ${name}`));
   if (isOwner(room) && room.private && !room.isDm) {
     li.append(personButton("remove", "i-user-minus", `Remove ${name} from ${room.name}`));
   }
@@ -524,15 +524,13 @@ function renderLogTop() {
   if (room.historyDone && (room.messages.size > 0 || !room.historyQueue.length)) {
     const intro = h("div", "room-intro");
     const glyph = h("div", "room-intro-glyph");
-    glyph.append(icon(room.private ? "i-lock" : "i-hash"));
-    intro.append(glyph, h("h2", "", `Welcome to #${room.name}`));
-    intro.append(
-      h(
-        "p",
-        "",
-        room.private ? "This is the very beginning of this private room." : "This is the very beginning of this room.",
-      ),
-    );
+    glyph.append(icon(room.isDm ? "i-at" : room.private ? "i-lock" : "i-hash"));
+    const label = state.chat.label(room);
+    intro.append(glyph, h("h2", "", room.isDm ? label : `Welcome to #${room.name}`));
+    let text = "This is the very beginning of this room.";
+    if (room.isDm) text = `This is the very beginning of your conversation with ${label}.`;
+    else if (room.private) text = "This is the very beginning of this private room.";
+    intro.append(h("p", "", text));
     el.logTop.append(intro);
     el.logTop.dataset.state = "start";
   } else if (room.loadingOlder || room.historyQueue.length) {
