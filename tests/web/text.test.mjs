@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { clip, codePoints, splitLinks, trimUrl } from "../../src/parley/web/text.mjs";
+import { clip, codePoints, matchPeople, mentionQuery, splitLinks, trimUrl } from "../../src/parley/web/text.mjs";
 
 test("code points, as the server counts them: an emoji is one", () => {
   assert.equal(codePoints("a😀b"), 3);
@@ -29,4 +29,21 @@ test("trailing punctuation is not part of a link; a closing paren that closes on
   const pieces = splitLinks("(at https://example.com/x).");
   assert.deepEqual(pieces[1], { text: "https://example.com/x", href: "https://example.com/x" });
   assert.equal(pieces[2].text, ").");
+});
+
+test("mentionQuery: the @name being typed before the caret", () => {
+  assert.deepEqual(mentionQuery("hi @bo", 6), { start: 3, query: "bo" });
+  assert.deepEqual(mentionQuery("@", 1), { start: 0, query: "" });
+  assert.equal(mentionQuery("mail me@example", 15), null, "not after a word");
+  assert.equal(mentionQuery("hi @bob and", 11), null, "the caret left the name");
+  assert.deepEqual(mentionQuery("hi @bob and", 7), { start: 3, query: "bob" });
+});
+
+test("matchPeople: prefix matches first, then inside matches, never yourself, at most 8", () => {
+  const names = ["Bob", "abby", "bobby", "ann", "rob"];
+  assert.deepEqual(matchPeople(names, "bo", "ann"), ["Bob", "bobby"]);
+  assert.deepEqual(matchPeople(names, "b", "ann"), ["Bob", "bobby", "abby", "rob"]);
+  assert.deepEqual(matchPeople(names, "", "Ann"), ["Bob", "abby", "bobby", "rob"]);
+  const many = Array.from({ length: 20 }, (_, i) => `u${i}`);
+  assert.equal(matchPeople(many, "u", null).length, 8);
 });

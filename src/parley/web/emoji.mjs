@@ -452,7 +452,7 @@ const DATA = [
 /** [{name, emoji: [{char, name}]}]: the groups in order. */
 export const GROUPS = DATA.map(([name, text]) => ({
   name,
-  emoji: text.split("\n").map((line) => {
+  emoji: text.trim().split("\n").map((line) => {
     const space = line.indexOf(" ");
     return { char: line.slice(0, space), name: line.slice(space + 1) };
   }),

@@ -5,13 +5,12 @@
 import { api, errorMessage } from "./api.mjs";
 import { GROUPS, pushRecent, searchEmoji } from "./emoji.mjs";
 import { GENERAL, USER_RE } from "./model.mjs";
-import { clip } from "./text.mjs";
+import { clip, matchPeople, mentionQuery } from "./text.mjs";
 import { announce, el, h, media, ui } from "./views.mjs";
 
 const LONG_PRESS_MS = 450;
 const TOAST_MS = 5000;
 const RECENT_KEY = "parley.emoji.recent";
-const MENTION_MAX = 8;
 
 /**
  * What this module needs from the page: {session(), selectRoom(name, focusComposer),
@@ -442,22 +441,6 @@ function insertInComposer(char) {
 
 // ------------------------------------------------------ mention completion
 let mention = null; // {start, query, names, index} while the list is open
-
-/** The "@name" being typed before the caret, or null. */
-export function mentionQuery(text, caret) {
-  const match = /(^|[^A-Za-z0-9_.@-])@([A-Za-z0-9_.-]{0,32})$/.exec(text.slice(0, caret));
-  return match ? { start: caret - match[2].length - 1, query: match[2] } : null;
-}
-
-/** The people of `names` whose name starts with `query` (case-insensitive), others after. */
-export function matchPeople(names, query, me) {
-  const q = query.toLowerCase();
-  const lowerMe = (me || "").toLowerCase();
-  const fit = names.filter((n) => n.toLowerCase() !== lowerMe);
-  const starts = fit.filter((n) => n.toLowerCase().startsWith(q));
-  const inside = q ? fit.filter((n) => !n.toLowerCase().startsWith(q) && n.toLowerCase().includes(q)) : [];
-  return [...starts, ...inside].slice(0, MENTION_MAX);
-}
 
 export function composerInput() {
   const room = current();

@@ -3,6 +3,7 @@
 export const MAX_TEXT = 4000; // characters (code points), as the server counts them
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const CLOSERS = { ")": "(", "]": "[", "}": "{" };
+const MENTION_MAX = 8; // names offered at once after "@"
 
 export function codePoints(text) {
   let n = 0;
@@ -57,4 +58,20 @@ export function splitLinks(text) {
   }
   if (last < text.length) pieces.push({ text: text.slice(last) });
   return pieces;
+}
+
+/** The "@name" being typed before the caret, or null. */
+export function mentionQuery(text, caret) {
+  const match = /(^|[^A-Za-z0-9_.@-])@([A-Za-z0-9_.-]{0,32})$/.exec(text.slice(0, caret));
+  return match ? { start: caret - match[2].length - 1, query: match[2] } : null;
+}
+
+/** The people of `names` whose name starts with `query` (case-insensitive), others after. */
+export function matchPeople(names, query, me) {
+  const q = query.toLowerCase();
+  const lowerMe = (me || "").toLowerCase();
+  const fit = names.filter((n) => n.toLowerCase() !== lowerMe);
+  const starts = fit.filter((n) => n.toLowerCase().startsWith(q));
+  const inside = q ? fit.filter((n) => !n.toLowerCase().startsWith(q) && n.toLowerCase().includes(q)) : [];
+  return [...starts, ...inside].slice(0, MENTION_MAX);
 }
