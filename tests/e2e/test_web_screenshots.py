@@ -1,5 +1,6 @@
 """A realistic scene, photographed in the main states: sign-in, desktop light and dark, phone,
-reconnecting. `PARLEY_SCREENSHOTS=1 pytest tests/e2e/test_web_screenshots.py` writes them to
+reconnecting; with the team features: DMs in the sidebar, replies, reactions, an edited message,
+a deleted one, mention and unread badges from the server's counts, the "new messages" divider. `PARLEY_SCREENSHOTS=1 pytest tests/e2e/test_web_screenshots.py` writes them to
 docs/screenshots/ (committed); otherwise they go to a temp dir and the test only checks the states.
 """
 
@@ -8,11 +9,20 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.e2e.helpers import PHONE, RECONNECT_TIMEOUT_MS, Web, compose, expect_online, message
+from tests.e2e.helpers import (
+    PHONE,
+    RECONNECT_TIMEOUT_MS,
+    Web,
+    compose,
+    expect_online,
+    message,
+    open_room,
+)
 from tests.support.server import ServerProcess
 
 GENERAL = [
@@ -45,18 +55,33 @@ LATER = {
 }
 
 
-def post(web: Web, token: str, room: str, text: str) -> None:
-    resp = httpx.post(
-        f"{web.url}/api/rooms/{room}/messages",
-        json={"text": text, "client_id": uuid.uuid4().hex},
-        headers={"Authorization": f"Bearer {token}"},
+def post(web: Web, token: str, room: str, text: str, reply_to: int | None = None) -> int:
+    """Post over REST; returns the message's seq."""
+    body: dict[str, object] = {"text": text, "client_id": uuid.uuid4().hex}
+    if reply_to is not None:
+        body["reply_to"] = reply_to
+    resp = call(web, token, "POST", f"/api/rooms/{room}/messages", body)
+    return int(resp.json()["seq"])
+
+
+def call(web: Web, token: str, method: str, path: str, body: object = None) -> httpx.Response:
+    resp = httpx.request(
+        method, f"{web.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
     )
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code in (200, 201, 204), resp.text
+    return resp
 
 
 def api(web: Web, token: str, path: str, body: dict[str, object]) -> None:
-    resp = httpx.post(f"{web.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"})
-    assert resp.status_code == 201, resp.text
+    call(web, token, "POST", path, body)
+
+
+def react(web: Web, token: str, room: str, seq: int, emoji: str) -> None:
+    call(web, token, "PUT", f"/api/rooms/{room}/messages/{seq}/reactions/{quote(emoji)}")
+
+
+def dm(web: Web, token: str, other: str) -> str:
+    return str(call(web, token, "POST", "/api/dms", {"users": [other]}).json()["room"])
 
 
 def settle(page: Page) -> None:
@@ -81,9 +106,36 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
         api(web, tokens["maya"], "/api/rooms/launch-plan/members", {"username": name})
     post(web, tokens["maya"], "launch-plan", "Launch checklist lives here. Keep it quiet for now.")
     post(web, tokens["priya"], "design", "Sketches for the room list are in the drive")
+    post(web, tokens["priya"], "design", "@maya the new palette is ready for your review")
 
-    for name, text in GENERAL:
-        post(web, tokens[name], "general", text)
+    # General: replies, reactions, an edit, a deletion; Maya has read up to her own messages.
+    seqs = [post(web, tokens[name], "general", text) for name, text in GENERAL[:7]]
+    oops = post(web, tokens["sam"], "general", "oops, wrong room")
+    call(web, tokens["sam"], "DELETE", f"/api/rooms/general/messages/{oops}")
+    call(web, tokens["maya"], "POST", "/api/rooms/general/read", {"seq": oops})
+    seqs.append(post(web, tokens["sam"], "general", GENERAL[7][1], reply_to=seqs[6]))
+    seqs.append(post(web, tokens["priya"], "general", GENERAL[8][1], reply_to=seqs[3]))
+    seqs.append(post(web, tokens["jonas"], "general", GENERAL[9][1]))
+    call(
+        web,
+        tokens["jonas"],
+        "PATCH",
+        f"/api/rooms/general/messages/{seqs[1]}",
+        {"text": "Release notes, second draft: https://example.com/parley/releases/0.1"},
+    )
+    for name, emoji in (("jonas", "😄"), ("sam", "😄"), ("maya", "❤️")):
+        react(web, tokens[name], "general", seqs[8], emoji)
+    react(web, tokens["maya"], "general", seqs[0], "😄")
+
+    # Direct messages: two unread, one read.
+    for name, text in (
+        ("jonas", "Got a minute to go over the launch checklist?"),
+        ("sam", "Lunch at 12:30?"),
+    ):
+        post(web, tokens[name], dm(web, tokens[name], "maya"), text)
+    thanks = dm(web, tokens["priya"], "maya")
+    seq = post(web, tokens["priya"], thanks, "Thanks for the review!")
+    call(web, tokens["maya"], "POST", f"/api/rooms/{thanks}/read", {"seq": seq})
 
     # Jonas and Priya are online; Maya watches on desktop (light).
     jonas = web.signed_in("jonas", register=False)
@@ -91,12 +143,23 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     maya = web.signed_in("maya", register=False)
     expect(message(maya, GENERAL[-1][1])).to_have_count(1)
     expect(maya.locator("#online-list li")).to_have_count(3)
+    expect(maya.locator("#messages .new-divider")).to_have_count(1)
+    expect(maya.locator("#messages .msg-tombstone")).to_have_text("Message deleted")
+    expect(maya.locator("#messages .msg-edited")).to_have_text("(edited)")
+    expect(maya.locator("#messages .msg-reply")).to_have_count(2)
+    expect(maya.locator('#messages .chip[data-emoji="😄"]').last).to_have_text("😄2")
+    dms = maya.locator("#dm-list button")
+    expect(dms).to_have_count(3)
+    expect(dms.filter(has_text="jonas").locator(".badge")).to_contain_text("1")
+    expect(dms.filter(has_text="priya").locator(".badge")).to_have_count(0)
 
     # News in other rooms arrives while she reads #general: unread badges.
     for room, lines in LATER.items():
         for name, text in lines:
             post(web, tokens[name], room, text)
-    expect(maya.locator('#room-list button[data-room="design"] .badge')).to_contain_text("3")
+    design = maya.locator('#room-list button[data-room="design"]')
+    expect(design.locator(".badge")).to_contain_text("5")
+    expect(design.locator(".mention-badge")).to_contain_text("@1")
     expect(maya.locator('#room-list button[data-room="random"] .badge')).to_contain_text("1")
 
     compose(jonas).press_sequentially("Let's cut")
@@ -105,18 +168,38 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     settle(maya)
     maya.screenshot(path=str(shots / "chat-light.png"))
 
-    # Dark.
+    # The actions on a message, and the emoji picker.
+    target = maya.locator(f'#messages li[data-seq="{seqs[9]}"]')
+    target.hover()
+    expect(target.get_by_role("button", name="Reply")).to_be_visible()
+    maya.screenshot(path=str(shots / "message-actions.png"))
+    target.get_by_role("button", name="React").click()
+    expect(maya.locator("#picker")).to_be_visible()
+    maya.screenshot(path=str(shots / "emoji-picker.png"))
+    maya.keyboard.press("Escape")
+    # Maya moves on (her draft in #general is kept); general gets news meanwhile.
+    open_room(maya, "launch-plan")
+    post(web, tokens["priya"], "general", "@maya can you post the release notes in #launch-plan?")
+    post(web, tokens["sam"], "general", "Deploy window is 14:00 to 15:00.")
+
+    # Dark: the divider sits above what came since Maya last read #general.
     dark = web.signed_in("maya", register=False, color_scheme="dark")
     expect(message(dark, GENERAL[-1][1])).to_have_count(1)
     assert dark.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
     bg = dark.evaluate("getComputedStyle(document.querySelector('.chat')).backgroundColor")
     assert bg == "rgb(18, 18, 23)", bg
+    expect(dark.locator("#messages .new-divider + li.msg")).to_contain_text(
+        "can you post the release notes"
+    )
+    expect(dark.locator("#messages li.mentions-me .mention-me")).to_have_text("@maya")
     post(web, tokens["priya"], "design", "Dark mode screenshots attached, have a look")
     post(web, tokens["sam"], "random", "12:30 at the usual place?")
-    expect(dark.locator('#room-list button[data-room="design"] .badge')).to_contain_text("1")
-    expect(dark.locator('#room-list button[data-room="random"] .badge')).to_contain_text("1")
+    expect(dark.locator('#room-list button[data-room="design"] .badge')).to_contain_text("6")
+    expect(dark.locator('#room-list button[data-room="random"] .badge')).to_contain_text("2")
     settle(dark)
     dark.screenshot(path=str(shots / "chat-dark.png"))
+    open_room(dark, "launch-plan")
+    post(web, tokens["jonas"], "general", "Release is out. Thanks everyone!")
 
     # Phone.
     phone = web.signed_in(
@@ -127,16 +210,17 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
         has_touch=True,
         device_scale_factor=2,
     )
-    expect(message(phone, GENERAL[-1][1])).to_be_in_viewport()
+    expect(message(phone, "Release is out. Thanks everyone!")).to_be_in_viewport()
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     settle(phone)
     phone.screenshot(path=str(shots / "phone.png"))
     phone.get_by_role("button", name="Open room list").tap()
     expect(phone.locator("#room-list")).to_be_in_viewport()
     expect(phone.locator("#sidebar")).to_have_css("transform", "none")
+    expect(phone.locator("#dm-list")).to_be_in_viewport()
     phone.screenshot(path=str(shots / "phone-rooms.png"))
 
-    # Phone, dark.
+    # Phone, dark: the DM with Jonas, opened from the drawer.
     phone_dark = web.signed_in(
         "maya",
         register=False,
@@ -146,12 +230,17 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
         device_scale_factor=2,
         color_scheme="dark",
     )
-    expect(message(phone_dark, GENERAL[-1][1])).to_be_in_viewport()
     assert phone_dark.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+    phone_dark.get_by_role("button", name="Open room list").tap()
+    phone_dark.locator("#dm-list button").filter(has_text="jonas").tap()
+    expect(phone_dark.locator("#room-name")).to_have_text("jonas")
+    expect(message(phone_dark, "Got a minute to go over the launch checklist?")).to_be_in_viewport()
     settle(phone_dark)
     phone_dark.screenshot(path=str(shots / "phone-dark.png"))
 
     # Reconnecting: the server goes away; Maya's message waits in her page.
+    open_room(maya, "general")
+    expect(compose(maya)).to_have_value("Agreed, tagging v0.1 now")
     server.kill()
     expect(maya.locator("#banner")).to_be_visible()
     maya.locator("#composer").get_by_role("button", name="Send").click()
