@@ -1,6 +1,7 @@
 """A realistic scene, photographed in the main states: sign-in, desktop light and dark, phone,
 reconnecting; with the team features: DMs in the sidebar, replies, reactions, an edited message,
-a deleted one, mention and unread badges from the server's counts, the "new messages" divider. `PARLEY_SCREENSHOTS=1 pytest tests/e2e/test_web_screenshots.py` writes them to
+a deleted one, mention and unread badges from the server's counts, the "new messages" divider.
+`PARLEY_SCREENSHOTS=1 pytest tests/e2e/test_web_screenshots.py` writes them to
 docs/screenshots/ (committed); otherwise they go to a temp dir and the test only checks the states.
 """
 
@@ -45,6 +46,7 @@ GENERAL = [
     ("priya", "Load test done: 10,000 clients, p99 ack 38 ms, no gaps, no duplicates."),
     ("jonas", "That's the number I wanted to see. Ship it!"),
 ]
+DMS = [("jonas", "Got a minute to go over the launch checklist?"), ("sam", "Lunch at 12:30?")]
 LATER = {
     "design": [
         ("priya", "New dark palette is up for review"),
@@ -128,10 +130,7 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     react(web, tokens["maya"], "general", seqs[0], "😄")
 
     # Direct messages: two unread, one read.
-    for name, text in (
-        ("jonas", "Got a minute to go over the launch checklist?"),
-        ("sam", "Lunch at 12:30?"),
-    ):
+    for name, text in DMS:
         post(web, tokens[name], dm(web, tokens[name], "maya"), text)
     thanks = dm(web, tokens["priya"], "maya")
     seq = post(web, tokens["priya"], thanks, "Thanks for the review!")
@@ -234,7 +233,7 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     phone_dark.get_by_role("button", name="Open room list").tap()
     phone_dark.locator("#dm-list button").filter(has_text="jonas").tap()
     expect(phone_dark.locator("#room-name")).to_have_text("jonas")
-    expect(message(phone_dark, "Got a minute to go over the launch checklist?")).to_be_in_viewport()
+    expect(message(phone_dark, DMS[0][1])).to_be_in_viewport()
     settle(phone_dark)
     phone_dark.screenshot(path=str(shots / "phone-dark.png"))
 
