@@ -91,11 +91,12 @@ test("joined: the resume point starts at last_seq; the shown room asks for its l
   const room = chat.rooms.get("general");
   assert.equal(room.seen, 30);
   assert.equal(room.joined, true);
-  assert.deepEqual(page.sent.map(bare), [
-    { type: "history", room: "general", limit: PAGE_SIZE },
-    { type: "read", room: "general", seq: 30 },
-  ]);
-  assert.equal(room.lastRead, 30, "the shown room, visible: read");
+  assert.deepEqual(page.sent.map(bare), [{ type: "history", room: "general", limit: PAGE_SIZE }]);
+  assert.equal(room.lastRead, 0, "nothing shown yet: nothing read");
+  frames.handle({ type: "history", room: "general", messages: [], id: page.sent[0].id });
+  frames.readCurrent(); // the page drew the log (views: logDrawn)
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "read", room: "general", seq: 30 });
+  assert.equal(room.lastRead, 30, "the shown room, seen to its end: read");
 });
 
 test("live messages and the history page merge without duplicates, in seq order", () => {
@@ -226,6 +227,7 @@ test("live messages from others are announced; own ones and history are not", ()
 test("unread: messages in a room not shown count; in the shown, visible room they are read", () => {
   const { frames, chat, page } = setup({ rooms: ["general", "design"] });
   join(frames, "general", 0);
+  frames.handle({ type: "history", room: "general", messages: [], id: idOf(page, lastHistory) });
   join(frames, "design", 0);
   frames.handle(msg(1));
   frames.handle(msg(1, { room: "design" }));
@@ -448,6 +450,7 @@ test("reading: a read frame when the shown room can be seen to its end, not othe
     { room: "design", last_seq: 9, last_read: 4, unread: 2, mentions: 1 },
   ] });
   join(frames, "general", 3);
+  frames.handle({ type: "history", room: "general", messages: [], id: idOf(page, lastHistory) });
   join(frames, "design", 9);
   page.visible = false; // hidden, or scrolled up
   frames.handle(msg(4));
@@ -531,4 +534,19 @@ test("a short page filling a hole moves past the seqs of other events in it", ()
 
 test("mentionedIn: the names after @, trailing dots and dashes dropped", () => {
   assert.deepEqual(mentionedIn("hi @ann. and @bob-x- @"), ["ann", "bob-x"]);
+});
+
+test("no read frame before the shown room's first page is drawn; the divider waits for the counts", () => {
+  const { frames, chat, page } = setupV2();
+  const room = chat.rooms.get("general");
+  room.dividerPending = true; // shown at load, before hello
+  frames.handle({ type: "hello", username: "ann", rooms: [{ room: "general", last_seq: 9, last_read: 6, unread: 3, mentions: 0 }] });
+  assert.equal(room.dividerSeq, 6);
+  assert.ok(page.dirty.some(([part, detail]) => part === "log" && detail?.reset));
+  join(frames, "general", 9);
+  assert.equal(page.sent.some((f) => f.type === "read"), false, "the latest page is not here yet");
+  frames.handle({ type: "history", room: "general", messages: [msg(7), msg(8), msg(9)], id: idOf(page, lastHistory) });
+  frames.readCurrent(); // the page drew the log
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "read", room: "general", seq: 9 });
+  assert.equal(room.dividerSeq, 6, "the divider stays while the room is shown");
 });

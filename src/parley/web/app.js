@@ -211,7 +211,8 @@ function selectRoom(name, focusComposer) {
   if (changed) {
     // The "new messages" divider sits at the server's read marker; the log, once drawn
     // and seen to its end, moves the marker (logDrawn → readCurrent).
-    room.dividerSeq = room.unread > 0 ? room.lastRead : null;
+    room.placeDivider();
+    room.dividerPending = !room.countsKnown;
     el.input.value = room.draft;
     view.updateCount();
     team.roomSwitched();

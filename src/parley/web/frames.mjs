@@ -174,6 +174,14 @@ export class FrameHandler {
     this.joinAll();
     this.host.markDirty("rooms");
     this.host.roomsChanged();
+    const room = this.chat.currentRoom;
+    if (room && room.dividerPending && room.countsKnown) {
+      // Shown before the counts came (the first room at load): its divider is placed now.
+      room.dividerPending = false;
+      room.placeDivider();
+      if (room.dividerSeq !== null) this.host.markDirty("log", { reset: true });
+    }
+    this.readCurrent(); // a room list older than our last read frame brought a stale marker
   }
 
   joined(frame) {
@@ -437,6 +445,7 @@ export class FrameHandler {
   readCurrent() {
     const room = this.chat.currentRoom;
     if (!room || !room.joined || !this.host.canSeeCurrent()) return;
+    if (!room.opened || room.historyQueue.includes("latest")) return; // nothing shown yet
     const had = room.unread;
     const seq = this.chat.markRead(room);
     if (seq !== null) this.#ask(request.read(room.name, seq));

@@ -40,6 +40,8 @@ export class Room {
     this.typing = new Map(); // username -> timer
     this.lastTypingSent = 0;
     this.dividerSeq = null; // "new messages" divider after this seq
+    this.dividerPending = false; // shown before the server's counts came: place it when they do
+    this.countsKnown = false; // the server's marker and counts arrived
     this.draft = "";
     this.replyTo = null; // the seq of the message the composer answers
   }
@@ -131,11 +133,17 @@ export class Room {
     // A server without counts (v1 + read markers): every seq after the marker is a message.
     const unread = Number.isInteger(info.unread) ? info.unread : Number.isInteger(info.last_read) ? upTo - this.lastRead : null;
     if (unread === null) return;
+    this.countsKnown = true;
     // Messages held beyond what the server counted (they came live meanwhile) still count.
     const extra = this.countUnread(Math.max(upTo, this.lastRead), me);
     this.unread = Math.max(0, unread) + extra.unread;
     this.mentions = (Number.isInteger(info.mentions) ? info.mentions : 0) + extra.mentions;
     this.countsAt = Math.max(upTo, this.highestMessageSeq());
+  }
+
+  /** The room is opened: the "new messages" divider goes after the read marker, if unread. */
+  placeDivider() {
+    this.dividerSeq = this.unread > 0 ? this.lastRead : null;
   }
 
   /** Messages held after `after`, by others and not deleted: {unread, mentions}. */
