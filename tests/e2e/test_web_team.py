@@ -89,8 +89,8 @@ def test_reply_react_edit_and_delete_reach_the_other_person(web: Web) -> None:
         quoted = page.locator("#messages .msg-reply .msg-reply-text").first
         expect(quoted).to_have_text("Message deleted")
     # Nobody may edit or delete someone else's message: no such buttons on Alice's side.
-    expect(edited.get_by_role("button", name="Edit")).to_have_count(0)
-    expect(edited.get_by_role("button", name="Delete")).to_have_count(0)
+    expect(edited.get_by_role("button", name="Edit", exact=True)).to_have_count(0)
+    expect(edited.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
 
 
 def test_mentions_badges_divider_and_read_markers(web: Web) -> None:
@@ -158,8 +158,10 @@ def test_starting_a_dm_from_the_people_panel(web: Web) -> None:
 
     # The same people always get the same room: a new DM from the dialog opens this one.
     bob.get_by_role("button", name="Message someone").click()
-    bob.get_by_label("Username").fill("alice")
-    bob.get_by_role("dialog").get_by_role("button", name="Open").click()
+    dialog = bob.get_by_role("dialog", name="Message someone")
+    dialog.get_by_label("Username").fill("alice")
+    dialog.get_by_role("button", name="Open").click()
+    expect(dialog).to_be_hidden()
     expect(bob.locator("#dm-list button")).to_have_count(1)
 
 
