@@ -46,7 +46,6 @@ GENERAL = [
     ("priya", "Load test done: 10,000 clients, p99 ack 38 ms, no gaps, no duplicates."),
     ("jonas", "That's the number I wanted to see. Ship it!"),
 ]
-DMS = [("jonas", "Got a minute to go over the launch checklist?"), ("sam", "Lunch at 12:30?")]
 LATER = {
     "design": [
         ("priya", "New dark palette is up for review"),
@@ -120,18 +119,23 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     seqs.append(post(web, tokens["jonas"], "general", GENERAL[9][1]))
     call(
         web,
-        tokens["jonas"],
+        tokens["sam"],
         "PATCH",
-        f"/api/rooms/general/messages/{seqs[1]}",
-        {"text": "Release notes, second draft: https://example.com/parley/releases/0.1"},
+        f"/api/rooms/general/messages/{seqs[7]}",
+        {"text": "Thanks Maya! Merged, and the branch is deleted."},
     )
     for name, emoji in (("jonas", "😄"), ("sam", "😄"), ("maya", "❤️")):
         react(web, tokens[name], "general", seqs[8], emoji)
     react(web, tokens["maya"], "general", seqs[0], "😄")
 
-    # Direct messages: two unread, one read.
-    for name, text in DMS:
-        post(web, tokens[name], dm(web, tokens[name], "maya"), text)
+    # Direct messages: a conversation with Jonas (his last line unread), one unread, one read.
+    with_jonas = dm(web, tokens["jonas"], "maya")
+    asked = post(web, tokens["jonas"], with_jonas, "Got a minute to go over the launch checklist?")
+    answer = post(web, tokens["maya"], with_jonas, "Sure, right after standup?", reply_to=asked)
+    react(web, tokens["jonas"], with_jonas, answer, "😄")
+    call(web, tokens["maya"], "POST", f"/api/rooms/{with_jonas}/read", {"seq": answer + 1})
+    post(web, tokens["jonas"], with_jonas, "Perfect. I'll bring the rollback plan too.")
+    post(web, tokens["sam"], dm(web, tokens["sam"], "maya"), "Lunch at 12:30?")
     thanks = dm(web, tokens["priya"], "maya")
     seq = post(web, tokens["priya"], thanks, "Thanks for the review!")
     call(web, tokens["maya"], "POST", f"/api/rooms/{thanks}/read", {"seq": seq})
@@ -145,6 +149,9 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     expect(maya.locator("#messages .new-divider")).to_have_count(1)
     expect(maya.locator("#messages .msg-tombstone")).to_have_text("Message deleted")
     expect(maya.locator("#messages .msg-edited")).to_have_text("(edited)")
+    expect(message(maya, "Thanks Maya! Merged, and the branch is deleted. (edited)")).to_have_count(
+        1
+    )
     expect(maya.locator("#messages .msg-reply")).to_have_count(2)
     expect(maya.locator('#messages .chip[data-emoji="😄"]').last).to_have_text("😄2")
     dms = maya.locator("#dm-list button")
@@ -233,7 +240,8 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     phone_dark.get_by_role("button", name="Open room list").tap()
     phone_dark.locator("#dm-list button").filter(has_text="jonas").tap()
     expect(phone_dark.locator("#room-name")).to_have_text("jonas")
-    expect(message(phone_dark, DMS[0][1])).to_be_in_viewport()
+    expect(message(phone_dark, "Perfect. I'll bring the rollback plan too.")).to_be_in_viewport()
+    expect(phone_dark.locator("#messages .new-divider")).to_have_count(1)
     settle(phone_dark)
     phone_dark.screenshot(path=str(shots / "phone-dark.png"))
 
