@@ -31,7 +31,7 @@ def test_reply_react_edit_and_delete_reach_the_other_person(web: Web) -> None:
     expect(message(bob, "Who has the release notes?")).to_have_count(1)
 
     # Bob replies: the quoted snippet sits above his answer, on both sides.
-    item(bob, "Who has the release notes?").get_by_role("button", name="Reply").click()
+    item(bob, "Who has the release notes?").get_by_role("button", name="Reply", exact=True).click()
     expect(bob.locator("#reply-bar")).to_contain_text("Replying to alice")
     send(bob, "I do, posting them now")
     quote = item(alice, "I do, posting them now").locator(".msg-reply")
@@ -42,7 +42,7 @@ def test_reply_react_edit_and_delete_reach_the_other_person(web: Web) -> None:
     expect(item(alice, "Who has the release notes?")).to_have_class(re.compile(r"\bflash\b"))
 
     # Alice reacts from the picker (searched by name); Bob sees the chip and who reacted.
-    item(alice, "I do, posting them now").get_by_role("button", name="React").click()
+    item(alice, "I do, posting them now").get_by_role("button", name="React", exact=True).click()
     alice.get_by_role("searchbox", name="Search emoji").fill("thumbs up")
     alice.get_by_role("searchbox", name="Search emoji").press("Enter")
     chip = item(bob, "I do, posting them now").locator('.chip[data-emoji="👍"]')
@@ -58,7 +58,9 @@ def test_reply_react_edit_and_delete_reach_the_other_person(web: Web) -> None:
     expect(chip).to_have_text("👍1")
     expect(chip).to_have_attribute("title", "bob reacted with 👍")
     # The picker remembers what was used.
-    item(alice, "Who has the release notes?").get_by_role("button", name="React").click()
+    item(alice, "Who has the release notes?").get_by_role(
+        "button", name="React", exact=True
+    ).click()
     expect(alice.locator("#picker .picker-title").first).to_have_text("Recently used")
     alice.keyboard.press("Escape")
     expect(alice.locator("#picker")).to_be_hidden()
@@ -217,3 +219,31 @@ def test_phone_long_press_opens_the_actions(web: Web) -> None:
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     expect(li.get_by_role("button", name="Edit")).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_message_actions_by_keyboard_alone(web: Web) -> None:
+    kim = web.signed_in("kim")
+    send(kim, "keyboard only")
+    box = compose(kim)
+    box.focus()
+    # Shift+Tab from the composer walks back into the log: the last message's actions.
+    for _ in range(6):
+        kim.keyboard.press("Shift+Tab")
+        if kim.evaluate("document.activeElement.getAttribute('aria-label')") == "React":
+            break
+    react = item(kim, "keyboard only").get_by_role("button", name="React", exact=True)
+    expect(react).to_be_focused()
+    expect(item(kim, "keyboard only").locator(".msg-tools")).to_have_css("opacity", "1")
+    kim.keyboard.press("Enter")
+    search = kim.get_by_role("searchbox", name="Search emoji")
+    expect(search).to_be_focused()
+    search.press_sequentially("grinning")
+    kim.keyboard.press("ArrowDown")
+    kim.keyboard.press("Enter")
+    chip = item(kim, "keyboard only").locator(".chip[aria-pressed='true']")
+    expect(chip).to_have_count(1)
+    expect(react).to_be_focused()  # the focus came back where it was
+    # The chip toggles with Enter too.
+    chip.focus()
+    kim.keyboard.press("Enter")
+    expect(item(kim, "keyboard only").locator(".reactions")).to_have_count(0)

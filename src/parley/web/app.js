@@ -300,9 +300,9 @@ function startApp(username) {
   view.clearChat();
   markDirty("me");
   view.showView("app");
+  const hashRoom = hashName(); // before selecting general rewrites it: opened once the room list has it
   selectRoom(roomFromHash() || GENERAL, false);
   connection.connect();
-  const hashRoom = hashName();
   const owner = session;
   refreshRooms(owner).then(() => {
     if (owner !== session) return;

@@ -343,7 +343,7 @@ function closePicker(refocus) {
 
 function pickEmoji(char) {
   const done = pickerDone;
-  closePicker(false);
+  closePicker(true); // the focus goes back to what opened the picker
   if (done) done(char);
 }
 

@@ -733,10 +733,15 @@ function editor(editing) {
   return form;
 }
 
-/** The "New" divider goes before the first message after the read mark. */
+/**
+ * The "New messages" divider goes before the first message after the read marker. Above the
+ * first message held only when nothing older can be missing: more unread than one page opens at
+ * the latest messages, and the divider appears where it belongs once older pages come.
+ */
 function startsUnread(room, m, prev) {
   if (room.dividerSeq === null || m.seq <= room.dividerSeq) return false;
-  return !prev || prev.seq <= room.dividerSeq;
+  if (!prev) return room.historyDone || m.seq === room.dividerSeq + 1;
+  return prev.seq <= room.dividerSeq;
 }
 
 function dividerItems(room, m, prev) {
@@ -813,7 +818,8 @@ function focusedIn(list) {
   if (!li) return null;
   const emoji = active.dataset.emoji;
   const selection = active.tagName === "TEXTAREA" ? [active.selectionStart, active.selectionEnd] : null;
-  return { seq: li.dataset.seq, action: active.dataset.action || null, emoji, selection, link: active.tagName === "A" };
+  const kind = active.classList[0] || null; // "tool", "chip"…: a chip and a tool may share an action
+  return { seq: li.dataset.seq, action: active.dataset.action || null, kind, emoji, selection, link: active.tagName === "A" };
 }
 
 function restoreFocus(focus) {
@@ -822,7 +828,11 @@ function restoreFocus(focus) {
   if (!li) return;
   let target = null;
   if (focus.emoji) target = [...li.querySelectorAll("[data-emoji]")].find((n) => n.dataset.emoji === focus.emoji);
-  else if (focus.action) target = li.querySelector(`[data-action="${focus.action}"]`);
+  else if (focus.action) {
+    target =
+      li.querySelector(`.${focus.kind}[data-action="${focus.action}"]`) ??
+      li.querySelector(`[data-action="${focus.action}"]`);
+  }
   else if (focus.link) target = li.querySelector("a");
   if (!target) target = li.querySelector(".tool, .chip");
   if (!target) return;
