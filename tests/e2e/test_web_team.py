@@ -8,7 +8,7 @@ import re
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.helpers import PHONE, Web, compose, message, open_room, send
+from tests.e2e.helpers import PASSWORD, PHONE, Web, compose, expect_online, message, open_room, send
 
 
 def item(page: Page, text: str) -> Locator:
@@ -247,3 +247,49 @@ def test_message_actions_by_keyboard_alone(web: Web) -> None:
     chip.focus()
     kim.keyboard.press("Enter")
     expect(item(kim, "keyboard only").locator(".reactions")).to_have_count(0)
+
+
+# A page that is hidden, with a Notification API that records what it is asked.
+FAKE_NOTIFICATIONS = """
+Object.defineProperty(document, "visibilityState", { get: () => window.__visibility || "visible" });
+window.__notes = []; window.__asked = 0;
+window.Notification = class {
+  static permission = "default";
+  static requestPermission() {
+    window.__asked++;
+    this.permission = "granted";
+    return Promise.resolve("granted");
+  }
+  constructor(title, options) { window.__notes.push([title, options.body, options.tag]); }
+  addEventListener() {}
+  close() {}
+};
+"""
+
+
+def test_desktop_notifications_asked_from_a_click_shown_while_hidden(web: Web) -> None:
+    web.register_api("nia")
+    nia_ctx = web.context()
+    nia_ctx.add_init_script(FAKE_NOTIFICATIONS)
+    resp = nia_ctx.request.post("/api/login", data={"username": "nia", "password": PASSWORD})
+    assert resp.status == 200
+    nia = nia_ctx.new_page()
+    nia.goto("/")
+    expect_online(nia)
+    assert nia.evaluate("window.__asked") == 0, "never asked on load"
+    nia.get_by_role("button", name="Turn on desktop notifications").click()
+    expect(nia.get_by_role("button", name="Turn on desktop notifications")).to_be_hidden()
+    assert nia.evaluate("window.__asked") == 1
+
+    omar = web.signed_in("omar")
+    send(omar, "@nia while you were visible")  # no notification: the page is in front
+    expect(message(nia, "@nia while you were visible")).to_have_count(1)
+    nia.evaluate("window.__visibility = 'hidden'")
+    send(omar, "@nia are you there?")
+    omar.get_by_role("button", name="Message nia").click()
+    expect(omar.locator("#room-name")).to_have_text("nia")
+    send(omar, "a direct word")
+    nia.wait_for_function("window.__notes.length >= 2")
+    notes = nia.evaluate("window.__notes")
+    assert notes[0][:2] == ["omar in #general", "@nia are you there?"], notes
+    assert notes[1][:2] == ["omar", "a direct word"], notes

@@ -346,7 +346,9 @@ export class FrameHandler {
       this.host.markDirty("rooms");
     }
     const text = typeof frame.text === "string" ? frame.text : "";
-    this.host.alert({ room: room ?? { name: frame.room, isDm: false }, username: frame.username, text });
+    // A room not known yet is a new DM (their references start with "dm~", docs/protocol.md).
+    const about = room ?? { name: frame.room, isDm: frame.room.startsWith("dm~") };
+    this.host.alert({ room: about, username: frame.username, text });
   }
 
   /** We were removed from a room (or left it on another page): it goes. */
