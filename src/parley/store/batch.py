@@ -7,7 +7,7 @@ per room, one multi-row INSERT).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,22 @@ class AppendPlan:
     def unknown(self, room: str) -> None:
         for i in self.by_room[room]:
             self._results[i] = UnknownRoom(room)
+
+    def senders(self, room: str) -> list[str]:
+        return sorted({self.appends[i].username for i in self.by_room[room]})
+
+    def members_only(self, room: str, members: Collection[str]) -> int:
+        """A private room: its sends by users who are no longer members (removed since
+        their socket learnt it may use the room) fail as UnknownRoom (not_found); how many
+        are left to store."""
+        kept = []
+        for i in self.by_room[room]:
+            if self.appends[i].username in members:
+                kept.append(i)
+            else:
+                self._results[i] = UnknownRoom(room)
+        self.by_room[room] = kept
+        return len(kept)
 
     def results(self) -> list[AppendResult]:
         for i, j in self._repeats:

@@ -74,6 +74,7 @@ _EVENT_INSERT: Final = (
     "INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
 _ADD_OWN: Final = (
     "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, 0, 0, ?)"
@@ -330,14 +331,16 @@ def _bulk_append(
     _resolve_mentions(conn, [a for a in appends if "@" in a.text])
     ts = utc_timestamp()
     rows: list[tuple[Any, ...]] = []
-    for room, indexes in plan.by_room.items():
+    for room, indexes in list(plan.by_room.items()):
+        # a public room at once; a private one (no row back) once its senders are members
         bumped = conn.execute(
-            "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
-            " RETURNING last_seq, msgs",
-            (len(indexes), room),
+            _BUMP + " AND private = 0 RETURNING last_seq, msgs", (len(indexes), room)
         ).fetchone()
+        if bumped is None and (count := _members_only(conn, plan, room)):
+            bumped = conn.execute(_BUMP + " RETURNING last_seq, msgs", (count, room)).fetchone()
         if bumped is None:
-            plan.unknown(room)
+            if plan.by_room[room]:
+                plan.unknown(room)
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
     for chunk in _chunks(rows, 500):
@@ -349,6 +352,18 @@ def _bulk_append(
         conn.executemany(_ADD_OWN, plan.own_counts())
         conn.executemany("INSERT INTO mentions VALUES (?, ?, ?)", plan.mention_rows())
     return plan.results()
+
+
+def _members_only(conn: sqlite3.Connection, plan: AppendPlan, room: str) -> int:
+    """For a private room: keep its senders who are members; how many sends are left."""
+    senders = plan.senders(room)
+    found = conn.execute(
+        "SELECT username FROM members WHERE room = ? AND username IN ("
+        + ",".join("?" * len(senders))
+        + ")",
+        (room, *senders),
+    ).fetchall()
+    return plan.members_only(room, {row[0] for row in found})
 
 
 def _resolve_mentions(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
