@@ -371,7 +371,7 @@ async def test_racing_duplicates_store_one_message(store_factory: StoreFactory) 
                 *(node.append("general", "kim", f"try {k}", cid) for node in nodes for k in (1, 2))
             )
             assert sum(created for _, created in results) == 1
-            assert len({msg for msg, _ in results}) == 1
+            assert all(msg == results[0][0] for msg, _ in results)
         stored = await nodes[0].messages(MessageQuery("general", limit=100))
         assert [m.seq for m in stored] == list(range(1, 11))
         assert await nodes[0].last_seqs() == {"general": 10}

@@ -17,8 +17,12 @@ async def test_sends_are_numbered_per_room_in_batch_order() -> None:
     batch = [send("a", "u", "1", "c1"), send("b", "u", "2", "c2"), send("a", "v", "3", None)]
     plan = AppendPlan(batch, {})
     assert plan.by_room == {"a": [0, 2], "b": [1]}
-    rows = plan.stored("a", 12, "T") + plan.stored("b", 5, "T")  # bumped by 2 and by 1
-    assert [(r[0], r[1], r[3]) for r in rows] == [("a", 11, "1"), ("a", 12, "3"), ("b", 5, "2")]
+    rows = plan.stored("a", 12, 7, "T") + plan.stored("b", 5, 5, "T")  # bumped by 2 and 1
+    assert [(r[0], r[1], r[3], r[8]) for r in rows] == [
+        ("a", 11, "1", 6),
+        ("a", 12, "3", 7),
+        ("b", 5, "2", 5),
+    ]
     results = plan.results()
     assert [(m.room, m.seq, created) for m, created in results] == [  # type: ignore[misc]
         ("a", 11, True),
@@ -32,7 +36,7 @@ async def test_known_resends_and_repeats_get_the_stored_message() -> None:
     batch = [send("a", "u", "again", "c1"), send("a", "u", "new", "c2"), send("a", "u", "x", "c2")]
     plan = AppendPlan(batch, {("u", "c1"): old})
     assert plan.by_room == {"a": [1]}
-    plan.stored("a", 4, "T")
+    plan.stored("a", 4, 4, "T")
     first, second, third = plan.results()
     assert first == (old, False)
     assert second == (Message("a", 4, "u", "new", "T", "c2"), True)
@@ -48,7 +52,7 @@ async def test_an_unknown_room_fails_its_sends_and_their_repeats_only() -> None:
     batch = [send("gone", "u", "1", "c1"), send("a", "u", "2", "c2"), send("gone", "u", "1", "c1")]
     plan = AppendPlan(batch, {})
     plan.unknown("gone")
-    plan.stored("a", 1, "T")
+    plan.stored("a", 1, 1, "T")
     results = plan.results()
     assert isinstance(results[0], UnknownRoom)
     assert isinstance(results[2], UnknownRoom)
@@ -69,3 +73,18 @@ async def test_settle_resolves_futures_and_skips_cancelled_ones() -> None:
     assert batch[0].future.result() == stored
     assert batch[1].future.cancelled()
     assert isinstance(batch[2].future.exception(), UnknownRoom)
+
+
+async def test_counts_and_mentions_cover_only_the_messages_stored() -> None:
+    batch = [
+        send("a", "u", "1 @v @u", "c1"),
+        send("gone", "u", "2", "c2"),
+        send("a", "u", "3", "c1"),
+    ]
+    batch[0].mentions = ["v", "u"]  # resolved by the store; the author's own is no mention
+    batch.append(send("a", "v", "4", None))
+    plan = AppendPlan(batch, {})
+    plan.unknown("gone")
+    plan.stored("a", 9, 9, "T")
+    assert sorted(plan.own_counts()) == [("u", "a", 1), ("v", "a", 1)]
+    assert plan.mention_rows() == [("v", "a", 8)]
