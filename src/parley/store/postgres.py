@@ -11,6 +11,10 @@ username)` is a unique index: a batch holding a message already stored (a
 resend, or the same client_id raced in by another node) fails as a whole and
 is redone with a lookup, and the resend gets the stored message back.
 
+The other events (edit, delete, reaction, topic, member) take the room's row
+lock first too, in a transaction of their own: a change reads its target under
+it, so changes of one message apply one at a time on any number of nodes.
+
 Connection failures (PostgreSQL down or restarting) raise `StoreUnavailable`;
 the pool reconnects on the next call, so a node recovers without a restart.
 """
@@ -476,6 +480,8 @@ class PostgresStore(Store):
                 return None
             async with conn.transaction():
                 mark = await conn.fetchrow(_LOCK_MARK, username, room)
+                if mark is None:
+                    return None
                 old, new = int(mark["seq"]), min(seq, int(mark["last_seq"]))
                 if new <= old:
                     return None
