@@ -548,3 +548,34 @@ async def test_migration_5_counts_what_was_stored_before_it(
         )
     finally:
         await store.close()
+
+
+async def test_counts_stay_right_when_sends_and_reads_race_on_several_nodes(
+    store_factory: StoreFactory,
+) -> None:
+    """A user's own messages and read marker are counted on one row that sends and reads
+    of several nodes update at once: whatever the interleaving, unread ends as the
+    others' messages after the marker."""
+    nodes = [store_factory() for _ in range(3)]
+    for node in nodes:
+        await node.open()
+    try:
+
+        async def send(n: int) -> None:
+            await nodes[n % 3].append("general", ("me", "you")[n % 2], f"m{n}", None)
+
+        async def read(n: int) -> None:
+            await nodes[(n + 1) % 3].mark_read("general", "me", n)
+
+        for start in range(0, 40, 10):
+            await asyncio.gather(
+                *(send(n) for n in range(start, start + 10)),
+                *(read(n) for n in range(start, start + 10, 2)),
+            )
+            room = (await nodes[0].rooms_named("general", "me"))[0]
+            history = await nodes[1].messages(MessageQuery("general", limit=100))
+            others = [m for m in history if m.username != "me" and m.seq > room.last_read]
+            assert room.unread == len(others)
+    finally:
+        for node in nodes:
+            await node.close()
