@@ -17,12 +17,15 @@ async def test_sends_are_numbered_per_room_in_batch_order() -> None:
     batch = [send("a", "u", "1", "c1"), send("b", "u", "2", "c2"), send("a", "v", "3", None)]
     plan = AppendPlan(batch, {})
     assert plan.by_room == {"a": [0, 2], "b": [1]}
-    rows = plan.stored("a", 12, 7, "T") + plan.stored("b", 5, 5, "T")  # bumped by 2 and 1
-    assert [(r[0], r[1], r[3], r[8]) for r in rows] == [
+    # seqs bumped by 2 and by 1; the counts of messages too (a room's other events do not
+    # count: 7 messages in "a" among 12 events)
+    rows = plan.stored("a", 12, 7, "T") + plan.stored("b", 5, 5, "T")
+    assert [(r[0], r[1], r[3], r[-1]) for r in rows] == [
         ("a", 11, "1", 6),
         ("a", 12, "3", 7),
         ("b", 5, "2", 5),
     ]
+    assert sorted(plan.own_counts()) == [("u", "a", 1), ("u", "b", 1), ("v", "a", 1)]
     results = plan.results()
     assert [(m.room, m.seq, created) for m, created in results] == [  # type: ignore[misc]
         ("a", 11, True),
@@ -76,12 +79,14 @@ async def test_settle_resolves_futures_and_skips_cancelled_ones() -> None:
 
 
 async def test_counts_and_mentions_cover_only_the_messages_stored() -> None:
+    """An unknown room's sends count nowhere (its rows would break a foreign key and
+    send the whole batch the slow way); the author's own name is no mention."""
     batch = [
         send("a", "u", "1 @v @u", "c1"),
         send("gone", "u", "2", "c2"),
         send("a", "u", "3", "c1"),
     ]
-    batch[0].mentions = ["v", "u"]  # resolved by the store; the author's own is no mention
+    batch[0].mentions = ["v", "u"]  # resolved by the store
     batch.append(send("a", "v", "4", None))
     plan = AppendPlan(batch, {})
     plan.unknown("gone")
