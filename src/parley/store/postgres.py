@@ -663,6 +663,12 @@ async def _add_event(
 
 async def _change(conn: Any, request: ChangeRequest) -> Changed:
     """An edit, delete, reaction or topic: checked, applied and logged (in a transaction)."""
+    # Locked: the room's changes apply one at a time, each to the state the last one left;
+    # and a resend raced in by another node is then found (before the lock, a reaction's
+    # resend could find the reaction made and answer as a no-op).
+    room = await conn.fetchrow(
+        "SELECT owner, last_seq FROM rooms WHERE room = $1 FOR UPDATE", request.room
+    )
     if request.client_id is not None:
         seen = await conn.fetchrow(
             f"SELECT {EVENT_COLUMNS} FROM messages WHERE client_id = $1 AND username = $2",
@@ -671,10 +677,6 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
         )
         if seen is not None:
             return Changed(event_of(seen), int(seen["seq"]), created=False)
-    # Locked: the room's changes apply one at a time, each to the state the last one left.
-    room = await conn.fetchrow(
-        "SELECT owner, last_seq FROM rooms WHERE room = $1 FOR UPDATE", request.room
-    )
     if room is None:
         raise UnknownRoom(request.room)
     owner = room["owner"]

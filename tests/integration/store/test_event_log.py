@@ -579,3 +579,30 @@ async def test_counts_stay_right_when_sends_and_reads_race_on_several_nodes(
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_one_change_raced_in_by_several_nodes_is_stored_once(
+    store_factory: StoreFactory,
+) -> None:
+    nodes = [store_factory() for _ in range(3)]
+    for node in nodes:
+        await node.open()
+    try:
+        await nodes[0].append("general", "ray", "first", None)
+        for round_ in range(5):
+            edit = EditRequest("general", "ray", f"e{round_}", 1, f"take {round_}")
+            react = ReactRequest("general", "ray", f"r{round_}", 1, "🔁", round_ % 2 == 0)
+            results = await asyncio.gather(
+                *(node.change(edit) for node in nodes), *(node.change(react) for node in nodes)
+            )
+            edits, reacts = results[:3], results[3:]
+            assert sum(c.created for c in edits) == 1
+            assert sum(c.created for c in reacts) == 1
+            assert len({c.seq for c in edits}) == len({c.seq for c in reacts}) == 1
+        assert await nodes[1].last_seqs() == {"general": 11}
+        msg = await nodes[2].message("general", 1)
+        assert msg is not None
+        assert (msg.text, msg.reactions) == ("take 4", {"🔁": ["ray"]})
+    finally:
+        for node in nodes:
+            await node.close()
