@@ -35,7 +35,6 @@ from parley.store.base import (
     EditRequest,
     MemberChange,
     MessageQuery,
-    NotAllowed,
     ReactRequest,
     RoomRecord,
     Store,
@@ -53,9 +52,13 @@ from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingApp
 from parley.store.events import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
+    check_allowed,
     dump,
+    dump_some,
     event_of,
+    load_names,
     load_reactions,
+    logged_event,
     message_of,
     toggled,
 )
@@ -726,10 +729,10 @@ def _add_event(
     ).fetchone()
     if bumped is None:
         raise UnknownRoom(room)
-    row = (room, bumped[0], username, text, utc_timestamp(), client_id, kind, target)
+    row = (room, bumped[0], username, text, utc_timestamp(), client_id)
     encoded = None if data is None else dump(data)
-    conn.execute(_EVENT_INSERT, (*row, encoded))
-    return event_of((*row[:6], None, None, False, None, None, kind, target, encoded))
+    conn.execute(_EVENT_INSERT, (*row, kind, target, encoded))
+    return logged_event(row, kind, target, encoded)
 
 
 def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
@@ -748,46 +751,43 @@ def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
         raise UnknownRoom(request.room)
     owner, last_seq = room
     if isinstance(request, TopicRequest):
-        if not (request.moderator or request.username == owner):
-            raise NotAllowed("only the room's owner sets its topic")
+        check_allowed(request, owner, None)
         conn.execute("UPDATE rooms SET topic = ? WHERE room = ?", (request.topic, request.room))
         event = _add_event(
             conn, request.room, request.username, request.client_id, "topic", text=request.topic
         )
         return Changed(event, event.seq, created=True)
-    target = _message_row(conn, "username, deleted, reactions", request.room, request.target)
+    target = _message_row(
+        conn, "username, deleted, reactions, mentions", request.room, request.target
+    )
     if target is None or target[1]:
         raise UnknownTarget(request.target)
-    author, _, reactions = target
+    author, _, reactions, mentioned = target
+    check_allowed(request, owner, author)
     if isinstance(request, EditRequest):
-        return _edit(conn, request, author)
+        return _edit(conn, request, mentioned)
     if isinstance(request, DeleteRequest):
-        return _delete(conn, request, author, owner)
+        return _delete(conn, request, mentioned)
     return _react(conn, request, load_reactions(reactions), last_seq)
 
 
-def _edit(conn: sqlite3.Connection, request: EditRequest, author: str) -> Changed:
-    if request.username != author:
-        raise NotAllowed("only its author edits a message")
-    room, seq = request.room, request.target
+def _edit(conn: sqlite3.Connection, request: EditRequest, mentioned: str | None) -> Changed:
+    """`mentioned`: the message's mentions column before the edit."""
+    room, seq, author = request.room, request.target, request.username
     mentions = _readers(conn, room, mention_keys(request.text))
     event = _add_event(conn, room, author, request.client_id, "edit", text=request.text, target=seq)
     conn.execute(
         "UPDATE messages SET text = ?, edited = ?, mentions = ? WHERE room = ? AND seq = ?",
-        (request.text, event.ts, dump(mentions) if mentions else None, room, seq),
+        (request.text, event.ts, dump_some(mentions), room, seq),
     )
-    conn.execute("DELETE FROM mentions WHERE room = ? AND seq = ?", (room, seq))
+    _drop_mentions(conn, room, seq, mentioned)
     conn.executemany(
         "INSERT INTO mentions VALUES (?, ?, ?)", [(u, room, seq) for u in mentions if u != author]
     )
     return Changed(event, event.seq, created=True)
 
 
-def _delete(
-    conn: sqlite3.Connection, request: DeleteRequest, author: str, owner: str | None
-) -> Changed:
-    if request.username not in (author, owner) and not request.moderator:
-        raise NotAllowed("only its author or the room's owner deletes a message")
+def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | None) -> Changed:
     room, seq = request.room, request.target
     event = _add_event(conn, room, request.username, request.client_id, "delete", target=seq)
     # A tombstone keeps who and when; its words go, the edits' too (a replay must not
@@ -798,11 +798,20 @@ def _delete(
         (room, seq),
     )
     conn.execute(
-        "UPDATE messages SET text = '' WHERE room = ? AND target = ? AND kind = 'edit'",
-        (room, seq),
+        "UPDATE messages SET text = '' WHERE room = ? AND seq > ? AND target = ? AND kind = 'edit'",
+        (room, seq, seq),
     )
-    conn.execute("DELETE FROM mentions WHERE room = ? AND seq = ?", (room, seq))
+    _drop_mentions(conn, room, seq, mentioned)
     return Changed(event, event.seq, created=True)
+
+
+def _drop_mentions(conn: sqlite3.Connection, room: str, seq: int, mentioned: str | None) -> None:
+    """Delete a message's mention rows: by the names its mentions column holds, so that
+    each is a primary-key lookup (the table has no index on (room, seq))."""
+    conn.executemany(
+        "DELETE FROM mentions WHERE username = ? AND room = ? AND seq = ?",
+        [(user, room, seq) for user in load_names(mentioned)],
+    )
 
 
 def _react(
