@@ -144,7 +144,10 @@ class AppendPlan:
                 kept.append(i)
             else:
                 self._results[i] = UnknownRoom(room)
-        self.by_room[room] = kept
+        if kept:
+            self.by_room[room] = kept
+        else:
+            del self.by_room[room]  # nothing left to store there
         return len(kept)
 
     def results(self) -> list[AppendResult]:

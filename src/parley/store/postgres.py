@@ -216,10 +216,14 @@ def _rowcount(status: str) -> int:
 
 
 async def _insert_batch(
-    conn: Any, batch: list[PendingAppend], known: Mapping[tuple[str, str], Message]
+    conn: Any,
+    batch: list[PendingAppend],
+    known: Mapping[tuple[str, str], Message],
+    private: dict[str, bool],
 ) -> list[AppendResult]:
     """One statement per room; several rooms share one transaction, so one COMMIT."""
     plan = AppendPlan(batch, known)
+    await _members_only(conn, plan, private)
     await _resolve_mentions(conn, [a for a in batch if "@" in a.text])
     ts = utc_timestamp()
 
@@ -249,6 +253,23 @@ async def _insert_batch(
             for room in sorted(plan.by_room):
                 await store_room(room)
     return plan.results()
+
+
+async def _members_only(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> None:
+    """A private room's sends by users who are no longer members fail (not_found): a
+    removal must hold even for a send already past its socket's check. `private` caches
+    which rooms are private (that never changes), so public rooms cost no query."""
+    unseen = [room for room in plan.by_room if room not in private]
+    if unseen:
+        rows = await conn.fetch("SELECT room, private FROM rooms WHERE room = ANY($1)", unseen)
+        private.update({row["room"]: row["private"] for row in rows})
+    for room in [room for room in plan.by_room if private.get(room)]:
+        rows = await conn.fetch(
+            "SELECT username FROM members WHERE room = $1 AND username = ANY($2)",
+            room,
+            plan.senders(room),
+        )
+        plan.members_only(room, {row["username"] for row in rows})
 
 
 def _unavailable(count: int, why: str) -> list[AppendResult]:
@@ -295,6 +316,7 @@ class PostgresStore(Store):
         self._committer: asyncio.Task[None] | None = None
         self._commits = 0  # batches stored (see `stats`)
         self._committed_sends = 0
+        self._private: dict[str, bool] = {}  # room -> private (it never changes)
 
     # --- plumbing -------------------------------------------------------------
 
@@ -590,7 +612,7 @@ class PostgresStore(Store):
                 known: dict[tuple[str, str], Message] = {}
                 for _ in range(RESEND_RACES):
                     try:
-                        return await _insert_batch(conn, batch, known)
+                        return await _insert_batch(conn, batch, known, self._private)
                     except asyncpg.UniqueViolationError:
                         known = await _stored_by_client(conn, batch)
                 raise StoreUnavailable("postgres: resends kept racing")

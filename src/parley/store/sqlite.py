@@ -342,7 +342,7 @@ def _bulk_append(
         if bumped is None and (count := _members_only(conn, plan, room)):
             bumped = conn.execute(_BUMP + " RETURNING last_seq, msgs", (count, room)).fetchone()
         if bumped is None:
-            if plan.by_room[room]:
+            if room in plan.by_room:
                 plan.unknown(room)
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)

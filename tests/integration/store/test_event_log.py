@@ -465,6 +465,29 @@ async def test_member_changes_are_events_in_private_rooms_only(store: Store) -> 
         await store.change_member(MemberChange("nowhere", "zoe", "invited", "yan"))
 
 
+async def test_a_removed_member_cannot_send_to_a_private_room(store: Store) -> None:
+    """A send already past its socket's check when the removal committed is refused; in the
+    same batch a member's send and a public room's are stored."""
+    await store.create_room("club", True, "yan")
+    await store.change_member(MemberChange("club", "zoe", "invited", "yan"))
+    await store.change_member(MemberChange("club", "zoe", "removed", "yan"))
+    batch = [
+        store.append_soon("club", "zoe", "let me in", "z1"),
+        store.append_soon("club", "yan", "members only", "y1"),
+        store.append_soon("general", "zoe", "elsewhere", "z2"),
+    ]
+    refused, kept, public = await asyncio.gather(*batch, return_exceptions=True)
+    assert isinstance(refused, UnknownRoom)
+    assert isinstance(kept, tuple)
+    assert (kept[0].seq, kept[1]) == (3, True)  # after the two member events: no hole
+    assert isinstance(public, tuple)
+    alone = await asyncio.gather(
+        store.append_soon("club", "zoe", "x", "z3"), return_exceptions=True
+    )
+    assert isinstance(alone[0], UnknownRoom)  # a batch of nothing but refused sends
+    assert await store.last_seqs() == {"general": 1, "club": 3}
+
+
 async def test_a_dm_is_one_room_per_set_of_people(store: Store) -> None:
     people = ["bob", "Alice", "_x"]
     dm, created = await store.open_dm(people, now=10.0)
