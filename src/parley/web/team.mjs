@@ -604,18 +604,17 @@ async function removeMember(room, name, returnTo) {
 async function leaveRoom() {
   const room = current();
   const { chat } = page.session();
-  if (!room || room.name === GENERAL || !chat.me) return;
-  const label = chat.label(room);
+  if (!room || !room.private || room.isDm || !chat.me) return;
   const ok = await confirmInPage({
-    title: room.isDm ? `Leave the conversation with ${label}?` : `Leave #${room.name}?`,
-    text: room.private || room.isDm ? "You will need a new invitation to come back." : "You can join it again from the room list.",
+    title: `Leave #${room.name}?`,
+    text: "You will need a new invitation to come back.",
     ok: "Leave",
   });
   if (!ok) return el.leaveBtn.focus();
   try {
     const res = await api("DELETE", `/api/rooms/${encodeURIComponent(room.name)}/members/${encodeURIComponent(chat.me)}`);
     if (res.status === 204 || res.status === 200) {
-      roomGone(room, room.isDm ? `You left the conversation with ${label}.` : `You left #${room.name}.`);
+      roomGone(room, `You left #${room.name}.`);
       page.refreshRooms();
     } else {
       toast(errorMessage(res, `Could not leave (${res.status}).`));

@@ -473,8 +473,9 @@ function renderMembers() {
   el.offlineTitle.hidden = offline.length === 0;
   el.offlineTitle.textContent = `Offline — ${offline.length}`;
   el.offlineList.replaceChildren(...offline.map((name) => personItem(room, name, false)));
-  el.leaveBtn.hidden = room.name === "general";
-  el.leaveBtn.lastElementChild.textContent = room.isDm ? "Leave conversation" : "Leave room";
+  // Only a private room can be left for good: a public one is everyone's (it would come
+  // back with the room list) and nobody leaves a DM (the server answers 403).
+  el.leaveBtn.hidden = !room.private || room.isDm;
 }
 
 function personItem(room, name, online) {
