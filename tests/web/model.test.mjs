@@ -265,13 +265,14 @@ test("a read marker from another socket: counts from what is held, else unknown"
   assert.equal(far.readUpTo(10, "ann"), false, "11..79 are not held");
 });
 
-test("mention completion: members, else the names seen in the room", () => {
+test("mention completion: members and who is online; in a public room who was seen too", () => {
   const chat = new Chat("ann");
   const room = chat.ensureRoom("general");
   room.store(msg(1, { username: "zed" }));
   room.online.add("Bob");
   assert.deepEqual(chat.peopleIn(room), ["Bob", "zed"]);
   const secret = chat.ensureRoom("secret");
+  secret.private = true;
   secret.members = ["ann", "cy"];
   secret.store(msg(1, { room: "secret", username: "gone" }));
   assert.deepEqual(chat.peopleIn(secret), ["ann", "cy"]);

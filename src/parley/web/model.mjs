@@ -422,11 +422,14 @@ export class Chat {
     return room.lastSeq > marker ? room.lastSeq : null;
   }
 
-  /** The names to complete after "@" in `room`: members, else who was seen there. */
+  /**
+   * The names to complete after "@" in `room`: its members and who is online; in a public
+   * room (anyone may read it, `general` lists no members) also who was seen writing there.
+   */
   peopleIn(room) {
     const names = new Set(room.members ?? []);
     for (const name of room.online) names.add(name);
-    if (!room.members || room.name === GENERAL) for (const name of room.seenNames) names.add(name);
+    if (!room.private || !room.members) for (const name of room.seenNames) names.add(name);
     return [...names].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: "base" }));
   }
 }

@@ -497,14 +497,19 @@ function personItem(room, name, online) {
   return li;
 }
 
-function personButton(action, glyph, label) {
-  const btn = h("button", "icon-btn icon-btn-sm person-action");
+/** An icon button that does `action` (the page listens on its container), named `label`. */
+function actionButton(className, action, glyph, label) {
+  const btn = h("button", className);
   btn.type = "button";
   btn.dataset.action = action;
   btn.setAttribute("aria-label", label);
   btn.title = label;
   btn.append(icon(glyph));
   return btn;
+}
+
+function personButton(action, glyph, label) {
+  return actionButton("icon-btn icon-btn-sm person-action", action, glyph, label);
 }
 
 function renderTyping() {
@@ -681,13 +686,7 @@ function reactionChips(m, me) {
     chip.append(h("span", "chip-emoji", emoji), h("span", "chip-count", String(names.length)));
     row.append(chip);
   }
-  const add = h("button", "chip chip-add");
-  add.type = "button";
-  add.dataset.action = "react";
-  add.setAttribute("aria-label", "Add a reaction");
-  add.title = "Add a reaction";
-  add.append(icon("i-smile"));
-  row.append(add);
+  row.append(actionButton("chip chip-add", "react", "i-smile", "Add a reaction"));
   return row;
 }
 
@@ -703,13 +702,7 @@ function messageTools(room, m, mine) {
 }
 
 function toolButton(action, glyph, label) {
-  const btn = h("button", "tool");
-  btn.type = "button";
-  btn.dataset.action = action;
-  btn.setAttribute("aria-label", label);
-  btn.title = label;
-  btn.append(icon(glyph));
-  return btn;
+  return actionButton("tool", action, glyph, label);
 }
 
 /** The inline editor of one's own message: Enter saves, Escape cancels. */
