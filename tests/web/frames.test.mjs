@@ -93,7 +93,7 @@ test("joined: the resume point starts at last_seq; the shown room asks for its l
   assert.equal(room.joined, true);
   assert.deepEqual(page.sent.map(bare), [{ type: "history", room: "general", limit: PAGE_SIZE }]);
   assert.equal(room.lastRead, 0, "nothing shown yet: nothing read");
-  frames.handle({ type: "history", room: "general", messages: [], id: page.sent[0].id });
+  frames.handle({ type: "history", room: "general", messages: [msg(29), msg(30)], id: page.sent[0].id });
   frames.readCurrent(); // the page drew the log (views: logDrawn)
   assert.deepEqual(bare(page.sent.at(-1)), { type: "read", room: "general", seq: 30 });
   assert.equal(room.lastRead, 30, "the shown room, seen to its end: read");

@@ -238,12 +238,15 @@ test("a room list that lags behind live messages keeps counting them", () => {
   assert.equal(room.unread, 1);
 });
 
-test("reading: the marker moves to the last seq, counts reset, the seq is told once", () => {
+test("reading: the marker moves to the last message, counts reset, the seq is told once", () => {
   const chat = new Chat("ann");
   const room = chat.describe({ room: "general", last_seq: 9, last_read: 3, unread: 4, mentions: 2 });
+  room.store(bobs(9));
   assert.equal(chat.markRead(room), 9);
   assert.deepEqual([room.lastRead, room.unread, room.mentions], [9, 0, 0]);
   assert.equal(chat.markRead(room), null, "nothing new");
+  room.applyEvent({ type: "reaction", room: "general", seq: 10, target: 9, emoji: "x", on: true, username: "bob" });
+  assert.equal(chat.markRead(room), null, "a reaction alone: no read frame");
   // The socket closed before the read frame went out: the next hello says 3 again.
   chat.describe({ room: "general", last_seq: 9, last_read: 3, unread: 4, mentions: 2 });
   assert.equal(chat.markRead(room), 9, "told again");

@@ -410,16 +410,18 @@ export class Chat {
   }
 
   /**
-   * Everything known in `room` has been seen: the marker moves to its last seq. Returns the
-   * seq to tell the server (a read frame), or null when there is nothing new to tell.
+   * Everything held in `room` has been seen: the marker moves to its last message (the
+   * counts are of messages: a reaction or an edit alone sends no read frame). Returns the
+   * seq to tell the server, or null when there is nothing new to tell.
    */
   markRead(room) {
     if (!room.known) return null; // nothing heard from the server about it yet
-    const marker = room.lastRead;
-    room.readUpTo(room.lastSeq, this.me);
     room.unread = 0;
     room.mentions = 0;
-    return room.lastSeq > marker ? room.lastSeq : null;
+    const seq = room.highestMessageSeq();
+    if (seq <= room.lastRead) return null;
+    room.lastRead = seq;
+    return seq;
   }
 
   /**
