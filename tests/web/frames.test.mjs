@@ -232,11 +232,11 @@ test("unread: messages in a room not shown count; in the shown, visible room the
   frames.handle(msg(1));
   frames.handle(msg(1, { room: "design" }));
   frames.handle(msg(2, { room: "design" }));
-  assert.equal(chat.unread(chat.rooms.get("general")), 0);
-  assert.equal(chat.unread(chat.rooms.get("design")), 2);
+  assert.equal(chat.rooms.get("general").unread, 0);
+  assert.equal(chat.rooms.get("design").unread, 2);
   page.visible = false;
   frames.handle(msg(2));
-  assert.equal(chat.unread(chat.rooms.get("general")), 1, "a hidden tab reads nothing");
+  assert.equal(chat.rooms.get("general").unread, 1, "a hidden tab reads nothing");
 });
 
 test("presence and typing change the room and mark its parts for drawing", () => {

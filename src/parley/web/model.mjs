@@ -398,10 +398,6 @@ export class Chat {
     return this.rooms.delete(name);
   }
 
-  unread(room) {
-    return room.unread;
-  }
-
   /** Unread messages over every room (the tab title). */
   totalUnread() {
     let total = 0;
