@@ -223,6 +223,7 @@ def test_phone_long_press_opens_the_actions(web: Web) -> None:
 
 def test_message_actions_by_keyboard_alone(web: Web) -> None:
     kim = web.signed_in("kim")
+    send(kim, "an earlier one")
     send(kim, "keyboard only")
     box = compose(kim)
     box.focus()
@@ -247,6 +248,21 @@ def test_message_actions_by_keyboard_alone(web: Web) -> None:
     chip.focus()
     kim.keyboard.press("Enter")
     expect(item(kim, "keyboard only").locator(".reactions")).to_have_count(0)
+    # ↑ on an action: the same action on the message above; Enter there edits it.
+    react.focus()
+    kim.keyboard.press("ArrowUp")
+    expect(
+        item(kim, "an earlier one").get_by_role("button", name="React", exact=True)
+    ).to_be_focused()
+    kim.keyboard.press("Tab")
+    kim.keyboard.press("Tab")
+    expect(item(kim, "an earlier one").get_by_role("button", name="Edit")).to_be_focused()
+    kim.keyboard.press("Enter")
+    editor = kim.get_by_role("textbox", name="Edit your message")
+    expect(editor).to_be_focused()
+    editor.fill("an earlier one, fixed")
+    editor.press("Enter")
+    expect(item(kim, "an earlier one, fixed").locator(".msg-edited")).to_have_text("(edited)")
 
 
 # A page that is hidden, with a Notification API that records what it is asked.

@@ -212,6 +212,24 @@ function jumpTo(room, seq) {
   li.focus({ preventScroll: true });
 }
 
+/**
+ * ↑/↓ on a message's action or chip: the same action on the message above or below (the
+ * actions are in the tab order, but walking a long log by Tab is slow).
+ */
+function onLogArrows(event) {
+  if ((event.key !== "ArrowUp" && event.key !== "ArrowDown") || event.altKey) return;
+  const btn = event.target.closest(".msg-tools button, .reactions button");
+  const li = btn?.closest("li.msg");
+  if (!li) return;
+  const items = [...el.messages.querySelectorAll("li.msg")].filter((item) => item.querySelector(".tool"));
+  const next = items[items.indexOf(li) + (event.key === "ArrowDown" ? 1 : -1)];
+  if (!next) return;
+  event.preventDefault();
+  const target = next.querySelector(`.tool[data-action="${btn.dataset.action}"]`) ?? next.querySelector(".tool");
+  target.focus();
+  target.scrollIntoView({ block: "nearest" });
+}
+
 // --------------------------------------------------------- long-press (touch)
 let pressTimer = null;
 let pressed = false; // a long-press just opened the tools: the click that follows is not a tap
@@ -728,6 +746,7 @@ export function bindTeam(p) {
   bindLongPress();
   el.messages.addEventListener("click", onLogClick);
   el.messages.addEventListener("keydown", onEditorKey);
+  el.messages.addEventListener("keydown", onLogArrows);
   el.messages.addEventListener("input", (event) => {
     if (ui.editing && event.target.matches("textarea.msg-edit-input")) ui.editing.text = event.target.value;
   });
