@@ -1,0 +1,84 @@
+"""The hello workload's seed: the room plan, the markers, and a small real seed and its cache."""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from parley.store.migrations import SQLITE
+from parley_bench.hello import (
+    DB_NAME,
+    READER,
+    SeedSpec,
+    copy_database,
+    message_text,
+    read_marker,
+    room_plan,
+    seeded_database,
+)
+
+
+def test_room_plan_starts_with_general_and_has_the_private_rooms() -> None:
+    plan = room_plan(SeedSpec(rooms=100, private_rooms=8, messages=0))
+    assert len(plan) == 100
+    assert plan[0] == ("general", False, "")
+    assert len({name for name, _, _ in plan}) == 100
+    private = [(name, owner) for name, is_private, owner in plan if is_private]
+    assert len(private) == 8
+    assert sum(owner == READER for _, owner in private) == 4  # the others invite READER
+
+
+def test_room_plan_needs_a_public_room() -> None:
+    with pytest.raises(ValueError, match="private_rooms"):
+        room_plan(SeedSpec(rooms=3, private_rooms=3, messages=0))
+
+
+def test_read_markers_cover_two_thirds_of_the_rooms() -> None:
+    assert [read_marker(i, 1000) for i in range(3)] == [1000, 900, None]
+    assert read_marker(0, 0) is None  # an empty room has nothing to mark
+
+
+def test_every_nth_message_mentions_the_reader() -> None:
+    spec = SeedSpec(rooms=2, private_rooms=0, messages=0, mention_every=5)
+    rng = random.Random(1)
+    texts = [message_text(spec, n, rng) for n in range(10)]
+    assert [n for n, t in enumerate(texts) if t.startswith(f"@{READER} ")] == [0, 5]
+    assert all(f"@{READER}" not in t for n, t in enumerate(texts) if n % 5)
+
+
+def test_cache_key_names_the_seed_and_the_number_of_migrations() -> None:
+    key = SeedSpec(rooms=100, private_rooms=8, messages=1_000_000).key()
+    assert key.startswith(f"hello-v1-mig{len(SQLITE)}-r100-p8-m1000000-")
+    assert key != SeedSpec(rooms=100, private_rooms=8, messages=999_999).key()
+
+
+async def test_seed_goes_through_the_store_and_is_cached(tmp_path: Path) -> None:
+    spec = SeedSpec(rooms=4, private_rooms=1, messages=250, authors=3, mention_every=10, batch=100)
+    db, info = await seeded_database(spec, tmp_path)
+    assert info["cached"] is False
+    assert (info["messages"], info["mentions"], info["read_markers"]) == (250, 25, 3)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM rooms").fetchone() == (4,)
+        assert conn.execute("SELECT sum(last_seq), count(*) FROM rooms").fetchone() == (250, 4)
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (250,)
+        mentions = "SELECT count(*) FROM messages WHERE text LIKE '@reader %'"
+        assert conn.execute(mentions).fetchone() == (25,)
+        private = "SELECT count(*) FROM members m JOIN rooms r USING (room) WHERE r.private = 1"
+        assert conn.execute(private).fetchone() == (4,)  # READER and the three authors
+        assert conn.execute("SELECT count(*) FROM read_marks").fetchone() == (3,)
+    again, info2 = await seeded_database(spec, tmp_path)
+    assert (again, info2["cached"]) == (db, True)
+    assert os.listdir(tmp_path) == [spec.key()]  # no scratch directory left behind
+
+
+def test_copy_database_leaves_the_shm_index_behind(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        (cache / f"{DB_NAME}{suffix}").write_text(suffix or "db")
+    copy_database(cache / DB_NAME, tmp_path / "data")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [DB_NAME, f"{DB_NAME}-wal"]
