@@ -137,8 +137,14 @@ def test_multinode_errors_fail_the_run_but_a_skip_does_not() -> None:
 
 
 def _hello(p99: float, rooms: int = 100, messages: int = 1_000_000) -> dict[str, Any]:
-    seed = {"rooms": rooms, "private_rooms": 8, "messages": messages, "authors": 8}
-    seed |= {"mentions": messages // 20, "read_markers": 66, "db_mib": 120.5, "cached": True}
+    seed: dict[str, Any] = {"rooms": rooms, "private_rooms": 8, "messages": messages}
+    seed |= {
+        "authors": 8,
+        "mentions": messages // 20,
+        "read_markers": 66,
+        "db_mib": 120.5,
+        "cached": True,
+    }
     lat = {"count": 200.0, "p50": 1.25, "p90": 2.5, "p99": p99, "p999": p99, "max": 9.75}
     api = {"count": 200.0, "p50": 1.5, "p90": 3.0, "p99": 4.5, "p999": 4.5, "max": 6.0}
     return {
