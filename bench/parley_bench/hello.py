@@ -37,19 +37,23 @@ __all__ = [
     "DB_NAME",
     "READER",
     "SEED_PASSWORD",
+    "SEED_VERSION",
     "SeedSpec",
     "copy_database",
     "measure_hello",
+    "members",
     "mentions_reader",
     "message_text",
     "read_marker",
+    "reader_opened",
     "room_plan",
     "room_weights",
     "seeded_database",
 ]
 
 #: bump when the seed's content changes (its cache key carries it)
-SEED_VERSION: Final = 1
+SEED_VERSION: Final = 2
+_RNG_SEED: Final = 13  # the same messages every time
 #: the seeded database is cached here between runs (bench/results/.cache, not committed)
 CACHE_DIR: Final = Path(__file__).resolve().parents[1] / "results" / ".cache"
 DB_NAME: Final = "parley.db"  # what `parley serve --data DIR` opens
@@ -120,10 +124,24 @@ def message_text(spec: SeedSpec, n: int, rng: random.Random) -> str:
     return f"@{READER} {words}" if mentions_reader(spec, n) else words
 
 
+def reader_opened(index: int) -> bool:
+    """Whether READER has opened the room at `index` of the plan: two rooms in three."""
+    return index % 3 != 2
+
+
+def members(spec: SeedSpec, index: int, private: bool) -> list[str]:
+    """Who belongs to the room at `index` of the plan besides its owner, as of before its
+    first message: every author (who posts there), and READER in the private rooms and in
+    the public rooms they opened (the server makes a user a member of a public room at its
+    first use); the public rooms READER never opened they only see."""
+    users = [spec.author(i) for i in range(spec.authors)]
+    return [READER, *users] if private or reader_opened(index) else users
+
+
 def read_marker(index: int, last_seq: int) -> int | None:
-    """READER's marker in the room at `index` of the plan: caught up in a third of the
-    rooms, 90% through in another third, never opened the rest."""
-    if last_seq == 0 or index % 3 == 2:
+    """READER's marker in the room at `index` of the plan: caught up in half of the rooms
+    they opened, 90% through in the other half."""
+    if last_seq == 0 or not reader_opened(index):
         return None
     return last_seq if index % 3 == 0 else last_seq * 9 // 10
 
@@ -167,20 +185,25 @@ def _checkpoint(db: Path) -> float:
 
 
 async def _create_rooms(store: SQLiteStore, spec: SeedSpec) -> list[str]:
+    plan = room_plan(spec)
     keys = [GENERAL]
-    for name, private, owner in room_plan(spec)[1:]:
+    for name, private, owner in plan[1:]:
         record = await store.create_room(name, private, owner)
         if record is None:
             raise RuntimeError(f"seed: room {name} exists")
         keys.append(record.room)
-        if private:
-            for user in (READER, *(spec.author(i) for i in range(spec.authors))):
-                await store.add_member(record.room, user)
+    await asyncio.gather(  # together: the store commits them in a few transactions
+        *(
+            store.add_member(key, user)
+            for index, (key, (_, private, _)) in enumerate(zip(keys, plan, strict=True))
+            for user in members(spec, index, private)
+        )
+    )
     return keys
 
 
 async def _append_messages(store: SQLiteStore, spec: SeedSpec, keys: Sequence[str]) -> int:
-    rng = random.Random(SEED_VERSION)
+    rng = random.Random(_RNG_SEED)
     weights = room_weights(len(keys))
     mentions = 0
     for start in range(0, spec.messages, spec.batch):

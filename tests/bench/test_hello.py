@@ -13,8 +13,10 @@ from parley.store.migrations import SQLITE
 from parley_bench.hello import (
     DB_NAME,
     READER,
+    SEED_VERSION,
     SeedSpec,
     copy_database,
+    members,
     message_text,
     read_marker,
     room_plan,
@@ -37,9 +39,16 @@ def test_room_plan_needs_a_public_room() -> None:
         room_plan(SeedSpec(rooms=3, private_rooms=3, messages=0))
 
 
-def test_read_markers_cover_two_thirds_of_the_rooms() -> None:
+def test_read_markers_in_the_rooms_the_reader_opened() -> None:
     assert [read_marker(i, 1000) for i in range(3)] == [1000, 900, None]
     assert read_marker(0, 0) is None  # an empty room has nothing to mark
+
+
+def test_the_reader_belongs_to_the_rooms_they_opened_and_to_the_private_ones() -> None:
+    spec = SeedSpec(rooms=10, private_rooms=2, messages=0, authors=2)
+    assert members(spec, 0, private=False) == [READER, "author0", "author1"]
+    assert members(spec, 2, private=False) == ["author0", "author1"]  # never opened
+    assert members(spec, 2, private=True) == [READER, "author0", "author1"]
 
 
 def test_every_nth_message_mentions_the_reader() -> None:
@@ -52,7 +61,7 @@ def test_every_nth_message_mentions_the_reader() -> None:
 
 def test_cache_key_names_the_seed_and_the_number_of_migrations() -> None:
     key = SeedSpec(rooms=100, private_rooms=8, messages=1_000_000).key()
-    assert key.startswith(f"hello-v1-mig{len(SQLITE)}-r100-p8-m1000000-")
+    assert key.startswith(f"hello-v{SEED_VERSION}-mig{len(SQLITE)}-r100-p8-m1000000-")
     assert key != SeedSpec(rooms=100, private_rooms=8, messages=999_999).key()
 
 
@@ -69,6 +78,9 @@ async def test_seed_goes_through_the_store_and_is_cached(tmp_path: Path) -> None
         assert conn.execute(mentions).fetchone() == (25,)
         private = "SELECT count(*) FROM members m JOIN rooms r USING (room) WHERE r.private = 1"
         assert conn.execute(private).fetchone() == (4,)  # READER and the three authors
+        reader = "SELECT count(*) FROM members WHERE username = ?"
+        assert conn.execute(reader, (READER,)).fetchone() == (3,)  # not the room at index 2
+        assert conn.execute("SELECT count(*) FROM members").fetchone() == (15,)
         assert conn.execute("SELECT count(*) FROM read_marks").fetchone() == (3,)
     again, info2 = await seeded_database(spec, tmp_path)
     assert (again, info2["cached"]) == (db, True)
