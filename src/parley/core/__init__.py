@@ -23,6 +23,7 @@ from parley.core.limits import (
     TokenBucket,
     guest_key,
 )
+from parley.core.mentions import mention_keys
 from parley.core.names import (
     GENERAL,
     check_password,
@@ -80,6 +81,7 @@ __all__ = [
     "client_key",
     "first_use_counts",
     "guest_key",
+    "mention_keys",
     "name_of",
     "one_line",
     "parse_networks",

@@ -19,10 +19,13 @@ from parley.protocol.errors import ErrorCode, ProtocolError
 
 __all__ = [
     "CLIENT_ID_PATTERN",
+    "MAX_DM_USERS",
+    "MAX_EMOJI_CHARS",
     "MAX_PASSWORD",
     "MAX_REQUEST_ID",
     "MAX_SEQ",
     "MAX_TEXT_CHARS",
+    "MAX_TOPIC_CHARS",
     "MIN_PASSWORD",
     "PASSWORD_RULE",
     "REQUEST_ID_RULE",
@@ -35,6 +38,7 @@ __all__ = [
     "USERNAME_PATTERN",
     "USERNAME_RULE",
     "ClientId",
+    "Emoji",
     "Limit",
     "LoginName",
     "LoginPassword",
@@ -44,7 +48,9 @@ __all__ = [
     "RoomName",
     "RoomRef",
     "Seq",
+    "Target",
     "Text",
+    "Topic",
     "Username",
     "decode_json",
     "explain",
@@ -63,6 +69,9 @@ def _whole(body: str) -> str:
 
 MAX_SEQ: Final = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
 MAX_TEXT_CHARS: Final = 4000
+MAX_TOPIC_CHARS: Final = 300
+MAX_EMOJI_CHARS: Final = 32  # code points
+MAX_DM_USERS: Final = 8  # the others in a DM (the caller is one more)
 MAX_REQUEST_ID: Final = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: echoed exactly
 MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 256
@@ -116,6 +125,13 @@ Text = Annotated[
     Meta(min_length=1, description=f"a string of 1 to {MAX_TEXT_CHARS} characters, not all blank"),
 ]
 Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ, description=f"an integer from 0 to {MAX_SEQ}")]
+# The seq of an event a frame points at (a message to reply to, edit, delete, react to).
+Target = Annotated[int, Meta(ge=1, le=MAX_SEQ, description=f"an integer from 1 to {MAX_SEQ}")]
+# The code-point bound is checked after decoding (JSON Schema counts UTF-16 units).
+Emoji = Annotated[str, Meta(min_length=1, description=f"1 to {MAX_EMOJI_CHARS} characters")]
+Topic = Annotated[
+    str, Meta(max_length=MAX_TOPIC_CHARS, description=f"0 to {MAX_TOPIC_CHARS} characters")
+]
 Limit = Annotated[int, Meta(ge=1, le=100, description="an integer from 1 to 100")]
 Private = Annotated[bool, Meta(description="true or false")]
 # A client frame's request id, echoed on the frame's direct answers (docs/protocol.md,

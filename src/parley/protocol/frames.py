@@ -21,11 +21,14 @@ from parley.protocol.fields import (
     MAX_REQUEST_ID,
     MAX_TEXT_CHARS,
     ClientId,
+    Emoji,
     Limit,
     RequestId,
     RoomRef,
     Seq,
+    Target,
     Text,
+    Topic,
     explain,
 )
 
@@ -33,7 +36,13 @@ __all__ = [
     "CLIENT_ID_PATTERN",
     "MAX_TEXT_CHARS",
     "Ack",
+    "Change",
+    "ChangeEvent",
     "ClientFrame",
+    "Delete",
+    "DeleteEvent",
+    "Edit",
+    "EditEvent",
     "Error",
     "Hello",
     "HistoryReply",
@@ -41,15 +50,23 @@ __all__ = [
     "Join",
     "Joined",
     "Leave",
+    "MemberEvent",
     "Message",
     "MessageEvent",
+    "Notify",
     "Presence",
     "ProtocolError",
+    "React",
+    "ReactionEvent",
     "Read",
     "ReadEvent",
+    "Removed",
+    "RoomEvent",
     "RoomInfo",
     "Send",
     "ServerFrame",
+    "SetTopic",
+    "TopicEvent",
     "Typing",
     "TypingEvent",
     "decode_client_frame",
@@ -80,6 +97,42 @@ class Send(_ClientFrame, tag="send", frozen=True):
     room: RoomRef
     text: Text
     client_id: ClientId  # required: it is what makes a resend safe
+    reply_to: Target | None = None
+
+
+class Edit(_ClientFrame, tag="edit", frozen=True):
+    """Change the text of one's own message (contract v2)."""
+
+    room: RoomRef
+    target: Target
+    text: Text
+    client_id: ClientId
+
+
+class Delete(_ClientFrame, tag="delete", frozen=True):
+    """Take a message back: its author, or the room's owner."""
+
+    room: RoomRef
+    target: Target
+    client_id: ClientId
+
+
+class React(_ClientFrame, tag="react", frozen=True):
+    """Add (`on`) or take back one's reaction `emoji` to a message."""
+
+    room: RoomRef
+    target: Target
+    emoji: Emoji
+    on: bool
+    client_id: ClientId
+
+
+class SetTopic(_ClientFrame, tag="topic", frozen=True):
+    """The room's topic (its owner only)."""
+
+    room: RoomRef
+    topic: Topic
+    client_id: ClientId
 
 
 class HistoryRequest(_ClientFrame, tag="history", frozen=True):
@@ -100,10 +153,14 @@ class Read(_ClientFrame, tag="read", frozen=True):
     seq: Seq
 
 
-ClientFrame = Join | Leave | Send | HistoryRequest | Typing | Read
+ClientFrame = (
+    Join | Leave | Send | HistoryRequest | Typing | Read | Edit | Delete | React | SetTopic
+)
+Change = Edit | Delete | React | SetTopic  # the frames that store an event other than a message
 
 _CLIENT_TYPES: Final = {
-    cls.__struct_config__.tag: cls for cls in (Join, Leave, Send, HistoryRequest, Typing, Read)
+    cls.__struct_config__.tag: cls
+    for cls in (Join, Leave, Send, HistoryRequest, Typing, Read, Edit, Delete, React, SetTopic)
 }
 _client_decoder: Final = msgspec.json.Decoder(ClientFrame)
 
@@ -158,7 +215,8 @@ def _readable_id(value: object) -> int | None:
 
 
 class Message(Struct, frozen=True):
-    """A stored chat message: the unit of history, REST and live delivery."""
+    """A chat message as it is now (edits applied; a tombstone once deleted): the unit of
+    history, REST and live delivery."""
 
     room: str
     seq: int
@@ -166,6 +224,13 @@ class Message(Struct, frozen=True):
     text: str
     ts: str
     client_id: str | None = None
+    reply_to: int | None = None
+    edited: str | None = None  # when it was last edited
+    deleted: bool = False
+    # emoji -> who reacted, in the order they did
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    mentions: list[str] = field(default_factory=list)
+    attachments: list[Any] = field(default_factory=list)
 
 
 class _ServerFrame(Struct, tag_field="type", frozen=True):
@@ -176,10 +241,74 @@ class MessageEvent(Message, tag_field="type", tag="message", frozen=True):
     """A Message as a live event (the same fields plus `type`)."""
 
 
-class RoomInfo(Struct, frozen=True):
+# The other events of a room's log (contract v2): each has the room's next seq, like a
+# message, and reaches the room's sockets and a replay the same way. `username` is who
+# acted (for a member event: whose membership changed, `by` who changed it).
+
+
+class EditEvent(_ServerFrame, tag="edit", frozen=True, kw_only=True):
+    room: str
+    seq: int
+    username: str
+    ts: str
+    target: int
+    text: str
+    client_id: str | None = None
+
+
+class DeleteEvent(_ServerFrame, tag="delete", frozen=True, kw_only=True):
+    room: str
+    seq: int
+    username: str
+    ts: str
+    target: int
+    client_id: str | None = None
+
+
+class ReactionEvent(_ServerFrame, tag="reaction", frozen=True, kw_only=True):
+    room: str
+    seq: int
+    username: str
+    ts: str
+    target: int
+    emoji: str
+    on: bool
+    client_id: str | None = None
+
+
+class TopicEvent(_ServerFrame, tag="topic", frozen=True, kw_only=True):
+    room: str
+    seq: int
+    username: str
+    ts: str
+    topic: str
+    client_id: str | None = None
+
+
+class MemberEvent(_ServerFrame, tag="member", frozen=True, kw_only=True):
+    room: str
+    seq: int
+    username: str
+    ts: str
+    change: str  # joined | invited | left | removed
+    by: str
+    client_id: str | None = None
+
+
+RoomEvent = MessageEvent | EditEvent | DeleteEvent | ReactionEvent | TopicEvent | MemberEvent
+ChangeEvent = EditEvent | DeleteEvent | ReactionEvent | TopicEvent | MemberEvent
+
+
+class RoomInfo(Struct, frozen=True, omit_defaults=False):
     room: str
     last_seq: int
     last_read: int = 0  # the user's read marker (contract v2)
+    kind: str = "room"  # room | dm
+    topic: str = ""
+    unread: int = 0  # messages by others after last_read, not deleted
+    mentions: int = 0  # those of them that mention the user
+    private: bool = False
+    members: list[str] | UnsetType = UNSET  # a DM's people, sorted (only for DMs)
 
 
 class Hello(_ServerFrame, tag="hello", frozen=True):
@@ -223,6 +352,22 @@ class ReadEvent(_ServerFrame, tag="read", frozen=True):
     seq: int
 
 
+class Notify(_ServerFrame, tag="notify", frozen=True):
+    """A message for the user (a mention, or in their DM) in a room this socket has not
+    joined."""
+
+    room: str
+    seq: int
+    username: str
+    text: str
+
+
+class Removed(_ServerFrame, tag="removed", frozen=True):
+    """The user was removed from (or left) the room: it is not_found to them from now on."""
+
+    room: str
+
+
 class Presence(_ServerFrame, tag="presence", frozen=True):
     room: str
     username: str
@@ -254,7 +399,22 @@ def reply_id(request_id: int | None) -> int | UnsetType:
 
 
 ServerFrame = (
-    MessageEvent | Hello | Joined | Ack | HistoryReply | TypingEvent | ReadEvent | Presence | Error
+    MessageEvent
+    | EditEvent
+    | DeleteEvent
+    | ReactionEvent
+    | TopicEvent
+    | MemberEvent
+    | Hello
+    | Joined
+    | Ack
+    | HistoryReply
+    | TypingEvent
+    | ReadEvent
+    | Notify
+    | Removed
+    | Presence
+    | Error
 )
 
 _encoder: Final = msgspec.json.Encoder()

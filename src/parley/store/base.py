@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from parley.core.roomnames import name_of, resolve
-from parley.protocol import Message
+from parley.protocol import Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 __all__ = [
+    "ChangeRequest",
+    "Changed",
+    "DeleteRequest",
+    "EditRequest",
+    "MemberChange",
     "MessageQuery",
+    "NotAllowed",
+    "ReactRequest",
     "RoomRecord",
     "Store",
     "StoreStats",
     "StoreUnavailable",
+    "TopicRequest",
     "UnknownRoom",
+    "UnknownTarget",
     "UserRecord",
+    "dm_tag",
     "new_tag",
     "utc_timestamp",
 ]
@@ -31,6 +42,14 @@ class StoreUnavailable(Exception):
 
 class UnknownRoom(Exception):
     """A message was sent to a room that does not exist."""
+
+
+class UnknownTarget(Exception):
+    """The seq a change points at is not a message of the room (or one deleted): not_found."""
+
+
+class NotAllowed(Exception):
+    """The user may not make this change (someone else's message, not the owner): forbidden."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,84 @@ class RoomRecord:
     # for a public room, their first use of it (math.inf when they never used it).
     since: float
     last_read: int = 0  # the user's read marker (contract v2): 0 when never set
+    kind: str = "room"  # room | dm
+    topic: str = ""
+    unread: int = 0  # messages by others after last_read, not deleted
+    mentions: int = 0  # those of them that mention the user
+    members: tuple[str, ...] = ()  # a DM's people, sorted (empty for other rooms)
+
+
+# --- changes: the events other than messages (contract v2), each stored with the room's
+# next seq, idempotent by (username, client_id) like a send.
+
+
+@dataclass(frozen=True, slots=True)
+class EditRequest:
+    """`username` replaces the text of their message `target`."""
+
+    room: str
+    username: str
+    client_id: str | None
+    target: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRequest:
+    """`username` takes message `target` back: its author, the room's owner, or anyone
+    when `moderator` (an admin)."""
+
+    room: str
+    username: str
+    client_id: str | None
+    target: int
+    moderator: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReactRequest:
+    room: str
+    username: str
+    client_id: str | None
+    target: int
+    emoji: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRequest:
+    """The room's owner (or anyone when `moderator`) sets its topic."""
+
+    room: str
+    username: str
+    client_id: str | None
+    topic: str
+    moderator: bool = False
+
+
+ChangeRequest = EditRequest | DeleteRequest | ReactRequest | TopicRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What a change did: `event` is None when it changed nothing (a reaction the user
+    already had); `seq` is what its ack carries (the event's, else the room's last seq);
+    `created` is False for a (username, client_id) seen before."""
+
+    event: RoomEvent | None
+    seq: int
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChange:
+    """`username`'s membership of the room changes (`change`: invited | left | removed),
+    by `by`."""
+
+    room: str
+    username: str
+    change: str
+    by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +174,12 @@ class MessageQuery:
 def new_tag() -> str:
     """A room's tag: random, so that it tells nothing about other rooms."""
     return secrets.token_hex(TAG_CHARS // 2)
+
+
+def dm_tag(members: list[str]) -> str:
+    """A DM's tag: the same set of people (in any order or case) always gets the same one."""
+    joined = "\n".join(sorted({m.lower() for m in members}))
+    return hashlib.sha256(joined.encode()).hexdigest()[:TAG_CHARS]
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
@@ -171,31 +274,76 @@ class Store(abc.ABC):
     async def members(self, room: str) -> list[str]: ...
 
     @abc.abstractmethod
+    async def change_member(self, change: MemberChange) -> RoomEvent | None:
+        """Invite (add) or take out (left, removed) a member, in one transaction with the
+        `member` event it stores in a private room or DM (a public room has no member
+        events: None). None too when nothing changed (already in, or not a member).
+        Raises UnknownRoom."""
+
+    @abc.abstractmethod
+    async def open_dm(
+        self, members: list[str], now: float | None = None
+    ) -> tuple[RoomRecord, bool]:
+        """The DM of exactly `members` (registered spellings; the caller is one of them):
+        created with them as members (True) or the one they already have (False). The
+        record is as `members[0]` sees it. Its key is `dm~<dm_tag(members)>`."""
+
+    @abc.abstractmethod
     async def mark_read(self, room: str, username: str, seq: int) -> int | None:
         """Move `username`'s read marker of the room keyed `room` forward to `seq`, or to
         the room's last seq when `seq` is past it; committed on return. The marker now, or
         None when it did not move (it was there or further already)."""
 
-    # messages
+    # messages and the other events
     async def append(
-        self, room: str, username: str, text: str, client_id: str | None
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None = None,
     ) -> tuple[Message, bool]:
-        """Store a message with the room's next seq, in one transaction.
+        """Store a message with the room's next seq, in one transaction, with the users it
+        mentions (`@name` of a user who may read the room, not the author) and the
+        counters of unread messages.
 
         Returns (message, True) once committed; for a `(username, client_id)` seen
         before, (the first message, False) and nothing is written. Raises UnknownRoom.
+        `reply_to` is the caller's to check (`message`): messages are never removed.
         """
-        return await self.append_soon(room, username, text, client_id)
+        return await self.append_soon(room, username, text, client_id, reply_to)
 
     @abc.abstractmethod
     def append_soon(
-        self, room: str, username: str, text: str, client_id: str | None
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None = None,
     ) -> asyncio.Future[tuple[Message, bool]]:
         """`append` as a future, for callers that want a callback rather than a task: both
         stores batch their sends for group commit and settle each send's future."""
 
     @abc.abstractmethod
-    async def messages(self, query: MessageQuery) -> list[Message]: ...
+    async def change(self, request: ChangeRequest) -> Changed:
+        """Store an edit, delete, reaction or topic event with the room's next seq and
+        apply it to the message (or room) in the same transaction. Raises UnknownTarget
+        (not a message of the room, or a deleted one), NotAllowed, UnknownRoom."""
+
+    @abc.abstractmethod
+    async def messages(self, query: MessageQuery) -> list[Message]:
+        """A page of the room's messages as they are now; other events are skipped (the
+        page's seqs may have holes)."""
+
+    @abc.abstractmethod
+    async def message(self, room: str, seq: int) -> Message | None:
+        """Message `seq` of the room keyed `room` as it is now; None if no message has it."""
+
+    @abc.abstractmethod
+    async def events(self, room: str, after: int, limit: int) -> list[RoomEvent]:
+        """The room's events with seq > `after`, ascending, at most `limit`: messages as
+        they are now (a replay applies the later events again: applying is idempotent)."""
 
     @abc.abstractmethod
     async def last_seqs(self) -> dict[str, int]:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.protocol import Message
 from parley.store.base import StoreUnavailable, UnknownRoom
+from parley.store.events import dump
 
-__all__ = ["AppendPlan", "AppendResult", "PendingAppend", "settle"]
+__all__ = ["ROW_COLUMNS", "AppendPlan", "AppendResult", "PendingAppend", "settle"]
+
+# The columns of a message row as `AppendPlan.stored` returns them.
+ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n"
 
 AppendResult = tuple[Message, bool] | BaseException  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
@@ -29,6 +33,8 @@ class PendingAppend:
     text: str
     client_id: str | None
     future: asyncio.Future[Any]
+    reply_to: int | None = None
+    mentions: list[str] = field(default_factory=list)  # set by the store before `stored`
 
 
 class AppendPlan:
@@ -65,17 +71,44 @@ class AppendPlan:
     def to_store(self, room: str) -> list[PendingAppend]:
         return [self.appends[i] for i in self.by_room[room]]
 
-    def stored(self, room: str, last_seq: int, ts: str) -> list[tuple[Any, ...]]:
-        """The room's seq was bumped to `last_seq` for this batch: number its sends and
-        return their rows (room, seq, username, text, ts, client_id)."""
+    def stored(self, room: str, last_seq: int, msgs: int, ts: str) -> list[tuple[Any, ...]]:
+        """The room's seq was bumped to `last_seq` and its count of messages to `msgs` for
+        this batch: number its sends and return their rows (ROW_COLUMNS)."""
         indexes = self.by_room[room]
         seq = last_seq - len(indexes)
+        n = msgs - len(indexes)
         rows = []
         for i in indexes:
             seq += 1
+            n += 1
             a = self.appends[i]
-            self._results[i] = (Message(room, seq, a.username, a.text, ts, a.client_id), True)
-            rows.append((room, seq, a.username, a.text, ts, a.client_id))
+            message = Message(
+                room, seq, a.username, a.text, ts, a.client_id, a.reply_to, mentions=a.mentions
+            )
+            self._results[i] = (message, True)
+            mentions = dump(a.mentions) if a.mentions else None
+            rows.append((room, seq, a.username, a.text, ts, a.client_id, a.reply_to, mentions, n))
+        return rows
+
+    def own_counts(self) -> list[tuple[str, str, int]]:
+        """(username, room, how many messages of theirs this batch stores): each adds to
+        the user's count of own messages after their read marker."""
+        counts: dict[tuple[str, str], int] = {}
+        for indexes in self.by_room.values():
+            for i in indexes:
+                key = (self.appends[i].username, self.appends[i].room)
+                counts[key] = counts.get(key, 0) + 1
+        return [(user, room, n) for (user, room), n in counts.items()]
+
+    def mention_rows(self) -> list[tuple[str, str, int]]:
+        """(username, room, seq) of each stored message's mentions, but of its author."""
+        rows = []
+        for indexes in self.by_room.values():
+            for i in indexes:
+                result = self._results[i]
+                if self.appends[i].mentions and isinstance(result, tuple):
+                    msg = result[0]
+                    rows += [(u, msg.room, msg.seq) for u in msg.mentions if u != msg.username]
         return rows
 
     def unknown(self, room: str) -> None:

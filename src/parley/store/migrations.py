@@ -43,6 +43,50 @@ _READ_MARKS: Final = """
     ){without_rowid};
 """
 
+# The room stream becomes an event log (contract v2, docs/architecture.md "The event log").
+# `messages` holds every event: a message (kind NULL) keeps its current state on its row;
+# other kinds record one change each (target: the message's seq; data: JSON details).
+# Counts stay cheap (hello costs O(rooms), not a scan of messages):
+#   unread = rooms.msgs - read_marks.n - read_marks.own - deleted by others after the marker
+# where rooms.msgs counts the room's messages, messages.n is a message's ordinal among
+# them (read_marks.n: the ordinal at the marker), and read_marks.own counts the user's own
+# messages after the marker; deleted messages are few (a partial index). Mentions of a
+# user are rows of `mentions`, so theirs after the marker is an index range.
+# Before this version every event was a message: n = seq, msgs = last_seq.
+_EVENT_LOG: Final = """
+    ALTER TABLE messages ADD COLUMN kind TEXT;
+    ALTER TABLE messages ADD COLUMN target {integer};
+    ALTER TABLE messages ADD COLUMN data TEXT;
+    ALTER TABLE messages ADD COLUMN reply_to {integer};
+    ALTER TABLE messages ADD COLUMN edited TEXT;
+    ALTER TABLE messages ADD COLUMN deleted {integer} NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN reactions TEXT;
+    ALTER TABLE messages ADD COLUMN mentions TEXT;
+    ALTER TABLE messages ADD COLUMN n {integer};
+    UPDATE messages SET n = seq;
+    CREATE INDEX messages_deleted ON messages(room, seq) WHERE deleted = 1;
+    ALTER TABLE rooms ADD COLUMN kind TEXT NOT NULL DEFAULT 'room';
+    ALTER TABLE rooms ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+    ALTER TABLE rooms ADD COLUMN msgs {integer} NOT NULL DEFAULT 0;
+    UPDATE rooms SET msgs = last_seq;
+    ALTER TABLE read_marks ADD COLUMN n {integer} NOT NULL DEFAULT 0;
+    ALTER TABLE read_marks ADD COLUMN own {integer} NOT NULL DEFAULT 0;
+    UPDATE read_marks SET n = seq, own = (SELECT count(*) FROM messages m
+        WHERE m.room = read_marks.room AND m.username = read_marks.username
+        AND m.seq > read_marks.seq);
+    INSERT INTO read_marks (username, room, seq, n, own)
+        SELECT m.username, m.room, 0, 0, count(*) FROM messages m
+        WHERE NOT EXISTS (SELECT 1 FROM read_marks k
+            WHERE k.username = m.username AND k.room = m.room)
+        GROUP BY m.username, m.room;
+    CREATE TABLE mentions (
+        username TEXT NOT NULL,
+        room     TEXT NOT NULL,
+        seq      {integer} NOT NULL,
+        PRIMARY KEY (username, room, seq)
+    ){without_rowid};
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -89,6 +133,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (2, _CLIENT_ID_FIRST),
     (3, _ROOM_NAMES.format(real="REAL", random_tag="lower(hex(randomblob(8)))")),
     (4, _READ_MARKS.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
+    (5, _EVENT_LOG.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -141,4 +186,5 @@ POSTGRES: Final[list[tuple[int, str]]] = [
         ),
     ),
     (4, _READ_MARKS.format(integer="BIGINT", without_rowid="")),
+    (5, _EVENT_LOG.format(integer="BIGINT", without_rowid="")),
 ]

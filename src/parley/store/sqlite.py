@@ -25,19 +25,40 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from parley.core import mention_keys
 from parley.core.roomnames import room_key
-from parley.protocol import Message
+from parley.protocol import Message, RoomEvent
 from parley.store.base import (
+    Changed,
+    ChangeRequest,
+    DeleteRequest,
+    EditRequest,
+    MemberChange,
     MessageQuery,
+    NotAllowed,
+    ReactRequest,
     RoomRecord,
     Store,
     StoreStats,
     StoreUnavailable,
+    TopicRequest,
+    UnknownRoom,
+    UnknownTarget,
     UserRecord,
+    dm_tag,
     new_tag,
     utc_timestamp,
 )
-from parley.store.batch import AppendPlan, AppendResult, PendingAppend
+from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingAppend
+from parley.store.events import (
+    EVENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    dump,
+    event_of,
+    load_reactions,
+    message_of,
+    toggled,
+)
 from parley.store.migrations import SQLITE as MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -48,14 +69,15 @@ Job = Callable[[sqlite3.Connection], Any]
 MAX_BATCH: Final = 1024
 BUSY_RETRY: Final = 0.005  # seconds between tries of a BEGIN that found the lock taken
 BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client retries)
-_MESSAGE_COLUMNS: Final = "room, seq, username, text, ts, client_id"
-# A read marker moves forward only, and never past the room's last seq; a row comes back
-# only when it was written.
-_MARK_READ: Final = (
-    "INSERT INTO read_marks (username, room, seq)"
-    " SELECT ?1, room, min(?2, last_seq) FROM rooms WHERE room = ?3"
-    " ON CONFLICT (username, room) DO UPDATE SET seq = excluded.seq"
-    " WHERE excluded.seq > read_marks.seq RETURNING seq"
+_ROW_MARKS: Final = "(" + ",".join("?" * len(ROW_COLUMNS.split(","))) + ")"
+_EVENT_INSERT: Final = (
+    "INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The user's own messages after their marker: a send adds to them (docs: migrations.py).
+_ADD_OWN: Final = (
+    "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, 0, 0, ?)"
+    " ON CONFLICT (username, room) DO UPDATE SET own = own + excluded.own"
 )
 
 
@@ -70,26 +92,56 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _message(row: Sequence[Any]) -> Message:
-    return Message(row[0], row[1], row[2], row[3], row[4], row[5])
-
-
 def _visible(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[RoomRecord]:
-    """The rooms the user (first parameter) may see, `where` narrowing them."""
+    """The rooms the user (first parameter) may see, `where` narrowing them, with the
+    user's counts (migrations.py says how they stay cheap)."""
     rows = conn.execute(
         "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
-        " m.since, coalesce(k.seq, 0)"
+        " m.since, coalesce(k.seq, 0), r.kind, r.topic,"
+        " r.msgs - coalesce(k.n, 0) - coalesce(k.own, 0) - (SELECT count(*) FROM messages d"
+        "   WHERE d.room = r.room AND d.deleted = 1 AND d.seq > coalesce(k.seq, 0)"
+        "   AND d.username != ?1),"
+        " (SELECT count(*) FROM mentions x"
+        "   WHERE x.username = ?1 AND x.room = r.room AND x.seq > coalesce(k.seq, 0))"
         " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = ?1"
         " LEFT JOIN read_marks k ON k.username = ?1 AND k.room = r.room"
         f" WHERE (r.private = 0 OR m.username IS NOT NULL) {where}",
         params,
     ).fetchall()
+    dms = [r[0] for r in rows if r[8] == "dm"]
+    people = _members_of(conn, dms) if dms else {}
     return [
         RoomRecord(
-            r[0], bool(r[1]), r[2], r[3], r[4], r[5], math.inf if r[6] is None else r[6], r[7]
+            r[0],
+            bool(r[1]),
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            math.inf if r[6] is None else r[6],
+            r[7],
+            r[8],
+            r[9],
+            max(r[10], 0),
+            r[11],
+            tuple(people.get(r[0], ())),
         )
         for r in rows
     ]
+
+
+def _members_of(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for chunk in _chunks(rooms, 500):
+        rows = conn.execute(
+            "SELECT room, username FROM members WHERE room IN ("
+            + ",".join("?" * len(chunk))
+            + ") ORDER BY room, username",
+            chunk,
+        ).fetchall()
+        for room, username in rows:
+            found.setdefault(room, []).append(username)
+    return found
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
@@ -136,10 +188,10 @@ class _Writer:
         return future
 
     def submit_append(
-        self, room: str, username: str, text: str, client_id: str | None
+        self, room: str, username: str, text: str, client_id: str | None, reply_to: int | None
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add(PendingAppend(room, username, text, client_id, future), future)
+        self._add(PendingAppend(room, username, text, client_id, future, reply_to), future)
         return future
 
     def _add(self, item: _Item, future: asyncio.Future[Any]) -> None:
@@ -275,24 +327,50 @@ def _bulk_append(
 ) -> list[AppendResult]:
     """`known`: messages already stored under some of the batch's (username, client_id)."""
     plan = AppendPlan(appends, known)
+    _resolve_mentions(conn, [a for a in appends if "@" in a.text])
     ts = utc_timestamp()
     rows: list[tuple[Any, ...]] = []
     for room, indexes in plan.by_room.items():
         bumped = conn.execute(
-            "UPDATE rooms SET last_seq = last_seq + ? WHERE room = ? RETURNING last_seq",
+            "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
+            " RETURNING last_seq, msgs",
             (len(indexes), room),
         ).fetchone()
         if bumped is None:
             plan.unknown(room)
         else:
-            rows += plan.stored(room, bumped[0], ts)
+            rows += plan.stored(room, bumped[0], bumped[1], ts)
     for chunk in _chunks(rows, 500):
         conn.execute(
-            f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES "
-            + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
+            f"INSERT INTO messages ({ROW_COLUMNS}) VALUES " + ",".join([_ROW_MARKS] * len(chunk)),
             [value for row in chunk for value in row],
         )
+    if rows:
+        conn.executemany(_ADD_OWN, plan.own_counts())
+        conn.executemany("INSERT INTO mentions VALUES (?, ?, ?)", plan.mention_rows())
     return plan.results()
+
+
+def _resolve_mentions(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
+    """Set each send's `mentions`: the users its `@name`s name who may read its room."""
+    for a in appends:
+        a.mentions = _readers(conn, a.room, mention_keys(a.text))
+
+
+def _readers(conn: sqlite3.Connection, room: str, keys: list[str]) -> list[str]:
+    """The users named by `keys` (lowercased names) who may read the room, in that order."""
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    found = dict(
+        conn.execute(
+            "SELECT u.username_key, u.username FROM users u JOIN rooms r ON r.room = ?"
+            f" WHERE u.username_key IN ({marks}) AND (r.private = 0 OR EXISTS"
+            " (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = u.username))",
+            (room, *keys),
+        ).fetchall()
+    )
+    return [found[k] for k in keys if k in found]
 
 
 def _stored_by_client(
@@ -312,13 +390,13 @@ def _stored_by_client(
     for username, client_ids in wanted.items():
         for chunk in _chunks(sorted(client_ids), 500):
             rows = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE username = ? AND client_id IN ("
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE username = ? AND client_id IN ("
                 + ",".join("?" * len(chunk))
                 + ")",
                 (username, *chunk),
             ).fetchall()
             for row in rows:
-                found[(row[2], row[5])] = _message(row)
+                found[(row[2], row[5])] = message_of(row)
     return found
 
 
@@ -515,16 +593,26 @@ class SQLiteStore(Store):
         return await self._read(job)
 
     async def mark_read(self, room: str, username: str, seq: int) -> int | None:
-        def job(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(_MARK_READ, (username, seq, room)).fetchone()
-            return row[0] if row and row[0] else None
+        return await self._write(partial(_mark_read, room, username, seq))
 
-        return await self._write(job)
+    async def change_member(self, change: MemberChange) -> RoomEvent | None:
+        return await self._write(partial(_change_member, change))
+
+    async def open_dm(
+        self, members: list[str], now: float | None = None
+    ) -> tuple[RoomRecord, bool]:
+        since = time.time() if now is None else now
+        return await self._write(partial(_open_dm, members, since))
 
     # --- messages -----------------------------------------------------------------
 
     def append_soon(
-        self, room: str, username: str, text: str, client_id: str | None
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None = None,
     ) -> asyncio.Future[tuple[Message, bool]]:
         if self._writer is None:
             closed: asyncio.Future[tuple[Message, bool]] = (
@@ -532,20 +620,240 @@ class SQLiteStore(Store):
             )
             closed.set_exception(StoreUnavailable("store is closed"))
             return closed
-        return self._writer.submit_append(room, username, text, client_id)
+        return self._writer.submit_append(room, username, text, client_id, reply_to)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:
             sql, params = _page_sql(query)
-            return [_message(row) for row in conn.execute(sql, params).fetchall()]
+            return [message_of(row) for row in conn.execute(sql, params).fetchall()]
 
         return await self._read(job)
+
+    async def message(self, room: str, seq: int) -> Message | None:
+        def job(conn: sqlite3.Connection) -> Message | None:
+            row = _message_row(conn, MESSAGE_COLUMNS, room, seq)
+            return None if row is None else message_of(row)
+
+        return await self._read(job)
+
+    async def events(self, room: str, after: int, limit: int) -> list[RoomEvent]:
+        def job(conn: sqlite3.Connection) -> list[RoomEvent]:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM messages WHERE room = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (room, after, limit),
+            ).fetchall()
+            return [event_of(row) for row in rows]
+
+        return await self._read(job)
+
+    async def change(self, request: ChangeRequest) -> Changed:
+        return await self._write(partial(_change, request))
 
     async def last_seqs(self) -> dict[str, int]:
         def job(conn: sqlite3.Connection) -> dict[str, int]:
             return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
 
         return await self._read(job)
+
+
+def _message_row(conn: sqlite3.Connection, columns: str, room: str, seq: int) -> Any:
+    return conn.execute(
+        f"SELECT {columns} FROM messages WHERE room = ? AND seq = ? AND kind IS NULL", (room, seq)
+    ).fetchone()
+
+
+def _mark_read(room: str, username: str, seq: int, conn: sqlite3.Connection) -> int | None:
+    """Move the marker forward (to the room's last seq at most) with its counts: the
+    messages up to it (the ordinal of the last one) and the user's own after it."""
+    found = conn.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()
+    mark = conn.execute(
+        "SELECT seq, own FROM read_marks WHERE username = ? AND room = ?", (username, room)
+    ).fetchone()
+    old, own = mark if mark else (0, 0)
+    seq = min(seq, found[0]) if found else 0
+    if seq <= old:
+        return None
+    n = conn.execute(
+        "SELECT n FROM messages WHERE room = ? AND seq <= ? AND kind IS NULL"
+        " ORDER BY seq DESC LIMIT 1",
+        (room, seq),
+    ).fetchone()
+    if own:  # the user's messages just read no longer count (forward only: read once)
+        own -= conn.execute(
+            "SELECT count(*) FROM messages WHERE room = ? AND seq > ? AND seq <= ?"
+            " AND username = ? AND kind IS NULL",
+            (room, old, seq, username),
+        ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (username, room) DO UPDATE"
+        " SET seq = excluded.seq, n = excluded.n, own = excluded.own",
+        (username, room, seq, n[0] if n else 0, own),
+    )
+    return seq
+
+
+def _add_event(
+    conn: sqlite3.Connection,
+    room: str,
+    username: str,
+    client_id: str | None,
+    kind: str,
+    *,
+    text: str = "",
+    target: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> RoomEvent:
+    """Store one event with the room's next seq; the frame it makes."""
+    bumped = conn.execute(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE room = ? RETURNING last_seq", (room,)
+    ).fetchone()
+    if bumped is None:
+        raise UnknownRoom(room)
+    row = (room, bumped[0], username, text, utc_timestamp(), client_id, kind, target)
+    encoded = None if data is None else dump(data)
+    conn.execute(_EVENT_INSERT, (*row, encoded))
+    return event_of((*row[:6], None, None, False, None, None, kind, target, encoded))
+
+
+def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
+    """An edit, delete, reaction or topic: checked, applied and logged in one transaction."""
+    if request.client_id is not None:
+        seen = conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM messages WHERE client_id = ? AND username = ?",
+            (request.client_id, request.username),
+        ).fetchone()
+        if seen is not None:
+            return Changed(event_of(seen), seen[1], created=False)
+    room = conn.execute(
+        "SELECT owner, last_seq FROM rooms WHERE room = ?", (request.room,)
+    ).fetchone()
+    if room is None:
+        raise UnknownRoom(request.room)
+    owner, last_seq = room
+    if isinstance(request, TopicRequest):
+        if not (request.moderator or request.username == owner):
+            raise NotAllowed("only the room's owner sets its topic")
+        conn.execute("UPDATE rooms SET topic = ? WHERE room = ?", (request.topic, request.room))
+        event = _add_event(
+            conn, request.room, request.username, request.client_id, "topic", text=request.topic
+        )
+        return Changed(event, event.seq, created=True)
+    target = _message_row(conn, "username, deleted, reactions", request.room, request.target)
+    if target is None or target[1]:
+        raise UnknownTarget(request.target)
+    author, _, reactions = target
+    if isinstance(request, EditRequest):
+        return _edit(conn, request, author)
+    if isinstance(request, DeleteRequest):
+        return _delete(conn, request, author, owner)
+    return _react(conn, request, load_reactions(reactions), last_seq)
+
+
+def _edit(conn: sqlite3.Connection, request: EditRequest, author: str) -> Changed:
+    if request.username != author:
+        raise NotAllowed("only its author edits a message")
+    room, seq = request.room, request.target
+    mentions = _readers(conn, room, mention_keys(request.text))
+    event = _add_event(conn, room, author, request.client_id, "edit", text=request.text, target=seq)
+    conn.execute(
+        "UPDATE messages SET text = ?, edited = ?, mentions = ? WHERE room = ? AND seq = ?",
+        (request.text, event.ts, dump(mentions) if mentions else None, room, seq),
+    )
+    conn.execute("DELETE FROM mentions WHERE room = ? AND seq = ?", (room, seq))
+    conn.executemany(
+        "INSERT INTO mentions VALUES (?, ?, ?)", [(u, room, seq) for u in mentions if u != author]
+    )
+    return Changed(event, event.seq, created=True)
+
+
+def _delete(
+    conn: sqlite3.Connection, request: DeleteRequest, author: str, owner: str | None
+) -> Changed:
+    if request.username not in (author, owner) and not request.moderator:
+        raise NotAllowed("only its author or the room's owner deletes a message")
+    room, seq = request.room, request.target
+    event = _add_event(conn, room, request.username, request.client_id, "delete", target=seq)
+    # A tombstone keeps who and when; its words go, the edits' too (a replay must not
+    # bring them back).
+    conn.execute(
+        "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL"
+        " WHERE room = ? AND seq = ?",
+        (room, seq),
+    )
+    conn.execute(
+        "UPDATE messages SET text = '' WHERE room = ? AND target = ? AND kind = 'edit'",
+        (room, seq),
+    )
+    conn.execute("DELETE FROM mentions WHERE room = ? AND seq = ?", (room, seq))
+    return Changed(event, event.seq, created=True)
+
+
+def _react(
+    conn: sqlite3.Connection, request: ReactRequest, reactions: dict[str, list[str]], last: int
+) -> Changed:
+    changed = toggled(reactions, request.emoji, request.username, request.on)
+    if changed is None:  # nothing to change, nothing to log
+        return Changed(None, last, created=False)
+    room, seq = request.room, request.target
+    event = _add_event(
+        conn,
+        room,
+        request.username,
+        request.client_id,
+        "reaction",
+        target=seq,
+        data={"emoji": request.emoji, "on": request.on},
+    )
+    conn.execute(
+        "UPDATE messages SET reactions = ? WHERE room = ? AND seq = ?",
+        (dump(changed) if changed else None, room, seq),
+    )
+    return Changed(event, event.seq, created=True)
+
+
+def _change_member(change: MemberChange, conn: sqlite3.Connection) -> RoomEvent | None:
+    room = conn.execute("SELECT private FROM rooms WHERE room = ?", (change.room,)).fetchone()
+    if room is None:
+        raise UnknownRoom(change.room)
+    if change.change == "invited":
+        cur = conn.execute(
+            "INSERT INTO members (room, username, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (change.room, change.username, time.time()),
+        )
+    else:
+        cur = conn.execute(
+            "DELETE FROM members WHERE room = ? AND username = ?", (change.room, change.username)
+        )
+    if cur.rowcount != 1 or not room[0]:  # nothing changed, or a public room (no events)
+        return None
+    return _add_event(
+        conn,
+        change.room,
+        change.username,
+        None,
+        "member",
+        data={"change": change.change, "by": change.by},
+    )
+
+
+def _open_dm(members: list[str], since: float, conn: sqlite3.Connection) -> tuple[RoomRecord, bool]:
+    tag = dm_tag(members)
+    key = room_key("dm", tag, name_taken=True)
+    cur = conn.execute(
+        "INSERT INTO rooms (room, private, owner, last_seq, created_at, name, tag, kind)"
+        " VALUES (?, 1, NULL, 0, ?, 'dm', ?, 'dm') ON CONFLICT DO NOTHING",
+        (key, utc_timestamp(), tag),
+    )
+    created = cur.rowcount == 1
+    if created:
+        conn.executemany(
+            "INSERT INTO members (room, username, since) VALUES (?, ?, ?)",
+            [(key, m, since) for m in members],
+        )
+    record = _visible(conn, "AND r.room = ?", (members[0], key))
+    return record[0], created
 
 
 def _delete_user_tokens(conn: sqlite3.Connection, username: str, keep: str | None) -> int:
@@ -559,7 +867,7 @@ def _delete_user_tokens(conn: sqlite3.Connection, username: str, keep: str | Non
 
 def _page_sql(query: MessageQuery) -> tuple[str, tuple[Any, ...]]:
     """One SQL for the three paging modes; descending pages are flipped back to ascending."""
-    base = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room = ?"
+    base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND kind IS NULL"
     params: list[Any] = [query.room]
     if query.after is not None:
         base += " AND seq > ?"

@@ -1,0 +1,109 @@
+"""The event log's rows, shared by both stores (no I/O).
+
+A room's events live in one table (`messages`): a message row (kind NULL) also holds the
+message's current state (text after edits, the tombstone, reactions, mentions); an edit,
+delete, reaction, topic or member row (kind set) records one change with its own seq.
+Both stores select EVENT_COLUMNS in this order and turn rows into frames here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+from parley.protocol import (
+    DeleteEvent,
+    EditEvent,
+    MemberEvent,
+    Message,
+    MessageEvent,
+    ReactionEvent,
+    RoomEvent,
+    TopicEvent,
+)
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "MESSAGE_COLUMNS",
+    "Reactions",
+    "dump",
+    "event_of",
+    "load_reactions",
+    "message_of",
+    "toggled",
+]
+
+# The columns a message needs (the prefix of EVENT_COLUMNS a history page selects).
+MESSAGE_COLUMNS: Final = (
+    "room, seq, username, text, ts, client_id, reply_to, edited, deleted, reactions, mentions"
+)
+EVENT_COLUMNS: Final = MESSAGE_COLUMNS + ", kind, target, data"
+
+Reactions = dict[str, list[str]]
+_json_encode: Final = msgspec.json.Encoder().encode
+_reactions: Final = msgspec.json.Decoder(Reactions)
+_names: Final = msgspec.json.Decoder(list[str])
+_data: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+def dump(value: object) -> str:
+    """JSON text of a column (reactions, mentions, an event's data)."""
+    return _json_encode(value).decode()
+
+
+def load_reactions(text: str | None) -> Reactions:
+    return _reactions.decode(text) if text else {}
+
+
+def message_of(row: Sequence[Any]) -> Message:
+    """A message row (MESSAGE_COLUMNS) as the message is now."""
+    return Message(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        bool(row[8]),
+        load_reactions(row[9]),
+        _names.decode(row[10]) if row[10] else [],
+    )
+
+
+def event_of(row: Sequence[Any]) -> RoomEvent:
+    """Any row of the log (EVENT_COLUMNS) as the frame a replay sends."""
+    kind = row[11]
+    if kind is None:
+        return MessageEvent(*msgspec.structs.astuple(message_of(row)))
+    common = {"room": row[0], "seq": row[1], "username": row[2], "ts": row[4], "client_id": row[5]}
+    target = row[12]
+    if kind == "edit":
+        return EditEvent(**common, target=target, text=row[3])
+    if kind == "delete":
+        return DeleteEvent(**common, target=target)
+    if kind == "topic":
+        return TopicEvent(**common, topic=row[3])
+    data = _data.decode(row[13])
+    if kind == "reaction":
+        return ReactionEvent(**common, target=target, emoji=data["emoji"], on=data["on"])
+    return MemberEvent(**common, change=data["change"], by=data["by"])
+
+
+def toggled(reactions: Reactions, emoji: str, username: str, on: bool) -> Reactions | None:
+    """`reactions` with `username`'s `emoji` added (on) or taken back; None when that
+    changes nothing (they already have it, or never had it)."""
+    users = reactions.get(emoji, [])
+    if (username in users) == on:
+        return None
+    changed = dict(reactions)
+    if on:
+        changed[emoji] = [*users, username]
+    elif len(users) > 1:
+        changed[emoji] = [u for u in users if u != username]
+    else:
+        del changed[emoji]
+    return changed
