@@ -29,7 +29,7 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_
 from parley.core import GENERAL
 from parley.store.migrations import SQLITE as SQLITE_MIGRATIONS
 from parley.store.sqlite import SQLiteStore
-from parley_bench.servers import ServerProc, cpu_seconds, http_json
+from parley_bench.servers import ServerProc, cpu_seconds, http_json, machine_busy_seconds
 from parley_bench.stats import summarize_ns
 
 __all__ = [
@@ -386,9 +386,16 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
     if status != 200 or not isinstance(body, dict) or "token" not in body:
         raise RuntimeError(f"login as {READER}: HTTP {status} {body}")
     token: str = body["token"]
-    cpu0 = cpu_seconds(server.pid)
+    t0, cpu0, gen0, busy0 = (
+        time.monotonic(),
+        cpu_seconds(server.pid),
+        time.process_time(),
+        machine_busy_seconds(),
+    )
     hello_ns, hello_rooms, hello_bytes = await hello_samples(server.ws_url, token, samples)
     api_ns, api_rooms = await asyncio.to_thread(rooms_api_samples, server.port, token, samples)
+    dt = time.monotonic() - t0
+    server_cpu, gen_cpu = cpu_seconds(server.pid) - cpu0, time.process_time() - gen0
     result: dict[str, Any] = {
         "samples": samples,
         "hello_ms": summarize_ns(hello_ns),
@@ -397,7 +404,10 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
         "hello_bytes": hello_bytes,
         "rooms_api_ms": summarize_ns(api_ns),
         "rooms_api_rooms": api_rooms[0],
-        "server_cpu_s": round(cpu_seconds(server.pid) - cpu0, 2),
+        "measure_s": round(dt, 2),
+        "server_cpu_s": round(server_cpu, 2),
+        # cores used by everything else meanwhile (other test runs share this machine)
+        "other_cpu": round(max(0.0, machine_busy_seconds() - busy0 - server_cpu - gen_cpu) / dt, 2),
         "rss_kib": server.rss_kib(),
     }
     wrong = {n for n in (*hello_rooms, *api_rooms) if n != spec.rooms}
@@ -407,7 +417,8 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
     print(
         f"    hello p50 {h['p50']:.2f} p90 {h['p90']:.2f} p99 {h['p99']:.2f} "
         f"max {h['max']:.2f} ms; GET /api/rooms p50 {a['p50']:.2f} p90 {a['p90']:.2f} "
-        f"p99 {a['p99']:.2f} max {a['max']:.2f} ms ({result['hello_rooms']} rooms)",
+        f"p99 {a['p99']:.2f} max {a['max']:.2f} ms ({result['hello_rooms']} rooms; "
+        f"other processes: {result['other_cpu']:.2f} cores)",
         flush=True,
     )
     return result

@@ -261,7 +261,8 @@ def hello_lines(results: dict[str, Any]) -> list[str]:
         f"101 to the `hello` frame; then {n} GET /api/rooms on one kept-alive connection, "
         f"request to whole body. Every `hello` listed {_num(hello.get('hello_rooms'))} rooms "
         f"({_num(hello.get('hello_bytes'))} bytes); the first one took "
-        f"{_num(hello.get('hello_first_ms'), 2)} ms.",
+        f"{_num(hello.get('hello_first_ms'), 2)} ms. Meanwhile other processes used "
+        f"{_num(hello.get('other_cpu'), 2)} of the {os.cpu_count()} cores.",
         "",
         head,
         "|---|---|---|---|---|",
