@@ -2,9 +2,9 @@
 with many rooms and a million stored messages.
 
 The database is seeded through Parley's own store (`SQLiteStore`: `create_room`,
-`append_soon`, `mark_read`), so that whatever the store keeps per user and room as messages
-are stored is kept, and cached between runs under a key that names the seed and the number of
-SQLite migrations (a new migration seeds again). Each run serves a copy of it.
+`add_member`, `append_soon`, `mark_read`), so that whatever the store keeps per user and room
+as messages are stored is kept, and cached between runs under a key that names the seed and
+the number of SQLite migrations (a new migration seeds again). Each run serves a copy of it.
 """
 
 from __future__ import annotations
