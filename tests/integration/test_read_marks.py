@@ -57,7 +57,12 @@ async def test_rest_read_moves_forward_only_and_shows_in_rooms_and_hello(fresh: 
     await _read_ok(api, user, room, 99)  # past the end: the room's last seq
     async with parley_ws(fresh.server.ws_url, user.token) as client:
         rooms = {r["room"]: r for r in client.hello["rooms"]}
-        assert rooms[room] == {"room": room, "last_seq": 3, "last_read": 3}
+        assert {k: rooms[room][k] for k in ("room", "last_seq", "last_read", "unread")} == {
+            "room": room,
+            "last_seq": 3,
+            "last_read": 3,
+            "unread": 0,
+        }
         assert rooms["general"]["last_read"] == 0
 
 

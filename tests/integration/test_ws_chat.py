@@ -509,7 +509,7 @@ async def test_invite_takes_effect_on_an_open_socket(
         assert (await b.expect_error("not_found"))["ref"] == cid
         assert (await api.invite(alice.token, "later", bob.username)).status_code == 201
         joined = await b.join_ok("later")
-        assert joined["last_seq"] == 0
+        assert joined["last_seq"] == 1  # the invitation: the room's first event
         ack = await b.send_ok("later", "now a member", cid)
-        assert ack["seq"] == 1
+        assert ack["seq"] == 2
     assert [m["text"] for m in await api.messages(alice.token, "later")] == ["now a member"]

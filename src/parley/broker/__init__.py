@@ -1,10 +1,12 @@
 """Fan-out between nodes: in-process (one node) and Redis (several)."""
 
 from parley.broker.base import (
+    AccessCut,
     AnyEvent,
     Broker,
     BrokerEventHandler,
     ClusterEvent,
+    Notified,
     ReadMarked,
     TokenRevoked,
     TypingSignal,
@@ -13,11 +15,13 @@ from parley.broker.base import (
 from parley.broker.memory import MemoryBroker
 
 __all__ = [
+    "AccessCut",
     "AnyEvent",
     "Broker",
     "BrokerEventHandler",
     "ClusterEvent",
     "MemoryBroker",
+    "Notified",
     "ReadMarked",
     "TokenRevoked",
     "TypingSignal",

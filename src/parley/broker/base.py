@@ -1,4 +1,5 @@
-"""The fan-out interface: how a stored message or an ephemeral event reaches every node."""
+"""The fan-out interface: how a stored event (a message, an edit...) or an ephemeral event
+reaches every node."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from typing import Protocol
 
 import msgspec
 
-from parley.protocol import Message
+from parley.protocol import RoomEvent
 
 __all__ = [
+    "AccessCut",
     "AnyEvent",
     "Broker",
     "BrokerEventHandler",
     "ClusterEvent",
+    "Notified",
     "ReadMarked",
     "TokenRevoked",
     "TypingSignal",
@@ -28,8 +31,9 @@ class ClusterEvent(msgspec.Struct, frozen=True, tag_field="kind"):
 class BrokerEventHandler(Protocol):
     """What a node does with what the broker delivers (server/delivery.py `Delivery`)."""
 
-    def on_message(self, msg: Message) -> None:
-        """A committed message, from this node or another; maybe late, doubled or reordered."""
+    def on_stored(self, event: RoomEvent) -> None:
+        """A committed event of a room's log (a message, an edit, a reaction...), from this
+        node or another; maybe late, doubled or reordered."""
 
     def on_event(self, event: ClusterEvent) -> None:
         """An ephemeral event, from this node or another."""
@@ -50,8 +54,8 @@ class Broker(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    def publish_message(self, msg: Message) -> None:
-        """Hand a committed message to every node (this one included)."""
+    def publish_stored(self, event: RoomEvent) -> None:
+        """Hand a committed event of a room's log to every node (this one included)."""
 
     @abc.abstractmethod
     def publish_event(self, event: ClusterEvent) -> None:
@@ -87,4 +91,23 @@ class ReadMarked(ClusterEvent, tag="read", frozen=True):
     socket: int = 0
 
 
-AnyEvent = TypingSignal | TokenRevoked | UserTokensRevoked | ReadMarked
+class Notified(ClusterEvent, tag="notify", frozen=True):
+    """Message `seq` of the room keyed `room` is for `users` (they are mentioned, or in the
+    DM): their sockets that have not joined the room hear of it."""
+
+    room: str
+    seq: int
+    username: str
+    text: str
+    users: list[str]
+
+
+class AccessCut(ClusterEvent, tag="cut", frozen=True):
+    """`username` is no longer a member of the room keyed `room` (removed, or left): their
+    sockets lose it at once (what they knew of their access is forgotten)."""
+
+    room: str
+    username: str
+
+
+AnyEvent = TypingSignal | TokenRevoked | UserTokensRevoked | ReadMarked | Notified | AccessCut

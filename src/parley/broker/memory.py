@@ -6,7 +6,7 @@ Nothing is ever lost on the way, so it never asks its handler to resync from the
 from __future__ import annotations
 
 from parley.broker.base import Broker, BrokerEventHandler, ClusterEvent
-from parley.protocol import Message
+from parley.protocol import RoomEvent
 
 __all__ = ["MemoryBroker"]
 
@@ -21,9 +21,9 @@ class MemoryBroker(Broker):
     async def close(self) -> None:
         self._handler = None
 
-    def publish_message(self, msg: Message) -> None:
+    def publish_stored(self, event: RoomEvent) -> None:
         if self._handler is not None:
-            self._handler.on_message(msg)
+            self._handler.on_stored(event)
 
     def publish_event(self, event: ClusterEvent) -> None:
         if self._handler is not None:

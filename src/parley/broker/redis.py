@@ -25,7 +25,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from parley.broker.base import AnyEvent, Broker, BrokerEventHandler, ClusterEvent
-from parley.protocol import Message
+from parley.protocol import RoomEvent
 from parley.redisconn import (
     BACKOFF_MAX,
     BACKOFF_MIN,
@@ -57,7 +57,7 @@ class RedisBroker(Broker):
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: RedisSubscription | None = None
         self._msg_encoder = msgspec.msgpack.Encoder()
-        self._msg_decoder = msgspec.msgpack.Decoder(Message)
+        self._msg_decoder = msgspec.msgpack.Decoder(RoomEvent)
         self._event_decoder = msgspec.msgpack.Decoder(AnyEvent)
         self.dropped = 0  # publishes given up because the outbox overflowed
 
@@ -94,10 +94,10 @@ class RedisBroker(Broker):
 
     # --- publishing ---------------------------------------------------------------
 
-    def publish_message(self, msg: Message) -> None:
+    def publish_stored(self, event: RoomEvent) -> None:
         if self._handler is not None:
-            self._handler.on_message(msg)
-        self._enqueue(MESSAGES, self._msg_encoder.encode(msg))
+            self._handler.on_stored(event)
+        self._enqueue(MESSAGES, self._msg_encoder.encode(event))
 
     def publish_event(self, event: ClusterEvent) -> None:
         if self._handler is not None:
@@ -149,7 +149,7 @@ class RedisBroker(Broker):
         payload = data[NODE_ID_BYTES:]
         try:
             if channel == MESSAGES:
-                handler.on_message(self._msg_decoder.decode(payload))
+                handler.on_stored(self._msg_decoder.decode(payload))
             elif channel == EVENTS:
                 handler.on_event(self._event_decoder.decode(payload))
         except msgspec.DecodeError:

@@ -36,6 +36,7 @@ from parley.core.names import (
 )
 from parley.core.presence import PresenceGrace
 from parley.core.roomnames import (
+    DM,
     NamedRoom,
     first_use_counts,
     name_of,
@@ -48,6 +49,7 @@ from parley.core.throttle import TYPING_EVERY, TypingThrottle
 
 __all__ = [
     "ALLOWANCES",
+    "DM",
     "GENERAL",
     "TYPING_EVERY",
     "Action",

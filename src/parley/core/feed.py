@@ -1,4 +1,5 @@
-"""Per-room ordering of published messages on one node: no gap, no duplicate.
+"""Per-room ordering of published events (messages, edits...) on one node: no gap, no
+duplicate.
 
 A broker may deliver a room's messages late, twice or out of order (several
 nodes publish; Redis pub/sub may drop while reconnecting). The feed remembers
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from parley.protocol import Message
+from parley.protocol import RoomEvent
 
 __all__ = ["Feed", "Gap"]
 
@@ -25,7 +26,7 @@ class Gap:
 @dataclass(slots=True)
 class Feed:
     last_seq: dict[str, int] = field(default_factory=dict)
-    held: dict[str, dict[int, Message]] = field(default_factory=dict)
+    held: dict[str, dict[int, RoomEvent]] = field(default_factory=dict)
 
     def floor(self, room: str, seq: int) -> int:
         """Record that everything up to `seq` is known (read from the store); returns the floor."""
@@ -33,7 +34,7 @@ class Feed:
         self.last_seq[room] = current
         return current
 
-    def accept(self, msg: Message) -> tuple[list[Message], Gap | None]:
+    def accept(self, msg: RoomEvent) -> tuple[list[RoomEvent], Gap | None]:
         """The messages now deliverable in order, and a gap to fill if one opened."""
         last = self.last_seq.get(msg.room)
         if last is None or msg.seq == last + 1:
@@ -52,9 +53,9 @@ class Feed:
             return None
         return Gap(room, self.last_seq.get(room, 0) + 1, min(held) - 1)
 
-    def _release(self, room: str) -> list[Message]:
+    def _release(self, room: str) -> list[RoomEvent]:
         held = self.held.get(room)
-        out: list[Message] = []
+        out: list[RoomEvent] = []
         if not held:
             return out
         nxt = self.last_seq[room] + 1

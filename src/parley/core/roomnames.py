@@ -23,7 +23,10 @@ from typing import Protocol, TypeVar
 
 from parley.protocol.fields import TAG_SEPARATOR
 
+DM = "dm"  # the kind of a direct-message room
+
 __all__ = [
+    "DM",
     "NamedRoom",
     "first_use_counts",
     "name_of",
@@ -46,6 +49,10 @@ class NamedRoom(Protocol):
 
     @property
     def tag(self) -> str: ...
+
+    @property
+    def kind(self) -> str:
+        """room, or dm: a DM is always called `dm~tag` (its name says nothing)."""
 
     @property
     def since(self) -> float:
@@ -76,7 +83,8 @@ def first_use_counts(room: NamedRoom) -> bool:
 
 
 def _first_seen(rooms: Iterable[R]) -> R | None:
-    return min(rooms, key=lambda r: (r.since, r.room), default=None)
+    """The room of a name its bare name means: the one seen longest, never a DM."""
+    return min((r for r in rooms if r.kind != DM), key=lambda r: (r.since, r.room), default=None)
 
 
 def resolve(ref: str, visible: Sequence[R]) -> R | None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Final, TypeVar
+from typing import Annotated, Final, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from parley.protocol.errors import ErrorCode, ProtocolError, wire_seconds
 from parley.protocol.fields import (
+    MAX_DM_USERS,
     ClientId,
     Limit,
     LoginName,
@@ -26,7 +27,9 @@ from parley.protocol.fields import (
     Private,
     RoomName,
     Seq,
+    Target,
     Text,
+    Topic,
     Username,
     decode_json,
     explain,
@@ -36,6 +39,9 @@ from parley.protocol.frames import Message, encode
 
 __all__ = [
     "CreateRoomBody",
+    "DmBody",
+    "DmEntry",
+    "EditBody",
     "ErrorBody",
     "ErrorDetail",
     "HistoryQuery",
@@ -52,6 +58,7 @@ __all__ = [
     "RoomEntry",
     "RoomList",
     "Session",
+    "TopicBody",
     "decode_body",
     "decode_query",
     "error_body",
@@ -98,6 +105,28 @@ class InviteBody(Struct, frozen=True):
 class PostMessageBody(Struct, frozen=True):
     text: Text
     client_id: ClientId | None = None
+    reply_to: Target | None = None
+
+
+class EditBody(Struct, frozen=True):
+    """PATCH /api/rooms/{room}/messages/{seq}: the message's new text (its author only)."""
+
+    text: Text
+
+
+class TopicBody(Struct, frozen=True):
+    """PATCH /api/rooms/{room}: the room's topic (its owner only)."""
+
+    topic: Topic
+
+
+class DmBody(Struct, frozen=True):
+    """POST /api/dms: the people to talk with (the caller is one more)."""
+
+    users: Annotated[
+        list[Username],
+        Meta(min_length=1, max_length=MAX_DM_USERS, description=f"1 to {MAX_DM_USERS} usernames"),
+    ]
 
 
 class ReadBody(Struct, frozen=True):
@@ -139,6 +168,20 @@ class RoomEntry(Struct, frozen=True):
     last_seq: int
     owner: str | None
     last_read: int = 0  # the user's read marker (contract v2): 0 when never set
+    kind: str = "room"  # room | dm
+    topic: str = ""
+    unread: int = 0  # messages by others after last_read, not deleted
+    mentions: int = 0  # those of them that mention the user
+    members: list[str] | UnsetType = UNSET  # a DM's people, sorted (only for DMs)
+
+
+class DmEntry(Struct, frozen=True):
+    """A DM (POST /api/dms): how to call it, and who is in it."""
+
+    room: str
+    kind: str
+    members: list[str]
+    private: bool = True
 
 
 class RoomList(Struct, frozen=True):

@@ -10,12 +10,27 @@ from importlib.metadata import version
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
-from msgspec import Struct
+from msgspec import UNSET, Struct
 
-from parley.core import Action, check_room_ref
-from parley.protocol import HTTP_STATUS, ErrorCode, Message, ProtocolError, encode
+from parley.core import DM, Action, check_room_ref, ref_of
+from parley.protocol import (
+    HTTP_STATUS,
+    Change,
+    Delete,
+    Edit,
+    ErrorCode,
+    Message,
+    ProtocolError,
+    React,
+    SetTopic,
+    encode,
+)
+from parley.protocol.fields import MAX_SEQ
 from parley.protocol.http import (
     CreateRoomBody,
+    DmBody,
+    DmEntry,
+    EditBody,
     HistoryQuery,
     InviteBody,
     Invited,
@@ -30,6 +45,7 @@ from parley.protocol.http import (
     RoomEntry,
     RoomList,
     Session,
+    TopicBody,
     decode_body,
     decode_query,
     error_body,
@@ -39,11 +55,13 @@ from parley.server.auth import COOKIE, client_address, origin_allowed, request_t
 from parley.server.headers import is_https
 from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
-from parley.store import MessageQuery, StoreUnavailable
+from parley.store import MessageQuery, RoomRecord, StoreUnavailable
 
 __all__ = ["add_routes", "routes"]
 
 routes = web.RouteTableDef()
+# A change over HTTP has no client_id (a retried request may repeat it, as a PATCH would)
+NO_ID: Final = ""
 COOKIE_MAX_AGE: Final = 30 * 24 * 3600
 B = TypeVar("B", bound=Struct)
 
@@ -268,9 +286,56 @@ async def me(request: web.Request) -> web.Response:
 async def list_rooms(request: web.Request) -> web.Response:
     user = await _user(request)
     rooms = await request.app[NODE].rooms_of(user)
-    return json_response(
-        RoomList([RoomEntry(ref, r.private, r.last_seq, r.owner, r.last_read) for ref, r in rooms])
+    return json_response(RoomList([_room_entry(ref, r) for ref, r in rooms]))
+
+
+def _room_entry(ref: str, r: RoomRecord) -> RoomEntry:
+    members = list(r.members) if r.kind == DM else UNSET
+    return RoomEntry(
+        ref,
+        r.private,
+        r.last_seq,
+        r.owner,
+        r.last_read,
+        r.kind,
+        r.topic,
+        r.unread,
+        r.mentions,
+        members,
     )
+
+
+@routes.patch("/api/rooms/{room}")
+@documented(
+    Operation("Set the room's topic (its owner only)", RoomEntry, body=TopicBody, errors=(403,))
+)
+async def set_topic(request: web.Request) -> web.Response:
+    user = await _user(request)
+    node = request.app[NODE]
+    ref = _room_name(request)
+    body = await _body(request, TopicBody)
+    await node.change(user, SetTopic(room=ref, topic=body.topic, client_id=NO_ID))
+    return json_response(_room_entry(ref, await node.visible_room(user, ref)))
+
+
+@routes.post("/api/dms")
+@documented(
+    Operation(
+        "Open the direct-message room of these people and the caller (200: it existed)",
+        DmEntry,
+        201,
+        DmBody,
+        also=(200,),
+    )
+)
+async def open_dm(request: web.Request) -> web.Response:
+    user = await _user(request)
+    node = request.app[NODE]
+    node.spend(user, Action.INVITE)
+    body = await _body(request, DmBody)
+    record, created = await node.open_dm(user, body.users)
+    entry = DmEntry(ref_of(record, [record]), record.kind, list(record.members))
+    return json_response(entry, 201 if created else 200)
 
 
 @routes.post("/api/rooms")
@@ -304,8 +369,23 @@ async def invite(request: web.Request) -> web.Response:
     ref = _room_name(request)
     record = await node.visible_room(user, ref)
     body = await _body(request, InviteBody)
-    invitee = await node.add_member(record, body.username)
+    invitee = await node.add_member(user, record, body.username)
     return json_response(Invited(ref, invitee), 201)
+
+
+@routes.delete("/api/rooms/{room}/members/{username}")
+@documented(
+    Operation(
+        "Leave the room (your own name) or remove a member (its owner)", status=204, errors=(403,)
+    )
+)
+async def remove_member(request: web.Request) -> web.Response:
+    user = await _user(request)
+    node = request.app[NODE]
+    node.spend(user, Action.INVITE)
+    ref = _room_name(request)
+    await node.remove_member(user, ref, request.match_info["username"])
+    return web.Response(status=204)
 
 
 # --- messages ---------------------------------------------------------------------
@@ -338,8 +418,69 @@ async def post_message(request: web.Request) -> web.Response:
     body = await _body(request, PostMessageBody)
     record = await node.visible_room(user, ref)
     node.check_send(user, body.text)
-    msg, created = await node.send(user, record.room, body.text, body.client_id, ref)
+    await node.check_reply(record.room, ref, body.reply_to)
+    msg, created = await node.send(
+        user, record.room, body.text, body.client_id, ref, reply_to=body.reply_to
+    )
     return json_response(msg, 201 if created else 200)
+
+
+@routes.patch("/api/rooms/{room}/messages/{seq}")
+@documented(Operation("Edit a message (its author only)", Message, body=EditBody, errors=(403,)))
+async def edit_message(request: web.Request) -> web.Response:
+    user = await _user(request)
+    ref, seq = _room_name(request), _seq(request)
+    body = await _body(request, EditBody)
+    edit = Edit(room=ref, target=seq, text=body.text, client_id=NO_ID)
+    return await _changed(request, user, edit)
+
+
+@routes.delete("/api/rooms/{room}/messages/{seq}")
+@documented(
+    Operation("Delete a message (its author or the room's owner)", status=204, errors=(403,))
+)
+async def delete_message(request: web.Request) -> web.Response:
+    user = await _user(request)
+    ref, seq = _room_name(request), _seq(request)
+    await request.app[NODE].change(user, Delete(room=ref, target=seq, client_id=NO_ID))
+    return web.Response(status=204)
+
+
+@routes.put("/api/rooms/{room}/messages/{seq}/reactions/{emoji}")
+@documented(Operation("React to a message (the emoji URL-encoded)", Message))
+async def add_reaction(request: web.Request) -> web.Response:
+    return await _react(request, on=True)
+
+
+@routes.delete("/api/rooms/{room}/messages/{seq}/reactions/{emoji}")
+@documented(Operation("Take back a reaction", Message))
+async def remove_reaction(request: web.Request) -> web.Response:
+    return await _react(request, on=False)
+
+
+async def _react(request: web.Request, *, on: bool) -> web.Response:
+    user = await _user(request)
+    ref, seq = _room_name(request), _seq(request)
+    emoji = request.match_info["emoji"]
+    return await _changed(
+        request, user, React(room=ref, target=seq, emoji=emoji, on=on, client_id=NO_ID)
+    )
+
+
+async def _changed(request: web.Request, user: User, frame: Change) -> web.Response:
+    """Make the change, then answer with the message as it is now."""
+    node = request.app[NODE]
+    await node.change(user, frame)
+    target = getattr(frame, "target", 0)
+    return json_response(await node.message(user, frame.room, target))
+
+
+def _seq(request: web.Request) -> int:
+    """The message seq in the path: a positive integer in plain digits, else not_found."""
+    raw = request.match_info["seq"]
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_SEQ:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no message {raw!r}")
+    return int(raw)
 
 
 @routes.post("/api/rooms/{room}/read")

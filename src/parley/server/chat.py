@@ -22,8 +22,19 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final, Protocol
 
-from parley.broker import Broker, ReadMarked, TokenRevoked, TypingSignal, UserTokensRevoked
+import msgspec
+
+from parley.broker import (
+    AccessCut,
+    Broker,
+    Notified,
+    ReadMarked,
+    TokenRevoked,
+    TypingSignal,
+    UserTokensRevoked,
+)
 from parley.core import (
+    DM,
     GENERAL,
     Action,
     ActionLimits,
@@ -39,18 +50,41 @@ from parley.core import (
 from parley.presence import MemoryPresence, PresenceTracker
 from parley.protocol import (
     MAX_TEXT_CHARS,
+    Change,
+    Delete,
+    Edit,
     ErrorCode,
     Joined,
     Message,
+    MessageEvent,
     ProtocolError,
+    React,
+    SetTopic,
     encode,
     reply_id,
 )
+from parley.protocol.fields import MAX_EMOJI_CHARS
 from parley.server import metrics
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
 from parley.server.registry import Registry
-from parley.store import MessageQuery, RoomRecord, Store, StoreStats, StoreUnavailable, UnknownRoom
+from parley.store import (
+    Changed,
+    ChangeRequest,
+    DeleteRequest,
+    EditRequest,
+    MemberChange,
+    MessageQuery,
+    NotAllowed,
+    ReactRequest,
+    RoomRecord,
+    Store,
+    StoreStats,
+    StoreUnavailable,
+    TopicRequest,
+    UnknownRoom,
+    UnknownTarget,
+)
 
 __all__ = ["ChatService", "Identity", "as_seen", "limit_key", "store_error"]
 
@@ -90,6 +124,9 @@ class ChatService:
         self.max_guests_per_address = max_guests_per_address  # 0: no cap
         self.draining = False
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
+        # The people of each DM this node has seen used: a DM's message notifies them.
+        # Nobody joins or leaves a DM, so this never goes stale.
+        self._dm_members: dict[str, tuple[str, ...]] = {}
 
     async def start(self) -> None:
         """Open the store, then start delivering (the broker's handler is the delivery)."""
@@ -170,6 +207,8 @@ class ChatService:
             raise _unavailable() from None
         if record is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {ref!r}")
+        if record.kind == DM:
+            self._dm_members[record.room] = record.members
         if first_use_counts(record):  # from now on it outranks later rooms of its name
             try:
                 await self.store.add_member(record.room, who.username)
@@ -178,8 +217,9 @@ class ChatService:
         return record
 
     async def may_use(self, conn: Connection, ref: str) -> str:
-        """`visible_room` for a socket, remembered: access is never taken away from a member,
-        so a socket asks the store about a room once, not on every send. The room's key."""
+        """`visible_room` for a socket, remembered until the user leaves or is removed
+        (`AccessCut` makes every node forget): a socket asks the store about a room once,
+        not on every send. The room's key."""
         key = conn.key_of(ref)
         if key is None:
             key = (await self.visible_room(conn, ref)).room
@@ -212,15 +252,72 @@ class ChatService:
         except StoreUnavailable:
             raise _unavailable() from None
 
-    async def add_member(self, room: RoomRecord, username: str) -> str:
-        """Make user `username` a member of `room` (found with `visible_room`: the caller
-        spends the allowance and checks access before it reads the body); their name as
-        the store spells it, or not_found."""
-        invitee = await self.store.find_user(username)
-        if invitee is None:
+    async def add_member(self, who: Identity, room: RoomRecord, username: str) -> str:
+        """`who` makes user `username` a member of `room` (found with `visible_room`: the
+        caller spends the allowance and checks access before it reads the body); their
+        name as the store spells it, or not_found. Nobody is added to a DM."""
+        if room.kind == DM:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "nobody is added to a direct message")
+        invitee = await self._user(username)
+        await self._member_change(MemberChange(room.room, invitee, "invited", who.username))
+        return invitee
+
+    async def remove_member(self, who: Identity, ref: str, username: str) -> None:
+        """`who` leaves the room they call `ref` (`username` is theirs) or removes
+        `username` from it (its owner only). On every node the user's sockets lose the
+        room at once; a private room is not_found to them from then on, a public one they
+        may join again."""
+        room = await self.visible_room(who, ref)
+        if room.kind == DM:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "nobody leaves a direct message")
+        member = await self._user(username)
+        leaving = member == who.username
+        if not leaving and who.username != room.owner:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only the room's owner removes members")
+        change = MemberChange(room.room, member, "left" if leaving else "removed", who.username)
+        if not await self._member_change(change) and room.private:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"{member} is not a member of {ref!r}")
+        self.broker.publish_event(AccessCut(room.room, member))
+
+    async def _user(self, username: str) -> str:
+        """The registered spelling of `username`, or not_found."""
+        try:
+            user = await self.store.find_user(username)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        if user is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {username!r}")
-        await self.store.add_member(room.room, invitee.username)
-        return invitee.username
+        return user.username
+
+    async def _member_change(self, change: MemberChange) -> bool:
+        """Store a membership change and publish its event; whether an event was stored
+        (only a private room's or a DM's membership has events; nothing changed: none)."""
+        try:
+            event = await self.store.change_member(change)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        except UnknownRoom:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no room {change.room!r}") from None
+        if event is None:
+            return False
+        self.broker.publish_stored(event)
+        return True
+
+    async def open_dm(self, who: Identity, usernames: list[str]) -> tuple[RoomRecord, bool]:
+        """The DM of `who` and `usernames` (created, or the one they have: the same set of
+        people always gets the same room)."""
+        if who.guest:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "guests have no direct messages")
+        people = {who.username.lower(): who.username}
+        for name in usernames:
+            found = await self._user(name)
+            people[found.lower()] = found
+        try:
+            record, created = await self.store.open_dm(sorted(people.values()))
+        except StoreUnavailable:
+            raise _unavailable() from None
+        self._dm_members[record.room] = record.members
+        return record, created
 
     # --- commands -----------------------------------------------------------------
 
@@ -277,13 +374,14 @@ class ChatService:
         text: str,
         client_id: str | None,
         on_done: Callable[[asyncio.Future[tuple[Message, bool]]], None] | None = None,
+        reply_to: int | None = None,
     ) -> asyncio.Future[tuple[Message, bool]]:
         """Queue a message for the store. When it is committed it is published (if new),
         then `on_done` runs (the ack): one callback per message, not two. Checks are the
-        caller's."""
+        caller's (`check_send`, and `check_reply` for a `reply_to`)."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
-        future = self.store.append_soon(room, who.username, text, client_id)
+        future = self.store.append_soon(room, who.username, text, client_id, reply_to)
         self._inflight.add(future)
         future.add_done_callback(partial(self._committed, time.perf_counter(), on_done))
         return future
@@ -299,18 +397,46 @@ class ChatService:
             msg, created = future.result()
             metrics.ACKS.observe(time.perf_counter() - started, created=created)
             if created:
-                self.broker.publish_message(msg)
+                self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
+                self._notify(msg)
         if on_done is not None:
             on_done(future)
 
+    def _notify(self, msg: Message) -> None:
+        """The people a message is for (mentioned, or in its DM) hear of it on their sockets
+        that have not joined its room."""
+        people = self._dm_members.get(msg.room, ())
+        if not msg.mentions and not people:
+            return
+        users = [u for u in dict.fromkeys((*msg.mentions, *people)) if u != msg.username]
+        if users:
+            self.broker.publish_event(Notified(msg.room, msg.seq, msg.username, msg.text, users))
+
+    async def check_reply(self, room: str, ref: str, reply_to: int | None) -> None:
+        """A reply must answer a message of its room (deleted or not): else not_found."""
+        if reply_to is None:
+            return
+        try:
+            found = await self.store.message(room, reply_to)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        if found is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no message {reply_to} in {ref!r}")
+
     async def send(
-        self, who: Identity, room: str, text: str, client_id: str | None, ref: str | None = None
+        self,
+        who: Identity,
+        room: str,
+        text: str,
+        client_id: str | None,
+        ref: str | None = None,
+        reply_to: int | None = None,
     ) -> tuple[Message, bool]:
         """Store and publish to the room keyed `room`, which `who` calls `ref` (default: the
         key); returns once committed: (the message as `who` sees it, created). Checks are
         the caller's."""
         try:
-            msg, created = await self.submit(who, room, text, client_id)
+            msg, created = await self.submit(who, room, text, client_id, reply_to=reply_to)
         except Exception as exc:
             raise store_error(exc, ref or room) from None
         if msg.room != room:  # a resent client_id: the message as first stored, elsewhere
@@ -331,6 +457,41 @@ class ChatService:
         room = await self.may_use(conn, ref)
         if self.typists.allow(room, conn.username, time.monotonic()):
             self.broker.publish_event(TypingSignal(room, conn.username))
+
+    async def change(self, who: Identity, frame: Change, conn: Connection | None = None) -> Changed:
+        """An edit, delete, reaction or topic (contract v2), spent like a send; committed and
+        published before this returns. `conn`: the socket it came from, if any."""
+        self.spend(who, Action.SEND)
+        _check_change(frame)
+        if conn is not None:
+            room = await self.may_use(conn, frame.room)
+        else:
+            room = (await self.visible_room(who, frame.room)).room
+        try:
+            changed = await self.store.change(_request(frame, room, who.username))
+        except UnknownTarget:
+            target = getattr(frame, "target", None)
+            raise ProtocolError(
+                ErrorCode.NOT_FOUND, f"no message {target} in {frame.room!r}"
+            ) from None
+        except NotAllowed as exc:
+            raise ProtocolError(ErrorCode.FORBIDDEN, str(exc)) from None
+        except Exception as exc:
+            raise store_error(exc, frame.room) from None
+        if changed.created and changed.event is not None:
+            self.broker.publish_stored(changed.event)
+        return changed
+
+    async def message(self, who: Identity, ref: str, seq: int) -> Message:
+        """Message `seq` of the room `who` calls `ref`, as it is now, in their words."""
+        record = await self.visible_room(who, ref)
+        try:
+            found = await self.store.message(record.room, seq)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        if found is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no message {seq} in {ref!r}")
+        return as_seen(found, ref)
 
     async def read(self, who: Identity, ref: str, seq: int, conn: Connection | None = None) -> None:
         """`who` has read the room they call `ref` up to `seq` (from socket `conn`, if any):
@@ -375,6 +536,34 @@ class ChatService:
     async def revoke_user(self, username: str, keep: str | None = None) -> None:
         """Close, on every node, the sockets of every session of `username` but `keep`."""
         self.broker.publish_event(UserTokensRevoked(username, keep))
+
+
+def _check_change(frame: Change) -> None:
+    """What decoding cannot check: the text's bounds, an emoji's length in code points."""
+    if isinstance(frame, Edit):
+        refusal = text_refusal(frame.text, MAX_TEXT_CHARS)
+        if refusal is not None:
+            raise refusal
+    elif isinstance(frame, React) and (
+        len(frame.emoji) > MAX_EMOJI_CHARS or not frame.emoji.strip()
+    ):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"emoji must be 1 to {MAX_EMOJI_CHARS} characters"
+        )
+
+
+def _request(frame: Change, room: str, username: str) -> ChangeRequest:
+    """The store's request for a change frame, in the room keyed `room` (an empty
+    client_id: an HTTP request's, which has none)."""
+    client_id = frame.client_id or None
+    if isinstance(frame, Edit):
+        return EditRequest(room, username, client_id, frame.target, frame.text)
+    if isinstance(frame, Delete):
+        return DeleteRequest(room, username, client_id, frame.target)
+    if isinstance(frame, React):
+        return ReactRequest(room, username, client_id, frame.target, frame.emoji, frame.on)
+    assert isinstance(frame, SetTopic)
+    return TopicRequest(room, username, client_id, frame.topic)
 
 
 def _unavailable() -> ProtocolError:

@@ -146,7 +146,7 @@ class Connection(SocketLifecycle):
 
     def key_of(self, ref: str) -> str | None:
         """The key of the room the client calls `ref`, if joined or found allowed before
-        (access is never taken away); None when the store must be asked."""
+        (until `forget`); None when the store must be asked."""
         if self._keys is not None and (key := self._keys.get(ref)) is not None:
             return key
         # Joined under its own name: most rooms, and no mapping paid for. Unless the client
@@ -175,6 +175,15 @@ class Connection(SocketLifecycle):
         if self._keys is None:
             self._keys = {}
         self._keys[ref] = key
+
+    def forget(self, key: str) -> None:
+        """The user lost the room keyed `key` (removed, or left): the store must be asked
+        again before this socket uses it. The caller unsubscribes it first."""
+        if self._refs is not None:
+            self._refs.pop(key, None)
+        if self._keys is not None:
+            for ref in [ref for ref, known in self._keys.items() if known == key]:
+                del self._keys[ref]
 
     def send(self, payload: bytes) -> None:
         """Queue one JSON (or plain text) payload as a text frame."""

@@ -16,13 +16,15 @@ import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
 from parley.broker import (
+    AccessCut,
     BrokerEventHandler,
     ClusterEvent,
+    Notified,
     ReadMarked,
     TokenRevoked,
     TypingSignal,
@@ -31,12 +33,17 @@ from parley.broker import (
 from parley.core import GENERAL, Feed, Gap, Hub, PresenceGrace, SocketState, one_line
 from parley.presence import PresenceSink, PresenceTracker
 from parley.protocol import (
+    DeleteEvent,
+    EditEvent,
     ErrorCode,
     Message,
     MessageEvent,
+    Notify,
     Presence,
     ProtocolError,
     ReadEvent,
+    Removed,
+    RoomEvent,
     TypingEvent,
     encode,
 )
@@ -45,7 +52,17 @@ from parley.server.frames import text_frame
 from parley.server.registry import Registry
 from parley.store import MessageQuery, RoomRecord, Store, StoreUnavailable
 
-__all__ = ["GAP_GRACE", "REPLAY_PAGE", "Delivery", "Subscribed", "as_seen", "read_page"]
+__all__ = [
+    "GAP_GRACE",
+    "REPLAY_PAGE",
+    "Delivery",
+    "Subscribed",
+    "as_seen",
+    "read_events",
+    "read_page",
+]
+
+S = TypeVar("S", Message, RoomEvent)
 
 REPLAY_PAGE: Final = 500
 GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
@@ -153,10 +170,10 @@ class Delivery(BrokerEventHandler, PresenceSink):
 
     # --- what the broker delivers (BrokerEventHandler) ----------------------------------
 
-    def on_message(self, msg: Message) -> None:
-        deliverable, gap = self.feed.accept(msg)
-        for message in deliverable:
-            self._fan_out(message)
+    def on_stored(self, event: RoomEvent) -> None:
+        deliverable, gap = self.feed.accept(event)
+        for ready in deliverable:
+            self._fan_out(ready)
         if gap is not None:
             self._fill_later(gap)
 
@@ -169,6 +186,10 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.registry.sign_out_user(event.username, event.keep)
         elif isinstance(event, ReadMarked):
             self._read_out(event)
+        elif isinstance(event, Notified):
+            self._notify_out(event)
+        elif isinstance(event, AccessCut):
+            self._cut(event)
 
     def resync_from_store(self) -> None:
         """Deliver from the store what the broker may have dropped, in every room this node
@@ -187,20 +208,19 @@ class Delivery(BrokerEventHandler, PresenceSink):
 
     # --- fan-out --------------------------------------------------------------------
 
-    def _fan_out(self, msg: Message) -> None:
-        subs = self.hub.rooms.get(msg.room)
+    def _fan_out(self, event: RoomEvent) -> None:
+        subs = self.hub.rooms.get(event.room)
         if subs is None:
             return  # nobody on this node listens: not even worth encoding
-        frame = _message_frame(msg)
+        frame = _event_frame(event)
         if subs.aliases:  # someone calls this room by another name: their own frames
-            framed_as = _framed_as(lambda ref: _message_frame(as_seen(msg, ref)))
-            self.hub.deliver(msg.room, frame, framed_as)
+            framed_as = _framed_as(lambda ref: _event_frame(as_seen(event, ref)))
+            self.hub.deliver(event.room, frame, framed_as)
             _send_each(subs.live, subs.aliases, frame, framed_as)
         else:
-            self.hub.deliver(msg.room, frame)
+            self.hub.deliver(event.room, frame)
             self.flusher.broadcast(subs.live, frame)
-        if subs.plain:
-            line = f"{msg.username}: {one_line(msg.text)}"  # one message, one line
+        if subs.plain and (line := plain_line(event)) is not None:
             self.flusher.broadcast(subs.plain, text_frame(line.encode()))
 
     def _came(self, room: str, username: str) -> None:
@@ -267,19 +287,42 @@ class Delivery(BrokerEventHandler, PresenceSink):
             else:
                 conn.send(encode(ReadEvent(_socket_ref(conn, event.room, event.ref), event.seq)))
 
+    def _notify_out(self, event: Notified) -> None:
+        """A message is for some users: tell their parley.v1 sockets that have not joined
+        its room (the joined ones get the message itself)."""
+        frame: bytes | None = None
+        for username in event.users:
+            for conn in self.registry.sockets_of(username):
+                if conn.mode is not Mode.JSON or event.room in conn.rooms:
+                    continue
+                if frame is None or conn.ref_of(event.room) != event.room:
+                    ref = conn.ref_of(event.room)
+                    frame = encode(Notify(ref, event.seq, event.username, event.text))
+                conn.send(frame)
+
+    def _cut(self, event: AccessCut) -> None:
+        """`event.username` left the room or was removed: each of their sockets here leaves
+        it, forgets that it may use it, and (parley.v1) hears `removed`."""
+        for conn in list(self.registry.sockets_of(event.username)):
+            ref = conn.ref_of(event.room)
+            self.unsubscribe(conn, event.room)
+            conn.forget(event.room)
+            if conn.mode is Mode.JSON:
+                conn.send(encode(Removed(ref)))
+
     # --- catching up from the store ----------------------------------------------------
 
     async def _replay(self, conn: Connection, room: str, since: int, upto: int) -> None:
-        """Send messages (since, upto] from the store, a page at a time, minding backpressure."""
+        """Send events (since, upto] from the store, a page at a time, minding backpressure."""
         after = since
         while after < upto and conn.state is SocketState.OPEN:
-            page = await read_page(self.store, MessageQuery(room, limit=REPLAY_PAGE, after=after))
-            page = [m for m in page if m.seq <= upto]
+            page = await read_events(self.store, room, after)
+            page = [e for e in page if e.seq <= upto]
             if not page:
                 return
             ref = conn.ref_of(room)
-            for msg in page:
-                conn.send_frame(_message_frame(as_seen(msg, ref)))
+            for event in page:
+                conn.send_frame(_event_frame(as_seen(event, ref)))
             after = page[-1].seq
             await conn.drain()
 
@@ -293,14 +336,13 @@ class Delivery(BrokerEventHandler, PresenceSink):
         try:
             await asyncio.sleep(GAP_GRACE)
             while (gap := self.feed.pending_gap(room)) is not None:
-                query = MessageQuery(room, limit=REPLAY_PAGE, after=gap.first - 1)
                 try:
-                    page = await read_page(self.store, query)
+                    page = await read_events(self.store, room, gap.first - 1)
                 except ProtocolError:
                     await asyncio.sleep(1.0)  # store down: try again; the feed holds the rest
                     continue
-                for msg in page:
-                    self.on_message(msg)
+                for event in page:
+                    self.on_stored(event)
                 if not page:
                     await asyncio.sleep(GAP_GRACE)
         finally:
@@ -309,11 +351,11 @@ class Delivery(BrokerEventHandler, PresenceSink):
     async def _catch_up(self, room: str, upto: int) -> None:
         """Feed `room` from the store until this node has delivered everything up to `upto`."""
         while (last := self.feed.last_seq.get(room)) is not None and last < upto:
-            page = await read_page(self.store, MessageQuery(room, limit=REPLAY_PAGE, after=last))
+            page = await read_events(self.store, room, last)
             if not page:
                 return
-            for msg in page:
-                self.on_message(msg)
+            for event in page:
+                self.on_stored(event)
 
     async def _resync(self) -> None:
         try:
@@ -345,9 +387,28 @@ async def read_page(store: Store, query: MessageQuery) -> list[Message]:
         raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
 
 
-def as_seen(msg: Message, ref: str) -> Message:
-    """`msg` as a user who calls its room `ref` sees it."""
+async def read_events(store: Store, room: str, after: int) -> list[RoomEvent]:
+    """A page of the room's events after `after`; unavailable while the store is down."""
+    try:
+        return await store.events(room, after, REPLAY_PAGE)
+    except StoreUnavailable:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry") from None
+
+
+def as_seen(msg: S, ref: str) -> S:
+    """`msg` (a message or any event) as a user who calls its room `ref` sees it."""
     return msg if msg.room == ref else msgspec.structs.replace(msg, room=ref)
+
+
+def plain_line(event: RoomEvent) -> str | None:
+    """What the tutorial's plain-text client shows of an event: one line, or nothing."""
+    if isinstance(event, MessageEvent):
+        return f"{event.username}: {one_line(event.text)}"  # one message, one line
+    if isinstance(event, EditEvent):
+        return f"* {event.username} edited: {one_line(event.text)}"
+    if isinstance(event, DeleteEvent):
+        return f"* {event.username} deleted a message"
+    return None
 
 
 def _socket_ref(conn: Connection, key: str, ref: str) -> str:
@@ -357,8 +418,8 @@ def _socket_ref(conn: Connection, key: str, ref: str) -> str:
     return own if conn.key_of(own) == key else ref
 
 
-def _message_frame(msg: Message) -> bytes:
-    return text_frame(encode(MessageEvent(*msgspec.structs.astuple(msg))))
+def _event_frame(event: RoomEvent) -> bytes:
+    return text_frame(encode(event))
 
 
 def _framed_as(build: Callable[[str], bytes]) -> Callable[[str], bytes]:

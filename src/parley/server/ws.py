@@ -20,10 +20,14 @@ from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from aiohttp.http_websocket import WebSocketWriter, WSMessageTextBytes
 from aiohttp.web_request import BaseRequest
+from msgspec import UNSET
 
-from parley.core import GENERAL, Ending, guest_key
+from parley.core import DM, GENERAL, Ending, guest_key
 from parley.protocol import (
     Ack,
+    Change,
+    Delete,
+    Edit,
     Error,
     ErrorCode,
     Hello,
@@ -33,9 +37,11 @@ from parley.protocol import (
     Leave,
     Message,
     ProtocolError,
+    React,
     Read,
     RoomInfo,
     Send,
+    SetTopic,
     Typing,
     decode_client_frame,
     encode,
@@ -48,9 +54,17 @@ from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
 from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
-from parley.store import MessageQuery, StoreUnavailable
+from parley.store import MessageQuery, RoomRecord, StoreUnavailable
 
-__all__ = ["MAX_FRAME", "Inbox", "Session", "chat_socket", "open_socket", "socket_handler"]
+__all__ = [
+    "MAX_FRAME",
+    "Inbox",
+    "Session",
+    "chat_socket",
+    "open_socket",
+    "room_info",
+    "socket_handler",
+]
 
 log = logging.getLogger("parley.ws")
 
@@ -403,9 +417,7 @@ class JsonSession(ChatSession):
                 raise StoreUnavailable(exc.message) from None
             finally:
                 heard, conn.reads_before_hello = conn.reads_before_hello, None
-            rooms = [
-                RoomInfo(ref, r.last_seq, max(r.last_read, heard.get(r.room, 0))) for ref, r in seen
-            ]
+            rooms = [room_info(ref, r, heard.get(r.room, 0)) for ref, r in seen]
         conn.send(encode(Hello(conn.username, rooms)))
 
     def error(self, exc: ProtocolError) -> None:
@@ -433,9 +445,21 @@ class JsonSession(ChatSession):
                 await self.node.typing(self.conn, frame.room)
             elif isinstance(frame, Read):
                 await self.node.read(self.conn, frame.room, frame.seq, conn=self.conn)
+            elif isinstance(frame, Edit | Delete | React | SetTopic):
+                await self.change(frame)
         except ProtocolError as exc:
             exc.request_id = frame.request_id
             self.error(exc)
+
+    async def change(self, frame: Change) -> None:
+        """An edit, delete, reaction or topic: acked with its event's seq after COMMIT."""
+        try:
+            changed = await self.node.change(self.conn, frame, self.conn)
+        except ProtocolError as exc:
+            exc.ref = frame.client_id
+            raise
+        ack = Ack(frame.client_id, frame.room, changed.seq, reply_id(frame.request_id))
+        self.conn.send(encode(ack))
 
     def on_text_now(self, data: str) -> bool:
         conn = self.conn
@@ -445,6 +469,7 @@ class JsonSession(ChatSession):
             return False  # the reader loop answers it
         if (
             not isinstance(frame, Send)
+            or frame.reply_to is not None  # checked against the store: the reader loop's
             or (room := conn.key_of(frame.room)) is None
             or conn.inflight >= MAX_INFLIGHT
         ):
@@ -467,6 +492,7 @@ class JsonSession(ChatSession):
         try:
             self.node.check_send(conn, frame.text)
             room = await self.node.may_use(conn, frame.room)
+            await self.node.check_reply(room, frame.room, frame.reply_to)
             if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
                 conn.slot_freed = asyncio.get_running_loop().create_future()
                 await conn.slot_freed
@@ -479,7 +505,12 @@ class JsonSession(ChatSession):
         """Queue a checked send to the room keyed `room` for the store; `acked` answers it
         after the COMMIT."""
         self.node.submit(
-            self.conn, room, frame.text, frame.client_id, partial(self.acked, frame, room)
+            self.conn,
+            room,
+            frame.text,
+            frame.client_id,
+            partial(self.acked, frame, room),
+            frame.reply_to,
         )
         self.conn.inflight += 1
 
@@ -529,6 +560,21 @@ class PlainSession(ChatSession):
             await self.node.send(self.conn, GENERAL, data, None)
         except ProtocolError as exc:
             self.error(exc)
+
+
+def room_info(ref: str, room: RoomRecord, heard_read: int = 0) -> RoomInfo:
+    """A room in `hello` (and GET /api/rooms), as the user calls it and sees it."""
+    return RoomInfo(
+        ref,
+        room.last_seq,
+        max(room.last_read, heard_read),
+        room.kind,
+        room.topic,
+        room.unread,
+        room.mentions,
+        room.private,
+        list(room.members) if room.kind == DM else UNSET,
+    )
 
 
 def _tenths_up(seconds: float) -> str:

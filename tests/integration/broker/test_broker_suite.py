@@ -19,7 +19,7 @@ from parley.broker import (
     UserTokensRevoked,
 )
 from parley.broker.redis import RedisBroker
-from parley.protocol import Message
+from parley.protocol import EditEvent, MessageEvent, ReactionEvent, RoomEvent
 from tests.support.recording import WAIT, Recording
 from tests.support.redis_server import RedisServer
 
@@ -33,12 +33,12 @@ class Recorder(Recording):
 
     def __init__(self) -> None:
         super().__init__()
-        self.messages: list[Message] = []
+        self.messages: list[RoomEvent] = []
         self.events: list[ClusterEvent] = []
         self.marks: set[ClusterEvent] = set()
         self.resyncs = 0
 
-    def on_message(self, msg: Message) -> None:
+    def on_stored(self, msg: RoomEvent) -> None:
         self.messages.append(msg)
         self.changed()
 
@@ -57,8 +57,15 @@ class Recorder(Recording):
 Node = tuple[Broker, Recorder]
 
 
-def msg(seq: int, room: str = "general", text: str | None = None) -> Message:
-    return Message(room, seq, "ann", text or f"m{seq}", "2026-11-25T13:31:20.123Z", f"c{seq}")
+TS = "2026-11-25T13:31:20.123Z"
+EDIT = EditEvent(room="general", seq=201, username="ann", ts=TS, target=5, text="fixed")
+REACTION = ReactionEvent(
+    room="general", seq=202, username="bea", ts=TS, target=5, emoji="👍", on=True, client_id="r"
+)
+
+
+def msg(seq: int, room: str = "general", text: str | None = None) -> MessageEvent:
+    return MessageEvent(room, seq, "ann", text or f"m{seq}", TS, f"c{seq}")
 
 
 @asynccontextmanager
@@ -114,7 +121,7 @@ async def test_a_node_gets_its_own_messages_once_in_order(
     broker, sink = nodes[0]
     async with running(nodes):
         for seq in range(1, 51):
-            broker.publish_message(msg(seq))
+            broker.publish_stored(msg(seq))
         broker.publish_event(TypingSignal("general", "ann"))
         assert [m.seq for m in sink.messages] == list(range(1, 51))
         await settle(nodes)
@@ -145,17 +152,20 @@ async def test_messages_and_events_reach_every_node(redis_server: RedisServer) -
     brokers = [broker for broker, _ in nodes]
     async with running(nodes):
         for seq in range(1, 201):
-            brokers[seq % 3].publish_message(msg(seq, text="ünïcødé ✓" * (seq % 3)))
+            brokers[seq % 3].publish_stored(msg(seq, text="ünïcødé ✓" * (seq % 3)))
+        brokers[0].publish_stored(EDIT)
+        brokers[1].publish_stored(REACTION)
         brokers[1].publish_event(TypingSignal("general", "bea"))
         brokers[2].publish_event(TokenRevoked("abc123"))
         await settle(nodes)
     for _, sink in nodes:
-        assert sorted(m.seq for m in sink.messages) == list(range(1, 201))  # each exactly once
+        assert sorted(m.seq for m in sink.messages) == list(range(1, 203))  # each exactly once
         assert sorted(sink.events, key=repr) == [
             TokenRevoked("abc123"),
             TypingSignal("general", "bea"),
         ]
-        assert next(m for m in sink.messages if m.seq == 5).text == "ünïcødé ✓" * 2
+        assert next(m for m in sink.messages if m.seq == 5) == msg(5, text="ünïcødé ✓" * 2)
+        assert [m for m in sink.messages if m.seq > 200] == [EDIT, REACTION]  # every kind
     # one publisher's messages arrive in its order
     from_one = [m.seq for m in nodes[0][1].messages if m.seq % 3 == 1]
     assert from_one == sorted(from_one)
@@ -179,18 +189,18 @@ async def test_after_a_redis_restart_nodes_resync_and_publish_again(
     a, b = RedisBroker(redis_server.url), RedisBroker(redis_server.url)
     async with running([(a, a_sink), (b, b_sink)]):
         assert a_sink.resyncs >= 1  # right after the first subscribe
-        a.publish_message(msg(1))
+        a.publish_stored(msg(1))
         await b_sink.until(lambda: len(b_sink.messages) == 1)
         resyncs_before = b_sink.resyncs
 
         redis_server.stop()
-        a.publish_message(msg(2))  # queued while Redis is away
+        a.publish_stored(msg(2))  # queued while Redis is away
         await disconnected(b)
         redis_server.start()
 
         # B re-subscribes and asks its node to catch up from the store
         await b_sink.until(lambda: b_sink.resyncs > resyncs_before)
-        a.publish_message(msg(3))
+        a.publish_stored(msg(3))
         await b_sink.until(lambda: 3 in {m.seq for m in b_sink.messages})
         # 2 may have reached Redis before B was back (B's node reads it from the store), never twice
         assert [m.seq for m in b_sink.messages] in ([1, 3], [1, 2, 3])
@@ -203,7 +213,7 @@ async def test_a_node_starts_while_redis_is_down(redis_server: RedisServer) -> N
     broker = RedisBroker(redis_server.url)
     async with running([(broker, sink)]):  # start gives up waiting after a few seconds
         assert not broker.connected
-        broker.publish_message(msg(1))
+        broker.publish_stored(msg(1))
         assert [m.seq for m in sink.messages] == [1]
         redis_server.start()
         await sink.until(lambda: sink.resyncs >= 1)

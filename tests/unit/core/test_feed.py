@@ -4,14 +4,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parley.core import Feed, Gap
-from parley.protocol import Message
+from parley.protocol import MessageEvent, RoomEvent
 
 
-def msg(seq: int, room: str = "r") -> Message:
-    return Message(room, seq, "u", f"t{seq}", "ts")
+def msg(seq: int, room: str = "r") -> MessageEvent:
+    return MessageEvent(room, seq, "u", f"t{seq}", "ts")
 
 
-def seqs(messages: list[Message]) -> list[int]:
+def seqs(messages: list[RoomEvent]) -> list[int]:
     return [m.seq for m in messages]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from parley.core import Hub, first_use_counts, name_of, ref_of, references, resolve, room_key
+from parley.core import DM, Hub, first_use_counts, name_of, ref_of, references, resolve, room_key
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,7 @@ class Room:
     name: str
     tag: str
     since: float
+    kind: str = "room"
 
 
 OLD = Room("club", "club", "aaaaaaaaaaaaaaaa", 5.0)  # first with the name, seen later
@@ -50,6 +51,16 @@ def test_what_a_user_calls_each_room() -> None:
         ("club~aaaaaaaaaaaaaaaa", OLD),
         ("lobby", OTHER),
     ]
+
+
+def test_a_dm_is_always_called_by_its_tag() -> None:
+    dm = Room("dm~dddddddddddddddd", "dm", "dddddddddddddddd", 0.0, kind=DM)
+    room = Room("dm", "dm", "eeeeeeeeeeeeeeee", 9.0)  # a room someone named "dm", seen later
+    assert resolve("dm", [dm]) is None  # a bare name never means a DM
+    assert resolve("dm", [dm, room]) is room
+    assert resolve("dm~dddddddddddddddd", [dm, room]) is dm
+    assert ref_of(dm, [dm]) == "dm~dddddddddddddddd"
+    assert references([dm, room]) == [("dm", room), ("dm~dddddddddddddddd", dm)]
 
 
 def test_names_and_keys() -> None:
