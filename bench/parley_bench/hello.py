@@ -40,6 +40,8 @@ __all__ = [
     "SEED_VERSION",
     "SeedSpec",
     "copy_database",
+    "count_totals",
+    "counted_at_read_time",
     "measure_hello",
     "members",
     "mentions_reader",
@@ -333,24 +335,48 @@ def _room_count(body: bytes, kind: str) -> int:
     return len(obj["rooms"])
 
 
+def count_totals(body: bytes) -> dict[str, int]:
+    """The `unread` and `mentions` of every room of a `hello` frame (or a GET /api/rooms
+    body), summed; 0 for a field it lacks."""
+    rooms = msgspec.json.decode(body)["rooms"]
+    return {key: sum(int(r.get(key, 0)) for r in rooms) for key in ("unread", "mentions")}
+
+
+_COUNTED_SQL: Final = """
+    SELECT count(*), coalesce(sum(m.text LIKE '%@' || ?1 || '%'), 0)
+    FROM messages m LEFT JOIN read_marks k ON k.username = ?1 AND k.room = m.room
+    WHERE m.username != ?1 AND m.seq > coalesce(k.seq, 0)
+"""
+
+
+def counted_at_read_time(db: Path) -> dict[str, int]:
+    """READER's unread messages and mentions counted from the seeded messages themselves
+    (none is deleted or edited, none is READER's), to hold the store's counts against."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        unread, mentions = conn.execute(_COUNTED_SQL, (READER,)).fetchone()
+    finally:
+        conn.close()
+    return {"unread": int(unread), "mentions": int(mentions)}
+
+
 async def hello_samples(
     url: str, token: str, count: int, wait_s: float = 10.0
-) -> tuple[list[int], list[int], int]:
+) -> tuple[list[int], list[int], bytes]:
     """Open `count` sockets one after another: (ns from upgrade to hello, rooms in each
-    hello, bytes of the last hello). Each socket is closed before the next opens."""
+    hello, the last hello). Each socket is closed before the next opens."""
     loop = asyncio.get_running_loop()
     headers = {"Sec-WebSocket-Protocol": "parley.v1", "Authorization": f"Bearer {token}"}
     latencies: list[int] = []
     rooms: list[int] = []
-    size = 0
+    body = b""
     for _ in range(count):
         probe = await _open_probe(HelloProbe(loop), url, headers, wait_s)
         body = await asyncio.wait_for(probe.first, wait_s)
         latencies.append(probe.first_ns - probe.upgraded_ns)
         rooms.append(_room_count(body, "hello"))
-        size = len(body)
         await probe.close(wait_s)
-    return latencies, rooms, size
+    return latencies, rooms, body
 
 
 def rooms_api_samples(port: int, token: str, count: int) -> tuple[list[int], list[int]]:
@@ -392,7 +418,7 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
         time.process_time(),
         machine_busy_seconds(),
     )
-    hello_ns, hello_rooms, hello_bytes = await hello_samples(server.ws_url, token, samples)
+    hello_ns, hello_rooms, hello = await hello_samples(server.ws_url, token, samples)
     api_ns, api_rooms = await asyncio.to_thread(rooms_api_samples, server.port, token, samples)
     dt = time.monotonic() - t0
     server_cpu, gen_cpu = cpu_seconds(server.pid) - cpu0, time.process_time() - gen0
@@ -401,7 +427,8 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
         "hello_ms": summarize_ns(hello_ns),
         "hello_first_ms": hello_ns[0] / 1e6,
         "hello_rooms": hello_rooms[0],
-        "hello_bytes": hello_bytes,
+        "hello_bytes": len(hello),
+        "hello_counts": count_totals(hello),
         "rooms_api_ms": summarize_ns(api_ns),
         "rooms_api_rooms": api_rooms[0],
         "measure_s": round(dt, 2),

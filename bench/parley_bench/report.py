@@ -260,7 +260,7 @@ def hello_lines(results: dict[str, Any]) -> list[str]:
         f"in, then opens {n} parley.v1 sockets one after another: the time from the upgrade's "
         f"101 to the `hello` frame; then {n} GET /api/rooms on one kept-alive connection, "
         f"request to whole body. Every `hello` listed {_num(hello.get('hello_rooms'))} rooms "
-        f"({_num(hello.get('hello_bytes'))} bytes); the first one took "
+        f"({_num(hello.get('hello_bytes'))} bytes){_counts(hello)}; the first one took "
         f"{_num(hello.get('hello_first_ms'), 2)} ms. Meanwhile other processes used "
         f"{_num(hello.get('other_cpu'), 2)} of the {os.cpu_count()} cores.",
         "",
@@ -329,6 +329,18 @@ def multinode_lines(results: dict[str, Any]) -> list[str]:
         "",
         *lines,
     ]
+
+
+def _counts(hello: dict[str, Any]) -> str:
+    """What the rooms of `hello` count, against a count of the seeded messages."""
+    shown, counted = hello.get("hello_counts"), hello.get("counted_at_read_time")
+    if not isinstance(shown, dict) or not isinstance(counted, dict):
+        return ""
+    return (
+        f", their counts summed {_num(shown.get('unread'))} unread and "
+        f"{_num(shown.get('mentions'))} mentions (counted from the messages: "
+        f"{_num(counted.get('unread'))} and {_num(counted.get('mentions'))})"
+    )
 
 
 def _per_node(entry: dict[str, Any]) -> str:

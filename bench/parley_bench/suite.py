@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from parley_bench.client import Target
-from parley_bench.hello import SeedSpec, copy_database, measure_hello, seeded_database
+from parley_bench.hello import (
+    SeedSpec,
+    copy_database,
+    counted_at_read_time,
+    measure_hello,
+    seeded_database,
+)
 from parley_bench.multinode import SETUPS, multinode
 from parley_bench.report import plot, render_markdown
 from parley_bench.servers import (
@@ -249,12 +255,14 @@ class Suite:
             f"{seed['rooms']} rooms, {seed['messages']:,} messages, {seed['db_mib']} MiB",
             flush=True,
         )
+        counted = await asyncio.to_thread(counted_at_read_time, db)
         data = self.work / "data-hello"
         copy_database(db, data)
         server = self.make_server("parley_hello", data=data)
         try:
             await server.start()
-            return {"seed": seed, **await measure_hello(server, spec, cfg.hello_samples)}
+            measured = await measure_hello(server, spec, cfg.hello_samples)
+            return {"seed": seed, "counted_at_read_time": counted, **measured}
         finally:
             server.stop()
 

@@ -16,6 +16,8 @@ from parley_bench.hello import (
     SEED_VERSION,
     SeedSpec,
     copy_database,
+    count_totals,
+    counted_at_read_time,
     members,
     message_text,
     read_marker,
@@ -83,6 +85,13 @@ async def test_seed_goes_through_the_store_and_is_cached(tmp_path: Path) -> None
         assert conn.execute("SELECT count(*) FROM members").fetchone() == (15,)
         markers = "SELECT count(*) FROM read_marks WHERE username = ? AND seq > 0"
         assert conn.execute(markers, (READER,)).fetchone() == (3,)
+        marks = dict(conn.execute("SELECT room, seq FROM read_marks WHERE username = ?", (READER,)))
+        rows = conn.execute("SELECT room, seq, username, text FROM messages").fetchall()
+    past = [text for room, seq, user, text in rows if seq > marks.get(room, 0) and user != READER]
+    assert counted_at_read_time(db) == {
+        "unread": len(past),
+        "mentions": sum(f"@{READER}" in text for text in past),
+    }
     again, info2 = await seeded_database(spec, tmp_path)
     assert (again, info2["cached"]) == (db, True)
     assert os.listdir(tmp_path) == [spec.key()]  # no scratch directory left behind
@@ -95,3 +104,8 @@ def test_copy_database_leaves_the_shm_index_behind(tmp_path: Path) -> None:
         (cache / f"{DB_NAME}{suffix}").write_text(suffix or "db")
     copy_database(cache / DB_NAME, tmp_path / "data")
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [DB_NAME, f"{DB_NAME}-wal"]
+
+
+def test_count_totals_sums_the_rooms_counts() -> None:
+    hello = b'{"type":"hello","rooms":[{"room":"a","unread":3,"mentions":1},{"room":"b"}]}'
+    assert count_totals(hello) == {"unread": 3, "mentions": 1}

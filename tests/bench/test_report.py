@@ -156,6 +156,8 @@ def _hello(p99: float, rooms: int = 100, messages: int = 1_000_000) -> dict[str,
         "hello_bytes": 5400,
         "rooms_api_ms": api,
         "other_cpu": 0.25,
+        "hello_counts": {"unread": 1200, "mentions": 30},
+        "counted_at_read_time": {"unread": 1200, "mentions": 31},
     }
 
 
@@ -185,6 +187,8 @@ def test_hello_section_shows_both_latencies_and_the_goal() -> None:
     assert "| `hello` after the upgrade, 200 sockets | 1.25 | 2.50 | 6.50 | 9.75 |" in md
     assert "| GET /api/rooms, 200 requests | 1.50 | 3.00 | 4.50 | 6.00 |" in md
     assert "Meanwhile other processes used 0.25 of the" in md
+    assert "their counts summed 1,200 unread and 30 mentions (counted from the messages: " in md
+    assert "1,200 and 31)" in md
     assert "| hello p99 < 5 ms at 100 rooms / 1,000,000 messages | 6.50 | < 5 ms | **no** |" in md
 
 
