@@ -121,6 +121,19 @@ class ParleyWS:
         await self.send_json({"type": "send", "room": room, "text": text, "client_id": cid})
         return cid
 
+    async def change(
+        self, type_: str, room: str, client_id: str | None = None, **fields: Any
+    ) -> str:
+        """An edit, delete, react or topic frame (contract v2); its client_id."""
+        cid = client_id or new_client_id()
+        await self.send_json({"type": type_, "room": room, "client_id": cid, **fields})
+        return cid
+
+    async def change_ok(self, type_: str, room: str, **fields: Any) -> Event:
+        """A change frame and its ack (other events stay in the backlog)."""
+        cid = await self.change(type_, room, **fields)
+        return await self.recv_type("ack", client_id=cid)
+
     async def ask_history(self, room: str, **params: int) -> None:
         await self.send_json({"type": "history", "room": room, **params})
 

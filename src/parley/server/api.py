@@ -326,6 +326,7 @@ async def set_topic(request: web.Request) -> web.Response:
         201,
         DmBody,
         also=(200,),
+        errors=(404,),
     )
 )
 async def open_dm(request: web.Request) -> web.Response:

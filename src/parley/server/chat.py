@@ -313,7 +313,9 @@ class ChatService:
             found = await self._user(name)
             people[found.lower()] = found
         try:
-            record, created = await self.store.open_dm(sorted(people.values()))
+            # the caller first: the record comes back as its first member sees it
+            others = sorted(p for p in people.values() if p != who.username)
+            record, created = await self.store.open_dm([who.username, *others])
         except StoreUnavailable:
             raise _unavailable() from None
         self._dm_members[record.room] = record.members

@@ -7,13 +7,13 @@ per room, one multi-row INSERT).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from parley.protocol import Message
 from parley.store.base import StoreUnavailable, UnknownRoom
-from parley.store.events import dump
+from parley.store.events import dump_some
 
 __all__ = ["ROW_COLUMNS", "AppendPlan", "AppendResult", "PendingAppend", "settle"]
 
@@ -86,34 +86,69 @@ class AppendPlan:
                 room, seq, a.username, a.text, ts, a.client_id, a.reply_to, mentions=a.mentions
             )
             self._results[i] = (message, True)
-            mentions = dump(a.mentions) if a.mentions else None
-            rows.append((room, seq, a.username, a.text, ts, a.client_id, a.reply_to, mentions, n))
+            rows.append(
+                (
+                    room,
+                    seq,
+                    a.username,
+                    a.text,
+                    ts,
+                    a.client_id,
+                    a.reply_to,
+                    dump_some(a.mentions),
+                    n,
+                )
+            )
         return rows
 
     def own_counts(self) -> list[tuple[str, str, int]]:
         """(username, room, how many messages of theirs this batch stores): each adds to
         the user's count of own messages after their read marker."""
         counts: dict[tuple[str, str], int] = {}
-        for indexes in self.by_room.values():
-            for i in indexes:
-                key = (self.appends[i].username, self.appends[i].room)
-                counts[key] = counts.get(key, 0) + 1
+        for msg in self._created():
+            counts[(msg.username, msg.room)] = counts.get((msg.username, msg.room), 0) + 1
         return [(user, room, n) for (user, room), n in counts.items()]
 
     def mention_rows(self) -> list[tuple[str, str, int]]:
         """(username, room, seq) of each stored message's mentions, but of its author."""
-        rows = []
-        for indexes in self.by_room.values():
-            for i in indexes:
-                result = self._results[i]
-                if self.appends[i].mentions and isinstance(result, tuple):
-                    msg = result[0]
-                    rows += [(u, msg.room, msg.seq) for u in msg.mentions if u != msg.username]
-        return rows
+        return [
+            (user, msg.room, msg.seq)
+            for msg in self._created()
+            for user in msg.mentions
+            if user != msg.username
+        ]
+
+    def _created(self) -> list[Message]:
+        """The messages this batch stores (not those of an unknown room: no counts there)."""
+        return [
+            result[0]
+            for indexes in self.by_room.values()
+            for i in indexes
+            if isinstance(result := self._results[i], tuple)
+        ]
 
     def unknown(self, room: str) -> None:
         for i in self.by_room[room]:
             self._results[i] = UnknownRoom(room)
+
+    def senders(self, room: str) -> list[str]:
+        return sorted({self.appends[i].username for i in self.by_room[room]})
+
+    def members_only(self, room: str, members: Collection[str]) -> int:
+        """A private room: its sends by users who are no longer members (removed since
+        their socket learnt it may use the room) fail as UnknownRoom (not_found); how many
+        are left to store."""
+        kept = []
+        for i in self.by_room[room]:
+            if self.appends[i].username in members:
+                kept.append(i)
+            else:
+                self._results[i] = UnknownRoom(room)
+        if kept:
+            self.by_room[room] = kept
+        else:
+            del self.by_room[room]  # nothing left to store there
+        return len(kept)
 
     def results(self) -> list[AppendResult]:
         for i, j in self._repeats:

@@ -23,14 +23,25 @@ from parley.protocol import (
     RoomEvent,
     TopicEvent,
 )
+from parley.store.base import (
+    ChangeRequest,
+    DeleteRequest,
+    EditRequest,
+    NotAllowed,
+    TopicRequest,
+)
 
 __all__ = [
     "EVENT_COLUMNS",
     "MESSAGE_COLUMNS",
     "Reactions",
+    "check_allowed",
     "dump",
+    "dump_some",
     "event_of",
+    "load_names",
     "load_reactions",
+    "logged_event",
     "message_of",
     "toggled",
 ]
@@ -53,8 +64,17 @@ def dump(value: object) -> str:
     return _json_encode(value).decode()
 
 
+def dump_some(value: Reactions | list[str]) -> str | None:
+    """JSON text of a reactions or mentions column; NULL when there are none."""
+    return dump(value) if value else None
+
+
 def load_reactions(text: str | None) -> Reactions:
     return _reactions.decode(text) if text else {}
+
+
+def load_names(text: str | None) -> list[str]:
+    return _names.decode(text) if text else []
 
 
 def message_of(row: Sequence[Any]) -> Message:
@@ -70,7 +90,7 @@ def message_of(row: Sequence[Any]) -> Message:
         row[7],
         bool(row[8]),
         load_reactions(row[9]),
-        _names.decode(row[10]) if row[10] else [],
+        load_names(row[10]),
     )
 
 
@@ -91,6 +111,28 @@ def event_of(row: Sequence[Any]) -> RoomEvent:
     if kind == "reaction":
         return ReactionEvent(**common, target=target, emoji=data["emoji"], on=data["on"])
     return MemberEvent(**common, change=data["change"], by=data["by"])
+
+
+def logged_event(
+    row: tuple[str, int, str, str, str, str | None], kind: str, target: int | None, data: str | None
+) -> RoomEvent:
+    """The frame of a change just stored: `row` is its (room, seq, username, text, ts,
+    client_id), `data` its JSON text."""
+    return event_of((*row, None, None, False, None, None, kind, target, data))
+
+
+def check_allowed(request: ChangeRequest, owner: str | None, author: str | None) -> None:
+    """Raise NotAllowed unless `request.username` may make the change: a topic is the
+    owner's, an edit its author's, a delete its author's or the owner's (a moderator may
+    do either); anyone who may read the room reacts. `author`: the target's (None: topic)."""
+    if isinstance(request, TopicRequest) and not (request.moderator or request.username == owner):
+        raise NotAllowed("only the room's owner sets its topic")
+    if isinstance(request, EditRequest) and request.username != author:
+        raise NotAllowed("only its author edits a message")
+    if isinstance(request, DeleteRequest) and not (
+        request.moderator or request.username in (author, owner)
+    ):
+        raise NotAllowed("only its author or the room's owner deletes a message")
 
 
 def toggled(reactions: Reactions, emoji: str, username: str, on: bool) -> Reactions | None:

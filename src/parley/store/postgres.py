@@ -11,6 +11,10 @@ username)` is a unique index: a batch holding a message already stored (a
 resend, or the same client_id raced in by another node) fails as a whole and
 is redone with a lookup, and the resend gets the stored message back.
 
+The other events (edit, delete, reaction, topic, member) take the room's row
+lock first too, in a transaction of their own: a change reads its target under
+it, so changes of one message apply one at a time on any number of nodes.
+
 Connection failures (PostgreSQL down or restarting) raise `StoreUnavailable`;
 the pool reconnects on the next call, so a node recovers without a restart.
 """
@@ -26,24 +30,50 @@ from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
 
+from parley.core import mention_keys
 from parley.core.roomnames import room_key
-from parley.protocol import Message
+from parley.protocol import Message, RoomEvent
 from parley.store.base import (
+    Changed,
+    ChangeRequest,
+    DeleteRequest,
+    EditRequest,
+    MemberChange,
     MessageQuery,
+    ReactRequest,
     RoomRecord,
     Store,
     StoreStats,
     StoreUnavailable,
+    TopicRequest,
+    UnknownRoom,
+    UnknownTarget,
     UserRecord,
+    dm_tag,
     new_tag,
     utc_timestamp,
 )
-from parley.store.batch import AppendPlan, AppendResult, PendingAppend, settle
+from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingAppend, settle
+from parley.store.events import (
+    EVENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    check_allowed,
+    dump,
+    dump_some,
+    event_of,
+    load_names,
+    load_reactions,
+    logged_event,
+    message_of,
+    toggled,
+)
 from parley.store.migrations import POSTGRES as MIGRATIONS
 
 __all__ = ["PostgresStore"]
 
 log = logging.getLogger("parley.store")
+
+Row = Any  # an asyncpg.Record: its columns by name and by index
 
 POOL_MIN: Final = 1
 POOL_MAX: Final = 10
@@ -54,45 +84,97 @@ MIGRATION_LOCK: Final = 0x7061726C6579  # pg_advisory_xact_lock key ("parley")
 MAX_BATCH: Final = 1024  # sends per batch (group commit)
 RESEND_RACES: Final = 3  # tries when another node keeps storing a batch's resends first
 
-_MESSAGE_COLUMNS: Final = "room, seq, username, text, ts, client_id"
 # One room's share of a batch in one statement, so in one transaction: bump the room's seq
-# by the count (the row lock queues concurrent nodes), insert the messages numbered after
-# it, and return the bumped seq (none: no such room). A resend makes the whole statement
-# fail on the unique (client_id, username) index, bump included.
+# and its count of messages by the batch's, insert the messages numbered after them, add
+# each sender's messages to their own ones after their read marker, store the mentions
+# (the mentions column's names but the author), and return the bumped seq and count
+# (none: no such room). A resend makes the whole statement fail on the unique
+# (client_id, username) index, bump included.
 _APPEND_MANY: Final = (
     "WITH bumped AS ("
-    " UPDATE rooms SET last_seq = last_seq + cardinality($2::text[]) WHERE room = $1"
-    " RETURNING last_seq),"
-    f" stored AS (INSERT INTO messages ({_MESSAGE_COLUMNS})"
-    " SELECT $1, bumped.last_seq - cardinality($2::text[]) + m.ord, m.username, m.text, $5,"
-    " m.client_id FROM bumped, unnest($2::text[], $3::text[], $4::text[])"
-    " WITH ORDINALITY AS m(username, text, client_id, ord))"
-    " SELECT last_seq FROM bumped"
+    " UPDATE rooms SET last_seq = last_seq + cardinality($2::text[]),"
+    " msgs = msgs + cardinality($2::text[]) WHERE room = $1 RETURNING last_seq, msgs),"
+    " sent AS (SELECT m.*, b.last_seq - cardinality($2::text[]) + m.ord AS seq,"
+    " b.msgs - cardinality($2::text[]) + m.ord AS n FROM bumped b,"
+    " unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])"
+    " WITH ORDINALITY AS m(username, text, client_id, reply_to, mentions, ord)),"
+    f" stored AS (INSERT INTO messages ({ROW_COLUMNS})"
+    " SELECT $1, seq, username, text, $7, client_id, reply_to, mentions, n FROM sent),"
+    " own AS (INSERT INTO read_marks (username, room, seq, n, own)"
+    " SELECT username, $1, 0, 0, count(*) FROM sent GROUP BY username"
+    " ON CONFLICT (username, room) DO UPDATE SET own = read_marks.own + EXCLUDED.own),"
+    " mentioned AS (INSERT INTO mentions (username, room, seq)"
+    " SELECT u, $1, sent.seq FROM sent, json_array_elements_text(sent.mentions::json) AS u"
+    " WHERE u <> sent.username)"
+    " SELECT last_seq, msgs FROM bumped"
 )
 _BY_CLIENTS: Final = (
-    "SELECT m.room, m.seq, m.username, m.text, m.ts, m.client_id FROM messages m"
-    " JOIN unnest($1::text[], $2::text[]) AS k(username, client_id)"
-    " ON m.client_id = k.client_id AND m.username = k.username"
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE (client_id, username) IN"
+    " (SELECT c, u FROM unnest($1::text[], $2::text[]) AS k(u, c))"
 )
-# The rooms user $1 may see, with when their membership began (none: a public room they
-# never used).
+# The users named by (room, lowercased name) pairs who may read that room.
+_READERS: Final = (
+    "SELECT k.room, u.username_key, u.username"
+    " FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS p(room, key)) k"
+    " JOIN users u ON u.username_key = k.key JOIN rooms r ON r.room = k.room"
+    " WHERE NOT r.private OR EXISTS"
+    " (SELECT 1 FROM members m WHERE m.room = r.room AND m.username = u.username)"
+)
 # The database's clock, so that the nodes' clocks cannot disagree on what came first.
 _DB_NOW_SQL: Final = "extract(epoch from clock_timestamp())::float8"
 _DB_NOW: Final = f"SELECT {_DB_NOW_SQL}"
+# The rooms user $1 may see, with when their membership began (none: a public room they
+# never used) and their counts (migrations.py says how they stay cheap); a DM's members
+# sorted by code point, as SQLite sorts them.
 _VISIBLE: Final = (
     "SELECT r.room, r.private, r.owner, r.last_seq, r.name, r.tag,"
-    " m.since, coalesce(k.seq, 0) AS last_read"
+    " m.since, coalesce(k.seq, 0) AS last_read, r.kind, r.topic,"
+    " r.msgs - coalesce(k.n, 0) - coalesce(k.own, 0) - (SELECT count(*) FROM messages d"
+    "   WHERE d.room = r.room AND d.deleted = 1 AND d.seq > coalesce(k.seq, 0)"
+    "   AND d.username <> $1) AS unread,"
+    " (SELECT count(*) FROM mentions x"
+    "   WHERE x.username = $1 AND x.room = r.room AND x.seq > coalesce(k.seq, 0)) AS mentions,"
+    " CASE WHEN r.kind = 'dm' THEN (SELECT array_agg(p.username ORDER BY p.username COLLATE \"C\")"
+    "   FROM members p WHERE p.room = r.room) END AS people"
     " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = $1"
     " LEFT JOIN read_marks k ON k.username = $1 AND k.room = r.room"
     " WHERE (NOT r.private OR m.username IS NOT NULL)"
 )
-# A read marker moves forward only, and never past the room's last seq; a row comes back
-# only when it was written.
-_MARK_READ: Final = (
-    "INSERT INTO read_marks (username, room, seq)"
-    " SELECT $1, room, LEAST($2::bigint, last_seq) FROM rooms WHERE room = $3"
-    " ON CONFLICT (username, room) DO UPDATE SET seq = EXCLUDED.seq"
-    " WHERE EXCLUDED.seq > read_marks.seq RETURNING seq"
+# Where the user's marker is and where it would go (none: no such room).
+_MARK_TARGET: Final = (
+    "SELECT coalesce(k.seq, 0) AS old, least($3::bigint, r.last_seq) AS new FROM rooms r"
+    " LEFT JOIN read_marks k ON k.username = $1 AND k.room = r.room WHERE r.room = $2"
+)
+# The user's marker row, locked (created when missing: zeros count as no row), with the
+# room's last seq as of this statement's start: a send of theirs committed after it has a
+# later seq, and its count of own messages lands on the row once this one commits.
+_LOCK_MARK: Final = (
+    "INSERT INTO read_marks (username, room, seq, n, own) SELECT $1, room, 0, 0, 0"
+    " FROM rooms WHERE room = $2 ON CONFLICT (username, room) DO UPDATE SET seq = read_marks.seq"
+    " RETURNING seq, own, (SELECT last_seq FROM rooms WHERE room = $2) AS last_seq"
+)
+# Move the locked marker from $3 to $4: the ordinal of the last message up to it, and the
+# user's own messages read on the way no longer count.
+_MOVE_MARK: Final = (
+    "UPDATE read_marks SET seq = $4,"
+    " n = coalesce((SELECT n FROM messages WHERE room = $2 AND seq <= $4 AND kind IS NULL"
+    "   ORDER BY seq DESC LIMIT 1), 0),"
+    " own = own - (SELECT count(*) FROM messages WHERE room = $2 AND seq > $3 AND seq <= $4"
+    "   AND username = $1 AND kind IS NULL)"
+    " WHERE username = $1 AND room = $2"
+)
+# One change of the log, with the room's next seq (its row is locked already).
+_ADD_EVENT: Final = (
+    "WITH bumped AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE room = $1 RETURNING last_seq)"
+    " INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
+    " SELECT $1, last_seq, $2, $3, $4, $5, $6, $7, $8 FROM bumped RETURNING seq"
+)
+_TARGET: Final = (
+    "SELECT username, deleted, reactions, mentions FROM messages"
+    " WHERE room = $1 AND seq = $2 AND kind IS NULL"
+)
+_DROP_MENTIONS: Final = (
+    "DELETE FROM mentions WHERE username = ANY($3::text[]) AND room = $1 AND seq = $2"
 )
 # Every token of a user (by name key) but the one to keep ($2 NULL: keep none).
 _DELETE_USER_TOKENS: Final = (
@@ -110,12 +192,6 @@ _UNREACHABLE: Final = (
 )
 
 
-def _message(row: Mapping[str, Any]) -> Message:
-    return Message(
-        row["room"], row["seq"], row["username"], row["text"], row["ts"], row["client_id"]
-    )
-
-
 def _room(row: Mapping[str, Any]) -> RoomRecord:
     return RoomRecord(
         row["room"],
@@ -126,6 +202,11 @@ def _room(row: Mapping[str, Any]) -> RoomRecord:
         row["tag"],
         math.inf if row["since"] is None else float(row["since"]),
         int(row["last_read"]),
+        row["kind"],
+        row["topic"],
+        max(int(row["unread"]), 0),
+        int(row["mentions"]),
+        tuple(row["people"] or ()),
     )
 
 
@@ -135,26 +216,33 @@ def _rowcount(status: str) -> int:
 
 
 async def _insert_batch(
-    conn: Any, batch: list[PendingAppend], known: Mapping[tuple[str, str], Message]
+    conn: Any,
+    batch: list[PendingAppend],
+    known: Mapping[tuple[str, str], Message],
+    private: dict[str, bool],
 ) -> list[AppendResult]:
     """One statement per room; several rooms share one transaction, so one COMMIT."""
     plan = AppendPlan(batch, known)
+    await _members_only(conn, plan, private)
+    await _resolve_mentions(conn, [a for a in batch if "@" in a.text])
     ts = utc_timestamp()
 
     async def store_room(room: str) -> None:
         sends = plan.to_store(room)
-        last_seq = await conn.fetchval(
+        bumped = await conn.fetchrow(
             _APPEND_MANY,
             room,
             [a.username for a in sends],
             [a.text for a in sends],
             [a.client_id for a in sends],
+            [a.reply_to for a in sends],
+            [dump_some(a.mentions) for a in sends],
             ts,
         )
-        if last_seq is None:
+        if bumped is None:
             plan.unknown(room)
         else:
-            plan.stored(room, int(last_seq), ts)
+            plan.stored(room, int(bumped["last_seq"]), int(bumped["msgs"]), ts)
 
     if len(plan.by_room) == 1:
         await store_room(next(iter(plan.by_room)))
@@ -165,6 +253,23 @@ async def _insert_batch(
             for room in sorted(plan.by_room):
                 await store_room(room)
     return plan.results()
+
+
+async def _members_only(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> None:
+    """A private room's sends by users who are no longer members fail (not_found): a
+    removal must hold even for a send already past its socket's check. `private` caches
+    which rooms are private (that never changes), so public rooms cost no query."""
+    unseen = [room for room in plan.by_room if room not in private]
+    if unseen:
+        rows = await conn.fetch("SELECT room, private FROM rooms WHERE room = ANY($1)", unseen)
+        private.update({row["room"]: row["private"] for row in rows})
+    for room in [room for room in plan.by_room if private.get(room)]:
+        rows = await conn.fetch(
+            "SELECT username FROM members WHERE room = $1 AND username = ANY($2)",
+            room,
+            plan.senders(room),
+        )
+        plan.members_only(room, {row["username"] for row in rows})
 
 
 def _unavailable(count: int, why: str) -> list[AppendResult]:
@@ -178,7 +283,27 @@ async def _stored_by_client(
     """Messages already stored under the batch's (username, client_id) pairs."""
     keys = {(a.username, a.client_id) for a in batch if a.client_id is not None}
     rows = await conn.fetch(_BY_CLIENTS, [u for u, _ in keys], [c for _, c in keys])
-    return {(row["username"], row["client_id"]): _message(row) for row in rows}
+    return {(row["username"], row["client_id"]): message_of(row) for row in rows}
+
+
+async def _resolve_mentions(conn: Any, appends: list[PendingAppend]) -> None:
+    """Set each send's `mentions`: the users its `@name`s name who may read its room.
+    (Looked up before the batch's statements: a membership that changes meanwhile counts
+    as changed just after.)"""
+    keys = [mention_keys(a.text) for a in appends]
+    found = await _readers(
+        conn, [(a.room, k) for a, ks in zip(appends, keys, strict=True) for k in ks]
+    )
+    for a, ks in zip(appends, keys, strict=True):
+        a.mentions = [found[(a.room, k)] for k in ks if (a.room, k) in found]
+
+
+async def _readers(conn: Any, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(room, lowercased name) -> the user so named, for those who may read that room."""
+    if not pairs:
+        return {}
+    rows = await conn.fetch(_READERS, [room for room, _ in pairs], [key for _, key in pairs])
+    return {(row["room"], row["username_key"]): row["username"] for row in rows}
 
 
 class PostgresStore(Store):
@@ -191,6 +316,7 @@ class PostgresStore(Store):
         self._committer: asyncio.Task[None] | None = None
         self._commits = 0  # batches stored (see `stats`)
         self._committed_sends = 0
+        self._private: dict[str, bool] = {}  # room -> private (it never changes)
 
     # --- plumbing -------------------------------------------------------------
 
@@ -237,14 +363,14 @@ class PostgresStore(Store):
         except _UNREACHABLE as exc:
             raise StoreUnavailable(f"postgres: {exc}") from exc
 
-    async def _fetch(self, sql: str, *args: Any) -> list[Mapping[str, Any]]:
+    async def _fetch(self, sql: str, *args: Any) -> list[Row]:
         async with self._conn() as conn:
-            rows: list[Mapping[str, Any]] = await conn.fetch(sql, *args)
+            rows: list[Row] = await conn.fetch(sql, *args)
             return rows
 
-    async def _fetchrow(self, sql: str, *args: Any) -> Mapping[str, Any] | None:
+    async def _fetchrow(self, sql: str, *args: Any) -> Row | None:
         async with self._conn() as conn:
-            row: Mapping[str, Any] | None = await conn.fetchrow(sql, *args)
+            row: Row | None = await conn.fetchrow(sql, *args)
             return row
 
     async def _fetchval(self, sql: str, *args: Any) -> Any:
@@ -364,22 +490,91 @@ class PostgresStore(Store):
 
     async def members(self, room: str) -> list[str]:
         rows = await self._fetch(
-            "SELECT username FROM members WHERE room = $1 ORDER BY username", room
+            'SELECT username FROM members WHERE room = $1 ORDER BY username COLLATE "C"', room
         )
         return [str(row["username"]) for row in rows]
 
     async def mark_read(self, room: str, username: str, seq: int) -> int | None:
-        marker = await self._fetchval(_MARK_READ, username, seq, room)
-        return int(marker) if marker else None
+        async with self._conn() as conn:
+            # Markers only move forward: one already there needs no lock and no write.
+            target = await conn.fetchrow(_MARK_TARGET, username, room, seq)
+            if target is None or target["new"] <= target["old"]:
+                return None
+            async with conn.transaction():
+                mark = await conn.fetchrow(_LOCK_MARK, username, room)
+                if mark is None:
+                    return None
+                old, new = int(mark["seq"]), min(seq, int(mark["last_seq"]))
+                if new <= old:
+                    return None
+                await conn.execute(_MOVE_MARK, username, room, old, new)
+                return new
+
+    async def change_member(self, change: MemberChange) -> RoomEvent | None:
+        async with self._conn() as conn, conn.transaction():
+            # The room's row lock keeps its member changes and their events in one order.
+            private = await conn.fetchrow(
+                "SELECT private FROM rooms WHERE room = $1 FOR UPDATE", change.room
+            )
+            if private is None:
+                raise UnknownRoom(change.room)
+            if change.change == "invited":
+                status = await conn.execute(
+                    "INSERT INTO members (room, username, since)"
+                    f" VALUES ($1, $2, {_DB_NOW_SQL}) ON CONFLICT DO NOTHING",
+                    change.room,
+                    change.username,
+                )
+            else:
+                status = await conn.execute(
+                    "DELETE FROM members WHERE room = $1 AND username = $2",
+                    change.room,
+                    change.username,
+                )
+            if _rowcount(status) != 1 or not private["private"]:  # no change, or public
+                return None
+            data = {"change": change.change, "by": change.by}
+            return await _add_event(conn, change.room, change.username, None, "member", data=data)
+
+    async def open_dm(
+        self, members: list[str], now: float | None = None
+    ) -> tuple[RoomRecord, bool]:
+        tag = dm_tag(members)
+        key = room_key("dm", tag, name_taken=True)
+        async with self._conn() as conn, conn.transaction():
+            # The same DM opened at once on two nodes: the second insert waits for the
+            # first to commit, then does nothing, and finds its members.
+            created = await conn.fetchval(
+                "INSERT INTO rooms (room, private, owner, last_seq, name, tag, kind)"
+                " VALUES ($1, true, NULL, 0, 'dm', $2, 'dm') ON CONFLICT DO NOTHING"
+                " RETURNING true",
+                key,
+                tag,
+            )
+            if created:
+                await conn.execute(
+                    "INSERT INTO members (room, username, since) SELECT $1, u,"
+                    f" coalesce($3::float8, {_DB_NOW_SQL}) FROM unnest($2::text[]) AS u",
+                    key,
+                    members,
+                    now,
+                )
+            rows = await conn.fetch(_VISIBLE + " AND r.room = $2", members[0], key)
+        return _room(rows[0]), bool(created)
 
     # --- messages -----------------------------------------------------------------
 
     def append_soon(
-        self, room: str, username: str, text: str, client_id: str | None
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None = None,
     ) -> asyncio.Future[tuple[Message, bool]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Message, bool]] = loop.create_future()
-        self._pending.append(PendingAppend(room, username, text, client_id, future))
+        self._pending.append(PendingAppend(room, username, text, client_id, future, reply_to))
         if self._committer is None:  # start at the end of this loop iteration
             self._committer = loop.create_task(self._commit_batches())
         return future
@@ -417,7 +612,7 @@ class PostgresStore(Store):
                 known: dict[tuple[str, str], Message] = {}
                 for _ in range(RESEND_RACES):
                     try:
-                        return await _insert_batch(conn, batch, known)
+                        return await _insert_batch(conn, batch, known, self._private)
                     except asyncpg.UniqueViolationError:
                         known = await _stored_by_client(conn, batch)
                 raise StoreUnavailable("postgres: resends kept racing")
@@ -430,11 +625,175 @@ class PostgresStore(Store):
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         sql, params = _page_sql(query)
-        return [_message(row) for row in await self._fetch(sql, *params)]
+        return [message_of(row) for row in await self._fetch(sql, *params)]
+
+    async def message(self, room: str, seq: int) -> Message | None:
+        row = await self._fetchrow(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = $1 AND seq = $2 AND kind IS NULL",
+            room,
+            seq,
+        )
+        return None if row is None else message_of(row)
+
+    async def events(self, room: str, after: int, limit: int) -> list[RoomEvent]:
+        rows = await self._fetch(
+            f"SELECT {EVENT_COLUMNS} FROM messages WHERE room = $1 AND seq > $2"
+            " ORDER BY seq LIMIT $3",
+            room,
+            after,
+            limit,
+        )
+        return [event_of(row) for row in rows]
+
+    async def change(self, request: ChangeRequest) -> Changed:
+        """In one transaction under the room's row lock; the same (username, client_id)
+        raced in by another node fails on the unique index, and the retry finds it."""
+        for _ in range(RESEND_RACES):
+            try:
+                async with self._conn() as conn, conn.transaction():
+                    return await _change(conn, request)
+            except asyncpg.UniqueViolationError:
+                continue
+        raise StoreUnavailable("postgres: changes kept racing")
 
     async def last_seqs(self) -> dict[str, int]:
         rows = await self._fetch("SELECT room, last_seq FROM rooms")
         return {str(row["room"]): int(row["last_seq"]) for row in rows}
+
+
+async def _add_event(
+    conn: Any,
+    room: str,
+    username: str,
+    client_id: str | None,
+    kind: str,
+    *,
+    text: str = "",
+    target: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> RoomEvent:
+    """Store one event with the room's next seq; the frame it makes."""
+    ts = utc_timestamp()
+    encoded = None if data is None else dump(data)
+    seq = await conn.fetchval(
+        _ADD_EVENT, room, username, text, ts, client_id, kind, target, encoded
+    )
+    if seq is None:
+        raise UnknownRoom(room)
+    return logged_event((room, int(seq), username, text, ts, client_id), kind, target, encoded)
+
+
+async def _change(conn: Any, request: ChangeRequest) -> Changed:
+    """An edit, delete, reaction or topic: checked, applied and logged (in a transaction)."""
+    # Locked: the room's changes apply one at a time, each to the state the last one left;
+    # and a resend raced in by another node is then found (before the lock, a reaction's
+    # resend could find the reaction made and answer as a no-op).
+    room = await conn.fetchrow(
+        "SELECT owner, last_seq FROM rooms WHERE room = $1 FOR UPDATE", request.room
+    )
+    if request.client_id is not None:
+        seen = await conn.fetchrow(
+            f"SELECT {EVENT_COLUMNS} FROM messages WHERE client_id = $1 AND username = $2",
+            request.client_id,
+            request.username,
+        )
+        if seen is not None:
+            return Changed(event_of(seen), int(seen["seq"]), created=False)
+    if room is None:
+        raise UnknownRoom(request.room)
+    owner = room["owner"]
+    if isinstance(request, TopicRequest):
+        check_allowed(request, owner, None)
+        await conn.execute(
+            "UPDATE rooms SET topic = $1 WHERE room = $2", request.topic, request.room
+        )
+        event = await _add_event(
+            conn, request.room, request.username, request.client_id, "topic", text=request.topic
+        )
+        return Changed(event, event.seq, created=True)
+    target = await conn.fetchrow(_TARGET, request.room, request.target)
+    if target is None or target["deleted"]:
+        raise UnknownTarget(request.target)
+    check_allowed(request, owner, target["username"])
+    if isinstance(request, EditRequest):
+        return await _edit(conn, request, load_names(target["mentions"]))
+    if isinstance(request, DeleteRequest):
+        return await _delete(conn, request, load_names(target["mentions"]))
+    reactions = load_reactions(target["reactions"])
+    return await _react(conn, request, reactions, int(room["last_seq"]))
+
+
+async def _edit(conn: Any, request: EditRequest, mentioned: list[str]) -> Changed:
+    """`mentioned`: whom the message mentioned before the edit."""
+    room, seq, author = request.room, request.target, request.username
+    keys = mention_keys(request.text)
+    found = await _readers(conn, [(room, key) for key in keys])
+    mentions = [found[(room, key)] for key in keys if (room, key) in found]
+    event = await _add_event(
+        conn, room, author, request.client_id, "edit", text=request.text, target=seq
+    )
+    await conn.execute(
+        "UPDATE messages SET text = $1, edited = $2, mentions = $3 WHERE room = $4 AND seq = $5",
+        request.text,
+        event.ts,
+        dump_some(mentions),
+        room,
+        seq,
+    )
+    await conn.execute(_DROP_MENTIONS, room, seq, mentioned)
+    await conn.execute(
+        "INSERT INTO mentions (username, room, seq) SELECT u, $2, $3 FROM unnest($1::text[]) AS u",
+        [u for u in mentions if u != author],
+        room,
+        seq,
+    )
+    return Changed(event, event.seq, created=True)
+
+
+async def _delete(conn: Any, request: DeleteRequest, mentioned: list[str]) -> Changed:
+    room, seq = request.room, request.target
+    event = await _add_event(conn, room, request.username, request.client_id, "delete", target=seq)
+    # A tombstone keeps who and when; its words go, the edits' too (a replay must not
+    # bring them back).
+    await conn.execute(
+        "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL"
+        " WHERE room = $1 AND seq = $2",
+        room,
+        seq,
+    )
+    await conn.execute(
+        "UPDATE messages SET text = '' WHERE room = $1 AND seq > $2 AND target = $2"
+        " AND kind = 'edit'",
+        room,
+        seq,
+    )
+    await conn.execute(_DROP_MENTIONS, room, seq, mentioned)
+    return Changed(event, event.seq, created=True)
+
+
+async def _react(
+    conn: Any, request: ReactRequest, reactions: dict[str, list[str]], last: int
+) -> Changed:
+    changed = toggled(reactions, request.emoji, request.username, request.on)
+    if changed is None:  # nothing to change, nothing to log
+        return Changed(None, last, created=False)
+    room, seq = request.room, request.target
+    event = await _add_event(
+        conn,
+        room,
+        request.username,
+        request.client_id,
+        "reaction",
+        target=seq,
+        data={"emoji": request.emoji, "on": request.on},
+    )
+    await conn.execute(
+        "UPDATE messages SET reactions = $1 WHERE room = $2 AND seq = $3",
+        dump_some(changed),
+        room,
+        seq,
+    )
+    return Changed(event, event.seq, created=True)
 
 
 def _page_sql(query: MessageQuery) -> tuple[str, list[Any]]:
@@ -449,7 +808,7 @@ def _page_sql(query: MessageQuery) -> tuple[str, list[Any]]:
         where += f" AND seq < ${len(params)}"
     params.append(query.limit)
     limit = f"${len(params)}"
-    base = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}"
+    base = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} AND kind IS NULL"
     if query.after is not None and query.before is None:
         return f"{base} ORDER BY seq ASC LIMIT {limit}", params
     return f"SELECT * FROM ({base} ORDER BY seq DESC LIMIT {limit}) page ORDER BY seq ASC", params

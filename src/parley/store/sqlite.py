@@ -35,7 +35,6 @@ from parley.store.base import (
     EditRequest,
     MemberChange,
     MessageQuery,
-    NotAllowed,
     ReactRequest,
     RoomRecord,
     Store,
@@ -53,9 +52,13 @@ from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingApp
 from parley.store.events import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
+    check_allowed,
     dump,
+    dump_some,
     event_of,
+    load_names,
     load_reactions,
+    logged_event,
     message_of,
     toggled,
 )
@@ -74,6 +77,7 @@ _EVENT_INSERT: Final = (
     "INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
 _ADD_OWN: Final = (
     "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, 0, 0, ?)"
@@ -330,14 +334,16 @@ def _bulk_append(
     _resolve_mentions(conn, [a for a in appends if "@" in a.text])
     ts = utc_timestamp()
     rows: list[tuple[Any, ...]] = []
-    for room, indexes in plan.by_room.items():
+    for room, indexes in list(plan.by_room.items()):
+        # a public room at once; a private one (no row back) once its senders are members
         bumped = conn.execute(
-            "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
-            " RETURNING last_seq, msgs",
-            (len(indexes), room),
+            _BUMP + " AND private = 0 RETURNING last_seq, msgs", (len(indexes), room)
         ).fetchone()
+        if bumped is None and (count := _members_only(conn, plan, room)):
+            bumped = conn.execute(_BUMP + " RETURNING last_seq, msgs", (count, room)).fetchone()
         if bumped is None:
-            plan.unknown(room)
+            if room in plan.by_room:
+                plan.unknown(room)
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
     for chunk in _chunks(rows, 500):
@@ -349,6 +355,18 @@ def _bulk_append(
         conn.executemany(_ADD_OWN, plan.own_counts())
         conn.executemany("INSERT INTO mentions VALUES (?, ?, ?)", plan.mention_rows())
     return plan.results()
+
+
+def _members_only(conn: sqlite3.Connection, plan: AppendPlan, room: str) -> int:
+    """For a private room: keep its senders who are members; how many sends are left."""
+    senders = plan.senders(room)
+    found = conn.execute(
+        "SELECT username FROM members WHERE room = ? AND username IN ("
+        + ",".join("?" * len(senders))
+        + ")",
+        (room, *senders),
+    ).fetchall()
+    return plan.members_only(room, {row[0] for row in found})
 
 
 def _resolve_mentions(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
@@ -711,10 +729,10 @@ def _add_event(
     ).fetchone()
     if bumped is None:
         raise UnknownRoom(room)
-    row = (room, bumped[0], username, text, utc_timestamp(), client_id, kind, target)
+    row = (room, bumped[0], username, text, utc_timestamp(), client_id)
     encoded = None if data is None else dump(data)
-    conn.execute(_EVENT_INSERT, (*row, encoded))
-    return event_of((*row[:6], None, None, False, None, None, kind, target, encoded))
+    conn.execute(_EVENT_INSERT, (*row, kind, target, encoded))
+    return logged_event(row, kind, target, encoded)
 
 
 def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
@@ -733,46 +751,43 @@ def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
         raise UnknownRoom(request.room)
     owner, last_seq = room
     if isinstance(request, TopicRequest):
-        if not (request.moderator or request.username == owner):
-            raise NotAllowed("only the room's owner sets its topic")
+        check_allowed(request, owner, None)
         conn.execute("UPDATE rooms SET topic = ? WHERE room = ?", (request.topic, request.room))
         event = _add_event(
             conn, request.room, request.username, request.client_id, "topic", text=request.topic
         )
         return Changed(event, event.seq, created=True)
-    target = _message_row(conn, "username, deleted, reactions", request.room, request.target)
+    target = _message_row(
+        conn, "username, deleted, reactions, mentions", request.room, request.target
+    )
     if target is None or target[1]:
         raise UnknownTarget(request.target)
-    author, _, reactions = target
+    author, _, reactions, mentioned = target
+    check_allowed(request, owner, author)
     if isinstance(request, EditRequest):
-        return _edit(conn, request, author)
+        return _edit(conn, request, mentioned)
     if isinstance(request, DeleteRequest):
-        return _delete(conn, request, author, owner)
+        return _delete(conn, request, mentioned)
     return _react(conn, request, load_reactions(reactions), last_seq)
 
 
-def _edit(conn: sqlite3.Connection, request: EditRequest, author: str) -> Changed:
-    if request.username != author:
-        raise NotAllowed("only its author edits a message")
-    room, seq = request.room, request.target
+def _edit(conn: sqlite3.Connection, request: EditRequest, mentioned: str | None) -> Changed:
+    """`mentioned`: the message's mentions column before the edit."""
+    room, seq, author = request.room, request.target, request.username
     mentions = _readers(conn, room, mention_keys(request.text))
     event = _add_event(conn, room, author, request.client_id, "edit", text=request.text, target=seq)
     conn.execute(
         "UPDATE messages SET text = ?, edited = ?, mentions = ? WHERE room = ? AND seq = ?",
-        (request.text, event.ts, dump(mentions) if mentions else None, room, seq),
+        (request.text, event.ts, dump_some(mentions), room, seq),
     )
-    conn.execute("DELETE FROM mentions WHERE room = ? AND seq = ?", (room, seq))
+    _drop_mentions(conn, room, seq, mentioned)
     conn.executemany(
         "INSERT INTO mentions VALUES (?, ?, ?)", [(u, room, seq) for u in mentions if u != author]
     )
     return Changed(event, event.seq, created=True)
 
 
-def _delete(
-    conn: sqlite3.Connection, request: DeleteRequest, author: str, owner: str | None
-) -> Changed:
-    if request.username not in (author, owner) and not request.moderator:
-        raise NotAllowed("only its author or the room's owner deletes a message")
+def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | None) -> Changed:
     room, seq = request.room, request.target
     event = _add_event(conn, room, request.username, request.client_id, "delete", target=seq)
     # A tombstone keeps who and when; its words go, the edits' too (a replay must not
@@ -783,11 +798,20 @@ def _delete(
         (room, seq),
     )
     conn.execute(
-        "UPDATE messages SET text = '' WHERE room = ? AND target = ? AND kind = 'edit'",
-        (room, seq),
+        "UPDATE messages SET text = '' WHERE room = ? AND seq > ? AND target = ? AND kind = 'edit'",
+        (room, seq, seq),
     )
-    conn.execute("DELETE FROM mentions WHERE room = ? AND seq = ?", (room, seq))
+    _drop_mentions(conn, room, seq, mentioned)
     return Changed(event, event.seq, created=True)
+
+
+def _drop_mentions(conn: sqlite3.Connection, room: str, seq: int, mentioned: str | None) -> None:
+    """Delete a message's mention rows: by the names its mentions column holds, so that
+    each is a primary-key lookup (the table has no index on (room, seq))."""
+    conn.executemany(
+        "DELETE FROM mentions WHERE username = ? AND room = ? AND seq = ?",
+        [(user, room, seq) for user in load_names(mentioned)],
+    )
 
 
 def _react(

@@ -422,3 +422,79 @@ async def test_taking_access_back_on_one_node_closes_sockets_on_another(
         gone = await api.request("DELETE", "/api/sessions", token=kept.token)
         assert gone.status_code == 204, gone.text
         assert await kept_ws.wait_closed() == 4001
+
+
+async def test_an_edit_and_a_reaction_cross_nodes(cluster: ClusterFactory) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        ann, bob = await api.register(), await api.register()
+        here, there = await open_ws(a.ws_url, ann.token), await open_ws(b.ws_url, bob.token)
+        try:
+            await here.join_ok(ROOM)
+            await there.join_ok(ROOM)
+            sent = await here.send_ok(ROOM, "teh")
+            await there.recv_type("message", seq=sent["seq"])
+            edit = await here.change_ok("edit", ROOM, target=sent["seq"], text="the")
+            seen = await there.recv_type("edit")
+            assert (seen["seq"], seen["target"], seen["text"]) == (edit["seq"], sent["seq"], "the")
+            react = await there.change_ok("react", ROOM, target=sent["seq"], emoji="👍", on=True)
+            seen = await here.recv_type("reaction")
+            assert (seen["seq"], seen["username"], seen["emoji"]) == (
+                react["seq"],
+                bob.username,
+                "👍",
+            )
+            async with AsyncApi(b.url) as api_b:
+                (msg,) = [
+                    m for m in await api_b.messages(bob.token, ROOM) if m["seq"] == sent["seq"]
+                ]
+            assert (msg["text"], msg["reactions"]) == ("the", {"👍": [bob.username]})
+        finally:
+            await here.close()
+            await there.close()
+
+
+async def test_an_edit_published_while_redis_was_away_comes_from_the_store(
+    cluster: ClusterFactory, redis_server: RedisServer
+) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        ann = await api.register()
+        here, there = await open_ws(a.ws_url, ann.token), await open_ws(b.ws_url, ann.token)
+        try:
+            await here.join_ok(ROOM)
+            await there.join_ok(ROOM)
+            sent = await here.send_ok(ROOM, "draft")
+            await there.recv_type("message", seq=sent["seq"])
+            redis_server.stop()
+            edit = await here.change_ok("edit", ROOM, target=sent["seq"], text="final")  # stored
+            redis_server.start()
+            seen = await there.recv_type("edit", within=30.0)  # the resync reads the store
+            assert (seen["seq"], seen["text"]) == (edit["seq"], "final")
+        finally:
+            await here.close()
+            await there.close()
+
+
+async def test_a_removal_on_one_node_cuts_access_on_another(cluster: ClusterFactory) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        owner, bob = await api.register(), await api.register()
+        room = "club"
+        await api.create_room(owner.token, room, private=True)
+        await api.invite(owner.token, room, bob.username)
+        there = await open_ws(b.ws_url, bob.token)
+        try:
+            await there.join_ok(room)
+            await there.send_ok(room, "hello from node b")  # the socket knows it may
+            resp = await api.request(
+                "DELETE", f"/api/rooms/{room}/members/{bob.username}", token=owner.token
+            )
+            assert resp.status_code == 204, resp.text
+            assert await there.recv_type("removed") == {"type": "removed", "room": room}
+            await there.send_text(room, "still here?")
+            await there.expect_error("not_found")
+            await there.ask_history(room)
+            await there.expect_error("not_found")
+        finally:
+            await there.close()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+import parley.store.postgres
+import parley.store.sqlite
 from parley.store import Store
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SQLiteStore
 from tests.support.pg import PgServer
 
 StoreFactory = Callable[[], Store]
+OldDatabase = Callable[[int, str], Awaitable[None]]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,3 +39,32 @@ async def store(store_factory: StoreFactory) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def old_database(store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> OldDatabase:
+    """Builds what an older version left: the factory's database migrated up to `version`
+    only, then `sql` (statements valid in both dialects) run on it as they are."""
+
+    async def build(version: int, sql: str) -> None:
+        with monkeypatch.context() as patch:
+            for module in (parley.store.sqlite, parley.store.postgres):
+                patch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:version])
+            old = store_factory()
+            await old.open()
+            await old.close()
+        if isinstance(old, SQLiteStore):
+            conn = sqlite3.connect(old.path)
+            try:
+                conn.executescript(sql)
+            finally:
+                conn.close()
+        else:
+            assert isinstance(old, PostgresStore)
+            pg = await asyncpg.connect(old.dsn)
+            try:
+                await pg.execute(sql)
+            finally:
+                await pg.close()
+
+    return build

@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-import parley.store.postgres
-import parley.store.sqlite
 from parley.store import MessageQuery, Store, StoreUnavailable, UnknownRoom
 from parley.store.postgres import PostgresStore
 from tests.support.pg import PgServer
 
-StoreFactory = Callable[[], Store]  # the conftest fixture: unopened stores on one database
+# The conftest fixtures: unopened stores on one database; a database an older version left.
+StoreFactory = Callable[[], Store]
+OldDatabase = Callable[[int, str], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -371,7 +371,7 @@ async def test_racing_duplicates_store_one_message(store_factory: StoreFactory) 
                 *(node.append("general", "kim", f"try {k}", cid) for node in nodes for k in (1, 2))
             )
             assert sum(created for _, created in results) == 1
-            assert len({msg for msg, _ in results}) == 1
+            assert all(msg == results[0][0] for msg, _ in results)
         stored = await nodes[0].messages(MessageQuery("general", limit=100))
         assert [m.seq for m in stored] == list(range(1, 11))
         assert await nodes[0].last_seqs() == {"general": 10}
@@ -477,20 +477,20 @@ async def test_reopen_applies_no_migration_twice(store_factory: StoreFactory) ->
 
 
 async def test_a_version_1_database_is_upgraded_and_keeps_its_resends(
-    store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+    store_factory: StoreFactory, old_database: OldDatabase
 ) -> None:
     """Migration 2 rebuilds the resend index: what was stored before is still found."""
-    for module in (parley.store.sqlite, parley.store.postgres):
-        monkeypatch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:1])
-    old = store_factory()
-    await old.open()
-    first, _ = await old.append("general", "vic", "before", "c-1")
-    await old.close()
-    monkeypatch.undo()
+    await old_database(
+        1,
+        "INSERT INTO messages (room, seq, username, text, ts, client_id)"
+        " VALUES ('general', 1, 'vic', 'before', '2026-01-01T00:00:00.000Z', 'c-1');"
+        " UPDATE rooms SET last_seq = 1 WHERE room = 'general';",
+    )
     new = store_factory()
     await new.open()
     try:
-        assert await new.append("general", "vic", "again", "c-1") == (first, False)
+        first, created = await new.append("general", "vic", "again", "c-1")
+        assert (first.seq, first.text, created) == (1, "before", False)
         second, created = await new.append("general", "vic", "after", "c-2")
         assert (second.seq, created) == (2, True)
     finally:

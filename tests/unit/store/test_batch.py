@@ -76,3 +76,20 @@ async def test_settle_resolves_futures_and_skips_cancelled_ones() -> None:
     assert batch[0].future.result() == stored
     assert batch[1].future.cancelled()
     assert isinstance(batch[2].future.exception(), UnknownRoom)
+
+
+async def test_counts_and_mentions_cover_only_the_messages_stored() -> None:
+    """An unknown room's sends count nowhere (its rows would break a foreign key and
+    send the whole batch the slow way); the author's own name is no mention."""
+    batch = [
+        send("a", "u", "1 @v @u", "c1"),
+        send("gone", "u", "2", "c2"),
+        send("a", "u", "3", "c1"),
+    ]
+    batch[0].mentions = ["v", "u"]  # resolved by the store
+    batch.append(send("a", "v", "4", None))
+    plan = AppendPlan(batch, {})
+    plan.unknown("gone")
+    plan.stored("a", 9, 9, "T")
+    assert sorted(plan.own_counts()) == [("u", "a", 1), ("v", "a", 1)]
+    assert plan.mention_rows() == [("v", "a", 8)]

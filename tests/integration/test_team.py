@@ -1,0 +1,192 @@
+"""Contract v2: DMs, mentions and `notify`, unread and mention counts, removing members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.api import AsyncApi, Fresh, User, assert_error, unique_room
+from tests.support.client import ParleyWS, parley_ws
+
+Event = dict[str, Any]
+
+
+async def _dm(api: AsyncApi, user: User, *others: str) -> Any:
+    return await api.post("/api/dms", token=user.token, json={"users": list(others)})
+
+
+async def _rooms(api: AsyncApi, user: User) -> dict[str, Event]:
+    return {r["room"]: r for r in await api.rooms(user.token)}
+
+
+async def _remove(api: AsyncApi, user: User, room: str, username: str) -> Any:
+    return await api.request("DELETE", f"/api/rooms/{room}/members/{username}", token=user.token)
+
+
+async def test_the_same_people_always_get_the_same_dm(fresh: Fresh) -> None:
+    api, ann = fresh.api, fresh.user
+    bob, cat = await api.register(), await api.register()
+    first = await _dm(api, ann, bob.username)
+    assert first.status_code == 201, first.text
+    dm = first.json()
+    assert dm["kind"] == "dm"
+    assert dm["private"] is True
+    assert dm["members"] == sorted([ann.username, bob.username])
+    assert dm["room"].startswith("dm~")
+    again = await _dm(api, bob, ann.username.upper())  # the other side, another spelling
+    assert (again.status_code, again.json()) == (200, dm)
+    group = await _dm(api, ann, bob.username, cat.username)
+    assert group.status_code == 201
+    assert group.json()["room"] != dm["room"]
+
+    listed = (await _rooms(api, bob))[dm["room"]]
+    assert (listed["kind"], listed["members"], listed["private"]) == ("dm", dm["members"], True)
+    assert dm["room"] not in await api.room_names(cat.token)  # a DM is private
+    assert_error(await api.get(f"/api/rooms/{dm['room']}/messages", token=cat.token), 404)
+    assert_error(await api.invite(ann.token, dm["room"], cat.username), 403, "forbidden")
+    assert_error(await _remove(api, ann, dm["room"], ann.username), 403, "forbidden")
+    assert_error(await _dm(api, ann, "nobody-at-all"), 404, "not_found")
+    assert_error(await _dm(api, ann), 400, "bad_request")
+    assert_error(await _dm(api, ann, *[f"u{i}" for i in range(9)]), 400, "bad_request")
+
+
+async def test_a_dm_message_notifies_sockets_not_joined_to_it(fresh: Fresh) -> None:
+    api, ann = fresh.api, fresh.user
+    bob = await api.register()
+    dm = (await _dm(api, ann, bob.username)).json()["room"]
+    async with (
+        parley_ws(fresh.server.ws_url, ann.token) as a,
+        parley_ws(fresh.server.ws_url, bob.token) as elsewhere,
+        parley_ws(fresh.server.ws_url, bob.token) as inside,
+    ):
+        assert dm in {r["room"] for r in elsewhere.hello["rooms"]}
+        await inside.join_ok(dm)
+        sent = await a.send_ok(dm, "psst")
+        note = await elsewhere.recv_type("notify")
+        assert note == {
+            "type": "notify",
+            "room": dm,
+            "seq": sent["seq"],
+            "username": ann.username,
+            "text": "psst",
+        }
+        assert (await inside.recv_type("message"))["text"] == "psst"
+        await _sentinel(api, bob, fresh.room, inside, elsewhere)
+        assert not inside.seen_of("notify")  # joined: the message itself, no notify
+        assert not a.seen_of("notify")  # never to the sender
+
+
+async def _sentinel(api: AsyncApi, sender: User, room: str, *clients: ParleyWS) -> None:
+    """Each client joins `room` and gets a message sent there: what was on its way before
+    (a notify) has arrived by then."""
+    for client in clients:
+        await client.join_ok(room)
+    await api.send(sender.token, room, "sentinel")
+    for client in clients:
+        await client.recv_type("message", text="sentinel")
+
+
+async def test_a_mention_notifies_and_counts(fresh: Fresh) -> None:
+    api, ann, room = fresh.api, fresh.user, fresh.room
+    bob = await api.register()
+    async with parley_ws(fresh.server.ws_url, bob.token) as b:
+        await api.send(ann.token, room, "hello all")
+        sent = await api.send(ann.token, room, f"ping @{bob.username.upper()}.")
+        note = await b.recv_type("notify")
+        assert (note["room"], note["seq"], note["username"]) == (room, sent["seq"], ann.username)
+        await api.send(ann.token, room, f"not @{bob.username}x")  # another name
+    counts = (await _rooms(api, bob))[room]
+    assert (counts["unread"], counts["mentions"], counts["last_read"]) == (3, 1, 0)
+
+    await api.send(bob.token, room, "my own words do not count")
+    async with parley_ws(fresh.server.ws_url, bob.token) as b:
+        hello = {r["room"]: r for r in b.hello["rooms"]}[room]
+        assert (hello["unread"], hello["mentions"]) == (3, 1)
+    read = await api.post(f"/api/rooms/{room}/read", token=bob.token, json={"seq": sent["seq"]})
+    assert read.status_code == 204
+    counts = (await _rooms(api, bob))[room]
+    assert (counts["unread"], counts["mentions"]) == (1, 0)
+    last = await api.send(ann.token, room, f"@{bob.username} again")
+    await api.request("DELETE", f"/api/rooms/{room}/messages/{last['seq']}", token=ann.token)
+    counts = (await _rooms(api, bob))[room]
+    assert (counts["unread"], counts["mentions"]) == (1, 0)  # a deleted message is not unread
+
+
+async def test_a_private_room_mentions_only_its_members(fresh: Fresh) -> None:
+    api, ann = fresh.api, fresh.user
+    bob, outsider = await api.register(), await api.register()
+    room = unique_room()
+    await api.create_room(ann.token, room, private=True)
+    await api.invite(ann.token, room, bob.username)
+    msg = await api.send(ann.token, room, f"@{bob.username} @{outsider.username}")
+    assert msg["mentions"] == [bob.username]
+    assert (await _rooms(api, bob))[room]["mentions"] == 1
+
+
+async def test_removal_cuts_access_at_once(fresh: Fresh) -> None:
+    api, owner = fresh.api, fresh.user
+    bob, cat = await api.register(), await api.register()
+    room = unique_room()
+    await api.create_room(owner.token, room, private=True)
+    await api.invite(owner.token, room, bob.username)
+    await api.invite(owner.token, room, cat.username)
+    async with (
+        parley_ws(fresh.server.ws_url, owner.token) as o,
+        parley_ws(fresh.server.ws_url, bob.token) as joined,
+        parley_ws(fresh.server.ws_url, bob.token) as idle,
+    ):
+        await o.join_ok(room)
+        await joined.join_ok(room)
+        await joined.send_ok(room, "still here")
+        assert_error(await _remove(api, cat, room, bob.username), 403, "forbidden")
+
+        resp = await _remove(api, owner, room, bob.username)
+        assert resp.status_code == 204, resp.text
+        member = await o.recv_type("member")
+        assert (member["username"], member["change"], member["by"]) == (
+            bob.username,
+            "removed",
+            owner.username,
+        )
+        assert await joined.recv_type("removed") == {"type": "removed", "room": room}
+        assert await idle.recv_type("removed") == {"type": "removed", "room": room}
+
+        await joined.send_text(room, "let me back")
+        await joined.expect_error("not_found")
+        await joined.join(room)
+        await joined.expect_error("not_found")
+        await joined.ask_history(room)
+        await joined.expect_error("not_found")
+        await o.send_ok(room, "after bob")
+        await _sentinel(api, owner, fresh.room, joined)
+        assert not [e for e in joined.seen_of("message") if e["room"] == room and e["seq"] > 3]
+
+    assert room not in await api.room_names(bob.token)
+    assert_error(await api.get(f"/api/rooms/{room}/messages", token=bob.token), 404)
+    assert_error(await _remove(api, owner, room, bob.username), 404, "not_found")  # not a member
+    resp = await _remove(api, cat, room, cat.username)  # leaving
+    assert resp.status_code == 204
+    assert room not in await api.room_names(cat.token)
+    changes = [m["change"] for m in await _member_events(api, owner, room)]
+    assert changes == ["invited", "invited", "removed", "left"]
+
+
+async def _member_events(api: AsyncApi, user: User, room: str) -> list[Event]:
+    async with parley_ws(api.base_url.replace("http", "ws", 1) + "/chat", user.token) as c:
+        joined = await c.join_ok(room, since=0)
+        replay = [await c.recv_chat() for _ in range(joined["last_seq"])]
+    return [e for e in replay if e["type"] == "member"]
+
+
+async def test_members_panel_and_topic_in_hello(fresh: Fresh) -> None:
+    api, owner = fresh.api, fresh.user
+    bob = await api.register()
+    room = unique_room()
+    await api.create_room(owner.token, room, private=True)
+    await api.invite(owner.token, room, bob.username)
+    resp = await api.request("PATCH", f"/api/rooms/{room}", token=owner.token, json={"topic": "hi"})
+    assert resp.status_code == 200
+    members = await api.get(f"/api/rooms/{room}/members", token=bob.token)
+    assert sorted(members.json()["members"]) == sorted([owner.username, bob.username])
+    async with parley_ws(fresh.server.ws_url, bob.token) as b:
+        info = {r["room"]: r for r in b.hello["rooms"]}[room]
+    assert (info["topic"], info["kind"], info["private"]) == ("hi", "room", True)
