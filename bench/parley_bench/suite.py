@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from parley_bench.client import Target
+from parley_bench.hello import (
+    SeedSpec,
+    copy_database,
+    counted_at_read_time,
+    measure_hello,
+    seeded_database,
+)
 from parley_bench.multinode import SETUPS, multinode
 from parley_bench.report import plot, render_markdown
 from parley_bench.servers import (
@@ -34,7 +41,9 @@ from tests.support.redis_server import RedisServer, redis_bin
 __all__ = ["run_suite"]
 
 ALL_TARGETS = ("sink", "sink_frames", "node", "python", "parley")
-ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "multinode")
+ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "hello", "multinode")
+#: the workloads that run against every target (the others: Parley only, servers of their own)
+PER_TARGET = ("connections", "fanout", "storm", "ingest")
 PASSWORD = "bench-password-123"
 
 
@@ -128,7 +137,9 @@ class Suite:
 
     # --- servers ---------------------------------------------------------------
 
-    def make_server(self, name: str, extra: list[str] | None = None) -> ServerProc:
+    def make_server(
+        self, name: str, extra: list[str] | None = None, data: Path | None = None
+    ) -> ServerProc:
         port = free_port()
         log = self.work / f"{name}-{port}.log"
         if name in ("sink", "sink_frames"):
@@ -142,8 +153,9 @@ class Suite:
         if name == "python":
             cmd = [sys.executable, str(self.peers_dir / "websockets_server.py")]
             return ServerProc(name, cmd, port, log, env={"PORT": str(port)})
-        data = self.work / f"data-{name}-{port}"
-        data.mkdir(parents=True)
+        if data is None:
+            data = self.work / f"data-{name}-{port}"
+            data.mkdir(parents=True)
         cmd = parley_command(data, port, extra or [])
         return ServerProc(name, cmd, port, log, ws_path="/chat", parley=True)
 
@@ -231,6 +243,29 @@ class Suite:
         finally:
             server.stop()
 
+    async def run_hello(self) -> dict[str, Any]:
+        """`hello` and GET /api/rooms against a server whose database holds many rooms and
+        messages (seeded once, then cached: see hello.py), on a copy of that database."""
+        cfg = self.cfg
+        spec = SeedSpec(cfg.hello_rooms, cfg.hello_private_rooms, cfg.hello_messages)
+        print(f"  [parley] hello: seed {spec.key()}", flush=True)
+        db, seed = await seeded_database(spec)
+        print(
+            f"    {'cached' if seed['cached'] else 'seeded in ' + str(seed['seed_s']) + ' s'}: "
+            f"{seed['rooms']} rooms, {seed['messages']:,} messages, {seed['db_mib']} MiB",
+            flush=True,
+        )
+        counted = await asyncio.to_thread(counted_at_read_time, db)
+        data = self.work / "data-hello"
+        copy_database(db, data)
+        server = self.make_server("parley_hello", data=data)
+        try:
+            await server.start()
+            measured = await measure_hello(server, spec, cfg.hello_samples)
+            return {"seed": seed, "counted_at_read_time": counted, **measured}
+        finally:
+            server.stop()
+
     async def run_multinode(self) -> dict[str, Any]:
         """Parley on PostgreSQL: one node, one node with Redis, two nodes with Redis (see
         multinode.py); a fresh database (and Redis) per setup, one PostgreSQL for all."""
@@ -298,7 +333,7 @@ class Suite:
             "config": dict(vars(self.cfg)),
         }
         t_start = time.monotonic()
-        single_node = [w for w in self.workloads if w != "multinode"]
+        single_node = [w for w in self.workloads if w in PER_TARGET]
         for name in self.targets if single_node else []:
             if name == "node" and not (self.peers_dir / "node_modules" / "ws").exists():
                 msg = "bench/peers/node_modules missing (npm ci did not run)"
@@ -321,6 +356,17 @@ class Suite:
                     single = {"error": f"{type(exc).__name__}: {exc}"}
                     self.failures.append(f"parley_single: {exc}")
                 self.results["targets"]["parley_single"] = single
+        if "hello" in self.workloads and "parley" in self.targets:
+            print("== hello", flush=True)
+            parley = self.results["targets"].setdefault("parley", {})
+            t0 = time.monotonic()
+            try:
+                parley["hello"] = await self.run_hello()
+            except Exception as exc:
+                traceback.print_exc()
+                parley["hello"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.failures.append(f"parley hello: {exc}")
+            parley["hello"]["elapsed_s"] = round(time.monotonic() - t0, 1)
         if "multinode" in self.workloads and "parley" in self.targets:
             print("== multinode", flush=True)
             t0 = time.monotonic()
