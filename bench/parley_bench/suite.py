@@ -33,6 +33,7 @@ from parley_bench.servers import (
     http_json,
     parley_command,
     raise_fd_limit,
+    split_cores,
 )
 from parley_bench.workloads import Config, connections, fanout, ingest, storm
 from tests.support.pg import PgServer, pg_bin
@@ -134,12 +135,27 @@ class Suite:
         self.work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
         self.results: dict[str, Any] = {"targets": {}}
         self.failures: list[str] = []
+        self.all_cores = frozenset(os.sched_getaffinity(0))
+        # An outsider's measurement: a single-node server on one core, the generator (and
+        # its worker processes) on the other. The multi-node workload runs nodes, database
+        # and Redis unpinned (pinned to one core, a second node would add nothing).
+        self.cores = split_cores()
 
     # --- servers ---------------------------------------------------------------
 
     def make_server(
-        self, name: str, extra: list[str] | None = None, data: Path | None = None
+        self,
+        name: str,
+        extra: list[str] | None = None,
+        data: Path | None = None,
+        *,
+        pinned: bool = True,
     ) -> ServerProc:
+        server = self._server(name, extra, data)
+        server.cpus = self.cores[0] if self.cores and pinned else self.all_cores
+        return server
+
+    def _server(self, name: str, extra: list[str] | None, data: Path | None) -> ServerProc:
         port = free_port()
         log = self.work / f"{name}-{port}.log"
         if name in ("sink", "sink_frames"):
@@ -299,7 +315,7 @@ class Suite:
         db_url = await asyncio.to_thread(pg.create_database)
         redis = await asyncio.to_thread(RedisServer().start) if with_redis else None
         extra = ["--db", db_url] + (["--redis", redis.url] if redis else [])
-        nodes = [self.make_server(f"{setup}-node{i}", extra) for i in range(count)]
+        nodes = [self.make_server(f"{setup}-node{i}", extra, pinned=False) for i in range(count)]
         try:
             for node in nodes:  # one after another: the first applies the migrations
                 await node.start()
@@ -331,7 +347,12 @@ class Suite:
             "node": _version(["node", "--version"]) if shutil.which("node") else None,
             "fd_limit": raise_fd_limit(),
             "config": dict(vars(self.cfg)),
+            "cores": None
+            if self.cores is None
+            else {"server": sorted(self.cores[0]), "generator": sorted(self.cores[1])},
         }
+        if self.cores is not None:
+            os.sched_setaffinity(0, self.cores[1])
         t_start = time.monotonic()
         single_node = [w for w in self.workloads if w in PER_TARGET]
         for name in self.targets if single_node else []:
@@ -369,6 +390,7 @@ class Suite:
             parley["hello"]["elapsed_s"] = round(time.monotonic() - t0, 1)
         if "multinode" in self.workloads and "parley" in self.targets:
             print("== multinode", flush=True)
+            os.sched_setaffinity(0, self.all_cores)  # and so PostgreSQL and Redis, its children
             t0 = time.monotonic()
             self.results["targets"]["multinode"] = await self.run_multinode()
             self.results["targets"]["multinode"]["elapsed_s"] = round(time.monotonic() - t0, 1)
