@@ -9,7 +9,15 @@ from typing import Any
 
 from parley_bench.stats import ratio
 
-__all__ = ["LABELS", "evaluate_goals", "plot", "render_markdown", "table_rows"]
+__all__ = [
+    "HELLO_GOAL_MS",
+    "LABELS",
+    "evaluate_goals",
+    "hello_lines",
+    "plot",
+    "render_markdown",
+    "table_rows",
+]
 
 LABELS = {
     "parley": "Parley",
@@ -187,7 +195,80 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         "< 10 s, 0 lost, 0 doubled",
         ok,
     )
+    goals.append(hello_goal(_get(p, "hello")))
     return goals
+
+
+#: issue 13: `hello` stays under this with HELLO_GOAL_ROOMS rooms and HELLO_GOAL_MESSAGES
+HELLO_GOAL_MS = 5.0
+HELLO_GOAL_ROOMS = 100
+HELLO_GOAL_MESSAGES = 1_000_000
+
+
+def hello_goal(hello: Any) -> dict[str, Any]:
+    """The hello goal; a smaller seed (the smoke run's) measures it but cannot meet it."""
+    name = (
+        f"hello p99 < {HELLO_GOAL_MS:g} ms at {HELLO_GOAL_ROOMS} rooms / "
+        f"{HELLO_GOAL_MESSAGES:,} messages"
+    )
+    p99 = _get(hello, "hello_ms", "p99")
+    rooms, messages = _get(hello, "seed", "rooms"), _get(hello, "seed", "messages")
+    entry: dict[str, Any] = {
+        "goal": name,
+        "measured": None if p99 is None else round(p99, 2),
+        "target": f"< {HELLO_GOAL_MS:g} ms",
+        "met": None,
+        "note": "",
+    }
+    if p99 is None:
+        return entry
+    if not isinstance(rooms, int) or not isinstance(messages, int):
+        entry["note"] = "seed unknown"
+    elif rooms < HELLO_GOAL_ROOMS or messages < HELLO_GOAL_MESSAGES:
+        entry["note"] = f"seed of {rooms} rooms / {messages:,} messages only"
+    else:
+        entry["met"] = p99 < HELLO_GOAL_MS
+    return entry
+
+
+def hello_lines(results: dict[str, Any]) -> list[str]:
+    """The hello section (Markdown lines), empty when the workload did not run."""
+    hello = _get(results.get("targets", {}), "parley", "hello")
+    if not isinstance(hello, dict) or "hello_ms" not in hello:
+        return []
+    seed = hello.get("seed") or {}
+    n = _num(hello.get("samples"))
+    made = (
+        "; this run took it from the cache"
+        if seed.get("cached")
+        else f" in {_num(seed.get('seed_s'), 1)} s"
+    )
+    head = "| Metric (ms) | p50 | p90 | p99 | max |"
+
+    def row(metric: str, lat: Any) -> str:
+        cells = (_num(_get(lat, key), 2) for key in ("p50", "p90", "p99", "max"))
+        return f"| {metric} | " + " | ".join(cells) + " |"
+
+    return [
+        "## hello at scale",
+        "",
+        f"A database of {_num(seed.get('rooms'))} rooms ({_num(seed.get('private_rooms'))} "
+        f"private, the user a member of each) and {_num(seed.get('messages'))} messages by "
+        f"{_num(seed.get('authors'))} authors, {_num(seed.get('mentions'))} of them mentioning "
+        f"the user, who has read markers in {_num(seed.get('read_markers'))} rooms "
+        f"({_num(seed.get('db_mib'), 1)} MiB, seeded through Parley's store{made}). One user signs "
+        f"in, then opens {n} parley.v1 sockets one after another: the time from the upgrade's "
+        f"101 to the `hello` frame; then {n} GET /api/rooms on one kept-alive connection, "
+        f"request to whole body. Every `hello` listed {_num(hello.get('hello_rooms'))} rooms "
+        f"({_num(hello.get('hello_bytes'))} bytes){_counts(hello)}; the first one took "
+        f"{_num(hello.get('hello_first_ms'), 2)} ms. Meanwhile other processes used "
+        f"{_num(hello.get('other_cpu'), 2)} of the {os.cpu_count()} cores.",
+        "",
+        head,
+        "|---|---|---|---|---|",
+        row(f"`hello` after the upgrade, {n} sockets", hello.get("hello_ms")),
+        row(f"GET /api/rooms, {n} requests", hello.get("rooms_api_ms")),
+    ]
 
 
 MULTINODE_LABELS = {
@@ -248,6 +329,18 @@ def multinode_lines(results: dict[str, Any]) -> list[str]:
         "",
         *lines,
     ]
+
+
+def _counts(hello: dict[str, Any]) -> str:
+    """What the rooms of `hello` count, against a count of the seeded messages."""
+    shown, counted = hello.get("hello_counts"), hello.get("counted_at_read_time")
+    if not isinstance(shown, dict) or not isinstance(counted, dict):
+        return ""
+    return (
+        f", their counts summed {_num(shown.get('unread'))} unread and "
+        f"{_num(shown.get('mentions'))} mentions (counted from the messages: "
+        f"{_num(counted.get('unread'))} and {_num(counted.get('mentions'))})"
+    )
 
 
 def _per_node(entry: dict[str, Any]) -> str:
@@ -337,6 +430,9 @@ def render_markdown(results: dict[str, Any], sizes: list[int]) -> str:
             met = {True: "yes", False: "**no**", None: "not measured"}[g["met"]]
             note = f" ({g['note']})" if g["note"] else ""
             out.append(f"| {g['goal']} | {_num(g['measured'], 2)} | {g['target']} | {met}{note} |")
+    hello = hello_lines(results)
+    if hello:
+        out += ["", *hello]
     mn = multinode_lines(results)
     if mn:
         out += ["", *mn]

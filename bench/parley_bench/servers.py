@@ -25,10 +25,20 @@ __all__ = [
     "machine_busy_seconds",
     "raise_fd_limit",
     "rss_kib",
+    "split_cores",
     "wait_for_quiet",
 ]
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def split_cores() -> tuple[frozenset[int], frozenset[int]] | None:
+    """(the server's cores, the generator's) as an outsider measures: the server pinned to
+    one core, the load generator to the other; None on a machine with a single core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    return frozenset(cores[:1]), frozenset(cores[1:2])
 
 
 def raise_fd_limit() -> int:
@@ -136,6 +146,7 @@ class ServerProc:
         ws_path: str = "/",
         parley: bool = False,
         env: dict[str, str] | None = None,
+        cpus: frozenset[int] | None = None,
         cwd: Path | None = None,
     ) -> None:
         self.name = name
@@ -146,6 +157,7 @@ class ServerProc:
         self.parley = parley
         self.env = env
         self.cwd = cwd
+        self.cpus = cpus  # the cores it may run on (None: those of the generator)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -179,8 +191,14 @@ class ServerProc:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=self.cwd,
+                preexec_fn=self._pin,
             )
         return self.proc
+
+    def _pin(self) -> None:
+        """In the child, before exec: run on the given cores only."""
+        if self.cpus is not None:
+            os.sched_setaffinity(0, self.cpus)
 
     async def start(self, wait_s: float = 30.0) -> None:
         proc = self.spawn()

@@ -63,10 +63,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summarize_ns(samples_ns: Iterable[int]) -> dict[str, float]:
-    """{"count","p50","p99","p999","max"}: percentiles in milliseconds of latencies in ns."""
+    """{"count","p50","p90","p99","p999","max"}: percentiles in milliseconds of latencies
+    in ns."""
     values = sorted(samples_ns)
     out: dict[str, float] = {"count": float(len(values))}
-    for key, q in (("p50", 50.0), ("p99", 99.0), ("p999", 99.9), ("max", 100.0)):
+    for key, q in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("max", 100.0)):
         out[key] = percentile(values, q) / 1e6
     return out
 

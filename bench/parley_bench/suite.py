@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from parley_bench.client import Target
+from parley_bench.hello import (
+    SeedSpec,
+    copy_database,
+    counted_at_read_time,
+    measure_hello,
+    seeded_database,
+)
 from parley_bench.multinode import SETUPS, multinode
 from parley_bench.report import plot, render_markdown
 from parley_bench.servers import (
@@ -26,6 +33,7 @@ from parley_bench.servers import (
     http_json,
     parley_command,
     raise_fd_limit,
+    split_cores,
 )
 from parley_bench.workloads import Config, connections, fanout, ingest, storm
 from tests.support.pg import PgServer, pg_bin
@@ -34,7 +42,9 @@ from tests.support.redis_server import RedisServer, redis_bin
 __all__ = ["run_suite"]
 
 ALL_TARGETS = ("sink", "sink_frames", "node", "python", "parley")
-ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "multinode")
+ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "hello", "multinode")
+#: the workloads that run against every target (the others: Parley only, servers of their own)
+PER_TARGET = ("connections", "fanout", "storm", "ingest")
 PASSWORD = "bench-password-123"
 
 
@@ -125,10 +135,27 @@ class Suite:
         self.work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
         self.results: dict[str, Any] = {"targets": {}}
         self.failures: list[str] = []
+        self.all_cores = frozenset(os.sched_getaffinity(0))
+        # An outsider's measurement: a single-node server on one core, the generator (and
+        # its worker processes) on the other. The multi-node workload runs nodes, database
+        # and Redis unpinned (pinned to one core, a second node would add nothing).
+        self.cores = split_cores()
 
     # --- servers ---------------------------------------------------------------
 
-    def make_server(self, name: str, extra: list[str] | None = None) -> ServerProc:
+    def make_server(
+        self,
+        name: str,
+        extra: list[str] | None = None,
+        data: Path | None = None,
+        *,
+        pinned: bool = True,
+    ) -> ServerProc:
+        server = self._server(name, extra, data)
+        server.cpus = self.cores[0] if self.cores and pinned else self.all_cores
+        return server
+
+    def _server(self, name: str, extra: list[str] | None, data: Path | None) -> ServerProc:
         port = free_port()
         log = self.work / f"{name}-{port}.log"
         if name in ("sink", "sink_frames"):
@@ -142,8 +169,9 @@ class Suite:
         if name == "python":
             cmd = [sys.executable, str(self.peers_dir / "websockets_server.py")]
             return ServerProc(name, cmd, port, log, env={"PORT": str(port)})
-        data = self.work / f"data-{name}-{port}"
-        data.mkdir(parents=True)
+        if data is None:
+            data = self.work / f"data-{name}-{port}"
+            data.mkdir(parents=True)
         cmd = parley_command(data, port, extra or [])
         return ServerProc(name, cmd, port, log, ws_path="/chat", parley=True)
 
@@ -231,6 +259,29 @@ class Suite:
         finally:
             server.stop()
 
+    async def run_hello(self) -> dict[str, Any]:
+        """`hello` and GET /api/rooms against a server whose database holds many rooms and
+        messages (seeded once, then cached: see hello.py), on a copy of that database."""
+        cfg = self.cfg
+        spec = SeedSpec(cfg.hello_rooms, cfg.hello_private_rooms, cfg.hello_messages)
+        print(f"  [parley] hello: seed {spec.key()}", flush=True)
+        db, seed = await seeded_database(spec)
+        print(
+            f"    {'cached' if seed['cached'] else 'seeded in ' + str(seed['seed_s']) + ' s'}: "
+            f"{seed['rooms']} rooms, {seed['messages']:,} messages, {seed['db_mib']} MiB",
+            flush=True,
+        )
+        counted = await asyncio.to_thread(counted_at_read_time, db)
+        data = self.work / "data-hello"
+        copy_database(db, data)
+        server = self.make_server("parley_hello", data=data)
+        try:
+            await server.start()
+            measured = await measure_hello(server, spec, cfg.hello_samples)
+            return {"seed": seed, "counted_at_read_time": counted, **measured}
+        finally:
+            server.stop()
+
     async def run_multinode(self) -> dict[str, Any]:
         """Parley on PostgreSQL: one node, one node with Redis, two nodes with Redis (see
         multinode.py); a fresh database (and Redis) per setup, one PostgreSQL for all."""
@@ -264,7 +315,7 @@ class Suite:
         db_url = await asyncio.to_thread(pg.create_database)
         redis = await asyncio.to_thread(RedisServer().start) if with_redis else None
         extra = ["--db", db_url] + (["--redis", redis.url] if redis else [])
-        nodes = [self.make_server(f"{setup}-node{i}", extra) for i in range(count)]
+        nodes = [self.make_server(f"{setup}-node{i}", extra, pinned=False) for i in range(count)]
         try:
             for node in nodes:  # one after another: the first applies the migrations
                 await node.start()
@@ -296,9 +347,14 @@ class Suite:
             "node": _version(["node", "--version"]) if shutil.which("node") else None,
             "fd_limit": raise_fd_limit(),
             "config": dict(vars(self.cfg)),
+            "cores": None
+            if self.cores is None
+            else {"server": sorted(self.cores[0]), "generator": sorted(self.cores[1])},
         }
+        if self.cores is not None:
+            os.sched_setaffinity(0, self.cores[1])
         t_start = time.monotonic()
-        single_node = [w for w in self.workloads if w != "multinode"]
+        single_node = [w for w in self.workloads if w in PER_TARGET]
         for name in self.targets if single_node else []:
             if name == "node" and not (self.peers_dir / "node_modules" / "ws").exists():
                 msg = "bench/peers/node_modules missing (npm ci did not run)"
@@ -321,8 +377,20 @@ class Suite:
                     single = {"error": f"{type(exc).__name__}: {exc}"}
                     self.failures.append(f"parley_single: {exc}")
                 self.results["targets"]["parley_single"] = single
+        if "hello" in self.workloads and "parley" in self.targets:
+            print("== hello", flush=True)
+            parley = self.results["targets"].setdefault("parley", {})
+            t0 = time.monotonic()
+            try:
+                parley["hello"] = await self.run_hello()
+            except Exception as exc:
+                traceback.print_exc()
+                parley["hello"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.failures.append(f"parley hello: {exc}")
+            parley["hello"]["elapsed_s"] = round(time.monotonic() - t0, 1)
         if "multinode" in self.workloads and "parley" in self.targets:
             print("== multinode", flush=True)
+            os.sched_setaffinity(0, self.all_cores)  # and so PostgreSQL and Redis, its children
             t0 = time.monotonic()
             self.results["targets"]["multinode"] = await self.run_multinode()
             self.results["targets"]["multinode"]["elapsed_s"] = round(time.monotonic() - t0, 1)

@@ -84,6 +84,11 @@ class Config:
         default_factory=lambda: ["one_node", "one_node_redis", "two_nodes_redis"]
     )
     multinode_check_s: float = 4.0
+    # hello at scale (issue 13), see hello.py: the seed, then sockets and requests timed
+    hello_rooms: int = 100
+    hello_private_rooms: int = 8
+    hello_messages: int = 1_000_000
+    hello_samples: int = 200
     # setup
     quiet_wait_s: float = 0.0  # wait up to this long for other load to go before each series
     connect_concurrency: int = 200
@@ -120,6 +125,10 @@ class Config:
             multinode_clients=20,
             multinode_setups=["two_nodes_redis"],
             multinode_check_s=0.5,
+            hello_rooms=20,
+            hello_private_rooms=3,
+            hello_messages=20_000,
+            hello_samples=20,
             users=5,
         )
 

@@ -134,3 +134,63 @@ def test_multinode_errors_fail_the_run_but_a_skip_does_not() -> None:
     skipped = {"targets": {"multinode": {"skipped": "initdb not found"}}}
     assert workload_errors(skipped) == []
     assert "Not run: initdb not found" in render_markdown(skipped, [])
+
+
+def _hello(p99: float, rooms: int = 100, messages: int = 1_000_000) -> dict[str, Any]:
+    seed: dict[str, Any] = {"rooms": rooms, "private_rooms": 8, "messages": messages}
+    seed |= {
+        "authors": 8,
+        "mentions": messages // 20,
+        "read_markers": 66,
+        "db_mib": 120.5,
+        "cached": True,
+    }
+    lat = {"count": 200.0, "p50": 1.25, "p90": 2.5, "p99": p99, "p999": p99, "max": 9.75}
+    api = {"count": 200.0, "p50": 1.5, "p90": 3.0, "p99": 4.5, "p999": 4.5, "max": 6.0}
+    return {
+        "seed": seed,
+        "samples": 200,
+        "hello_ms": lat,
+        "hello_first_ms": 7.5,
+        "hello_rooms": rooms,
+        "hello_bytes": 5400,
+        "rooms_api_ms": api,
+        "other_cpu": 0.25,
+        "hello_counts": {"unread": 1200, "mentions": 30},
+        "counted_at_read_time": {"unread": 1200, "mentions": 31},
+    }
+
+
+def _hello_goal(hello: dict[str, Any]) -> dict[str, Any]:
+    results = {"targets": {"parley": {"hello": hello}}}
+    return next(g for g in evaluate_goals(results) if g["goal"].startswith("hello p99"))
+
+
+def test_hello_goal_is_met_below_5_ms_at_the_full_seed() -> None:
+    goal = _hello_goal(_hello(4.25))
+    assert goal["goal"] == "hello p99 < 5 ms at 100 rooms / 1,000,000 messages"
+    assert (goal["measured"], goal["met"]) == (4.25, True)
+    assert _hello_goal(_hello(5.0))["met"] is False
+
+
+def test_hello_goal_is_not_judged_on_a_smaller_seed() -> None:
+    goal = _hello_goal(_hello(0.5, rooms=20, messages=20_000))
+    assert goal["met"] is None
+    assert goal["note"] == "seed of 20 rooms / 20,000 messages only"
+    assert _hello_goal({"error": "boom"})["met"] is None
+
+
+def test_hello_section_shows_both_latencies_and_the_goal() -> None:
+    md = render_markdown({"meta": {}, "targets": {"parley": {"hello": _hello(6.5)}}}, [])
+    assert "## hello at scale" in md
+    assert "A database of 100 rooms (8 private, the user a member of each) and 1,000,000" in md
+    assert "| `hello` after the upgrade, 200 sockets | 1.25 | 2.50 | 6.50 | 9.75 |" in md
+    assert "| GET /api/rooms, 200 requests | 1.50 | 3.00 | 4.50 | 6.00 |" in md
+    assert "Meanwhile other processes used 0.25 of the" in md
+    assert "their counts summed 1,200 unread and 30 mentions (counted from the messages: " in md
+    assert "1,200 and 31)" in md
+    assert "| hello p99 < 5 ms at 100 rooms / 1,000,000 messages | 6.50 | < 5 ms | **no** |" in md
+
+
+def test_no_hello_section_when_the_workload_did_not_run() -> None:
+    assert "## hello at scale" not in render_markdown(RESULTS, [1000])

@@ -53,6 +53,7 @@ def test_summarize_ns_reports_milliseconds() -> None:
     out = summarize_ns([1_000_000] * 99 + [50_000_000])
     assert out["count"] == 100
     assert out["p50"] == 1.0
+    assert out["p90"] == 1.0
     assert out["p99"] == 1.0
     assert out["p999"] == 50.0
     assert out["max"] == 50.0
