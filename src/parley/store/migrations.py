@@ -87,6 +87,22 @@ _EVENT_LOG: Final = """
     ){without_rowid};
 """
 
+# Mentions after the marker as a counter too, as `own` is (migration 5 counted rows of
+# `mentions` past the marker at every `hello`: a cost in proportion to the unread mentions,
+# most of `hello`'s at scale, see docs/performance.md). A mention row stored or dropped adds
+# or takes one when it lies past the user's marker; a marker that moves takes those it passes.
+_MENTION_COUNTS: Final = """
+    ALTER TABLE read_marks ADD COLUMN ment {integer} NOT NULL DEFAULT 0;
+    UPDATE read_marks SET ment = (SELECT count(*) FROM mentions x
+        WHERE x.username = read_marks.username AND x.room = read_marks.room
+        AND x.seq > read_marks.seq);
+    INSERT INTO read_marks (username, room, seq, n, own, ment)
+        SELECT x.username, x.room, 0, 0, 0, count(*) FROM mentions x
+        WHERE NOT EXISTS (SELECT 1 FROM read_marks k
+            WHERE k.username = x.username AND k.room = x.room)
+        GROUP BY x.username, x.room
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -134,6 +150,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (3, _ROOM_NAMES.format(real="REAL", random_tag="lower(hex(randomblob(8)))")),
     (4, _READ_MARKS.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
     (5, _EVENT_LOG.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
+    (6, _MENTION_COUNTS.format(integer="INTEGER")),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -187,4 +204,5 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     ),
     (4, _READ_MARKS.format(integer="BIGINT", without_rowid="")),
     (5, _EVENT_LOG.format(integer="BIGINT", without_rowid="")),
+    (6, _MENTION_COUNTS.format(integer="BIGINT")),
 ]

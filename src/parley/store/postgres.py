@@ -100,12 +100,17 @@ _APPEND_MANY: Final = (
     " WITH ORDINALITY AS m(username, text, client_id, reply_to, mentions, ord)),"
     f" stored AS (INSERT INTO messages ({ROW_COLUMNS})"
     " SELECT $1, seq, username, text, $7, client_id, reply_to, mentions, n FROM sent),"
-    " own AS (INSERT INTO read_marks (username, room, seq, n, own)"
-    " SELECT username, $1, 0, 0, count(*) FROM sent GROUP BY username"
-    " ON CONFLICT (username, room) DO UPDATE SET own = read_marks.own + EXCLUDED.own),"
-    " mentioned AS (INSERT INTO mentions (username, room, seq)"
-    " SELECT u, $1, sent.seq FROM sent, json_array_elements_text(sent.mentions::json) AS u"
-    " WHERE u <> sent.username)"
+    " mentioned AS (SELECT u, sent.seq FROM sent,"
+    " json_array_elements_text(sent.mentions::json) AS u WHERE u <> sent.username),"
+    " noted AS (INSERT INTO mentions (username, room, seq) SELECT u, $1, seq FROM mentioned),"
+    # one upsert per user (a row may not be changed twice in one statement): the senders'
+    # own messages and the mentioned users' mentions, all past their markers
+    " counts AS (SELECT username AS u, count(*) AS own, 0 AS ment FROM sent GROUP BY username"
+    " UNION ALL SELECT u, 0, count(*) FROM mentioned GROUP BY u),"
+    " marks AS (INSERT INTO read_marks (username, room, seq, n, own, ment)"
+    " SELECT u, $1, 0, 0, sum(own), sum(ment) FROM counts GROUP BY u"
+    " ON CONFLICT (username, room) DO UPDATE"
+    " SET own = read_marks.own + EXCLUDED.own, ment = read_marks.ment + EXCLUDED.ment)"
     " SELECT last_seq, msgs FROM bumped"
 )
 _BY_CLIENTS: Final = (
@@ -132,8 +137,7 @@ _VISIBLE: Final = (
     " r.msgs - coalesce(k.n, 0) - coalesce(k.own, 0) - (SELECT count(*) FROM messages d"
     "   WHERE d.room = r.room AND d.deleted = 1 AND d.seq > coalesce(k.seq, 0)"
     "   AND d.username <> $1) AS unread,"
-    " (SELECT count(*) FROM mentions x"
-    "   WHERE x.username = $1 AND x.room = r.room AND x.seq > coalesce(k.seq, 0)) AS mentions,"
+    " coalesce(k.ment, 0) AS mentions,"
     " CASE WHEN r.kind = 'dm' THEN (SELECT array_agg(p.username ORDER BY p.username COLLATE \"C\")"
     "   FROM members p WHERE p.room = r.room) END AS people"
     " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = $1"
@@ -159,8 +163,11 @@ _MOVE_MARK: Final = (
     "UPDATE read_marks SET seq = $4,"
     " n = coalesce((SELECT n FROM messages WHERE room = $2 AND seq <= $4 AND kind IS NULL"
     "   ORDER BY seq DESC LIMIT 1), 0),"
-    " own = own - (SELECT count(*) FROM messages WHERE room = $2 AND seq > $3 AND seq <= $4"
-    "   AND username = $1 AND kind IS NULL)"
+    # a scan of the range read only when the user has messages of their own past the marker
+    " own = CASE WHEN own = 0 THEN 0 ELSE own - (SELECT count(*) FROM messages"
+    "   WHERE room = $2 AND seq > $3 AND seq <= $4 AND username = $1 AND kind IS NULL) END,"
+    " ment = CASE WHEN ment = 0 THEN 0 ELSE ment - (SELECT count(*) FROM mentions"
+    "   WHERE username = $1 AND room = $2 AND seq > $3 AND seq <= $4) END"
     " WHERE username = $1 AND room = $2"
 )
 # One change of the log, with the room's next seq (its row is locked already).
@@ -173,8 +180,22 @@ _TARGET: Final = (
     "SELECT username, deleted, reactions, mentions FROM messages"
     " WHERE room = $1 AND seq = $2 AND kind IS NULL"
 )
+# A message's mention rows go (by the names of its mentions column: primary-key lookups);
+# each past its user's marker no longer counts.
 _DROP_MENTIONS: Final = (
-    "DELETE FROM mentions WHERE username = ANY($3::text[]) AND room = $1 AND seq = $2"
+    "WITH gone AS (DELETE FROM mentions WHERE username = ANY($3::text[]) AND room = $1"
+    " AND seq = $2 RETURNING username)"
+    " UPDATE read_marks SET ment = ment - 1"
+    " WHERE room = $1 AND username IN (SELECT username FROM gone) AND seq < $2"
+)
+# Mention rows of message $3 for users $1, each counted when past its user's marker.
+_ADD_MENTIONS: Final = (
+    "WITH noted AS (INSERT INTO mentions (username, room, seq)"
+    " SELECT u, $2, $3 FROM unnest($1::text[]) AS u)"
+    " INSERT INTO read_marks (username, room, seq, n, own, ment)"
+    " SELECT u, $2, 0, 0, 0, 1 FROM unnest($1::text[]) AS u"
+    " ON CONFLICT (username, room) DO UPDATE SET ment = read_marks.ment + 1"
+    " WHERE read_marks.seq < $3"
 )
 # Every token of a user (by name key) but the one to keep ($2 NULL: keep none).
 _DELETE_USER_TOKENS: Final = (
@@ -741,12 +762,7 @@ async def _edit(conn: Any, request: EditRequest, mentioned: list[str]) -> Change
         seq,
     )
     await conn.execute(_DROP_MENTIONS, room, seq, mentioned)
-    await conn.execute(
-        "INSERT INTO mentions (username, room, seq) SELECT u, $2, $3 FROM unnest($1::text[]) AS u",
-        [u for u in mentions if u != author],
-        room,
-        seq,
-    )
+    await conn.execute(_ADD_MENTIONS, [u for u in mentions if u != author], room, seq)
     return Changed(event, event.seq, created=True)
 
 

@@ -77,6 +77,14 @@ _EVENT_INSERT: Final = (
     "INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# A mention row (username, room, seq) counts for its user when it lies past their marker.
+_ADD_MENTION: Final = (
+    "INSERT INTO read_marks (username, room, seq, n, own, ment) VALUES (?1, ?2, 0, 0, 0, 1)"
+    " ON CONFLICT (username, room) DO UPDATE SET ment = ment + 1 WHERE read_marks.seq < ?3"
+)
+_DROP_MENTION: Final = (
+    "UPDATE read_marks SET ment = ment - 1 WHERE username = ?1 AND room = ?2 AND seq < ?3"
+)
 _BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
 _ADD_OWN: Final = (
@@ -105,8 +113,7 @@ def _visible(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> l
         " r.msgs - coalesce(k.n, 0) - coalesce(k.own, 0) - (SELECT count(*) FROM messages d"
         "   WHERE d.room = r.room AND d.deleted = 1 AND d.seq > coalesce(k.seq, 0)"
         "   AND d.username != ?1),"
-        " (SELECT count(*) FROM mentions x"
-        "   WHERE x.username = ?1 AND x.room = r.room AND x.seq > coalesce(k.seq, 0))"
+        " coalesce(k.ment, 0)"
         " FROM rooms r LEFT JOIN members m ON m.room = r.room AND m.username = ?1"
         " LEFT JOIN read_marks k ON k.username = ?1 AND k.room = r.room"
         f" WHERE (r.private = 0 OR m.username IS NOT NULL) {where}",
@@ -353,7 +360,7 @@ def _bulk_append(
         )
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
-        conn.executemany("INSERT INTO mentions VALUES (?, ?, ?)", plan.mention_rows())
+        _add_mentions(conn, plan.mention_rows())
     return plan.results()
 
 
@@ -686,10 +693,11 @@ def _mark_read(room: str, username: str, seq: int, conn: sqlite3.Connection) -> 
     messages up to it (the ordinal of the last one) and the user's own after it."""
     found = conn.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()
     mark = conn.execute(
-        "SELECT seq, own FROM read_marks WHERE username = ? AND room = ?", (username, room)
+        "SELECT seq, own, ment FROM read_marks WHERE username = ? AND room = ?", (username, room)
     ).fetchone()
-    old, own = mark if mark else (0, 0)
-    seq = min(seq, found[0]) if found else 0
+    old, own, ment = mark if mark else (0, 0, 0)
+    last = found[0] if found else 0
+    seq = min(seq, last)
     if seq <= old:
         return None
     n = conn.execute(
@@ -697,17 +705,28 @@ def _mark_read(room: str, username: str, seq: int, conn: sqlite3.Connection) -> 
         " ORDER BY seq DESC LIMIT 1",
         (room, seq),
     ).fetchone()
-    if own:  # the user's messages just read no longer count (forward only: read once)
+    # What was just read no longer counts: the user's own messages (none left past the
+    # room's end; else those in the range, each read once as the marker only moves
+    # forward) and the mentions (an index range of the user's own rows).
+    if own and seq == last:
+        own = 0
+    elif own:
         own -= conn.execute(
             "SELECT count(*) FROM messages WHERE room = ? AND seq > ? AND seq <= ?"
             " AND username = ? AND kind IS NULL",
             (room, old, seq, username),
         ).fetchone()[0]
+    if ment:
+        ment -= conn.execute(
+            "SELECT count(*) FROM mentions"
+            " WHERE username = ? AND room = ? AND seq > ? AND seq <= ?",
+            (username, room, old, seq),
+        ).fetchone()[0]
     conn.execute(
-        "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO read_marks (username, room, seq, n, own, ment) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (username, room) DO UPDATE"
-        " SET seq = excluded.seq, n = excluded.n, own = excluded.own",
-        (username, room, seq, n[0] if n else 0, own),
+        " SET seq = excluded.seq, n = excluded.n, own = excluded.own, ment = excluded.ment",
+        (username, room, seq, n[0] if n else 0, own, ment),
     )
     return seq
 
@@ -781,9 +800,7 @@ def _edit(conn: sqlite3.Connection, request: EditRequest, mentioned: str | None)
         (request.text, event.ts, dump_some(mentions), room, seq),
     )
     _drop_mentions(conn, room, seq, mentioned)
-    conn.executemany(
-        "INSERT INTO mentions VALUES (?, ?, ?)", [(u, room, seq) for u in mentions if u != author]
-    )
+    _add_mentions(conn, [(u, room, seq) for u in mentions if u != author])
     return Changed(event, event.seq, created=True)
 
 
@@ -807,11 +824,20 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
 
 def _drop_mentions(conn: sqlite3.Connection, room: str, seq: int, mentioned: str | None) -> None:
     """Delete a message's mention rows: by the names its mentions column holds, so that
-    each is a primary-key lookup (the table has no index on (room, seq))."""
-    conn.executemany(
-        "DELETE FROM mentions WHERE username = ? AND room = ? AND seq = ?",
-        [(user, room, seq) for user in load_names(mentioned)],
-    )
+    each is a primary-key lookup (the table has no index on (room, seq)); each one past
+    its user's marker no longer counts."""
+    for user in load_names(mentioned):
+        key = (user, room, seq)
+        if conn.execute(
+            "DELETE FROM mentions WHERE username = ? AND room = ? AND seq = ?", key
+        ).rowcount:
+            conn.execute(_DROP_MENTION, key)
+
+
+def _add_mentions(conn: sqlite3.Connection, rows: list[tuple[str, str, int]]) -> None:
+    """Store mention rows (username, room, seq), each counted past its user's marker."""
+    conn.executemany("INSERT INTO mentions VALUES (?, ?, ?)", rows)
+    conn.executemany(_ADD_MENTION, rows)
 
 
 def _react(

@@ -573,6 +573,51 @@ async def test_migration_5_counts_what_was_stored_before_it(
         await store.close()
 
 
+async def test_migration_6_counts_the_mentions_past_each_marker(
+    store_factory: StoreFactory, old_database: OldDatabase
+) -> None:
+    """Mention rows of version 5 become each user's count past their marker."""
+    await old_database(
+        5,
+        "UPDATE rooms SET last_seq = 3, msgs = 3 WHERE room = 'general';"
+        + "".join(
+            f"INSERT INTO mentions (username, room, seq) VALUES ('{user}', 'general', {seq});"
+            for user, seq in [("ann", 1), ("ann", 3), ("bo", 2), ("cat", 1)]
+        )
+        + " INSERT INTO read_marks (username, room, seq, n, own)"
+        " VALUES ('ann', 'general', 2, 2, 0), ('cat', 'general', 3, 3, 0);",
+    )
+    store = store_factory()
+    await store.open()
+    try:
+        mentions = {u: (await counts(store, u))[1] for u in ("ann", "bo", "cat", "dot")}
+        assert mentions == {"ann": 1, "bo": 1, "cat": 0, "dot": 0}
+    finally:
+        await store.close()
+
+
+async def test_a_mention_counts_only_past_its_users_marker(store: Store) -> None:
+    """An edit that mentions a user who already read the message adds nothing for them;
+    one who did not gets it; a delete takes it back; reading passes it."""
+    await users(store, "ann", "bo", "cy")
+    msg, _ = await store.append("general", "ann", "hello", None)
+    await store.append("general", "ann", "@bo early", None)
+    assert await store.mark_read("general", "bo", msg.seq) == msg.seq
+    assert await counts(store, "bo") == (1, 1)
+    await store.change(EditRequest("general", "ann", None, msg.seq, "hello @bo @cy"))
+    assert await counts(store, "bo") == (1, 1)  # message 1 is behind bo's marker
+    assert await counts(store, "cy") == (2, 1)
+    await store.change(DeleteRequest("general", "ann", None, msg.seq))
+    assert await counts(store, "cy") == (1, 0)
+    await store.change(EditRequest("general", "ann", None, 2, "not any more"))
+    assert await counts(store, "bo") == (1, 0)
+    late, _ = await store.append("general", "ann", "@bo @BO @cy late", None)
+    assert await counts(store, "bo") == (2, 1)  # once per message
+    assert await store.mark_read("general", "bo", late.seq) == late.seq
+    assert await counts(store, "bo") == (0, 0)
+    assert await counts(store, "cy") == (2, 1)
+
+
 async def test_counts_stay_right_when_sends_and_reads_race_on_several_nodes(
     store_factory: StoreFactory,
 ) -> None:
