@@ -67,6 +67,23 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         proc.stop()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_server_on_each_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """`shared_server`, once on SQLite and once on a PostgreSQL database of its own: for a
+    module whose behaviour must not depend on the store (override `shared_server` with it)."""
+    args = ["--register-limit", "0"]
+    if request.param == "postgres":
+        pg: PgServer = request.getfixturevalue("pg_server")
+        args += ["--db", pg.create_database()]
+    proc = ServerProcess(tmp_path_factory.mktemp(f"shared-{request.param}"), args)
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 async def shared_api(shared_server: ServerProcess) -> AsyncIterator[AsyncApi]:
     async with AsyncApi(shared_server.url) as client:

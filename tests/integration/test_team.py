@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support.api import AsyncApi, Fresh, User, assert_error, unique_room
 from tests.support.client import ParleyWS, parley_ws
+from tests.support.server import ServerProcess
 
 Event = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_server_on_each_store: ServerProcess) -> ServerProcess:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return shared_server_on_each_store
 
 
 async def _dm(api: AsyncApi, user: User, *others: str) -> Any:

@@ -16,6 +16,12 @@ from tests.support.server import ServerProcess
 Event = dict[str, Any]
 
 
+@pytest.fixture(scope="module")
+def shared_server(shared_server_on_each_store: ServerProcess) -> ServerProcess:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return shared_server_on_each_store
+
+
 async def _history(api: AsyncApi, user: User, room: str) -> list[Event]:
     return await api.messages(user.token, room)
 
