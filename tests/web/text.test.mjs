@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { clip, codePoints, matchPeople, mentionQuery, splitLinks, trimUrl } from "../../src/parley/web/text.mjs";
+import { clip, codePoints, matchPeople, mentionQuery, trimUrl } from "../../src/parley/web/text.mjs";
 
 test("code points, as the server counts them: an emoji is one", () => {
   assert.equal(codePoints("a😀b"), 3);
@@ -13,22 +13,10 @@ test("clip cuts at code points and marks the cut", () => {
   assert.equal(clip("short", 10), "short");
 });
 
-test("links: http(s) only, the rest of the text around them kept", () => {
-  assert.deepEqual(splitLinks("see https://example.com/a now"), [
-    { text: "see " },
-    { text: "https://example.com/a", href: "https://example.com/a" },
-    { text: " now" },
-  ]);
-  assert.deepEqual(splitLinks("javascript:alert(1) <img src=x>"), [{ text: "javascript:alert(1) <img src=x>" }]);
-});
-
 test("trailing punctuation is not part of a link; a closing paren that closes one inside is", () => {
   assert.equal(trimUrl("https://example.com/x."), "https://example.com/x");
   assert.equal(trimUrl("https://en.wikipedia.org/wiki/Foo_(bar))"), "https://en.wikipedia.org/wiki/Foo_(bar)");
   assert.equal(trimUrl("https://example.com/x)"), "https://example.com/x");
-  const pieces = splitLinks("(at https://example.com/x).");
-  assert.deepEqual(pieces[1], { text: "https://example.com/x", href: "https://example.com/x" });
-  assert.equal(pieces[2].text, ").");
 });
 
 test("mentionQuery: the @name being typed before the caret", () => {

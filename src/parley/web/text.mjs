@@ -1,7 +1,6 @@
 /* Text rules shared by the views and the frame handling. DOM-free (unit-tested under Node). */
 
 export const MAX_TEXT = 4000; // characters (code points), as the server counts them
-const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const CLOSERS = { ")": "(", "]": "[", "}": "{" };
 const MENTION_MAX = 8; // names offered at once after "@"
 
@@ -17,16 +16,6 @@ export function clip(text, n) {
   return cps.length > n ? cps.slice(0, n).join("") + "…" : text;
 }
 
-/** The URL as a link target when it is http(s), else null (javascript: and the rest). */
-export function safeHref(candidate) {
-  try {
-    const url = new URL(candidate);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Drop trailing punctuation from a URL found in text; keep a ")" that closes one inside it. */
 export function trimUrl(raw) {
   for (;;) {
@@ -39,25 +28,6 @@ export function trimUrl(raw) {
       return raw;
     }
   }
-}
-
-/**
- * `text` cut into pieces to show in order: `{text}` is plain text, `{text, href}` a link
- * (http and https only; any other URL stays text).
- */
-export function splitLinks(text) {
-  const pieces = [];
-  let last = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    const raw = trimUrl(match[0]);
-    const start = match.index ?? 0;
-    if (start > last) pieces.push({ text: text.slice(last, start) });
-    const href = safeHref(raw);
-    pieces.push(href ? { text: raw, href } : { text: raw });
-    last = start + raw.length;
-  }
-  if (last < text.length) pieces.push({ text: text.slice(last) });
-  return pieces;
 }
 
 /** The "@name" being typed before the caret, or null. */

@@ -2,8 +2,9 @@
  * from the state it is given; nothing here changes that state. Every text goes in through
  * textContent or text nodes, never innerHTML. */
 
+import { parse, render } from "./markdown.mjs";
 import { mentions } from "./model.mjs";
-import { MAX_TEXT, clip, codePoints, splitLinks } from "./text.mjs";
+import { MAX_TEXT, clip, codePoints } from "./text.mjs";
 
 const GROUP_GAP_MS = 5 * 60 * 1000; // same sender within 5 min: one group
 const AVATAR_COLORS = 11; // a prime spreads names better
@@ -217,22 +218,12 @@ function dayLabel(d) {
 }
 
 /**
- * Append `text` to `parent` as text nodes; http(s) URLs become <a> built with the DOM API,
- * and "@name" for a name in `mentioned` a highlighted span (`me`: more so).
+ * Append the message `text` to `parent` as DOM nodes: its markdown (markdown.mjs: links
+ * built with the DOM API, http, https and mailto only), and "@name" for a name in
+ * `mentioned` a highlighted span (`me`: more so).
  */
-function appendRichText(parent, text, mentioned = [], me = null) {
-  for (const piece of splitLinks(text)) {
-    if (piece.href) {
-      const a = document.createElement("a");
-      a.href = piece.href;
-      a.textContent = piece.text;
-      a.target = "_blank";
-      a.rel = "noopener noreferrer nofollow";
-      parent.append(a);
-    } else {
-      appendMentions(parent, piece.text, mentioned, me);
-    }
-  }
+export function appendRichText(parent, text, mentioned = [], me = null) {
+  parent.append(render(parse(text), document, (node, plain) => appendMentions(node, plain, mentioned, me)));
 }
 
 const MENTION_RE = /@([A-Za-z0-9_.-]+)/g;
@@ -645,7 +636,9 @@ function messageBody(m, me) {
     const mark = h("span", "msg-edited", "(edited)");
     const when = new Date(m.edited);
     if (!Number.isNaN(when.getTime())) mark.title = "Edited " + fullFmt.format(when);
-    body.append(" ", mark);
+    // On the last line of text when it ends with one, else under the block.
+    const last = body.lastElementChild;
+    (last && last.tagName === "P" ? last : body).append(" ", mark);
   }
   return body;
 }
