@@ -550,3 +550,36 @@ test("no read frame before the shown room's first page is drawn; the divider wai
   assert.deepEqual(bare(page.sent.at(-1)), { type: "read", room: "general", seq: 9 });
   assert.equal(room.dividerSeq, 6, "the divider stays while the room is shown");
 });
+
+test("reveal: older pages are loaded until the message is held with context, then shown", () => {
+  const { frames, chat, page } = setup();
+  const revealed = [];
+  frames.host.revealed = (room, seq) => revealed.push([room.name, seq]);
+  const room = chat.rooms.get("general");
+  frames.reveal(room, 60); // before the room is even joined: waits for its pages
+  assert.deepEqual(revealed, []);
+  join(frames, "general", 200);
+  const run = (first) => Array.from({ length: PAGE_SIZE }, (_, i) => msg(first + i));
+  frames.handle({ type: "history", room: "general", messages: run(151), id: idOf(page, lastHistory) });
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 151, limit: PAGE_SIZE });
+  frames.handle({ type: "history", room: "general", messages: run(101), id: idOf(page, lastHistory) });
+  assert.deepEqual(revealed, []);
+  frames.handle({ type: "history", room: "general", messages: run(51), id: idOf(page, lastHistory) });
+  assert.deepEqual(revealed, [["general", 60]], "held with 9 messages above it");
+  assert.deepEqual(seqs(room).slice(0, 1), [51]);
+  assert.equal(room.loadingOlder, false);
+  assert.equal(page.sent.filter(lastHistory).length, 3, "no page more than needed");
+});
+
+test("reveal: a message already held is shown at once; leaving the room drops the reveal", () => {
+  const { frames, chat, page } = setup({ rooms: ["general", "dev"] });
+  const revealed = [];
+  frames.host.revealed = (room, seq) => revealed.push(seq);
+  join(frames, "general", 3);
+  frames.handle({ type: "history", room: "general", messages: [msg(1), msg(2), msg(3)], id: idOf(page, lastHistory) });
+  frames.reveal(chat.rooms.get("general"), 2);
+  assert.deepEqual(revealed, [2], "the beginning is held");
+  frames.reveal(chat.rooms.get("dev"), 7);
+  assert.equal(frames.revealing, null, "dev is not the shown room");
+  assert.deepEqual(revealed, [2]);
+});

@@ -2,7 +2,8 @@
  * the parts together: the socket (socket.mjs, backoff.mjs), the frames (frames.mjs), the
  * model (model.mjs), the outbox (outbox.mjs), the views (views.mjs) drawn by one scheduler
  * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs), and the team features
- * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications). ES modules served as they
+ * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications), the search
+ * box (searchbox.mjs) and the messages' markdown (markdown.mjs). ES modules served as they
  * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
  * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
  * never innerHTML.
@@ -16,6 +17,7 @@ import { FrameHandler, parseFrame } from "./frames.mjs";
 import { Chat, GENERAL, ROOM_REF_RE } from "./model.mjs";
 import { Outbox } from "./outbox.mjs";
 import { RenderScheduler } from "./scheduler.mjs";
+import { bindSearch, resetSearch } from "./searchbox.mjs";
 import { Connection } from "./socket.mjs";
 import * as team from "./team.mjs";
 import { MAX_TEXT, codePoints } from "./text.mjs";
@@ -95,6 +97,10 @@ function createSession(me) {
     alert: team.alertPerson,
     actionFailed: team.toast,
     removed: (room) => team.roomGone(room),
+    revealed(room, seq) {
+      scheduler.flush(); // the pages just loaded are drawn before the message is looked for
+      team.jumpTo(room, seq);
+    },
   });
   return session;
 }
@@ -226,6 +232,17 @@ function selectRoom(name, focusComposer) {
   if (focusComposer) el.input.focus();
 }
 
+/** Open room `name` at message `seq` (a search result): loaded up to it, then it flashes. */
+function openMessage(name, seq) {
+  const room = session.chat.rooms.get(name);
+  if (!room) {
+    team.toast("That room is no longer in your list.");
+    return;
+  }
+  selectRoom(name, false);
+  session.frames.reveal(room, seq);
+}
+
 function maybeLoadOlder() {
   if (view.nearTop()) session.frames.loadOlder();
 }
@@ -329,6 +346,7 @@ function stopApp(notice) {
   }
   scheduler.clear();
   team.reset();
+  resetSearch();
   view.clearChat();
   forms.signedOut(notice);
 }
@@ -362,6 +380,7 @@ team.bindTeam({
   refreshMembers,
   refreshRooms: () => refreshRooms(session),
 });
+bindSearch({ session: () => session, openMessage });
 el.signOut.addEventListener("click", signOut);
 
 function onRoomClick(event) {

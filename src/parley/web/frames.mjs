@@ -11,6 +11,8 @@ const HOLE_PAGE = 100; // messages asked for at once to fill a hole in a room
 const TYPING_SEND_MS = 3000; // at most one typing event per room per 3 s
 const TYPING_SHOW_MS = 5000; // hide "X is typing…" after 5 s without a new one
 const UNAVAILABLE_WAIT_S = 3; // the store could not take a message: try again after this
+const REVEAL_CONTEXT = 5; // messages loaded above one shown from a search result
+const REVEAL_MAX_PAGES = 40; // older pages loaded at most to reach it (2,000 messages)
 
 /** A frame from the socket's text, or null when it is not JSON or has no type. */
 export function parseFrame(data) {
@@ -119,6 +121,7 @@ export class FrameHandler {
     this.holdTimers = new Map(); // room -> timer ending a rate-limit hold
     this.retryTimers = new Map(); // room -> timer asking again for a refused first page
     this.pending = new Map(); // request id -> what it asked: { kind: "join"|"history", room, page? }
+    this.revealing = null; // {room, seq, pages}: a message to show once loaded (reveal)
     this.lastId = 0; // the last request id used: ids are never reused in a session
     this.actions = new Map(); // client_id -> edit, delete, react or topic frame not yet acked
     this.newId = randomId;
@@ -205,6 +208,7 @@ export class FrameHandler {
     }
     this.host.markDirty("rooms");
     this.flushOutbox(room.name);
+    this.#continueReveal();
   }
 
   message(m, source) {
@@ -280,6 +284,7 @@ export class FrameHandler {
       if (kind === "before" || kind === "latest") this.host.markDirty("nearTop");
     }
     this.host.markDirty("rooms");
+    if (kind !== null) this.#continueReveal();
   }
 
   typing(frame) {
@@ -426,6 +431,37 @@ export class FrameHandler {
     room.loadingOlder = true;
     this.#askHistory(room, "before", request.before(room.name, oldest));
     this.host.markDirty("logTop");
+  }
+
+  /**
+   * Show message `seq` of the shown room (a search result): older pages are loaded, as
+   * scrolling up would, until it is held with a few messages above it; then
+   * host.revealed(room, seq). The log stays one unbroken run up to the latest message.
+   */
+  reveal(room, seq) {
+    this.revealing = { room: room.name, seq, pages: 0 };
+    this.#continueReveal();
+  }
+
+  #continueReveal() {
+    const goal = this.revealing;
+    const room = goal && this.chat.currentRoom;
+    if (!goal) return;
+    if (!room || room.name !== goal.room) {
+      this.revealing = null; // the person went elsewhere meanwhile
+      return;
+    }
+    const first = room.firstSeq();
+    const held = first !== null && first <= Math.max(1, goal.seq - REVEAL_CONTEXT);
+    if (held || room.historyDone || goal.pages >= REVEAL_MAX_PAGES) {
+      this.revealing = null;
+      this.host.revealed(room, goal.seq);
+      return;
+    }
+    // Not joined or its first page not come yet: the answers call this again.
+    if (!room.joined || !room.opened || room.historyQueue.length) return;
+    goal.pages++;
+    this.loadOlder();
   }
 
   /**

@@ -197,8 +197,8 @@ async function askDelete(room, m, returnTo) {
   (returnTo && returnTo.isConnected ? returnTo : el.input).focus();
 }
 
-/** Show the message a reply quotes (a short flash marks it). */
-function jumpTo(room, seq) {
+/** Show a message of the shown room (a reply's quote, a search result): a short flash marks it. */
+export function jumpTo(room, seq) {
   const li = el.messages.querySelector(`li[data-seq="${seq}"]`);
   if (!li) {
     toast("That message is further back: scroll up to load it.");

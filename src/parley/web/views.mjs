@@ -118,6 +118,11 @@ export const el = {
   passwordSubmit: /** @type {HTMLButtonElement} */ ($("password-submit")),
   everywhere: /** @type {HTMLButtonElement} */ ($("sign-out-everywhere")),
   sessionsError: $("sessions-error"),
+  searchBtn: $("search-btn"),
+  searchDialog: /** @type {HTMLDialogElement} */ ($("search-dialog")),
+  searchInput: /** @type {HTMLInputElement} */ ($("search-input")),
+  searchStatus: $("search-status"),
+  searchResults: $("search-results"),
 };
 
 export const media = {
