@@ -90,6 +90,24 @@ class Web:
 RECONNECT_TIMEOUT_MS = 45_000
 
 
+def call(web: Web, token: str, method: str, path: str, body: object = None) -> httpx.Response:
+    """One REST call as the holder of `token`; it must succeed."""
+    resp = httpx.request(
+        method, f"{web.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert resp.status_code in (200, 201, 204), resp.text
+    return resp
+
+
+def post(web: Web, token: str, room: str, text: str, reply_to: int | None = None) -> int:
+    """Post over REST; returns the message's seq."""
+    body: dict[str, object] = {"text": text, "client_id": uuid.uuid4().hex}
+    if reply_to is not None:
+        body["reply_to"] = reply_to
+    resp = call(web, token, "POST", f"/api/rooms/{room}/messages", body)
+    return int(resp.json()["seq"])
+
+
 def expect_online(page: Page, timeout: float | None = None) -> None:
     expect(page.locator("#conn")).to_have_attribute("data-state", "online", timeout=timeout)
 

@@ -8,21 +8,21 @@ docs/screenshots/ (committed); otherwise they go to a temp dir and the test only
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import (
     PHONE,
     RECONNECT_TIMEOUT_MS,
     Web,
+    call,
     compose,
     expect_online,
     message,
     open_room,
+    post,
 )
 from tests.support.server import ServerProcess
 
@@ -54,23 +54,6 @@ LATER = {
     ],
     "random": [("sam", "Who's up for lunch at the ramen place?")],
 }
-
-
-def post(web: Web, token: str, room: str, text: str, reply_to: int | None = None) -> int:
-    """Post over REST; returns the message's seq."""
-    body: dict[str, object] = {"text": text, "client_id": uuid.uuid4().hex}
-    if reply_to is not None:
-        body["reply_to"] = reply_to
-    resp = call(web, token, "POST", f"/api/rooms/{room}/messages", body)
-    return int(resp.json()["seq"])
-
-
-def call(web: Web, token: str, method: str, path: str, body: object = None) -> httpx.Response:
-    resp = httpx.request(
-        method, f"{web.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
-    )
-    assert resp.status_code in (200, 201, 204), resp.text
-    return resp
 
 
 def api(web: Web, token: str, path: str, body: dict[str, object]) -> None:
