@@ -43,7 +43,9 @@ def test_markdown_renders_as_elements_and_nothing_runs(web: Web) -> None:
         expect(notes).to_have_attribute("target", "_blank")
         expect(notes).to_have_attribute("rel", "noopener noreferrer nofollow")
         expect(body.locator('a[href="mailto:team@example.com"]')).to_have_text("us")
-        expect(body.locator('a[href="https://example.org/x"]')).to_have_text("https://example.org/x")
+        expect(body.locator('a[href="https://example.org/x"]')).to_have_text(
+            "https://example.org/x"
+        )
         expect(body.locator("a")).to_have_count(3)
 
         # The code block is text, parsed no further.
