@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.e2e.helpers import Web, call, post
+from tests.support.api import ServerFactory
+from tests.support.server import ServerProcess
 
 FILLER = 120  # more than two history pages after the message searched for
 
@@ -34,7 +37,10 @@ def answer(results: list[dict[str, object]]) -> object:
     return handle
 
 
-def test_a_result_far_back_opens_at_its_message(web: Web) -> None:
+def test_a_result_far_back_opens_at_its_message(
+    web_on: Callable[[ServerProcess], Web], server_factory: ServerFactory
+) -> None:
+    web = web_on(server_factory(["--rate-limit", "0"]))  # the filler goes in at once
     _, amy = web.register_api("amy")
     _, bob = web.register_api("bob")
     probe = httpx.get(

@@ -60,8 +60,8 @@ test("a long message is cut around its first mark", () => {
   assert.equal(Array.from(shown).length, 100);
 });
 
-test("queryWords splits on anything that is not a letter, digit or _", () => {
-  assert.deepEqual(queryWords(' foo-bar "baz" NEAR(x) '), ["foo", "bar", "baz", "NEAR", "x"]);
+test("queryWords splits as the server does: on anything that is not a letter or a digit", () => {
+  assert.deepEqual(queryWords(' foo-bar "baz" NEAR(x) snake_case '), ["foo", "bar", "baz", "NEAR", "x", "snake", "case"]);
 });
 
 test("the active result moves with the arrows and wraps", () => {

@@ -23,10 +23,13 @@ export function groupResults(results, labelOf) {
   return [...groups.values()];
 }
 
-/** The words of a query: what the server matches (each one as a prefix). */
+/**
+ * The words of a query as the server cuts them (runs of letters, digits and private-use
+ * characters; anything else separates words), each matched as a prefix.
+ */
 export function queryWords(query) {
   return String(query)
-    .split(/[^\p{L}\p{N}_]+/u)
+    .split(/[^\p{L}\p{N}\p{Co}]+/u)
     .filter(Boolean);
 }
 
@@ -50,7 +53,7 @@ function prefixRanges(text, query) {
     .sort((a, b) => b.length - a.length); // the longest word first where two start alike
   if (!words.length) return [];
   const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-  const re = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${escaped.join("|")})`, "giu");
+  const re = new RegExp(`(?<![\\p{L}\\p{N}\\p{Co}])(?:${escaped.join("|")})`, "giu");
   const ranges = [];
   for (const match of text.matchAll(re)) {
     const start = Array.from(text.slice(0, match.index)).length;
