@@ -90,12 +90,19 @@ class Web:
 RECONNECT_TIMEOUT_MS = 45_000
 
 
-def call(web: Web, token: str, method: str, path: str, body: object = None) -> httpx.Response:
-    """One REST call as the holder of `token`; it must succeed."""
+def call(
+    web: Web,
+    token: str,
+    method: str,
+    path: str,
+    body: object = None,
+    ok: tuple[int, ...] = (200, 201, 204),
+) -> httpx.Response:
+    """One REST call as the holder of `token`; it must answer one of the `ok` statuses."""
     resp = httpx.request(
         method, f"{web.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
     )
-    assert resp.status_code in (200, 201, 204), resp.text
+    assert resp.status_code in ok, resp.text
     return resp
 
 

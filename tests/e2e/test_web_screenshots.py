@@ -1,6 +1,7 @@
 """A realistic scene, photographed in the main states: sign-in, desktop light and dark, phone,
 reconnecting; with the team features: DMs in the sidebar, replies, reactions, an edited message,
-a deleted one, mention and unread badges from the server's counts, the "new messages" divider.
+a deleted one, mention and unread badges from the server's counts, the "new messages" divider;
+markdown in messages (a list, a link, a code block) and the search box over its results.
 `PARLEY_SCREENSHOTS=1 pytest tests/e2e/test_web_screenshots.py` writes them to
 docs/screenshots/ (committed); otherwise they go to a temp dir and the test only checks the states.
 """
@@ -28,7 +29,7 @@ from tests.support.server import ServerProcess
 
 GENERAL = [
     ("jonas", "Morning all! Staging deploy went through overnight, zero errors"),
-    ("jonas", "Release notes draft: https://example.com/parley/releases/0.1"),
+    ("jonas", "Release notes draft: [parley 0.1](https://example.com/parley/releases/0.1)"),
     ("priya", "Nice. I'll run the load test against it right after standup."),
     (
         "priya",
@@ -39,8 +40,9 @@ GENERAL = [
     ("maya", "On it, reading it now."),
     (
         "maya",
-        "Looks good: backoff is capped at 30 s with full jitter, and every room resumes "
-        "with since = last seq seen.",
+        "Looks good:\n- backoff is capped at **30 s** with full jitter\n"
+        "- every room resumes from the [last seq seen](https://example.com/parley/protocol):\n"
+        '```\n{"type": "join", "room": "general", "since": 41}\n```',
     ),
     ("sam", "Thanks Maya! Merging."),
     ("priya", "Load test done: 10,000 clients, p99 ack 38 ms, no gaps, no duplicates."),
@@ -89,7 +91,7 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     for name in ("jonas", "priya"):
         api(web, tokens["maya"], "/api/rooms/launch-plan/members", {"username": name})
     post(web, tokens["maya"], "launch-plan", "Launch checklist lives here. Keep it quiet for now.")
-    post(web, tokens["priya"], "design", "Sketches for the room list are in the drive")
+    post(web, tokens["priya"], "design", "Sketches for the launch page are in the drive")
     post(web, tokens["priya"], "design", "@maya the new palette is ready for your review")
 
     # General: replies, reactions, an edit, a deletion; Maya has read up to her own messages.
@@ -166,6 +168,26 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     expect(maya.locator("#picker")).to_be_visible()
     maya.screenshot(path=str(shots / "emoji-picker.png"))
     maya.keyboard.press("Escape")
+    expect(maya.locator("#messages pre code")).to_contain_text('"since": 41')
+    expect(maya.locator("#messages ol li")).to_have_count(3)
+    expect(maya.locator("#messages ul li")).to_have_count(2)
+    expect(maya.get_by_role("link", name="last seq seen")).to_be_visible()
+    # A reply quotes the words, without the markup.
+    expect(maya.locator("#messages .msg-reply-text").first).to_contain_text(
+        "Looks good: backoff is capped at 30 s with full jitter every room resumes"
+    )
+
+    # The search box over its results (once the server has GET /api/search).
+    probe = call(web, tokens["maya"], "GET", "/api/search?q=launch", ok=(200, 404))
+    if probe.status_code == 200:
+        maya.keyboard.press("Control+k")
+        maya.keyboard.type("launch")
+        expect(maya.locator("#search-results [role=group]")).to_have_count(3)
+        maya.keyboard.press("ArrowDown")
+        settle(maya)
+        maya.screenshot(path=str(shots / "search.png"))
+        maya.keyboard.press("Escape")
+        expect(maya.locator("#search-dialog")).to_be_hidden()
     # Maya moves on (her draft in #general is kept); general gets news meanwhile.
     open_room(maya, "launch-plan")
     post(web, tokens["priya"], "general", "@maya can you post the release notes in #launch-plan?")

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { parse, render, safeLink } from "../../src/parley/web/markdown.mjs";
+import { parse, plainText, render, safeLink } from "../../src/parley/web/markdown.mjs";
 
 /** Just enough of a DOM to see what `render` builds; setting innerHTML anywhere fails the test. */
 class FakeNode {
@@ -184,4 +184,12 @@ test("a bare URL in brackets or a sentence leaves the punctuation out", () => {
     ["https://example.com/x", "https://example.com/y"],
   );
   assert.equal(root.textContent, "(at https://example.com/x). https://example.com/y");
+});
+
+test("plainText: the words without the markup, on one line", () => {
+  assert.equal(
+    plainText("**Plan**:\n1. ship [it](https://x.org)\n2. `rest`\n> *quoted*\n```\ncode\n```"),
+    "Plan: ship it rest quoted code",
+  );
+  assert.equal(plainText("**unclosed"), "**unclosed");
 });

@@ -46,6 +46,18 @@ export function parse(text) {
   return parseBlocks(String(text).split("\n"), 0);
 }
 
+/** The text without its markup, on one line: for a reply's quote and other short previews. */
+export function plainText(text) {
+  const inline = (nodes) => nodes.map((n) => (n.type === "text" || n.type === "code" ? n.text : inline(n.children))).join("");
+  const block = (b) => {
+    if (b.type === "paragraph") return inline(b.children);
+    if (b.type === "codeblock") return b.text;
+    if (b.type === "quote") return b.children.map(block).join(" ");
+    return b.items.map(inline).join(" ");
+  };
+  return parse(text).map(block).join(" ").replace(/\s+/g, " ").trim();
+}
+
 // ------------------------------------------------------------------ blocks
 function parseBlocks(lines, depth) {
   const blocks = [];

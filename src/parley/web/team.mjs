@@ -4,6 +4,7 @@
 
 import { api, errorMessage } from "./api.mjs";
 import { GROUPS, pushRecent, searchEmoji } from "./emoji.mjs";
+import { plainText } from "./markdown.mjs";
 import { GENERAL, USER_RE } from "./model.mjs";
 import { clip, matchPeople, mentionQuery } from "./text.mjs";
 import { announce, el, h, media, ui } from "./views.mjs";
@@ -131,7 +132,7 @@ export function renderReplyBar() {
   el.replyText.replaceChildren(
     document.createTextNode("Replying to "),
     h("strong", "", m.username),
-    document.createTextNode(": " + (m.deleted ? "a deleted message" : clip(m.text, 80))),
+    document.createTextNode(": " + (m.deleted ? "a deleted message" : clip(plainText(m.text), 80))),
   );
 }
 

@@ -2,7 +2,7 @@
  * from the state it is given; nothing here changes that state. Every text goes in through
  * textContent or text nodes, never innerHTML. */
 
-import { parse, render } from "./markdown.mjs";
+import { parse, plainText, render } from "./markdown.mjs";
 import { mentions } from "./model.mjs";
 import { MAX_TEXT, clip, codePoints } from "./text.mjs";
 
@@ -658,8 +658,9 @@ function replyQuote(room, seq) {
   quote.append(icon("i-reply"));
   if (orig) {
     quote.append(h("span", "msg-reply-author", orig.username));
-    quote.append(h("span", "msg-reply-text" + (orig.deleted ? " is-deleted" : ""), orig.deleted ? "Message deleted" : clip(orig.text, 140)));
-    quote.setAttribute("aria-label", `In reply to ${orig.username}: ${orig.deleted ? "a deleted message" : clip(orig.text, 140)}. Show it`);
+    const text = clip(plainText(orig.text), 140);
+    quote.append(h("span", "msg-reply-text" + (orig.deleted ? " is-deleted" : ""), orig.deleted ? "Message deleted" : text));
+    quote.setAttribute("aria-label", `In reply to ${orig.username}: ${orig.deleted ? "a deleted message" : text}. Show it`);
   } else {
     quote.append(h("span", "msg-reply-text", "an earlier message"));
     quote.setAttribute("aria-label", "In reply to an earlier message. Show it");
