@@ -559,14 +559,15 @@ test("reveal: older pages are loaded until the message is held with context, the
   frames.reveal(room, 60); // before the room is even joined: waits for its pages
   assert.deepEqual(revealed, []);
   join(frames, "general", 200);
-  const run = (first) => Array.from({ length: PAGE_SIZE }, (_, i) => msg(first + i));
-  frames.handle({ type: "history", room: "general", messages: run(151), id: idOf(page, lastHistory) });
-  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 151, limit: PAGE_SIZE });
-  frames.handle({ type: "history", room: "general", messages: run(101), id: idOf(page, lastHistory) });
+  const run = (first, length) => Array.from({ length }, (_, i) => msg(first + i));
+  frames.handle({ type: "history", room: "general", messages: run(151, PAGE_SIZE), id: idOf(page, lastHistory) });
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 151, limit: 100 });
+  frames.handle({ type: "history", room: "general", messages: run(101, 50), id: idOf(page, lastHistory) });
   assert.deepEqual(revealed, []);
-  frames.handle({ type: "history", room: "general", messages: run(51), id: idOf(page, lastHistory) });
-  assert.deepEqual(revealed, [["general", 60]], "held with 9 messages above it");
-  assert.deepEqual(seqs(room).slice(0, 1), [51]);
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 101, limit: 100 });
+  frames.handle({ type: "history", room: "general", messages: run(1, 100), id: idOf(page, lastHistory) });
+  assert.deepEqual(revealed, [["general", 60]], "held with messages above it");
+  assert.deepEqual(seqs(room).slice(0, 1), [1]);
   assert.equal(room.loadingOlder, false);
   assert.equal(page.sent.filter(lastHistory).length, 3, "no page more than needed");
 });
@@ -582,4 +583,17 @@ test("reveal: a message already held is shown at once; leaving the room drops th
   frames.reveal(chat.rooms.get("dev"), 7);
   assert.equal(frames.revealing, null, "dev is not the shown room");
   assert.deepEqual(revealed, [2]);
+});
+
+test("reveal: a message older than the room's beginning is revealed once the beginning is held", () => {
+  const { frames, chat, page } = setup();
+  const revealed = [];
+  frames.host.revealed = (room, seq) => revealed.push(seq);
+  join(frames, "general", 60);
+  const latest = Array.from({ length: PAGE_SIZE }, (_, i) => msg(2 + i)); // seq 1 is not a message
+  frames.handle({ type: "history", room: "general", messages: latest, id: idOf(page, lastHistory) });
+  frames.reveal(chat.rooms.get("general"), 1);
+  assert.deepEqual(bare(page.sent.at(-1)), { type: "history", room: "general", before: 2, limit: 100 });
+  frames.handle({ type: "history", room: "general", messages: [], id: idOf(page, lastHistory) });
+  assert.deepEqual(revealed, [1], "the beginning is held: shown (or said to be gone) now");
 });

@@ -12,7 +12,8 @@ const TYPING_SEND_MS = 3000; // at most one typing event per room per 3 s
 const TYPING_SHOW_MS = 5000; // hide "X is typing…" after 5 s without a new one
 const UNAVAILABLE_WAIT_S = 3; // the store could not take a message: try again after this
 const REVEAL_CONTEXT = 5; // messages loaded above one shown from a search result
-const REVEAL_MAX_PAGES = 40; // older pages loaded at most to reach it (2,000 messages)
+const REVEAL_PAGE = 100; // messages per older page loaded to reach it (the most the server gives)
+const REVEAL_MAX_PAGES = 40; // older pages loaded at most to reach it (4,000 messages)
 
 /** A frame from the socket's text, or null when it is not JSON or has no type. */
 export function parseFrame(data) {
@@ -56,8 +57,8 @@ export const request = {
   latest(room) {
     return { type: "history", room, limit: PAGE_SIZE };
   },
-  before(room, seq) {
-    return { type: "history", room, before: seq, limit: PAGE_SIZE };
+  before(room, seq, limit = PAGE_SIZE) {
+    return { type: "history", room, before: seq, limit };
   },
   after(room, seq, limit) {
     return { type: "history", room, after: seq, limit };
@@ -417,8 +418,8 @@ export class FrameHandler {
     this.host.markDirty("logTop");
   }
 
-  /** Ask for the page before the oldest message held of the shown room. */
-  loadOlder() {
+  /** Ask for the page (of `limit` messages) before the oldest message held of the shown room. */
+  loadOlder(limit = PAGE_SIZE) {
     const room = this.chat.currentRoom;
     if (!room || !room.joined || room.loadingOlder || room.historyDone || !room.opened) return;
     if (room.historyQueue.includes("latest")) return;
@@ -429,7 +430,7 @@ export class FrameHandler {
       return;
     }
     room.loadingOlder = true;
-    this.#askHistory(room, "before", request.before(room.name, oldest));
+    this.#askHistory(room, "before", request.before(room.name, oldest, limit));
     this.host.markDirty("logTop");
   }
 
@@ -461,7 +462,8 @@ export class FrameHandler {
     // Not joined or its first page not come yet: the answers call this again.
     if (!room.joined || !room.opened || room.historyQueue.length) return;
     goal.pages++;
-    this.loadOlder();
+    this.loadOlder(REVEAL_PAGE);
+    if (!room.loadingOlder) this.#continueReveal(); // nothing to ask: the beginning is held
   }
 
   /**
