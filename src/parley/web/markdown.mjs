@@ -146,8 +146,6 @@ function tokenize(src, inLink) {
     text = "";
   };
   let i = 0;
-  let link = null;
-  let raw = null;
   while (i < src.length) {
     const ch = src[i];
     if (ch === "\\" && i + 1 < src.length && ESCAPABLE.includes(src[i + 1])) {
@@ -169,19 +167,16 @@ function tokenize(src, inLink) {
         tokens.push(delimiter(src, i, n));
       }
       i += n;
-    } else if ((link = !inLink && ch === "[" ? linkAt(src, i, find) : null)) {
-      flush();
-      if (link.href) tokens.push({ t: "link", href: link.href, children: parseInline(link.label, true) });
-      else tokens.push({ t: "text", text: src.slice(i, link.end) }); // refused: the source, as text
-      i = link.end;
-    } else if ((raw = !inLink && (ch === "h" || ch === "H") && !WORD_RE.test(src[i - 1] ?? " ") ? bareUrlAt(src, i) : null)) {
-      const href = safeLink(raw);
-      flush();
-      tokens.push(href ? { t: "link", href, children: [{ type: "text", text: raw }] } : { t: "text", text: raw });
-      i += raw.length;
     } else {
-      text += ch;
-      i++;
+      const atom = inLink ? null : linkOrUrlAt(src, i, find);
+      if (atom) {
+        flush();
+        tokens.push(atom.token);
+        i = atom.end;
+      } else {
+        text += ch;
+        i++;
+      }
     }
   }
   flush();
@@ -249,6 +244,25 @@ class Finder {
     }
     return this.parens.get(i) ?? -1;
   }
+}
+
+/** A link (`[label](url)`) or a bare URL starting at `i`: {token, end}, or null. */
+function linkOrUrlAt(src, i, find) {
+  const ch = src[i];
+  if (ch === "[") {
+    const link = linkAt(src, i, find);
+    if (!link) return null;
+    const token = link.href
+      ? { t: "link", href: link.href, children: parseInline(link.label, true) }
+      : { t: "text", text: src.slice(i, link.end) }; // refused: its source, as text
+    return { token, end: link.end };
+  }
+  if ((ch !== "h" && ch !== "H") || WORD_RE.test(src[i - 1] ?? " ")) return null;
+  const raw = bareUrlAt(src, i);
+  if (!raw) return null;
+  const href = safeLink(raw);
+  const token = href ? { t: "link", href, children: [{ type: "text", text: raw }] } : { t: "text", text: raw };
+  return { token, end: i + raw.length };
 }
 
 /**
