@@ -413,22 +413,22 @@ export function render(blocks, doc, appendText = (parent, text) => parent.append
   };
   const block = (parent, b) => {
     if (b.type === "paragraph") {
-      const p = make("p", "md-p");
+      const p = make("p", "md-block md-p");
       inline(p, b.children);
       parent.append(p);
     } else if (b.type === "codeblock") {
-      const pre = make("pre", "md-pre");
+      const pre = make("pre", "md-block md-pre");
       const code = make("code");
       if (b.lang) code.dataset.lang = b.lang;
       code.append(doc.createTextNode(b.text));
       pre.append(code);
       parent.append(pre);
     } else if (b.type === "quote") {
-      const quote = make("blockquote", "md-quote");
+      const quote = make("blockquote", "md-block md-quote");
       for (const child of b.children) block(quote, child);
       parent.append(quote);
     } else {
-      const list = make(b.ordered ? "ol" : "ul", "md-list");
+      const list = make(b.ordered ? "ol" : "ul", "md-block md-list");
       if (b.ordered && b.start !== 1) list.setAttribute("start", String(b.start));
       for (const item of b.items) {
         const li = make("li");
