@@ -61,7 +61,9 @@ test("a long message is cut around its first mark", () => {
 });
 
 test("queryWords splits as the server does: on anything that is not a letter or a digit", () => {
-  assert.deepEqual(queryWords(' foo-bar "baz" NEAR(x) snake_case '), ["foo", "bar", "baz", "NEAR", "x", "snake", "case"]);
+  assert.deepEqual(queryWords(' foo-bar "baz" NEAR(x) snake_case foo'), ["foo", "bar", "baz", "NEAR", "x", "snake", "case"]);
+  const many = Array.from({ length: 1000 }, (_, i) => `w${i}`).join(" ");
+  assert.deepEqual(queryWords(many), Array.from({ length: 20 }, (_, i) => `w${i}`), "the first 20, as the server");
 });
 
 test("the active result moves with the arrows and wraps", () => {

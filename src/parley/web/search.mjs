@@ -2,6 +2,7 @@
  * (unit-tested under Node); the search box (searchbox.mjs) draws them. */
 
 export const SEARCH_LIMIT = 50; // results asked for at once (the server allows 1..50)
+const MAX_QUERY_WORDS = 20; // the server searches for the first 20 words of a query
 const SNIPPET_MAX = 240; // code points of a long message shown around its first match
 const SNIPPET_LEAD = 60; // of them, before that match
 
@@ -25,12 +26,14 @@ export function groupResults(results, labelOf) {
 
 /**
  * The words of a query as the server cuts them (runs of letters, digits and private-use
- * characters; anything else separates words), each matched as a prefix.
+ * characters; anything else separates words; the first 20 different ones), each matched as
+ * a prefix.
  */
 export function queryWords(query) {
-  return String(query)
+  const words = String(query)
     .split(/[^\p{L}\p{N}\p{Co}]+/u)
     .filter(Boolean);
+  return [...new Set(words)].slice(0, MAX_QUERY_WORDS);
 }
 
 /**
