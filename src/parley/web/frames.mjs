@@ -446,8 +446,8 @@ export class FrameHandler {
 
   #continueReveal() {
     const goal = this.revealing;
-    const room = goal && this.chat.currentRoom;
     if (!goal) return;
+    const room = this.chat.currentRoom;
     if (!room || room.name !== goal.room) {
       this.revealing = null; // the person went elsewhere meanwhile
       return;

@@ -227,7 +227,7 @@ function dayLabel(d) {
  * built with the DOM API, http, https and mailto only), and "@name" for a name in
  * `mentioned` a highlighted span (`me`: more so).
  */
-export function appendRichText(parent, text, mentioned = [], me = null) {
+function appendRichText(parent, text, mentioned = [], me = null) {
   parent.append(render(parse(text), document, (node, plain) => appendMentions(node, plain, mentioned, me)));
 }
 
