@@ -728,7 +728,7 @@ export function alertPerson({ room, username, text }) {
   const { chat } = page.session();
   const title = room.isDm ? username : `${username} in #${room.name}`;
   try {
-    const note = new Notification(title, { body: clip(text || "", 140), tag: room.name });
+    const note = new Notification(title, { body: clip(plainText(text || ""), 140), tag: room.name });
     note.addEventListener("click", () => {
       window.focus();
       if (chat.rooms.has(room.name)) page.selectRoom(room.name, true);
