@@ -301,14 +301,16 @@ class Delivery(BrokerEventHandler, PresenceSink):
                 conn.send(frame)
 
     def _cut(self, event: AccessCut) -> None:
-        """`event.username` left the room or was removed: each of their sockets here leaves
-        it, forgets that it may use it, and (parley.v1) hears `removed`."""
+        """`event.username` left the room or was removed: each of their parley.v1 sockets
+        here leaves it, forgets that it may use it, and hears `removed`. A plain-text socket
+        is only ever in `general`, which nobody loses (a public room is left, not lost)."""
         for conn in list(self.registry.sockets_of(event.username)):
+            if conn.mode is not Mode.JSON:  # the tutorial's socket: `general` only, for good
+                continue
             ref = conn.ref_of(event.room)
             self.unsubscribe(conn, event.room)
             conn.forget(event.room)
-            if conn.mode is Mode.JSON:
-                conn.send(encode(Removed(ref)))
+            conn.send(encode(Removed(ref)))
 
     # --- catching up from the store ----------------------------------------------------
 
