@@ -190,3 +190,28 @@ async def test_members_panel_and_topic_in_hello(fresh: Fresh) -> None:
     async with parley_ws(fresh.server.ws_url, bob.token) as b:
         info = {r["room"]: r for r in b.hello["rooms"]}[room]
     assert (info["topic"], info["kind"], info["private"]) == ("hi", "room", True)
+
+
+async def test_each_notified_socket_hears_the_room_by_its_own_name(fresh: Fresh) -> None:
+    # Two private rooms named "proj": to carol, bob's is "proj"; to dave, who saw ann's
+    # first, "proj" is ann's and bob's is "proj~tag". A notify for bob's room must name
+    # it to each in their own words, whichever socket hears it first.
+    api, ann = fresh.api, fresh.user
+    bob, carol, dave = await api.register(), await api.register(), await api.register()
+    name = unique_room()
+    await api.create_room(ann.token, name, private=True)
+    await api.invite(ann.token, name, dave.username)
+    assert (await api.create_room(bob.token, name, private=True)).status_code == 201
+    await api.invite(bob.token, name, carol.username)
+    await api.invite(bob.token, name, dave.username)
+    bobs = next(r for r in await api.rooms(dave.token) if r["owner"] == bob.username)["room"]
+    assert bobs != name
+    async with (
+        parley_ws(fresh.server.ws_url, carol.token) as c,
+        parley_ws(fresh.server.ws_url, dave.token) as d,
+    ):
+        await c.join_ok(name)  # this socket now calls bob's room by its bare name...
+        await c.leave(name)  # ...and is no longer joined to it: it gets notified
+        await api.send(bob.token, name, f"@{carol.username} @{dave.username} look")
+        assert (await c.recv_type("notify"))["room"] == name
+        assert (await d.recv_type("notify"))["room"] == bobs
