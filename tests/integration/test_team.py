@@ -215,3 +215,16 @@ async def test_each_notified_socket_hears_the_room_by_its_own_name(fresh: Fresh)
         await api.send(bob.token, name, f"@{carol.username} @{dave.username} look")
         assert (await c.recv_type("notify"))["room"] == name
         assert (await d.recv_type("notify"))["room"] == bobs
+
+
+async def test_a_room_named_dm_is_another_room_even_for_people_with_dms(fresh: Fresh) -> None:
+    api, ann = fresh.api, fresh.user
+    bob = await api.register()
+    dm = (await _dm(api, ann, bob.username)).json()["room"]
+    resp = await api.post("/api/rooms", token=ann.token, json={"room": "dm", "private": True})
+    assert resp.status_code == 201, resp.text  # ann's DM is not a room called "dm"
+    await api.send(ann.token, "dm", "in the room named dm")
+    assert [m["text"] for m in await api.messages(ann.token, "dm")] == ["in the room named dm"]
+    assert await api.messages(bob.token, dm) == []
+    again = await api.post("/api/rooms", token=ann.token, json={"room": "dm", "private": False})
+    assert_error(again, 409, "conflict")  # that one she does see

@@ -450,7 +450,8 @@ class PostgresStore(Store):
             # Creations of one name queue here, so two nodes cannot both find it free.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
             since = now if now is not None else await conn.fetchval(_DB_NOW)
-            if await conn.fetch(_VISIBLE + " AND r.name = $2", owner, name):
+            # a DM is never called by its name: it takes no room's name
+            if await conn.fetch(_VISIBLE + " AND r.name = $2 AND r.kind <> 'dm'", owner, name):
                 return None
             taken = await conn.fetchval("SELECT 1 FROM rooms WHERE room = $1", name)
             key = room_key(name, tag, taken is not None)

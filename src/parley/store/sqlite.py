@@ -569,7 +569,8 @@ class SQLiteStore(Store):
         since = time.time() if now is None else now
 
         def job(conn: sqlite3.Connection) -> RoomRecord | None:
-            if _visible(conn, "AND r.name = ?", (owner, name)):
+            # a DM is never called by its name: it takes no room's name
+            if _visible(conn, "AND r.name = ? AND r.kind != 'dm'", (owner, name)):
                 return None
             taken = conn.execute("SELECT 1 FROM rooms WHERE room = ?", (name,)).fetchone()
             key = room_key(name, tag, taken is not None)

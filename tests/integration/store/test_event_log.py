@@ -510,6 +510,14 @@ async def test_a_dm_is_one_room_per_set_of_people(store: Store) -> None:
     assert dm.room not in {r.room for r in await store.list_rooms("carl")}
 
 
+async def test_a_dm_takes_no_rooms_name(store: Store) -> None:
+    dm, _ = await store.open_dm(["fay", "gus"])
+    room = await store.create_room("dm", True, "fay")  # her DM is not a room called "dm"
+    assert room is not None
+    assert room.room != dm.room
+    assert await store.create_room("dm", False, "fay") is None  # that one she sees
+
+
 async def test_one_dm_opened_at_once_on_several_nodes_makes_one_room(
     store_factory: StoreFactory,
 ) -> None:
