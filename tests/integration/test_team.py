@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Any
 
-from tests.support.api import AsyncApi, Fresh, User, assert_error, unique_room
+from tests.support.api import (
+    AsyncApi,
+    Fresh,
+    ServerFactory,
+    User,
+    assert_error,
+    unique_room,
+)
 from tests.support.client import ParleyWS, parley_ws
 
 Event = dict[str, Any]
@@ -171,10 +180,7 @@ async def test_removal_cuts_access_at_once(fresh: Fresh) -> None:
 
 
 async def _member_events(api: AsyncApi, user: User, room: str) -> list[Event]:
-    async with parley_ws(api.base_url.replace("http", "ws", 1) + "/chat", user.token) as c:
-        joined = await c.join_ok(room, since=0)
-        replay = [await c.recv_chat() for _ in range(joined["last_seq"])]
-    return [e for e in replay if e["type"] == "member"]
+    return [e for e in await _events(api, user, room) if e["type"] == "member"]
 
 
 async def test_members_panel_and_topic_in_hello(fresh: Fresh) -> None:
@@ -228,3 +234,42 @@ async def test_a_room_named_dm_is_another_room_even_for_people_with_dms(fresh: F
     assert await api.messages(bob.token, dm) == []
     again = await api.post("/api/rooms", token=ann.token, json={"room": "dm", "private": False})
     assert_error(again, 409, "conflict")  # that one she does see
+
+
+async def test_a_change_racing_its_authors_removal_is_refused(
+    server_factory: ServerFactory,
+) -> None:
+    # Bob's socket knows it may use the room; his reaction reaches the store while his
+    # removal commits (the sleep aims at that window, it proves nothing): it must be
+    # refused, as a send would be, never stored after the `removed` event.
+    server = server_factory(["--rate-limit", "0"])
+    async with AsyncApi(server.url) as api:
+        owner, bob = await api.register(), await api.register()
+        room = unique_room()
+        await api.create_room(owner.token, room, private=True)
+        target = (await api.send(owner.token, room, "react to me"))["seq"]
+        async with parley_ws(server.ws_url, bob.token) as b:
+            for i in range(20):
+                await api.invite(owner.token, room, bob.username)
+                await b.change_ok("react", room, target=target, emoji=f"a{i}", on=True)
+                removal = asyncio.create_task(_remove(api, owner, room, bob.username))
+                await asyncio.sleep(0.002)
+                cid = await b.change("react", room, target=target, emoji=f"b{i}", on=True)
+                assert (await removal).status_code == 204
+                await b.recv_until(partial(_answers, cid))
+        member = True
+        for event in await _events(api, owner, room):
+            if event["type"] == "member":
+                member = event["change"] == "invited"
+            else:
+                assert member or event["username"] != bob.username, event
+
+
+def _answers(client_id: str, event: Event) -> bool:
+    return client_id in (event.get("client_id"), event.get("ref"))
+
+
+async def _events(api: AsyncApi, user: User, room: str) -> list[Event]:
+    async with parley_ws(api.base_url.replace("http", "ws", 1) + "/chat", user.token) as c:
+        joined = await c.join_ok(room, since=0)
+        return [await c.recv_chat() for _ in range(joined["last_seq"])]

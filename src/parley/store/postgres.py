@@ -64,6 +64,7 @@ from parley.store.events import (
     load_names,
     load_reactions,
     logged_event,
+    member_needed,
     message_of,
     toggled,
 )
@@ -690,7 +691,7 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
     # and a resend raced in by another node is then found (before the lock, a reaction's
     # resend could find the reaction made and answer as a no-op).
     room = await conn.fetchrow(
-        "SELECT owner, last_seq FROM rooms WHERE room = $1 FOR UPDATE", request.room
+        "SELECT owner, last_seq, private FROM rooms WHERE room = $1 FOR UPDATE", request.room
     )
     if request.client_id is not None:
         seen = await conn.fetchrow(
@@ -702,6 +703,10 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
             return Changed(event_of(seen), int(seen["seq"]), created=False)
     if room is None:
         raise UnknownRoom(request.room)
+    if member_needed(request, room["private"]) and not await conn.fetchval(
+        "SELECT 1 FROM members WHERE room = $1 AND username = $2", request.room, request.username
+    ):
+        raise UnknownRoom(request.room)  # removed meanwhile (change_member takes the lock too)
     owner = room["owner"]
     if isinstance(request, TopicRequest):
         check_allowed(request, owner, None)

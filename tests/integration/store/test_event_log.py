@@ -488,6 +488,25 @@ async def test_a_removed_member_cannot_send_to_a_private_room(store: Store) -> N
     assert await store.last_seqs() == {"general": 1, "club": 3}
 
 
+async def test_a_removed_member_cannot_change_a_private_room(store: Store) -> None:
+    """An edit, delete or reaction already past its socket's check when the removal
+    committed is refused as a send is; a moderator needs no membership."""
+    await store.create_room("den", True, "yan")
+    await store.change_member(MemberChange("den", "zoe", "invited", "yan"))
+    msg, _ = await store.append("den", "zoe", "mine", None)
+    await store.change_member(MemberChange("den", "zoe", "removed", "yan"))
+    for request in (
+        EditRequest("den", "zoe", "z1", msg.seq, "still mine"),
+        ReactRequest("den", "zoe", "z2", msg.seq, "👀", True),
+        DeleteRequest("den", "zoe", "z3", msg.seq),
+    ):
+        with pytest.raises(UnknownRoom):
+            await store.change(request)
+    gone = await store.change(DeleteRequest("den", "mod", None, msg.seq, moderator=True))
+    assert isinstance(gone.event, DeleteEvent)
+    assert await store.last_seqs() == {"general": 0, "den": 4}  # nothing of zoe's after
+
+
 async def test_a_dm_is_one_room_per_set_of_people(store: Store) -> None:
     people = ["bob", "Alice", "_x"]
     dm, created = await store.open_dm(people, now=10.0)
