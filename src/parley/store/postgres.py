@@ -224,7 +224,7 @@ async def _insert_batch(
 ) -> list[AppendResult]:
     """One statement per room; several rooms share one transaction, so one COMMIT."""
     plan = AppendPlan(batch, known)
-    await _members_only(conn, plan, private)
+    guarded = await _private_rooms(conn, plan, private)
     await _resolve_mentions(conn, [a for a in batch if "@" in a.text])
     ts = utc_timestamp()
 
@@ -245,10 +245,11 @@ async def _insert_batch(
         else:
             plan.stored(room, int(bumped["last_seq"]), int(bumped["msgs"]), ts)
 
-    if len(plan.by_room) == 1:
+    if len(plan.by_room) == 1 and not guarded:
         await store_room(next(iter(plan.by_room)))
     elif plan.by_room:
         async with conn.transaction():
+            await _members_only(conn, plan, guarded)
             # Row locks always taken in the same order: two nodes' batches over the same
             # rooms queue on each other instead of deadlocking.
             for room in sorted(plan.by_room):
@@ -256,15 +257,27 @@ async def _insert_batch(
     return plan.results()
 
 
-async def _members_only(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> None:
-    """A private room's sends by users who are no longer members fail (not_found): a
-    removal must hold even for a send already past its socket's check. `private` caches
-    which rooms are private (that never changes), so public rooms cost no query."""
+async def _private_rooms(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> list[str]:
+    """The batch's private rooms. `private` caches which rooms are private (that never
+    changes), so public rooms cost no query."""
     unseen = [room for room in plan.by_room if room not in private]
     if unseen:
         rows = await conn.fetch("SELECT room, private FROM rooms WHERE room = ANY($1)", unseen)
         private.update({row["room"]: row["private"] for row in rows})
-    for room in [room for room in plan.by_room if private.get(room)]:
+    return [room for room in plan.by_room if private.get(room)]
+
+
+async def _members_only(conn: Any, plan: AppendPlan, rooms: list[str]) -> None:
+    """Private `rooms`' sends by users who are no longer members fail (not_found): a
+    removal must hold even for a send already past its socket's check. Checked under the
+    rooms' row locks (in the caller's transaction; `change_member` takes them too), so a
+    removal commits wholly before the check or after the sends."""
+    if not rooms:
+        return
+    await conn.execute(
+        "SELECT 1 FROM rooms WHERE room = ANY($1) ORDER BY room FOR UPDATE", sorted(plan.by_room)
+    )
+    for room in rooms:
         rows = await conn.fetch(
             "SELECT username FROM members WHERE room = $1 AND username = ANY($2)",
             room,

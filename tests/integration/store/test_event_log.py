@@ -488,6 +488,32 @@ async def test_a_removed_member_cannot_send_to_a_private_room(store: Store) -> N
     assert await store.last_seqs() == {"general": 1, "club": 3}
 
 
+async def test_a_send_racing_its_senders_removal_on_another_node_is_not_stored_after_it(
+    store_factory: StoreFactory,
+) -> None:
+    """The membership check and the insert see one state: a send is stored before the
+    `removed` event or refused, never after it."""
+    here, there = store_factory(), store_factory()
+    await here.open()
+    await there.open()
+    try:
+        await here.create_room("nook", True, "yan")
+        for i in range(30):
+            await here.change_member(MemberChange("nook", "zoe", "invited", "yan"))
+            removed, sent = await asyncio.gather(
+                here.change_member(MemberChange("nook", "zoe", "removed", "yan")),
+                there.append_soon("nook", "zoe", f"hi {i}", None),
+                return_exceptions=True,
+            )
+            assert isinstance(removed, MemberEvent)
+            assert isinstance(sent, UnknownRoom) or (
+                isinstance(sent, tuple) and sent[0].seq < removed.seq
+            ), (sent, removed)
+    finally:
+        await here.close()
+        await there.close()
+
+
 async def test_a_removed_member_cannot_change_a_private_room(store: Store) -> None:
     """An edit, delete or reaction already past its socket's check when the removal
     committed is refused as a send is; a moderator needs no membership."""
