@@ -211,7 +211,7 @@ async def test_each_notified_socket_hears_the_room_by_its_own_name(fresh: Fresh)
     await api.invite(bob.token, name, carol.username)
     await api.invite(bob.token, name, dave.username)
     bobs = next(r for r in await api.rooms(dave.token) if r["owner"] == bob.username)["room"]
-    assert bobs != name
+    assert bobs.startswith(f"{name}~")
     async with (
         parley_ws(fresh.server.ws_url, carol.token) as c,
         parley_ws(fresh.server.ws_url, dave.token) as d,
@@ -221,6 +221,32 @@ async def test_each_notified_socket_hears_the_room_by_its_own_name(fresh: Fresh)
         await api.send(bob.token, name, f"@{carol.username} @{dave.username} look")
         assert (await c.recv_type("notify"))["room"] == name
         assert (await d.recv_type("notify"))["room"] == bobs
+
+
+async def test_a_socket_that_never_named_the_room_hears_it_as_in_hello(fresh: Fresh) -> None:
+    # Two private rooms named "proj": ann's, keyed "proj", and bob's, "proj~tag". Carol
+    # sees only bob's: she calls it "proj". Eve saw bob's first: to her, ann's is
+    # "proj~tag". A notify names each room as the room list does for its user.
+    api, ann = fresh.api, fresh.user
+    bob, carol, eve = await api.register(), await api.register(), await api.register()
+    name = unique_room()
+    await api.create_room(ann.token, name, private=True)
+    await api.create_room(bob.token, name, private=True)
+    await api.invite(bob.token, name, carol.username)
+    await api.invite(bob.token, name, eve.username)
+    await api.invite(ann.token, name, eve.username)
+    refs = {r["owner"]: r["room"] for r in await api.rooms(eve.token) if r["room"] != fresh.room}
+    anns = refs[ann.username]
+    assert anns.startswith(f"{name}~")
+    async with (
+        parley_ws(fresh.server.ws_url, carol.token) as c,
+        parley_ws(fresh.server.ws_url, eve.token) as e,
+    ):
+        assert name in {r["room"] for r in c.hello["rooms"]}
+        await api.send(bob.token, name, f"@{carol.username} look")
+        assert (await c.recv_type("notify"))["room"] == name
+        await api.send(ann.token, name, f"@{eve.username} look")
+        assert (await e.recv_type("notify"))["room"] == anns
 
 
 async def test_a_room_named_dm_is_another_room_even_for_people_with_dms(fresh: Fresh) -> None:

@@ -292,10 +292,11 @@ class Delivery(BrokerEventHandler, PresenceSink):
         its room (the joined ones get the message itself)."""
         frames: dict[str, bytes] = {}  # by what the socket calls the room
         for username in event.users:
+            named = event.refs.get(username, event.room)  # as in the user's room list
             for conn in self.registry.sockets_of(username):
                 if conn.mode is not Mode.JSON or event.room in conn.rooms:
                     continue
-                ref = conn.ref_of(event.room)
+                ref = _socket_ref(conn, event.room, named)
                 if (frame := frames.get(ref)) is None:
                     frame = frames[ref] = encode(Notify(ref, event.seq, event.username, event.text))
                 conn.send(frame)
