@@ -290,14 +290,15 @@ class Delivery(BrokerEventHandler, PresenceSink):
     def _notify_out(self, event: Notified) -> None:
         """A message is for some users: tell their parley.v1 sockets that have not joined
         its room (the joined ones get the message itself)."""
-        frame: bytes | None = None
+        frames: dict[str, bytes] = {}  # by what the socket calls the room
         for username in event.users:
+            named = event.refs.get(username, event.room)  # as in the user's room list
             for conn in self.registry.sockets_of(username):
                 if conn.mode is not Mode.JSON or event.room in conn.rooms:
                     continue
-                if frame is None or conn.ref_of(event.room) != event.room:
-                    ref = conn.ref_of(event.room)
-                    frame = encode(Notify(ref, event.seq, event.username, event.text))
+                ref = _socket_ref(conn, event.room, named)
+                if (frame := frames.get(ref)) is None:
+                    frame = frames[ref] = encode(Notify(ref, event.seq, event.username, event.text))
                 conn.send(frame)
 
     def _cut(self, event: AccessCut) -> None:
