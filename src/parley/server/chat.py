@@ -278,7 +278,10 @@ class ChatService:
         change = MemberChange(room.room, member, "left" if leaving else "removed", who.username)
         if not await self._member_change(change) and room.private:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"{member} is not a member of {ref!r}")
-        self.broker.publish_event(AccessCut(room.room, member))
+        if not room.private:
+            # A private room's `member` event cuts access where it is delivered (in order,
+            # and read back from the store if the broker lost it); a public room has none.
+            self.broker.publish_event(AccessCut(room.room, member))
 
     async def _user(self, username: str) -> str:
         """The registered spelling of `username`, or not_found."""

@@ -36,6 +36,7 @@ from parley.protocol import (
     DeleteEvent,
     EditEvent,
     ErrorCode,
+    MemberEvent,
     Message,
     MessageEvent,
     Notify,
@@ -65,6 +66,7 @@ __all__ = [
 S = TypeVar("S", Message, RoomEvent)
 
 REPLAY_PAGE: Final = 500
+LOSSES: Final = frozenset(("left", "removed"))  # member changes that take a room away
 GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
 
 
@@ -174,6 +176,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
         deliverable, gap = self.feed.accept(event)
         for ready in deliverable:
             self._fan_out(ready)
+            if isinstance(ready, MemberEvent) and ready.change in LOSSES:
+                self._cut(AccessCut(ready.room, ready.username))
         if gap is not None:
             self._fill_later(gap)
 
