@@ -8,6 +8,7 @@ import { SEARCH_LIMIT, groupResults, markRanges, markedPieces, moveActive } from
 import { el, h, icon } from "./views.mjs";
 
 const TYPE_WAIT_MS = 200; // search once typing pauses this long
+const HINT = "Search every room you can read: each word, or the start of one, must be in the message.";
 const timeFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 
 /** What this module needs from the page: {session(), openMessage(room, seq)}. */
@@ -46,6 +47,7 @@ export function bindSearch(p) {
 }
 
 export function openSearch() {
+  if (!el.searchInput.value.trim()) setStatus(HINT);
   if (!el.searchDialog.open) el.searchDialog.showModal();
   el.searchInput.focus();
   el.searchInput.select();
@@ -76,7 +78,7 @@ async function runSearch() {
   const id = ++asked;
   if (!query) {
     showResults([], "");
-    setStatus("");
+    setStatus(HINT);
     return;
   }
   setStatus("Searching…");
