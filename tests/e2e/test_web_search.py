@@ -119,6 +119,7 @@ def test_the_box_says_when_the_server_has_no_search(web: Web) -> None:
 
     page.route("**/api/search?*", not_found)
     page.keyboard.press("Control+k")
+    expect(page.locator("#search-status")).to_contain_text("Search every room you can read")
     search_box(page).fill("anything")
     expect(page.locator("#search-status")).to_have_text("Search is not available on this server.")
     expect(page.locator("#search-results [role=option]")).to_have_count(0)
