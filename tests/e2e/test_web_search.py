@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.e2e.helpers import Web, call, post
+from tests.e2e.helpers import PHONE, Web, call, post
 from tests.support.api import ServerFactory
 from tests.support.server import ServerProcess
 
@@ -124,4 +124,22 @@ def test_the_box_says_when_the_server_has_no_search(web: Web) -> None:
     expect(page.locator("#search-status")).to_have_text("Search is not available on this server.")
     expect(page.locator("#search-results [role=option]")).to_have_count(0)
     page.keyboard.press("Escape")
+    expect(page.locator("#search-dialog")).to_be_hidden()
+
+
+def test_on_a_phone_the_box_fits_and_closes_with_its_button(web: Web) -> None:
+    page = web.signed_in("amy", viewport=PHONE, is_mobile=True, has_touch=True)
+    hit = {
+        "room": "general",
+        "seq": 1,
+        "username": "bob",
+        "text": "deploy",
+        "ts": "2026-01-01T12:00:00Z",
+    }
+    page.route("**/api/search?*", answer([hit]))
+    page.get_by_role("button", name="Search messages").tap()
+    search_box(page).fill("depl")
+    expect(page.locator("#search-results [role=option]")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="Close search").tap()
     expect(page.locator("#search-dialog")).to_be_hidden()

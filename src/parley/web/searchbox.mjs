@@ -30,6 +30,7 @@ export function bindSearch(p) {
     const option = event.target.closest("[role=option]");
     if (option) choose(options.indexOf(option));
   });
+  el.searchClose.addEventListener("click", () => el.searchDialog.close());
   el.searchDialog.addEventListener("click", (event) => {
     if (event.target === el.searchDialog) el.searchDialog.close(); // the backdrop
   });

@@ -121,6 +121,7 @@ export const el = {
   searchBtn: $("search-btn"),
   searchDialog: /** @type {HTMLDialogElement} */ ($("search-dialog")),
   searchInput: /** @type {HTMLInputElement} */ ($("search-input")),
+  searchClose: $("search-close"),
   searchStatus: $("search-status"),
   searchResults: $("search-results"),
 };
