@@ -85,12 +85,22 @@ _ADD_MENTION: Final = (
 _DROP_MENTION: Final = (
     "UPDATE read_marks SET ment = ment - 1 WHERE username = ?1 AND room = ?2 AND seq < ?3"
 )
+# The search index (migrations.py, version 7): external content, so taking a message's
+# words out needs its text as indexed, which is its text until the edit or delete
+# statement that changes it (run after these).
+_INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text) VALUES (?, ?)"
+_UNINDEX_WORDS: Final = (
+    "INSERT INTO message_words (message_words, rowid, text) VALUES ('delete', ?, ?)"
+)
 _BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
 _ADD_OWN: Final = (
     "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, 0, 0, ?)"
     " ON CONFLICT (username, room) DO UPDATE SET own = own + excluded.own"
 )
+
+
+_SEARCH_COLUMNS: Final = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -354,10 +364,13 @@ def _bulk_append(
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
     for chunk in _chunks(rows, 500):
-        conn.execute(
-            f"INSERT INTO messages ({ROW_COLUMNS}) VALUES " + ",".join([_ROW_MARKS] * len(chunk)),
+        indexed = conn.execute(
+            f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
+            + ",".join([_ROW_MARKS] * len(chunk))
+            + " RETURNING rowid, text",
             [value for row in chunk for value in row],
-        )
+        ).fetchall()
+        conn.executemany(_INDEX_WORDS, indexed)
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
@@ -675,6 +688,13 @@ class SQLiteStore(Store):
     async def change(self, request: ChangeRequest) -> Changed:
         return await self._write(partial(_change, request))
 
+    async def search(
+        self, username: str, words: list[str], room: str | None, limit: int
+    ) -> list[Message]:
+        if not words:
+            return []
+        return await self._read(partial(_search, username, words, room, limit))
+
     async def last_seqs(self) -> dict[str, int]:
         def job(conn: sqlite3.Connection) -> dict[str, int]:
             return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
@@ -795,6 +815,7 @@ def _edit(conn: sqlite3.Connection, request: EditRequest, mentioned: str | None)
     room, seq, author = request.room, request.target, request.username
     mentions = _readers(conn, room, mention_keys(request.text))
     event = _add_event(conn, room, author, request.client_id, "edit", text=request.text, target=seq)
+    _reindex(conn, room, seq, request.text)
     conn.execute(
         "UPDATE messages SET text = ?, edited = ?, mentions = ? WHERE room = ? AND seq = ?",
         (request.text, event.ts, dump_some(mentions), room, seq),
@@ -808,7 +829,8 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
     room, seq = request.room, request.target
     event = _add_event(conn, room, request.username, request.client_id, "delete", target=seq)
     # A tombstone keeps who and when; its words go, the edits' too (a replay must not
-    # bring them back).
+    # bring them back), and so does its place in the search index.
+    _reindex(conn, room, seq, None)
     conn.execute(
         "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL"
         " WHERE room = ? AND seq = ?",
@@ -820,6 +842,39 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
     )
     _drop_mentions(conn, room, seq, mentioned)
     return Changed(event, event.seq, created=True)
+
+
+def _reindex(conn: sqlite3.Connection, room: str, seq: int, text: str | None) -> None:
+    """Take message `seq`'s words out of the search index and put `text`'s in (None: it
+    is being deleted). Before its row changes: the index needs the text it holds."""
+    row = conn.execute(
+        "SELECT rowid, text FROM messages WHERE room = ? AND seq = ?", (room, seq)
+    ).fetchone()
+    conn.execute(_UNINDEX_WORDS, row)
+    if text is not None:
+        conn.execute(_INDEX_WORDS, (row[0], text))
+
+
+def _search(
+    username: str, words: list[str], room: str | None, limit: int, conn: sqlite3.Connection
+) -> list[Message]:
+    """The newest messages (by rowid: the order they were stored in) of the rooms
+    `username` may read now (or of `room` alone) that hold every word as a prefix."""
+    # Each word a quoted FTS5 string with `*`: a prefix query of plain words, whatever
+    # FTS5 syntax the user typed (core/search.py already kept only word characters).
+    match = " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+    sql = (
+        f"SELECT {_SEARCH_COLUMNS} FROM message_words f JOIN messages m ON m.rowid = f.rowid"
+        " WHERE message_words MATCH ?1 AND m.kind IS NULL AND m.deleted = 0"
+        " AND m.room IN (SELECT r.room FROM rooms r WHERE r.private = 0 OR EXISTS"
+        " (SELECT 1 FROM members x WHERE x.room = r.room AND x.username = ?2))"
+    )
+    params: tuple[Any, ...] = (match, username, limit)
+    if room is not None:
+        sql += " AND m.room = ?4"
+        params += (room,)
+    rows = conn.execute(sql + " ORDER BY f.rowid DESC LIMIT ?3", params).fetchall()
+    return [message_of(row) for row in rows]
 
 
 def _drop_mentions(conn: sqlite3.Connection, room: str, seq: int, mentioned: str | None) -> None:
