@@ -38,6 +38,7 @@ __all__ = [
     "READER",
     "SEED_PASSWORD",
     "SEED_VERSION",
+    "WORDS",
     "SeedSpec",
     "copy_database",
     "count_totals",
@@ -62,7 +63,7 @@ DB_NAME: Final = "parley.db"  # what `parley serve --data DIR` opens
 #: the measured user, and the password every seeded user has
 READER: Final = "reader"
 SEED_PASSWORD: Final = "bench-password-123"
-_WORDS: Final = (
+WORDS: Final = (
     *("deploy", "ship", "review", "merge", "the", "build", "is", "green", "again", "lunch"),
     *("at", "noon", "who", "owns", "this", "ticket", "please", "look", "at", "the", "logs"),
     *("tomorrow", "sounds", "good", "thanks"),
@@ -122,7 +123,7 @@ def mentions_reader(spec: SeedSpec, n: int) -> bool:
 
 
 def message_text(spec: SeedSpec, n: int, rng: random.Random) -> str:
-    words = " ".join(rng.choices(_WORDS, k=rng.randint(3, 14)))
+    words = " ".join(rng.choices(WORDS, k=rng.randint(3, 14)))
     return f"@{READER} {words}" if mentions_reader(spec, n) else words
 
 
