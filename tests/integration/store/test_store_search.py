@@ -3,6 +3,7 @@ conftest.py): both stores give the same messages for the same words."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -151,3 +152,16 @@ async def test_messages_stored_before_search_are_indexed(
         assert await found(store, "eclair") == [seq]
     finally:
         await store.close()
+
+
+async def test_long_words_past_many_messages_of_the_same_start(store: Store) -> None:
+    """SQLite reads candidates through the index of 3-character prefixes: past a
+    thousand messages that begin the same way, the exact query finds the rest."""
+    old = await post(store, "the thesis of the theory")
+    misses = [store.append_soon("general", "ann", "the them then there", None) for _ in range(1100)]
+    await asyncio.gather(*misses)
+    new = await post(store, "another thesis")
+    assert await found(store, "thesis") == [new, old]
+    assert await found(store, "thes theo") == [old]
+    assert await found(store, "theses") == []
+    assert len(await found(store, "them there", limit=50)) == 50
