@@ -89,9 +89,9 @@ _DROP_MENTION: Final = (
 # The search index (migrations.py, version 7): external content, so taking a message's
 # words out needs its text as indexed, which is its text until the edit or delete
 # statement that changes it (run after these).
-_INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text) VALUES (?, ?)"
+_INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text, room) VALUES (?, ?, ?)"
 _UNINDEX_WORDS: Final = (
-    "INSERT INTO message_words (message_words, rowid, text) VALUES ('delete', ?, ?)"
+    "INSERT INTO message_words (message_words, rowid, text, room) VALUES ('delete', ?, ?, ?)"
 )
 _BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
@@ -106,6 +106,11 @@ _ADD_OWN: Final = (
 _PREFIX_CHARS: Final = 3
 _COARSE_PAGE: Final = 100
 _COARSE_PAGES: Final = 3
+# A room `:user` may read now: public, or they are a member.
+_READABLE: Final = (
+    "(r.private = 0 OR EXISTS (SELECT 1 FROM members x WHERE x.room = r.room"
+    " AND x.username = :user))"
+)
 _SEARCH_COLUMNS: Final = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
@@ -373,7 +378,7 @@ def _bulk_append(
         indexed = conn.execute(
             f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
             + ",".join([_ROW_MARKS] * len(chunk))
-            + " RETURNING rowid, text",
+            + " RETURNING rowid, text, room",
             [value for row in chunk for value in row],
         ).fetchall()
         conn.executemany(_INDEX_WORDS, indexed)
@@ -854,11 +859,11 @@ def _reindex(conn: sqlite3.Connection, room: str, seq: int, text: str | None) ->
     """Take message `seq`'s words out of the search index and put `text`'s in (None: it
     is being deleted). Before its row changes: the index needs the text it holds."""
     row = conn.execute(
-        "SELECT rowid, text FROM messages WHERE room = ? AND seq = ?", (room, seq)
+        "SELECT rowid, text, room FROM messages WHERE room = ? AND seq = ?", (room, seq)
     ).fetchone()
     conn.execute(_UNINDEX_WORDS, row)
     if text is not None:
-        conn.execute(_INDEX_WORDS, (row[0], text))
+        conn.execute(_INDEX_WORDS, (row[0], text, room))
 
 
 def _search(
@@ -870,55 +875,73 @@ def _search(
     A prefix query of a word longer than the index's prefixes (migrations.py: 1 to 3
     characters) makes FTS5 merge the lists of every word it begins before the first row
     comes out: some 10 ms for a word in a third of a million messages. The lists of
-    3-character prefixes come out newest first as they are read, so those go first and
-    each candidate is checked here against the whole words; when too few of the first
-    hundreds hold them (`thesis`, read through the `the` list), the rest comes from the
-    exact query.
+    3-character prefixes come out newest first as they are read, so the newest few
+    hundred rows of those are read first, each checked here (its room, its whole words);
+    when too few of them match (`thesis`, read through the `the` list, or a small room),
+    the rest comes from the exact query.
     """
     coarse = list(dict.fromkeys(w[:_PREFIX_CHARS] for w in words))
     if coarse == words:
-        return [msg for _, msg in _matching(conn, username, words, room, limit)]
+        return [msg for _, msg in _matching(conn, words, limit, room, username)]
+    rooms = _readable_rooms(conn, username, room)
     found: list[Message] = []
     below = None
     for _ in range(_COARSE_PAGES):
-        page = _matching(conn, username, coarse, room, _COARSE_PAGE, below)
+        page = _matching(conn, coarse, _COARSE_PAGE, room, below=below)
         for _, msg in page:
-            if holds_all(msg.text, words):
+            if msg.room in rooms and holds_all(msg.text, words):
                 found.append(msg)
                 if len(found) == limit:
                     return found
         if len(page) < _COARSE_PAGE:
             return found
         below = page[-1][0]
-    rest = _matching(conn, username, words, room, limit - len(found), below)
+    rest = _matching(conn, words, limit - len(found), room, username, below)
     return found + [msg for _, msg in rest]
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _readable_rooms(conn: sqlite3.Connection, username: str, room: str | None) -> set[str]:
+    """The keys of the rooms `username` may read now (only `room`, when given)."""
+    rows = conn.execute(
+        f"SELECT r.room FROM rooms r WHERE {_READABLE}" + (" AND r.room = :room" if room else ""),
+        {"user": username, "room": room},
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 def _matching(
     conn: sqlite3.Connection,
-    username: str,
     words: list[str],
-    room: str | None,
     limit: int,
+    room: str | None,
+    user: str | None = None,
     below: int | None = None,
 ) -> list[tuple[int, Message]]:
     """The FTS5 query: the newest `limit` messages (with rowid below `below`) holding
-    every one of `words` as a prefix, of the rooms the user may read, with their rowids."""
+    every one of `words` as a prefix, with their rowids; of `room` only when given, of
+    the rooms `user` may read now when given."""
     # Each word a quoted FTS5 string with `*`: a prefix query of plain words, whatever
-    # FTS5 syntax the user typed (core/search.py already kept only word characters).
-    match = " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+    # FTS5 syntax the user typed (core/search.py already kept only word characters),
+    # of the text column; one room: its key, of the room column.
+    match = "text : (" + " AND ".join(_quoted(w) + "*" for w in words) + ")"
+    if room is not None:
+        match += " AND room : " + _quoted(room)
     sql = (
         f"SELECT {_SEARCH_COLUMNS}, f.rowid FROM message_words f"
         " JOIN messages m ON m.rowid = f.rowid"
         " WHERE message_words MATCH :match AND m.kind IS NULL AND m.deleted = 0"
-        " AND m.room IN (SELECT r.room FROM rooms r WHERE r.private = 0 OR EXISTS"
-        " (SELECT 1 FROM members x WHERE x.room = r.room AND x.username = :user))"
     )
+    if user is not None:
+        sql += f" AND m.room IN (SELECT r.room FROM rooms r WHERE {_READABLE})"
     if room is not None:
         sql += " AND m.room = :room"
     if below is not None:
         sql += " AND f.rowid < :below"
-    params = {"match": match, "user": username, "limit": limit, "room": room, "below": below}
+    params = {"match": match, "user": user, "limit": limit, "room": room, "below": below}
     rows = conn.execute(sql + " ORDER BY f.rowid DESC LIMIT :limit", params).fetchall()
     return [(row[-1], message_of(row)) for row in rows]
 

@@ -165,3 +165,22 @@ async def test_long_words_past_many_messages_of_the_same_start(store: Store) -> 
     assert await found(store, "thes theo") == [old]
     assert await found(store, "theses") == []
     assert len(await found(store, "them there", limit=50)) == 50
+
+
+async def test_one_room_among_rooms_of_the_same_name_and_of_the_same_words(store: Store) -> None:
+    """The room is indexed by its key: `dm`, `dm~tag` and a room whose name is one of the
+    query's words never mix."""
+    for name in ("ann", "bob", "cat"):
+        assert await store.create_user(name, "hash")
+    dm, _ = await store.open_dm(["ann", "bob"])
+    lobby = await store.create_room("dm", False, "cat")  # cat sees no room called dm
+    assert lobby is not None
+    in_dm = await post(store, "lobby dm talk", dm.room)
+    in_lobby = await post(store, "dm talk in the lobby", lobby.room)
+    in_general = await post(store, "dm talk lobby general")
+    assert await found(store, "talk", room=dm.room) == [in_dm]
+    assert await found(store, "talk", room=lobby.room) == [in_lobby]
+    assert await found(store, "talk lobby", room="general") == [in_general]
+    assert await found(store, "general") == [in_general]
+    assert await found(store, "talk", user="bob") == [in_general, in_lobby, in_dm]
+    assert await found(store, "talk", user="cat") == [in_general, in_lobby]
