@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Any
 
 import pytest
 
-from tests.support.api import AsyncApi, Fresh, User, assert_error, unique_room
+from tests.support.api import (
+    AsyncApi,
+    Fresh,
+    ServerFactory,
+    User,
+    assert_error,
+    unique_room,
+)
 from tests.support.client import ParleyWS, parley_ws
 from tests.support.server import ServerProcess
 
@@ -180,10 +189,7 @@ async def test_removal_cuts_access_at_once(fresh: Fresh) -> None:
 
 
 async def _member_events(api: AsyncApi, user: User, room: str) -> list[Event]:
-    async with parley_ws(api.base_url.replace("http", "ws", 1) + "/chat", user.token) as c:
-        joined = await c.join_ok(room, since=0)
-        replay = [await c.recv_chat() for _ in range(joined["last_seq"])]
-    return [e for e in replay if e["type"] == "member"]
+    return [e for e in await _events(api, user, room) if e["type"] == "member"]
 
 
 async def test_members_panel_and_topic_in_hello(fresh: Fresh) -> None:
@@ -199,3 +205,106 @@ async def test_members_panel_and_topic_in_hello(fresh: Fresh) -> None:
     async with parley_ws(fresh.server.ws_url, bob.token) as b:
         info = {r["room"]: r for r in b.hello["rooms"]}[room]
     assert (info["topic"], info["kind"], info["private"]) == ("hi", "room", True)
+
+
+async def test_each_notified_socket_hears_the_room_by_its_own_name(fresh: Fresh) -> None:
+    # Two private rooms named "proj": to carol, bob's is "proj"; to dave, who saw ann's
+    # first, "proj" is ann's and bob's is "proj~tag". A notify for bob's room must name
+    # it to each in their own words, whichever socket hears it first.
+    api, ann = fresh.api, fresh.user
+    bob, carol, dave = await api.register(), await api.register(), await api.register()
+    name = unique_room()
+    await api.create_room(ann.token, name, private=True)
+    await api.invite(ann.token, name, dave.username)
+    assert (await api.create_room(bob.token, name, private=True)).status_code == 201
+    await api.invite(bob.token, name, carol.username)
+    await api.invite(bob.token, name, dave.username)
+    bobs = next(r for r in await api.rooms(dave.token) if r["owner"] == bob.username)["room"]
+    assert bobs.startswith(f"{name}~")
+    async with (
+        parley_ws(fresh.server.ws_url, carol.token) as c,
+        parley_ws(fresh.server.ws_url, dave.token) as d,
+    ):
+        await c.join_ok(name)  # this socket now calls bob's room by its bare name...
+        await c.leave(name)  # ...and is no longer joined to it: it gets notified
+        await api.send(bob.token, name, f"@{carol.username} @{dave.username} look")
+        assert (await c.recv_type("notify"))["room"] == name
+        assert (await d.recv_type("notify"))["room"] == bobs
+
+
+async def test_a_socket_that_never_named_the_room_hears_it_as_in_hello(fresh: Fresh) -> None:
+    # Two private rooms named "proj": ann's, keyed "proj", and bob's, "proj~tag". Carol
+    # sees only bob's: she calls it "proj". Eve saw bob's first: to her, ann's is
+    # "proj~tag". A notify names each room as the room list does for its user.
+    api, ann = fresh.api, fresh.user
+    bob, carol, eve = await api.register(), await api.register(), await api.register()
+    name = unique_room()
+    await api.create_room(ann.token, name, private=True)
+    await api.create_room(bob.token, name, private=True)
+    await api.invite(bob.token, name, carol.username)
+    await api.invite(bob.token, name, eve.username)
+    await api.invite(ann.token, name, eve.username)
+    refs = {r["owner"]: r["room"] for r in await api.rooms(eve.token) if r["room"] != fresh.room}
+    anns = refs[ann.username]
+    assert anns.startswith(f"{name}~")
+    async with (
+        parley_ws(fresh.server.ws_url, carol.token) as c,
+        parley_ws(fresh.server.ws_url, eve.token) as e,
+    ):
+        assert name in {r["room"] for r in c.hello["rooms"]}
+        await api.send(bob.token, name, f"@{carol.username} look")
+        assert (await c.recv_type("notify"))["room"] == name
+        await api.send(ann.token, name, f"@{eve.username} look")
+        assert (await e.recv_type("notify"))["room"] == anns
+
+
+async def test_a_room_named_dm_is_another_room_even_for_people_with_dms(fresh: Fresh) -> None:
+    api, ann = fresh.api, fresh.user
+    bob = await api.register()
+    dm = (await _dm(api, ann, bob.username)).json()["room"]
+    resp = await api.post("/api/rooms", token=ann.token, json={"room": "dm", "private": True})
+    assert resp.status_code == 201, resp.text  # ann's DM is not a room called "dm"
+    await api.send(ann.token, "dm", "in the room named dm")
+    assert [m["text"] for m in await api.messages(ann.token, "dm")] == ["in the room named dm"]
+    assert await api.messages(bob.token, dm) == []
+    again = await api.post("/api/rooms", token=ann.token, json={"room": "dm", "private": False})
+    assert_error(again, 409, "conflict")  # that one she does see
+
+
+async def test_a_change_racing_its_authors_removal_is_refused(
+    server_factory: ServerFactory,
+) -> None:
+    # Bob's socket knows it may use the room; his reaction reaches the store while his
+    # removal commits (the sleep aims at that window, it proves nothing): it must be
+    # refused, as a send would be, never stored after the `removed` event.
+    server = server_factory(["--rate-limit", "0"])
+    async with AsyncApi(server.url) as api:
+        owner, bob = await api.register(), await api.register()
+        room = unique_room()
+        await api.create_room(owner.token, room, private=True)
+        target = (await api.send(owner.token, room, "react to me"))["seq"]
+        async with parley_ws(server.ws_url, bob.token) as b:
+            for i in range(20):
+                await api.invite(owner.token, room, bob.username)
+                await b.change_ok("react", room, target=target, emoji=f"a{i}", on=True)
+                removal = asyncio.create_task(_remove(api, owner, room, bob.username))
+                await asyncio.sleep(0.002)
+                cid = await b.change("react", room, target=target, emoji=f"b{i}", on=True)
+                assert (await removal).status_code == 204
+                await b.recv_until(partial(_answers, cid))
+        member = True
+        for event in await _events(api, owner, room):
+            if event["type"] == "member":
+                member = event["change"] == "invited"
+            else:
+                assert member or event["username"] != bob.username, event
+
+
+def _answers(client_id: str, event: Event) -> bool:
+    return client_id in (event.get("client_id"), event.get("ref"))
+
+
+async def _events(api: AsyncApi, user: User, room: str) -> list[Event]:
+    async with parley_ws(api.base_url.replace("http", "ws", 1) + "/chat", user.token) as c:
+        joined = await c.join_ok(room, since=0)
+        return [await c.recv_chat() for _ in range(joined["last_seq"])]

@@ -93,13 +93,15 @@ class ReadMarked(ClusterEvent, tag="read", frozen=True):
 
 class Notified(ClusterEvent, tag="notify", frozen=True):
     """Message `seq` of the room keyed `room` is for `users` (they are mentioned, or in the
-    DM): their sockets that have not joined the room hear of it."""
+    DM): their sockets that have not joined the room hear of it, under what each user
+    calls it (`refs`; the key when missing: a DM)."""
 
     room: str
     seq: int
     username: str
     text: str
     users: list[str]
+    refs: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class AccessCut(ClusterEvent, tag="cut", frozen=True):

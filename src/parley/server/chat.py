@@ -129,6 +129,7 @@ class ChatService:
         # The people of each DM this node has seen used: a DM's message notifies them.
         # Nobody joins or leaves a DM, so this never goes stale.
         self._dm_members: dict[str, tuple[str, ...]] = {}
+        self._notifying: set[asyncio.Task[None]] = set()  # strong references
 
     async def start(self) -> None:
         """Open the store, then start delivering (the broker's handler is the delivery)."""
@@ -279,7 +280,10 @@ class ChatService:
         change = MemberChange(room.room, member, "left" if leaving else "removed", who.username)
         if not await self._member_change(change) and room.private:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"{member} is not a member of {ref!r}")
-        self.broker.publish_event(AccessCut(room.room, member))
+        if not room.private:
+            # A private room's `member` event cuts access where it is delivered (in order,
+            # and read back from the store if the broker lost it); a public room has none.
+            self.broker.publish_event(AccessCut(room.room, member))
 
     async def _user(self, username: str) -> str:
         """The registered spelling of `username`, or not_found."""
@@ -413,8 +417,30 @@ class ChatService:
         if not msg.mentions and not people:
             return
         users = [u for u in dict.fromkeys((*msg.mentions, *people)) if u != msg.username]
-        if users:
+        if not users:
+            return
+        if people:  # a DM: everyone calls it by its key
             self.broker.publish_event(Notified(msg.room, msg.seq, msg.username, msg.text, users))
+            return
+        task = asyncio.get_running_loop().create_task(self._notify_named(msg, users))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _notify_named(self, msg: Message, users: list[str]) -> None:
+        """Notify `users` of `msg` in a room they may call by different names
+        (core/roomnames.py): each hears of it as their room list names it."""
+        refs: dict[str, str] = {}
+        for user in users:
+            try:
+                visible = await self.store.rooms_named(name_of(msg.room), user)
+            except StoreUnavailable:
+                continue  # a notify is a courtesy: without the store, none
+            record = next((r for r in visible if r.room == msg.room), None)
+            if record is not None:  # else: removed meanwhile
+                refs[user] = ref_of(record, visible)
+        if refs:
+            notified = Notified(msg.room, msg.seq, msg.username, msg.text, list(refs), refs)
+            self.broker.publish_event(notified)
 
     async def check_reply(self, room: str, ref: str, reply_to: int | None) -> None:
         """A reply must answer a message of its room (deleted or not): else not_found."""

@@ -36,6 +36,7 @@ from parley.protocol import (
     DeleteEvent,
     EditEvent,
     ErrorCode,
+    MemberEvent,
     Message,
     MessageEvent,
     Notify,
@@ -65,6 +66,7 @@ __all__ = [
 S = TypeVar("S", Message, RoomEvent)
 
 REPLAY_PAGE: Final = 500
+LOSSES: Final = frozenset(("left", "removed"))  # member changes that take a room away
 GAP_GRACE: Final = 0.05  # a reordered message usually arrives within this; then read the store
 
 
@@ -174,6 +176,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
         deliverable, gap = self.feed.accept(event)
         for ready in deliverable:
             self._fan_out(ready)
+            if isinstance(ready, MemberEvent) and ready.change in LOSSES:
+                self._cut(AccessCut(ready.room, ready.username))
         if gap is not None:
             self._fill_later(gap)
 
@@ -290,25 +294,28 @@ class Delivery(BrokerEventHandler, PresenceSink):
     def _notify_out(self, event: Notified) -> None:
         """A message is for some users: tell their parley.v1 sockets that have not joined
         its room (the joined ones get the message itself)."""
-        frame: bytes | None = None
+        frames: dict[str, bytes] = {}  # by what the socket calls the room
         for username in event.users:
+            named = event.refs.get(username, event.room)  # as in the user's room list
             for conn in self.registry.sockets_of(username):
                 if conn.mode is not Mode.JSON or event.room in conn.rooms:
                     continue
-                if frame is None or conn.ref_of(event.room) != event.room:
-                    ref = conn.ref_of(event.room)
-                    frame = encode(Notify(ref, event.seq, event.username, event.text))
+                ref = _socket_ref(conn, event.room, named)
+                if (frame := frames.get(ref)) is None:
+                    frame = frames[ref] = encode(Notify(ref, event.seq, event.username, event.text))
                 conn.send(frame)
 
     def _cut(self, event: AccessCut) -> None:
-        """`event.username` left the room or was removed: each of their sockets here leaves
-        it, forgets that it may use it, and (parley.v1) hears `removed`."""
+        """`event.username` left the room or was removed: each of their parley.v1 sockets
+        here leaves it, forgets that it may use it, and hears `removed`. A plain-text socket
+        is only ever in `general`, which nobody loses (a public room is left, not lost)."""
         for conn in list(self.registry.sockets_of(event.username)):
+            if conn.mode is not Mode.JSON:  # the tutorial's socket: `general` only, for good
+                continue
             ref = conn.ref_of(event.room)
             self.unsubscribe(conn, event.room)
             conn.forget(event.room)
-            if conn.mode is Mode.JSON:
-                conn.send(encode(Removed(ref)))
+            conn.send(encode(Removed(ref)))
 
     # --- catching up from the store ----------------------------------------------------
 

@@ -42,6 +42,7 @@ __all__ = [
     "load_names",
     "load_reactions",
     "logged_event",
+    "member_needed",
     "message_of",
     "toggled",
 ]
@@ -133,6 +134,14 @@ def check_allowed(request: ChangeRequest, owner: str | None, author: str | None)
         request.moderator or request.username in (author, owner)
     ):
         raise NotAllowed("only its author or the room's owner deletes a message")
+
+
+def member_needed(request: ChangeRequest, private: bool) -> bool:
+    """Whether the store must find `request.username` among the room's members: in a
+    private room or a DM, a change by someone removed since their socket learnt that it may
+    use the room is refused as their send would be (UnknownRoom); a moderator needs not."""
+    moderator = isinstance(request, DeleteRequest | TopicRequest) and request.moderator
+    return private and not moderator
 
 
 def toggled(reactions: Reactions, emoji: str, username: str, on: bool) -> Reactions | None:

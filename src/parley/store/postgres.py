@@ -65,6 +65,7 @@ from parley.store.events import (
     load_names,
     load_reactions,
     logged_event,
+    member_needed,
     message_of,
     toggled,
 )
@@ -251,7 +252,7 @@ async def _insert_batch(
 ) -> list[AppendResult]:
     """One statement per room; several rooms share one transaction, so one COMMIT."""
     plan = AppendPlan(batch, known)
-    await _members_only(conn, plan, private)
+    guarded = await _private_rooms(conn, plan, private)
     await _resolve_mentions(conn, [a for a in batch if "@" in a.text])
     ts = utc_timestamp()
 
@@ -273,10 +274,11 @@ async def _insert_batch(
         else:
             plan.stored(room, int(bumped["last_seq"]), int(bumped["msgs"]), ts)
 
-    if len(plan.by_room) == 1:
+    if len(plan.by_room) == 1 and not guarded:
         await store_room(next(iter(plan.by_room)))
     elif plan.by_room:
         async with conn.transaction():
+            await _members_only(conn, plan, guarded)
             # Row locks always taken in the same order: two nodes' batches over the same
             # rooms queue on each other instead of deadlocking.
             for room in sorted(plan.by_room):
@@ -284,15 +286,27 @@ async def _insert_batch(
     return plan.results()
 
 
-async def _members_only(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> None:
-    """A private room's sends by users who are no longer members fail (not_found): a
-    removal must hold even for a send already past its socket's check. `private` caches
-    which rooms are private (that never changes), so public rooms cost no query."""
+async def _private_rooms(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> list[str]:
+    """The batch's private rooms. `private` caches which rooms are private (that never
+    changes), so public rooms cost no query."""
     unseen = [room for room in plan.by_room if room not in private]
     if unseen:
         rows = await conn.fetch("SELECT room, private FROM rooms WHERE room = ANY($1)", unseen)
         private.update({row["room"]: row["private"] for row in rows})
-    for room in [room for room in plan.by_room if private.get(room)]:
+    return [room for room in plan.by_room if private.get(room)]
+
+
+async def _members_only(conn: Any, plan: AppendPlan, rooms: list[str]) -> None:
+    """Private `rooms`' sends by users who are no longer members fail (not_found): a
+    removal must hold even for a send already past its socket's check. Checked under the
+    rooms' row locks (in the caller's transaction; `change_member` takes them too), so a
+    removal commits wholly before the check or after the sends."""
+    if not rooms:
+        return
+    await conn.execute(
+        "SELECT 1 FROM rooms WHERE room = ANY($1) ORDER BY room FOR UPDATE", sorted(plan.by_room)
+    )
+    for room in rooms:
         rows = await conn.fetch(
             "SELECT username FROM members WHERE room = $1 AND username = ANY($2)",
             room,
@@ -479,7 +493,8 @@ class PostgresStore(Store):
             # Creations of one name queue here, so two nodes cannot both find it free.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
             since = now if now is not None else await conn.fetchval(_DB_NOW)
-            if await conn.fetch(_VISIBLE + " AND r.name = $2", owner, name):
+            # a DM is never called by its name: it takes no room's name
+            if await conn.fetch(_VISIBLE + " AND r.name = $2 AND r.kind <> 'dm'", owner, name):
                 return None
             taken = await conn.fetchval("SELECT 1 FROM rooms WHERE room = $1", name)
             key = room_key(name, tag, taken is not None)
@@ -737,7 +752,7 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
     # and a resend raced in by another node is then found (before the lock, a reaction's
     # resend could find the reaction made and answer as a no-op).
     room = await conn.fetchrow(
-        "SELECT owner, last_seq FROM rooms WHERE room = $1 FOR UPDATE", request.room
+        "SELECT owner, last_seq, private FROM rooms WHERE room = $1 FOR UPDATE", request.room
     )
     if request.client_id is not None:
         seen = await conn.fetchrow(
@@ -749,6 +764,10 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
             return Changed(event_of(seen), int(seen["seq"]), created=False)
     if room is None:
         raise UnknownRoom(request.room)
+    if member_needed(request, room["private"]) and not await conn.fetchval(
+        "SELECT 1 FROM members WHERE room = $1 AND username = $2", request.room, request.username
+    ):
+        raise UnknownRoom(request.room)  # removed meanwhile (change_member takes the lock too)
     owner = room["owner"]
     if isinstance(request, TopicRequest):
         check_allowed(request, owner, None)

@@ -60,6 +60,7 @@ from parley.store.events import (
     load_names,
     load_reactions,
     logged_event,
+    member_needed,
     message_of,
     toggled,
 )
@@ -600,7 +601,8 @@ class SQLiteStore(Store):
         since = time.time() if now is None else now
 
         def job(conn: sqlite3.Connection) -> RoomRecord | None:
-            if _visible(conn, "AND r.name = ?", (owner, name)):
+            # a DM is never called by its name: it takes no room's name
+            if _visible(conn, "AND r.name = ? AND r.kind != 'dm'", (owner, name)):
                 return None
             taken = conn.execute("SELECT 1 FROM rooms WHERE room = ?", (name,)).fetchone()
             key = room_key(name, tag, taken is not None)
@@ -795,11 +797,13 @@ def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
         if seen is not None:
             return Changed(event_of(seen), seen[1], created=False)
     room = conn.execute(
-        "SELECT owner, last_seq FROM rooms WHERE room = ?", (request.room,)
+        "SELECT owner, last_seq, private FROM rooms WHERE room = ?", (request.room,)
     ).fetchone()
     if room is None:
         raise UnknownRoom(request.room)
-    owner, last_seq = room
+    owner, last_seq, private = room
+    if member_needed(request, bool(private)) and not _is_member(conn, request):
+        raise UnknownRoom(request.room)
     if isinstance(request, TopicRequest):
         check_allowed(request, owner, None)
         conn.execute("UPDATE rooms SET topic = ? WHERE room = ?", (request.topic, request.room))
@@ -819,6 +823,13 @@ def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
     if isinstance(request, DeleteRequest):
         return _delete(conn, request, mentioned)
     return _react(conn, request, load_reactions(reactions), last_seq)
+
+
+def _is_member(conn: sqlite3.Connection, request: ChangeRequest) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM members WHERE room = ? AND username = ?", (request.room, request.username)
+    ).fetchone()
+    return found is not None
 
 
 def _edit(conn: sqlite3.Connection, request: EditRequest, mentioned: str | None) -> Changed:

@@ -488,6 +488,51 @@ async def test_a_removed_member_cannot_send_to_a_private_room(store: Store) -> N
     assert await store.last_seqs() == {"general": 1, "club": 3}
 
 
+async def test_a_send_racing_its_senders_removal_on_another_node_is_not_stored_after_it(
+    store_factory: StoreFactory,
+) -> None:
+    """The membership check and the insert see one state: a send is stored before the
+    `removed` event or refused, never after it."""
+    here, there = store_factory(), store_factory()
+    await here.open()
+    await there.open()
+    try:
+        await here.create_room("nook", True, "yan")
+        for i in range(30):
+            await here.change_member(MemberChange("nook", "zoe", "invited", "yan"))
+            removed, sent = await asyncio.gather(
+                here.change_member(MemberChange("nook", "zoe", "removed", "yan")),
+                there.append_soon("nook", "zoe", f"hi {i}", None),
+                return_exceptions=True,
+            )
+            assert isinstance(removed, MemberEvent)
+            assert isinstance(sent, UnknownRoom) or (
+                isinstance(sent, tuple) and sent[0].seq < removed.seq
+            ), (sent, removed)
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_a_removed_member_cannot_change_a_private_room(store: Store) -> None:
+    """An edit, delete or reaction already past its socket's check when the removal
+    committed is refused as a send is; a moderator needs no membership."""
+    await store.create_room("den", True, "yan")
+    await store.change_member(MemberChange("den", "zoe", "invited", "yan"))
+    msg, _ = await store.append("den", "zoe", "mine", None)
+    await store.change_member(MemberChange("den", "zoe", "removed", "yan"))
+    for request in (
+        EditRequest("den", "zoe", "z1", msg.seq, "still mine"),
+        ReactRequest("den", "zoe", "z2", msg.seq, "👀", True),
+        DeleteRequest("den", "zoe", "z3", msg.seq),
+    ):
+        with pytest.raises(UnknownRoom):
+            await store.change(request)
+    gone = await store.change(DeleteRequest("den", "mod", None, msg.seq, moderator=True))
+    assert isinstance(gone.event, DeleteEvent)
+    assert await store.last_seqs() == {"general": 0, "den": 4}  # nothing of zoe's after
+
+
 async def test_a_dm_is_one_room_per_set_of_people(store: Store) -> None:
     people = ["bob", "Alice", "_x"]
     dm, created = await store.open_dm(people, now=10.0)
@@ -508,6 +553,14 @@ async def test_a_dm_is_one_room_per_set_of_people(store: Store) -> None:
     assert (listed[dm.room].unread, listed[dm.room].members) == (1, dm.members)
     assert listed["general"].members == ()
     assert dm.room not in {r.room for r in await store.list_rooms("carl")}
+
+
+async def test_a_dm_takes_no_rooms_name(store: Store) -> None:
+    dm, _ = await store.open_dm(["fay", "gus"])
+    room = await store.create_room("dm", True, "fay")  # her DM is not a room called "dm"
+    assert room is not None
+    assert room.room != dm.room
+    assert await store.create_room("dm", False, "fay") is None  # that one she sees
 
 
 async def test_one_dm_opened_at_once_on_several_nodes_makes_one_room(
