@@ -317,10 +317,16 @@ def _failed(
 
 
 def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) -> _Outcome:
-    """One generic job in a SAVEPOINT: its own failure undoes only itself."""
+    """One generic job in a SAVEPOINT: its own failure undoes only itself. The database
+    refusing to work (SQLITE_FULL when only the statement was undone, not the whole
+    transaction, which depends on where the pages ran out) is StoreUnavailable, as it is
+    when the batch fails whole."""
     conn.execute("SAVEPOINT job")
     try:
         result = job(conn)
+    except sqlite3.OperationalError as exc:
+        conn.execute("ROLLBACK TO job")
+        return future, None, StoreUnavailable(f"sqlite: {exc}")
     except Exception as exc:
         conn.execute("ROLLBACK TO job")
         return future, None, exc
