@@ -167,6 +167,8 @@ async def test_a_reaction_that_changes_nothing_stores_nothing(fresh: Fresh) -> N
         ({"type": "react", "target": 999, "emoji": "👍", "on": True}, "not_found"),
         ({"type": "react", "target": "MSG", "emoji": "", "on": True}, "bad_request"),
         ({"type": "react", "target": "MSG", "emoji": "x" * 33, "on": True}, "bad_request"),
+        ({"type": "react", "target": "MSG", "emoji": "\u200b", "on": True}, "bad_request"),
+        ({"type": "react", "target": "MSG", "emoji": "a\u0007", "on": True}, "bad_request"),
         ({"type": "edit", "target": "MSG", "text": ""}, "bad_request"),
         ({"type": "edit", "target": "MSG", "text": "x" * 4001}, "too_large"),
         ({"type": "edit", "target": "EVENT", "text": "x"}, "not_found"),  # not a message
@@ -278,3 +280,15 @@ async def test_plain_text_mode_shows_an_edit_and_a_delete_as_one_line(
         await a.change_ok("delete", "general", target=msg["seq"])
         assert await plain.recv() == f"* {alice.username} deleted a message"  # no reaction line
     await plain.close()
+
+
+async def test_composed_emoji_are_one_reaction(fresh: Fresh) -> None:
+    """A family (joined by zero-width joiners), a skin tone, a flag, a keycap: fine."""
+    user, room = fresh.user, fresh.room
+    emoji = ["👨\u200d👩\u200d👧", "👍🏽", "🇫🇷", "1️⃣", "+1"]
+    async with parley_ws(fresh.server.ws_url, user.token) as a:
+        msg = await a.send_ok(room, "x")
+        for e in emoji:
+            await a.change_ok("react", room, target=msg["seq"], emoji=e, on=True)
+        (stored,) = await a.history(room)
+    assert stored["reactions"] == {e: [user.username] for e in emoji}

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from functools import partial
 from typing import Final, Protocol
@@ -603,10 +604,13 @@ def _check_change(frame: Change) -> None:
         if refusal is not None:
             raise refusal
     elif isinstance(frame, React) and (
-        len(frame.emoji) > MAX_EMOJI_CHARS or not frame.emoji.strip()
+        len(frame.emoji) > MAX_EMOJI_CHARS
+        or text_refusal(frame.emoji, MAX_EMOJI_CHARS) is not None  # nothing visible
+        or any(unicodedata.category(c) == "Cc" for c in frame.emoji)
     ):
         raise ProtocolError(
-            ErrorCode.BAD_REQUEST, f"emoji must be 1 to {MAX_EMOJI_CHARS} characters"
+            ErrorCode.BAD_REQUEST,
+            f"emoji must be 1 to {MAX_EMOJI_CHARS} characters, visible, no control characters",
         )
 
 
