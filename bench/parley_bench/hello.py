@@ -49,6 +49,7 @@ __all__ = [
     "message_text",
     "read_marker",
     "reader_opened",
+    "reader_token",
     "room_plan",
     "room_weights",
     "seeded_database",
@@ -402,8 +403,8 @@ def rooms_api_samples(port: int, token: str, count: int) -> tuple[list[int], lis
     return latencies, rooms
 
 
-async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dict[str, Any]:
-    """Sign in as READER, then time `hello` and GET /api/rooms against the seeded server."""
+async def reader_token(server: ServerProc) -> str:
+    """Sign in to the seeded server as READER: the session's token."""
     status, body = await asyncio.to_thread(
         http_json,
         "POST",
@@ -413,6 +414,12 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
     if status != 200 or not isinstance(body, dict) or "token" not in body:
         raise RuntimeError(f"login as {READER}: HTTP {status} {body}")
     token: str = body["token"]
+    return token
+
+
+async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dict[str, Any]:
+    """Sign in as READER, then time `hello` and GET /api/rooms against the seeded server."""
+    token = await reader_token(server)
     t0, cpu0, gen0, busy0 = (
         time.monotonic(),
         cpu_seconds(server.pid),

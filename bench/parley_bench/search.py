@@ -17,8 +17,8 @@ import time
 import urllib.parse
 from typing import Any, Final
 
-from parley_bench.hello import READER, SEED_PASSWORD, WORDS, SeedSpec, room_plan
-from parley_bench.servers import ServerProc, cpu_seconds, http_json
+from parley_bench.hello import WORDS, SeedSpec, reader_token, room_plan
+from parley_bench.servers import ServerProc, cpu_seconds
 from parley_bench.stats import summarize_ns
 
 __all__ = ["measure_search", "search_queries"]
@@ -72,17 +72,10 @@ def _search_samples(
 
 async def measure_search(server: ServerProc, spec: SeedSpec, samples: int) -> dict[str, Any]:
     """Sign in as READER (who may read every seeded room), then time `samples` searches."""
-    status, body = await asyncio.to_thread(
-        http_json,
-        "POST",
-        f"{server.http_url}/api/login",
-        {"username": READER, "password": SEED_PASSWORD},
-    )
-    if status != 200 or not isinstance(body, dict) or "token" not in body:
-        raise RuntimeError(f"login as {READER}: HTTP {status} {body}")
+    token = await reader_token(server)
     queries = search_queries(spec, samples)
     cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-    latencies, found = await asyncio.to_thread(_search_samples, server.port, body["token"], queries)
+    latencies, found = await asyncio.to_thread(_search_samples, server.port, token, queries)
     dt = time.monotonic() - t0
     result: dict[str, Any] = {
         "samples": samples,
