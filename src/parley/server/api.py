@@ -450,13 +450,13 @@ async def delete_message(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/rooms/{room}/messages/{seq}/reactions/{emoji}")
-@documented(Operation("React to a message (the emoji URL-encoded)", Message))
+@documented(Operation("React to a message (the emoji URL-encoded)", Message, errors=(400,)))
 async def add_reaction(request: web.Request) -> web.Response:
     return await _react(request, on=True)
 
 
 @routes.delete("/api/rooms/{room}/messages/{seq}/reactions/{emoji}")
-@documented(Operation("Take back a reaction", Message))
+@documented(Operation("Take back a reaction", Message, errors=(400,)))
 async def remove_reaction(request: web.Request) -> web.Response:
     return await _react(request, on=False)
 
