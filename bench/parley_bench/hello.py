@@ -38,6 +38,7 @@ __all__ = [
     "READER",
     "SEED_PASSWORD",
     "SEED_VERSION",
+    "WORDS",
     "SeedSpec",
     "copy_database",
     "count_totals",
@@ -48,6 +49,7 @@ __all__ = [
     "message_text",
     "read_marker",
     "reader_opened",
+    "reader_token",
     "room_plan",
     "room_weights",
     "seeded_database",
@@ -62,7 +64,7 @@ DB_NAME: Final = "parley.db"  # what `parley serve --data DIR` opens
 #: the measured user, and the password every seeded user has
 READER: Final = "reader"
 SEED_PASSWORD: Final = "bench-password-123"
-_WORDS: Final = (
+WORDS: Final = (
     *("deploy", "ship", "review", "merge", "the", "build", "is", "green", "again", "lunch"),
     *("at", "noon", "who", "owns", "this", "ticket", "please", "look", "at", "the", "logs"),
     *("tomorrow", "sounds", "good", "thanks"),
@@ -122,7 +124,7 @@ def mentions_reader(spec: SeedSpec, n: int) -> bool:
 
 
 def message_text(spec: SeedSpec, n: int, rng: random.Random) -> str:
-    words = " ".join(rng.choices(_WORDS, k=rng.randint(3, 14)))
+    words = " ".join(rng.choices(WORDS, k=rng.randint(3, 14)))
     return f"@{READER} {words}" if mentions_reader(spec, n) else words
 
 
@@ -401,8 +403,8 @@ def rooms_api_samples(port: int, token: str, count: int) -> tuple[list[int], lis
     return latencies, rooms
 
 
-async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dict[str, Any]:
-    """Sign in as READER, then time `hello` and GET /api/rooms against the seeded server."""
+async def reader_token(server: ServerProc) -> str:
+    """Sign in to the seeded server as READER: the session's token."""
     status, body = await asyncio.to_thread(
         http_json,
         "POST",
@@ -412,6 +414,12 @@ async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dic
     if status != 200 or not isinstance(body, dict) or "token" not in body:
         raise RuntimeError(f"login as {READER}: HTTP {status} {body}")
     token: str = body["token"]
+    return token
+
+
+async def measure_hello(server: ServerProc, spec: SeedSpec, samples: int) -> dict[str, Any]:
+    """Sign in as READER, then time `hello` and GET /api/rooms against the seeded server."""
+    token = await reader_token(server)
     t0, cpu0, gen0, busy0 = (
         time.monotonic(),
         cpu_seconds(server.pid),

@@ -27,6 +27,7 @@ from parley_bench.hello import (
 )
 from parley_bench.multinode import SETUPS, multinode
 from parley_bench.report import plot, render_markdown
+from parley_bench.search import measure_search
 from parley_bench.servers import (
     ServerProc,
     free_port,
@@ -42,7 +43,7 @@ from tests.support.redis_server import RedisServer, redis_bin
 __all__ = ["run_suite"]
 
 ALL_TARGETS = ("sink", "sink_frames", "node", "python", "parley")
-ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "hello", "multinode")
+ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "hello", "search", "multinode")
 #: the workloads that run against every target (the others: Parley only, servers of their own)
 PER_TARGET = ("connections", "fanout", "storm", "ingest")
 PASSWORD = "bench-password-123"
@@ -259,28 +260,61 @@ class Suite:
         finally:
             server.stop()
 
-    async def run_hello(self) -> dict[str, Any]:
-        """`hello` and GET /api/rooms against a server whose database holds many rooms and
-        messages (seeded once, then cached: see hello.py), on a copy of that database."""
+    async def seeded(self, workload: str) -> tuple[SeedSpec, Path, dict[str, Any]]:
+        """The database of many rooms and messages (seeded once, then cached: see
+        hello.py) that `hello` and `search` measure against: (spec, database, seed info)."""
         cfg = self.cfg
         spec = SeedSpec(cfg.hello_rooms, cfg.hello_private_rooms, cfg.hello_messages)
-        print(f"  [parley] hello: seed {spec.key()}", flush=True)
+        print(f"  [parley] {workload}: seed {spec.key()}", flush=True)
         db, seed = await seeded_database(spec)
         print(
             f"    {'cached' if seed['cached'] else 'seeded in ' + str(seed['seed_s']) + ' s'}: "
             f"{seed['rooms']} rooms, {seed['messages']:,} messages, {seed['db_mib']} MiB",
             flush=True,
         )
-        counted = await asyncio.to_thread(counted_at_read_time, db)
-        data = self.work / "data-hello"
+        return spec, db, seed
+
+    def seeded_server(self, workload: str, db: Path) -> ServerProc:
+        """A server on a copy of the seeded database `db`."""
+        data = self.work / f"data-{workload}"
         copy_database(db, data)
-        server = self.make_server("parley_hello", data=data)
+        return self.make_server(f"parley_{workload}", data=data)
+
+    async def run_hello(self) -> dict[str, Any]:
+        """`hello` and GET /api/rooms against the seeded database."""
+        spec, db, seed = await self.seeded("hello")
+        counted = await asyncio.to_thread(counted_at_read_time, db)
+        server = self.seeded_server("hello", db)
         try:
             await server.start()
-            measured = await measure_hello(server, spec, cfg.hello_samples)
+            measured = await measure_hello(server, spec, self.cfg.hello_samples)
             return {"seed": seed, "counted_at_read_time": counted, **measured}
         finally:
             server.stop()
+
+    async def run_search(self) -> dict[str, Any]:
+        """GET /api/search against the seeded database (search.py)."""
+        spec, db, seed = await self.seeded("search")
+        server = self.seeded_server("search", db)
+        try:
+            await server.start()
+            measured = await measure_search(server, spec, self.cfg.search_samples)
+            return {"seed": seed, **measured}
+        finally:
+            server.stop()
+
+    async def run_seeded(self, workload: str, run: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """A workload of the seeded database, its result under the parley target."""
+        print(f"== {workload}", flush=True)
+        parley = self.results["targets"].setdefault("parley", {})
+        t0 = time.monotonic()
+        try:
+            parley[workload] = await run()
+        except Exception as exc:
+            traceback.print_exc()
+            parley[workload] = {"error": f"{type(exc).__name__}: {exc}"}
+            self.failures.append(f"parley {workload}: {exc}")
+        parley[workload]["elapsed_s"] = round(time.monotonic() - t0, 1)
 
     async def run_multinode(self) -> dict[str, Any]:
         """Parley on PostgreSQL: one node, one node with Redis, two nodes with Redis (see
@@ -377,17 +411,9 @@ class Suite:
                     single = {"error": f"{type(exc).__name__}: {exc}"}
                     self.failures.append(f"parley_single: {exc}")
                 self.results["targets"]["parley_single"] = single
-        if "hello" in self.workloads and "parley" in self.targets:
-            print("== hello", flush=True)
-            parley = self.results["targets"].setdefault("parley", {})
-            t0 = time.monotonic()
-            try:
-                parley["hello"] = await self.run_hello()
-            except Exception as exc:
-                traceback.print_exc()
-                parley["hello"] = {"error": f"{type(exc).__name__}: {exc}"}
-                self.failures.append(f"parley hello: {exc}")
-            parley["hello"]["elapsed_s"] = round(time.monotonic() - t0, 1)
+        for workload, run in (("hello", self.run_hello), ("search", self.run_search)):
+            if workload in self.workloads and "parley" in self.targets:
+                await self.run_seeded(workload, run)
         if "multinode" in self.workloads and "parley" in self.targets:
             print("== multinode", flush=True)
             os.sched_setaffinity(0, self.all_cores)  # and so PostgreSQL and Redis, its children

@@ -89,6 +89,8 @@ class Config:
     hello_private_rooms: int = 8
     hello_messages: int = 1_000_000
     hello_samples: int = 200
+    # search at scale (issue 14), see search.py: over the hello workload's seed
+    search_samples: int = 500
     # setup
     quiet_wait_s: float = 0.0  # wait up to this long for other load to go before each series
     connect_concurrency: int = 200
@@ -129,6 +131,7 @@ class Config:
             hello_private_rooms=3,
             hello_messages=20_000,
             hello_samples=20,
+            search_samples=20,
             users=5,
         )
 

@@ -194,3 +194,32 @@ def test_hello_section_shows_both_latencies_and_the_goal() -> None:
 
 def test_no_hello_section_when_the_workload_did_not_run() -> None:
     assert "## hello at scale" not in render_markdown(RESULTS, [1000])
+
+
+def _search(p99: float, messages: int = 1_000_000) -> dict[str, Any]:
+    lat = {"p50": 2.0, "p90": 8.0, "p99": p99, "max": p99 + 5}
+    seed = {"rooms": 100, "messages": messages}
+    return {"seed": seed, "samples": 500, "search_ms": lat, "full_pages": 400, "empty": 60}
+
+
+def _search_goal(search: dict[str, Any]) -> dict[str, Any]:
+    results = {"targets": {"parley": {"search": search}}}
+    return next(g for g in evaluate_goals(results) if g["goal"].startswith("search p99"))
+
+
+def test_search_goal_is_met_below_50_ms_at_the_full_seed_only() -> None:
+    goal = _search_goal(_search(31.5))
+    assert goal["goal"] == "search p99 < 50 ms at 1,000,000 messages (SQLite)"
+    assert (goal["measured"], goal["met"]) == (31.5, True)
+    assert _search_goal(_search(50.0))["met"] is False
+    small = _search_goal(_search(1.0, messages=20_000))
+    assert (small["met"], small["note"]) == (None, "seed of 100 rooms / 20,000 messages only")
+    assert _search_goal({"error": "boom"})["met"] is None
+
+
+def test_search_section_shows_the_latencies() -> None:
+    md = render_markdown({"meta": {}, "targets": {"parley": {"search": _search(31.5)}}}, [])
+    assert "## search at scale" in md
+    assert "| GET /api/search, 500 queries | 2.00 | 8.00 | 31.50 | 36.50 |" in md
+    assert "400 filled a page of 20, 60 found nothing" in md
+    assert "## search at scale" not in render_markdown(RESULTS, [1000])

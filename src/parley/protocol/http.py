@@ -26,6 +26,7 @@ from parley.protocol.fields import (
     Password,
     Private,
     RoomName,
+    RoomRef,
     Seq,
     Target,
     Text,
@@ -57,6 +58,9 @@ __all__ = [
     "RegisterBody",
     "RoomEntry",
     "RoomList",
+    "SearchHit",
+    "SearchQuery",
+    "SearchResults",
     "Session",
     "TopicBody",
     "decode_body",
@@ -148,6 +152,28 @@ class HistoryQuery(Struct, frozen=True):
     limit: Limit = 50
 
 
+SearchLimit = Annotated[int, Meta(ge=1, le=50, description="an integer from 1 to 50")]
+MAX_QUERY_CHARS: Final = 6000  # room for 1,000 short words; only the first 20 count
+
+
+class SearchQuery(Struct, frozen=True):
+    """GET /api/search: the messages holding every word of `q` (each as a word's prefix,
+    ignoring case and diacritics; the first 20 words count), newest first, from the rooms
+    the user may read (only `room` when given)."""
+
+    q: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=r"\S",
+            description="words (not blank)",
+        ),
+    ]
+    room: RoomRef | None = None
+    limit: SearchLimit = 20
+
+
 # --- answers ----------------------------------------------------------------------
 
 
@@ -199,6 +225,17 @@ class Invited(Struct, frozen=True):
 
 class MessageList(Struct, frozen=True):
     messages: list[Message]
+
+
+class SearchHit(Message, frozen=True):
+    """A message a search found, with where the query's words matched its text: [start,
+    end) ranges in Unicode code points (not UTF-16 units), ascending."""
+
+    matches: list[tuple[int, int]] = msgspec.field(default_factory=list)
+
+
+class SearchResults(Struct, frozen=True):
+    results: list[SearchHit]
 
 
 class ErrorDetail(Struct, frozen=True):

@@ -44,6 +44,8 @@ from parley.protocol.http import (
     RegisterBody,
     RoomEntry,
     RoomList,
+    SearchQuery,
+    SearchResults,
     Session,
     TopicBody,
     decode_body,
@@ -499,6 +501,26 @@ async def mark_read(request: web.Request) -> web.Response:
     body = await _body(request, ReadBody)
     await request.app[NODE].read(user, ref, body.seq)
     return web.Response(status=204)
+
+
+# --- search -----------------------------------------------------------------------
+
+
+@routes.get("/api/search")
+@documented(
+    Operation(
+        "Search messages: every word, as a prefix, ignoring case and diacritics (newest first)",
+        SearchResults,
+        query=SearchQuery,
+        errors=(404,),
+    )
+)
+async def search(request: web.Request) -> web.Response:
+    """The messages the user may read that hold every word of q (the first 20 words)."""
+    user = await _user(request)
+    query = decode_query(request.query, SearchQuery)
+    found = await request.app[NODE].search(user, query.q, query.room, query.limit)
+    return json_response(SearchResults(found))
 
 
 # --- sessions ---------------------------------------------------------------------

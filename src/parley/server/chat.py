@@ -48,6 +48,7 @@ from parley.core import (
     references,
     text_refusal,
 )
+from parley.core.search import match_ranges, query_words
 from parley.presence import MemoryPresence, PresenceTracker
 from parley.protocol import (
     MAX_TEXT_CHARS,
@@ -65,6 +66,7 @@ from parley.protocol import (
     reply_id,
 )
 from parley.protocol.fields import MAX_EMOJI_CHARS
+from parley.protocol.http import SearchHit
 from parley.server import metrics
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
@@ -480,6 +482,34 @@ class ChatService:
         if record.room == query.room:
             return page
         return [as_seen(msg, query.room) for msg in page]
+
+    async def search(
+        self, who: Identity, text: str, ref: str | None, limit: int
+    ) -> list[SearchHit]:
+        """The newest messages holding every word of `text` (core/search.py) from the rooms
+        `who` may read now, or from the room they call `ref`, each named as they name its
+        room and carrying where the words matched."""
+        self.spend(who, Action.HISTORY)
+        room = None if ref is None else (await self.visible_room(who, ref)).room
+        words = query_words(text)
+        if not words:  # only separators (quotes, `*`, ...): nothing can match
+            return []
+        try:
+            found = await self.store.search(who.username, words, room, limit)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        if ref is not None:
+            names = {room: ref}
+        else:  # how the user calls each room (a room removed from them since: left out)
+            names = {record.room: name for name, record in await self.rooms_of(who)}
+        return [
+            SearchHit(
+                **msgspec.structs.asdict(as_seen(msg, names[msg.room])),
+                matches=match_ranges(msg.text, words),
+            )
+            for msg in found
+            if msg.room in names
+        ]
 
     async def typing(self, conn: Connection, ref: str) -> None:
         self.spend(conn, Action.TYPING)

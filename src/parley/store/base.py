@@ -346,5 +346,15 @@ class Store(abc.ABC):
         they are now (a replay applies the later events again: applying is idempotent)."""
 
     @abc.abstractmethod
+    async def search(
+        self, username: str, words: list[str], room: str | None, limit: int
+    ) -> list[Message]:
+        """At most `limit` messages, newest first, holding every one of `words` (folded,
+        core/search.py `query_words`) as the prefix of one of their words, from the rooms
+        `username` may read now (public rooms, private rooms and DMs they are a member
+        of), only the room keyed `room` when given. Deleted messages never match; an
+        edited one matches its current text only. No words: no messages."""
+
+    @abc.abstractmethod
     async def last_seqs(self) -> dict[str, int]:
         """Every room's last seq (a node's starting point for ordering)."""

@@ -32,6 +32,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from parley.core import mention_keys
 from parley.core.roomnames import room_key
+from parley.core.search import index_words
 from parley.protocol import Message, RoomEvent
 from parley.store.base import (
     Changed,
@@ -69,6 +70,7 @@ from parley.store.events import (
     toggled,
 )
 from parley.store.migrations import POSTGRES as MIGRATIONS
+from parley.store.migrations import SEARCH_VERSION
 
 __all__ = ["PostgresStore"]
 
@@ -85,6 +87,10 @@ MIGRATION_LOCK: Final = 0x7061726C6579  # pg_advisory_xact_lock key ("parley")
 MAX_BATCH: Final = 1024  # sends per batch (group commit)
 RESEND_RACES: Final = 3  # tries when another node keeps storing a batch's resends first
 
+# A message's search words (migrations.py, version 7): core/search.py's `index_words`,
+# passed joined by spaces (each a run of word characters), made lexemes as they are.
+_WORDS_OF: Final = "array_to_tsvector(string_to_array({}, ' '))"
+
 # One room's share of a batch in one statement, so in one transaction: bump the room's seq
 # and its count of messages by the batch's, insert the messages numbered after them, add
 # each sender's messages to their own ones after their read marker, store the mentions
@@ -97,10 +103,11 @@ _APPEND_MANY: Final = (
     " msgs = msgs + cardinality($2::text[]) WHERE room = $1 RETURNING last_seq, msgs),"
     " sent AS (SELECT m.*, b.last_seq - cardinality($2::text[]) + m.ord AS seq,"
     " b.msgs - cardinality($2::text[]) + m.ord AS n FROM bumped b,"
-    " unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])"
-    " WITH ORDINALITY AS m(username, text, client_id, reply_to, mentions, ord)),"
-    f" stored AS (INSERT INTO messages ({ROW_COLUMNS})"
-    " SELECT $1, seq, username, text, $7, client_id, reply_to, mentions, n FROM sent),"
+    " unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $8::text[])"
+    " WITH ORDINALITY AS m(username, text, client_id, reply_to, mentions, words, ord)),"
+    f" stored AS (INSERT INTO messages ({ROW_COLUMNS}, words)"
+    " SELECT $1, seq, username, text, $7, client_id, reply_to, mentions, n,"
+    f" {_WORDS_OF.format('words')} FROM sent),"
     " mentioned AS (SELECT u, sent.seq FROM sent,"
     " json_array_elements_text(sent.mentions::json) AS u WHERE u <> sent.username),"
     " noted AS (INSERT INTO mentions (username, room, seq) SELECT u, $1, seq FROM mentioned),"
@@ -260,6 +267,7 @@ async def _insert_batch(
             [a.reply_to for a in sends],
             [dump_some(a.mentions) for a in sends],
             ts,
+            [" ".join(index_words(a.text)) for a in sends],
         )
         if bumped is None:
             plan.unknown(room)
@@ -681,6 +689,25 @@ class PostgresStore(Store):
         )
         return [event_of(row) for row in rows]
 
+    async def search(
+        self, username: str, words: list[str], room: str | None, limit: int
+    ) -> list[Message]:
+        if not words:
+            return []
+        sql = (
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m"
+            " WHERE m.words @@ $1::tsquery AND m.kind IS NULL AND m.deleted = 0"
+            " AND m.room IN (SELECT r.room FROM rooms r WHERE NOT r.private OR EXISTS"
+            " (SELECT 1 FROM members x WHERE x.room = r.room AND x.username = $2))"
+        )
+        params: list[Any] = [_tsquery(words), username, limit]
+        if room is not None:
+            sql += " AND m.room = $4"
+            params.append(room)
+        # newest first: by time stored, then seq (one room's messages may share a ts)
+        sql += " ORDER BY m.ts DESC, m.seq DESC LIMIT $3"
+        return [message_of(row) for row in await self._fetch(sql, *params)]
+
     async def change(self, request: ChangeRequest) -> Changed:
         """In one transaction under the room's row lock; the same (username, client_id)
         raced in by another node fails on the unique index, and the retry finds it."""
@@ -773,12 +800,14 @@ async def _edit(conn: Any, request: EditRequest, mentioned: list[str]) -> Change
         conn, room, author, request.client_id, "edit", text=request.text, target=seq
     )
     await conn.execute(
-        "UPDATE messages SET text = $1, edited = $2, mentions = $3 WHERE room = $4 AND seq = $5",
+        "UPDATE messages SET text = $1, edited = $2, mentions = $3,"
+        f" words = {_WORDS_OF.format('$6')} WHERE room = $4 AND seq = $5",
         request.text,
         event.ts,
         dump_some(mentions),
         room,
         seq,
+        " ".join(index_words(request.text)),
     )
     await conn.execute(_DROP_MENTIONS, room, seq, mentioned)
     await conn.execute(_ADD_MENTIONS, [u for u in mentions if u != author], room, seq)
@@ -791,8 +820,8 @@ async def _delete(conn: Any, request: DeleteRequest, mentioned: list[str]) -> Ch
     # A tombstone keeps who and when; its words go, the edits' too (a replay must not
     # bring them back).
     await conn.execute(
-        "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL"
-        " WHERE room = $1 AND seq = $2",
+        "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL,"
+        " words = NULL WHERE room = $1 AND seq = $2",
         room,
         seq,
     )
@@ -866,4 +895,38 @@ async def _migrate(conn: Any) -> None:
             if version in done:
                 continue
             await conn.execute(sql)
+            if version == SEARCH_VERSION:
+                await _index_existing(conn)
             await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+
+
+async def _index_existing(conn: Any) -> None:
+    """Fill the search words of the messages stored before search existed (in Python: the
+    same folding as new messages get), a page at a time."""
+    rows = conn.cursor(
+        "SELECT room, seq, text FROM messages WHERE kind IS NULL AND deleted = 0", prefetch=2000
+    )
+    page: list[Any] = []
+    async for row in rows:
+        page.append(row)
+        if len(page) == 2000:
+            await _set_words(conn, page)
+            page = []
+    await _set_words(conn, page)
+
+
+async def _set_words(conn: Any, rows: list[Any]) -> None:
+    await conn.execute(
+        f"UPDATE messages m SET words = {_WORDS_OF.format('u.words')}"
+        " FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(room, seq, words)"
+        " WHERE m.room = u.room AND m.seq = u.seq",
+        [row["room"] for row in rows],
+        [row["seq"] for row in rows],
+        [" ".join(index_words(row["text"])) for row in rows],
+    )
+
+
+def _tsquery(words: list[str]) -> str:
+    """Every word a quoted lexeme with `:*` (a prefix), all of them required: plain words
+    whatever tsquery syntax the user typed (core/search.py kept only word characters)."""
+    return " & ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "':*" for w in words)

@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 
 from parley.core import mention_keys
 from parley.core.roomnames import room_key
+from parley.core.search import holds_all
 from parley.protocol import Message, RoomEvent
 from parley.store.base import (
     Changed,
@@ -86,12 +87,32 @@ _ADD_MENTION: Final = (
 _DROP_MENTION: Final = (
     "UPDATE read_marks SET ment = ment - 1 WHERE username = ?1 AND room = ?2 AND seq < ?3"
 )
+# The search index (migrations.py, version 7): external content, so taking a message's
+# words out needs its text as indexed, which is its text until the edit or delete
+# statement that changes it (run after these).
+_INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text, room) VALUES (?, ?, ?)"
+_UNINDEX_WORDS: Final = (
+    "INSERT INTO message_words (message_words, rowid, text, room) VALUES ('delete', ?, ?, ?)"
+)
 _BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
 _ADD_OWN: Final = (
     "INSERT INTO read_marks (username, room, seq, n, own) VALUES (?, ?, 0, 0, ?)"
     " ON CONFLICT (username, room) DO UPDATE SET own = own + excluded.own"
 )
+
+
+# Search (`_search`): the FTS5 index has lists of every word's first 1-3 characters
+# (migrations.py); candidates are read through them a page at a time, so many pages.
+_PREFIX_CHARS: Final = 3
+_COARSE_PAGE: Final = 100
+_COARSE_PAGES: Final = 3
+# A room `:user` may read now: public, or they are a member.
+_READABLE: Final = (
+    "(r.private = 0 OR EXISTS (SELECT 1 FROM members x WHERE x.room = r.room"
+    " AND x.username = :user))"
+)
+_SEARCH_COLUMNS: Final = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -361,10 +382,13 @@ def _bulk_append(
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
     for chunk in _chunks(rows, 500):
-        conn.execute(
-            f"INSERT INTO messages ({ROW_COLUMNS}) VALUES " + ",".join([_ROW_MARKS] * len(chunk)),
+        indexed = conn.execute(
+            f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
+            + ",".join([_ROW_MARKS] * len(chunk))
+            + " RETURNING rowid, text, room",
             [value for row in chunk for value in row],
-        )
+        ).fetchall()
+        conn.executemany(_INDEX_WORDS, indexed)
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
@@ -683,6 +707,13 @@ class SQLiteStore(Store):
     async def change(self, request: ChangeRequest) -> Changed:
         return await self._write(partial(_change, request))
 
+    async def search(
+        self, username: str, words: list[str], room: str | None, limit: int
+    ) -> list[Message]:
+        if not words:
+            return []
+        return await self._read(partial(_search, username, words, room, limit))
+
     async def last_seqs(self) -> dict[str, int]:
         def job(conn: sqlite3.Connection) -> dict[str, int]:
             return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
@@ -812,6 +843,7 @@ def _edit(conn: sqlite3.Connection, request: EditRequest, mentioned: str | None)
     room, seq, author = request.room, request.target, request.username
     mentions = _readers(conn, room, mention_keys(request.text))
     event = _add_event(conn, room, author, request.client_id, "edit", text=request.text, target=seq)
+    _reindex(conn, room, seq, request.text)
     conn.execute(
         "UPDATE messages SET text = ?, edited = ?, mentions = ? WHERE room = ? AND seq = ?",
         (request.text, event.ts, dump_some(mentions), room, seq),
@@ -825,7 +857,8 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
     room, seq = request.room, request.target
     event = _add_event(conn, room, request.username, request.client_id, "delete", target=seq)
     # A tombstone keeps who and when; its words go, the edits' too (a replay must not
-    # bring them back).
+    # bring them back), and so does its place in the search index.
+    _reindex(conn, room, seq, None)
     conn.execute(
         "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL"
         " WHERE room = ? AND seq = ?",
@@ -837,6 +870,97 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
     )
     _drop_mentions(conn, room, seq, mentioned)
     return Changed(event, event.seq, created=True)
+
+
+def _reindex(conn: sqlite3.Connection, room: str, seq: int, text: str | None) -> None:
+    """Take message `seq`'s words out of the search index and put `text`'s in (None: it
+    is being deleted). Before its row changes: the index needs the text it holds."""
+    row = conn.execute(
+        "SELECT rowid, text, room FROM messages WHERE room = ? AND seq = ?", (room, seq)
+    ).fetchone()
+    conn.execute(_UNINDEX_WORDS, row)
+    if text is not None:
+        conn.execute(_INDEX_WORDS, (row[0], text, room))
+
+
+def _search(
+    username: str, words: list[str], room: str | None, limit: int, conn: sqlite3.Connection
+) -> list[Message]:
+    """The newest messages (by rowid: the order they were stored in) of the rooms
+    `username` may read now (or of `room` alone) that hold every word as a prefix.
+
+    A prefix query of a word longer than the index's prefixes (migrations.py: 1 to 3
+    characters) makes FTS5 merge the lists of every word it begins before the first row
+    comes out: some 10 ms for a word in a third of a million messages. The lists of
+    3-character prefixes come out newest first as they are read, so the newest few
+    hundred rows of those are read first, each checked here (its room, its whole words);
+    when too few of them match (`thesis`, read through the `the` list, or a small room),
+    the rest comes from the exact query.
+    """
+    coarse = list(dict.fromkeys(w[:_PREFIX_CHARS] for w in words))
+    if coarse == words:
+        return [msg for _, msg in _matching(conn, words, limit, room, username)]
+    rooms = _readable_rooms(conn, username, room)
+    found: list[Message] = []
+    below = None
+    for _ in range(_COARSE_PAGES):
+        page = _matching(conn, coarse, _COARSE_PAGE, room, below=below)
+        for _, msg in page:
+            if msg.room in rooms and holds_all(msg.text, words):
+                found.append(msg)
+                if len(found) == limit:
+                    return found
+        if len(page) < _COARSE_PAGE:
+            return found
+        below = page[-1][0]
+    rest = _matching(conn, words, limit - len(found), room, username, below)
+    return found + [msg for _, msg in rest]
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _readable_rooms(conn: sqlite3.Connection, username: str, room: str | None) -> set[str]:
+    """The keys of the rooms `username` may read now (only `room`, when given)."""
+    rows = conn.execute(
+        f"SELECT r.room FROM rooms r WHERE {_READABLE}" + (" AND r.room = :room" if room else ""),
+        {"user": username, "room": room},
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _matching(
+    conn: sqlite3.Connection,
+    words: list[str],
+    limit: int,
+    room: str | None,
+    user: str | None = None,
+    below: int | None = None,
+) -> list[tuple[int, Message]]:
+    """The FTS5 query: the newest `limit` messages (with rowid below `below`) holding
+    every one of `words` as a prefix, with their rowids; of `room` only when given, of
+    the rooms `user` may read now when given."""
+    # Each word a quoted FTS5 string with `*`: a prefix query of plain words, whatever
+    # FTS5 syntax the user typed (core/search.py already kept only word characters),
+    # of the text column; one room: its key, of the room column.
+    match = "text : (" + " AND ".join(_quoted(w) + "*" for w in words) + ")"
+    if room is not None:
+        match += " AND room : " + _quoted(room)
+    sql = (
+        f"SELECT {_SEARCH_COLUMNS}, f.rowid FROM message_words f"
+        " JOIN messages m ON m.rowid = f.rowid"
+        " WHERE message_words MATCH :match AND m.kind IS NULL AND m.deleted = 0"
+    )
+    if user is not None:
+        sql += f" AND m.room IN (SELECT r.room FROM rooms r WHERE {_READABLE})"
+    if room is not None:
+        sql += " AND m.room = :room"
+    if below is not None:
+        sql += " AND f.rowid < :below"
+    params = {"match": match, "user": user, "limit": limit, "room": room, "below": below}
+    rows = conn.execute(sql + " ORDER BY f.rowid DESC LIMIT :limit", params).fetchall()
+    return [(row[-1], message_of(row)) for row in rows]
 
 
 def _drop_mentions(conn: sqlite3.Connection, room: str, seq: int, mentioned: str | None) -> None:

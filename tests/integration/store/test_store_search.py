@@ -1,0 +1,186 @@
+"""Full-text search (contract v2), run unchanged on SQLite and on PostgreSQL (see
+conftest.py): both stores give the same messages for the same words."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from parley.core.search import MAX_QUERY_WORDS, query_words
+from parley.store import Store
+from parley.store.base import DeleteRequest, EditRequest, MemberChange
+
+StoreFactory = Callable[[], Store]
+OldDatabase = Callable[[int, str], Awaitable[None]]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def post(store: Store, text: str, room: str = "general", user: str = "ann") -> int:
+    msg, created = await store.append(room, user, text, None)
+    assert created
+    return msg.seq
+
+
+async def found(
+    store: Store, query: str, user: str = "ann", room: str | None = None, limit: int = 50
+) -> list[int]:
+    """The seqs of the messages `user` finds with `query`, newest first."""
+    return [m.seq for m in await store.search(user, query_words(query), room, limit)]
+
+
+async def test_every_word_must_match_as_a_prefix(store: Store) -> None:
+    one = await post(store, "The quick brown fox")
+    two = await post(store, "a quick lunch")
+    await post(store, "slow brown bear")
+    assert await found(store, "quick") == [two, one]
+    assert await found(store, "qui bro") == [one]
+    assert await found(store, "brown quick fox") == [one]
+    assert await found(store, "uick") == []  # a word's start, never its middle
+    assert await found(store, "quick zebra") == []
+
+
+async def test_case_and_diacritics_fold(store: Store) -> None:
+    seq = await post(store, "Café CRÈME brûlée")
+    assert await found(store, "cafe") == [seq]
+    assert await found(store, "CAFÉ creme BRU") == [seq]
+    assert await found(store, "Brulee") == [seq]
+
+
+async def test_results_are_the_full_messages_newest_first_up_to_limit(store: Store) -> None:
+    seqs = [await post(store, f"note number {i}") for i in range(5)]
+    assert await found(store, "note") == seqs[::-1]
+    assert await found(store, "note", limit=2) == seqs[:2:-1]
+    [latest] = await store.search("ann", ["note"], None, 1)
+    assert (latest.room, latest.username, latest.text) == ("general", "ann", "note number 4")
+
+
+async def test_deleted_never_matches_and_edit_replaces_the_words(store: Store) -> None:
+    keep = await post(store, "apples and pears")
+    gone = await post(store, "apples and plums")
+    edited = await post(store, "bananas")
+    await store.change(DeleteRequest("general", "ann", None, gone))
+    await store.change(EditRequest("general", "ann", None, edited, "cherries, not apples"))
+    assert await found(store, "apples") == [edited, keep]
+    assert await found(store, "plums") == []
+    assert await found(store, "bananas") == []
+    assert await found(store, "cherr") == [edited]
+    # an edited message edited again: only the latest words count, and it can be deleted
+    await store.change(EditRequest("general", "ann", None, edited, "dates"))
+    assert await found(store, "cherries") == []
+    await store.change(DeleteRequest("general", "ann", None, edited))
+    assert await found(store, "dates") == []
+
+
+async def test_only_rooms_the_user_may_read_now(store: Store) -> None:
+    for name in ("ann", "bob"):
+        assert await store.create_user(name, "hash")
+    secret = await store.create_room("secret", True, "ann")
+    assert secret is not None
+    public = await store.create_room("lobby", False, "ann")
+    assert public is not None
+    hidden = await post(store, "launch codes", secret.room)
+    open_seq = await post(store, "launch party", public.room)
+    assert await found(store, "launch", user="bob") == [open_seq]
+    await store.change_member(MemberChange(secret.room, "bob", "invited", "ann"))
+    both = await store.search("bob", ["launch"], None, 10)
+    assert {(m.room, m.seq) for m in both} == {(secret.room, hidden), (public.room, open_seq)}
+    assert await found(store, "launch", user="bob", room=secret.room) == [hidden]
+    await store.change_member(MemberChange(secret.room, "bob", "removed", "ann"))
+    assert await found(store, "launch", user="bob") == [open_seq]
+    assert await found(store, "launch", user="bob", room=secret.room) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        " ".join(["word"] * 1000),
+        " ".join(f"w{i}" for i in range(1000)),
+        '"unbalanced',
+        "NEAR(a b, 2)",
+        "a* OR b -c",
+        "((( ))",
+        "x\x00y",
+        "x" * 5000,
+        "'; DROP TABLE messages; --",
+        "\\' & | ! :* <->",
+        "col:text ^start",
+    ],
+)
+async def test_hostile_queries_are_plain_words(store: Store, query: str) -> None:
+    seq = await post(store, "a word x y near col text start drop table messages b c")
+    words = query_words(query)
+    assert len(words) <= MAX_QUERY_WORDS
+    result = await found(store, query)
+    assert result in ([], [seq])
+
+
+async def test_queries_of_operators_alone_find_nothing(store: Store) -> None:
+    await post(store, "anything")
+    assert await found(store, "*") == []
+    assert await found(store, '" - ( )') == []
+
+
+async def test_long_words_match_by_their_first_hundred_characters(store: Store) -> None:
+    long_word = "ab" * 150
+    seq = await post(store, f"see {long_word} here")
+    assert await found(store, long_word) == [seq]
+    assert await found(store, long_word[:120]) == [seq]
+    assert await found(store, "ab" * 60 + "zz") == [seq]  # past 100 characters: not compared
+
+
+async def test_messages_stored_before_search_are_indexed(
+    store_factory: StoreFactory, old_database: OldDatabase
+) -> None:
+    await old_database(
+        6,
+        "INSERT INTO messages (room, seq, username, text, ts, client_id, n)"
+        " VALUES ('general', 1, 'ann', 'Ancient Éclair', '2026-01-01T00:00:00.000Z', NULL, 1);"
+        " INSERT INTO messages (room, seq, username, text, ts, client_id, n, deleted)"
+        " VALUES ('general', 2, 'ann', '', '2026-01-01T00:00:01.000Z', NULL, 2, 1);"
+        " UPDATE rooms SET last_seq = 2, msgs = 2 WHERE room = 'general';",
+    )
+    store = store_factory()
+    await store.open()
+    try:
+        assert await found(store, "eclair anc") == [1]
+        seq = await post(store, "a new eclair")
+        assert await found(store, "eclair") == [seq, 1]
+        await store.change(EditRequest("general", "ann", None, 1, "renamed"))
+        assert await found(store, "eclair") == [seq]
+    finally:
+        await store.close()
+
+
+async def test_long_words_past_many_messages_of_the_same_start(store: Store) -> None:
+    """SQLite reads candidates through the index of 3-character prefixes: past a
+    thousand messages that begin the same way, the exact query finds the rest."""
+    old = await post(store, "the thesis of the theory")
+    misses = [store.append_soon("general", "ann", "the them then there", None) for _ in range(1100)]
+    await asyncio.gather(*misses)
+    new = await post(store, "another thesis")
+    assert await found(store, "thesis") == [new, old]
+    assert await found(store, "thes theo") == [old]
+    assert await found(store, "theses") == []
+    assert len(await found(store, "them there", limit=50)) == 50
+
+
+async def test_one_room_among_rooms_of_the_same_name_and_of_the_same_words(store: Store) -> None:
+    """The room is indexed by its key: `dm`, `dm~tag` and a room whose name is one of the
+    query's words never mix."""
+    for name in ("ann", "bob", "cat"):
+        assert await store.create_user(name, "hash")
+    dm, _ = await store.open_dm(["ann", "bob"])
+    lobby = await store.create_room("dm", False, "cat")  # cat sees no room called dm
+    assert lobby is not None
+    in_dm = await post(store, "lobby dm talk", dm.room)
+    in_lobby = await post(store, "dm talk in the lobby", lobby.room)
+    in_general = await post(store, "dm talk lobby general")
+    assert await found(store, "talk", room=dm.room) == [in_dm]
+    assert await found(store, "talk", room=lobby.room) == [in_lobby]
+    assert await found(store, "talk lobby", room="general") == [in_general]
+    assert await found(store, "general") == [in_general]
+    assert await found(store, "talk", user="bob") == [in_general, in_lobby, in_dm]
+    assert await found(store, "talk", user="cat") == [in_general, in_lobby]
