@@ -30,6 +30,7 @@ from parley.store.base import (
     UnknownTarget,
     dm_tag,
 )
+from tests.support.stores import nodes_on_one_database
 
 # The conftest fixtures: unopened stores on one database; a database an older version left.
 StoreFactory = Callable[[], Store]
@@ -267,10 +268,7 @@ async def test_reactions_keep_their_order_and_a_repeat_changes_nothing(store: St
 async def test_reactions_from_several_nodes_at_once_all_count(
     store_factory: StoreFactory,
 ) -> None:
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
         await nodes[0].append("general", "host", "popular", None)
         people = [f"user{n}" for n in range(12)]
         results = await asyncio.gather(
@@ -285,9 +283,6 @@ async def test_reactions_from_several_nodes_at_once_all_count(
         assert sorted(msg.reactions["🔥"]) == sorted(people)
         order = [e.username for e in await nodes[2].events("general", 1, 100)]
         assert msg.reactions["🔥"] == order  # the order the log has
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 # --- topics ------------------------------------------------------------------------------
@@ -566,10 +561,7 @@ async def test_a_dm_takes_no_rooms_name(store: Store) -> None:
 async def test_one_dm_opened_at_once_on_several_nodes_makes_one_room(
     store_factory: StoreFactory,
 ) -> None:
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
         opened = await asyncio.gather(
             *(node.open_dm(["dee", "eli"]) for node in nodes),
             *(node.open_dm(["eli", "dee"]) for node in nodes),
@@ -577,9 +569,6 @@ async def test_one_dm_opened_at_once_on_several_nodes_makes_one_room(
         assert sum(created for _, created in opened) == 1
         assert {record.room for record, _ in opened} == {f"dm~{dm_tag(['dee', 'eli'])}"}
         assert all(record.members == ("dee", "eli") for record, _ in opened)
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 # --- migration 5 -------------------------------------------------------------------------
@@ -677,10 +666,7 @@ async def test_counts_stay_right_when_sends_and_reads_race_on_several_nodes(
     """A user's own messages and read marker are counted on one row that sends and reads
     of several nodes update at once: whatever the interleaving, unread ends as the
     others' messages after the marker."""
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
 
         async def send(n: int) -> None:
             await nodes[n % 3].append("general", ("me", "you")[n % 2], f"m{n}", None)
@@ -697,18 +683,12 @@ async def test_counts_stay_right_when_sends_and_reads_race_on_several_nodes(
             history = await nodes[1].messages(MessageQuery("general", limit=100))
             others = [m for m in history if m.username != "me" and m.seq > room.last_read]
             assert room.unread == len(others)
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 async def test_one_change_raced_in_by_several_nodes_is_stored_once(
     store_factory: StoreFactory,
 ) -> None:
-    nodes = [store_factory() for _ in range(3)]
-    for node in nodes:
-        await node.open()
-    try:
+    async with nodes_on_one_database(store_factory, 3) as nodes:
         await nodes[0].append("general", "ray", "first", None)
         for round_ in range(5):
             edit = EditRequest("general", "ray", f"e{round_}", 1, f"take {round_}")
@@ -724,6 +704,3 @@ async def test_one_change_raced_in_by_several_nodes_is_stored_once(
         msg = await nodes[2].message("general", 1)
         assert msg is not None
         assert (msg.text, msg.reactions) == ("take 4", {"🔁": ["ray"]})
-    finally:
-        for node in nodes:
-            await node.close()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -14,27 +13,13 @@ import pytest
 from parley.store import MessageQuery, Store, StoreUnavailable, UnknownRoom
 from parley.store.postgres import PostgresStore
 from tests.support.pg import PgServer
+from tests.support.stores import nodes_on_one_database
 
 # The conftest fixtures: unopened stores on one database; a database an older version left.
 StoreFactory = Callable[[], Store]
 OldDatabase = Callable[[int, str], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@contextlib.asynccontextmanager
-async def nodes_on_one_database(
-    store_factory: StoreFactory, count: int
-) -> AsyncIterator[list[Store]]:
-    """`count` store instances on one database, opened: as many nodes writing at once."""
-    nodes = [store_factory() for _ in range(count)]
-    for node in nodes:
-        await node.open()
-    try:
-        yield nodes
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 # --- users and sessions --------------------------------------------------------------
