@@ -563,7 +563,8 @@ class PlainSession(ChatSession):
 
 
 def room_info(ref: str, room: RoomRecord, heard_read: int = 0) -> RoomInfo:
-    """A room in `hello` (and GET /api/rooms), as the user calls it and sees it."""
+    """A room in `hello`, as the user calls it and sees it (api.py `_room_entry` is its
+    GET /api/rooms twin)."""
     return RoomInfo(
         ref,
         room.last_seq,
