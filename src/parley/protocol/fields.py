@@ -131,8 +131,10 @@ Text = Annotated[
 # A send's text: empty only with attachments (chat.py checks that and the upper bound).
 SendText = Annotated[
     str,
-    Meta(description=f"a string of up to {MAX_TEXT_CHARS} characters, not all blank"
-         " (empty only with attachments)"),
+    Meta(
+        description=f"a string of up to {MAX_TEXT_CHARS} characters, not all blank"
+        " (empty only with attachments)"
+    ),
 ]
 MAX_ATTACHMENTS: Final = 10
 # A file's id (server/files.py `new_file_id`): 26 characters of lowercase base32.

@@ -131,17 +131,17 @@ async def test_private_room_files_follow_its_membership(store: Store, tmp_path: 
     assert await store.readable_file(record.id, "bob") is None  # as readable as the room, now
 
 
-async def test_a_deleted_message_no_longer_carries_its_files(
-    store: Store, tmp_path: Path
-) -> None:
+async def test_a_deleted_message_no_longer_carries_its_files(store: Store, tmp_path: Path) -> None:
     record = await upload(store, tmp_path, b"oops")
     msg, _ = await store.append("general", "ann", "look", None, attachments=(record.id,))
     await store.change(EditRequest("general", "ann", None, msg.seq, "edited"))
     edited = await store.message("general", msg.seq)
-    assert edited is not None and [f.id for f in edited.attachments] == [record.id]
+    assert edited is not None
+    assert [f.id for f in edited.attachments] == [record.id]
     await store.change(DeleteRequest("general", "ann", None, msg.seq))
     gone = await store.message("general", msg.seq)
-    assert gone is not None and gone.attachments == []
+    assert gone is not None
+    assert gone.attachments == []
     assert await store.readable_file(record.id, "bob") is None
     assert await store.readable_file(record.id, "ann") == record  # the uploader still may
     # unused again: purged like any upload no message carries
@@ -165,7 +165,8 @@ async def test_purge_removes_only_old_unused_uploads_and_keeps_shared_bytes(
     assert await store.readable_file(used.id, "ann") == used
     assert await content(store, twin) == b"same bytes"  # still used by `twin`
     assert await content(store, alone) == b""
-    assert alone.thumb is not None and await store.read_blob(alone.thumb, 0, 10) == b""
+    assert alone.thumb is not None
+    assert await store.read_blob(alone.thumb, 0, 10) == b""
     assert await store.purge_files(NOW - DAY) == 0
     if isinstance(store, SQLiteStore):
         assert sorted(p.name for p in store.files.rglob("*") if p.is_file()) == sorted(
