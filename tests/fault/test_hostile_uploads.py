@@ -80,6 +80,7 @@ async def test_bodies_without_exactly_one_good_file_part_are_bad_requests(
         (b"file=data", "application/x-www-form-urlencoded"),
         (b"data", "multipart/form-data"),  # no boundary
         (b"garbage without any boundary line", MULTIPART),
+        (_multipart(('name="\x7fbad\x08"', b"x")), MULTIPART),  # a part header aiohttp refuses
         (b"", MULTIPART),
     ]
     for body, content_type in cases:

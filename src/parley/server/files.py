@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from parley.core.files import (
     OCTET_STREAM,
@@ -154,7 +155,7 @@ class Uploads:
             ) from None
         except ConnectionError:  # the client left mid-body: nobody to answer
             raise web.HTTPBadRequest(reason="the connection was lost") from None
-        except ValueError as exc:  # a broken multipart body
+        except (ValueError, RuntimeError, HttpProcessingError) as exc:  # a broken body
             raise _bad(f"the multipart body is malformed ({exc})") from None
 
     async def _store(self, received: _Received, username: str) -> File:
