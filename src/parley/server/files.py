@@ -60,7 +60,9 @@ UNUSED_FOR: Final = 24 * 3600.0  # an upload no message carries is removed after
 FILE_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox; default-src 'none'",
-    "Cache-Control": "private, max-age=31536000, immutable",  # a file's bytes never change
+    # kept by the browser only, and asked again each time (a 304 when unchanged): who
+    # may read a file can change (a removal, a delete), its bytes never do
+    "Cache-Control": "private, no-cache",
     "Accept-Ranges": "bytes",
     "Cross-Origin-Resource-Policy": "same-origin",
 }

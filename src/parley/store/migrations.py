@@ -147,7 +147,8 @@ _SEARCH_POSTGRES: Final = """
 # `attachments` holds the File objects it carries as JSON, so reading history joins nothing.
 # `blobs` counts the file rows (and thumbnails) using each content: the bytes go with
 # the last. SQLite keeps the bytes on disk (DATA/files/ab/cd/<sha256>), PostgreSQL in
-# `data`, so every node serves every file.
+# `data`, so every node serves every file, stored uncompressed (STORAGE EXTERNAL): a
+# range read then fetches only its own pieces rather than inflating the whole value.
 _FILES: Final = """
     ALTER TABLE messages ADD COLUMN attachments TEXT;
     CREATE TABLE files (
@@ -175,7 +176,7 @@ _FILES: Final = """
     CREATE TABLE blobs (
         sha256 TEXT PRIMARY KEY,
         refs   {integer} NOT NULL{data}
-    ){without_rowid}
+    ){without_rowid}{after}
 """
 
 SQLITE: Final[list[tuple[int, str]]] = [
@@ -229,7 +230,9 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (SEARCH_VERSION, _SEARCH_SQLITE),
     (
         FILES_VERSION,
-        _FILES.format(integer="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID", data=""),
+        _FILES.format(
+            integer="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID", data="", after=""
+        ),
     ),
 ]
 
@@ -293,6 +296,7 @@ POSTGRES: Final[list[tuple[int, str]]] = [
             real="DOUBLE PRECISION",
             without_rowid="",
             data=",\n        data   BYTEA NOT NULL",
+            after=";\n    ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL",
         ),
     ),
 ]
