@@ -120,6 +120,7 @@ async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
         app[NODE].prune(now)
         app[ACCOUNTS].prune(now)
         await purge_unused(app[NODE].store, time.time())
+        await app[UPLOADS].sweep(time.time())
         try:
             purged = await app[ACCOUNTS].purge_expired(time.time())
         except StoreUnavailable:

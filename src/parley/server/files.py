@@ -12,6 +12,7 @@ every refusal is the same 404 as a missing file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -113,6 +114,11 @@ class Uploads:
             return await self._store(received, username)
         finally:
             await asyncio.to_thread(_remove, temporary, temporary.with_suffix(".out"))
+
+    async def sweep(self, now: float) -> int:
+        """Remove what uploads left in the staging folder (a crash mid-upload) older than
+        UNUSED_FOR; how many files."""
+        return await asyncio.to_thread(_sweep, self.staging, now - UNUSED_FOR)
 
     async def _next_part(self, reader: MultipartReader) -> object:
         """The body's next part (None: no more), read within the idle timeout."""
@@ -235,6 +241,16 @@ def _sync(*paths: Path | None) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _sweep(folder: Path, before: float) -> int:
+    removed = 0
+    for path in folder.glob("*") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < before:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def _remove(*paths: Path) -> None:
