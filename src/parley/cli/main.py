@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import resource
 import sys
 from collections.abc import Sequence
 
+from parley.cli import settings
 from parley.core import parse_networks
+from parley.server import logs
 from parley.server.app import serve
 from parley.server.config import Config
+from parley.store import datalock
 
 __all__ = ["main", "parser"]
 
@@ -174,6 +176,19 @@ def parser() -> argparse.ArgumentParser:
         "in; past it an idle one is closed, or the new one answered 429; 0 turns it off",
     )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    s.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.LOG_FORMATS,
+        help="json: one JSON object a line (ts, level, logger, message, request_id, fields)",
+    )
+    s.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="a TOML file of settings, see below (env PARLEY_CONFIG)",
+    )
+    settings.settle(s)
     return top
 
 
@@ -195,9 +210,12 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        args = args.settings.resolve(args)
+    except settings.SettingsError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level, args.log_format)
     if bool(args.tls_cert) != bool(args.tls_key):
         print("parley: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
@@ -237,7 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         keepalive_timeout=args.keepalive_timeout,
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
     )
-    _run(config)
+    try:
+        with datalock.shared(config.data):  # a restore waits for no server: it refuses
+            _run(config)
+    except datalock.DataDirBusy as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -60,6 +61,8 @@ from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.store import MessageQuery, RoomRecord, StoreUnavailable
 
 __all__ = ["add_routes", "routes"]
+
+log = logging.getLogger("parley.accounts")
 
 routes = web.RouteTableDef()
 # A change over HTTP has no client_id (a retried request may repeat it, as a PATCH would)
@@ -252,6 +255,7 @@ async def register(request: web.Request) -> web.Response:
     username, token = await request.app[ACCOUNTS].register(
         body.username, body.password, _address(request)
     )
+    log.info("registered", extra={"user": username, "address": _address(request)})
     return _session_response(request, username, token, 201)
 
 
@@ -261,6 +265,7 @@ async def login(request: web.Request) -> web.Response:
     body = await _body(request, LoginBody)
     address = _address(request)
     username, token = await request.app[ACCOUNTS].login(body.username, body.password, address)
+    log.info("signed in", extra={"user": username, "address": address})
     return _session_response(request, username, token, 200)
 
 
@@ -270,6 +275,7 @@ async def logout(request: web.Request) -> web.Response:
     user = await _user(request)
     await request.app[ACCOUNTS].logout(user.token_hash)
     await request.app[NODE].revoke(user.token_hash)
+    log.info("signed out", extra={"user": user.username})
     return _signed_out()
 
 
