@@ -8,7 +8,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
-from parley.cli import settings
+from parley.cli import backup, settings
 from parley.core import parse_networks
 from parley.server import logs
 from parley.server.app import serve
@@ -189,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
         help="a TOML file of settings, see below (env PARLEY_CONFIG)",
     )
     settings.settle(s)
+    backup.add_parsers(sub)
     return top
 
 
@@ -210,6 +211,8 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command != "serve":
+        return int(args.run(args))
     try:
         args = args.settings.resolve(args)
     except settings.SettingsError as exc:
