@@ -8,7 +8,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
-from parley.cli import backup, settings
+from parley.cli import backup, settings, transfer
 from parley.core import parse_networks
 from parley.server import logs
 from parley.server.app import serve
@@ -190,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     )
     settings.settle(s)
     backup.add_parsers(sub)
+    transfer.add_parsers(sub)
     return top
 
 
