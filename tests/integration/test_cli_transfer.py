@@ -118,7 +118,7 @@ async def test_move_a_team_from_sqlite(
 
     new_args = store_args(target, request)
     new_data = tmp_path / "new"
-    out = parley("import", dump, *(new_args or ["--data", new_data]))
+    out = parley("import", dump, *(new_args or ["--data", str(new_data)]))
     assert out.returncode == 0, out.stderr
     new = server_factory(new_args, data_dir=new_data)
     async with AsyncApi(new.url) as api:

@@ -159,3 +159,15 @@ def test_every_serve_flag_has_a_variable_in_its_help(capsys: pytest.CaptureFixtu
     for option in serve_args([]).settings.options:
         assert f"env {option.env})" in text, option.env
     assert "A flag wins over the environment, the environment over the file" in text
+
+
+def test_the_example_file_in_the_admin_guide_is_valid(tmp_path: Path) -> None:
+    guide = (Path(__file__).parents[3] / "docs" / "admin.md").read_text()
+    example = guide.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "parley.toml"
+    config.write_text(example)
+    args = serve_args(["--config", str(config)])
+    resolved = args.settings.resolve(args, {})
+    assert resolved.data == "/var/lib/parley"
+    assert resolved.allow_origin == ["https://chat.example.com"]
+    assert resolved.log_format == "json"
