@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.api import AsyncApi
+from tests.support.api import AsyncApi, unique_name
 from tests.support.client import new_client_id, parley_ws
 from tests.support.server import PARLEY, ServerProcess, free_port
 
@@ -40,6 +40,17 @@ def start(bare: list[BareServer], data: Path, port: int, args: list[str]) -> Bar
     return proc
 
 
+def assert_origins(srv: ServerProcess, allowed: str, refused: str) -> None:
+    """--allow-origin took: a write from `allowed` passes, one from `refused` does not."""
+    for origin, status in ((allowed, 201), (refused, 403)):
+        resp = httpx.post(
+            f"{srv.url}/api/register",
+            json={"username": unique_name(), "password": "correct horse"},
+            headers={"Origin": origin},
+        )
+        assert resp.status_code == status, resp.text
+
+
 def test_port_and_data_from_the_environment(
     tmp_path: Path, bare: list[BareServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,14 +69,7 @@ def test_settings_from_a_toml_file(tmp_path: Path, bare: list[BareServer]) -> No
         'allow-origin = ["https://chat.example"]\n'
     )
     srv = start(bare, data, port, ["--config", str(config)])
-    # allow-origin took: a write from that origin passes, one from another is refused
-    for origin, status in (("https://chat.example", 201), ("https://evil.example", 403)):
-        resp = httpx.post(
-            f"{srv.url}/api/register",
-            json={"username": f"u{status}", "password": "correct horse"},
-            headers={"Origin": origin},
-        )
-        assert resp.status_code == status, resp.text
+    assert_origins(srv, allowed="https://chat.example", refused="https://evil.example")
 
 
 def test_a_comma_list_from_the_environment(
@@ -74,13 +78,7 @@ def test_a_comma_list_from_the_environment(
     port, data = free_port(), tmp_path / "list-data"
     monkeypatch.setenv("PARLEY_ALLOW_ORIGIN", "https://a.example,https://b.example")
     srv = start(bare, data, port, ["--port", str(port), "--data", str(data)])
-    for origin, status in (("https://b.example", 201), ("https://c.example", 403)):
-        resp = httpx.post(
-            f"{srv.url}/api/register",
-            json={"username": f"v{status}", "password": "correct horse"},
-            headers={"Origin": origin},
-        )
-        assert resp.status_code == status, resp.text
+    assert_origins(srv, allowed="https://b.example", refused="https://c.example")
 
 
 def test_flag_over_environment_over_file(
