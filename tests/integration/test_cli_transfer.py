@@ -100,16 +100,23 @@ async def test_export_room_is_its_history(
     assert missing.stdout == ""
 
 
-@pytest.mark.parametrize("target", ["postgres", "sqlite"])
-async def test_move_a_team_from_sqlite(
-    target: str, request: pytest.FixtureRequest, server_factory: ServerFactory, tmp_path: Path
+@pytest.mark.parametrize(
+    ("source", "target"), [("sqlite", "postgres"), ("sqlite", "sqlite"), ("postgres", "sqlite")]
+)
+async def test_move_a_team(
+    source: str,
+    target: str,
+    request: pytest.FixtureRequest,
+    server_factory: ServerFactory,
+    tmp_path: Path,
 ) -> None:
-    old = server_factory([])
+    old_args = store_args(source, request)
+    old = server_factory(old_args)
     async with AsyncApi(old.url) as api:
         team = await busy_team(api)
         before = {name: await seen_by(api, user) for name, user in team.items()}
     dump = tmp_path / "team.jsonl"
-    out = parley("export", "--all", "--data", old.data_dir)
+    out = parley("export", "--all", *(old_args or ["--data", str(old.data_dir)]))
     assert out.returncode == 0, out.stderr
     dump.write_text(out.stdout)
     kinds = {json.loads(line)["record"] for line in out.stdout.splitlines()}
