@@ -21,10 +21,11 @@ from parley.store.transfer import (
     dump_postgres,
     dump_sqlite,
     encode_line,
+    find_room_postgres,
+    find_room_sqlite,
     load_postgres,
     load_sqlite,
-    room_messages_postgres,
-    room_messages_sqlite,
+    room_history,
 )
 
 __all__ = ["add_parsers"]
@@ -70,37 +71,38 @@ def _export(args: argparse.Namespace) -> int:
         return fail(f"{sqlite_path(args)}: no such database (is --data right?)")
     out = sys.stdout.buffer
     try:
+        if not args.all:
+            return asyncio.run(_export_room(args, out))
         asyncio.run(_migrated(args))
         if is_postgres(args.db):
-            return asyncio.run(_export_postgres(args, out))
-        return _export_sqlite(args, out)
+            asyncio.run(_export_postgres(args.db, out))
+        else:
+            out.writelines(encode_line(record) for record in dump_sqlite(sqlite_path(args)))
     except StoreUnavailable as exc:
         return fail(str(exc))
-
-
-def _export_sqlite(args: argparse.Namespace, out: IO[bytes]) -> int:
-    path = sqlite_path(args)
-    if args.all:
-        out.writelines(encode_line(record) for record in dump_sqlite(path))
-        return 0
-    messages = room_messages_sqlite(path, args.room)
-    if messages is None:
-        return fail(f"no room {args.room!r}")
-    out.writelines(encode_line(message) for message in messages)
     return 0
 
 
-async def _export_postgres(args: argparse.Namespace, out: IO[bytes]) -> int:
-    if args.all:
-        async for record in dump_postgres(args.db):
-            out.write(encode_line(record))
-        return 0
-    messages = await room_messages_postgres(args.db, args.room)
-    if messages is None:
+async def _export_room(args: argparse.Namespace, out: IO[bytes]) -> int:
+    if is_postgres(args.db):
+        room = await find_room_postgres(args.db, args.room)
+    else:
+        room = find_room_sqlite(sqlite_path(args), args.room)
+    if room is None:
         return fail(f"no room {args.room!r}")
-    async for message in messages:
-        out.write(encode_line(message))
+    store = open_store(args.db, args.data)
+    await store.open()
+    try:
+        async for message in room_history(store, room):
+            out.write(encode_line(message))
+    finally:
+        await store.close()
     return 0
+
+
+async def _export_postgres(dsn: str, out: IO[bytes]) -> None:
+    async for record in dump_postgres(dsn):
+        out.write(encode_line(record))
 
 
 def _records(lines: IO[bytes]) -> Iterator[Record]:

@@ -30,8 +30,7 @@ import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
 from parley.protocol import Message
-from parley.store.base import utc_timestamp
-from parley.store.events import MESSAGE_COLUMNS, message_of
+from parley.store.base import MessageQuery, Store, utc_timestamp
 from parley.store.migrations import POSTGRES, SQLITE
 
 __all__ = [
@@ -42,12 +41,13 @@ __all__ = [
     "dump_postgres",
     "dump_sqlite",
     "encode_line",
+    "find_room_postgres",
+    "find_room_sqlite",
     "header",
     "load_postgres",
     "load_sqlite",
     "plan",
-    "room_messages_postgres",
-    "room_messages_sqlite",
+    "room_history",
 ]
 
 FORMAT: Final = 1  # of the dump; a new one when a record's meaning changes
@@ -219,45 +219,37 @@ _ROOM_BY_REF: Final = (
     " OR (name = {0} AND (SELECT count(*) FROM rooms WHERE name = {0}) = 1)"
     " ORDER BY room = {0} DESC LIMIT 1"
 )
-_ROOM_MESSAGES: Final = (
-    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = {{0}} AND kind IS NULL ORDER BY seq"
-)
 
 
-def room_messages_sqlite(path: Path, ref: str) -> Iterator[Message] | None:
-    """The room's messages as history shows them, ascending; None: no such room."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    found = conn.execute(_ROOM_BY_REF.format("?1"), (ref,)).fetchone()
-    if found is None:
+def find_room_sqlite(path: Path, ref: str) -> str | None:
+    """The key of the room `ref` names; None: no such room."""
+    conn = sqlite3.connect(path)
+    try:
+        found = conn.execute(_ROOM_BY_REF.format("?1"), (ref,)).fetchone()
+    finally:
         conn.close()
-        return None
-
-    def messages() -> Iterator[Message]:
-        try:
-            for row in conn.execute(_ROOM_MESSAGES.format("?"), (found[0],)):
-                yield message_of(row)
-        finally:
-            conn.close()
-
-    return messages()
+    return None if found is None else str(found[0])
 
 
-async def room_messages_postgres(dsn: str, ref: str) -> AsyncIterator[Message] | None:
+async def find_room_postgres(dsn: str, ref: str) -> str | None:
     conn = await asyncpg.connect(dsn)
-    room = await conn.fetchval(_ROOM_BY_REF.format("$1"), ref)
-    if room is None:
+    try:
+        found = await conn.fetchval(_ROOM_BY_REF.format("$1"), ref)
+    finally:
         await conn.close()
-        return None
+    return None if found is None else str(found)
 
-    async def messages() -> AsyncIterator[Message]:
-        try:
-            async with conn.transaction(readonly=True):
-                async for row in conn.cursor(_ROOM_MESSAGES.format("$1"), room, prefetch=2000):
-                    yield message_of(row)
-        finally:
-            await conn.close()
 
-    return messages()
+async def room_history(store: Store, room: str, page: int = 500) -> AsyncIterator[Message]:
+    """Every message of the room as history shows it (the store's own pages), ascending."""
+    after = 0
+    while True:
+        messages = await store.messages(MessageQuery(room, page, after=after))
+        for message in messages:
+            yield message
+        if len(messages) < page:
+            return
+        after = messages[-1].seq
 
 
 def encode_line(value: object) -> bytes:
