@@ -5,6 +5,7 @@ JSON log (--log-format json) that never holds a secret."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,11 @@ def start(bare: list[BareServer], data: Path, port: int, args: list[str]) -> Bar
     bare.append(proc)
     proc.start()
     return proc
+
+
+def without_settings() -> dict[str, str]:
+    """This process's environment without any PARLEY_* setting (coverage's stays)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
 
 
 def assert_origins(srv: ServerProcess, allowed: str, refused: str) -> None:
@@ -122,7 +128,7 @@ def test_a_bad_setting_stops_the_server_before_it_starts(
         text=True,
         timeout=30,
         check=False,
-        env={"PATH": "/usr/bin:/bin", **environ},
+        env={**without_settings(), **environ},
     )
     assert out.returncode == 2, (case, out.stderr)
     assert named in out.stderr
