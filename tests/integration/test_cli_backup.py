@@ -121,6 +121,8 @@ def test_backup_refusals(server: ServerProcess, tmp_path: Path) -> None:
         (live, out_dir / "no-such-dir" / "x.db", "cannot be written"),
         (live, existing / "x.db", "cannot be written"),
         (live, out_dir, "is a directory"),
+        ([*live, "--force"], server.data_dir / "parley.db", "is the server's database itself"),
+        ([*live, "--force"], server.data_dir / "parley.db-wal", "is the server's database itself"),
         (["--db", "postgresql://parley@127.0.0.1/parley"], out_dir / "pg.db", "pg_dump"),
         (["--data", tmp_path / "empty"], out_dir / "none.db", "no such database"),
     ]
@@ -181,6 +183,7 @@ def test_restore_refuses_what_is_not_a_known_parley_database(
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     cases = [
+        (server.data_dir / "parley.db", "is the server's database itself"),
         (tmp_path / "missing.db", "no such file"),
         (junk, "not a Parley database"),
         (make_database(tmp_path / "other.db", "CREATE TABLE t (x)"), "not a Parley database"),
@@ -189,7 +192,8 @@ def test_restore_refuses_what_is_not_a_known_parley_database(
     data = tmp_path / "target"
     data.mkdir()
     for source, said in cases:
-        out = parley("restore", source, "--data", data)
+        into = server.data_dir if source.parent == server.data_dir else data
+        out = parley("restore", source, "--data", into)
         assert out.returncode == 1, source
         assert said in out.stderr, out.stderr
     assert not (data / "parley.db").exists()

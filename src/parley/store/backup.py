@@ -101,6 +101,13 @@ def _copy(source: sqlite3.Connection, target: Path) -> None:
     _fsync(target)
 
 
+def _refuse_same(path: Path, database: Path) -> None:
+    """`path` must be none of the database's own files."""
+    own = [database, *wal_files(database)]
+    if any(path.resolve() == file.resolve() for file in own):
+        raise BackupError(f"{path}: is the server's database itself")
+
+
 def _writable_beside(target: Path) -> Path:
     """The name the copy is made under, checking that the target's directory takes files."""
     partial = target.with_name(target.name + _PARTIAL)
@@ -115,6 +122,7 @@ def backup(database: Path, target: Path, *, force: bool = False) -> BackupResult
     """Copy the live database at `database` to `target` (a new file unless `force`)."""
     if not database.is_file():
         raise BackupError(f"{database}: no such database (is --data right?)")
+    _refuse_same(target, database)
     if target.is_dir():
         raise BackupError(f"{target}: is a directory")
     if target.exists() and not force:
@@ -146,8 +154,9 @@ def _retire(database: Path) -> None:
 
 def restore(source: Path, data_dir: Path) -> BackupResult:
     """Replace DATA/parley.db by the checked database `source`, while no server runs."""
-    version = check_database(source)
     database = data_dir / "parley.db"
+    _refuse_same(source, database)
+    version = check_database(source)
     with datalock.exclusive(data_dir):
         partial = _writable_beside(database)
         try:
