@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -80,6 +81,9 @@ def _export(args: argparse.Namespace) -> int:
             out.writelines(encode_line(record) for record in dump_sqlite(sqlite_path(args)))
     except StoreUnavailable as exc:
         return fail(str(exc))
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 
