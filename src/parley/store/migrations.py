@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["POSTGRES", "SEARCH_VERSION", "SQLITE"]
+__all__ = ["LEAN_SEARCH_VERSION", "POSTGRES", "SEARCH_VERSION", "SQLITE"]
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
+LEAN_SEARCH_VERSION: Final = 10  # SQLite: the search index without prefix lists
 
 # The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
 # Parley's own clients send) then appends to one edge of the index, where (username,
@@ -137,6 +138,21 @@ _SEARCH_POSTGRES: Final = """
     CREATE INDEX messages_by_words ON messages USING gin (words)
 """
 
+# Version 10 (SQLite): the same index without prefix lists. Kept in the send batch's
+# transaction, the lists of every word's first 1, 2 and 3 characters cost more than the
+# words themselves (ingest with them: about 70% of ingest without the index; measured in
+# docs/performance.md). Short prefixes are found another way now (sqlite.py `_search`:
+# the newest messages are checked directly, and the index answers for older ones).
+_LEAN_SEARCH_SQLITE: Final = """
+    DROP TABLE message_words;
+    CREATE VIRTUAL TABLE message_words USING fts5(
+        text, room, content='messages', content_rowid='rowid',
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    INSERT INTO message_words (rowid, text, room)
+        SELECT rowid, text, room FROM messages WHERE kind IS NULL AND deleted = 0
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -186,6 +202,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (5, _EVENT_LOG.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
     (6, _MENTION_COUNTS.format(integer="INTEGER")),
     (SEARCH_VERSION, _SEARCH_SQLITE),
+    (LEAN_SEARCH_VERSION, _LEAN_SEARCH_SQLITE),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
