@@ -64,6 +64,7 @@ from parley.store.events import (
     message_of,
     toggled,
 )
+from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
 from parley.store.migrations import SQLITE as MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -385,6 +386,7 @@ def _bulk_append(
                 plan.unknown(room)
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
+    index = bool(rows) and _indexes_words(conn)
     for chunk in _chunks(rows, 500):
         indexed = conn.execute(
             f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
@@ -392,7 +394,8 @@ def _bulk_append(
             + " RETURNING rowid, text, room",
             [value for row in chunk for value in row],
         ).fetchall()
-        conn.executemany(_INDEX_WORDS, indexed)
+        if index:
+            conn.executemany(_INDEX_WORDS, indexed)
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
@@ -483,8 +486,11 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: Path, *, group_commit: bool = True, readers: int = 2) -> None:
+    def __init__(
+        self, path: Path, *, group_commit: bool = True, readers: int = 2, search: bool = True
+    ) -> None:
         self.path = path
+        self.search_index = search
         self.max_batch = MAX_BATCH if group_commit else 1
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
         self._local = threading.local()
@@ -497,6 +503,7 @@ class SQLiteStore(Store):
         conn = _connect(self.path)
         try:
             _migrate(conn)
+            _keep_search_index(conn, self.search_index)
         finally:
             conn.close()
         self._writer = _Writer(self.path, asyncio.get_running_loop(), self.max_batch)
@@ -879,6 +886,8 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
 def _reindex(conn: sqlite3.Connection, room: str, seq: int, text: str | None) -> None:
     """Take message `seq`'s words out of the search index and put `text`'s in (None: it
     is being deleted). Before its row changes: the index needs the text it holds."""
+    if not _indexes_words(conn):
+        return
     row = conn.execute(
         "SELECT rowid, text, room FROM messages WHERE room = ? AND seq = ?", (room, seq)
     ).fetchone()
@@ -1143,6 +1152,38 @@ def _page_sql(query: MessageQuery) -> tuple[str, tuple[Any, ...]]:
         return base + " ORDER BY seq ASC LIMIT ?", (*params, query.limit)
     inner = base + " ORDER BY seq DESC LIMIT ?"
     return f"SELECT * FROM ({inner}) ORDER BY seq ASC", (*params, query.limit)
+
+
+def _keep_search_index(conn: sqlite3.Connection, wanted: bool) -> None:
+    """Drop the search index (`--search off`), or build it again when it was dropped
+    (once the schema has search at all)."""
+    searchable = conn.execute(
+        "SELECT 1 FROM schema_migrations WHERE version = ?", (SEARCH_VERSION,)
+    ).fetchone()
+    if searchable is None or _indexes_words(conn) == wanted:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if wanted:
+            for statement in filter(str.strip, SQLITE_SEARCH_INDEX.split(";")):
+                conn.execute(statement)
+        else:
+            conn.execute("DROP TABLE message_words")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _indexes_words(conn: sqlite3.Connection) -> bool:
+    """Whether the search index exists (`--search on`): asked once per batch, a lookup in
+    the cached schema."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'message_words'"
+        ).fetchone()
+        is not None
+    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -11,6 +11,8 @@ import pytest
 from parley.core.search import MAX_QUERY_WORDS, query_words
 from parley.store import Store
 from parley.store.base import DeleteRequest, EditRequest, MemberChange
+from parley.store.postgres import PostgresStore
+from parley.store.sqlite import SQLiteStore
 
 StoreFactory = Callable[[], Store]
 OldDatabase = Callable[[int, str], Awaitable[None]]
@@ -214,3 +216,35 @@ async def test_matches_older_than_the_newest_few_thousand_messages(store: Store)
     assert await found(store, "quokka", user="bob") == [new, old_general]
     assert await found(store, "deleted") == []
     assert len(await found(store, "fil c", limit=50)) == 50
+
+
+async def test_search_index_off_then_on_again(store_factory: StoreFactory) -> None:
+    """`--search off` stops indexing; on again, the index holds every message as it is
+    now, changes made while it was off included."""
+    store = store_factory()
+    await store.open()
+    try:
+        edited = await post(store, "before the pause")
+        deleted = await post(store, "doomed pause")
+    finally:
+        await store.close()
+    off = store_factory()
+    assert isinstance(off, SQLiteStore | PostgresStore)
+    off.search_index = False
+    await off.open()
+    try:
+        during = await post(off, "during the pause")
+        await off.change(EditRequest("general", "ann", None, edited, "pause, edited"))
+        await off.change(DeleteRequest("general", "ann", None, deleted))
+    finally:
+        await off.close()
+    store = store_factory()
+    await store.open()
+    try:
+        assert await found(store, "pause") == [during, edited]
+        assert await found(store, "before") == []
+        assert await found(store, "doomed") == []
+        latest = await post(store, "after the pause")
+        assert await found(store, "pau") == [latest, during, edited]
+    finally:
+        await store.close()
