@@ -19,15 +19,16 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from parley.core import mention_keys
 from parley.core.roomnames import room_key
-from parley.core.search import holds_all
+from parley.core.search import held_words, holds_all
 from parley.protocol import Message, RoomEvent
 from parley.store.base import (
     Changed,
@@ -104,10 +105,8 @@ _ADD_OWN: Final = (
 
 
 # Search (`_search`): the newest rows in reach are checked here first, a page at a time;
-# the FTS5 index (without prefix lists since migration 10) answers for older ones, where
-# words shorter than _SHORT_WORD are checked here too (as an index prefix query, a short
-# word merges the lists of every word it begins: 150 ms for "t" in a million messages).
-_RECENT_ROWS: Final = 2000
+# the FTS5 index (without prefix lists since migration 10) answers for older ones.
+_RECENT_ROWS: Final = 500
 _RECENT_PAGE: Final = 250
 _SHORT_WORD: Final = 3
 _COARSE_PAGE: Final = 100
@@ -902,56 +901,84 @@ def _search(
     """The newest messages (by rowid: the order they were stored in) of the rooms
     `username` may read now (or of `room` alone) that hold every word as a prefix.
 
-    Search-as-you-type sends short words, and a short word begins a large part of all
-    words: read as a prefix query of the index, it makes FTS5 merge the lists of every
-    word it begins before the first row comes out. Such words are found among the newest
-    messages at once, so those are read first, each checked here; the index answers
-    only for what is older (`_older_matches`).
+    Without prefix lists, a prefix query makes FTS5 merge the lists of every word the
+    prefix begins before its first row comes out: 150 ms for "t" in a million messages,
+    10-20 ms for a word in a third of them. So the newest rows are checked here first
+    (search-as-you-type's short, common words match among them at once), and the index
+    answers only for what is older, led by the words those rows did not hold: words that
+    rare have short lists (`_older_matches`).
     """
     rooms = _readable_rooms(conn, username, room)
     if not rooms:
         return []
-    found, floor = _recent_matches(conn, words, rooms, room, limit)
-    if len(found) == limit or floor is None:
-        return found
-    return found + _older_matches(conn, words, limit - len(found), room, username, floor)
+    recent = _RecentScan(words, rooms, limit)
+    floor = recent.run(conn, room)
+    if len(recent.found) >= limit or floor is None:
+        return _messages_by_rowid(conn, recent.found[:limit])
+    rare = [w for w in words if w not in recent.seen]
+    wanted = _Wanted(username, rooms, room, limit - len(recent.found))
+    return _messages_by_rowid(conn, recent.found) + _older_matches(conn, words, rare, wanted, floor)
 
 
-def _recent_matches(
-    conn: sqlite3.Connection, words: list[str], rooms: set[str], room: str | None, limit: int
-) -> tuple[list[Message], int | None]:
-    """Up to `limit` matches among the newest _RECENT_ROWS rows (of `room`, or of all
-    rooms), newest first, and the rowid at or below which the rest lies (None: there is
-    no rest)."""
-    if room is None:
-        top = conn.execute("SELECT max(rowid) FROM messages").fetchone()[0] or 0
-        sql = (
-            "SELECT rowid, room, text FROM messages WHERE rowid <= :top AND rowid > :bottom"
-            " AND kind IS NULL AND deleted = 0 ORDER BY rowid DESC"
-        )
-    else:
-        top = conn.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()[0]
-        sql = (
-            "SELECT rowid, room, text FROM messages WHERE room = :room AND seq <= :top"
-            " AND seq > :bottom AND kind IS NULL AND deleted = 0 ORDER BY seq DESC"
-        )
-    floor = max(top - _RECENT_ROWS, 0)
-    hits: list[int] = []
-    while top > floor and len(hits) < limit:
-        bottom = max(top - _RECENT_PAGE, floor)
-        rows = conn.execute(sql, {"room": room, "top": top, "bottom": bottom}).fetchall()
-        hits += [row[0] for row in rows if row[1] in rooms and holds_all(row[2], words)]
-        top = bottom
-    found = _messages_by_rowid(conn, hits[:limit])
-    if len(hits) >= limit or floor == 0:
-        return found, None
-    if room is not None:  # the room's rest: its rows up to seq `floor`
-        row = conn.execute(
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """Whose search, in which rooms (`rooms`: the keys of those they may read; `room`:
+    the one asked for, if any), for how many more messages."""
+
+    username: str
+    rooms: set[str]
+    room: str | None
+    limit: int
+
+
+class _RecentScan:
+    """The newest _RECENT_ROWS rows of a search's rooms, checked here: the rowids of the
+    matches (newest first) and which query words any of the rows held."""
+
+    def __init__(self, words: list[str], rooms: set[str], limit: int) -> None:
+        self.words = words
+        self.rooms = rooms
+        self.limit = limit
+        self.found: list[int] = []
+        self.seen: set[str] = set()
+
+    def run(self, conn: sqlite3.Connection, room: str | None) -> int | None:
+        """Scan (of `room`, or of all rooms); the rowid at or below which the rest lies
+        (None: there is no rest)."""
+        if room is None:
+            top = conn.execute("SELECT max(rowid) FROM messages").fetchone()[0] or 0
+            sql = (
+                "SELECT rowid, room, text FROM messages WHERE rowid <= :top AND rowid > :bottom"
+                " AND kind IS NULL AND deleted = 0 ORDER BY rowid DESC"
+            )
+        else:
+            top = conn.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()[0]
+            sql = (
+                "SELECT rowid, room, text FROM messages WHERE room = :room AND seq <= :top"
+                " AND seq > :bottom AND kind IS NULL AND deleted = 0 ORDER BY seq DESC"
+            )
+        floor = max(top - _RECENT_ROWS, 0)
+        while top > floor and len(self.found) < self.limit:
+            bottom = max(top - _RECENT_PAGE, floor)
+            self._check(conn.execute(sql, {"room": room, "top": top, "bottom": bottom}))
+            top = bottom
+        if len(self.found) >= self.limit or floor == 0:
+            return None
+        if room is None:
+            return floor
+        row = conn.execute(  # the room's rest: its rows up to seq `floor`
             "SELECT rowid FROM messages WHERE room = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
             (room, floor),
         ).fetchone()
-        return found, None if row is None else row[0]
-    return found, floor
+        return None if row is None else int(row[0])
+
+    def _check(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        for rowid, room, text in rows:
+            if room in self.rooms:
+                held = held_words(text, self.words)
+                self.seen.update(held)
+                if len(held) == len(self.words):
+                    self.found.append(rowid)
 
 
 def _messages_by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> list[Message]:
@@ -969,33 +996,29 @@ def _messages_by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> list[Mess
 
 
 def _older_matches(
-    conn: sqlite3.Connection,
-    words: list[str],
-    limit: int,
-    room: str | None,
-    username: str,
-    floor: int,
+    conn: sqlite3.Connection, words: list[str], rare: list[str], wanted: _Wanted, floor: int
 ) -> list[Message]:
-    """The newest `limit` matches with rowid at most `floor`, through the index. Short
-    words are left out of the index query and checked here, for a few pages of what the
-    others match; when too few of those match, the exact query gives the rest."""
-    long = [w for w in words if len(w) >= _SHORT_WORD]
-    if not long or long == words:
-        return [msg for _, msg in _matching(conn, words, limit, room, username, floor + 1)]
-    rooms = _readable_rooms(conn, username, room)
+    """The newest `limit` matches with rowid at most `floor`, through the index. The
+    index query is of the `rare` words (none of the newest rows held them: short lists,
+    whatever their length), else of the words of _SHORT_WORD characters or more (a
+    short, common word's list is the longest); the other words are checked here, for a
+    few pages of what the index gives. When too few of those match, the query of every
+    word gives the rest."""
+    lead = rare or [w for w in words if len(w) >= _SHORT_WORD] or words
     found: list[Message] = []
     below = floor + 1
     for _ in range(_COARSE_PAGES):
-        page = _matching(conn, long, _COARSE_PAGE, room, below=below)
+        page = _matching(conn, lead, _COARSE_PAGE, wanted.room, below=below)
         for _, msg in page:
-            if msg.room in rooms and holds_all(msg.text, words):
+            if msg.room in wanted.rooms and (lead == words or holds_all(msg.text, words)):
                 found.append(msg)
-                if len(found) == limit:
+                if len(found) == wanted.limit:
                     return found
         if len(page) < _COARSE_PAGE:
             return found
         below = page[-1][0]
-    rest = _matching(conn, words, limit - len(found), room, username, below)
+    more = wanted.limit - len(found)
+    rest = _matching(conn, words, more, wanted.room, wanted.username, below)
     return found + [msg for _, msg in rest]
 
 
