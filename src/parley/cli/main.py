@@ -146,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
         "(for benchmarks)",
     )
     s.add_argument(
+        "--search",
+        choices=("on", "off"),
+        default="on",
+        help="off: messages are not indexed for full-text search (sends cost less; GET "
+        "/api/search answers 503); on again, the index is rebuilt at start",
+    )
+    s.add_argument(
         "--stock-websocket",
         action="store_true",
         help="serve /chat on aiohttp's stock socket path, without Parley's override of its "
@@ -254,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         group_commit=args.commit_mode == "group",
+        search=args.search == "on",
         stock_websocket=args.stock_websocket,
         header_timeout=args.header_timeout,
         keepalive_timeout=args.keepalive_timeout,

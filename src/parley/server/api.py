@@ -518,13 +518,15 @@ async def mark_read(request: web.Request) -> web.Response:
         "Search messages: every word, as a prefix, ignoring case and diacritics (newest first)",
         SearchResults,
         query=SearchQuery,
-        errors=(404,),
+        errors=(404, 503),
     )
 )
 async def search(request: web.Request) -> web.Response:
     """The messages the user may read that hold every word of q (the first 20 words)."""
     user = await _user(request)
     query = decode_query(request.query, SearchQuery)
+    if not request.app[CONFIG].search:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "search is off on this server (--search off)")
     found = await request.app[NODE].search(user, query.q, query.room, query.limit)
     return json_response(SearchResults(found))
 
