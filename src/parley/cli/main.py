@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import resource
 import sys
 from collections.abc import Sequence
 
+from parley.cli import backup, settings, transfer
 from parley.core import parse_networks
+from parley.server import logs
 from parley.server.app import serve
 from parley.server.config import Config
+from parley.store import datalock
 
 __all__ = ["main", "parser"]
 
@@ -144,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
         "(for benchmarks)",
     )
     s.add_argument(
+        "--search",
+        choices=("on", "off"),
+        default="on",
+        help="off: messages are not indexed for full-text search (sends cost less; GET "
+        "/api/search answers 503); on again, the index is rebuilt at start",
+    )
+    s.add_argument(
         "--stock-websocket",
         action="store_true",
         help="serve /chat on aiohttp's stock socket path, without Parley's override of its "
@@ -189,6 +198,21 @@ def parser() -> argparse.ArgumentParser:
         help="the bytes a user's stored uploads may add up to; 0 turns it off",
     )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    s.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.LOG_FORMATS,
+        help="json: one JSON object a line (ts, level, logger, message, request_id, fields)",
+    )
+    s.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="a TOML file of settings, see below (env PARLEY_CONFIG)",
+    )
+    settings.settle(s)
+    backup.add_parsers(sub)
+    transfer.add_parsers(sub)
     return top
 
 
@@ -210,9 +234,14 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command != "serve":
+        return int(args.run(args))
+    try:
+        args = args.settings.resolve(args)
+    except settings.SettingsError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level, args.log_format)
     if bool(args.tls_cert) != bool(args.tls_key):
         print("parley: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
@@ -250,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         group_commit=args.commit_mode == "group",
+        search=args.search == "on",
         stock_websocket=args.stock_websocket,
         header_timeout=args.header_timeout,
         keepalive_timeout=args.keepalive_timeout,
@@ -257,7 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_upload=args.max_upload,
         upload_quota=args.upload_quota,
     )
-    _run(config)
+    try:
+        with datalock.shared(config.data):  # a restore waits for no server: it refuses
+            _run(config)
+    except datalock.DataDirBusy as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
