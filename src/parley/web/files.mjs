@@ -133,7 +133,7 @@ export function uploadError(status, body) {
   const error = (body && body.error) || {};
   const said = typeof error.message === "string" && error.message ? error.message : "";
   if (status === 413 && error.code === "quota_exceeded") return "Your storage quota is full: this file was not uploaded.";
-  if (status === 413) return "Too large: this file is over the server's upload limit.";
+  if (status === 413) return "Too large: over the server's upload limit.";
   if (status === 400) return said ? `Can't upload this file: ${said}` : "Can't upload this file.";
   if (status === 401) return "Your session ended: sign in again to upload.";
   if (status === 429) return "Too many uploads at once: try again in a moment.";

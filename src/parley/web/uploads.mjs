@@ -8,7 +8,7 @@
 
 import { h, icon } from "./dom.mjs";
 import { MAX_ATTACHMENTS, UploadQueue, fileKind, formatSize, normalizeFile, thumbUrl, uploadError } from "./files.mjs";
-import { announce, el } from "./views.mjs";
+import { announce, atBottom, el, scrollToBottom } from "./views.mjs";
 
 /**
  * What this module needs from the page: {currentRoom(): the shown room's name or null,
@@ -98,6 +98,7 @@ export function resetUploads() {
  */
 export function renderUploads() {
   const items = queue.inRoom(page?.currentRoom() ?? "");
+  const stick = atBottom(); // the row grows or shrinks the log: keep its end in view
   const keys = new Set(items.map((item) => item.key));
   for (const li of [...el.uploads.children]) if (!keys.has(li.dataset.key)) li.remove();
   for (const item of items) {
@@ -105,6 +106,7 @@ export function renderUploads() {
     updateChip(li, item);
   }
   el.uploads.hidden = items.length === 0;
+  if (stick) scrollToBottom();
 }
 
 function newChip(item) {
