@@ -14,11 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.helpers import Web, call, compose
+from tests.e2e.helpers import Web, call, compose, slow_uploads, upload
 from tests.e2e.images import sunset
 from tests.support.api import ServerFactory
 from tests.support.server import ServerProcess
@@ -30,14 +28,7 @@ NOTES = ("Meeting notes\n" + "- ship the files feature\n" * 100).encode()
 
 def require_uploads(web: Web, token: str) -> None:
     """Skip unless the server takes uploads."""
-    resp = httpx.post(
-        f"{web.url}/api/files",
-        files={"file": ("probe.png", PICTURE, "image/png")},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    if resp.status_code in (404, 405):
-        pytest.skip("POST /api/files answers 404/405 on the test server: it has not landed")
-    assert resp.status_code == 201, resp.text
+    upload(web, token, "probe.png", PICTURE, "image/png")
 
 
 def payload(name: str, mime: str, data: bytes) -> dict[str, Any]:
@@ -245,21 +236,6 @@ def test_the_progress_bar_moves_and_an_upload_can_be_cancelled(web: Web) -> None
     compose(amy).press("Enter")
     expect(last_message(amy).locator(".msg-text")).to_have_text("nothing attached")
     assert [m["attachments"] for m in history(web, amy_token)] == [[]]
-
-
-def slow_uploads(page: Page, bytes_per_second: int) -> None:
-    """Chromium's own network throttling (DevTools): uploads go at this pace."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": 0,
-            "downloadThroughput": -1,
-            "uploadThroughput": bytes_per_second,
-        },
-    )
 
 
 def test_everything_by_keyboard(web: Web) -> None:

@@ -191,9 +191,10 @@ function onEditorKey(event) {
 
 async function askDelete(room, m, returnTo) {
   closeTools();
+  const said = messageSummary(m); // its text, else its files (they go with it)
   const ok = await confirmInPage({
     title: "Delete this message?",
-    text: m.text ? `“${clip(m.text, 120)}” will be replaced by “Message deleted” for everyone.` : "",
+    text: said ? `“${clip(said, 120)}” will be replaced by “Message deleted” for everyone.` : "",
     ok: "Delete",
   });
   if (ok && !page.session().frames.deleteMessage(room.name, m.seq)) toast("Not connected: try again once you are back online.");
