@@ -31,6 +31,14 @@ def require_uploads(web: Web, token: str) -> None:
     upload(web, token, "probe.png", PICTURE, "image/png")
 
 
+def amy_and_bob(web: Web) -> tuple[str, Page, Page]:
+    """Amy's token and two signed-in pages, Amy's and Bob's, on a server that takes uploads."""
+    _, amy_token = web.register_api("amy")
+    web.register_api("bob")
+    require_uploads(web, amy_token)
+    return amy_token, web.signed_in("amy", register=False), web.signed_in("bob", register=False)
+
+
 def payload(name: str, mime: str, data: bytes) -> dict[str, Any]:
     return {"name": name, "mimeType": mime, "buffer": data}
 
@@ -86,11 +94,7 @@ def expect_loaded(image: Locator) -> None:
 def test_an_image_by_the_paperclip_shows_inline_for_another_user_and_opens_in_the_viewer(
     web: Web,
 ) -> None:
-    _, amy_token = web.register_api("amy")
-    web.register_api("bob")
-    require_uploads(web, amy_token)
-    amy = web.signed_in("amy", register=False)
-    bob = web.signed_in("bob", register=False)
+    amy_token, amy, bob = amy_and_bob(web)
 
     attach_by_button(amy, payload("sunset.png", "image/png", PICTURE))
     chip = chips(amy)
@@ -145,11 +149,7 @@ def test_an_image_by_the_paperclip_shows_inline_for_another_user_and_opens_in_th
 def test_a_dropped_file_becomes_a_card_whose_download_has_the_same_bytes(
     web: Web, tmp_path: Path
 ) -> None:
-    _, amy_token = web.register_api("amy")
-    web.register_api("bob")
-    require_uploads(web, amy_token)
-    amy = web.signed_in("amy", register=False)
-    bob = web.signed_in("bob", register=False)
+    amy_token, amy, bob = amy_and_bob(web)
 
     put_in_page(amy, "notes.txt", "text/plain", NOTES, "drop")
     expect(amy.locator("#drop-zone")).to_be_hidden()  # lit while dragging, gone after the drop
