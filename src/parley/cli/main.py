@@ -173,6 +173,21 @@ def parser() -> argparse.ArgumentParser:
         help="HTTP connections (and guest sockets) per client address that have not signed "
         "in; past it an idle one is closed, or the new one answered 429; 0 turns it off",
     )
+    s.add_argument(
+        "--max-upload",
+        type=int,
+        default=10 * 1024 * 1024,
+        metavar="BYTES",
+        help="the largest file POST /api/files takes (refused with 413 as soon as the "
+        "upload passes it)",
+    )
+    s.add_argument(
+        "--upload-quota",
+        type=int,
+        default=1024**3,
+        metavar="BYTES",
+        help="the bytes a user's stored uploads may add up to; 0 turns it off",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return top
 
@@ -206,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"parley: --trusted-proxy takes an address or a CIDR range: {exc}", file=sys.stderr)
         return 2
+    if args.max_upload < 1 or args.upload_quota < 0:
+        print("parley: --max-upload must be at least 1, --upload-quota at least 0", file=sys.stderr)
+        return 2
     if args.hash_workers < 1:
         print("parley: --hash-workers must be at least 1", file=sys.stderr)
         return 2
@@ -236,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         header_timeout=args.header_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+        max_upload=args.max_upload,
+        upload_quota=args.upload_quota,
     )
     _run(config)
     return 0

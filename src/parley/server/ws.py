@@ -475,7 +475,7 @@ class JsonSession(ChatSession):
         ):
             return False
         try:
-            self.node.check_send(conn, frame.text)
+            self.node.check_send(conn, frame.text, frame.attachments)
             self.submit(frame, room)
         except ProtocolError as exc:
             exc.ref, exc.request_id = frame.client_id, frame.request_id
@@ -490,7 +490,7 @@ class JsonSession(ChatSession):
         """
         conn = self.conn
         try:
-            self.node.check_send(conn, frame.text)
+            self.node.check_send(conn, frame.text, frame.attachments)
             room = await self.node.may_use(conn, frame.room)
             await self.node.check_reply(room, frame.room, frame.reply_to)
             if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
@@ -511,6 +511,7 @@ class JsonSession(ChatSession):
             frame.client_id,
             partial(self.acked, frame, room),
             frame.reply_to,
+            frame.attachments,
         )
         self.conn.inflight += 1
 

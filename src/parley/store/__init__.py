@@ -5,15 +5,18 @@ from parley.store.base import (
     ChangeRequest,
     DeleteRequest,
     EditRequest,
+    FileRecord,
     MemberChange,
     MessageQuery,
     NotAllowed,
+    QuotaExceeded,
     ReactRequest,
     RoomRecord,
     Store,
     StoreStats,
     StoreUnavailable,
     TopicRequest,
+    UnknownFile,
     UnknownRoom,
     UnknownTarget,
     UserRecord,
@@ -25,15 +28,18 @@ __all__ = [
     "Changed",
     "DeleteRequest",
     "EditRequest",
+    "FileRecord",
     "MemberChange",
     "MessageQuery",
     "NotAllowed",
+    "QuotaExceeded",
     "ReactRequest",
     "RoomRecord",
     "Store",
     "StoreStats",
     "StoreUnavailable",
     "TopicRequest",
+    "UnknownFile",
     "UnknownRoom",
     "UnknownTarget",
     "UserRecord",
@@ -43,7 +49,8 @@ __all__ = [
 
 
 def open_store(db_url: str | None, data_dir: str, *, group_commit: bool = True) -> Store:
-    """The store a `--db` URL names; SQLite under `data_dir` when there is none."""
+    """The store a `--db` URL names; SQLite under `data_dir` when there is none (its
+    uploads' bytes in `data_dir`/files either way)."""
     from pathlib import Path
 
     if db_url and db_url.startswith(("postgres://", "postgresql://")):
@@ -56,4 +63,4 @@ def open_store(db_url: str | None, data_dir: str, *, group_commit: bool = True) 
         path = Path(data_dir) / "parley.db"
     from parley.store.sqlite import SQLiteStore
 
-    return SQLiteStore(path, group_commit=group_commit)
+    return SQLiteStore(path, group_commit=group_commit, files=Path(data_dir) / "files")

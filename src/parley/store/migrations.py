@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["POSTGRES", "SEARCH_VERSION", "SQLITE"]
+__all__ = ["FILES_VERSION", "POSTGRES", "SEARCH_VERSION", "SQLITE"]
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
+FILES_VERSION: Final = 8  # the version that adds uploaded files and attachments
 
 # The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
 # Parley's own clients send) then appends to one edge of the index, where (username,
@@ -137,6 +138,46 @@ _SEARCH_POSTGRES: Final = """
     CREATE INDEX messages_by_words ON messages USING gin (words)
 """
 
+# Files (contract v2, docs/protocol.md "Files"). A file row is one upload: its label and
+# type, who uploaded it, and the sha256 of its stored bytes (and of its thumbnail's);
+# `refs` counts the messages (not deleted) carrying it, kept in the send and delete
+# transactions, so that the purge of unused uploads is a condition on the row itself (on
+# PostgreSQL a send that takes a file locks its row first: the two never cross).
+# `message_files` links messages to their files, for the access check; a message row's
+# `attachments` holds the File objects it carries as JSON, so reading history joins nothing.
+# `blobs` counts the file rows (and thumbnails) using each content: the bytes go with
+# the last. SQLite keeps the bytes on disk (DATA/files/ab/cd/<sha256>), PostgreSQL in
+# `data`, so every node serves every file.
+_FILES: Final = """
+    ALTER TABLE messages ADD COLUMN attachments TEXT;
+    CREATE TABLE files (
+        id         TEXT PRIMARY KEY,
+        sha256     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        size       {integer} NOT NULL,
+        width      {integer},
+        height     {integer},
+        thumb      TEXT,
+        uploader   TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        refs       {integer} NOT NULL DEFAULT 0
+    );
+    CREATE INDEX files_by_uploader ON files(uploader);
+    CREATE INDEX files_unused ON files(created_at) WHERE refs = 0;
+    CREATE TABLE message_files (
+        room    TEXT NOT NULL,
+        seq     {integer} NOT NULL,
+        file_id TEXT NOT NULL REFERENCES files(id),
+        PRIMARY KEY (room, seq, file_id)
+    ){without_rowid};
+    CREATE INDEX message_files_by_file ON message_files(file_id);
+    CREATE TABLE blobs (
+        sha256 TEXT PRIMARY KEY,
+        refs   {integer} NOT NULL{data}
+    ){without_rowid}
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -186,6 +227,10 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (5, _EVENT_LOG.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
     (6, _MENTION_COUNTS.format(integer="INTEGER")),
     (SEARCH_VERSION, _SEARCH_SQLITE),
+    (
+        FILES_VERSION,
+        _FILES.format(integer="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID", data=""),
+    ),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -241,4 +286,13 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     (5, _EVENT_LOG.format(integer="BIGINT", without_rowid="")),
     (6, _MENTION_COUNTS.format(integer="BIGINT")),
     (SEARCH_VERSION, _SEARCH_POSTGRES),
+    (
+        FILES_VERSION,
+        _FILES.format(
+            integer="BIGINT",
+            real="DOUBLE PRECISION",
+            without_rowid="",
+            data=",\n        data   BYTEA NOT NULL",
+        ),
+    ),
 ]
