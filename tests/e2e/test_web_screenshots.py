@@ -278,7 +278,9 @@ SLOW_UPLOAD = 120_000  # bytes per second: Maya's upload is still going when the
 
 def report_pdf() -> bytes:
     """A small, valid one-page PDF: a file that is shown as a card."""
-    text = b"BT /F1 18 Tf 72 720 Td (Load test: 10,000 clients, p99 ack 38 ms) Tj ET"
+    lines = [b"(Load test: 10,000 clients, p99 ack 38 ms) Tj"]
+    lines += [b"0 -16 Td (run %d: no gaps, no duplicates) Tj" % run for run in range(1, 400)]
+    text = b"BT /F1 12 Tf 72 720 Td " + b" ".join(lines) + b" ET"
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -302,15 +304,22 @@ def report_pdf() -> bytes:
 def test_screenshots_of_files(web: Web, shots: Path) -> None:
     tokens = {name: web.register_api(name)[1] for name in ("maya", "priya", "sam")}
     photo = upload(web, tokens["priya"], "rooftop-sunset.png", sunset(960, 640), "image/png")
+    dusk = sunset(
+        600, 960, sky=((20, 90, 110), (160, 220, 200)), hills=((30, 110, 90), (15, 60, 50))
+    )
+    later = upload(web, tokens["priya"], "after-dark.png", dusk, "image/png")
     report = upload(web, tokens["sam"], "load-test-report.pdf", report_pdf(), "application/pdf")
     post(web, tokens["maya"], "general", "How did the launch go last night?")
-    post(web, tokens["priya"], "general", FILES_CHAT[0][1], attachments=[photo["id"]])
-    post(web, tokens["sam"], "general", FILES_CHAT[1][1], attachments=[report["id"]])
+    post(web, tokens["priya"], "general", FILES_CHAT[0][1], attachments=[photo["id"], later["id"]])
+    last = post(web, tokens["sam"], "general", FILES_CHAT[1][1], attachments=[report["id"]])
+    call(web, tokens["maya"], "POST", "/api/rooms/general/read", {"seq": last})  # opens at the end
 
+    web.signed_in("priya", register=False)
     maya = web.signed_in("maya", register=False)
     slow_uploads(maya, SLOW_UPLOAD)
     image = maya.get_by_role("button", name=re.compile(r"^Open the image rooftop-sunset\.png"))
-    expect(image.locator("img")).to_have_js_property("complete", True)
+    for shown in maya.locator("#messages .att-image img").all():
+        expect(shown).to_have_js_property("complete", True)
     expect(maya.locator("#messages a.att-card")).to_contain_text("load-test-report.pdf")
     with maya.expect_file_chooser() as chooser:
         maya.get_by_role("button", name="Attach files").click()
@@ -326,6 +335,7 @@ def test_screenshots_of_files(web: Web, shots: Path) -> None:
     image.click()
     viewer = maya.locator("#viewer")
     expect(viewer).to_be_visible()
+    expect(viewer.locator("#viewer-count")).to_have_text("1 of 2")
     expect(viewer.locator("#viewer-img")).to_have_js_property("complete", True)
     maya.screenshot(path=str(shots / "image-viewer.png"))
     maya.keyboard.press("Escape")
