@@ -174,6 +174,12 @@ def test_a_dropped_file_becomes_a_card_whose_download_has_the_same_bytes(
     download.value.save_as(saved)
     assert saved.read_bytes() == NOTES
 
+    # Deleted, the message is a tombstone: its file goes with its text.
+    seq = history(web, amy_token)[-1]["seq"]
+    call(web, amy_token, "DELETE", f"/api/rooms/general/messages/{seq}")
+    expect(last_message(bob).locator(".msg-tombstone")).to_have_text("Message deleted")
+    expect(last_message(bob).locator(".attachments")).to_have_count(0)
+
 
 def test_a_pasted_image_is_uploaded_and_sent(web: Web) -> None:
     _, amy_token = web.register_api("amy")
@@ -192,7 +198,7 @@ def test_a_pasted_image_is_uploaded_and_sent(web: Web) -> None:
     assert (stored["width"], stored["height"]) == (300, 480)
 
 
-def test_a_file_over_the_limit_shows_its_error_and_sends_nothing(
+def test_refused_files_show_why_and_nothing_is_sent_with_them(
     web_on: Callable[[ServerProcess], Web], server_factory: ServerFactory
 ) -> None:
     web = web_on(server_factory(["--max-upload", "65536"]))
@@ -200,20 +206,32 @@ def test_a_file_over_the_limit_shows_its_error_and_sends_nothing(
     require_uploads(web, amy_token)
     amy = web.signed_in("amy", register=False)
 
-    attach_by_button(amy, payload("huge.bin", "application/octet-stream", b"\x01" * 200_000))
-    chip = chips(amy)
-    expect(chip).to_have_class(re.compile(r"\bis-failed\b"))
-    expect(chip.locator(".upload-meta")).to_have_text("Too large: over the server's upload limit.")
+    attach_by_button(
+        amy,
+        payload("huge.bin", "application/octet-stream", b"\x01" * 200_000),
+        payload("empty.txt", "text/plain", b""),
+        payload("photo.png", "image/png", b"not a picture at all"),
+    )
+    expect(chips(amy).locator(".upload-meta")).to_have_text(
+        [
+            "Too large: over the server's upload limit.",
+            "Can't upload this file: the file is empty",
+            re.compile(r"^Can't upload this file: the file's name says "),
+        ]
+    )
+    for i in range(3):
+        expect(chips(amy).nth(i)).to_have_class(re.compile(r"\bis-failed\b"))
     compose(amy).press("Enter")  # only a failed file: nothing to send
     expect(amy.locator("#pending li")).to_have_count(0)
     compose(amy).fill("after the refusal")
     compose(amy).press("Enter")
     expect(last_message(amy).locator(".msg-text")).to_have_text("after the refusal")
-    expect(chip).to_have_count(1)  # the error stays until it is read and removed
+    expect(chips(amy)).to_have_count(3)  # an error stays until it is read and removed
     messages = history(web, amy_token)
     assert [(m["text"], m["attachments"]) for m in messages] == [("after the refusal", [])]
 
-    chip.get_by_role("button", name="Remove huge.bin").click()
+    for name in ("huge.bin", "empty.txt", "photo.png"):
+        chips(amy).get_by_role("button", name=f"Remove {name}").click()
     expect(chips(amy)).to_have_count(0)
     expect(compose(amy)).to_be_focused()
 
