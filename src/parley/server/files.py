@@ -17,10 +17,10 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
@@ -47,6 +47,7 @@ from parley.store import FileRecord, QuotaExceeded, Store, StoreUnavailable
 __all__ = ["FILE_HEADERS", "NOT_FOUND", "Downloads", "Uploads", "purge_unused"]
 
 log = logging.getLogger("parley.files")
+T = TypeVar("T")
 
 CHUNK: Final = 64 * 1024  # bytes read from the request, or written out, at a time
 SERVE_CHUNK: Final = 256 * 1024  # bytes read from the store at a time
@@ -97,22 +98,22 @@ class Uploads:
     async def receive(self, request: web.Request, username: str) -> File:
         """The request's one part `file`, stored as `username`'s upload."""
         reader = await _multipart(request)
-        part = await reader.next()
+        part = await self._next_part(reader)
         if not isinstance(part, BodyPartReader) or part.name != "file":
             raise _bad("send the file as multipart/form-data in one part named `file`")
         await asyncio.to_thread(self.staging.mkdir, parents=True, exist_ok=True)
         temporary = self.staging / f"{new_file_id()}.part"
         try:
             received = await self._stream(part, temporary)
-            if await self._next_part(reader):
+            if await self._next_part(reader) is not None:
                 raise _bad("send one part only: `file`")
             return await self._store(received, username)
         finally:
             await asyncio.to_thread(_remove, temporary, temporary.with_suffix(".out"))
 
-    async def _next_part(self, reader: MultipartReader) -> bool:
-        async with asyncio.timeout(self.idle_timeout):
-            return await reader.next() is not None
+    async def _next_part(self, reader: MultipartReader) -> object:
+        """The body's next part (None: no more), read within the idle timeout."""
+        return await self._within(reader.next())
 
     async def _stream(self, part: BodyPartReader, path: Path) -> _Received:
         """Copy the part to `path`, counting: past max_upload, too_large at once."""
@@ -138,9 +139,15 @@ class Uploads:
         return received
 
     async def _chunk(self, part: BodyPartReader) -> bytes:
+        chunk: bytes = await self._within(part.read_chunk(CHUNK))
+        return chunk
+
+    async def _within(self, step: Awaitable[T]) -> T:
+        """One read of the multipart body: within the idle timeout, a broken body or a
+        lost client answered as such."""
         try:
             async with asyncio.timeout(self.idle_timeout):
-                return await part.read_chunk(CHUNK)
+                return await step
         except TimeoutError:
             raise web.HTTPRequestTimeout(
                 reason="the upload stalled", headers={"Connection": "close"}
