@@ -124,25 +124,25 @@ function newChip(item) {
 }
 
 function updateChip(li, item) {
-  if (li.dataset.status === item.status && item.status !== "uploading") return;
-  const statusChanged = li.dataset.status !== item.status;
+  if (li.dataset.status !== item.status) restyleChip(li, item);
+  if (item.status === "uploading") {
+    li.querySelector(".upload-meta").textContent = `${formatSize(item.loaded)} of ${formatSize(item.size)}`;
+    progressBar(li, item).value = Math.floor(UploadQueue.fraction(item) * 100);
+  }
+}
+
+/** The chip's status changed: its look, its icon, what its button does, what it says. */
+function restyleChip(li, item) {
+  const uploading = item.status === "uploading";
   li.dataset.status = item.status;
   li.className = "upload is-" + item.status;
-  const meta = li.querySelector(".upload-meta");
+  li.querySelector(".upload-thumb").replaceChildren(chipThumb(item));
   const remove = li.querySelector(".upload-remove");
-  if (statusChanged) {
-    li.querySelector(".upload-thumb").replaceChildren(chipThumb(item));
-    remove.setAttribute("aria-label", (item.status === "uploading" ? "Cancel the upload of " : "Remove ") + item.name);
-    remove.title = item.status === "uploading" ? "Cancel the upload" : "Remove";
-  }
-  if (item.status === "uploading") {
-    const percent = Math.floor(UploadQueue.fraction(item) * 100);
-    meta.textContent = `${formatSize(item.loaded)} of ${formatSize(item.size)}`;
-    progressBar(li, item).value = percent;
-  } else {
-    li.querySelector("progress")?.remove();
-    meta.textContent = item.status === "failed" ? item.error : formatSize(item.size);
-  }
+  remove.setAttribute("aria-label", (uploading ? "Cancel the upload of " : "Remove ") + item.name);
+  remove.title = uploading ? "Cancel the upload" : "Remove";
+  if (uploading) return;
+  li.querySelector("progress")?.remove();
+  li.querySelector(".upload-meta").textContent = item.status === "failed" ? item.error : formatSize(item.size);
 }
 
 function progressBar(li, item) {
