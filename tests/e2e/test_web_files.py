@@ -16,7 +16,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.helpers import Web, call, compose, slow_uploads, upload
+from tests.e2e.helpers import PHONE, Web, call, compose, post, slow_uploads, upload
 from tests.e2e.images import sunset
 from tests.support.api import ServerFactory
 from tests.support.server import ServerProcess
@@ -181,10 +181,20 @@ def test_a_dropped_file_becomes_a_card_whose_download_has_the_same_bytes(
     expect(last_message(bob).locator(".attachments")).to_have_count(0)
 
 
-def test_a_pasted_image_is_uploaded_and_sent(web: Web) -> None:
+def test_a_pasted_image_is_uploaded_and_sent_on_a_phone(web: Web) -> None:
     _, amy_token = web.register_api("amy")
     require_uploads(web, amy_token)
-    amy = web.signed_in("amy", register=False)
+    amy = web.signed_in("amy", register=False, viewport=PHONE, is_mobile=True, has_touch=True)
+    big = upload(web, amy_token, "wide.png", PICTURE, "image/png")
+    post(web, amy_token, "general", "wide", attachments=[big["id"]])
+    wide = last_message(amy).locator(".att-image img")
+    expect_loaded(wide)
+    column = last_message(amy).locator(".attachments").bounding_box()
+    shown = wide.bounding_box()
+    assert column
+    assert shown
+    assert shown["width"] <= column["width"] < 320  # shrunk to the column…
+    assert abs(shown["height"] / shown["width"] - 210 / 320) < 0.01  # …keeping its shape
 
     put_in_page(amy, "image.png", "image/png", TALL, "paste")
     expect(chips(amy)).to_have_class(re.compile(r"\bis-done\b"))
@@ -196,6 +206,14 @@ def test_a_pasted_image_is_uploaded_and_sent(web: Web) -> None:
     expect_loaded(thumb)
     [stored] = history(web, amy_token)[-1]["attachments"]
     assert (stored["width"], stored["height"]) == (300, 480)
+    assert amy.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # A tap opens the viewer; its close button closes it.
+    thumb.tap()
+    expect(amy.locator("#viewer")).to_be_visible()
+    expect(amy.locator("#viewer-count")).to_have_text("2 of 2")
+    amy.get_by_role("button", name="Close the viewer").tap()
+    expect(amy.locator("#viewer")).to_be_hidden()
 
 
 def test_refused_files_show_why_and_nothing_is_sent_with_them(
