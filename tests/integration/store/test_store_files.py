@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from parley.store.sqlite import SQLiteStore
 from tests.support.stores import nodes_on_one_database
 
 StoreFactory = Callable[[], Store]
+OldDatabase = Callable[[int, str], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -214,3 +215,25 @@ async def test_nodes_purging_and_attaching_at_once_never_lose_a_used_file(
             record = next(r for r in records if r.id == file.id)
             assert await nodes[2].readable_file(file.id, "bob") == record
             assert await content(nodes[2], record) == f"file {records.index(record)}".encode()
+
+
+async def test_messages_stored_before_files_existed_carry_none(
+    store_factory: StoreFactory, old_database: OldDatabase, tmp_path: Path
+) -> None:
+    await old_database(
+        7,
+        "INSERT INTO messages (room, seq, username, text, ts, client_id, n)"
+        " VALUES ('general', 1, 'ann', 'from before', '2026-01-01T00:00:00.000Z', NULL, 1);"
+        " UPDATE rooms SET last_seq = 1, msgs = 1 WHERE room = 'general';",
+    )
+    store = store_factory()
+    await store.open()
+    try:
+        old = await store.message("general", 1)
+        assert old is not None
+        assert (old.text, old.attachments) == ("from before", [])
+        record = await upload(store, tmp_path, b"new")
+        msg, _ = await store.append("general", "ann", "now with", None, attachments=(record.id,))
+        assert [f.id for f in msg.attachments] == [record.id]
+    finally:
+        await store.close()
