@@ -18,12 +18,11 @@ function roomImages() {
   const { chat, outbox } = page.session();
   const room = chat.currentRoom;
   if (!room) return [];
-  const list = [];
-  for (const m of room.sortedMessages()) for (const file of m.attachments.filter(isInline)) list.push({ file, username: m.username });
-  for (const item of outbox.inRoom(room.name)) {
-    for (const file of item.attachments.filter(isInline)) list.push({ file, username: chat.me });
-  }
-  return list;
+  const imagesOf = (files, username) => files.filter(isInline).map((file) => ({ file, username }));
+  return [
+    ...room.sortedMessages().flatMap((m) => imagesOf(m.attachments, m.username)),
+    ...outbox.inRoom(room.name).flatMap((item) => imagesOf(item.attachments, chat.me)),
+  ];
 }
 
 /** Open the viewer on the image `fileId` of the shown room. */
@@ -66,9 +65,8 @@ function move(step) {
 /** Closed (Escape, the button, a click outside): back to the image now shown, else the opener. */
 function onClose() {
   const id = images[index]?.file.id;
-  const thumb = [...el.messages.querySelectorAll('[data-action="view"]'), ...el.pending.querySelectorAll('[data-action="view"]')].find(
-    (node) => node.dataset.file === id,
-  );
+  const thumbs = document.querySelectorAll('#messages [data-action="view"], #pending [data-action="view"]');
+  const thumb = [...thumbs].find((node) => node.dataset.file === id);
   const target = thumb ?? (opener && opener.isConnected ? opener : el.input);
   el.viewerImg.removeAttribute("src"); // a large image is not kept in memory behind the chat
   images = [];
