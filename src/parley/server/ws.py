@@ -11,7 +11,7 @@ import logging
 import math
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Final
 
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("parley.ws")
+
+Stored = asyncio.Future[tuple[Message, bool]]  # a send queued for the store
 
 MAX_FRAME: Final = 1024 * 1024
 MAX_INFLIGHT: Final = 256  # unacked sends per socket before we stop reading it
@@ -387,6 +389,41 @@ class ChatSession(Session):
     def detach(self) -> None:
         self.node.detach(self.conn)
 
+    async def wait_for_slot(self) -> None:
+        """With MAX_INFLIGHT sends in flight, stop reading this socket until one commits:
+        the client's frames wait in the kernel's buffers, which slows it down."""
+        conn = self.conn
+        if conn.inflight >= MAX_INFLIGHT:
+            conn.slot_freed = asyncio.get_running_loop().create_future()
+            await conn.slot_freed
+
+    def pipeline(
+        self,
+        room: str,
+        text: str,
+        client_id: str | None,
+        answer: Callable[[Stored], None],
+        reply_to: int | None = None,
+        attachments: Sequence[str] = (),
+    ) -> Stored:
+        """Queue a checked send to the room keyed `room` for the store's group commit, not
+        waiting for it: the socket's sends are stored in the order they came, and `answer`
+        runs after the COMMIT (unless cancelled). Mind `wait_for_slot` first."""
+        conn = self.conn
+        settled = partial(self._settled, answer)
+        stored = self.node.submit(conn, room, text, client_id, settled, reply_to, attachments)
+        conn.inflight += 1
+        return stored
+
+    def _settled(self, answer: Callable[[Stored], None], stored: Stored) -> None:
+        conn = self.conn
+        conn.inflight -= 1
+        waiter, conn.slot_freed = conn.slot_freed, None
+        if waiter is not None and not waiter.done():  # done: its reader was cancelled
+            waiter.set_result(None)
+        if not stored.cancelled():
+            answer(stored)
+
 
 class JsonSession(ChatSession):
     """parley.v1: JSON frames, answered with acks, errors and events."""
@@ -496,9 +533,7 @@ class JsonSession(ChatSession):
             self.node.check_send(conn, frame.text, frame.attachments)
             room = await self.node.may_use(conn, frame.room)
             await self.node.check_reply(room, frame.room, frame.reply_to)
-            if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
-                conn.slot_freed = asyncio.get_running_loop().create_future()
-                await conn.slot_freed
+            await self.wait_for_slot()
             self.submit(frame, room)
         except ProtocolError as exc:
             exc.ref = frame.client_id
@@ -507,25 +542,10 @@ class JsonSession(ChatSession):
     def submit(self, frame: Send, room: str) -> None:
         """Queue a checked send to the room keyed `room` for the store; `acked` answers it
         after the COMMIT."""
-        self.node.submit(
-            self.conn,
-            room,
-            frame.text,
-            frame.client_id,
-            partial(self.acked, frame, room),
-            frame.reply_to,
-            frame.attachments,
-        )
-        self.conn.inflight += 1
+        answer = partial(self.acked, frame, room)
+        self.pipeline(room, frame.text, frame.client_id, answer, frame.reply_to, frame.attachments)
 
-    def acked(self, frame: Send, room: str, future: asyncio.Future[tuple[Message, bool]]) -> None:
-        conn = self.conn
-        conn.inflight -= 1
-        waiter, conn.slot_freed = conn.slot_freed, None
-        if waiter is not None and not waiter.done():  # done: its reader was cancelled
-            waiter.set_result(None)
-        if future.cancelled():
-            return
+    def acked(self, frame: Send, room: str, future: Stored) -> None:
         exc = future.exception()
         if exc is not None:
             error = store_error(exc, frame.room)
@@ -540,9 +560,18 @@ class JsonSession(ChatSession):
 
 
 class PlainSession(ChatSession):
-    """The tutorial's client: every text frame is a message to `general`."""
+    """The tutorial's client: every text frame is a message to `general`.
 
-    __slots__ = ()
+    Its sends pipeline like parley.v1's (`pipeline`): the client hears each message as
+    its own line once committed, and a refusal as an error line, where the message would
+    have been: after the lines of the sends before it, before those of the sends after it.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self, node: ChatService, conn: Connection) -> None:
+        super().__init__(node, conn)
+        self._last: Stored | None = None  # this socket's last send, until it is answered
 
     async def start(self) -> bool:
         try:
@@ -555,15 +584,45 @@ class PlainSession(ChatSession):
         return True
 
     def error(self, exc: ProtocolError) -> None:
+        """Say `exc` in its turn: after the answers of the sends still in flight."""
+        last = self._last
+        if last is None:
+            self._say(exc)
+        else:  # its answer runs first: the callbacks of a future run in the order added
+            last.add_done_callback(lambda _: self._say(exc))
+
+    def _say(self, exc: ProtocolError) -> None:
         wait = "" if exc.retry_after is None else f" (retry after {_tenths_up(exc.retry_after)} s)"
         self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
 
+    def on_text_now(self, data: str) -> bool:
+        conn = self.conn
+        if conn.inflight >= MAX_INFLIGHT:
+            return False  # the reader loop waits for a slot
+        self.send(data)
+        conn.heard(conn.loop.time())
+        return True
+
     async def on_text(self, data: str) -> None:
+        await self.wait_for_slot()
+        self.send(data)
+
+    def send(self, text: str) -> None:
+        """Check now, then queue for the store; the fan-out shows it once committed."""
         try:
-            self.node.check_send(self.conn, data)
-            await self.node.send(self.conn, GENERAL, data, None)
+            self.node.check_send(self.conn, text)
+            self._last = self.pipeline(GENERAL, text, None, self._answered)
         except ProtocolError as exc:
             self.error(exc)
+
+    def _answered(self, stored: Stored) -> None:
+        """After the COMMIT, and after the fan-out showed the message (if the broker is this
+        node's): only a failure has an answer, an error line."""
+        if stored is self._last:
+            self._last = None
+        exc = stored.exception()
+        if exc is not None:
+            self._say(store_error(exc, GENERAL))  # in its turn: answers run in commit order
 
 
 def room_info(ref: str, room: RoomRecord, heard_read: int = 0) -> RoomInfo:
