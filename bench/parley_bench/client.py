@@ -51,7 +51,8 @@ _json_decode = msgspec.json.decode
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how to connect: Parley (parley.v1 + bearer tokens) or a plain-text peer."""
+    """Where and how to connect: Parley (parley.v1 + bearer tokens) or plain text (the
+    peers; Parley's tutorial mode, with tokens)."""
 
     name: str
     url: str
@@ -298,8 +299,8 @@ async def open_client(
     headers: dict[str, str] = {}
     if target.parley:
         headers["Sec-WebSocket-Protocol"] = "parley.v1"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+    if token:  # Parley's plain-text mode signs in too
+        headers["Authorization"] = f"Bearer {token}"
     client.control = target.parley
     client.inbox.clear()
 

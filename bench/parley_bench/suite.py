@@ -36,7 +36,7 @@ from parley_bench.servers import (
     raise_fd_limit,
     split_cores,
 )
-from parley_bench.workloads import Config, connections, fanout, ingest, storm
+from parley_bench.workloads import Config, connections, fanout, ingest, storm, tutorial
 from tests.support.pg import PgServer, pg_bin
 from tests.support.redis_server import RedisServer, redis_bin
 
@@ -49,9 +49,20 @@ INGEST_VARIANTS: Final = {
     "parley_single": ["--commit-mode", "single"],
     "parley_nosearch": ["--search", "off"],
 }
-ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "hello", "search", "multinode")
+ALL_WORKLOADS = (
+    "connections",
+    "fanout",
+    "tutorial",
+    "storm",
+    "ingest",
+    "hello",
+    "search",
+    "multinode",
+)
 #: the workloads that run against every target (the others: Parley only, servers of their own)
-PER_TARGET = ("connections", "fanout", "storm", "ingest")
+PER_TARGET = ("connections", "fanout", "tutorial", "storm", "ingest")
+#: the tutorial's plain-text workload: the servers of the tutorial's chapters
+TUTORIAL_TARGETS = ("parley", "node", "python")
 PASSWORD = "bench-password-123"
 
 
@@ -219,6 +230,8 @@ class Suite:
             steps.append(("connections", lambda t: connections(t, t.pid, cfg)))
         if "fanout" in self.workloads:
             steps.append(("fanout", lambda t: fanout(t, t.pid, cfg, extra)))
+        if "tutorial" in self.workloads and name in TUTORIAL_TARGETS:
+            steps.append(("tutorial", lambda t: tutorial(t, t.pid, cfg)))
         if "storm" in self.workloads and not only_fanout:
             steps.append(("storm", lambda t: storm(t, t.pid, cfg)))
         if "ingest" in self.workloads and name in ("parley", "sink"):

@@ -6,6 +6,7 @@ Every loop here is bounded in count and in time; all traffic goes to 127.0.0.0/8
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "fanout",
     "ingest",
     "storm",
+    "tutorial",
 ]
 
 #: source addresses the generator spreads its connections over (all loopback)
@@ -61,6 +63,10 @@ class Config:
     max_steps: int = 12
     max_deliveries: float = 6_000_000.0
     max_p99_ms: float = 1000.0
+    # fan-out past saturation: one more step at this multiple of the highest sustained rate
+    past_factor: float = 2.0
+    # the tutorial's mode: plain text, one sender, this many clients (issue 16)
+    tutorial_clients: int = 1000
     # idle connections
     conn_total: int = 19_000
     conn_workers: int = 4
@@ -124,6 +130,7 @@ class Config:
             storm_before_s=0.5,
             storm_after_s=0.5,
             storm_timeout_s=15.0,
+            tutorial_clients=20,
             multinode_clients=20,
             multinode_setups=["two_nodes_redis"],
             multinode_check_s=0.5,
@@ -328,11 +335,15 @@ async def fanout(
     server_pid: int,
     cfg: Config,
     extra_rates: dict[int, dict[str, float]] | None = None,
+    *,
+    past_saturation: bool = False,
 ) -> dict[str, Any]:
     """Fan-out for every N in cfg.fanout_sizes (clients grow; one room "general").
 
     extra_rates: {N: {label: deliveries/s}} fixed-rate points to measure as well
-    (e.g. 50% of Node's highest rate).
+    (e.g. 50% of Node's highest rate). past_saturation: one more step (`past`) at
+    cfg.past_factor times the highest sustained rate: does the server hold its maximum,
+    or collapse?
     """
     hub = Hub()
     clients: list[BenchClient] = []
@@ -388,10 +399,25 @@ async def fanout(
                 entry[label] = {"target_deliveries_per_s": round(rate), "skipped": "above max"}
                 continue
             entry[label] = await _step(fo, rate, cfg.fixed_window_s)
+        if past_saturation:
+            past = entry["past"] = await _step(fo, cfg.past_factor * top, cfg.window_s)
+            entry["past_of_max"] = round(past["delivered_per_s"] / top, 3)
     for c in clients:
         c.close()
     await _until(lambda: not any(c.connected for c in clients), 10.0)
     return out
+
+
+async def tutorial(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
+    """The tutorial's workload: plain text (no subprotocol; Parley signs the sockets in
+    with tokens and puts them in "general"), ONE sender, cfg.tutorial_clients clients.
+    Fan-out's ramp, then a step past saturation."""
+    plain = dataclasses.replace(target, parley=False)
+    one = dataclasses.replace(cfg, fanout_sizes=[cfg.tutorial_clients], senders=1)
+    entry: dict[str, Any] = (await fanout(plain, server_pid, one, past_saturation=True))[
+        str(cfg.tutorial_clients)
+    ]
+    return entry
 
 
 # --- idle connections ------------------------------------------------------------

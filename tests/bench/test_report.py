@@ -223,3 +223,49 @@ def test_search_section_shows_the_latencies() -> None:
     assert "| GET /api/search, 500 queries | 2.00 | 8.00 | 31.50 | 36.50 |" in md
     assert "400 filled a page of 20, 60 found nothing" in md
     assert "## search at scale" not in render_markdown(RESULTS, [1000])
+
+
+def _tutorial(top: float, past: float) -> dict[str, Any]:
+    return {
+        "clients": 1000,
+        "max_deliveries_per_s": top,
+        "at50": _step(top / 2, 5),
+        "at90": _step(top * 0.9, 9),
+        "past": _step(past, 900),
+        "past_of_max": round(past / top, 3),
+    }
+
+
+def test_tutorial_rows_goals_and_the_pinned_cores() -> None:
+    results = {
+        "meta": {
+            "date": "today",
+            "smoke": False,
+            "machine": "test",
+            "cores": {"server": [0], "generator": [1]},
+            "config": {"past_factor": 2.0},
+        },
+        "targets": {
+            "parley": {"tutorial": _tutorial(1_200_000, 1_140_000)},
+            "node": {"tutorial": _tutorial(200_000, 150_000)},
+        },
+    }
+    rows = table_rows(results, [])
+    top = next(r for r in rows if r[0] == "Tutorial mode N=1,000, 1 sender")
+    assert top[1:6] == ("highest sustained deliveries/s", "1,200,000", "200,000", "–", "6.00×")
+    past = next(r for r in rows if r[1] == "deliveries/s offered 2× own max (past saturation)")
+    assert past[2:4] == ("1,140,000", "150,000")
+    goals = {g["goal"]: g for g in evaluate_goals(results)}
+    assert goals["Tutorial mode 1,000: Parley / Node ws deliveries/s"]["met"] is True
+    held = next(g for g in goals.values() if g["goal"].startswith("Tutorial mode past"))
+    assert (held["measured"], held["met"]) == (0.95, True)
+    md = render_markdown(results, [])
+    assert "**Pinned**: every single-node server (the sinks too) runs on core 0 only" in md
+    assert "ONE of them sends" in md
+
+
+def test_a_collapse_past_saturation_misses_the_goal() -> None:
+    results = {"targets": {"parley": {"tutorial": _tutorial(200_000, 20_000)}}}
+    held = next(g for g in evaluate_goals(results) if g["goal"].startswith("Tutorial mode past"))
+    assert held["met"] is False
+    assert "not pinned" in render_markdown(results, [])
