@@ -122,6 +122,13 @@ def table_rows(results: dict[str, Any], sizes: list[int]) -> list[Row]:
         )
         add_lat(w, "p50 / p99 / p99.9 ms at 50% of own max", ("tutorial", "at50"))
         add_lat(w, "p50 / p99 / p99.9 ms at 90% of own max", ("tutorial", "at90"))
+        node_max = _get(t.get("node"), "tutorial", "max_deliveries_per_s")
+        if node_max:
+            add_lat(
+                w,
+                f"p50 / p99 / p99.9 ms at 50% of Node's max ({node_max * 0.5:,.0f}/s)",
+                ("tutorial", "at_node50"),
+            )
         past = _past_factor(results)
         add(w, f"deliveries/s offered {past:g}× own max (past saturation)", PAST_DELIVERED)
         add(w, "… its share of own max", ("tutorial", "past_of_max"), 2)

@@ -136,6 +136,12 @@ def workload_errors(results: dict[str, Any]) -> list[str]:
     return found
 
 
+def _get_max(result: Any, workload: str) -> float | None:
+    """The highest sustained deliveries/s a target reached in `workload`, if measured."""
+    top = result.get(workload, {}).get("max_deliveries_per_s") if isinstance(result, dict) else None
+    return float(top) if isinstance(top, int | float) else None
+
+
 class Suite:
     def __init__(
         self,
@@ -208,6 +214,12 @@ class Suite:
             if name in ("parley", "python")
             else {}
         )
+        node_tutorial = _get_max(self.results["targets"].get("node"), "tutorial")
+        tutorial_extra = (
+            {"at_node50": 0.5 * node_tutorial}
+            if node_tutorial and name in ("parley", "python")
+            else None
+        )
         server = self.make_server(name)
         tokens: list[str] = []
 
@@ -231,7 +243,7 @@ class Suite:
         if "fanout" in self.workloads:
             steps.append(("fanout", lambda t: fanout(t, t.pid, cfg, extra)))
         if "tutorial" in self.workloads and name in TUTORIAL_TARGETS:
-            steps.append(("tutorial", lambda t: tutorial(t, t.pid, cfg)))
+            steps.append(("tutorial", lambda t: tutorial(t, t.pid, cfg, tutorial_extra)))
         if "storm" in self.workloads and not only_fanout:
             steps.append(("storm", lambda t: storm(t, t.pid, cfg)))
         if "ingest" in self.workloads and name in ("parley", "sink"):

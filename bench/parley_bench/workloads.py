@@ -408,14 +408,19 @@ async def fanout(
     return out
 
 
-async def tutorial(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
+async def tutorial(
+    target: Target, server_pid: int, cfg: Config, extra_rates: dict[str, float] | None = None
+) -> dict[str, Any]:
     """The tutorial's workload: plain text (no subprotocol; Parley signs the sockets in
     with tokens and puts them in "general"), ONE sender, cfg.tutorial_clients clients.
-    Fan-out's ramp, then a step past saturation."""
+    Fan-out's ramp, the fixed-rate points (`extra_rates` too), then a step past
+    saturation."""
     plain = dataclasses.replace(target, parley=False)
-    one = dataclasses.replace(cfg, fanout_sizes=[cfg.tutorial_clients], senders=1)
-    entry: dict[str, Any] = (await fanout(plain, server_pid, one, past_saturation=True))[
-        str(cfg.tutorial_clients)
+    n = cfg.tutorial_clients
+    one = dataclasses.replace(cfg, fanout_sizes=[n], senders=1)
+    extra = {n: extra_rates} if extra_rates else None
+    entry: dict[str, Any] = (await fanout(plain, server_pid, one, extra, past_saturation=True))[
+        str(n)
     ]
     return entry
 

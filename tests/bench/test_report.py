@@ -246,13 +246,17 @@ def test_tutorial_rows_goals_and_the_pinned_cores() -> None:
             "config": {"past_factor": 2.0},
         },
         "targets": {
-            "parley": {"tutorial": _tutorial(1_200_000, 1_140_000)},
+            "parley": {
+                "tutorial": _tutorial(1_200_000, 1_140_000) | {"at_node50": _step(100_000, 4)}
+            },
             "node": {"tutorial": _tutorial(200_000, 150_000)},
         },
     }
     rows = table_rows(results, [])
     top = next(r for r in rows if r[0] == "Tutorial mode N=1,000, 1 sender")
     assert top[1:6] == ("highest sustained deliveries/s", "1,200,000", "200,000", "–", "6.00×")
+    at_node50 = next(r for r in rows if r[1].endswith("at 50% of Node's max (100,000/s)"))
+    assert at_node50[0:3] == ("Tutorial mode N=1,000, 1 sender", at_node50[1], "1.0 / 4.0 / 8.0")
     past = next(r for r in rows if r[1] == "deliveries/s offered 2× own max (past saturation)")
     assert past[2:4] == ("1,140,000", "150,000")
     goals = {g["goal"]: g for g in evaluate_goals(results)}
