@@ -117,6 +117,9 @@ def table_rows(results: dict[str, Any], sizes: list[int]) -> list[Row]:
     group = _get(t.get("parley"), "ingest", "acked_per_s")
     rows.append((w, "acked messages/s, one commit per message", _num(single), *["–"] * 6))
     rows.append((w, "group commit / one commit per message", _ratio(group, single), *["–"] * 6))
+    bare = _get(t.get("parley_nosearch"), "ingest", "acked_per_s")
+    rows.append((w, "acked messages/s without the search index", _num(bare), *["–"] * 6))
+    rows.append((w, "with the search index / without", _ratio(group, bare), *["–"] * 6))
     w = "Reconnect storm"
     add(w, "clients", ("storm", "clients"))
     add(w, "seconds until all resumed", ("storm", "resume_all_s"), 2)
@@ -184,6 +187,15 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         "≥ 10×",
         None if r is None else r >= 10,
         "" if single is not None else "one-commit-per-message mode not measured",
+    )
+    bare = _get(t.get("parley_nosearch"), "ingest", "acked_per_s")
+    r = ratio(acked, bare)
+    goal(
+        "Ingest with the search index / without",
+        None if r is None else round(r, 2),
+        "≥ 0.80",
+        None if r is None else r >= 0.8,
+        "" if bare is not None else "ingest without the search index not measured",
     )
     rs = _get(p, "storm", "resume_all_s")
     lost, dup = _get(p, "storm", "lost"), _get(p, "storm", "doubled")

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from parley_bench.client import Target
 from parley_bench.hello import (
@@ -43,6 +43,12 @@ from tests.support.redis_server import RedisServer, redis_bin
 __all__ = ["run_suite"]
 
 ALL_TARGETS = ("sink", "sink_frames", "node", "python", "parley")
+#: Parley's ingest again with other flags, right after its own: one transaction per
+#: message (what group commit gains) and without the search index (what it costs)
+INGEST_VARIANTS: Final = {
+    "parley_single": ["--commit-mode", "single"],
+    "parley_nosearch": ["--search", "off"],
+}
 ALL_WORKLOADS = ("connections", "fanout", "storm", "ingest", "hello", "search", "multinode")
 #: the workloads that run against every target (the others: Parley only, servers of their own)
 PER_TARGET = ("connections", "fanout", "storm", "ingest")
@@ -245,17 +251,17 @@ class Suite:
             res["log_tail"] = server.log_tail(800)
         return res
 
-    async def run_parley_single(self) -> dict[str, Any]:
-        """Durable ingest with one transaction per message, for the group-commit ratio."""
-        helptext = _parley_help()
-        if "--commit-mode" not in helptext:
-            return {"error": "`parley serve` has no --commit-mode flag (single commit mode)"}
-        server = self.make_server("parley_single", ["--commit-mode", "single"])
+    async def run_parley_ingest(self, name: str, flags: list[str]) -> dict[str, Any]:
+        """Durable ingest of Parley started with `flags`: one transaction per message (for
+        the group-commit ratio), or without the search index (for what the index costs)."""
+        if flags[0] not in _parley_help():
+            return {"error": f"`parley serve` has no {flags[0]} flag"}
+        server = self.make_server(name, flags)
         try:
             await server.start()
             tokens = await register_users(server.http_url, min(self.cfg.users, 20))
-            target = Target("parley_single", server.ws_url, True, tokens, server.pid)
-            print("  [parley_single] ingest", flush=True)
+            target = Target(name, server.ws_url, True, tokens, server.pid)
+            print(f"  [{name}] ingest", flush=True)
             return {"ingest": await ingest(target, server.pid, self.cfg)}
         finally:
             server.stop()
@@ -405,12 +411,13 @@ class Suite:
                 self.failures.append(f"{name}: {exc}")
             self.results["targets"][name]["elapsed_s"] = round(time.monotonic() - t0, 1)
             if name == "parley" and "ingest" in self.workloads:
-                try:
-                    single = await self.run_parley_single()
-                except Exception as exc:
-                    single = {"error": f"{type(exc).__name__}: {exc}"}
-                    self.failures.append(f"parley_single: {exc}")
-                self.results["targets"]["parley_single"] = single
+                for variant, flags in INGEST_VARIANTS.items():
+                    try:
+                        result = await self.run_parley_ingest(variant, flags)
+                    except Exception as exc:
+                        result = {"error": f"{type(exc).__name__}: {exc}"}
+                        self.failures.append(f"{variant}: {exc}")
+                    self.results["targets"][variant] = result
         for workload, run in (("hello", self.run_hello), ("search", self.run_search)):
             if workload in self.workloads and "parley" in self.targets:
                 await self.run_seeded(workload, run)

@@ -4,11 +4,13 @@ bad input, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import ServerFactory
 from tests.support.api import AsyncApi, Fresh, User, assert_error, unique_room
 from tests.support.server import ServerProcess
 
@@ -150,3 +152,22 @@ async def test_hostile_queries_give_results_never_a_server_error(fresh: Fresh, q
     sent = await api.send(ann.token, room, f"{word} near a b or")
     results = await search(api, ann, query.format(w=word))
     assert [r["seq"] for r in results] in ([], [sent["seq"]])
+
+
+async def test_search_off_answers_503_and_on_again_finds_everything(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """`--search off`: sends are not indexed and search is unavailable; the next start
+    with search on rebuilds the index, so what was sent meanwhile is found."""
+    data = tmp_path / "data"
+    word = unique_word()
+    off = server_factory(["--search", "off"], data_dir=data)
+    async with AsyncApi(off.url) as api:
+        ann = await api.register()
+        sent = await api.send(ann.token, "general", f"{word} while off")
+        assert_error(await search_raw(api, ann, word), 503, "unavailable")
+    off.stop()
+    on = server_factory(data_dir=data)
+    async with AsyncApi(on.url) as api:
+        ann = await api.login(ann)
+        assert [r["seq"] for r in await search(api, ann, word)] == [sent["seq"]]

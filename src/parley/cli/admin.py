@@ -15,15 +15,16 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from argon2 import PasswordHasher
 
+from parley.cli.storeopts import add_store_options
 from parley.core import check_password, check_username
 from parley.store import Refused, Store, StoreUnavailable, UnknownUser, open_store
 from parley.store.roles import CLI_ACTOR
 
-__all__ = ["add_admin_commands", "run_admin"]
+__all__ = ["add_parsers", "run_admin"]
 
 OK: Final = 0
 FAILED: Final = 1
@@ -34,8 +35,8 @@ class CommandFailed(Exception):
     """Bad input: the message for standard error; nothing was changed."""
 
 
-def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`parley admin COMMAND NAME` with the store's options."""
+def add_parsers(sub: Any) -> None:
+    """Register `parley admin COMMAND NAME` with the top parser's subparsers."""
     admin = sub.add_parser(
         "admin",
         help="manage accounts and roles (the server may be running)",
@@ -48,8 +49,8 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         command.add_argument("username", metavar="NAME")
         if name == "create-user":
             command.add_argument("--admin", action="store_true", help="make the account an admin")
-        command.add_argument("--data", default="./data", help="directory of the SQLite database")
-        command.add_argument("--db", metavar="URL", help="database URL, as for `parley serve`")
+        add_store_options(command)
+    admin.set_defaults(run=run_admin)
 
 
 def run_admin(args: argparse.Namespace) -> int:

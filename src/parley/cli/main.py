@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import resource
 import sys
 from collections.abc import Sequence
 
-from parley.cli.admin import add_admin_commands, run_admin
+from parley.cli import admin, backup, settings, transfer
 from parley.core import parse_networks
+from parley.server import logs
 from parley.server.app import serve
 from parley.server.config import Config
+from parley.store import datalock
 
 __all__ = ["main", "parser"]
 
@@ -145,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
         "(for benchmarks)",
     )
     s.add_argument(
+        "--search",
+        choices=("on", "off"),
+        default="on",
+        help="off: messages are not indexed for full-text search (sends cost less; GET "
+        "/api/search answers 503); on again, the index is rebuilt at start",
+    )
+    s.add_argument(
         "--stock-websocket",
         action="store_true",
         help="serve /chat on aiohttp's stock socket path, without Parley's override of its "
@@ -182,7 +190,22 @@ def parser() -> argparse.ArgumentParser:
         "later starts; when not given, the stored mode holds (open at first)",
     )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    add_admin_commands(sub)
+    s.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.LOG_FORMATS,
+        help="json: one JSON object a line (ts, level, logger, message, request_id, fields)",
+    )
+    s.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="a TOML file of settings, see below (env PARLEY_CONFIG)",
+    )
+    settings.settle(s)
+    backup.add_parsers(sub)
+    transfer.add_parsers(sub)
+    admin.add_parsers(sub)
     return top
 
 
@@ -204,11 +227,14 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "admin":
-        return run_admin(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command != "serve":
+        return int(args.run(args))
+    try:
+        args = args.settings.resolve(args)
+    except settings.SettingsError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level, args.log_format)
     if bool(args.tls_cert) != bool(args.tls_key):
         print("parley: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
@@ -243,13 +269,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         group_commit=args.commit_mode == "group",
+        search=args.search == "on",
         stock_websocket=args.stock_websocket,
         header_timeout=args.header_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
         registration=args.registration,
     )
-    _run(config)
+    try:
+        with datalock.shared(config.data):  # a restore waits for no server: it refuses
+            _run(config)
+    except datalock.DataDirBusy as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_QUERY_WORDS",
     "MAX_WORD",
     "fold",
+    "held_words",
     "holds_all",
     "index_words",
     "match_ranges",
@@ -82,8 +83,22 @@ def index_words(text: str) -> list[str]:
 
 def holds_all(text: str, words: list[str]) -> bool:
     """Whether every one of `words` (folded query words) begins a word of `text`."""
-    held = index_words(text)
-    return all(any(h.startswith(w) for h in held) for w in words)
+    spaced = _spaced_words(text)
+    return all(" " + w in spaced for w in words)
+
+
+def held_words(text: str, words: list[str]) -> list[str]:
+    """Those of `words` (folded query words) that begin a word of `text`."""
+    spaced = _spaced_words(text)
+    return [w for w in words if " " + w in spaced]
+
+
+def _spaced_words(text: str) -> str:
+    """The folded words of `text`, each after a space: a query word (word characters
+    only) begins one of them when " " + it is a substring (a test in C, not a loop)."""
+    if text.isascii():
+        return " " + " ".join(_WORD.findall(text.lower()))
+    return " " + " ".join(fold(word) for word in _WORD.findall(text))
 
 
 def match_ranges(text: str, words: list[str]) -> list[tuple[int, int]]:

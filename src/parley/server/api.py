@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +80,8 @@ from parley.store import (
 )
 
 __all__ = ["add_routes", "routes"]
+
+log = logging.getLogger("parley.accounts")
 
 routes = web.RouteTableDef()
 # A change over HTTP has no client_id (a retried request may repeat it, as a PATCH would)
@@ -278,6 +281,7 @@ async def register(request: web.Request) -> web.Response:
     username, token = await request.app[ACCOUNTS].register(
         body.username, body.password, _address(request), body.invite
     )
+    log.info("registered", extra={"user": username, "address": _address(request)})
     return _session_response(request, username, token, 201)
 
 
@@ -291,6 +295,7 @@ async def login(request: web.Request) -> web.Response:
     body = await _body(request, LoginBody)
     address = _address(request)
     username, token = await request.app[ACCOUNTS].login(body.username, body.password, address)
+    log.info("signed in", extra={"user": username, "address": address})
     return _session_response(request, username, token, 200)
 
 
@@ -300,6 +305,7 @@ async def logout(request: web.Request) -> web.Response:
     user = await _user(request)
     await request.app[ACCOUNTS].logout(user.token_hash)
     await request.app[NODE].revoke(user.token_hash)
+    log.info("signed out", extra={"user": user.username})
     return _signed_out()
 
 
@@ -542,13 +548,15 @@ async def mark_read(request: web.Request) -> web.Response:
         "Search messages: every word, as a prefix, ignoring case and diacritics (newest first)",
         SearchResults,
         query=SearchQuery,
-        errors=(404,),
+        errors=(404, 503),
     )
 )
 async def search(request: web.Request) -> web.Response:
     """The messages the user may read that hold every word of q (the first 20 words)."""
     user = await _user(request)
     query = decode_query(request.query, SearchQuery)
+    if not request.app[CONFIG].search:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "search is off on this server (--search off)")
     found = await request.app[NODE].search(user, query.q, query.room, query.limit)
     return json_response(SearchResults(found))
 

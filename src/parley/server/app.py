@@ -63,7 +63,9 @@ def build_app(config: Config) -> web.Application:
     if config.stock_websocket or not override_fits():  # override_fits logs why not
         log.info("/chat runs on aiohttp's stock socket path")
         config = replace(config, stock_websocket=True)
-    store = open_store(config.db, config.data, group_commit=config.group_commit)
+    store = open_store(
+        config.db, config.data, group_commit=config.group_commit, search=config.search
+    )
     node = ChatService(
         store,
         open_broker(config.redis),

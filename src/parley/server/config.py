@@ -32,6 +32,7 @@ class Config:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     group_commit: bool = True
+    search: bool = True  # keep the full-text search index (off: GET /api/search is 503)
     stock_websocket: bool = False  # /chat on aiohttp's own socket path (server/upstream.py)
     # HTTP connections (parley.core.connections); 0 turns each off
     header_timeout: float = 10.0  # the request head must be in by then

@@ -425,6 +425,9 @@ class JsonSession(ChatSession):
 
     def error(self, exc: ProtocolError) -> None:
         self.conn.send(encode(Error.from_exception(exc)))
+        if log.isEnabledFor(logging.DEBUG):
+            fields = {"user": self.conn.username, "code": exc.code.value}
+            log.debug("frame refused", extra={**fields, "request_id": exc.request_id})
 
     async def on_text(self, data: str) -> None:
         try:

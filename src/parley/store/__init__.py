@@ -56,18 +56,21 @@ __all__ = [
 ]
 
 
-def open_store(db_url: str | None, data_dir: str, *, group_commit: bool = True) -> Store:
-    """The store a `--db` URL names; SQLite under `data_dir` when there is none."""
+def open_store(
+    db_url: str | None, data_dir: str, *, group_commit: bool = True, search: bool = True
+) -> Store:
+    """The store a `--db` URL names; SQLite under `data_dir` when there is none. Without
+    `search`, messages are not indexed for search (the index is dropped)."""
     from pathlib import Path
 
     if db_url and db_url.startswith(("postgres://", "postgresql://")):
         from parley.store.postgres import PostgresStore
 
-        return PostgresStore(db_url)
+        return PostgresStore(db_url, search=search)
     if db_url and db_url.startswith("sqlite:///"):
         path = Path(db_url.removeprefix("sqlite:///"))
     else:
         path = Path(data_dir) / "parley.db"
     from parley.store.sqlite import SQLiteStore
 
-    return SQLiteStore(path, group_commit=group_commit)
+    return SQLiteStore(path, group_commit=group_commit, search=search)

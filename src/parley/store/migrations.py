@@ -7,10 +7,19 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ADMIN_VERSION", "POSTGRES", "SEARCH_VERSION", "SQLITE"]
+__all__ = [
+    "ADMIN_VERSION",
+    "LEAN_SEARCH_VERSION",
+    "POSTGRES",
+    "POSTGRES_SEARCH_INDEX",
+    "SEARCH_VERSION",
+    "SQLITE",
+    "SQLITE_SEARCH_INDEX",
+]
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
 ADMIN_VERSION: Final = 9  # roles, bans, invites, the audit log, the registration mode
+LEAN_SEARCH_VERSION: Final = 10  # SQLite: the search index without prefix lists
 
 # The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
 # Parley's own clients send) then appends to one edge of the index, where (username,
@@ -133,9 +142,26 @@ _SEARCH_SQLITE: Final = """
 # configuration alone does not remove) as a tsvector, with a GIN index; prefix queries
 # use `:*`. NULL for other events and deleted messages. The store fills the column of the
 # messages stored before this version right after it (postgres.py `_index_existing`).
-_SEARCH_POSTGRES: Final = """
-    ALTER TABLE messages ADD COLUMN words tsvector;
-    CREATE INDEX messages_by_words ON messages USING gin (words)
+# `parley serve --search off` drops the index (the words are kept up to date all the same,
+# so turning it on again only builds the index).
+POSTGRES_SEARCH_INDEX: Final = "CREATE INDEX messages_by_words ON messages USING gin (words)"
+_SEARCH_POSTGRES: Final = "ALTER TABLE messages ADD COLUMN words tsvector;" + POSTGRES_SEARCH_INDEX
+
+# Version 10 (SQLite): the same index without prefix lists. Kept in the send batch's
+# transaction, the lists of every word's first 1, 2 and 3 characters cost more than the
+# words themselves (ingest with them: about 70% of ingest without the index; measured in
+# docs/performance.md). Short prefixes are found another way now (sqlite.py `_search`:
+# the newest messages are checked directly, and the index answers for older ones).
+# columnsize=0: no row of word counts per message (only ranking reads them, and search
+# orders by time): a third less of what the index costs a send (counted by callgrind).
+# `parley serve --search off` drops the table; on again, the store runs this to rebuild it.
+SQLITE_SEARCH_INDEX: Final = """
+    CREATE VIRTUAL TABLE message_words USING fts5(
+        text, room, content='messages', content_rowid='rowid',
+        tokenize='unicode61 remove_diacritics 2', columnsize=0
+    );
+    INSERT INTO message_words (rowid, text, room)
+        SELECT rowid, text, room FROM messages WHERE kind IS NULL AND deleted = 0
 """
 
 # Running it for a team (issue 15): server admins and bans on the account; invite codes
@@ -227,6 +253,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
         ADMIN_VERSION,
         _ADMIN.format(boolean="INTEGER", true="1", false="0", real="REAL", serial="INTEGER"),
     ),
+    (LEAN_SEARCH_VERSION, "DROP TABLE IF EXISTS message_words;" + SQLITE_SEARCH_INDEX),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [

@@ -76,7 +76,7 @@ from parley.store.events import (
     toggled,
 )
 from parley.store.migrations import POSTGRES as MIGRATIONS
-from parley.store.migrations import SEARCH_VERSION
+from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
 __all__ = ["PostgresStore"]
@@ -370,8 +370,11 @@ async def _readers(conn: Any, pairs: list[tuple[str, str]]) -> dict[tuple[str, s
 
 
 class PostgresStore(Store):
-    def __init__(self, dsn: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
+    def __init__(
+        self, dsn: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX, search: bool = True
+    ) -> None:
         self.dsn = dsn
+        self.search_index = search
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Any = None
@@ -399,6 +402,7 @@ class PostgresStore(Store):
         try:
             async with self._conn() as conn:
                 await _migrate(conn)
+                await _keep_search_index(conn, self.search_index)
         except BaseException:
             await self.close()
             raise
@@ -1091,6 +1095,23 @@ async def _migrate(conn: Any) -> None:
             if version == SEARCH_VERSION:
                 await _index_existing(conn)
             await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+
+
+async def _keep_search_index(conn: Any, wanted: bool) -> None:
+    """Drop the search index (`--search off`: its GIN updates are most of what search
+    costs a send), or build it again; the words themselves are always kept."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        exists = await conn.fetchval("SELECT to_regclass('messages_by_words') IS NOT NULL")
+        searchable = await conn.fetchval(
+            "SELECT true FROM schema_migrations WHERE version = $1", SEARCH_VERSION
+        )
+        if not searchable:
+            return
+        if exists and not wanted:
+            await conn.execute("DROP INDEX messages_by_words")
+        elif wanted and not exists:
+            await conn.execute(POSTGRES_SEARCH_INDEX)
 
 
 async def _index_existing(conn: Any) -> None:

@@ -19,15 +19,16 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from parley.core import mention_keys
 from parley.core.roomnames import room_key
-from parley.core.search import holds_all
+from parley.core.search import held_words, holds_all
 from parley.protocol import Message, RoomEvent
 from parley.store.base import (
     AuditEntry,
@@ -70,6 +71,7 @@ from parley.store.events import (
     message_of,
     toggled,
 )
+from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
 from parley.store.migrations import SQLITE as MIGRATIONS
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
@@ -122,9 +124,11 @@ _ADD_OWN: Final = (
 )
 
 
-# Search (`_search`): the FTS5 index has lists of every word's first 1-3 characters
-# (migrations.py); candidates are read through them a page at a time, so many pages.
-_PREFIX_CHARS: Final = 3
+# Search (`_search`): the newest rows in reach are checked here first, a page at a time;
+# the FTS5 index (without prefix lists since migration 10) answers for older ones.
+_RECENT_ROWS: Final = 500
+_RECENT_PAGE: Final = 250
+_SHORT_WORD: Final = 3
 _COARSE_PAGE: Final = 100
 _COARSE_PAGES: Final = 3
 # A room `:user` may read now: public, or they are a member.
@@ -401,6 +405,7 @@ def _bulk_append(
                 plan.unknown(room)
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
+    index = bool(rows) and _indexes_words(conn)
     for chunk in _chunks(rows, 500):
         indexed = conn.execute(
             f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
@@ -408,7 +413,8 @@ def _bulk_append(
             + " RETURNING rowid, text, room",
             [value for row in chunk for value in row],
         ).fetchall()
-        conn.executemany(_INDEX_WORDS, indexed)
+        if index:
+            conn.executemany(_INDEX_WORDS, indexed)
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
@@ -499,8 +505,11 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: Path, *, group_commit: bool = True, readers: int = 2) -> None:
+    def __init__(
+        self, path: Path, *, group_commit: bool = True, readers: int = 2, search: bool = True
+    ) -> None:
         self.path = path
+        self.search_index = search
         self.max_batch = MAX_BATCH if group_commit else 1
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
         self._local = threading.local()
@@ -513,6 +522,7 @@ class SQLiteStore(Store):
         conn = _connect(self.path)
         try:
             _migrate(conn)
+            _keep_search_index(conn, self.search_index)
         finally:
             conn.close()
         self._writer = _Writer(self.path, asyncio.get_running_loop(), self.max_batch)
@@ -991,6 +1001,8 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
 def _reindex(conn: sqlite3.Connection, room: str, seq: int, text: str | None) -> None:
     """Take message `seq`'s words out of the search index and put `text`'s in (None: it
     is being deleted). Before its row changes: the index needs the text it holds."""
+    if not _indexes_words(conn):
+        return
     row = conn.execute(
         "SELECT rowid, text, room FROM messages WHERE room = ? AND seq = ?", (room, seq)
     ).fetchone()
@@ -1005,31 +1017,124 @@ def _search(
     """The newest messages (by rowid: the order they were stored in) of the rooms
     `username` may read now (or of `room` alone) that hold every word as a prefix.
 
-    A prefix query of a word longer than the index's prefixes (migrations.py: 1 to 3
-    characters) makes FTS5 merge the lists of every word it begins before the first row
-    comes out: some 10 ms for a word in a third of a million messages. The lists of
-    3-character prefixes come out newest first as they are read, so the newest few
-    hundred rows of those are read first, each checked here (its room, its whole words);
-    when too few of them match (`thesis`, read through the `the` list, or a small room),
-    the rest comes from the exact query.
+    Without prefix lists, a prefix query makes FTS5 merge the lists of every word the
+    prefix begins before its first row comes out: 150 ms for "t" in a million messages,
+    10-20 ms for a word in a third of them. So the newest rows are checked here first
+    (search-as-you-type's short, common words match among them at once), and the index
+    answers only for what is older, led by the words those rows did not hold: words that
+    rare have short lists (`_older_matches`).
     """
-    coarse = list(dict.fromkeys(w[:_PREFIX_CHARS] for w in words))
-    if coarse == words:
-        return [msg for _, msg in _matching(conn, words, limit, room, username)]
     rooms = _readable_rooms(conn, username, room)
+    if not rooms:
+        return []
+    recent = _RecentScan(words, rooms, limit)
+    floor = recent.run(conn, room)
+    if len(recent.found) >= limit or floor is None:
+        return _messages_by_rowid(conn, recent.found[:limit])
+    rare = [w for w in words if w not in recent.seen]
+    wanted = _Wanted(username, rooms, room, limit - len(recent.found))
+    return _messages_by_rowid(conn, recent.found) + _older_matches(conn, words, rare, wanted, floor)
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """Whose search, in which rooms (`rooms`: the keys of those they may read; `room`:
+    the one asked for, if any), for how many more messages."""
+
+    username: str
+    rooms: set[str]
+    room: str | None
+    limit: int
+
+
+class _RecentScan:
+    """The newest _RECENT_ROWS rows of a search's rooms, checked here: the rowids of the
+    matches (newest first) and which query words any of the rows held."""
+
+    def __init__(self, words: list[str], rooms: set[str], limit: int) -> None:
+        self.words = words
+        self.rooms = rooms
+        self.limit = limit
+        self.found: list[int] = []
+        self.seen: set[str] = set()
+
+    def run(self, conn: sqlite3.Connection, room: str | None) -> int | None:
+        """Scan (of `room`, or of all rooms); the rowid at or below which the rest lies
+        (None: there is no rest)."""
+        if room is None:
+            top = conn.execute("SELECT max(rowid) FROM messages").fetchone()[0] or 0
+            sql = (
+                "SELECT rowid, room, text FROM messages WHERE rowid <= :top AND rowid > :bottom"
+                " AND kind IS NULL AND deleted = 0 ORDER BY rowid DESC"
+            )
+        else:
+            top = conn.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()[0]
+            sql = (
+                "SELECT rowid, room, text FROM messages WHERE room = :room AND seq <= :top"
+                " AND seq > :bottom AND kind IS NULL AND deleted = 0 ORDER BY seq DESC"
+            )
+        floor = max(top - _RECENT_ROWS, 0)
+        while top > floor and len(self.found) < self.limit:
+            bottom = max(top - _RECENT_PAGE, floor)
+            self._check(conn.execute(sql, {"room": room, "top": top, "bottom": bottom}))
+            top = bottom
+        if len(self.found) >= self.limit or floor == 0:
+            return None
+        if room is None:
+            return floor
+        row = conn.execute(  # the room's rest: its rows up to seq `floor`
+            "SELECT rowid FROM messages WHERE room = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+            (room, floor),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _check(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        for rowid, room, text in rows:
+            if room in self.rooms:
+                held = held_words(text, self.words)
+                self.seen.update(held)
+                if len(held) == len(self.words):
+                    self.found.append(rowid)
+
+
+def _messages_by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> list[Message]:
+    """The messages of these rows, in the same order."""
+    if not rowids:
+        return []
+    rows = conn.execute(
+        f"SELECT {_SEARCH_COLUMNS}, m.rowid FROM messages m WHERE m.rowid IN ("
+        + ",".join("?" * len(rowids))
+        + ")",
+        rowids,
+    ).fetchall()
+    by_rowid = {row[-1]: message_of(row) for row in rows}
+    return [by_rowid[rowid] for rowid in rowids]
+
+
+def _older_matches(
+    conn: sqlite3.Connection, words: list[str], rare: list[str], wanted: _Wanted, floor: int
+) -> list[Message]:
+    """The newest `limit` matches with rowid at most `floor`, through the index. The
+    index query is of the `rare` words (none of the newest rows held them: short lists,
+    whatever their length), else of the words of _SHORT_WORD characters or more (a
+    short, common word's list is the longest); the other words are checked here, for a
+    few pages of what the index gives. When too few of those match, the query of every
+    word gives the rest."""
+    lead = rare or [w for w in words if len(w) >= _SHORT_WORD] or words
     found: list[Message] = []
-    below = None
+    below = floor + 1
     for _ in range(_COARSE_PAGES):
-        page = _matching(conn, coarse, _COARSE_PAGE, room, below=below)
+        page = _matching(conn, lead, _COARSE_PAGE, wanted.room, below=below)
         for _, msg in page:
-            if msg.room in rooms and holds_all(msg.text, words):
+            if msg.room in wanted.rooms and (lead == words or holds_all(msg.text, words)):
                 found.append(msg)
-                if len(found) == limit:
+                if len(found) == wanted.limit:
                     return found
         if len(page) < _COARSE_PAGE:
             return found
         below = page[-1][0]
-    rest = _matching(conn, words, limit - len(found), room, username, below)
+    more = wanted.limit - len(found)
+    rest = _matching(conn, words, more, wanted.room, wanted.username, below)
     return found + [msg for _, msg in rest]
 
 
@@ -1268,6 +1373,38 @@ def _page_sql(query: MessageQuery) -> tuple[str, tuple[Any, ...]]:
         return base + " ORDER BY seq ASC LIMIT ?", (*params, query.limit)
     inner = base + " ORDER BY seq DESC LIMIT ?"
     return f"SELECT * FROM ({inner}) ORDER BY seq ASC", (*params, query.limit)
+
+
+def _keep_search_index(conn: sqlite3.Connection, wanted: bool) -> None:
+    """Drop the search index (`--search off`), or build it again when it was dropped
+    (once the schema has search at all)."""
+    searchable = conn.execute(
+        "SELECT 1 FROM schema_migrations WHERE version = ?", (SEARCH_VERSION,)
+    ).fetchone()
+    if searchable is None or _indexes_words(conn) == wanted:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if wanted:
+            for statement in filter(str.strip, SQLITE_SEARCH_INDEX.split(";")):
+                conn.execute(statement)
+        else:
+            conn.execute("DROP TABLE message_words")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _indexes_words(conn: sqlite3.Connection) -> bool:
+    """Whether the search index exists (`--search on`): asked once per batch, a lookup in
+    the cached schema."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'message_words'"
+        ).fetchone()
+        is not None
+    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

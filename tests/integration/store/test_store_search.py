@@ -11,6 +11,8 @@ import pytest
 from parley.core.search import MAX_QUERY_WORDS, query_words
 from parley.store import Store
 from parley.store.base import DeleteRequest, EditRequest, MemberChange
+from parley.store.postgres import PostgresStore
+from parley.store.sqlite import SQLiteStore
 
 StoreFactory = Callable[[], Store]
 OldDatabase = Callable[[int, str], Awaitable[None]]
@@ -155,8 +157,8 @@ async def test_messages_stored_before_search_are_indexed(
 
 
 async def test_long_words_past_many_messages_of_the_same_start(store: Store) -> None:
-    """SQLite reads candidates through the index of 3-character prefixes: past a
-    thousand messages that begin the same way, the exact query finds the rest."""
+    """Past a thousand messages of words that begin the same way, the older matches
+    are still found (SQLite checks the newest rows itself, then asks the index)."""
     old = await post(store, "the thesis of the theory")
     misses = [store.append_soon("general", "ann", "the them then there", None) for _ in range(1100)]
     await asyncio.gather(*misses)
@@ -184,3 +186,65 @@ async def test_one_room_among_rooms_of_the_same_name_and_of_the_same_words(store
     assert await found(store, "general") == [in_general]
     assert await found(store, "talk", user="bob") == [in_general, in_lobby, in_dm]
     assert await found(store, "talk", user="cat") == [in_general, in_lobby]
+
+
+async def test_matches_older_than_the_newest_few_thousand_messages(store: Store) -> None:
+    """SQLite checks the newest 2,000 rows itself and asks the index for older ones,
+    where short words (1-2 characters) are checked for what the longer ones match:
+    every kind of query finds old messages the same, in one room and in all."""
+    for name in ("ann", "bob"):
+        assert await store.create_user(name, "hash")
+    side = await store.create_room("side", True, "ann")
+    assert side is not None
+    old_general = await post(store, "zq quokka xylophone")
+    old_side = await post(store, "zq quokka marimba", side.room)
+    gone = await post(store, "zq quokka deleted")
+    await store.change(DeleteRequest("general", "ann", None, gone))
+    fillers = [
+        store.append_soon(room, "ann", f"filler {i} calm tone", None)
+        for i in range(1300)
+        for room in ("general", side.room)
+    ]
+    await asyncio.gather(*fillers)
+    new = await post(store, "zq quokka at last")
+    assert await found(store, "zq") == [new, old_side, old_general]
+    assert await found(store, "z q") == [new, old_side, old_general]
+    assert await found(store, "zq xylo") == [old_general]
+    assert await found(store, "q mari") == [old_side]
+    assert await found(store, "quokka", room=side.room) == [old_side]
+    assert await found(store, "zq", room="general") == [new, old_general]
+    assert await found(store, "quokka", user="bob") == [new, old_general]
+    assert await found(store, "deleted") == []
+    assert len(await found(store, "fil c", limit=50)) == 50
+
+
+async def test_search_index_off_then_on_again(store_factory: StoreFactory) -> None:
+    """`--search off` stops indexing; on again, the index holds every message as it is
+    now, changes made while it was off included."""
+    store = store_factory()
+    await store.open()
+    try:
+        edited = await post(store, "before the pause")
+        deleted = await post(store, "doomed pause")
+    finally:
+        await store.close()
+    off = store_factory()
+    assert isinstance(off, SQLiteStore | PostgresStore)
+    off.search_index = False
+    await off.open()
+    try:
+        during = await post(off, "during the pause")
+        await off.change(EditRequest("general", "ann", None, edited, "pause, edited"))
+        await off.change(DeleteRequest("general", "ann", None, deleted))
+    finally:
+        await off.close()
+    store = store_factory()
+    await store.open()
+    try:
+        assert await found(store, "pause") == [during, edited]
+        assert await found(store, "before") == []
+        assert await found(store, "doomed") == []
+        latest = await post(store, "after the pause")
+        assert await found(store, "pau") == [latest, during, edited]
+    finally:
+        await store.close()

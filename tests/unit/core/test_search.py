@@ -6,6 +6,7 @@ from parley.core.search import (
     MAX_QUERY_WORDS,
     MAX_WORD,
     fold,
+    held_words,
     holds_all,
     index_words,
     match_ranges,
@@ -69,3 +70,10 @@ def test_ranges_cover_the_matched_prefix_in_code_points() -> None:
     assert match_ranges(text, ["zzz"]) == []
     # a decomposed accent (a combining mark) is no letter: it ends the word, as in FTS5
     assert match_ranges("cafe\u0301 ok", ["cafe"]) == [(0, 4)]
+
+
+def test_held_words_are_those_that_begin_a_word() -> None:
+    text = "Deploy the build, then lunch"
+    assert held_words(text, ["lun", "zebra", "dep", "ploy"]) == ["lun", "dep"]
+    assert held_words(text, []) == []
+    assert held_words("", ["a"]) == []
