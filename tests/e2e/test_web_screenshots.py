@@ -1,7 +1,8 @@
 """A realistic scene, photographed in the main states: sign-in, desktop light and dark, phone,
 reconnecting; with the team features: DMs in the sidebar, replies, reactions, an edited message,
 a deleted one, mention and unread badges from the server's counts, the "new messages" divider;
-markdown in messages (a list, a link, a code block) and the search box over its results.
+markdown in messages (a list, a link, a code block) and the search box over its results; files
+(an inline image, a file card, an upload under way) and the image viewer.
 `PARLEY_SCREENSHOTS=1 pytest tests/e2e/test_web_screenshots.py` writes them to
 docs/screenshots/ (committed); otherwise they go to a temp dir and the test only checks the states.
 """
@@ -24,7 +25,10 @@ from tests.e2e.helpers import (
     message,
     open_room,
     post,
+    slow_uploads,
+    upload,
 )
+from tests.e2e.images import sunset
 from tests.support.server import ServerProcess
 
 GENERAL = [
@@ -263,3 +267,76 @@ def test_screenshots_of_the_main_states(web: Web, server: ServerProcess, shots: 
     expect_online(maya, timeout=RECONNECT_TIMEOUT_MS)
     expect(message(maya, "Agreed, tagging v0.1 now")).to_have_count(1)
     expect(maya.locator("#pending li")).to_have_count(0)
+
+
+FILES_CHAT = [
+    ("priya", "Rooftop photos from the launch party are up 🎉"),
+    ("sam", "And the load test report, for whoever missed the demo:"),
+]
+SLOW_UPLOAD = 120_000  # bytes per second: Maya's upload is still going when the shot is taken
+
+
+def report_pdf() -> bytes:
+    """A small, valid one-page PDF: a file that is shown as a card."""
+    lines = [b"(Load test: 10,000 clients, p99 ack 38 ms) Tj"]
+    lines += [b"0 -16 Td (run %d: no gaps, no duplicates) Tj" % run for run in range(1, 400)]
+    text = b"BT /F1 12 Tf 72 720 Td " + b" ".join(lines) + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+    return out + trailer % (len(objects) + 1, xref)
+
+
+def test_screenshots_of_files(web: Web, shots: Path) -> None:
+    tokens = {name: web.register_api(name)[1] for name in ("maya", "priya", "sam")}
+    photo = upload(web, tokens["priya"], "rooftop-sunset.png", sunset(960, 640), "image/png")
+    dusk = sunset(
+        600, 960, sky=((20, 90, 110), (160, 220, 200)), hills=((30, 110, 90), (15, 60, 50))
+    )
+    later = upload(web, tokens["priya"], "after-dark.png", dusk, "image/png")
+    report = upload(web, tokens["sam"], "load-test-report.pdf", report_pdf(), "application/pdf")
+    post(web, tokens["maya"], "general", "How did the launch go last night?")
+    post(web, tokens["priya"], "general", FILES_CHAT[0][1], attachments=[photo["id"], later["id"]])
+    last = post(web, tokens["sam"], "general", FILES_CHAT[1][1], attachments=[report["id"]])
+    call(web, tokens["maya"], "POST", "/api/rooms/general/read", {"seq": last})  # opens at the end
+
+    web.signed_in("priya", register=False)
+    maya = web.signed_in("maya", register=False)
+    slow_uploads(maya, SLOW_UPLOAD)
+    image = maya.get_by_role("button", name=re.compile(r"^Open the image rooftop-sunset\.png"))
+    for shown in maya.locator("#messages .att-image img").all():
+        expect(shown).to_have_js_property("complete", True)
+    expect(maya.locator("#messages a.att-card")).to_contain_text("load-test-report.pdf")
+    with maya.expect_file_chooser() as chooser:
+        maya.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files(
+        [{"name": "metrics.csv", "mimeType": "text/csv", "buffer": b"t,p99_ms\n" * 200_000}]
+    )
+    bar = maya.locator("#uploads progress")
+    expect(bar).to_have_attribute("value", re.compile(r"^([2-8]\d)$"))  # well under way
+    compose(maya).fill("Nice! Here are the raw numbers")
+    maya.evaluate("document.fonts.ready.then(() => true)")
+    maya.screenshot(path=str(shots / "files.png"))
+
+    image.click()
+    viewer = maya.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("#viewer-count")).to_have_text("1 of 2")
+    expect(viewer.locator("#viewer-img")).to_have_js_property("complete", True)
+    maya.screenshot(path=str(shots / "image-viewer.png"))
+    maya.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()

@@ -122,6 +122,10 @@ async def _read_history(api: AsyncApi, token: str, room: str, i: int) -> httpx.R
     return await api.messages_raw(token, room, limit=1)
 
 
+async def _upload(api: AsyncApi, token: str, room: str, i: int) -> httpx.Response:
+    return await api.upload(token, b"")  # refused as empty or not, it counts
+
+
 HTTP_FLOODS: dict[
     str, tuple[int, Callable[[AsyncApi, str, str, int], Awaitable[httpx.Response]]]
 ] = {
@@ -129,6 +133,7 @@ HTTP_FLOODS: dict[
     "POST /api/rooms/{room}/members": (201, _invite),
     "POST /api/rooms/{room}/messages": (60, _post_message),
     "GET /api/rooms/{room}/messages": (240, _read_history),
+    "POST /api/files": (101, _upload),
 }
 
 

@@ -138,6 +138,17 @@ class AsyncApi:
     async def post(self, path: str, **kw: Any) -> httpx.Response:
         return await self.request("POST", path, **kw)
 
+    async def upload(
+        self, token: str, content: bytes, name: str = "file.bin", field: str = "file"
+    ) -> httpx.Response:
+        """POST /api/files: `content` as the multipart part `field`, named `name`."""
+        try:
+            return await self._client.post(
+                "/api/files", files={field: (name, content)}, headers=bearer(token)
+            )
+        finally:
+            self._client.cookies.clear()
+
     # -- accounts ------------------------------------------------------------------------------
 
     async def register_raw(self, username: str, password: str) -> httpx.Response:

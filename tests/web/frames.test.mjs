@@ -443,6 +443,32 @@ test("a reply carries reply_to", () => {
   });
 });
 
+test("a message with files carries their ids; text may be empty", () => {
+  const { frames, outbox, page } = setupV2();
+  const files = [{ id: "f1", name: "a.png" }, { id: "f2", name: "b.pdf" }];
+  outbox.add("general", "", null, files);
+  join(frames, "general", 4);
+  assert.deepEqual(bare(page.sent.find((f) => f.type === "send")), {
+    type: "send",
+    room: "general",
+    text: "",
+    client_id: "c1",
+    attachments: ["f1", "f2"],
+  });
+});
+
+test("a message of files only is announced and alerted by what it carries", () => {
+  const { frames, page, chat } = setupV2({ rooms: ["general", "dm~0123456789"] });
+  chat.rooms.get("dm~0123456789").kind = "dm";
+  join(frames, "general", 0);
+  join(frames, "dm~0123456789", 0);
+  const photo = { id: "f1", name: "cat.png", type: "image/png", size: 9, width: 4, height: 3 };
+  frames.handle(msg(1, { text: "", attachments: [photo] }));
+  frames.handle(msg(1, { room: "dm~0123456789", text: "", attachments: [photo, photo] }));
+  assert.deepEqual(page.announced, ["bob: Image: cat.png", "New message in ann from bob"]);
+  assert.deepEqual(page.alerts, ["dm~0123456789: bob: 2 files"]);
+});
+
 test("reading: a read frame when the shown room can be seen to its end, not otherwise", () => {
   const { frames, chat, page } = setupV2({ rooms: ["general", "design"] });
   frames.handle({ type: "hello", username: "ann", rooms: [

@@ -110,6 +110,16 @@ test("messages keep reply_to, edited, deleted, reactions and mentions; a tombsto
   assert.equal(normalizeMessage(msg(6, { deleted: true, text: "ghost" })).text, "");
 });
 
+test("attachments: kept as the page uses them; a tombstone and a deletion carry none", () => {
+  const photo = { id: "f1", name: "cat.png", type: "image/png", size: 9, width: 4, height: 3 };
+  const m = normalizeMessage(msg(4, { text: "", attachments: [photo, { id: 7 }] }));
+  assert.deepEqual(m.attachments, [photo]);
+  assert.deepEqual(normalizeMessage(msg(5)).attachments, [], "a server without files");
+  assert.deepEqual(normalizeMessage(msg(6, { deleted: true, attachments: [photo] })).attachments, []);
+  assert.equal(applyToMessage(m, ev("delete", 7, { target: 4 })), m);
+  assert.deepEqual(m.attachments, []);
+});
+
 test("history, then a replay of the events it already reflects: the same state", () => {
   const events = [
     ev("edit", 3, { target: 1, text: "first fix" }),

@@ -108,6 +108,19 @@ test("saved and restored: what is not stored yet, failed ones with their error",
   assert.equal(restored.get("c1").created.toISOString(), queued.created.toISOString());
 });
 
+test("attachments are saved and restored with their message; malformed ones are dropped", () => {
+  const { box } = outbox();
+  const photo = { id: "f1", name: "cat.png", type: "image/png", size: 9, width: 4, height: 3 };
+  box.add("general", "", null, [photo]);
+  const saved = JSON.parse(JSON.stringify(box));
+  saved[0].attachments.push({ id: 3 });
+  const { box: restored } = outbox();
+  restored.restore(saved);
+  assert.deepEqual(restored.get("c1").attachments, [photo]);
+  restored.restore([{ client_id: "old", room: "general", text: "saved before files" }]);
+  assert.deepEqual(restored.get("old").attachments, []);
+});
+
 test("restore skips what storage could have mangled", () => {
   const { box } = outbox();
   box.restore([

@@ -189,6 +189,21 @@ def parser() -> argparse.ArgumentParser:
         "come from `parley admin create-user`); stored, so it holds for every node and "
         "later starts; when not given, the stored mode holds (open at first)",
     )
+    s.add_argument(
+        "--max-upload",
+        type=int,
+        default=10 * 1024 * 1024,
+        metavar="BYTES",
+        help="the largest file POST /api/files takes (refused with 413 as soon as the "
+        "upload passes it)",
+    )
+    s.add_argument(
+        "--upload-quota",
+        type=int,
+        default=1024**3,
+        metavar="BYTES",
+        help="the bytes a user's stored uploads may add up to; 0 turns it off",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.add_argument(
         "--log-format",
@@ -243,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"parley: --trusted-proxy takes an address or a CIDR range: {exc}", file=sys.stderr)
         return 2
+    if args.max_upload < 1 or args.upload_quota < 0:
+        print("parley: --max-upload must be at least 1, --upload-quota at least 0", file=sys.stderr)
+        return 2
     if args.hash_workers < 1:
         print("parley: --hash-workers must be at least 1", file=sys.stderr)
         return 2
@@ -275,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keepalive_timeout=args.keepalive_timeout,
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
         registration=args.registration,
+        max_upload=args.max_upload,
+        upload_quota=args.upload_quota,
     )
     try:
         with datalock.shared(config.data):  # a restore waits for no server: it refuses

@@ -203,6 +203,7 @@ class Action(StrEnum):
     READ = "read"  # WebSocket read frames and POST .../read share one allowance
     CREATE_ROOM = "create_room"
     INVITE = "invite"
+    UPLOAD = "upload"  # POST /api/files
     GUEST_SOCKET = "guest_socket"  # a guest socket opened, counted per client address
 
 
@@ -236,6 +237,7 @@ ALLOWANCES: Final[Mapping[Action, Allowance]] = MappingProxyType(
         Action.READ: Allowance(300, 60.0, "marking read too fast"),
         Action.CREATE_ROOM: Allowance(30, 3600.0, "creating rooms too fast"),
         Action.INVITE: Allowance(200, 3600.0, "inviting too fast"),
+        Action.UPLOAD: Allowance(100, 600.0, "uploading too fast"),
         Action.GUEST_SOCKET: Allowance(2000, 60.0, "too many guest connections from here"),
     }
 )

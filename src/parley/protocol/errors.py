@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     UNKNOWN_TYPE = "unknown_type"
     TOO_LARGE = "too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"  # HTTP only: an upload past the uploader's quota
     RATE_LIMITED = "rate_limited"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -37,6 +38,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.TOO_LARGE: 413,
+    ErrorCode.QUOTA_EXCEEDED: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,

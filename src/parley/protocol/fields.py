@@ -19,6 +19,8 @@ from parley.protocol.errors import ErrorCode, ProtocolError
 
 __all__ = [
     "CLIENT_ID_PATTERN",
+    "FILE_ID_PATTERN",
+    "MAX_ATTACHMENTS",
     "MAX_DM_USERS",
     "MAX_EMOJI_CHARS",
     "MAX_PASSWORD",
@@ -37,6 +39,7 @@ __all__ = [
     "TAG_SEPARATOR",
     "USERNAME_PATTERN",
     "USERNAME_RULE",
+    "Attachments",
     "ClientId",
     "Emoji",
     "Limit",
@@ -47,6 +50,7 @@ __all__ = [
     "RequestId",
     "RoomName",
     "RoomRef",
+    "SendText",
     "Seq",
     "Target",
     "Text",
@@ -123,6 +127,24 @@ ClientId = Annotated[
 Text = Annotated[
     str,
     Meta(min_length=1, description=f"a string of 1 to {MAX_TEXT_CHARS} characters, not all blank"),
+]
+# A send's text: empty only with attachments (chat.py checks that and the upper bound).
+SendText = Annotated[
+    str,
+    Meta(
+        description=f"a string of up to {MAX_TEXT_CHARS} characters, not all blank"
+        " (empty only with attachments)"
+    ),
+]
+MAX_ATTACHMENTS: Final = 10
+# A file's id (server/files.py `new_file_id`): 26 characters of lowercase base32.
+FILE_ID_PATTERN: Final = _whole("[a-z2-7]{26}")
+Attachments = Annotated[
+    list[Annotated[str, Meta(max_length=64)]],
+    Meta(
+        max_length=MAX_ATTACHMENTS,
+        description=f"a list of at most {MAX_ATTACHMENTS} file ids, each uploaded by the sender",
+    ),
 ]
 Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ, description=f"an integer from 0 to {MAX_SEQ}")]
 # The seq of an event a frame points at (a message to reply to, edit, delete, react to).

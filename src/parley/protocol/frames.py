@@ -20,11 +20,13 @@ from parley.protocol.fields import (
     CLIENT_ID_PATTERN,
     MAX_REQUEST_ID,
     MAX_TEXT_CHARS,
+    Attachments,
     ClientId,
     Emoji,
     Limit,
     RequestId,
     RoomRef,
+    SendText,
     Seq,
     Target,
     Text,
@@ -44,6 +46,7 @@ __all__ = [
     "Edit",
     "EditEvent",
     "Error",
+    "File",
     "Hello",
     "HistoryReply",
     "HistoryRequest",
@@ -95,9 +98,10 @@ class Leave(_ClientFrame, tag="leave", frozen=True):
 
 class Send(_ClientFrame, tag="send", frozen=True):
     room: RoomRef
-    text: Text
+    text: SendText  # may be "" when it has attachments (checked after decoding)
     client_id: ClientId  # required: it is what makes a resend safe
     reply_to: Target | None = None
+    attachments: Attachments = field(default_factory=list)
 
 
 class Edit(_ClientFrame, tag="edit", frozen=True):
@@ -214,6 +218,18 @@ def _readable_id(value: object) -> int | None:
 # --- server -> client -------------------------------------------------------
 
 
+class File(Struct, frozen=True):
+    """An uploaded file (contract v2): what POST /api/files answers and a message's
+    attachments list. `width` and `height` only for images."""
+
+    id: str
+    name: str
+    type: str
+    size: int
+    width: int | UnsetType = UNSET
+    height: int | UnsetType = UNSET
+
+
 class Message(Struct, frozen=True):
     """A chat message as it is now (edits applied; a tombstone once deleted): the unit of
     history, REST and live delivery."""
@@ -230,7 +246,7 @@ class Message(Struct, frozen=True):
     # emoji -> who reacted, in the order they did
     reactions: dict[str, list[str]] = field(default_factory=dict)
     mentions: list[str] = field(default_factory=list)
-    attachments: list[Any] = field(default_factory=list)
+    attachments: list[File] = field(default_factory=list)  # [] once deleted
 
 
 class _ServerFrame(Struct, tag_field="type", frozen=True):

@@ -19,6 +19,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from parley.protocol.errors import ErrorCode, ProtocolError, wire_seconds
 from parley.protocol.fields import (
     MAX_DM_USERS,
+    Attachments,
     ClientId,
     Limit,
     LoginName,
@@ -27,6 +28,7 @@ from parley.protocol.fields import (
     Private,
     RoomName,
     RoomRef,
+    SendText,
     Seq,
     Target,
     Text,
@@ -123,9 +125,10 @@ class InviteBody(Struct, frozen=True):
 
 
 class PostMessageBody(Struct, frozen=True):
-    text: Text
+    text: SendText  # may be "" when it has attachments
     client_id: ClientId | None = None
     reply_to: Target | None = None
+    attachments: Attachments = msgspec.field(default_factory=list)
 
 
 class EditBody(Struct, frozen=True):

@@ -40,6 +40,8 @@ class Operation:
     auth: bool = True  # needs a bearer token or the session cookie
     errors: tuple[int, ...] = ()  # error statuses particular to this operation
     also: tuple[int, ...] = ()  # more success statuses, with the same answer
+    upload: bool = False  # the body is multipart/form-data with one part, `file`
+    media: str | None = None  # the success answer is bytes of this media type, not JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +97,13 @@ def _operation(route: Route, schemas: dict[str, JSON], components: JSON) -> JSON
     if op.body is not None:
         content = {"application/json": {"schema": schemas[_key(op.body)]}}
         out["requestBody"] = {"required": True, "content": content}
+    if op.upload:
+        out["requestBody"] = {"required": True, "content": {"multipart/form-data": _UPLOAD}}
     out["security"] = [{"bearer": []}, {"cookie": []}] if op.auth else []
     answer = schemas[_key(op.answer)] if op.answer is not None else None
     error = schemas[_key(ErrorBody)]
     out["responses"] = {
-        **{str(status): _response(status, answer) for status in (op.status, *op.also)},
+        **{str(status): _success(status, answer, op.media) for status in (op.status, *op.also)},
         **{str(status): _response(status, error) for status in sorted(_error_statuses(route))},
     }
     return out
@@ -112,6 +116,20 @@ def _response(status: int, schema: JSON | None) -> JSON:
     return out
 
 
+_BINARY: Final = {"type": "string", "format": "binary"}
+_UPLOAD: Final = {
+    "schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]},
+    "encoding": {"file": {"contentType": "application/octet-stream"}},
+}
+
+
+def _success(status: int, answer: JSON | None, media: str | None) -> JSON:
+    """A success answer: JSON (`answer`'s schema) or bytes of type `media`."""
+    if media is None:
+        return _response(status, answer)
+    return {"description": HTTPStatus(status).phrase, "content": {media: {"schema": _BINARY}}}
+
+
 def _error_statuses(route: Route) -> set[int]:
     op = route.operation
     statuses = {503, *op.errors}  # storage unavailable: any route may meet it
@@ -119,6 +137,8 @@ def _error_statuses(route: Route) -> set[int]:
         statuses.add(401)
     if op.body is not None:
         statuses |= {400, 413, 415}
+    if op.upload:
+        statuses |= {400, 413}
     if op.query is not None:
         statuses.add(400)
     if _PARAM.search(route.path):

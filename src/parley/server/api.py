@@ -21,6 +21,7 @@ from parley.protocol import (
     Delete,
     Edit,
     ErrorCode,
+    File,
     Message,
     ProtocolError,
     React,
@@ -69,7 +70,7 @@ from parley.protocol.openapi import WRITE_METHODS, Operation, Route, openapi_doc
 from parley.server.auth import COOKIE, client_address, origin_allowed, request_token
 from parley.server.headers import is_https
 from parley.server.httpconn import signed_in
-from parley.server.state import ACCOUNTS, CONFIG, NODE
+from parley.server.state import ACCOUNTS, CONFIG, DOWNLOADS, NODE, UPLOADS
 from parley.store import (
     Invite,
     MessageQuery,
@@ -456,10 +457,16 @@ async def post_message(request: web.Request) -> web.Response:
     ref = _room_name(request)
     body = await _body(request, PostMessageBody)
     record = await node.visible_room(user, ref)
-    node.check_send(user, body.text)
+    node.check_send(user, body.text, body.attachments)
     await node.check_reply(record.room, ref, body.reply_to)
     msg, created = await node.send(
-        user, record.room, body.text, body.client_id, ref, reply_to=body.reply_to
+        user,
+        record.room,
+        body.text,
+        body.client_id,
+        ref,
+        reply_to=body.reply_to,
+        attachments=body.attachments,
     )
     return json_response(msg, 201 if created else 200)
 
@@ -559,6 +566,57 @@ async def search(request: web.Request) -> web.Response:
         raise ProtocolError(ErrorCode.UNAVAILABLE, "search is off on this server (--search off)")
     found = await request.app[NODE].search(user, query.q, query.room, query.limit)
     return json_response(SearchResults(found))
+
+
+# --- files ------------------------------------------------------------------------
+
+
+@routes.post("/api/files")
+@documented(
+    Operation(
+        "Upload a file (multipart/form-data, one part `file`): its type comes from its bytes",
+        File,
+        201,
+        upload=True,
+    )
+)
+async def upload_file(request: web.Request) -> web.Response:
+    user = await _user(request)
+    request.app[NODE].spend(user, Action.UPLOAD)
+    file = await request.app[UPLOADS].receive(request, user.username)
+    return json_response(file, 201)
+
+
+@routes.get("/api/files/{file_id}")
+@documented(
+    Operation(
+        "A file's bytes (to its uploader, or anyone who may read a message carrying it)",
+        media="*/*",
+        also=(206,),
+        errors=(416,),
+    )
+)
+async def download_file(request: web.Request) -> web.StreamResponse:
+    return await _download(request, thumb=False)
+
+
+@routes.get("/api/files/{file_id}/thumb")
+@documented(
+    Operation(
+        "An image's thumbnail (at most 320 px on its long side), as the file's access rule",
+        media="image/*",
+        also=(206,),
+        errors=(416,),
+    )
+)
+async def download_thumb(request: web.Request) -> web.StreamResponse:
+    return await _download(request, thumb=True)
+
+
+async def _download(request: web.Request, *, thumb: bool) -> web.StreamResponse:
+    user = await _user(request)
+    file_id = request.match_info["file_id"]
+    return await request.app[DOWNLOADS].serve(request, file_id, user.username, thumb)
 
 
 # --- sessions ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ import signal
 import ssl
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Final
 
 from aiohttp import WSCloseCode, web
@@ -21,9 +22,10 @@ from parley.server import api, metrics
 from parley.server.accounts import Accounts
 from parley.server.chat import ChatService
 from parley.server.config import Config
+from parley.server.files import Downloads, Uploads, purge_unused
 from parley.server.headers import SERVER, harden
 from parley.server.httpconn import ConnectionRules, ParleySite, answered
-from parley.server.state import ACCOUNTS, CONFIG, NODE
+from parley.server.state import ACCOUNTS, CONFIG, DOWNLOADS, NODE, UPLOADS
 from parley.server.static import StaticFiles
 from parley.server.upstream import override_fits
 from parley.server.ws import chat_socket
@@ -87,6 +89,10 @@ def build_app(config: Config) -> web.Application:
         hash_workers=config.hash_workers,
         hash_queue=config.hash_queue,
     )
+    app[UPLOADS] = Uploads(
+        store, Path(config.data), config.max_upload, config.upload_quota, config.header_timeout
+    )
+    app[DOWNLOADS] = Downloads(store)
     static = StaticFiles()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
@@ -109,12 +115,15 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 async def _housekeeping(app: web.Application, every: float = 60.0) -> None:
     """Forget idle rate-limit state so memory follows active users, not all users ever seen,
-    and delete expired sessions so the token table follows live sessions, not every sign-in."""
+    delete expired sessions so the token table follows live sessions, not every sign-in,
+    and remove the uploads no message carries once they are a day old."""
     while True:
         await asyncio.sleep(every)
         now = time.monotonic()
         app[NODE].prune(now)
         app[ACCOUNTS].prune(now)
+        await purge_unused(app[NODE].store, time.time())
+        await app[UPLOADS].sweep(time.time())
         try:
             purged = await app[ACCOUNTS].purge_expired(time.time())
         except StoreUnavailable:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Final, Protocol
 
@@ -66,7 +67,7 @@ from parley.protocol import (
     encode,
     reply_id,
 )
-from parley.protocol.fields import MAX_EMOJI_CHARS
+from parley.protocol.fields import FILE_ID_PATTERN, MAX_EMOJI_CHARS
 from parley.protocol.http import SearchHit
 from parley.server import metrics
 from parley.server.admin import AdminService
@@ -87,6 +88,7 @@ from parley.store import (
     StoreStats,
     StoreUnavailable,
     TopicRequest,
+    UnknownFile,
     UnknownRoom,
     UnknownTarget,
 )
@@ -99,6 +101,7 @@ log = logging.getLogger("parley.chat")
 DRAIN_SENDS: Final = 10.0  # seconds a shutdown waits for sends in flight to commit
 # What an audit entry of the command line does to the account's sockets (`follow_audit`)
 _CLI_SIGN_OUTS: Final = {"ban": CloseCode.BANNED, "reset_password": CloseCode.SIGNED_OUT}
+_FILE_ID: Final = re.compile(FILE_ID_PATTERN)
 
 
 class Identity(Protocol):
@@ -386,11 +389,16 @@ class ChatService:
         if room is not None:
             self.delivery.unsubscribe(conn, room)
 
-    def check_send(self, who: Identity, text: str) -> None:
-        """The synchronous checks of a send: text, then the sender's rate."""
-        refusal = text_refusal(text, MAX_TEXT_CHARS)
+    def check_send(self, who: Identity, text: str, attachments: Sequence[str] = ()) -> None:
+        """The synchronous checks of a send: text (empty only with attachments), the
+        attachments' ids, then the sender's rate. Whether the sender uploaded them is the
+        store's to check, in the send's transaction."""
+        refusal = None if text == "" and attachments else text_refusal(text, MAX_TEXT_CHARS)
         if refusal is not None:
             raise refusal
+        for file_id in attachments:
+            if not _FILE_ID.search(file_id):
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no file {file_id!r}")
         self.spend(who, Action.SEND)
 
     def submit(
@@ -401,13 +409,16 @@ class ChatService:
         client_id: str | None,
         on_done: Callable[[asyncio.Future[tuple[Message, bool]]], None] | None = None,
         reply_to: int | None = None,
+        attachments: Sequence[str] = (),
     ) -> asyncio.Future[tuple[Message, bool]]:
         """Queue a message for the store. When it is committed it is published (if new),
         then `on_done` runs (the ack): one callback per message, not two. Checks are the
-        caller's (`check_send`, and `check_reply` for a `reply_to`)."""
+        caller's (`check_send`, and `check_reply` for a `reply_to`). The same attachment
+        twice counts once."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
-        future = self.store.append_soon(room, who.username, text, client_id, reply_to)
+        files = tuple(dict.fromkeys(attachments))
+        future = self.store.append_soon(room, who.username, text, client_id, reply_to, files)
         self._inflight.add(future)
         future.add_done_callback(partial(self._committed, time.perf_counter(), on_done))
         return future
@@ -479,12 +490,15 @@ class ChatService:
         client_id: str | None,
         ref: str | None = None,
         reply_to: int | None = None,
+        attachments: Sequence[str] = (),
     ) -> tuple[Message, bool]:
         """Store and publish to the room keyed `room`, which `who` calls `ref` (default: the
         key); returns once committed: (the message as `who` sees it, created). Checks are
         the caller's."""
         try:
-            msg, created = await self.submit(who, room, text, client_id, reply_to=reply_to)
+            msg, created = await self.submit(
+                who, room, text, client_id, reply_to=reply_to, attachments=attachments
+            )
         except Exception as exc:
             raise store_error(exc, ref or room) from None
         if msg.room != room:  # a resent client_id: the message as first stored, elsewhere
@@ -677,6 +691,8 @@ def store_error(exc: BaseException, room: str) -> ProtocolError:
         return exc
     if isinstance(exc, UnknownRoom):
         return ProtocolError(ErrorCode.NOT_FOUND, f"no room {room!r}")
+    if isinstance(exc, UnknownFile):
+        return ProtocolError(ErrorCode.NOT_FOUND, f"no file {exc.args[0]!r} of yours")
     if not isinstance(exc, StoreUnavailable):
         log.exception("append failed", exc_info=exc)
     return ProtocolError(ErrorCode.UNAVAILABLE, "storage unavailable; retry")

@@ -39,6 +39,8 @@ class Config:
     keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after this
     max_unauthenticated_per_address: int = 128
     registration: str | None = None  # open | invite | closed, stored at start; None: as stored
+    max_upload: int = 10 * 1024 * 1024  # bytes of one uploaded file
+    upload_quota: int = 1024**3  # bytes of a user's stored uploads; 0: no quota
 
     @property
     def tls(self) -> bool:

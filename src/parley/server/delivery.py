@@ -413,8 +413,12 @@ def as_seen(msg: S, ref: str) -> S:
 
 def plain_line(event: RoomEvent) -> str | None:
     """What the tutorial's plain-text client shows of an event: one line, or nothing."""
-    if isinstance(event, MessageEvent):
-        return f"{event.username}: {one_line(event.text)}"  # one message, one line
+    if isinstance(event, MessageEvent):  # one message, one line
+        files = ", ".join(one_line(f.name) for f in event.attachments)
+        text = one_line(event.text)
+        if files:
+            text = f"{text} (attached: {files})" if text else f"(attached: {files})"
+        return f"{event.username}: {text}"
     if isinstance(event, EditEvent):
         return f"* {event.username} edited: {one_line(event.text)}"
     if isinstance(event, DeleteEvent):

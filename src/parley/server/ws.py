@@ -481,7 +481,7 @@ class JsonSession(ChatSession):
         ):
             return False
         try:
-            self.node.check_send(conn, frame.text)
+            self.node.check_send(conn, frame.text, frame.attachments)
             self.submit(frame, room)
         except ProtocolError as exc:
             exc.ref, exc.request_id = frame.client_id, frame.request_id
@@ -496,7 +496,7 @@ class JsonSession(ChatSession):
         """
         conn = self.conn
         try:
-            self.node.check_send(conn, frame.text)
+            self.node.check_send(conn, frame.text, frame.attachments)
             room = await self.node.may_use(conn, frame.room)
             await self.node.check_reply(room, frame.room, frame.reply_to)
             if conn.inflight >= MAX_INFLIGHT:  # stop reading this socket until one commits
@@ -517,6 +517,7 @@ class JsonSession(ChatSession):
             frame.client_id,
             partial(self.acked, frame, room),
             frame.reply_to,
+            frame.attachments,
         )
         self.conn.inflight += 1
 

@@ -6,10 +6,12 @@ from parley.store.base import (
     ChangeRequest,
     DeleteRequest,
     EditRequest,
+    FileRecord,
     Invite,
     MemberChange,
     MessageQuery,
     NotAllowed,
+    QuotaExceeded,
     ReactRequest,
     Refused,
     Registration,
@@ -19,6 +21,7 @@ from parley.store.base import (
     StoreStats,
     StoreUnavailable,
     TopicRequest,
+    UnknownFile,
     UnknownRoom,
     UnknownTarget,
     UnknownUser,
@@ -33,10 +36,12 @@ __all__ = [
     "Changed",
     "DeleteRequest",
     "EditRequest",
+    "FileRecord",
     "Invite",
     "MemberChange",
     "MessageQuery",
     "NotAllowed",
+    "QuotaExceeded",
     "ReactRequest",
     "Refused",
     "Registration",
@@ -46,6 +51,7 @@ __all__ = [
     "StoreStats",
     "StoreUnavailable",
     "TopicRequest",
+    "UnknownFile",
     "UnknownRoom",
     "UnknownTarget",
     "UnknownUser",
@@ -59,8 +65,9 @@ __all__ = [
 def open_store(
     db_url: str | None, data_dir: str, *, group_commit: bool = True, search: bool = True
 ) -> Store:
-    """The store a `--db` URL names; SQLite under `data_dir` when there is none. Without
-    `search`, messages are not indexed for search (the index is dropped)."""
+    """The store a `--db` URL names; SQLite under `data_dir` when there is none (its
+    uploads' bytes in `data_dir`/files either way). Without `search`, messages are not
+    indexed for search (the index is dropped)."""
     from pathlib import Path
 
     if db_url and db_url.startswith(("postgres://", "postgresql://")):
@@ -73,4 +80,5 @@ def open_store(
         path = Path(data_dir) / "parley.db"
     from parley.store.sqlite import SQLiteStore
 
-    return SQLiteStore(path, group_commit=group_commit, search=search)
+    files = Path(data_dir) / "files"
+    return SQLiteStore(path, group_commit=group_commit, search=search, files=files)

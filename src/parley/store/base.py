@@ -9,9 +9,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 from parley.core.roomnames import name_of, resolve
-from parley.protocol import Message, RoomEvent
+from parley.protocol import File, Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 __all__ = [
@@ -20,10 +21,12 @@ __all__ = [
     "Changed",
     "DeleteRequest",
     "EditRequest",
+    "FileRecord",
     "Invite",
     "MemberChange",
     "MessageQuery",
     "NotAllowed",
+    "QuotaExceeded",
     "ReactRequest",
     "Refused",
     "Registration",
@@ -33,6 +36,7 @@ __all__ = [
     "StoreStats",
     "StoreUnavailable",
     "TopicRequest",
+    "UnknownFile",
     "UnknownRoom",
     "UnknownTarget",
     "UnknownUser",
@@ -54,6 +58,14 @@ class UnknownRoom(Exception):
 
 class UnknownTarget(Exception):
     """The seq a change points at is not a message of the room (or one deleted): not_found."""
+
+
+class UnknownFile(Exception):
+    """An attachment that is no file its sender uploaded (or one removed since): not_found."""
+
+
+class QuotaExceeded(Exception):
+    """The upload would take its uploader's stored files past their quota."""
 
 
 class NotAllowed(Exception):
@@ -155,6 +167,29 @@ class RoomRecord:
     unread: int = 0  # messages by others after last_read, not deleted
     mentions: int = 0  # those of them that mention the user
     members: tuple[str, ...] = ()  # a DM's people, sorted (empty for other rooms)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """An uploaded file: its bytes are stored once per content (`sha256`), its thumbnail's
+    too (`thumb`: the thumbnail's sha256, images only). `created_at`: epoch seconds."""
+
+    id: str
+    sha256: str
+    name: str
+    type: str
+    size: int
+    width: int | None
+    height: int | None
+    thumb: str | None
+    uploader: str
+    created_at: float
+
+    def as_file(self) -> File:
+        """What a client sees of it (contract v2 File)."""
+        if self.width is None or self.height is None:
+            return File(self.id, self.name, self.type, self.size)
+        return File(self.id, self.name, self.type, self.size, self.width, self.height)
 
 
 # --- changes: the events other than messages (contract v2), each stored with the room's
@@ -432,6 +467,7 @@ class Store(abc.ABC):
         text: str,
         client_id: str | None,
         reply_to: int | None = None,
+        attachments: tuple[str, ...] = (),
     ) -> tuple[Message, bool]:
         """Store a message with the room's next seq, in one transaction, with the users it
         mentions (`@name` of a user who may read the room, not the author) and the
@@ -440,8 +476,10 @@ class Store(abc.ABC):
         Returns (message, True) once committed; for a `(username, client_id)` seen
         before, (the first message, False) and nothing is written. Raises UnknownRoom.
         `reply_to` is the caller's to check (`message`): messages are never removed.
+        `attachments`: ids of files `username` uploaded (distinct), else UnknownFile; the
+        message carries them (`Message.attachments`) until it is deleted.
         """
-        return await self.append_soon(room, username, text, client_id, reply_to)
+        return await self.append_soon(room, username, text, client_id, reply_to, attachments)
 
     @abc.abstractmethod
     def append_soon(
@@ -451,6 +489,7 @@ class Store(abc.ABC):
         text: str,
         client_id: str | None,
         reply_to: int | None = None,
+        attachments: tuple[str, ...] = (),
     ) -> asyncio.Future[tuple[Message, bool]]:
         """`append` as a future, for callers that want a callback rather than a task: both
         stores batch their sends for group commit and settle each send's future."""
@@ -488,3 +527,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def last_seqs(self) -> dict[str, int]:
         """Every room's last seq (a node's starting point for ordering)."""
+
+    # files (contract v2): stored once per content, readable through the messages that
+    # carry them; uploads no message carries are purged after a while.
+    @abc.abstractmethod
+    async def add_file(
+        self, record: FileRecord, content: Path, thumb: Path | None, quota: int
+    ) -> None:
+        """Store an upload: the bytes of the finished, synced temporary file `content`
+        (and of `thumb`, the thumbnail's) under their sha256s, unless stored already, and
+        the record, in one transaction. The temporary files are moved or left to the
+        caller to delete. QuotaExceeded when the uploader's files would then add up to
+        more than `quota` bytes (0: no quota)."""
+
+    @abc.abstractmethod
+    async def readable_file(self, file_id: str, username: str) -> FileRecord | None:
+        """The file, when `username` uploaded it or may read now a room holding a
+        message (not deleted) that carries it; else None, as for a missing file."""
+
+    @abc.abstractmethod
+    async def read_blob(self, sha256: str, offset: int, length: int) -> bytes:
+        """At most `length` bytes of stored content `sha256` from `offset` (fewer at its
+        end); b"" past the end or when it is gone."""
+
+    @abc.abstractmethod
+    async def purge_files(self, before: float) -> int:
+        """Remove the files no message carries (none ever did, or theirs were deleted)
+        uploaded before `before` (epoch seconds), with their bytes unless another file
+        has the same content; how many files. Safe with several nodes doing it at once."""

@@ -11,14 +11,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.protocol import Message
+from parley.protocol import File, Message
 from parley.store.base import StoreUnavailable, UnknownRoom
-from parley.store.events import dump_some
+from parley.store.events import dump, dump_some
 
 __all__ = ["ROW_COLUMNS", "AppendPlan", "AppendResult", "PendingAppend", "settle"]
 
 # The columns of a message row as `AppendPlan.stored` returns them.
-ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n"
+ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, attachments"
 
 AppendResult = tuple[Message, bool] | BaseException  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
@@ -34,16 +34,20 @@ class PendingAppend:
     client_id: str | None
     future: asyncio.Future[Any]
     reply_to: int | None = None
+    attachments: tuple[str, ...] = ()  # file ids (distinct)
     mentions: list[str] = field(default_factory=list)  # set by the store before `stored`
+    files: list[File] = field(default_factory=list)  # the attachments found, by the store
+    refused: BaseException | None = None  # set by the store: an attachment not found
 
 
 class AppendPlan:
     """Which of a batch's sends to store, per room, and what each one gets back.
 
     A send whose (username, client_id) is in `known` (already stored) gets the stored
-    message back, not created; a client_id twice in one batch: the first is stored and
-    the later ones get it back. The rest are numbered per room, in batch order, after the
-    store has bumped the room's seq by their count.
+    message back, not created; one the store `refused` (an attachment not found) fails; a
+    client_id twice in one batch: the first is stored and the later ones get it back. The
+    rest are numbered per room, in batch order, after the store has bumped the room's seq
+    by their count.
     """
 
     __slots__ = ("_repeats", "_results", "appends", "by_room")
@@ -66,6 +70,9 @@ class AppendPlan:
                     self._repeats.append((i, first[key]))
                     continue
                 first[key] = i
+            if a.refused is not None:
+                self._results[i] = a.refused
+                continue
             self.by_room.setdefault(a.room, []).append(i)
 
     def to_store(self, room: str) -> list[PendingAppend]:
@@ -83,7 +90,15 @@ class AppendPlan:
             n += 1
             a = self.appends[i]
             message = Message(
-                room, seq, a.username, a.text, ts, a.client_id, a.reply_to, mentions=a.mentions
+                room,
+                seq,
+                a.username,
+                a.text,
+                ts,
+                a.client_id,
+                a.reply_to,
+                mentions=a.mentions,
+                attachments=a.files,
             )
             self._results[i] = (message, True)
             rows.append(
@@ -97,6 +112,7 @@ class AppendPlan:
                     a.reply_to,
                     dump_some(a.mentions),
                     n,
+                    dump(a.files) if a.files else None,
                 )
             )
         return rows
@@ -117,6 +133,10 @@ class AppendPlan:
             for user in msg.mentions
             if user != msg.username
         ]
+
+    def attachment_rows(self) -> list[tuple[str, str, int]]:
+        """(file id, room, seq) of each stored message's attachments."""
+        return [(f.id, msg.room, msg.seq) for msg in self._created() for f in msg.attachments]
 
     def _created(self) -> list[Message]:
         """The messages this batch stores (not those of an unknown room: no counts there)."""

@@ -16,6 +16,7 @@ import msgspec
 from parley.protocol import (
     DeleteEvent,
     EditEvent,
+    File,
     MemberEvent,
     Message,
     MessageEvent,
@@ -39,6 +40,7 @@ __all__ = [
     "dump",
     "dump_some",
     "event_of",
+    "load_files",
     "load_names",
     "load_reactions",
     "logged_event",
@@ -49,7 +51,8 @@ __all__ = [
 
 # The columns a message needs (the prefix of EVENT_COLUMNS a history page selects).
 MESSAGE_COLUMNS: Final = (
-    "room, seq, username, text, ts, client_id, reply_to, edited, deleted, reactions, mentions"
+    "room, seq, username, text, ts, client_id, reply_to, edited, deleted, reactions, mentions,"
+    " attachments"
 )
 EVENT_COLUMNS: Final = MESSAGE_COLUMNS + ", kind, target, data"
 
@@ -58,6 +61,7 @@ _json_encode: Final = msgspec.json.Encoder().encode
 _reactions: Final = msgspec.json.Decoder(Reactions)
 _names: Final = msgspec.json.Decoder(list[str])
 _data: Final = msgspec.json.Decoder(dict[str, Any])
+_files: Final = msgspec.json.Decoder(list[File])
 
 
 def dump(value: object) -> str:
@@ -78,6 +82,11 @@ def load_names(text: str | None) -> list[str]:
     return _names.decode(text) if text else []
 
 
+def load_files(text: str | None) -> list[File]:
+    """A message's attachments column: the File objects it carries (NULL: none)."""
+    return _files.decode(text) if text else []
+
+
 def message_of(row: Sequence[Any]) -> Message:
     """A message row (MESSAGE_COLUMNS) as the message is now."""
     return Message(
@@ -92,23 +101,24 @@ def message_of(row: Sequence[Any]) -> Message:
         bool(row[8]),
         load_reactions(row[9]),
         load_names(row[10]),
+        load_files(row[11]),
     )
 
 
 def event_of(row: Sequence[Any]) -> RoomEvent:
     """Any row of the log (EVENT_COLUMNS) as the frame a replay sends."""
-    kind = row[11]
+    kind = row[12]
     if kind is None:
         return MessageEvent(*msgspec.structs.astuple(message_of(row)))
     common = {"room": row[0], "seq": row[1], "username": row[2], "ts": row[4], "client_id": row[5]}
-    target = row[12]
+    target = row[13]
     if kind == "edit":
         return EditEvent(**common, target=target, text=row[3])
     if kind == "delete":
         return DeleteEvent(**common, target=target)
     if kind == "topic":
         return TopicEvent(**common, topic=row[3])
-    data = _data.decode(row[13])
+    data = _data.decode(row[14])
     if kind == "reaction":
         return ReactionEvent(**common, target=target, emoji=data["emoji"], on=data["on"])
     return MemberEvent(**common, change=data["change"], by=data["by"])
@@ -119,7 +129,7 @@ def logged_event(
 ) -> RoomEvent:
     """The frame of a change just stored: `row` is its (room, seq, username, text, ts,
     client_id), `data` its JSON text."""
-    return event_of((*row, None, None, False, None, None, kind, target, data))
+    return event_of((*row, None, None, False, None, None, None, kind, target, data))
 
 
 def check_allowed(request: ChangeRequest, owner: str | None, author: str | None) -> None:

@@ -9,6 +9,7 @@ from typing import Final
 
 __all__ = [
     "ADMIN_VERSION",
+    "FILES_VERSION",
     "LEAN_SEARCH_VERSION",
     "POSTGRES",
     "POSTGRES_SEARCH_INDEX",
@@ -18,6 +19,7 @@ __all__ = [
 ]
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
+FILES_VERSION: Final = 8  # the version that adds uploaded files and attachments
 ADMIN_VERSION: Final = 9  # roles, bans, invites, the audit log, the registration mode
 LEAN_SEARCH_VERSION: Final = 10  # SQLite: the search index without prefix lists
 
@@ -164,6 +166,47 @@ SQLITE_SEARCH_INDEX: Final = """
         SELECT rowid, text, room FROM messages WHERE kind IS NULL AND deleted = 0
 """
 
+# Files (contract v2, docs/protocol.md "Files"). A file row is one upload: its label and
+# type, who uploaded it, and the sha256 of its stored bytes (and of its thumbnail's);
+# `refs` counts the messages (not deleted) carrying it, kept in the send and delete
+# transactions, so that the purge of unused uploads is a condition on the row itself (on
+# PostgreSQL a send that takes a file locks its row first: the two never cross).
+# `message_files` links messages to their files, for the access check; a message row's
+# `attachments` holds the File objects it carries as JSON, so reading history joins nothing.
+# `blobs` counts the file rows (and thumbnails) using each content: the bytes go with
+# the last. SQLite keeps the bytes on disk (DATA/files/ab/cd/<sha256>), PostgreSQL in
+# `data`, so every node serves every file, stored uncompressed (STORAGE EXTERNAL): a
+# range read then fetches only its own pieces rather than inflating the whole value.
+_FILES: Final = """
+    ALTER TABLE messages ADD COLUMN attachments TEXT;
+    CREATE TABLE files (
+        id         TEXT PRIMARY KEY,
+        sha256     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        size       {integer} NOT NULL,
+        width      {integer},
+        height     {integer},
+        thumb      TEXT,
+        uploader   TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        refs       {integer} NOT NULL DEFAULT 0
+    );
+    CREATE INDEX files_by_uploader ON files(uploader);
+    CREATE INDEX files_unused ON files(created_at) WHERE refs = 0;
+    CREATE TABLE message_files (
+        room    TEXT NOT NULL,
+        seq     {integer} NOT NULL,
+        file_id TEXT NOT NULL REFERENCES files(id),
+        PRIMARY KEY (room, seq, file_id)
+    ){without_rowid};
+    CREATE INDEX message_files_by_file ON message_files(file_id);
+    CREATE TABLE blobs (
+        sha256 TEXT PRIMARY KEY,
+        refs   {integer} NOT NULL{data}
+    ){without_rowid}{after}
+"""
+
 # Running it for a team (issue 15): server admins and bans on the account; invite codes
 # (single use, expiring: times in epoch seconds, compared with the `now` the caller
 # passes); the audit log of admin and owner actions (newest first by id); one settings row
@@ -250,6 +293,12 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (6, _MENTION_COUNTS.format(integer="INTEGER")),
     (SEARCH_VERSION, _SEARCH_SQLITE),
     (
+        FILES_VERSION,
+        _FILES.format(
+            integer="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID", data="", after=""
+        ),
+    ),
+    (
         ADMIN_VERSION,
         _ADMIN.format(boolean="INTEGER", true="1", false="0", real="REAL", serial="INTEGER"),
     ),
@@ -310,6 +359,16 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     (6, _MENTION_COUNTS.format(integer="BIGINT")),
     (SEARCH_VERSION, _SEARCH_POSTGRES),
     (
+        FILES_VERSION,
+        _FILES.format(
+            integer="BIGINT",
+            real="DOUBLE PRECISION",
+            without_rowid="",
+            data=",\n        data   BYTEA NOT NULL",
+            after=";\n    ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL",
+        ),
+    ),
+    (
         ADMIN_VERSION,
         _ADMIN.format(
             boolean="BOOLEAN",
@@ -319,4 +378,7 @@ POSTGRES: Final[list[tuple[int, str]]] = [
             serial="BIGSERIAL",
         ),
     ),
+    # PostgreSQL's search index does not change: the version is taken all the same, so
+    # that a schema version (an export's, say) means the same tables on both stores.
+    (LEAN_SEARCH_VERSION, "SELECT 1"),
 ]

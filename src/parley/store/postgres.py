@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
@@ -40,9 +41,11 @@ from parley.store.base import (
     ChangeRequest,
     DeleteRequest,
     EditRequest,
+    FileRecord,
     Invite,
     MemberChange,
     MessageQuery,
+    QuotaExceeded,
     ReactRequest,
     Registration,
     RoomRecord,
@@ -51,6 +54,7 @@ from parley.store.base import (
     StoreStats,
     StoreUnavailable,
     TopicRequest,
+    UnknownFile,
     UnknownRoom,
     UnknownTarget,
     UnknownUser,
@@ -75,6 +79,7 @@ from parley.store.events import (
     message_of,
     toggled,
 )
+from parley.store.files import FILE_COLUMNS, READABLE_FILE, blobs_of, file_of, file_row
 from parley.store.migrations import POSTGRES as MIGRATIONS
 from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION
 from parley.store.roles import ban_refusal, change_audit, role_refusal
@@ -111,10 +116,11 @@ _APPEND_MANY: Final = (
     " msgs = msgs + cardinality($2::text[]) WHERE room = $1 RETURNING last_seq, msgs),"
     " sent AS (SELECT m.*, b.last_seq - cardinality($2::text[]) + m.ord AS seq,"
     " b.msgs - cardinality($2::text[]) + m.ord AS n FROM bumped b,"
-    " unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $8::text[])"
-    " WITH ORDINALITY AS m(username, text, client_id, reply_to, mentions, words, ord)),"
+    " unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $8::text[],"
+    " $9::text[]) WITH ORDINALITY"
+    " AS m(username, text, client_id, reply_to, mentions, words, attachments, ord)),"
     f" stored AS (INSERT INTO messages ({ROW_COLUMNS}, words)"
-    " SELECT $1, seq, username, text, $7, client_id, reply_to, mentions, n,"
+    " SELECT $1, seq, username, text, $7, client_id, reply_to, mentions, n, attachments,"
     f" {_WORDS_OF.format('words')} FROM sent),"
     " mentioned AS (SELECT u, sent.seq FROM sent,"
     " json_array_elements_text(sent.mentions::json) AS u WHERE u <> sent.username),"
@@ -213,6 +219,9 @@ _ADD_MENTIONS: Final = (
     " ON CONFLICT (username, room) DO UPDATE SET ment = read_marks.ment + 1"
     " WHERE read_marks.seq < $3"
 )
+_INSERT_FILE: Final = (
+    f"INSERT INTO files ({FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
 # Every token of a user (by name key) but the one to keep ($2 NULL: keep none).
 _DELETE_USER_TOKENS: Final = (
     "DELETE FROM tokens WHERE username = (SELECT username FROM users WHERE username_key = $1)"
@@ -271,6 +280,7 @@ async def _insert_batch(
     private: dict[str, bool],
 ) -> list[AppendResult]:
     """One statement per room; several rooms share one transaction, so one COMMIT."""
+    await _resolve_files(conn, [a for a in batch if a.attachments])
     plan = AppendPlan(batch, known)
     guarded = await _private_rooms(conn, plan, private)
     await _resolve_mentions(conn, [a for a in batch if "@" in a.text])
@@ -288,22 +298,71 @@ async def _insert_batch(
             [dump_some(a.mentions) for a in sends],
             ts,
             [" ".join(index_words(a.text)) for a in sends],
+            [dump(a.files) if a.files else None for a in sends],
         )
         if bumped is None:
             plan.unknown(room)
         else:
             plan.stored(room, int(bumped["last_seq"]), int(bumped["msgs"]), ts)
 
-    if len(plan.by_room) == 1 and not guarded:
+    attached = any(a.files for a in batch)
+    if len(plan.by_room) == 1 and not guarded and not attached:
         await store_room(next(iter(plan.by_room)))
     elif plan.by_room:
         async with conn.transaction():
             await _members_only(conn, plan, guarded)
             # Row locks always taken in the same order: two nodes' batches over the same
-            # rooms queue on each other instead of deadlocking.
+            # rooms queue on each other instead of deadlocking (then the files' rows, as
+            # a delete takes them: after its room's).
             for room in sorted(plan.by_room):
                 await store_room(room)
+            await _link_files(conn, plan.attachment_rows())
     return plan.results()
+
+
+async def _resolve_files(conn: Any, appends: list[PendingAppend]) -> None:
+    """Set each send's `files` (its attachments, which its sender must have uploaded), or
+    `refused` when one is not found. (A file purged before the batch commits makes
+    `_link_files` fail the batch; one by one, that send is then refused here.)"""
+    if not appends:
+        return
+    rows = await conn.fetch(
+        f"SELECT {FILE_COLUMNS} FROM files WHERE id = ANY($1)",
+        sorted({i for a in appends for i in a.attachments}),
+    )
+    found = {row["id"]: file_of(row) for row in rows}
+    for a in appends:
+        mine = {
+            i: f.as_file()
+            for i in a.attachments
+            if (f := found.get(i)) and f.uploader == a.username
+        }
+        missing = [i for i in a.attachments if i not in mine]
+        a.refused = UnknownFile(missing[0]) if missing else None
+        a.files = [] if missing else [mine[i] for i in a.attachments]
+
+
+async def _link_files(conn: Any, links: list[tuple[str, str, int]]) -> None:
+    """(file id, room, seq): the message carries the file, counted on the file's row (its
+    row lock: a purge waits for this transaction, then finds the file used)."""
+    if not links:
+        return
+    ids = [f for f, _, _ in links]
+    counted = await conn.fetch(
+        "UPDATE files SET refs = refs + c.n FROM (SELECT id, count(*) AS n"
+        " FROM unnest($1::text[]) AS id GROUP BY id ORDER BY id) c"
+        " WHERE files.id = c.id RETURNING files.id",
+        ids,
+    )
+    if len(counted) < len(set(ids)):
+        raise UnknownFile(sorted(set(ids) - {row["id"] for row in counted})[0])
+    await conn.execute(
+        "INSERT INTO message_files (file_id, room, seq)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",
+        ids,
+        [room for _, room, _ in links],
+        [seq for _, _, seq in links],
+    )
 
 
 async def _private_rooms(conn: Any, plan: AppendPlan, private: dict[str, bool]) -> list[str]:
@@ -761,10 +820,12 @@ class PostgresStore(Store):
         text: str,
         client_id: str | None,
         reply_to: int | None = None,
+        attachments: tuple[str, ...] = (),
     ) -> asyncio.Future[tuple[Message, bool]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Message, bool]] = loop.create_future()
-        self._pending.append(PendingAppend(room, username, text, client_id, future, reply_to))
+        pending = PendingAppend(room, username, text, client_id, future, reply_to, attachments)
+        self._pending.append(pending)
         if self._committer is None:  # start at the end of this loop iteration
             self._committer = loop.create_task(self._commit_batches())
         return future
@@ -808,7 +869,7 @@ class PostgresStore(Store):
                 raise StoreUnavailable("postgres: resends kept racing")
         except StoreUnavailable as exc:
             return _unavailable(len(batch), str(exc))
-        except asyncpg.PostgresError as exc:
+        except (asyncpg.PostgresError, UnknownFile) as exc:
             if len(batch) == 1:
                 return [exc]
             return [(await self._append_batch([a]))[0] for a in batch]
@@ -868,6 +929,75 @@ class PostgresStore(Store):
     async def last_seqs(self) -> dict[str, int]:
         rows = await self._fetch("SELECT room, last_seq FROM rooms")
         return {str(row["room"]): int(row["last_seq"]) for row in rows}
+
+    # --- files --------------------------------------------------------------------
+
+    async def add_file(
+        self, record: FileRecord, content: Path, thumb: Path | None, quota: int
+    ) -> None:
+        blobs = [
+            (sha, await asyncio.to_thread(path.read_bytes))
+            for sha, path in blobs_of(record, content, thumb)
+        ]
+        async with self._conn() as conn, conn.transaction():
+            if quota:
+                # the uploader's row lock: their uploads on every node count one at a time
+                await conn.execute(
+                    "SELECT 1 FROM users WHERE username = $1 FOR UPDATE", record.uploader
+                )
+                used = await conn.fetchval(
+                    "SELECT coalesce(sum(size), 0) FROM files WHERE uploader = $1",
+                    record.uploader,
+                )
+                if used + record.size > quota:
+                    raise QuotaExceeded(record.uploader)
+            for sha, data in blobs:
+                # the bytes only when new; a content in use gains one more user (its row
+                # lock: a purge waiting on it then finds it used)
+                bumped = await conn.fetchval(
+                    "UPDATE blobs SET refs = refs + 1 WHERE sha256 = $1 RETURNING 1", sha
+                )
+                if bumped is None:
+                    await conn.execute(
+                        "INSERT INTO blobs (sha256, refs, data) VALUES ($1, 1, $2)"
+                        " ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + 1",
+                        sha,
+                        data,
+                    )
+            await conn.execute(_INSERT_FILE, *file_row(record))
+
+    async def readable_file(self, file_id: str, username: str) -> FileRecord | None:
+        row = await self._fetchrow(READABLE_FILE.format(id="$1", user="$2"), file_id, username)
+        return None if row is None else file_of(row)
+
+    async def read_blob(self, sha256: str, offset: int, length: int) -> bytes:
+        data = await self._fetchval(
+            "SELECT substring(data FROM $2 FOR $3) FROM blobs WHERE sha256 = $1",
+            sha256,
+            offset + 1,
+            length,
+        )
+        return bytes(data or b"")
+
+    async def purge_files(self, before: float) -> int:
+        async with self._conn() as conn, conn.transaction():
+            # Row conditions only: a send or an upload racing this holds the row's lock,
+            # and once it commits the row no longer qualifies (refs above 0).
+            rows = await conn.fetch(
+                "DELETE FROM files WHERE refs = 0 AND created_at < $1 RETURNING sha256, thumb",
+                before,
+            )
+            used = [sha for row in rows for sha in (row["sha256"], row["thumb"]) if sha]
+            await conn.execute(
+                "UPDATE blobs SET refs = refs - c.n FROM (SELECT sha, count(*) AS n"
+                " FROM unnest($1::text[]) AS sha GROUP BY sha ORDER BY sha) c"
+                " WHERE blobs.sha256 = c.sha",
+                used,
+            )
+            await conn.execute(
+                "DELETE FROM blobs WHERE sha256 = ANY($1) AND refs <= 0", sorted(set(used))
+            )
+            return len(rows)
 
 
 async def _audit(conn: Any, actor: str, action: str, target: str, room: str | None = None) -> None:
@@ -1018,10 +1148,18 @@ async def _delete(conn: Any, request: DeleteRequest, mentioned: list[str]) -> Ch
     # bring them back).
     await conn.execute(
         "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL,"
-        " words = NULL WHERE room = $1 AND seq = $2",
+        " words = NULL, attachments = NULL WHERE room = $1 AND seq = $2",
         room,
         seq,
     )
+    # It carries its files no more (their rows locked after the room's, as a send does).
+    await conn.execute(
+        "UPDATE files SET refs = refs - 1 WHERE id IN"
+        " (SELECT file_id FROM message_files WHERE room = $1 AND seq = $2)",
+        room,
+        seq,
+    )
+    await conn.execute("DELETE FROM message_files WHERE room = $1 AND seq = $2", room, seq)
     await conn.execute(
         "UPDATE messages SET text = '' WHERE room = $1 AND seq > $2 AND target = $2"
         " AND kind = 'edit'",

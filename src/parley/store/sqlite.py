@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import math
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -36,9 +37,11 @@ from parley.store.base import (
     ChangeRequest,
     DeleteRequest,
     EditRequest,
+    FileRecord,
     Invite,
     MemberChange,
     MessageQuery,
+    QuotaExceeded,
     ReactRequest,
     Registration,
     RoomRecord,
@@ -47,6 +50,7 @@ from parley.store.base import (
     StoreStats,
     StoreUnavailable,
     TopicRequest,
+    UnknownFile,
     UnknownRoom,
     UnknownTarget,
     UnknownUser,
@@ -71,6 +75,7 @@ from parley.store.events import (
     message_of,
     toggled,
 )
+from parley.store.files import FILE_COLUMNS, READABLE_FILE, blob_path, blobs_of, file_of, file_row
 from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
 from parley.store.migrations import SQLITE as MIGRATIONS
 from parley.store.roles import ban_refusal, change_audit, role_refusal
@@ -245,10 +250,17 @@ class _Writer:
         return future
 
     def submit_append(
-        self, room: str, username: str, text: str, client_id: str | None, reply_to: int | None
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None,
+        attachments: tuple[str, ...],
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add(PendingAppend(room, username, text, client_id, future, reply_to), future)
+        pending = PendingAppend(room, username, text, client_id, future, reply_to, attachments)
+        self._add(pending, future)
         return future
 
     def _add(self, item: _Item, future: asyncio.Future[Any]) -> None:
@@ -389,6 +401,7 @@ def _bulk_append(
     conn: sqlite3.Connection, appends: list[PendingAppend], known: dict[tuple[str, str], Message]
 ) -> list[AppendResult]:
     """`known`: messages already stored under some of the batch's (username, client_id)."""
+    _resolve_files(conn, [a for a in appends if a.attachments])
     plan = AppendPlan(appends, known)
     _resolve_mentions(conn, [a for a in appends if "@" in a.text])
     ts = utc_timestamp()
@@ -418,7 +431,107 @@ def _bulk_append(
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
+        _link_files(conn, plan.attachment_rows())
     return plan.results()
+
+
+def _resolve_files(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
+    """Set each send's `files` (its attachments, which its sender must have uploaded), or
+    `refused` when one is not found."""
+    for a in appends:
+        rows = conn.execute(
+            f"SELECT {FILE_COLUMNS} FROM files WHERE uploader = ? AND id IN ("
+            + ",".join("?" * len(a.attachments))
+            + ")",
+            (a.username, *a.attachments),
+        ).fetchall()
+        found = {row[0]: file_of(row).as_file() for row in rows}
+        missing = [i for i in a.attachments if i not in found]
+        a.refused = UnknownFile(missing[0]) if missing else None
+        a.files = [] if missing else [found[i] for i in a.attachments]
+
+
+def _link_files(conn: sqlite3.Connection, links: list[tuple[str, str, int]]) -> None:
+    """(file id, room, seq): the message carries the file (counted on the file's row)."""
+    conn.executemany("INSERT INTO message_files (file_id, room, seq) VALUES (?, ?, ?)", links)
+    conn.executemany("UPDATE files SET refs = refs + 1 WHERE id = ?", [(f,) for f, _, _ in links])
+
+
+def _unlink_files(conn: sqlite3.Connection, room: str, seq: int) -> None:
+    """A deleted message carries its files no more."""
+    conn.execute(
+        "UPDATE files SET refs = refs - 1 WHERE id IN"
+        " (SELECT file_id FROM message_files WHERE room = ? AND seq = ?)",
+        (room, seq),
+    )
+    conn.execute("DELETE FROM message_files WHERE room = ? AND seq = ?", (room, seq))
+
+
+def _add_file(
+    root: Path,
+    record: FileRecord,
+    blobs: list[tuple[str, Path]],
+    quota: int,
+    conn: sqlite3.Connection,
+) -> None:
+    """Store an upload's record, and its bytes under `root` unless stored already. The
+    bytes are moved in place inside the writer's transaction: a purge (also the writer's)
+    then never removes content that a file row it cannot see yet is about to use."""
+    if quota:
+        used = conn.execute(
+            "SELECT coalesce(sum(size), 0) FROM files WHERE uploader = ?", (record.uploader,)
+        ).fetchone()[0]
+        if used + record.size > quota:
+            raise QuotaExceeded(record.uploader)
+    for sha, temporary in blobs:
+        conn.execute(
+            "INSERT INTO blobs (sha256, refs) VALUES (?, 1)"
+            " ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1",
+            (sha,),
+        )
+        target = blob_path(root, sha)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(temporary, target)
+    conn.execute(
+        f"INSERT INTO files ({FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        file_row(record),
+    )
+
+
+def _purge_files(before: float, conn: sqlite3.Connection) -> tuple[int, list[str]]:
+    """Delete the unused files uploaded before `before`; (how many, the contents no file
+    uses any more)."""
+    rows = conn.execute(
+        "DELETE FROM files WHERE refs = 0 AND created_at < ? RETURNING sha256, thumb", (before,)
+    ).fetchall()
+    used = [sha for row in rows for sha in row if sha is not None]
+    conn.executemany("UPDATE blobs SET refs = refs - 1 WHERE sha256 = ?", [(s,) for s in used])
+    gone = []
+    for chunk in _chunks(sorted(set(used)), 500):
+        gone += conn.execute(
+            "DELETE FROM blobs WHERE refs <= 0 AND sha256 IN ("
+            + ",".join("?" * len(chunk))
+            + ") RETURNING sha256",
+            chunk,
+        ).fetchall()
+    return len(rows), [row[0] for row in gone]
+
+
+def _remove_blobs(root: Path, shas: list[str], conn: sqlite3.Connection) -> None:
+    """Remove the bytes of contents that no file uses (the writer's: see `_add_file`)."""
+    for sha in shas:
+        if conn.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha,)).fetchone() is None:
+            blob_path(root, sha).unlink(missing_ok=True)
+
+
+def _read_blob(path: Path, offset: int, length: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read(length)
+    except FileNotFoundError:
+        return b""
 
 
 def _members_only(conn: sqlite3.Connection, plan: AppendPlan, room: str) -> int:
@@ -505,11 +618,21 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 
 class SQLiteStore(Store):
+    """`files`: where uploads' bytes are kept (default: `files` beside the database);
+    without `search`, messages are not indexed for search (the index is dropped)."""
+
     def __init__(
-        self, path: Path, *, group_commit: bool = True, readers: int = 2, search: bool = True
+        self,
+        path: Path,
+        *,
+        group_commit: bool = True,
+        readers: int = 2,
+        search: bool = True,
+        files: Path | None = None,
     ) -> None:
         self.path = path
         self.search_index = search
+        self.files = files or path.parent / "files"
         self.max_batch = MAX_BATCH if group_commit else 1
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
         self._local = threading.local()
@@ -786,6 +909,7 @@ class SQLiteStore(Store):
         text: str,
         client_id: str | None,
         reply_to: int | None = None,
+        attachments: tuple[str, ...] = (),
     ) -> asyncio.Future[tuple[Message, bool]]:
         if self._writer is None:
             closed: asyncio.Future[tuple[Message, bool]] = (
@@ -793,7 +917,7 @@ class SQLiteStore(Store):
             )
             closed.set_exception(StoreUnavailable("store is closed"))
             return closed
-        return self._writer.submit_append(room, username, text, client_id, reply_to)
+        return self._writer.submit_append(room, username, text, client_id, reply_to, attachments)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:
@@ -835,6 +959,33 @@ class SQLiteStore(Store):
             return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
 
         return await self._read(job)
+
+    # --- files --------------------------------------------------------------------
+
+    async def add_file(
+        self, record: FileRecord, content: Path, thumb: Path | None, quota: int
+    ) -> None:
+        blobs = blobs_of(record, content, thumb)
+        await self._write(partial(_add_file, self.files, record, blobs, quota))
+
+    async def readable_file(self, file_id: str, username: str) -> FileRecord | None:
+        sql = READABLE_FILE.format(id=":id", user=":user")
+
+        def job(conn: sqlite3.Connection) -> FileRecord | None:
+            row = conn.execute(sql, {"id": file_id, "user": username}).fetchone()
+            return None if row is None else file_of(row)
+
+        return await self._read(job)
+
+    async def read_blob(self, sha256: str, offset: int, length: int) -> bytes:
+        path = blob_path(self.files, sha256)
+        return await self._read(lambda _: _read_blob(path, offset, length))
+
+    async def purge_files(self, before: float) -> int:
+        count, gone = await self._write(partial(_purge_files, before))
+        if gone:
+            await self._write(partial(_remove_blobs, self.files, gone))
+        return count
 
 
 def _message_row(conn: sqlite3.Connection, columns: str, room: str, seq: int) -> Any:
@@ -985,9 +1136,10 @@ def _delete(conn: sqlite3.Connection, request: DeleteRequest, mentioned: str | N
     # A tombstone keeps who and when; its words go, the edits' too (a replay must not
     # bring them back), and so does its place in the search index.
     _reindex(conn, room, seq, None)
+    _unlink_files(conn, room, seq)
     conn.execute(
-        "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL"
-        " WHERE room = ? AND seq = ?",
+        "UPDATE messages SET text = '', deleted = 1, reactions = NULL, mentions = NULL,"
+        " attachments = NULL WHERE room = ? AND seq = ?",
         (room, seq),
     )
     conn.execute(

@@ -9,8 +9,8 @@ delete, reaction, topic and member event, each with its seq), mention rows, then
 tables later migrations add (files, roles, ...), found in the database's catalog. Each
 record names its kind in `record` (a table's name, or a shorter one for the tables above)
 and holds the row's columns: times as ISO 8601 text and bytes as base64 from either store;
-flags as the store keeps them (SQLite 0/1, PostgreSQL true/false). Sessions are not exported: everyone signs in again. The search
-index is derived, so an import rebuilds it.
+flags as the store keeps them (SQLite 0/1, PostgreSQL true/false). Sessions are not
+exported: everyone signs in again. The search index is derived, so an import rebuilds it.
 
 An import goes into an empty database only (a new one: its migrations applied, no user,
 no event), all of it in one transaction, converting each value to its column's type there.

@@ -3,7 +3,8 @@
  * model (model.mjs), the outbox (outbox.mjs), the views (views.mjs) drawn by one scheduler
  * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs), and the team features
  * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications), the search
- * box (searchbox.mjs) and the messages' markdown (markdown.mjs). ES modules served as they
+ * box (searchbox.mjs), the messages' markdown (markdown.mjs) and files (uploads.mjs: the
+ * composer's uploads; attachments.mjs and viewer.mjs: files in messages). ES modules served as they
  * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
  * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
  * never innerHTML.
@@ -21,6 +22,8 @@ import { bindSearch, resetSearch } from "./searchbox.mjs";
 import { Connection } from "./socket.mjs";
 import * as team from "./team.mjs";
 import { MAX_TEXT, codePoints } from "./text.mjs";
+import { bindUploads, renderUploads, resetUploads, takeUploads, uploading } from "./uploads.mjs";
+import { bindViewer, closeViewer } from "./viewer.mjs";
 import * as view from "./views.mjs";
 
 const { el, media } = view;
@@ -222,6 +225,8 @@ function selectRoom(name, focusComposer) {
     el.input.value = room.draft;
     view.updateCount();
     team.roomSwitched();
+    closeViewer();
+    renderUploads();
     if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
   }
   if (connection.isOpen && room.joined && !room.opened) frames.requestLatest(room);
@@ -253,14 +258,19 @@ function sendMessage() {
   const room = chat.currentRoom;
   if (!room) return;
   const text = el.input.value;
-  if (!text.trim()) return;
   if (codePoints(text) > MAX_TEXT) {
     view.updateCount();
     el.input.focus();
     return;
   }
+  if (uploading(room.name)) {
+    team.toast("A file is still uploading: send once it is done.");
+    return;
+  }
+  const files = takeUploads(room.name);
+  if (!text.trim() && !files.length) return;
   const replyTo = room.replyTo && room.messages.has(room.replyTo) ? room.replyTo : null;
-  outbox.add(room.name, text, replyTo);
+  outbox.add(room.name, text.trim() ? text : "", replyTo, files);
   el.input.value = "";
   room.draft = "";
   team.cancelReply();
@@ -347,6 +357,8 @@ function stopApp(notice) {
   scheduler.clear();
   team.reset();
   resetSearch();
+  closeViewer();
+  resetUploads();
   view.clearChat();
   forms.signedOut(notice);
 }
@@ -381,6 +393,15 @@ team.bindTeam({
   refreshRooms: () => refreshRooms(session),
 });
 bindSearch({ session: () => session, openMessage });
+bindUploads({
+  currentRoom: () => session.chat.current,
+  roomLabel: () => {
+    const room = session.chat.currentRoom;
+    return room ? (room.isDm ? "" : "#") + session.chat.label(room) : "";
+  },
+  toast: team.toast,
+});
+bindViewer({ session: () => session });
 el.signOut.addEventListener("click", signOut);
 
 function onRoomClick(event) {
@@ -428,7 +449,7 @@ el.pending.addEventListener("click", (event) => {
   const li = event.target.closest("li[data-client-id]");
   if (!btn || !li) return;
   if (btn.dataset.action === "retry") retryItem(li.dataset.clientId);
-  else discardItem(li.dataset.clientId);
+  else if (btn.dataset.action === "discard") discardItem(li.dataset.clientId);
 });
 
 el.log.addEventListener(

@@ -2,6 +2,7 @@
  * each frame the server sends. DOM-free (unit-tested under Node): the page passes a `host`
  * with the socket, the redraw marks and the few things that need the browser. */
 
+import { messageSummary } from "./files.mjs";
 import { mentions, validEvent, validMessage } from "./model.mjs";
 import { randomId } from "./outbox.mjs";
 import { clip } from "./text.mjs";
@@ -66,6 +67,7 @@ export const request = {
   send(item) {
     const frame = { type: "send", room: item.room, text: item.text, client_id: item.client_id };
     if (item.reply_to) frame.reply_to = item.reply_to;
+    if (item.attachments && item.attachments.length) frame.attachments = item.attachments.map((f) => f.id);
     return frame;
   },
   edit(room, target, text, clientId) {
@@ -231,9 +233,10 @@ export class FrameHandler {
     room.countMessage(room.messages.get(m.seq), this.chat.me);
     if (current) this.readCurrent();
     if (source === "live" && !mine) {
-      if (current) this.host.announce(`${m.username}: ${clip(m.text, 200)}`);
+      const said = messageSummary(room.messages.get(m.seq));
+      if (current) this.host.announce(`${m.username}: ${clip(said, 200)}`);
       else this.host.announce(`New message in ${this.chat.label(room)} from ${m.username}`);
-      if (room.isDm || mentions(m, this.chat.me)) this.host.alert({ room, username: m.username, text: m.text });
+      if (room.isDm || mentions(m, this.chat.me)) this.host.alert({ room, username: m.username, text: said });
     }
     if (current) {
       this.host.markDirty("log", { appended: true, mine });

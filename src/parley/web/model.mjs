@@ -2,6 +2,8 @@
  * the server's read markers and unread counts. DOM-free (unit-tested under Node); the frame
  * handling (frames.mjs) keeps it up to date, the views draw it. */
 
+import { normalizeFiles } from "./files.mjs";
+
 export const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
 export const ROOM_RE = /^[a-z0-9_-]{1,64}$/; // a new room's name
 // How the server names a room to us: its name, name~tag when another room we see has that
@@ -232,7 +234,10 @@ function copyReactions(reactions) {
   return out;
 }
 
-/** The fields the page keeps of a message (v2: reply_to, edited, deleted, reactions, mentions). */
+/**
+ * The fields the page keeps of a message (v2: reply_to, edited, deleted, reactions, mentions,
+ * attachments). A tombstone carries nothing.
+ */
 export function normalizeMessage(m) {
   const deleted = m.deleted === true;
   return {
@@ -247,6 +252,7 @@ export function normalizeMessage(m) {
     deleted,
     reactions: deleted ? {} : copyReactions(m.reactions),
     mentions: Array.isArray(m.mentions) ? m.mentions.filter((n) => typeof n === "string") : [],
+    attachments: deleted ? [] : normalizeFiles(m.attachments),
   };
 }
 
@@ -275,6 +281,7 @@ export function applyToMessage(m, ev) {
       m.deleted = true;
       m.text = "";
       m.reactions = {};
+      m.attachments = [];
       return m;
     case "reaction":
       return m.deleted ? null : applyReaction(m, ev);

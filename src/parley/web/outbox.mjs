@@ -1,6 +1,7 @@
 /* The outbox: messages typed but not yet delivered, each with its own client_id so that a
  * resend is recognised by the server. DOM-free: the caller stores and restores it. */
 
+import { normalizeFiles } from "./files.mjs";
 import { ROOM_REF_RE } from "./model.mjs";
 
 /**
@@ -30,13 +31,17 @@ export class Outbox {
     return [...this.items.values()].filter((item) => item.room === room);
   }
 
-  /** A message to send; `replyTo`: the seq of the message it answers, or null. */
-  add(room, text, replyTo = null) {
+  /**
+   * A message to send; `replyTo`: the seq of the message it answers, or null; `attachments`:
+   * the uploaded Files it carries (the server's, as `POST /api/files` answered).
+   */
+  add(room, text, replyTo = null, attachments = []) {
     const item = {
       client_id: this.newId(),
       room,
       text,
       reply_to: replyTo,
+      attachments,
       status: "queued",
       created: new Date(this.now()),
       error: null,
@@ -139,6 +144,7 @@ export class Outbox {
         room: item.room,
         text: item.text,
         reply_to: item.reply_to ?? null,
+        attachments: item.attachments,
         created: item.created.toISOString(),
         error: item.status === "failed" ? item.error || "" : null,
       }));
@@ -157,6 +163,7 @@ export class Outbox {
         room: it.room,
         text: it.text,
         reply_to: Number.isInteger(it.reply_to) ? it.reply_to : null,
+        attachments: normalizeFiles(it.attachments),
         status: failed ? "failed" : "queued",
         created: Number.isNaN(created.getTime()) ? new Date(this.now()) : created,
         error: failed ? it.error : null,

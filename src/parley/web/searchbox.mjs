@@ -4,8 +4,9 @@
  * The page binds it with `bindSearch`. */
 
 import { api, errorMessage } from "./api.mjs";
+import { h, icon } from "./dom.mjs";
 import { SEARCH_LIMIT, groupResults, markRanges, markedPieces, moveActive } from "./search.mjs";
-import { el, h, icon } from "./views.mjs";
+import { el } from "./views.mjs";
 
 const TYPE_WAIT_MS = 200; // search once typing pauses this long
 const HINT = "Search every room you can read: each word, or the start of one, must be in the message.";

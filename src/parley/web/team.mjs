@@ -3,11 +3,13 @@
  * and desktop notifications. The page binds it to its session with `bindTeam`. */
 
 import { api, errorMessage } from "./api.mjs";
+import { h } from "./dom.mjs";
 import { GROUPS, pushRecent, searchEmoji } from "./emoji.mjs";
+import { messageSummary } from "./files.mjs";
 import { plainText } from "./markdown.mjs";
 import { GENERAL, USER_RE } from "./model.mjs";
 import { clip, matchPeople, mentionQuery } from "./text.mjs";
-import { announce, el, h, media, ui } from "./views.mjs";
+import { announce, el, media, ui } from "./views.mjs";
 
 const LONG_PRESS_MS = 450;
 const TOAST_MS = 5000;
@@ -132,7 +134,7 @@ export function renderReplyBar() {
   el.replyText.replaceChildren(
     document.createTextNode("Replying to "),
     h("strong", "", m.username),
-    document.createTextNode(": " + (m.deleted ? "a deleted message" : clip(plainText(m.text), 80))),
+    document.createTextNode(": " + (m.deleted ? "a deleted message" : clip(plainText(m.text) || messageSummary(m), 80))),
   );
 }
 
@@ -189,9 +191,10 @@ function onEditorKey(event) {
 
 async function askDelete(room, m, returnTo) {
   closeTools();
+  const said = messageSummary(m); // its text, else its files (they go with it)
   const ok = await confirmInPage({
     title: "Delete this message?",
-    text: m.text ? `“${clip(m.text, 120)}” will be replaced by “Message deleted” for everyone.` : "",
+    text: said ? `“${clip(said, 120)}” will be replaced by “Message deleted” for everyone.` : "",
     ok: "Delete",
   });
   if (ok && !page.session().frames.deleteMessage(room.name, m.seq)) toast("Not connected: try again once you are back online.");

@@ -2,6 +2,9 @@
  * from the state it is given; nothing here changes that state. Every text goes in through
  * textContent or text nodes, never innerHTML. */
 
+import { attachmentList } from "./attachments.mjs";
+import { h, icon } from "./dom.mjs";
+import { messageSummary } from "./files.mjs";
 import { parse, plainText, render } from "./markdown.mjs";
 import { mentions } from "./model.mjs";
 import { MAX_TEXT, clip, codePoints } from "./text.mjs";
@@ -124,6 +127,22 @@ export const el = {
   searchClose: $("search-close"),
   searchStatus: $("search-status"),
   searchResults: $("search-results"),
+  chat: $("chat"),
+  attachBtn: $("attach-btn"),
+  fileInput: /** @type {HTMLInputElement} */ ($("file-input")),
+  uploads: $("uploads"),
+  dropZone: $("drop-zone"),
+  dropRoom: $("drop-room"),
+  viewer: /** @type {HTMLDialogElement} */ ($("viewer")),
+  viewerName: $("viewer-name"),
+  viewerMeta: $("viewer-meta"),
+  viewerCount: $("viewer-count"),
+  viewerDownload: /** @type {HTMLAnchorElement} */ ($("viewer-download")),
+  viewerClose: $("viewer-close"),
+  viewerStage: $("viewer-stage"),
+  viewerImg: /** @type {HTMLImageElement} */ ($("viewer-img")),
+  viewerPrev: /** @type {HTMLButtonElement} */ ($("viewer-prev")),
+  viewerNext: /** @type {HTMLButtonElement} */ ($("viewer-next")),
 };
 
 export const media = {
@@ -174,24 +193,6 @@ const DRAW = {
 };
 
 // ------------------------------------------------------------------- helpers
-export function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-export function icon(name, className) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  if (className) svg.setAttribute("class", className);
-  const use = document.createElementNS(ns, "use");
-  use.setAttribute("href", "#" + name);
-  svg.append(use);
-  return svg;
-}
 
 function avatarClass(name) {
   let hash = 0;
@@ -623,7 +624,9 @@ function messageItem(room, m, prev) {
     li.append(time, h("span", "sr-only", m.username + ": "));
   }
   const editing = ui.editing && ui.editing.room === room.name && ui.editing.seq === m.seq && !m.deleted;
-  li.append(editing ? editor(ui.editing) : messageBody(m, me));
+  if (editing) li.append(editor(ui.editing));
+  else if (m.text || m.deleted || !m.attachments.length) li.append(messageBody(m, me));
+  if (m.attachments.length) li.append(attachmentList(m.attachments));
   const chips = reactionChips(m, me);
   if (chips) li.append(chips);
   if (!m.deleted && !editing) li.append(messageTools(room, m, mine));
@@ -659,7 +662,7 @@ function replyQuote(room, seq) {
   quote.append(icon("i-reply"));
   if (orig) {
     quote.append(h("span", "msg-reply-author", orig.username));
-    const text = clip(plainText(orig.text), 140);
+    const text = clip(plainText(orig.text) || messageSummary(orig), 140);
     quote.append(h("span", "msg-reply-text" + (orig.deleted ? " is-deleted" : ""), orig.deleted ? "Message deleted" : text));
     quote.setAttribute("aria-label", `In reply to ${orig.username}: ${orig.deleted ? "a deleted message" : text}. Show it`);
   } else {
@@ -813,7 +816,8 @@ function focusedIn(list) {
   const emoji = active.dataset.emoji;
   const selection = active.tagName === "TEXTAREA" ? [active.selectionStart, active.selectionEnd] : null;
   const kind = active.classList[0] || null; // "tool", "chip"…: a chip and a tool may share an action
-  return { seq: li.dataset.seq, action: active.dataset.action || null, kind, emoji, selection, link: active.tagName === "A" };
+  const file = active.dataset.file; // an image or a file card: several in one message
+  return { seq: li.dataset.seq, action: active.dataset.action || null, kind, emoji, file, selection, link: active.tagName === "A" };
 }
 
 function restoreFocus(focus) {
@@ -822,6 +826,7 @@ function restoreFocus(focus) {
   if (!li) return;
   let target = null;
   if (focus.emoji) target = [...li.querySelectorAll("[data-emoji]")].find((n) => n.dataset.emoji === focus.emoji);
+  else if (focus.file) target = [...li.querySelectorAll("[data-file]")].find((n) => n.dataset.file === focus.file);
   else if (focus.action) {
     target =
       li.querySelector(`.${focus.kind}[data-action="${focus.action}"]`) ??
@@ -870,8 +875,13 @@ function renderPending(opts) {
     const status = h("span", "msg-status");
     status.append(icon(kind === "failed" ? "i-alert" : "i-clock"));
     status.append(h("span", "", label));
-    const body = h("div", "msg-text");
-    appendRichText(body, item.text);
+    const body = document.createDocumentFragment();
+    if (item.text || !item.attachments.length) {
+      const text = h("div", "msg-text");
+      appendRichText(text, item.text);
+      body.append(text);
+    }
+    if (item.attachments.length) body.append(attachmentList(item.attachments));
     if (grouped) {
       li.append(h("span", "msg-time-side"), h("span", "sr-only", me + ": "), body, status);
       status.classList.add("msg-status-below");

@@ -498,3 +498,34 @@ async def test_a_removal_on_one_node_cuts_access_on_another(cluster: ClusterFact
             await there.expect_error("not_found")
         finally:
             await there.close()
+
+
+async def test_a_file_uploaded_on_one_node_is_attached_and_served_on_another(
+    cluster: ClusterFactory,
+) -> None:
+    """The bytes live in PostgreSQL: every node serves every file."""
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api_a, AsyncApi(b.url) as api_b:
+        ann, bob = await api_a.register(), await api_a.register()
+        upload = await api_a.upload(ann.token, b"shared across nodes", "notes.txt")
+        assert upload.status_code == 201, upload.text
+        file = upload.json()
+        there = await open_ws(b.ws_url, bob.token)
+        try:
+            await there.join_ok(ROOM)
+            sent = await api_a.post(
+                f"/api/rooms/{ROOM}/messages",
+                token=ann.token,
+                json={"text": "", "attachments": [file["id"]]},
+            )
+            assert sent.status_code == 201, sent.text
+            live = await there.recv_type("message", seq=sent.json()["seq"])
+            assert live["attachments"] == [file]  # through Redis, File objects intact
+        finally:
+            await there.close()
+        got = await api_b.get(f"/api/files/{file['id']}", token=bob.token)
+        assert (got.status_code, got.content) == (200, b"shared across nodes")
+        part = await api_b.get(
+            f"/api/files/{file['id']}", token=bob.token, headers={"Range": "bytes=7-12"}
+        )
+        assert (part.status_code, part.content) == (206, b"across")
