@@ -18,7 +18,7 @@ export const EXPIRY_CHOICES = [
 export const REGISTRATION_MODES = [
   { mode: "open", label: "Open", text: "Anyone who reaches the server can create an account." },
   { mode: "invite", label: "Invite only", text: "A new account needs an invite code from an admin." },
-  { mode: "closed", label: "Closed", text: "Nobody can sign up. `parley admin create-user` still works." },
+  { mode: "closed", label: "Closed", text: "Nobody can sign up; accounts are made with parley admin create-user." },
 ];
 
 // ----------------------------------------------------------------- paths
@@ -276,7 +276,7 @@ export function relativeTime(date, now, locale = undefined) {
 }
 
 /** A debounced call: `fn` runs once `ms` after the last `call()`; `flush()` runs it now. */
-export function debounce(fn, ms, timers = { setTimeout, clearTimeout }) {
+export function debounce(fn, ms, timers = { setTimeout: (f, t) => setTimeout(f, t), clearTimeout: (id) => clearTimeout(id) }) {
   let timer = null;
   const run = () => {
     timers.clearTimeout(timer);

@@ -3,7 +3,8 @@
  * model (model.mjs), the outbox (outbox.mjs), the views (views.mjs) drawn by one scheduler
  * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs), and the team features
  * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications), the search
- * box (searchbox.mjs) and the messages' markdown (markdown.mjs). ES modules served as they
+ * box (searchbox.mjs), the messages' markdown (markdown.mjs) and, for admins, the admin page
+ * (adminpage.mjs). ES modules served as they
  * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
  * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
  * never innerHTML.
@@ -11,6 +12,7 @@
  * See docs/web-client.md for the design (states, reconnect/resume, the outbox, the modules).
  */
 
+import { bindAdmin, resetAdmin, setAdmin } from "./adminpage.mjs";
 import { api } from "./api.mjs";
 import * as forms from "./forms.mjs";
 import { FrameHandler, parseFrame } from "./frames.mjs";
@@ -18,7 +20,7 @@ import { Chat, GENERAL, ROOM_REF_RE } from "./model.mjs";
 import { Outbox } from "./outbox.mjs";
 import { RenderScheduler } from "./scheduler.mjs";
 import { bindSearch, resetSearch } from "./searchbox.mjs";
-import { Connection } from "./socket.mjs";
+import { CLOSE_BANNED, Connection } from "./socket.mjs";
 import * as team from "./team.mjs";
 import { MAX_TEXT, codePoints } from "./text.mjs";
 import * as view from "./views.mjs";
@@ -70,7 +72,7 @@ function createSession(me) {
         if (changed) markDirty("pending");
       },
       closed: () => session.frames.socketClosed(),
-      signedOut: () => sessionEnded(),
+      signedOut: (code) => sessionEnded(code),
       refused: () => checkSessionStillValid(session),
     },
   });
@@ -88,6 +90,7 @@ function createSession(me) {
         chat.me = frame.username;
         markDirty("me");
       }
+      if (typeof frame.admin === "boolean") setAdmin(frame.admin);
     },
     roomsChanged() {
       if (!chat.current || !chat.rooms.has(chat.current)) selectRoom(roomFromHash() || GENERAL, false);
@@ -304,13 +307,32 @@ async function checkSessionStillValid(owner) {
   }
 }
 
-function sessionEnded() {
-  stopApp(forms.endNotice());
+function sessionEnded(code) {
+  stopApp(code === CLOSE_BANNED ? "This account was banned by an admin: you can't sign in with it any more." : forms.endNotice());
+}
+
+// ------------------------------------------------------------ admin page
+// The admin page replaces the chat (which stays connected); the log's scroll is kept for the way back.
+let chatScroll = null;
+
+function leaveChat() {
+  chatScroll = { top: el.log.scrollTop, atBottom: view.atBottom() };
+  view.closeSidebar();
+}
+
+function backToChat() {
+  view.showView("app");
+  if (!chatScroll || chatScroll.atBottom) view.scrollToBottom();
+  else el.log.scrollTop = chatScroll.top;
+  chatScroll = null;
+  session.frames.readCurrent();
+  (media.narrow.matches ? el.openSidebar : el.adminLink).focus(); // the link is in the closed drawer on a phone
 }
 
 // ------------------------------------------------------------- lifecycle
-function startApp(username) {
+function startApp(username, admin = false) {
   session = createSession(username);
+  setAdmin(admin);
   const { chat, connection } = session;
   session.outbox.restore(loadStored(() => sessionStorage, outboxKey(username)));
   chat.ensureRoom(GENERAL);
@@ -347,18 +369,19 @@ function stopApp(notice) {
   scheduler.clear();
   team.reset();
   resetSearch();
+  resetAdmin();
   view.clearChat();
   forms.signedOut(notice);
 }
 
 async function boot() {
-  forms.setAuthMode("login");
+  if (!forms.useInviteLink()) forms.setAuthMode("login");
   let delay = 1000;
   for (;;) {
     try {
       const res = await api("GET", "/api/me");
       if (res.status === 200 && res.data && typeof res.data.username === "string") {
-        startApp(res.data.username);
+        startApp(res.data.username, res.data.admin === true);
       } else {
         forms.showAuth("");
       }
@@ -381,6 +404,7 @@ team.bindTeam({
   refreshRooms: () => refreshRooms(session),
 });
 bindSearch({ session: () => session, openMessage });
+bindAdmin({ session: () => session, sessionEnded, confirm: team.confirmInPage, toast: team.toast, leaveChat, backToChat });
 el.signOut.addEventListener("click", signOut);
 
 function onRoomClick(event) {

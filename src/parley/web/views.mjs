@@ -23,11 +23,15 @@ export const el = {
   authPass: /** @type {HTMLInputElement} */ ($("auth-password")),
   authUserHint: $("auth-username-hint"),
   authPassHint: $("auth-password-hint"),
+  authInviteField: $("auth-invite-field"),
+  authInvite: /** @type {HTMLInputElement} */ ($("auth-invite")),
   authError: $("auth-error"),
   authSubmit: /** @type {HTMLButtonElement} */ ($("auth-submit")),
   authSwitch: $("auth-switch"),
   authSwitchText: $("auth-switch-text"),
   app: $("app-view"),
+  adminView: $("admin-view"),
+  adminLink: $("admin-link"),
   sidebar: $("sidebar"),
   scrim: $("scrim"),
   openSidebar: $("open-sidebar"),
@@ -199,7 +203,7 @@ function avatarClass(name) {
   return "av-" + (hash % AVATAR_COLORS);
 }
 
-function avatar(name, extra) {
+export function avatar(name, extra) {
   const node = h("span", "avatar " + avatarClass(name) + (extra ? " " + extra : ""));
   node.textContent = (Array.from(name)[0] || "?").toUpperCase();
   node.setAttribute("aria-hidden", "true");
@@ -269,6 +273,7 @@ export function showView(name) {
   el.boot.hidden = name !== "boot";
   el.auth.hidden = name !== "auth";
   el.app.hidden = name !== "app";
+  el.adminView.hidden = name !== "admin";
 }
 
 /** The composer's counter: shown near the limit, and how far over it. */
