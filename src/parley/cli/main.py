@@ -9,6 +9,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
+from parley.cli.admin import add_admin_commands, run_admin
 from parley.core import parse_networks
 from parley.server.app import serve
 from parley.server.config import Config
@@ -173,7 +174,15 @@ def parser() -> argparse.ArgumentParser:
         help="HTTP connections (and guest sockets) per client address that have not signed "
         "in; past it an idle one is closed, or the new one answered 429; 0 turns it off",
     )
+    s.add_argument(
+        "--registration",
+        choices=("open", "invite", "closed"),
+        help="who may sign up: anyone, holders of an invite code, or nobody (accounts then "
+        "come from `parley admin create-user`); stored, so it holds for every node and "
+        "later starts; when not given, the stored mode holds (open at first)",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    add_admin_commands(sub)
     return top
 
 
@@ -195,6 +204,8 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "admin":
+        return run_admin(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -236,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         header_timeout=args.header_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+        registration=args.registration,
     )
     _run(config)
     return 0

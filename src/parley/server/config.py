@@ -37,6 +37,7 @@ class Config:
     header_timeout: float = 10.0  # the request head must be in by then
     keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after this
     max_unauthenticated_per_address: int = 128
+    registration: str | None = None  # open | invite | closed, stored at start; None: as stored
 
     @property
     def tls(self) -> bool:

@@ -407,9 +407,11 @@ class JsonSession(ChatSession):
 
     async def hello(self) -> None:
         conn = self.conn
+        admin = False
         if conn.guest:
             rooms = [RoomInfo(GENERAL, self.node.last_seq(GENERAL))]
         else:
+            admin = await self.node.admin.is_admin(conn.username)
             conn.reads_before_hello = {}
             try:
                 seen = await self.node.rooms_of(conn)
@@ -418,7 +420,7 @@ class JsonSession(ChatSession):
             finally:
                 heard, conn.reads_before_hello = conn.reads_before_hello, None
             rooms = [room_info(ref, r, heard.get(r.room, 0)) for ref, r in seen]
-        conn.send(encode(Hello(conn.username, rooms)))
+        conn.send(encode(Hello(conn.username, rooms, admin)))
 
     def error(self, exc: ProtocolError) -> None:
         self.conn.send(encode(Error.from_exception(exc)))

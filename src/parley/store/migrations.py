@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["POSTGRES", "SEARCH_VERSION", "SQLITE"]
+__all__ = ["ADMIN_VERSION", "POSTGRES", "SEARCH_VERSION", "SQLITE"]
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
+ADMIN_VERSION: Final = 9  # roles, bans, invites, the audit log, the registration mode
 
 # The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
 # Parley's own clients send) then appends to one edge of the index, where (username,
@@ -137,6 +138,42 @@ _SEARCH_POSTGRES: Final = """
     CREATE INDEX messages_by_words ON messages USING gin (words)
 """
 
+# Running it for a team (issue 15): server admins and bans on the account; invite codes
+# (single use, expiring: times in epoch seconds, compared with the `now` the caller
+# passes); the audit log of admin and owner actions (newest first by id); one settings row
+# holding the registration mode, read where it is needed, so every node sees a change at
+# once. On a database that has accounts already, the oldest one becomes the admin, as the
+# first account registered would have been.
+_ADMIN: Final = """
+    ALTER TABLE users ADD COLUMN admin {boolean} NOT NULL DEFAULT {false};
+    ALTER TABLE users ADD COLUMN banned {boolean} NOT NULL DEFAULT {false};
+    UPDATE users SET admin = {true}
+        WHERE username = (SELECT username FROM users ORDER BY created_at, username LIMIT 1);
+    CREATE INDEX users_admins ON users(username) WHERE admin = {true};
+    CREATE TABLE invites (
+        code       TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL,
+        used_by    TEXT,
+        used_at    {real}
+    );
+    CREATE INDEX invites_by_age ON invites(created_at);
+    CREATE TABLE audit (
+        id     {serial} PRIMARY KEY,
+        ts     TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        room   TEXT
+    );
+    CREATE TABLE settings (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        registration TEXT NOT NULL
+    );
+    INSERT INTO settings (id, registration) VALUES (1, 'open')
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -186,6 +223,10 @@ SQLITE: Final[list[tuple[int, str]]] = [
     (5, _EVENT_LOG.format(integer="INTEGER", without_rowid=" WITHOUT ROWID")),
     (6, _MENTION_COUNTS.format(integer="INTEGER")),
     (SEARCH_VERSION, _SEARCH_SQLITE),
+    (
+        ADMIN_VERSION,
+        _ADMIN.format(boolean="INTEGER", true="1", false="0", real="REAL", serial="INTEGER"),
+    ),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -241,4 +282,14 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     (5, _EVENT_LOG.format(integer="BIGINT", without_rowid="")),
     (6, _MENTION_COUNTS.format(integer="BIGINT")),
     (SEARCH_VERSION, _SEARCH_POSTGRES),
+    (
+        ADMIN_VERSION,
+        _ADMIN.format(
+            boolean="BOOLEAN",
+            true="true",
+            false="false",
+            real="DOUBLE PRECISION",
+            serial="BIGSERIAL",
+        ),
+    ),
 ]

@@ -1,0 +1,147 @@
+"""`parley admin ...`: accounts and roles from the command line, whether the server runs or
+not (SQLite's WAL lets a second process write; PostgreSQL is shared anyway).
+
+Each command opens the store as `serve` would (--data DIR or --db URL), does one thing in
+one transaction, and exits 0; bad input (an unknown user, a taken name, banning or revoking
+the last admin) is a message on standard error, exit code 1, and nothing changed. The
+audit log names the command line as the actor "@cli". A running server closes the
+sockets of an account banned or reset here within a second or so: every node follows the
+audit log (server/chat.py `follow_audit`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from argon2 import PasswordHasher
+
+from parley.core import check_password, check_username
+from parley.store import Refused, Store, StoreUnavailable, UnknownUser, open_store
+from parley.store.roles import CLI_ACTOR
+
+__all__ = ["add_admin_commands", "run_admin"]
+
+OK: Final = 0
+FAILED: Final = 1
+
+
+class CommandFailed(Exception):
+    """Bad input: the message for standard error; nothing was changed."""
+
+
+def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`parley admin COMMAND NAME` with the store's options."""
+    admin = sub.add_parser(
+        "admin",
+        help="manage accounts and roles (the server may be running)",
+        description="Manage accounts and roles, whether the server runs or not. "
+        'The audit log names the command line as "@cli".',
+    )
+    commands = admin.add_subparsers(dest="admin_command", required=True)
+    for name, text in _COMMANDS.items():
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("username", metavar="NAME")
+        if name == "create-user":
+            command.add_argument("--admin", action="store_true", help="make the account an admin")
+        command.add_argument("--data", default="./data", help="directory of the SQLite database")
+        command.add_argument("--db", metavar="URL", help="database URL, as for `parley serve`")
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    """Run one `parley admin` command; its exit code."""
+    try:
+        print(asyncio.run(_run(args)))
+    except CommandFailed as exc:
+        print(f"parley admin: {exc}", file=sys.stderr)
+        return FAILED
+    except StoreUnavailable as exc:
+        print(f"parley admin: the database is unavailable: {exc}", file=sys.stderr)
+        return FAILED
+    return OK
+
+
+async def _run(args: argparse.Namespace) -> str:
+    store = open_store(args.db, args.data)
+    await store.open()
+    try:
+        command: Callable[[Store, argparse.Namespace], Awaitable[str]] = _ACTIONS[
+            args.admin_command
+        ]
+        return await command(store, args)
+    except UnknownUser:
+        raise CommandFailed(f"no user {args.username!r}") from None
+    except Refused as exc:
+        raise CommandFailed(str(exc)) from None
+    finally:
+        await store.close()
+
+
+def _password() -> str:
+    """The password: one line of standard input."""
+    password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    reason = check_password(password)
+    if reason:
+        raise CommandFailed(reason)
+    return password
+
+
+async def _create_user(store: Store, args: argparse.Namespace) -> str:
+    name = args.username
+    reason = check_username(name)
+    if reason:
+        raise CommandFailed(reason)
+    password_hash = PasswordHasher().hash(_password())
+    if not await store.create_user(name, password_hash, admin=args.admin):
+        raise CommandFailed(f"the name {name!r} is taken")
+    user = await store.find_user(name)
+    role = " (admin)" if user is not None and user.admin else ""
+    return f"created {name}{role}"
+
+
+async def _reset_password(store: Store, args: argparse.Namespace) -> str:
+    user = await store.find_user(args.username)
+    if user is None:
+        raise UnknownUser(args.username)
+    password_hash = PasswordHasher().hash(_password())
+    await store.set_password(user.username, password_hash, None, actor=CLI_ACTOR)
+    return f"new password for {user.username}; every session of the account ended"
+
+
+def _role(admin: bool) -> Callable[[Store, argparse.Namespace], Awaitable[str]]:
+    async def command(store: Store, args: argparse.Namespace) -> str:
+        changed = await store.set_admin(CLI_ACTOR, args.username, admin)
+        state = "an admin" if admin else "not an admin"
+        return f"{args.username} is {state}" + ("" if changed else " already")
+
+    return command
+
+
+def _ban(banned: bool) -> Callable[[Store, argparse.Namespace], Awaitable[str]]:
+    async def command(store: Store, args: argparse.Namespace) -> str:
+        changed = await store.set_banned(CLI_ACTOR, args.username, banned)
+        state = "banned" if banned else "not banned"
+        return f"{args.username} is {state}" + ("" if changed else " already")
+
+    return command
+
+
+_COMMANDS: Final = {
+    "create-user": "create an account; the password is read from standard input (one line)",
+    "reset-password": "set a new password (standard input, one line); every session ends",
+    "grant": "make an account an admin",
+    "revoke": "take an account's admin role back (never the last admin's)",
+    "ban": "ban an account: its sessions end, it cannot sign in (an admin: revoke first)",
+    "unban": "let a banned account sign in again",
+}
+_ACTIONS: Final[dict[str, Callable[[Store, argparse.Namespace], Awaitable[str]]]] = {
+    "create-user": _create_user,
+    "reset-password": _reset_password,
+    "grant": _role(True),
+    "revoke": _role(False),
+    "ban": _ban(True),
+    "unban": _ban(False),
+}
