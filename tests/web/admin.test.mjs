@@ -140,8 +140,9 @@ test("audit entries read as sentences with the actor, the target and the room ma
     "ann deleted a message by sam in #design",
   );
   assert.equal(sentence({ actor: "ann", action: "remove_member", target: "sam", room: "ops" }), "ann removed sam from #ops");
-  assert.equal(sentence({ actor: "ann", action: "topic", target: "x", room: "general" }), "ann changed the topic in #general");
+  assert.equal(sentence({ actor: "ann", action: "topic", target: "Launch day", room: "general" }), "ann set the topic of #general to “Launch day”");
   assert.equal(sentence({ actor: "@cli", action: "purge", target: "sam" }), "@cli purge sam", "an unknown action shows by its name");
+  assert.equal(sentence({ actor: "ann", action: "pin", target: "7", room: "ops" }), "ann pin 7 in #ops");
   const room = auditSentence({ actor: "ann", action: "remove_member", target: "<b>", room: "ops" });
   assert.deepEqual(room.filter((p) => p.kind).map((p) => [p.kind, p.text]), [
     ["actor", "ann"],

@@ -203,9 +203,9 @@ const SENTENCES = {
   invite: "created the invite {target}",
   invite_revoke: "revoked the invite {target}",
   registration: "set registration to {target}",
-  delete_message: "deleted a message by {target}",
-  remove_member: "removed {target}",
-  topic: "changed the topic",
+  delete_message: "deleted a message by {target} in {room}",
+  remove_member: "removed {target} from {room}",
+  topic: "set the topic of {room} to “{target}”", // an admin in a room they do not own
 };
 
 /**
@@ -215,8 +215,8 @@ const SENTENCES = {
 export function auditSentence(entry) {
   const target = entry.target === null || entry.target === undefined ? "" : String(entry.target);
   const room = typeof entry.room === "string" ? entry.room : "";
-  let sentence = SENTENCES[entry.action] ?? `${entry.action}${target ? " {target}" : ""}`;
-  if (room) sentence += entry.action === "remove_member" ? " from {room}" : " in {room}";
+  let sentence = SENTENCES[entry.action];
+  if (!sentence) sentence = `${entry.action}${target ? " {target}" : ""}${room ? " in {room}" : ""}`;
   const parts = [{ text: String(entry.actor ?? "?"), kind: "actor" }];
   let words = " ";
   for (const piece of sentence.split(/(\{target\}|\{room\})/)) {

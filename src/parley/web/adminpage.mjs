@@ -392,8 +392,12 @@ function buildModes() {
     input.type = "radio";
     input.name = "registration";
     input.value = mode;
+    input.setAttribute("aria-label", label); // the name; what the mode means is its description
+    const hint = h("span", "hint", text);
+    hint.id = `admin-mode-${mode}-hint`;
+    input.setAttribute("aria-describedby", hint.id);
     const words = h("span", "admin-mode-text");
-    words.append(h("strong", "", label), h("span", "hint", text));
+    words.append(h("strong", "", label), hint);
     option.append(input, words);
     ui.modes.append(option);
   }

@@ -1,0 +1,251 @@
+"""The admin page (adminpage.mjs) against the real admin API: the first account is the admin.
+It bans a user whose open browser is signed out at once (4003), unbans, is refused removing
+the last admin, grants the role; makes sign-up invite-only and creates an invite that a new
+browser registers with; reads all of it in the audit log. A non-admin has no admin page, and
+the page works with the keyboard alone."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import Locator, Page, expect
+
+from tests.e2e.helpers import PASSWORD, PHONE, Web, call, expect_online, unique_name
+
+ADMIN_LINK = "Administration"
+BANNED_NOTICE = "This account was banned by an admin: you can't sign in with it any more."
+
+
+def login_status(web: Web, name: str) -> int:
+    resp = httpx.post(f"{web.url}/api/login", json={"username": name, "password": PASSWORD})
+    return resp.status_code
+
+
+def auth_field(page: Page, label: str) -> Locator:
+    return page.locator("#auth-form").get_by_label(label, exact=True)
+
+
+def open_admin(page: Page) -> None:
+    page.get_by_role("button", name=ADMIN_LINK).click()
+    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    expect(page.get_by_role("tab", name="Users")).to_have_attribute("aria-selected", "true")
+
+
+def user_row(page: Page, name: str) -> Locator:
+    return page.locator(f'#admin-user-list li[data-username="{name}"]')
+
+
+def confirm(page: Page, ok: str) -> None:
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name=ok, exact=True).click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def act_on(page: Page, label: str, name: str, ok: str) -> None:
+    """Click a user's button (e.g. "Ban") and confirm it in the page."""
+    user_row(page, name).get_by_role("button", name=f"{label}: {name}").click()
+    confirm(page, ok)
+
+
+def test_admin_bans_grants_invites_and_reads_the_audit_log(web: Web) -> None:
+    ada = unique_name("ada")
+    admin = web.signed_in(ada)  # the first account of the server: an admin
+    bob, bob_token = web.register_api(unique_name("bob"))
+    web.register_api(unique_name("cy"))
+    bobs = web.signed_in(bob, register=False)
+    expect(bobs.get_by_role("button", name=ADMIN_LINK)).to_have_count(0)
+    assert call(web, bob_token, "GET", "/api/admin/users", ok=(403,)).status_code == 403
+
+    open_admin(admin)
+    expect(admin.locator("#admin-user-list li")).to_have_count(3)
+    expect(user_row(admin, ada).locator(".tag-admin")).to_have_text("Admin")
+    admin.get_by_role("searchbox", name="Search users").fill(bob[1:].upper())
+    expect(admin.locator("#admin-user-list li")).to_have_count(1)
+    expect(user_row(admin, bob)).to_be_visible()
+
+    # Ban: Bob's open browser is signed out at once, saying why; he can't sign in.
+    act_on(admin, "Ban", bob, "Ban")
+    expect(user_row(admin, bob).locator(".tag-banned")).to_have_text("Banned")
+    expect(bobs.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(bobs.locator("#auth-notice")).to_have_text(BANNED_NOTICE)
+    assert login_status(web, bob) == 403
+    auth_field(bobs, "Username").fill(bob)
+    auth_field(bobs, "Password").fill(PASSWORD)
+    bobs.get_by_role("button", name="Sign in").click()
+    expect(bobs.locator("#auth-error")).to_have_text("this account is banned")
+
+    act_on(admin, "Unban", bob, "Unban")
+    expect(user_row(admin, bob).locator(".tag-banned")).to_have_count(0)
+    assert login_status(web, bob) == 200
+
+    # The last admin can't step down: the server's reason is shown, nothing changes.
+    admin.get_by_role("searchbox", name="Search users").fill("")
+    expect(admin.locator("#admin-user-list li")).to_have_count(3)
+    act_on(admin, "Remove admin", ada, "Remove admin")
+    expect(admin.locator("#admin-users-error")).to_contain_text("admin")
+    expect(user_row(admin, ada).locator(".tag-admin")).to_have_text("Admin")
+
+    act_on(admin, "Make admin", bob, "Make admin")
+    expect(user_row(admin, bob).locator(".tag-admin")).to_have_text("Admin")
+    bob_again = web.signed_in(bob, register=False)
+    expect(bob_again.get_by_role("button", name=ADMIN_LINK)).to_be_visible()
+
+    # Invite-only sign-up, and an invite a new browser registers with.
+    admin.get_by_role("tab", name="Registration").click()
+    admin.get_by_role("radio", name="Invite only").check()
+    expect(admin.locator("#admin-reg-status")).to_have_text("Registration is now: Invite only.")
+    refused = httpx.post(
+        f"{web.url}/api/register", json={"username": unique_name("x"), "password": PASSWORD}
+    )
+    assert refused.status_code == 403, refused.text
+
+    admin.get_by_role("tab", name="Invites").click()
+    admin.get_by_label("Expires after").select_option(label="1 day")
+    admin.get_by_role("button", name="Create invite").click()
+    link_box = admin.get_by_role("textbox", name=re.compile("^Sign-up link"))
+    expect(link_box).to_have_value(re.compile(r"/\?invite=[A-Za-z0-9_-]+$"))
+    link = link_box.input_value()
+    code = link.rsplit("=", 1)[1]
+    expect(admin.locator(f'#admin-invite-list li[data-code="{code}"]')).to_have_attribute(
+        "data-state", "open"
+    )
+
+    dee = unique_name("dee")
+    newcomer = web.context().new_page()
+    newcomer.goto(link)
+    expect(newcomer.get_by_role("heading", name="Create your account")).to_be_visible()
+    expect(auth_field(newcomer, "Invite code")).to_have_value(code)
+    auth_field(newcomer, "Username").fill(dee)
+    auth_field(newcomer, "Password").fill(PASSWORD)
+    newcomer.get_by_role("button", name="Create account").click()
+    expect_online(newcomer)
+    assert "invite" not in newcomer.url, "the used code leaves the address bar"
+    expect(newcomer.get_by_role("button", name=ADMIN_LINK)).to_have_count(0)
+
+    admin.get_by_role("tab", name="Users").click()  # and back: the list is read again
+    admin.get_by_role("tab", name="Invites").click()
+    used = admin.locator(f'#admin-invite-list li[data-code="{code}"]')
+    expect(used).to_have_attribute("data-state", "used")
+    expect(used).to_contain_text(f"Used by {dee}")
+
+    # The audit log, newest first.
+    admin.get_by_role("tab", name="Audit log").click()
+    entries = admin.locator("#admin-audit-list li .audit-text")
+    expect(entries).to_have_text(
+        [
+            f"{ada} created the invite {code}",
+            f"{ada} set registration to invite",
+            f"{ada} made {bob} an admin",
+            f"{ada} unbanned {bob}",
+            f"{ada} banned {bob}",
+        ]
+    )
+    expect(admin.locator("#admin-audit-list time").first).to_contain_text(re.compile(r"now|ago"))
+
+    # Back to the chat, still online.
+    admin.get_by_role("button", name="Back to chat").click()
+    expect(admin.locator("#admin-view")).to_be_hidden()
+    expect_online(admin)
+
+
+def test_sign_up_asks_for_an_invite_when_the_server_needs_one(web: Web) -> None:
+    _, token = web.register_api(unique_name("ada"))
+    call(web, token, "PATCH", "/api/admin/settings", {"registration": "invite"})
+    code = call(web, token, "POST", "/api/invites", {}).json()["code"]
+
+    page = web.context().new_page()
+    page.goto("/")
+    page.get_by_role("button", name="Create an account").click()
+    expect(auth_field(page, "Invite code")).to_be_hidden()
+    auth_field(page, "Username").fill(unique_name("eve"))
+    auth_field(page, "Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#auth-error")).to_contain_text("invit")
+    expect(auth_field(page, "Invite code")).to_be_focused()
+    auth_field(page, "Invite code").fill("not-a-code")
+    page.get_by_role("button", name="Create account").click()
+    expect(auth_field(page, "Invite code")).to_have_attribute("aria-invalid", "true")
+    auth_field(page, "Invite code").fill(code)
+    page.get_by_role("button", name="Create account").click()
+    expect_online(page)
+
+
+def test_the_admin_page_by_keyboard_alone(web: Web) -> None:
+    ada = unique_name("ada")
+    page = web.signed_in(ada)
+    sam = web.register_api(unique_name("sam"))[0]
+    link = page.get_by_role("button", name=ADMIN_LINK)
+    link.focus()
+    page.keyboard.press("Enter")
+    users_tab = page.get_by_role("tab", name="Users")
+    expect(users_tab).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Invites")).to_be_focused()
+    expect(page.get_by_role("tab", name="Invites")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Home")
+    expect(users_tab).to_have_attribute("aria-selected", "true")
+
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("searchbox", name="Search users")).to_be_focused()
+    page.keyboard.type(sam)
+    page.keyboard.press("Enter")
+    expect(page.locator("#admin-user-list li")).to_have_count(1)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name=f"Make admin: {sam}")).to_be_focused()
+    page.keyboard.press("Tab")
+    ban = page.get_by_role("button", name=f"Ban: {sam}")
+    expect(ban).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")  # cancelled: nothing changes, the focus comes back
+    expect(ban).to_be_focused()
+    expect(user_row(page, sam).locator(".tag-banned")).to_have_count(0)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Ban", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    unban = page.get_by_role("button", name=f"Unban: {sam}")
+    expect(unban).to_be_focused()
+    expect(user_row(page, sam).locator(".tag-banned")).to_have_text("Banned")
+
+    # Registration: the arrow keys move between the modes, each applied at once.
+    users_tab.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Registration")).to_be_focused()
+    expect(page.get_by_role("radio", name="Open")).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("radio", name="Open")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#admin-reg-status")).to_have_text("Registration is now: Invite only.")
+
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Back to chat")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#admin-view")).to_be_hidden()
+    expect(link).to_be_focused()
+
+
+def test_the_admin_page_on_a_phone(web: Web) -> None:
+    ada = unique_name("ada")
+    web.register_api(ada)
+    for _ in range(3):
+        web.register_api(unique_name("pat"))
+    page = web.signed_in(ada, register=False, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.get_by_role("button", name="Open room list").tap()
+    page.get_by_role("button", name=ADMIN_LINK).tap()
+    expect(page.locator("#admin-user-list li")).to_have_count(4)
+    for tab in ("Invites", "Registration", "Audit log", "Users"):
+        page.get_by_role("tab", name=tab).tap()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], tab
+    page.get_by_role("tab", name="Invites").tap()
+    page.get_by_role("button", name="Create invite").tap()
+    expect(page.locator("#admin-new-invite")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="Back to chat").tap()
+    expect_online(page)
+    expect(page.locator("#room-name")).to_have_text("general")
