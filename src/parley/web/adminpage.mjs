@@ -467,8 +467,11 @@ function auditRow(entry, now) {
   const li = h("li", "admin-row audit-entry");
   li.dataset.action = entry.action;
   const text = h("p", "audit-text");
+  const codeTarget = entry.action === "invite" || entry.action === "invite_revoke";
   for (const part of auditSentence(entry)) {
-    text.append(part.kind ? h(part.kind === "room" ? "span" : "strong", `audit-${part.kind}`, part.text) : document.createTextNode(part.text));
+    if (!part.kind) text.append(document.createTextNode(part.text));
+    else if (part.kind === "target" && codeTarget) text.append(h("code", "invite-code", part.text));
+    else text.append(h(part.kind === "room" ? "span" : "strong", `audit-${part.kind}`, part.text));
   }
   const main = h("div", "admin-row-main");
   main.append(text);
