@@ -11,7 +11,7 @@ import re
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.helpers import PASSWORD, PHONE, Web, call, expect_online, unique_name
+from tests.e2e.helpers import PASSWORD, PHONE, Web, call, expect_online, post, unique_name
 
 ADMIN_LINK = "Administration"
 BANNED_NOTICE = "This account was banned by an admin: you can't sign in with it any more."
@@ -249,3 +249,45 @@ def test_the_admin_page_on_a_phone(web: Web) -> None:
     page.get_by_role("button", name="Back to chat").tap()
     expect_online(page)
     expect(page.locator("#room-name")).to_have_text("general")
+
+
+def test_an_admin_moderates_every_room(web: Web) -> None:
+    ada = unique_name("ada")
+    admin = web.signed_in(ada)
+    cy, cy_token = web.register_api(unique_name("cy"))
+    spam = post(web, cy_token, "general", "buy cheap followers")
+    cys = web.signed_in(cy, register=False)
+
+    # General has no owner: only an admin gets its topic button and deletes others' messages.
+    expect(cys.get_by_role("button", name="Set a topic")).to_have_count(0)
+    admin.get_by_role("button", name="Set a topic").click()
+    admin.get_by_role("textbox", name="Room topic").fill("Team-wide news")
+    admin.get_by_role("textbox", name="Room topic").press("Enter")
+    expect(cys.locator("#room-topic")).to_have_text("Team-wide news")
+
+    line = admin.locator(f'#messages li[data-seq="{spam}"]')
+    line.hover()
+    line.get_by_role("button", name="Delete").click()
+    confirm(admin, "Delete")
+    expect(cys.locator(f'#messages li[data-seq="{spam}"] .msg-tombstone')).to_have_text(
+        "Message deleted"
+    )
+    # Cy, not an admin, deletes only his own.
+    mine = post(web, cy_token, "general", "sorry about that")
+    own = cys.locator(f'#messages li[data-seq="{mine}"]')
+    own.hover()
+    expect(own.get_by_role("button", name="Delete")).to_be_visible()
+    someone = post(web, web.register_api()[1], "general", "hello all")
+    other = cys.locator(f'#messages li[data-seq="{someone}"]')
+    other.hover()
+    expect(other.get_by_role("button", name="Reply")).to_be_visible()
+    expect(other.get_by_role("button", name="Delete")).to_have_count(0)
+
+    open_admin(admin)
+    admin.get_by_role("tab", name="Audit log").click()
+    expect(admin.locator("#admin-audit-list li .audit-text")).to_have_text(
+        [
+            f"{ada} deleted a message by {cy} in #general",
+            f"{ada} set the topic of #general to “Team-wide news”",
+        ]
+    )

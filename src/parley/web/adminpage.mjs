@@ -65,7 +65,8 @@ const tabs = [...ui.tabList.querySelectorAll("[role=tab]")];
 
 /**
  * What this module needs from the page: {session(), sessionEnded(), confirm({title, text,
- * ok}) → Promise<boolean>, toast(text), leaveChat(), backToChat()}.
+ * ok}) → Promise<boolean>, toast(text), leaveChat(), backToChat(), roleChanged(admin) (the
+ * server said the person is no longer an admin: it calls `setAdmin` back)}.
  */
 let page = null;
 let isAdmin = false;
@@ -177,7 +178,7 @@ async function call(method, path, body, errorLine) {
   }
   if (res.status === 403) {
     if (isAdmin) page.toast("You are not an admin any more.");
-    setAdmin(false);
+    page.roleChanged(false);
     return null;
   }
   return res;
@@ -259,7 +260,7 @@ async function onUserClick(event) {
   const again = ui.userList.querySelector(`li[data-username="${CSS.escape(user.username)}"] button[data-kind="${btn.dataset.kind}"]`);
   if (again) again.focus();
   const me = (page.session().chat.me || "").toLowerCase();
-  if (act.action === "revoke" && user.username.toLowerCase() === me) setAdmin(false);
+  if (act.action === "revoke" && user.username.toLowerCase() === me) page.roleChanged(false);
 }
 
 const DONE = {

@@ -90,7 +90,7 @@ function createSession(me) {
         chat.me = frame.username;
         markDirty("me");
       }
-      if (typeof frame.admin === "boolean") setAdmin(frame.admin);
+      if (typeof frame.admin === "boolean") noteRole(session, frame.admin);
     },
     roomsChanged() {
       if (!chat.current || !chat.rooms.has(chat.current)) selectRoom(roomFromHash() || GENERAL, false);
@@ -312,6 +312,15 @@ function sessionEnded(code) {
 }
 
 // ------------------------------------------------------------ admin page
+/** The person's role (hello, /api/me): the admin page's link, and moderation in every room. */
+function noteRole(owner, admin) {
+  if (owner !== session) return;
+  setAdmin(admin);
+  if (owner.chat.admin === admin) return;
+  owner.chat.admin = admin;
+  for (const part of ["header", "members", "log"]) markDirty(part);
+}
+
 // The admin page replaces the chat (which stays connected); the log's scroll is kept for the way back.
 let chatScroll = null;
 
@@ -332,7 +341,7 @@ function backToChat() {
 // ------------------------------------------------------------- lifecycle
 function startApp(username, admin = false) {
   session = createSession(username);
-  setAdmin(admin);
+  noteRole(session, admin);
   const { chat, connection } = session;
   session.outbox.restore(loadStored(() => sessionStorage, outboxKey(username)));
   chat.ensureRoom(GENERAL);
@@ -404,7 +413,15 @@ team.bindTeam({
   refreshRooms: () => refreshRooms(session),
 });
 bindSearch({ session: () => session, openMessage });
-bindAdmin({ session: () => session, sessionEnded, confirm: team.confirmInPage, toast: team.toast, leaveChat, backToChat });
+bindAdmin({
+  session: () => session,
+  sessionEnded,
+  confirm: team.confirmInPage,
+  toast: team.toast,
+  leaveChat,
+  backToChat,
+  roleChanged: (admin) => noteRole(session, admin),
+});
 el.signOut.addEventListener("click", signOut);
 
 function onRoomClick(event) {
