@@ -6,14 +6,20 @@ the page works with the keyboard alone."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.e2e.helpers import PASSWORD, PHONE, Web, call, expect_online, post, unique_name
+from tests.support.api import ServerFactory
+from tests.support.server import ServerProcess
 
 ADMIN_LINK = "Administration"
+PAGE = 50  # users and audit entries the page asks for at once
 BANNED_NOTICE = "This account was banned by an admin: you can't sign in with it any more."
 
 
@@ -291,3 +297,61 @@ def test_an_admin_moderates_every_room(web: Web) -> None:
             f"{ada} set the topic of #general to “Team-wide news”",
         ]
     )
+
+
+def test_the_audit_log_comes_in_pages(
+    web_on: Callable[[ServerProcess], Web], server_factory: ServerFactory
+) -> None:
+    web = web_on(server_factory(["--rate-limit", "0"]))
+    ada, token = web.register_api("ada")
+    sam = web.register_api("sam")[0]
+    for _ in range(PAGE // 2 + 1):  # two entries each time: a page and two more
+        call(web, token, "POST", f"/api/admin/users/{sam}/ban")
+        call(web, token, "DELETE", f"/api/admin/users/{sam}/ban")
+    call(web, token, "PATCH", "/api/admin/settings", {"registration": "closed"})
+
+    page = web.signed_in(ada, register=False)
+    open_admin(page)
+    page.get_by_role("tab", name="Audit log").click()
+    entries = page.locator("#admin-audit-list li .audit-text")
+    expect(entries).to_have_count(PAGE)
+    expect(entries.first).to_have_text(f"{ada} set registration to closed")
+    page.get_by_role("button", name="Older entries").click()
+    expect(entries).to_have_count(PAGE + 3)
+    expect(entries.last).to_have_text(f"{ada} banned {sam}")
+    expect(page.get_by_role("button", name="Older entries")).to_be_hidden()
+
+
+def test_the_user_list_comes_in_pages(web: Web) -> None:
+    """Fifty and more accounts take minutes to hash: the answers are faked in the browser, in
+    the API's shape, and the test checks what the page asks for and shows."""
+    ada = unique_name("ada")
+    page = web.signed_in(ada)
+    names = [f"user{i:03d}" for i in range(PAGE + 2)]
+    asked: list[str] = []
+
+    def answer(route: Route) -> None:
+        asked.append(route.request.url)
+        after = parse_qs(urlsplit(route.request.url).query).get("after", [""])[0]
+        rest = [n for n in names if n > after][:PAGE]
+        users = [
+            {"username": n, "admin": False, "banned": False, "created_at": "2026-11-27T09:00:00Z"}
+            for n in rest
+        ]
+        route.fulfill(
+            status=200, content_type="application/json", body=json.dumps({"users": users})
+        )
+
+    page.route("**/api/admin/users?*", answer)
+    open_admin(page)
+    rows = page.locator("#admin-user-list li")
+    expect(rows).to_have_count(PAGE)
+    more = page.get_by_role("button", name="More users")
+    more.click()
+    expect(rows).to_have_count(PAGE + 2)
+    expect(rows.last).to_have_attribute("data-username", names[-1])
+    expect(more).to_be_hidden()
+    assert [parse_qs(urlsplit(url).query) for url in asked] == [
+        {"limit": [str(PAGE)]},
+        {"after": [names[PAGE - 1]], "limit": [str(PAGE)]},
+    ]
