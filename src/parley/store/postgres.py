@@ -713,11 +713,11 @@ class PostgresStore(Store):
                     change.room,
                     change.username,
                 )
-            if _rowcount(status) != 1:  # nothing changed
-                return None
-            if change.change == "removed":
+            changed = _rowcount(status) == 1
+            if change.change == "removed" and (changed or not private["private"]):
+                # in a public room, the removed user's sockets are cut in any case
                 await _audit(conn, change.by, "remove_member", change.username, change.room)
-            if not private["private"]:  # a public room has no member events
+            if not changed or not private["private"]:  # a public room has no member events
                 return None
             data = {"change": change.change, "by": change.by}
             return await _add_event(conn, change.room, change.username, None, "member", data=data)

@@ -1133,11 +1133,10 @@ def _change_member(change: MemberChange, conn: sqlite3.Connection) -> RoomEvent 
         cur = conn.execute(
             "DELETE FROM members WHERE room = ? AND username = ?", (change.room, change.username)
         )
-    if cur.rowcount != 1:  # nothing changed
-        return None
-    if change.change == "removed":
+    changed, private = cur.rowcount == 1, bool(room[0])
+    if change.change == "removed" and (changed or not private):  # public: sockets are cut
         _audit(conn, change.by, "remove_member", change.username, room=change.room)
-    if not room[0]:  # a public room has no member events
+    if not changed or not private:  # a public room has no member events
         return None
     return _add_event(
         conn,
