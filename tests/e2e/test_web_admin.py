@@ -57,7 +57,8 @@ def act_on(page: Page, label: str, name: str, ok: str) -> None:
 
 def test_admin_bans_grants_invites_and_reads_the_audit_log(web: Web) -> None:
     ada = unique_name("ada")
-    admin = web.signed_in(ada)  # the first account of the server: an admin
+    # The first account of the server: an admin (its browser lets the page use the clipboard).
+    admin = web.signed_in(ada, permissions=["clipboard-read", "clipboard-write"])
     bob, bob_token = web.register_api(unique_name("bob"))
     web.register_api(unique_name("cy"))
     bobs = web.signed_in(bob, register=False)
@@ -114,6 +115,10 @@ def test_admin_bans_grants_invites_and_reads_the_audit_log(web: Web) -> None:
     expect(link_box).to_have_value(re.compile(r"/\?invite=[A-Za-z0-9_-]+$"))
     link = link_box.input_value()
     code = link.rsplit("=", 1)[1]
+    expect(admin.get_by_role("button", name="Copy link", exact=True)).to_be_focused()
+    admin.keyboard.press("Enter")
+    expect(admin.locator("#admin-copy-status")).to_have_text("Link copied.")
+    assert admin.evaluate("navigator.clipboard.readText()") == link
     expect(admin.locator(f'#admin-invite-list li[data-code="{code}"]')).to_have_attribute(
         "data-state", "open"
     )

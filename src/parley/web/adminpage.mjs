@@ -124,9 +124,8 @@ export function resetAdmin() {
   ui.search.value = "";
   ui.newInvite.hidden = true;
   for (const list of [ui.userList, ui.inviteList, ui.auditList]) list.replaceChildren();
-  for (const line of [ui.usersError, ui.usersStatus, ui.invitesError, ui.invitesStatus, ui.regError, ui.regStatus, ui.auditError, ui.auditStatus]) {
-    line.textContent = "";
-  }
+  const lines = [ui.usersError, ui.usersStatus, ui.invitesError, ui.invitesStatus, ui.regError, ui.regStatus];
+  for (const line of [...lines, ui.auditError, ui.auditStatus, ui.copyStatus]) line.textContent = "";
   selectTab(tabs[0], false);
 }
 
@@ -162,16 +161,19 @@ function onTabKey(event) {
 /**
  * One call to the admin API. Resolves to the answer, or null when it was handled here: the
  * session ended (401), the person is no longer an admin (403: the role was taken away since
- * hello; the page goes), or the server is unreachable (`errorLine` says so).
+ * hello; the page goes), the server is unreachable (`errorLine` says so), or the answer
+ * came after a sign-out (it belongs to nobody).
  */
 async function call(method, path, body, errorLine) {
+  const owner = page.session();
   let res;
   try {
     res = await api(method, path, body);
   } catch {
-    errorLine.textContent = "Can't reach Parley right now. Try again in a moment.";
+    if (owner === page.session()) errorLine.textContent = "Can't reach Parley right now. Try again in a moment.";
     return null;
   }
+  if (owner !== page.session()) return null;
   if (res.status === 401) {
     page.sessionEnded();
     return null;
@@ -227,15 +229,21 @@ function userRow(user, isMe) {
   const actions = h("div", "admin-row-actions");
   for (const act of userActions(user)) {
     const danger = act.action === "ban" || act.action === "revoke";
-    const btn = h("button", "btn btn-sm " + (danger ? "btn-ghost btn-ghost-danger" : "btn-ghost"), act.label);
-    btn.type = "button";
-    btn.dataset.action = act.action;
+    const btn = rowButton(act.label, act.action, `${act.label}: ${user.username}`, danger);
     btn.dataset.kind = act.action === "grant" || act.action === "revoke" ? "role" : "ban";
-    btn.setAttribute("aria-label", `${act.label}: ${user.username}`);
     actions.append(btn);
   }
   li.append(avatar(user.username), who, actions);
   return li;
+}
+
+/** A row's button: `action` for the list's click handler, `name` what a screen reader says. */
+function rowButton(label, action, name, danger = false) {
+  const btn = h("button", "btn btn-sm btn-ghost" + (danger ? " btn-ghost-danger" : ""), label);
+  btn.type = "button";
+  btn.dataset.action = action;
+  btn.setAttribute("aria-label", name);
+  return btn;
 }
 
 async function onUserClick(event) {
@@ -301,15 +309,10 @@ function inviteRow(invite, now) {
   main.append(head, h("div", "admin-row-sub", inviteDetails(invite, state, now)));
   const actions = h("div", "admin-row-actions");
   if (state === "open") {
-    const copy = h("button", "btn btn-ghost btn-sm", "Copy link");
-    copy.type = "button";
-    copy.dataset.action = "copy";
-    copy.setAttribute("aria-label", `Copy the sign-up link of ${invite.code}`);
-    const revoke = h("button", "btn btn-ghost btn-sm btn-ghost-danger", "Revoke");
-    revoke.type = "button";
-    revoke.dataset.action = "revoke";
-    revoke.setAttribute("aria-label", `Revoke the invite ${invite.code}`);
-    actions.append(copy, revoke);
+    actions.append(
+      rowButton("Copy link", "copy", `Copy the sign-up link of ${invite.code}`),
+      rowButton("Revoke", "revoke", `Revoke the invite ${invite.code}`, true),
+    );
   }
   li.append(main, actions);
   return li;
@@ -342,21 +345,30 @@ async function createInvite(event) {
     ui.newLink.value = signupLink(location.origin, res.data.code);
     ui.copyStatus.textContent = "";
     ui.newInvite.hidden = false;
-    ui.copyLink.focus();
+    ui.copyLink.focus(); // copying is the person's choice: the clipboard is theirs
     loadInvites();
   } finally {
     ui.inviteCreate.disabled = false;
   }
 }
 
-async function copy(link, status, field) {
+/** Show the sign-up link of `code` in the box, and copy it. */
+async function showLink(code) {
+  ui.newCode.textContent = code;
+  ui.newLink.value = signupLink(location.origin, code);
+  ui.copyStatus.textContent = "";
+  ui.newInvite.hidden = false;
+  await copyLink();
+}
+
+async function copyLink() {
   try {
-    await navigator.clipboard.writeText(link);
-    status.textContent = "Link copied.";
+    await navigator.clipboard.writeText(ui.newLink.value);
+    ui.copyStatus.textContent = "Link copied.";
   } catch {
-    // No clipboard (an http page, or permission refused): the link is there to copy by hand.
-    if (field) field.select();
-    status.textContent = field ? "Press Ctrl+C to copy the selected link." : link;
+    // No clipboard (a page not served over https, or permission refused): copy it by hand.
+    ui.newLink.select();
+    ui.copyStatus.textContent = "Press Ctrl+C to copy the selected link.";
   }
 }
 
@@ -365,12 +377,7 @@ async function onInviteClick(event) {
   const li = event.target.closest("li[data-code]");
   if (!btn || !li) return;
   const code = li.dataset.code;
-  if (btn.dataset.action === "copy") {
-    ui.newCode.textContent = code;
-    ui.newLink.value = signupLink(location.origin, code);
-    ui.newInvite.hidden = false;
-    return copy(ui.newLink.value, ui.copyStatus, ui.newLink);
-  }
+  if (btn.dataset.action === "copy") return showLink(code);
   const ok = await page.confirm({ title: "Revoke this invite?", text: `The code ${code} will stop working.`, ok: "Revoke" });
   if (!ok) return btn.focus();
   const res = await call("DELETE", `/api/invites/${encodeURIComponent(code)}`, undefined, ui.invitesError);
@@ -512,7 +519,7 @@ export function bindAdmin(p) {
   ui.usersMore.addEventListener("click", () => loadUsers(false));
   ui.userList.addEventListener("click", onUserClick);
   ui.inviteForm.addEventListener("submit", createInvite);
-  ui.copyLink.addEventListener("click", () => copy(ui.newLink.value, ui.copyStatus, ui.newLink));
+  ui.copyLink.addEventListener("click", copyLink);
   ui.inviteList.addEventListener("click", onInviteClick);
   ui.modes.addEventListener("change", changeMode);
   ui.auditMore.addEventListener("click", () => loadAudit(false));
