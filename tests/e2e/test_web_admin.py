@@ -240,6 +240,13 @@ def test_the_admin_page_by_keyboard_alone(web: Web) -> None:
     expect(page.locator("#admin-view")).to_be_hidden()
     expect(link).to_be_focused()
 
+    # The browser's Forward and Back go to the page and back to the chat too.
+    page.go_forward()
+    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    page.go_back()
+    expect(page.locator("#admin-view")).to_be_hidden()
+    expect_online(page)
+
 
 def test_the_admin_page_on_a_phone(web: Web) -> None:
     ada = unique_name("ada")

@@ -523,8 +523,9 @@ export function bindAdmin(p) {
   ui.inviteList.addEventListener("click", onInviteClick);
   ui.modes.addEventListener("change", changeMode);
   ui.auditMore.addEventListener("click", () => loadAudit(false));
-  // The browser's Back leaves the page the way "Back to chat" does.
+  // The browser's Back leaves the page the way "Back to chat" does; Forward comes back.
   window.addEventListener("popstate", () => {
     if (history.state !== HISTORY_STATE) closeAdmin();
+    else if (ui.view.hidden && !el.app.hidden) openAdmin();
   });
 }
