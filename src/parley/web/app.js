@@ -4,10 +4,9 @@
  * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs), and the team features
  * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications), the search
  * box (searchbox.mjs), the messages' markdown (markdown.mjs) and, for admins, the admin page
- * (adminpage.mjs). ES modules served as they
- * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
- * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
- * never innerHTML.
+ * (adminpage.mjs). ES modules served as they are: no build step, no dependency. Served by
+ * Parley under `Content-Security-Policy: default-src 'self'`: nothing inline, every text
+ * rendered through textContent / text nodes, never innerHTML.
  *
  * See docs/web-client.md for the design (states, reconnect/resume, the outbox, the modules).
  */
@@ -28,6 +27,7 @@ import * as view from "./views.mjs";
 const { el, media } = view;
 const ROOMS_REFRESH_MS = 30000; // look for rooms we were invited to
 const SAVE_OUTBOX_MS = 1000; // a tab can be killed without `pagehide`: save soon after a change
+const BANNED_NOTICE = "This account was banned by an admin: you can't sign in with it any more.";
 
 // -------------------------------------------------------------- drawing
 /** The next frame; a hidden tab gets none, and its title (the unread count) still changes. */
@@ -308,7 +308,7 @@ async function checkSessionStillValid(owner) {
 }
 
 function sessionEnded(code) {
-  stopApp(code === CLOSE_BANNED ? "This account was banned by an admin: you can't sign in with it any more." : forms.endNotice());
+  stopApp(code === CLOSE_BANNED ? BANNED_NOTICE : forms.endNotice());
 }
 
 // ------------------------------------------------------------ admin page
