@@ -4,6 +4,7 @@ audit log, and an admin's rights in rooms."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -12,7 +13,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support.api import DEFAULT_PASSWORD, AsyncApi, User, assert_error, unique_name
+from tests.support.api import (
+    DEFAULT_PASSWORD,
+    AsyncApi,
+    ServerFactory,
+    User,
+    assert_error,
+    unique_name,
+)
 from tests.support.client import open_ws
 from tests.support.pg import PgServer
 from tests.support.server import ServerProcess
@@ -391,3 +399,15 @@ async def test_the_audit_log_pages_back(api: AsyncApi, admin: User) -> None:
         400,
         "bad_request",
     )
+
+
+async def test_first_registrations_at_once_make_one_admin(server_factory: ServerFactory) -> None:
+    server = server_factory(["--register-limit", "0"])
+    async with AsyncApi(server.url) as fresh:
+        people = await asyncio.gather(*(fresh.register() for _ in range(8)))
+        admins = [
+            p.username
+            for p in people
+            if (await fresh.get("/api/me", token=p.token)).json()["admin"]
+        ]
+        assert len(admins) == 1

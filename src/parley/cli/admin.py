@@ -27,6 +27,7 @@ __all__ = ["add_admin_commands", "run_admin"]
 
 OK: Final = 0
 FAILED: Final = 1
+Command = Callable[[Store, argparse.Namespace], Awaitable[str]]  # its line for standard output
 
 
 class CommandFailed(Exception):
@@ -68,10 +69,7 @@ async def _run(args: argparse.Namespace) -> str:
     store = open_store(args.db, args.data)
     await store.open()
     try:
-        command: Callable[[Store, argparse.Namespace], Awaitable[str]] = _ACTIONS[
-            args.admin_command
-        ]
-        return await command(store, args)
+        return await _ACTIONS[args.admin_command](store, args)
     except UnknownUser:
         raise CommandFailed(f"no user {args.username!r}") from None
     except Refused as exc:
@@ -111,20 +109,15 @@ async def _reset_password(store: Store, args: argparse.Namespace) -> str:
     return f"new password for {user.username}; every session of the account ended"
 
 
-def _role(admin: bool) -> Callable[[Store, argparse.Namespace], Awaitable[str]]:
+def _switch(flag: str, on: bool) -> Command:
+    """grant / revoke (`flag` "admin"), ban / unban ("banned")."""
+    state = {"admin": "an admin", "banned": "banned"}[flag]
+
     async def command(store: Store, args: argparse.Namespace) -> str:
-        changed = await store.set_admin(CLI_ACTOR, args.username, admin)
-        state = "an admin" if admin else "not an admin"
-        return f"{args.username} is {state}" + ("" if changed else " already")
-
-    return command
-
-
-def _ban(banned: bool) -> Callable[[Store, argparse.Namespace], Awaitable[str]]:
-    async def command(store: Store, args: argparse.Namespace) -> str:
-        changed = await store.set_banned(CLI_ACTOR, args.username, banned)
-        state = "banned" if banned else "not banned"
-        return f"{args.username} is {state}" + ("" if changed else " already")
+        change = store.set_admin if flag == "admin" else store.set_banned
+        changed = await change(CLI_ACTOR, args.username, on)
+        said = state if on else f"not {state}"
+        return f"{args.username} is {said}" + ("" if changed else " already")
 
     return command
 
@@ -137,11 +130,11 @@ _COMMANDS: Final = {
     "ban": "ban an account: its sessions end, it cannot sign in (an admin: revoke first)",
     "unban": "let a banned account sign in again",
 }
-_ACTIONS: Final[dict[str, Callable[[Store, argparse.Namespace], Awaitable[str]]]] = {
+_ACTIONS: Final[dict[str, Command]] = {
     "create-user": _create_user,
     "reset-password": _reset_password,
-    "grant": _role(True),
-    "revoke": _role(False),
-    "ban": _ban(True),
-    "unban": _ban(False),
+    "grant": _switch("admin", True),
+    "revoke": _switch("admin", False),
+    "ban": _switch("banned", True),
+    "unban": _switch("banned", False),
 }

@@ -633,7 +633,7 @@ async def admin_users(request: web.Request) -> web.Response:
 @routes.put("/api/admin/users/{username}/admin")
 @documented(Operation("Grant the admin role (admins only)", status=204, errors=(409,)))
 async def grant_admin(request: web.Request) -> web.Response:
-    return await _set_admin(request, admin=True)
+    return await _account_change(request, "admin", on=True)
 
 
 @routes.delete("/api/admin/users/{username}/admin")
@@ -641,14 +641,7 @@ async def grant_admin(request: web.Request) -> web.Response:
     Operation("Revoke the admin role (409: yourself, or the last admin)", status=204, errors=(409,))
 )
 async def revoke_admin(request: web.Request) -> web.Response:
-    return await _set_admin(request, admin=False)
-
-
-async def _set_admin(request: web.Request, *, admin: bool) -> web.Response:
-    user = await _admin(request)
-    username = request.match_info["username"]
-    await request.app[NODE].admin.set_admin(user.username, username, admin)
-    return web.Response(status=204)
+    return await _account_change(request, "admin", on=False)
 
 
 @routes.post("/api/admin/users/{username}/ban")
@@ -660,19 +653,21 @@ async def _set_admin(request: web.Request, *, admin: bool) -> web.Response:
     )
 )
 async def ban(request: web.Request) -> web.Response:
-    return await _set_banned(request, banned=True)
+    return await _account_change(request, "banned", on=True)
 
 
 @routes.delete("/api/admin/users/{username}/ban")
-@documented(Operation("Unban (admins only)", status=204, errors=(409,)))
+@documented(Operation("Unban (admins only)", status=204))
 async def unban(request: web.Request) -> web.Response:
-    return await _set_banned(request, banned=False)
+    return await _account_change(request, "banned", on=False)
 
 
-async def _set_banned(request: web.Request, *, banned: bool) -> web.Response:
+async def _account_change(request: web.Request, flag: str, *, on: bool) -> web.Response:
+    """Grant or revoke (`flag` "admin"), ban or unban ("banned") the account in the path."""
     user = await _admin(request)
-    username = request.match_info["username"]
-    await request.app[NODE].admin.set_banned(user.username, username, banned)
+    admin = request.app[NODE].admin
+    change = admin.set_admin if flag == "admin" else admin.set_banned
+    await change(user.username, request.match_info["username"], on)
     return web.Response(status=204)
 
 

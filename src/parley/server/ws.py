@@ -411,10 +411,11 @@ class JsonSession(ChatSession):
         if conn.guest:
             rooms = [RoomInfo(GENERAL, self.node.last_seq(GENERAL))]
         else:
-            admin = await self.node.admin.is_admin(conn.username)
             conn.reads_before_hello = {}
-            try:
-                seen = await self.node.rooms_of(conn)
+            try:  # the role and the rooms read at once (two readers on SQLite)
+                seen, admin = await asyncio.gather(
+                    self.node.rooms_of(conn), self.node.admin.is_admin(conn.username)
+                )
             except ProtocolError as exc:  # storage unavailable
                 raise StoreUnavailable(exc.message) from None
             finally:
