@@ -26,7 +26,8 @@ import {
   validInvites,
   validUsers,
 } from "./admin.mjs";
-import { avatar, el, h, showView } from "./views.mjs";
+import { h } from "./dom.mjs";
+import { avatar, el, showView } from "./views.mjs";
 
 const SEARCH_WAIT_MS = 250; // search once typing pauses this long
 const HISTORY_STATE = "parley-admin"; // the history entry the page pushes: Back leaves it
