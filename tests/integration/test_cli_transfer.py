@@ -16,7 +16,7 @@ from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.client import parley_ws
 from tests.support.images import image_bytes
 from tests.support.pg import PgServer
-from tests.support.server import PARLEY
+from tests.support.server import PARLEY, ServerProcess
 
 JSON = dict[str, Any]
 
@@ -82,6 +82,29 @@ def export_lines(*args: str | Path) -> list[JSON]:
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
+def imported(
+    dump: Path, store: str, request: pytest.FixtureRequest, factory: ServerFactory, data: Path
+) -> ServerProcess:
+    """A server on a new database on `store` (SQLite: under `data`) that `dump` went into."""
+    args = store_args(store, request)
+    out = parley("import", dump, *(args or ["--data", str(data)]))
+    assert out.returncode == 0, out.stderr
+    return factory(args, data_dir=data)
+
+
+def stored_contents(data: Path) -> list[str]:
+    """The names of the contents a SQLite server keeps under `data`."""
+    return [p.name for p in (data / "files").rglob("*") if p.is_file()]
+
+
+def export_all(args: list[str], data: Path, into: Path) -> list[JSON]:
+    """`export --all` of the server on `args` (else under `data`) written to `into`."""
+    out = parley("export", "--all", *(args or ["--data", str(data)]))
+    assert out.returncode == 0, out.stderr
+    into.write_text(out.stdout)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 async def test_export_room_is_its_history(
     store: str, request: pytest.FixtureRequest, server_factory: ServerFactory
@@ -118,18 +141,11 @@ async def test_move_a_team(
         team = await busy_team(api)
         before = {name: await seen_by(api, user) for name, user in team.items()}
     dump = tmp_path / "team.jsonl"
-    out = parley("export", "--all", *(old_args or ["--data", str(old.data_dir)]))
-    assert out.returncode == 0, out.stderr
-    dump.write_text(out.stdout)
-    kinds = {json.loads(line)["record"] for line in out.stdout.splitlines()}
+    kinds = {r["record"] for r in export_all(old_args, old.data_dir, dump)}
     assert kinds == {"parley-export", "user", "room", "member", "read_mark", "event", "mention"}
     assert old.terminate() == 0
 
-    new_args = store_args(target, request)
-    new_data = tmp_path / "new"
-    out = parley("import", dump, *(new_args or ["--data", str(new_data)]))
-    assert out.returncode == 0, out.stderr
-    new = server_factory(new_args, data_dir=new_data)
+    new = imported(dump, target, request, server_factory, tmp_path / "new")
     async with AsyncApi(new.url) as api:
         for name, user in team.items():
             signed_in = await api.login(user)  # the old password; sessions did not move
@@ -241,19 +257,6 @@ async def downloads(api: AsyncApi, user: User, ids: dict[str, str]) -> dict[str,
     return got
 
 
-def stored_contents(data: Path) -> list[str]:
-    """The names of the contents a SQLite server keeps under `data`."""
-    return [p.name for p in (data / "files").rglob("*") if p.is_file()]
-
-
-def export_all(args: list[str], data: Path, into: Path) -> list[JSON]:
-    """`export --all` of the server on `args` (else under `data`) written to `into`."""
-    out = parley("export", "--all", *(args or ["--data", str(data)]))
-    assert out.returncode == 0, out.stderr
-    into.write_text(out.stdout)
-    return [json.loads(line) for line in out.stdout.splitlines()]
-
-
 @pytest.mark.parametrize(("source", "target"), [("sqlite", "postgres"), ("postgres", "sqlite")])
 async def test_move_a_team_with_its_files(
     source: str,
@@ -276,11 +279,7 @@ async def test_move_a_team_with_its_files(
     assert len([r for r in contents if r["sha256"] == big_sha]) == 4  # chunks of 96 KiB
     assert b"".join(base64.b64decode(r["data"]) for r in contents if r["sha256"] == big_sha) == BIG
 
-    new_args = store_args(target, request)
-    new_data = tmp_path / "new"
-    out = parley("import", dump, *(new_args or ["--data", str(new_data)]))
-    assert out.returncode == 0, out.stderr
-    new = server_factory(new_args, data_dir=new_data)
+    new = imported(dump, target, request, server_factory, tmp_path / "new")
     async with AsyncApi(new.url) as api:
         for name, user in team.items():
             signed_in = await api.login(user)
@@ -299,7 +298,7 @@ async def test_move_a_team_with_its_files(
     assert [bob[f"/api/files/{f}"]["status"] for f in ("draft", "copy")] == [404, 200]
     assert alice["/api/files/draft"]["status"] == 200
     if target == "sqlite":  # the bytes under --data: four contents (big and copy share one)
-        stored = stored_contents(new_data)
+        stored = stored_contents(new.data_dir)
         assert sorted(stored) == sorted(r["sha256"] for r in records if r["record"] == "blobs")
         assert len(stored) == 4
 
