@@ -140,9 +140,15 @@ async def test_move_a_team(
     async with AsyncApi(old.url) as api:
         team = await busy_team(api)
         before = {name: await seen_by(api, user) for name, user in team.items()}
+        # alice registered first: the admin; an invite code makes an audit entry
+        made = await api.post("/api/invites", token=team["alice"].token, json={})
+        invite = made.json()["code"]
     dump = tmp_path / "team.jsonl"
     kinds = {r["record"] for r in export_all(old_args, old.data_dir, dump)}
-    assert kinds == {"parley-export", "user", "room", "member", "read_mark", "event", "mention"}
+    assert kinds == {
+        *("parley-export", "user", "room", "member", "read_mark", "event", "mention"),
+        *("settings", "invites", "audit"),  # admin (migration 9)
+    }
     assert old.terminate() == 0
 
     new = imported(dump, target, request, server_factory, tmp_path / "new")
@@ -151,6 +157,7 @@ async def test_move_a_team(
             signed_in = await api.login(user)  # the old password; sessions did not move
             assert await seen_by(api, signed_in) == before[name], name
             team[name] = signed_in
+        await _admin_moved(api, team["alice"], invite)
         carol = team["carol"]
         assert "secret" not in await api.room_names(carol.token)
         assert (await api.messages_raw(carol.token, "secret")).status_code == 404
@@ -166,6 +173,17 @@ async def test_move_a_team(
             assert [e["seq"] for e in replayed] == list(range(last - 3, last + 1))
             ack = await ws.send_ok("pub", "after the move")
             assert ack["seq"] == last + 1
+
+
+async def _admin_moved(api: AsyncApi, admin: User, invite: str) -> None:
+    """The admin, the invite code and the audit log moved; the log's ids go on after them."""
+    assert (await api.get("/api/me", token=admin.token)).json()["admin"] is True
+    listed = await api.get("/api/invites", token=admin.token)
+    assert [i["code"] for i in listed.json()["invites"]] == [invite]
+    assert (await api.post("/api/invites", token=admin.token, json={})).status_code == 201
+    entries = (await api.get("/api/admin/audit", token=admin.token)).json()["entries"]
+    assert [(e["action"], e["actor"]) for e in entries] == [("invite", admin.username)] * 2
+    assert entries[0]["id"] > entries[1]["id"]
 
 
 async def test_import_refusals(server_factory: ServerFactory, tmp_path: Path) -> None:

@@ -495,6 +495,9 @@ def _insert(table: str, columns: tuple[str, ...], mark: Callable[[int], str]) ->
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
+# The rows a new database's migrations make, which a dump holds too: `general`, and the
+# settings row (the registration mode, migration 9).
+_FRESH_ROWS: Final = ("DELETE FROM rooms WHERE room = 'general'", "DELETE FROM settings")
 _EMPTY_CHECK: Final = (
     "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages),"
     " (SELECT count(*) FROM rooms WHERE room != 'general' OR last_seq != 0)"
@@ -542,7 +545,8 @@ def load_sqlite(path: Path, files: Path, records: Iterator[Record]) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 _refuse_unless_empty(conn.execute(_EMPTY_CHECK).fetchone())
-                conn.execute("DELETE FROM rooms WHERE room = 'general'")  # the dump has its own
+                for statement in _FRESH_ROWS:  # the dump has its own
+                    conn.execute(statement)
                 types, _ = _sqlite_catalog(conn)
                 loaded = 0
                 for item in _batches(_rows(records, types, _to_sqlite, Path(staging))):
@@ -582,7 +586,8 @@ async def load_postgres(dsn: str, records: Iterator[Record]) -> int:
             async with conn.transaction():
                 await conn.execute("LOCK TABLE users, rooms, messages IN EXCLUSIVE MODE")
                 _refuse_unless_empty(tuple(await conn.fetchrow(_EMPTY_CHECK)))
-                await conn.execute("DELETE FROM rooms WHERE room = 'general'")
+                for statement in _FRESH_ROWS:  # the dump has its own
+                    await conn.execute(statement)
                 types, _ = await _postgres_catalog(conn)
                 loaded = 0
                 for item in _batches(_rows(records, types, _to_postgres, Path(staging))):
@@ -595,6 +600,11 @@ async def load_postgres(dsn: str, records: Iterator[Record]) -> int:
                         await conn.executemany(_insert(table, columns, lambda i: f"${i}"), rows)
                         loaded += len(rows)
                 await _index_existing(conn)
+                # ids were loaded as they were: the audit log's next id follows the last one
+                await conn.execute(
+                    "SELECT setval(pg_get_serial_sequence('audit', 'id'),"
+                    " coalesce(max(id), 0) + 1, false) FROM audit"
+                )
         return loaded
     finally:
         await conn.close()
