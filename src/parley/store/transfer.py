@@ -52,6 +52,7 @@ from parley.store.sqlite import store_blob
 __all__ = [
     "CONTENT_CHUNK",
     "FORMAT",
+    "Content",
     "ExportFailed",
     "ImportRefused",
     "Record",
