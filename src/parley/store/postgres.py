@@ -84,7 +84,7 @@ from parley.store.migrations import POSTGRES as MIGRATIONS
 from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "store_blob"]
 
 log = logging.getLogger("parley.store")
 
@@ -952,18 +952,7 @@ class PostgresStore(Store):
                 if used + record.size > quota:
                     raise QuotaExceeded(record.uploader)
             for sha, data in blobs:
-                # the bytes only when new; a content in use gains one more user (its row
-                # lock: a purge waiting on it then finds it used)
-                bumped = await conn.fetchval(
-                    "UPDATE blobs SET refs = refs + 1 WHERE sha256 = $1 RETURNING 1", sha
-                )
-                if bumped is None:
-                    await conn.execute(
-                        "INSERT INTO blobs (sha256, refs, data) VALUES ($1, 1, $2)"
-                        " ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + 1",
-                        sha,
-                        data,
-                    )
+                await store_blob(conn, sha, data)
             await conn.execute(_INSERT_FILE, *file_row(record))
 
     async def readable_file(self, file_id: str, username: str) -> FileRecord | None:
@@ -998,6 +987,23 @@ class PostgresStore(Store):
                 "DELETE FROM blobs WHERE sha256 = ANY($1) AND refs <= 0", sorted(set(used))
             )
             return len(rows)
+
+
+async def store_blob(conn: Any, sha256: str, data: bytes, refs: int = 1) -> None:
+    """Count `refs` more users of content `sha256`, storing its bytes `data` when new (a
+    content in use gains its users under its row lock: a purge waiting on it then finds it
+    used)."""
+    bumped = await conn.fetchval(
+        "UPDATE blobs SET refs = refs + $2 WHERE sha256 = $1 RETURNING 1", sha256, refs
+    )
+    if bumped is None:
+        await conn.execute(
+            "INSERT INTO blobs (sha256, refs, data) VALUES ($1, $2, $3)"
+            " ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + excluded.refs",
+            sha256,
+            refs,
+            data,
+        )
 
 
 async def _audit(conn: Any, actor: str, action: str, target: str, room: str | None = None) -> None:

@@ -80,7 +80,7 @@ from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
 from parley.store.migrations import SQLITE as MIGRATIONS
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "store_blob"]
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -484,19 +484,30 @@ def _add_file(
         if used + record.size > quota:
             raise QuotaExceeded(record.uploader)
     for sha, temporary in blobs:
-        conn.execute(
-            "INSERT INTO blobs (sha256, refs) VALUES (?, 1)"
-            " ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1",
-            (sha,),
-        )
-        target = blob_path(root, sha)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(temporary, target)
+        store_blob(conn, root, sha, temporary)
     conn.execute(
         f"INSERT INTO files ({FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         file_row(record),
     )
+
+
+def store_blob(
+    conn: sqlite3.Connection, root: Path, sha256: str, temporary: Path, refs: int = 1
+) -> Path | None:
+    """Count `refs` more users of content `sha256`, and move its bytes from `temporary` to
+    their place under `root` unless they are there already; that place when they moved
+    (the caller's to remove should its transaction fail)."""
+    conn.execute(
+        "INSERT INTO blobs (sha256, refs) VALUES (?, ?)"
+        " ON CONFLICT (sha256) DO UPDATE SET refs = refs + excluded.refs",
+        (sha256, refs),
+    )
+    target = blob_path(root, sha256)
+    if target.exists():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(temporary, target)
+    return target
 
 
 def _purge_files(before: float, conn: sqlite3.Connection) -> tuple[int, list[str]]:
