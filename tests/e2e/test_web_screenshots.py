@@ -13,9 +13,11 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import (
+    PASSWORD,
     PHONE,
     RECONNECT_TIMEOUT_MS,
     Web,
@@ -340,3 +342,32 @@ def test_screenshots_of_files(web: Web, shots: Path) -> None:
     maya.screenshot(path=str(shots / "image-viewer.png"))
     maya.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
+
+
+def test_screenshot_of_the_admin_page(web: Web, shots: Path) -> None:
+    """The admin page: users with their badges (admin.png) and the audit log (admin-audit.png)."""
+    tokens = {name: web.register_api(name)[1] for name in ("maya", "jonas", "priya", "sam")}
+    maya = tokens["maya"]  # the first account: an admin
+    call(web, maya, "PUT", "/api/admin/users/priya/admin")
+    oops = post(web, tokens["sam"], "general", "buy cheap followers here")
+    call(web, tokens["priya"], "DELETE", f"/api/rooms/general/messages/{oops}")
+    call(web, maya, "POST", "/api/admin/users/sam/ban")
+    call(web, maya, "PATCH", "/api/admin/settings", {"registration": "invite"})
+    code = call(web, maya, "POST", "/api/invites", {}).json()["code"]
+    call(web, maya, "POST", "/api/invites", {"expires_in": 86400})
+    joined = httpx.post(
+        f"{web.url}/api/register",
+        json={"username": "lee", "password": PASSWORD, "invite": code},
+    )
+    assert joined.status_code == 201, joined.text
+
+    page = web.signed_in("maya", register=False)
+    page.get_by_role("button", name="Administration").click()
+    expect(page.locator("#admin-user-list li")).to_have_count(5)
+    expect(page.locator('#admin-user-list li[data-username="sam"] .tag-banned')).to_be_visible()
+    settle(page)
+    page.screenshot(path=str(shots / "admin.png"))
+    page.get_by_role("tab", name="Audit log").click()
+    expect(page.locator("#admin-audit-list li")).to_have_count(6)
+    page.get_by_role("tab", name="Audit log").blur()
+    page.screenshot(path=str(shots / "admin-audit.png"))

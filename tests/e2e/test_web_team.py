@@ -25,6 +25,7 @@ def api(web: Web, token: str, method: str, path: str, body: object = None) -> ht
 
 
 def test_reply_react_edit_and_delete_reach_the_other_person(web: Web) -> None:
+    web.register_api("root")  # the server's first account, its admin: Alice and Bob are not
     alice = web.signed_in("alice")
     bob = web.signed_in("bob")
     send(alice, "Who has the release notes?")

@@ -34,6 +34,7 @@ FLAGS = [
     "--action-limits",
     "--presence-grace",
     "--max-guests-per-address",
+    "--registration",
 ]
 
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
 import { BACKOFF_CAP_MS, Backoff, STABLE_MS } from "../../src/parley/web/backoff.mjs";
-import { CLOSE_SIGNED_OUT, Connection } from "../../src/parley/web/socket.mjs";
+import { CLOSE_BANNED, CLOSE_SIGNED_OUT, Connection } from "../../src/parley/web/socket.mjs";
 
 /** A stand-in for the browser's WebSocket: the test opens, talks and closes it. */
 class FakeSocket {
@@ -53,7 +53,7 @@ function setup({ network = true } = {}) {
     events: {
       frame: (data) => events.push(["frame", JSON.parse(data).type]),
       closed: () => events.push(["closed"]),
-      signedOut: () => events.push(["signedOut"]),
+      signedOut: (code) => events.push(code === CLOSE_BANNED ? ["signedOut", code] : ["signedOut"]),
       refused: () => events.push(["refused"]),
     },
   });
@@ -106,6 +106,17 @@ test("4001: the session ended; no reconnect", () => {
   assert.deepEqual(events, [["closed"], ["signedOut"]]);
   assert.equal(connection.retryTimer, null);
   assert.equal(connection.state, "online", "the page leaves; nothing to show");
+});
+
+test("4003: banned, the session ended too, saying why; no reconnect", () => {
+  const { connection, sockets, events } = setup();
+  connection.connect();
+  sockets[0].opened();
+  connection.greeted();
+  sockets[0].serverCloses(CLOSE_BANNED);
+  assert.deepEqual(events, [["closed"], ["signedOut", 4003]]);
+  assert.equal(connection.retryTimer, null);
+  assert.equal(sockets.length, 1);
 });
 
 test("the backoff grows while connections drop soon after hello, and resets after a stable one", () => {

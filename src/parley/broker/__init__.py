@@ -10,6 +10,7 @@ from parley.broker.base import (
     ReadMarked,
     TokenRevoked,
     TypingSignal,
+    UserBanned,
     UserTokensRevoked,
 )
 from parley.broker.memory import MemoryBroker
@@ -25,6 +26,7 @@ __all__ = [
     "ReadMarked",
     "TokenRevoked",
     "TypingSignal",
+    "UserBanned",
     "UserTokensRevoked",
     "open_broker",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "ReadMarked",
     "TokenRevoked",
     "TypingSignal",
+    "UserBanned",
     "UserTokensRevoked",
 ]
 
@@ -78,6 +79,13 @@ class UserTokensRevoked(ClusterEvent, tag="revoked_user", frozen=True):
     keep: str | None = None
 
 
+class UserBanned(ClusterEvent, tag="banned", frozen=True):
+    """An admin banned `username` (their sessions are deleted): close their sockets with
+    4003 (CloseCode.BANNED)."""
+
+    username: str
+
+
 class ReadMarked(ClusterEvent, tag="read", frozen=True):
     """`username`'s read marker of the room keyed `room` moved to `seq`: every socket of
     theirs hears it but the one that moved it (socket `socket` of node `node`; none for
@@ -112,4 +120,6 @@ class AccessCut(ClusterEvent, tag="cut", frozen=True):
     username: str
 
 
-AnyEvent = TypingSignal | TokenRevoked | UserTokensRevoked | ReadMarked | Notified | AccessCut
+AnyEvent = (
+    TypingSignal | TokenRevoked | UserTokensRevoked | UserBanned | ReadMarked | Notified | AccessCut
+)

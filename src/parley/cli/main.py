@@ -8,7 +8,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
-from parley.cli import backup, settings, transfer
+from parley.cli import admin, backup, settings, transfer
 from parley.core import parse_networks
 from parley.server import logs
 from parley.server.app import serve
@@ -183,6 +183,13 @@ def parser() -> argparse.ArgumentParser:
         "in; past it an idle one is closed, or the new one answered 429; 0 turns it off",
     )
     s.add_argument(
+        "--registration",
+        choices=("open", "invite", "closed"),
+        help="who may sign up: anyone, holders of an invite code, or nobody (accounts then "
+        "come from `parley admin create-user`); stored, so it holds for every node and "
+        "later starts; when not given, the stored mode holds (open at first)",
+    )
+    s.add_argument(
         "--max-upload",
         type=int,
         default=10 * 1024 * 1024,
@@ -213,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
     settings.settle(s)
     backup.add_parsers(sub)
     transfer.add_parsers(sub)
+    admin.add_parsers(sub)
     return top
 
 
@@ -284,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         header_timeout=args.header_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+        registration=args.registration,
         max_upload=args.max_upload,
         upload_quota=args.upload_quota,
     )

@@ -16,7 +16,9 @@ import msgspec
 
 from parley.cli.storeopts import add_store_options, fail, is_postgres, sqlite_path
 from parley.store import StoreUnavailable, datalock, open_store
+from parley.store.sqlite import SQLiteStore
 from parley.store.transfer import (
+    ExportFailed,
     ImportRefused,
     Record,
     dump_postgres,
@@ -41,8 +43,8 @@ def add_parsers(sub: Any) -> None:
         help="a room's messages, or everything, as JSON lines on standard output",
         description="ROOM: the room's messages as history shows them (the items of GET "
         "/api/rooms/ROOM/messages), ascending seq, one JSON object a line. --all: users "
-        "(with password hashes), rooms, members, read markers and every event, as records "
-        "`parley import` loads (docs/admin.md).",
+        "(with password hashes), rooms, members, read markers, every event and every "
+        "uploaded file with its bytes, as records `parley import` loads (docs/admin.md).",
     )
     what = e.add_mutually_exclusive_group(required=True)
     what.add_argument("room", nargs="?", metavar="ROOM", help="the room's key or name")
@@ -53,18 +55,21 @@ def add_parsers(sub: Any) -> None:
         "import",
         help="load a full export into a new, empty database",
         description="Load the records of `parley export --all` (FILE, or - for standard "
-        "input) into an empty database, keeping every seq: SQLite under --data, or --db.",
+        "input) into an empty database, keeping every seq: SQLite under --data (uploads' "
+        "bytes in DIR/files), or --db.",
     )
     i.add_argument("file", metavar="FILE", help="an export --all file, or -")
     add_store_options(i)
     i.set_defaults(run=_import)
 
 
-async def _migrated(args: argparse.Namespace) -> None:
-    """Bring the database to this version's schema, as `serve` would (creating it)."""
+async def _migrated(args: argparse.Namespace) -> Path:
+    """Bring the database to this version's schema, as `serve` would (creating it); where
+    SQLite keeps the uploads' bytes (unused on PostgreSQL, which keeps them inside)."""
     store = open_store(args.db, args.data)
     await store.open()
     await store.close()
+    return store.files if isinstance(store, SQLiteStore) else Path(args.data) / "files"
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -74,12 +79,13 @@ def _export(args: argparse.Namespace) -> int:
     try:
         if not args.all:
             return asyncio.run(_export_room(args, out))
-        asyncio.run(_migrated(args))
+        files = asyncio.run(_migrated(args))
         if is_postgres(args.db):
             asyncio.run(_export_postgres(args.db, out))
         else:
-            out.writelines(encode_line(record) for record in dump_sqlite(sqlite_path(args)))
-    except StoreUnavailable as exc:
+            dump = dump_sqlite(sqlite_path(args), files)
+            out.writelines(encode_line(record) for record in dump)
+    except (StoreUnavailable, ExportFailed) as exc:
         return fail(str(exc))
     except BrokenPipeError:  # the reader left (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -129,11 +135,11 @@ def _import(args: argparse.Namespace) -> int:
     lock = nullcontext() if is_postgres(args.db) else datalock.exclusive(args.data)
     try:
         with source, lock:
-            asyncio.run(_migrated(args))
+            files = asyncio.run(_migrated(args))
             if is_postgres(args.db):
                 loaded = asyncio.run(load_postgres(args.db, _records(source)))
             else:
-                loaded = load_sqlite(sqlite_path(args), _records(source))
+                loaded = load_sqlite(sqlite_path(args), files, _records(source))
     except (ImportRefused, StoreUnavailable, datalock.DataDirBusy) as exc:
         return fail(f"{args.file}: {exc}" if isinstance(exc, ImportRefused) else str(exc))
     print(f"imported {loaded} records", file=sys.stderr)

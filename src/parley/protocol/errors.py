@@ -13,6 +13,7 @@ class CloseCode(IntEnum):
     RFC 6455's are aiohttp's `WSCloseCode`."""
 
     SIGNED_OUT = 4001  # the token was revoked: logout, password change, sign out everywhere
+    BANNED = 4003  # an admin banned the account
 
 
 class ErrorCode(StrEnum):

@@ -330,6 +330,7 @@ class RoomInfo(Struct, frozen=True, omit_defaults=False):
 class Hello(_ServerFrame, tag="hello", frozen=True):
     username: str
     rooms: list[RoomInfo]
+    admin: bool = False  # the user is a server admin (docs/protocol.md "Admin")
 
 
 # The answers to one client frame: each echoes the frame's request id, and has no `id`

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Final, Literal, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
@@ -41,6 +41,11 @@ from parley.protocol.fields import (
 from parley.protocol.frames import Message, encode
 
 __all__ = [
+    "AdminUser",
+    "AdminUserList",
+    "AuditList",
+    "AuditQuery",
+    "AuditRecord",
     "CreateRoomBody",
     "DmBody",
     "DmEntry",
@@ -49,11 +54,15 @@ __all__ = [
     "ErrorDetail",
     "HistoryQuery",
     "InviteBody",
+    "InviteCode",
+    "InviteCodeBody",
+    "InviteCodeList",
     "Invited",
     "LoginBody",
     "Me",
     "MemberList",
     "MessageList",
+    "NewInviteCode",
     "PasswordBody",
     "PostMessageBody",
     "ReadBody",
@@ -64,7 +73,9 @@ __all__ = [
     "SearchQuery",
     "SearchResults",
     "Session",
+    "Settings",
     "TopicBody",
+    "UserQuery",
     "decode_body",
     "decode_query",
     "error_body",
@@ -77,9 +88,14 @@ B = TypeVar("B", bound=Struct)
 # --- request bodies ---------------------------------------------------------------
 
 
+InviteCodeText = Annotated[str, Meta(min_length=1, max_length=64, description="an invite code")]
+RegistrationMode = Literal["open", "invite", "closed"]
+
+
 class RegisterBody(Struct, frozen=True):
     username: Username
     password: Password
+    invite: InviteCodeText | None = None  # needed when registration is invite-only
 
     def __post_init__(self) -> None:
         reason = reserved_username(self.username)
@@ -143,6 +159,30 @@ class ReadBody(Struct, frozen=True):
     seq: Seq
 
 
+class Settings(Struct, frozen=True):
+    """GET and PATCH /api/admin/settings: who may register (docs/protocol.md "Admin")."""
+
+    registration: RegistrationMode
+
+
+MIN_INVITE_SECONDS: Final = 60
+MAX_INVITE_SECONDS: Final = 30 * 24 * 3600
+DEFAULT_INVITE_SECONDS: Final = 7 * 24 * 3600
+
+
+class InviteCodeBody(Struct, frozen=True):
+    """POST /api/invites: how long the code stays valid, in seconds."""
+
+    expires_in: Annotated[
+        int,
+        Meta(
+            ge=MIN_INVITE_SECONDS,
+            le=MAX_INVITE_SECONDS,
+            description=f"seconds, {MIN_INVITE_SECONDS} to {MAX_INVITE_SECONDS}",
+        ),
+    ] = DEFAULT_INVITE_SECONDS
+
+
 # --- query strings ----------------------------------------------------------------
 
 
@@ -177,6 +217,22 @@ class SearchQuery(Struct, frozen=True):
     limit: SearchLimit = 20
 
 
+class UserQuery(Struct, frozen=True):
+    """GET /api/admin/users: accounts whose name holds `q` (ignoring case), by name,
+    after the name `after`."""
+
+    q: Annotated[str, Meta(max_length=64)] = ""
+    after: Annotated[str, Meta(max_length=64)] | None = None
+    limit: Limit = 50
+
+
+class AuditQuery(Struct, frozen=True):
+    """GET /api/admin/audit: the entries before id `before`, newest first."""
+
+    before: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None
+    limit: Limit = 50
+
+
 # --- answers ----------------------------------------------------------------------
 
 
@@ -189,6 +245,53 @@ class Session(Struct, frozen=True):
 
 class Me(Struct, frozen=True):
     username: str
+    admin: bool = False
+
+
+class AdminUser(Struct, frozen=True):
+    username: str
+    admin: bool
+    banned: bool
+    created_at: str
+
+
+class AdminUserList(Struct, frozen=True):
+    users: list[AdminUser]
+
+
+class NewInviteCode(Struct, frozen=True):
+    """POST /api/invites: the code, and when it expires (ISO 8601 UTC)."""
+
+    code: str
+    expires_at: str
+
+
+class InviteCode(Struct, frozen=True):
+    """An invite code (ISO 8601 UTC times; `used_by` and `used_at` null until used)."""
+
+    code: str
+    created_by: str
+    created_at: str
+    expires_at: str
+    used_by: str | None
+    used_at: str | None
+
+
+class InviteCodeList(Struct, frozen=True):
+    invites: list[InviteCode]
+
+
+class AuditRecord(Struct, frozen=True):
+    id: int
+    ts: str
+    actor: str
+    action: str
+    target: str
+    room: str | None
+
+
+class AuditList(Struct, frozen=True):
+    entries: list[AuditRecord]
 
 
 class RoomEntry(Struct, frozen=True):

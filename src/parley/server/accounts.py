@@ -21,13 +21,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from parley.core import RateLimiter, SignInThrottle, check_password, check_username
 from parley.protocol import ErrorCode, ProtocolError
 from parley.server.hashing import HashPool, HashQueueFull
-from parley.store import Store, StoreUnavailable, UserRecord
+from parley.store import SignUp, Store, StoreUnavailable, UserRecord
 
 __all__ = ["Accounts", "hash_token"]
 
 TOKEN_TTL: Final = 30 * 24 * 3600.0
 MAX_NAME_KEY: Final = 64  # a throttle key never holds more of a (bogus) name than this
 R = TypeVar("R")
+_SIGN_UP_REFUSALS: Final = {
+    SignUp.TAKEN: (ErrorCode.CONFLICT, "that username is taken"),
+    SignUp.CLOSED: (ErrorCode.FORBIDDEN, "registration is closed"),
+    SignUp.NO_INVITE: (
+        ErrorCode.FORBIDDEN,
+        "registration is by invitation: a valid, unused, unexpired invite code is needed",
+    ),
+}
 
 
 def hash_token(token: str) -> str:
@@ -55,7 +63,11 @@ class Accounts:
         self.throttle = SignInThrottle(login_limit, 10 * login_limit, 20 * login_limit, window)
         self.registrations = RateLimiter(registrations_per_hour, 3600.0)  # per address
 
-    async def register(self, username: object, password: object, address: str) -> tuple[str, str]:
+    async def register(
+        self, username: object, password: object, address: str, invite: str | None = None
+    ) -> tuple[str, str]:
+        """A new account under the registration mode (docs/protocol.md "Admin"): with
+        invite-only registration, `invite` must be a valid code, used up by this account."""
         reason = check_username(username) or check_password(password)
         if reason:
             raise ProtocolError(ErrorCode.BAD_REQUEST, reason)
@@ -67,8 +79,9 @@ class Accounts:
         assert isinstance(username, str)
         assert isinstance(password, str)
         password_hash = await self._hash(address, password)
-        if not await self.store.create_user(username, password_hash):
-            raise ProtocolError(ErrorCode.CONFLICT, "that username is taken")
+        outcome = await self.store.register(username, password_hash, invite, time.time())
+        if outcome is not SignUp.CREATED:
+            raise ProtocolError(*_SIGN_UP_REFUSALS[outcome])
         return username, await self._new_token(username)
 
     async def login(self, username: object, password: object, address: str) -> tuple[str, str]:
@@ -77,6 +90,8 @@ class Accounts:
         user = await self._guess(username, password, address)
         if user is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "wrong username or password")
+        if user.banned:  # said only to whoever knows the password
+            raise ProtocolError(ErrorCode.FORBIDDEN, "this account is banned")
         return user.username, await self._new_token(user.username)
 
     async def change_password(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache, wraps
 from importlib.metadata import version
 from typing import Any, Final, TypeVar
@@ -29,17 +30,26 @@ from parley.protocol import (
 )
 from parley.protocol.fields import MAX_SEQ
 from parley.protocol.http import (
+    AdminUser,
+    AdminUserList,
+    AuditList,
+    AuditQuery,
+    AuditRecord,
     CreateRoomBody,
     DmBody,
     DmEntry,
     EditBody,
     HistoryQuery,
     InviteBody,
+    InviteCode,
+    InviteCodeBody,
+    InviteCodeList,
     Invited,
     LoginBody,
     Me,
     MemberList,
     MessageList,
+    NewInviteCode,
     PasswordBody,
     PostMessageBody,
     ReadBody,
@@ -49,7 +59,9 @@ from parley.protocol.http import (
     SearchQuery,
     SearchResults,
     Session,
+    Settings,
     TopicBody,
+    UserQuery,
     decode_body,
     decode_query,
     error_body,
@@ -59,7 +71,14 @@ from parley.server.auth import COOKIE, client_address, origin_allowed, request_t
 from parley.server.headers import is_https
 from parley.server.httpconn import signed_in
 from parley.server.state import ACCOUNTS, CONFIG, DOWNLOADS, NODE, UPLOADS
-from parley.store import MessageQuery, RoomRecord, StoreUnavailable
+from parley.store import (
+    Invite,
+    MessageQuery,
+    Registration,
+    RoomRecord,
+    StoreUnavailable,
+    utc_timestamp,
+)
 
 __all__ = ["add_routes", "routes"]
 
@@ -249,19 +268,30 @@ def _room_name(request: web.Request) -> str:
 
 @routes.post("/api/register")
 @documented(
-    Operation("Create an account, signed in", Session, 201, RegisterBody, auth=False, errors=(409,))
+    Operation(
+        "Create an account, signed in (403: registration closed, or no valid invite code)",
+        Session,
+        201,
+        RegisterBody,
+        auth=False,
+        errors=(403, 409),
+    )
 )
 async def register(request: web.Request) -> web.Response:
     body = await _body(request, RegisterBody)
     username, token = await request.app[ACCOUNTS].register(
-        body.username, body.password, _address(request)
+        body.username, body.password, _address(request), body.invite
     )
     log.info("registered", extra={"user": username, "address": _address(request)})
     return _session_response(request, username, token, 201)
 
 
 @routes.post("/api/login")
-@documented(Operation("Sign in", Session, body=LoginBody, auth=False, errors=(401,)))
+@documented(
+    Operation(
+        "Sign in (403: the account is banned)", Session, body=LoginBody, auth=False, errors=(401,)
+    )
+)
 async def login(request: web.Request) -> web.Response:
     body = await _body(request, LoginBody)
     address = _address(request)
@@ -284,7 +314,7 @@ async def logout(request: web.Request) -> web.Response:
 @documented(Operation("Who is signed in", Me))
 async def me(request: web.Request) -> web.Response:
     user = await _user(request)
-    return json_response(Me(user.username))
+    return json_response(Me(user.username, await request.app[NODE].is_admin(user)))
 
 
 # --- rooms ------------------------------------------------------------------------
@@ -620,6 +650,153 @@ async def sign_out_everywhere(request: web.Request) -> web.Response:
     await request.app[ACCOUNTS].sign_out_everywhere(user.username)
     await request.app[NODE].revoke_user(user.username)
     return _signed_out()
+
+
+# --- admin (docs/protocol.md "Admin") ----------------------------------------------
+
+
+async def _admin(request: web.Request) -> User:
+    """The signed-in user, who must be an admin: else 401 / 403."""
+    user = await _user(request)
+    await request.app[NODE].admin.require_admin(user.username)
+    return user
+
+
+def _iso(epoch: float) -> str:
+    """Epoch seconds as the API writes times (ISO 8601 UTC, milliseconds)."""
+    return utc_timestamp(datetime.fromtimestamp(epoch, UTC))
+
+
+def _invite_code(invite: Invite) -> InviteCode:
+    used_at = None if invite.used_at is None else _iso(invite.used_at)
+    return InviteCode(
+        invite.code,
+        invite.created_by,
+        _iso(invite.created_at),
+        _iso(invite.expires_at),
+        invite.used_by,
+        used_at,
+    )
+
+
+@routes.get("/api/admin/users")
+@documented(
+    Operation(
+        "Accounts by name, ignoring case (admins only)",
+        AdminUserList,
+        query=UserQuery,
+        errors=(403,),
+    )
+)
+async def admin_users(request: web.Request) -> web.Response:
+    await _admin(request)
+    query = decode_query(request.query, UserQuery)
+    found = await request.app[NODE].admin.users(query.q, query.after, query.limit)
+    users = [AdminUser(u.username, u.admin, u.banned, u.created_at) for u in found]
+    return json_response(AdminUserList(users))
+
+
+@routes.put("/api/admin/users/{username}/admin")
+@documented(Operation("Grant the admin role (admins only)", status=204, errors=(409,)))
+async def grant_admin(request: web.Request) -> web.Response:
+    return await _account_change(request, "admin", on=True)
+
+
+@routes.delete("/api/admin/users/{username}/admin")
+@documented(
+    Operation("Revoke the admin role (409: yourself, or the last admin)", status=204, errors=(409,))
+)
+async def revoke_admin(request: web.Request) -> web.Response:
+    return await _account_change(request, "admin", on=False)
+
+
+@routes.post("/api/admin/users/{username}/ban")
+@documented(
+    Operation(
+        "Ban: sessions end, sockets close with 4003 (409: yourself, or an admin)",
+        status=204,
+        errors=(409,),
+    )
+)
+async def ban(request: web.Request) -> web.Response:
+    return await _account_change(request, "banned", on=True)
+
+
+@routes.delete("/api/admin/users/{username}/ban")
+@documented(Operation("Unban (admins only)", status=204))
+async def unban(request: web.Request) -> web.Response:
+    return await _account_change(request, "banned", on=False)
+
+
+async def _account_change(request: web.Request, flag: str, *, on: bool) -> web.Response:
+    """Grant or revoke (`flag` "admin"), ban or unban ("banned") the account in the path."""
+    user = await _admin(request)
+    admin = request.app[NODE].admin
+    change = admin.set_admin if flag == "admin" else admin.set_banned
+    await change(user.username, request.match_info["username"], on)
+    return web.Response(status=204)
+
+
+@routes.get("/api/admin/settings")
+@documented(Operation("The server's settings (admins only)", Settings, errors=(403,)))
+async def get_settings(request: web.Request) -> web.Response:
+    await _admin(request)
+    return json_response(Settings((await request.app[NODE].admin.registration()).value))
+
+
+@routes.patch("/api/admin/settings")
+@documented(
+    Operation("Change the registration mode, on every node at once", Settings, body=Settings)
+)
+async def patch_settings(request: web.Request) -> web.Response:
+    user = await _admin(request)
+    body = await _body(request, Settings)
+    mode = Registration(body.registration)
+    await request.app[NODE].admin.set_registration(user.username, mode)
+    return json_response(Settings(mode.value))
+
+
+@routes.post("/api/invites")
+@documented(
+    Operation("A new single-use invite code (admins only)", NewInviteCode, 201, InviteCodeBody)
+)
+async def create_invite(request: web.Request) -> web.Response:
+    user = await _admin(request)
+    body = await _body(request, InviteCodeBody)
+    invite = await request.app[NODE].admin.create_invite(user.username, body.expires_in)
+    return json_response(NewInviteCode(invite.code, _iso(invite.expires_at)), 201)
+
+
+@routes.get("/api/invites")
+@documented(
+    Operation("Every invite code, newest first (admins only)", InviteCodeList, errors=(403,))
+)
+async def list_invites(request: web.Request) -> web.Response:
+    await _admin(request)
+    invites = await request.app[NODE].admin.invites()
+    return json_response(InviteCodeList([_invite_code(i) for i in invites]))
+
+
+@routes.delete("/api/invites/{code}")
+@documented(Operation("Revoke an invite code (admins only)", status=204))
+async def delete_invite(request: web.Request) -> web.Response:
+    user = await _admin(request)
+    await request.app[NODE].admin.delete_invite(user.username, request.match_info["code"])
+    return web.Response(status=204)
+
+
+@routes.get("/api/admin/audit")
+@documented(
+    Operation(
+        "The audit log, newest first (admins only)", AuditList, query=AuditQuery, errors=(403,)
+    )
+)
+async def audit(request: web.Request) -> web.Response:
+    await _admin(request)
+    query = decode_query(request.query, AuditQuery)
+    found = await request.app[NODE].admin.audit(query.before, query.limit)
+    entries = [AuditRecord(e.id, e.ts, e.actor, e.action, e.target, e.room) for e in found]
+    return json_response(AuditList(entries))
 
 
 # --- the API described -------------------------------------------------------------

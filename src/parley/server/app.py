@@ -29,7 +29,8 @@ from parley.server.state import ACCOUNTS, CONFIG, DOWNLOADS, NODE, UPLOADS
 from parley.server.static import StaticFiles
 from parley.server.upstream import override_fits
 from parley.server.ws import chat_socket
-from parley.store import StoreUnavailable, open_store
+from parley.store import Registration, StoreUnavailable, open_store
+from parley.store.roles import CLI_ACTOR
 
 __all__ = ["build_app", "serve"]
 
@@ -156,6 +157,8 @@ async def serve(config: Config) -> None:
     app = build_app(config)
     node = app[NODE]
     await node.start()
+    if config.registration is not None:  # --registration: stored, so every node follows
+        await node.admin.set_registration(CLI_ACTOR, Registration(config.registration))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     site = ParleySite(
@@ -172,6 +175,7 @@ async def serve(config: Config) -> None:
     log.info("parley serving on %s://%s:%d", scheme, config.host, config.port)
 
     housekeeping = asyncio.create_task(_housekeeping(app))
+    audit_follower = asyncio.create_task(node.follow_audit())
     keepalive = asyncio.create_task(
         node.keep_alive(KeepalivePolicy(config.ping_interval, config.ping_timeout))
     )
@@ -183,6 +187,7 @@ async def serve(config: Config) -> None:
 
     log.info("draining")
     housekeeping.cancel()
+    audit_follower.cancel()
     keepalive.cancel()
     await site.stop()
     await node.drain(WSCloseCode.GOING_AWAY)

@@ -54,6 +54,7 @@ from parley.presence import MemoryPresence, PresenceTracker
 from parley.protocol import (
     MAX_TEXT_CHARS,
     Change,
+    CloseCode,
     Delete,
     Edit,
     ErrorCode,
@@ -69,6 +70,7 @@ from parley.protocol import (
 from parley.protocol.fields import FILE_ID_PATTERN, MAX_EMOJI_CHARS
 from parley.protocol.http import SearchHit
 from parley.server import metrics
+from parley.server.admin import AdminService
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
 from parley.server.registry import Registry
@@ -90,12 +92,15 @@ from parley.store import (
     UnknownRoom,
     UnknownTarget,
 )
+from parley.store.roles import CLI_ACTOR
 
 __all__ = ["ChatService", "Identity", "as_seen", "limit_key", "store_error"]
 
 log = logging.getLogger("parley.chat")
 
 DRAIN_SENDS: Final = 10.0  # seconds a shutdown waits for sends in flight to commit
+# What an audit entry of the command line does to the account's sockets (`follow_audit`)
+_CLI_SIGN_OUTS: Final = {"ban": CloseCode.BANNED, "reset_password": CloseCode.SIGNED_OUT}
 _FILE_ID: Final = re.compile(FILE_ID_PATTERN)
 
 
@@ -124,6 +129,7 @@ class ChatService:
         self.store = store
         self.broker = broker
         self.registry = Registry()
+        self.admin = AdminService(store, broker)
         self.delivery = Delivery(store, self.registry, presence or MemoryPresence(), presence_grace)
         self.limits = ActionLimits.scaled(rate_limit, action_limits)
         self.typists = TypingThrottle()
@@ -279,8 +285,10 @@ class ChatService:
             raise ProtocolError(ErrorCode.FORBIDDEN, "nobody leaves a direct message")
         member = await self._user(username)
         leaving = member == who.username
-        if not leaving and who.username != room.owner:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "only the room's owner removes members")
+        if not leaving and who.username != room.owner and not await self.is_admin(who):
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "only the room's owner or an admin removes members"
+            )
         change = MemberChange(room.room, member, "left" if leaving else "removed", who.username)
         if not await self._member_change(change) and room.private:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"{member} is not a member of {ref!r}")
@@ -288,6 +296,15 @@ class ChatService:
             # A private room's `member` event cuts access where it is delivered (in order,
             # and read back from the store if the broker lost it); a public room has none.
             self.broker.publish_event(AccessCut(room.room, member))
+
+    async def is_admin(self, who: Identity) -> bool:
+        """Whether `who` is a server admin now (a guest never is)."""
+        if who.guest:
+            return False
+        try:
+            return await self.admin.is_admin(who.username)
+        except StoreUnavailable:
+            raise _unavailable() from None
 
     async def _user(self, username: str) -> str:
         """The registered spelling of `username`, or not_found."""
@@ -540,8 +557,10 @@ class ChatService:
             room = await self.may_use(conn, frame.room)
         else:
             room = (await self.visible_room(who, frame.room)).room
+        # an admin deletes any message and sets any topic (the store audits it)
+        moderator = isinstance(frame, Delete | SetTopic) and await self.is_admin(who)
         try:
-            changed = await self.store.change(_request(frame, room, who.username))
+            changed = await self.store.change(_request(frame, room, who.username, moderator))
         except UnknownTarget:
             target = getattr(frame, "target", None)
             raise ProtocolError(
@@ -603,6 +622,26 @@ class ChatService:
         record = next((r for r in seen if r.room == room), None)
         return ref if record is None else ref_of(record, seen)
 
+    async def follow_audit(self, every: float = 1.0) -> None:
+        """Close this node's sockets of accounts banned (4003) or whose password was reset
+        (4001) by `parley admin`, another process with no broker to tell the nodes: each
+        node reads the audit log's new entries every `every` seconds (an indexed range,
+        usually empty). Runs until cancelled."""
+        last = 0
+        while True:
+            try:
+                if not last:
+                    newest = await self.store.audit_log(limit=1)
+                    last = newest[0].id if newest else -1
+                entries = await self.store.audit_log(after=last, limit=100)
+            except StoreUnavailable:
+                entries = []  # the next round tries again
+            for entry in entries:
+                last = entry.id
+                if entry.actor == CLI_ACTOR and entry.action in _CLI_SIGN_OUTS:
+                    self.registry.sign_out_user(entry.target, None, _CLI_SIGN_OUTS[entry.action])
+            await asyncio.sleep(every)
+
     async def revoke(self, token_hash: str) -> None:
         self.broker.publish_event(TokenRevoked(token_hash))
 
@@ -628,18 +667,18 @@ def _check_change(frame: Change) -> None:
         )
 
 
-def _request(frame: Change, room: str, username: str) -> ChangeRequest:
+def _request(frame: Change, room: str, username: str, moderator: bool) -> ChangeRequest:
     """The store's request for a change frame, in the room keyed `room` (an empty
-    client_id: an HTTP request's, which has none)."""
+    client_id: an HTTP request's, which has none); `moderator`: by an admin."""
     client_id = frame.client_id or None
     if isinstance(frame, Edit):
         return EditRequest(room, username, client_id, frame.target, frame.text)
     if isinstance(frame, Delete):
-        return DeleteRequest(room, username, client_id, frame.target)
+        return DeleteRequest(room, username, client_id, frame.target, moderator)
     if isinstance(frame, React):
         return ReactRequest(room, username, client_id, frame.target, frame.emoji, frame.on)
     assert isinstance(frame, SetTopic)
-    return TopicRequest(room, username, client_id, frame.topic)
+    return TopicRequest(room, username, client_id, frame.topic, moderator)
 
 
 def _unavailable() -> ProtocolError:

@@ -38,6 +38,7 @@ class Config:
     header_timeout: float = 10.0  # the request head must be in by then
     keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after this
     max_unauthenticated_per_address: int = 128
+    registration: str | None = None  # open | invite | closed, stored at start; None: as stored
     max_upload: int = 10 * 1024 * 1024  # bytes of one uploaded file
     upload_quota: int = 1024**3  # bytes of a user's stored uploads; 0: no quota
 

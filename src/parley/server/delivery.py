@@ -28,11 +28,13 @@ from parley.broker import (
     ReadMarked,
     TokenRevoked,
     TypingSignal,
+    UserBanned,
     UserTokensRevoked,
 )
 from parley.core import GENERAL, Feed, Gap, Hub, PresenceGrace, SocketState, one_line
 from parley.presence import PresenceSink, PresenceTracker
 from parley.protocol import (
+    CloseCode,
     DeleteEvent,
     EditEvent,
     ErrorCode,
@@ -188,6 +190,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.registry.sign_out(event.token_hash)
         elif isinstance(event, UserTokensRevoked):
             self.registry.sign_out_user(event.username, event.keep)
+        elif isinstance(event, UserBanned):
+            self.registry.sign_out_user(event.username, None, CloseCode.BANNED)
         elif isinstance(event, ReadMarked):
             self._read_out(event)
         elif isinstance(event, Notified):

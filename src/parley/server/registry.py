@@ -86,17 +86,20 @@ class Registry:
 
     # --- closing ------------------------------------------------------------------------
 
-    def sign_out(self, token_hash: str) -> None:
-        """The session `token_hash` ended: close its sockets here."""
+    def sign_out(self, token_hash: str, code: CloseCode = CloseCode.SIGNED_OUT) -> None:
+        """The session `token_hash` ended: close its sockets here (4001, or `code`)."""
+        reason = "banned" if code is CloseCode.BANNED else "signed out"
         for conn in list(self.by_token.pop(token_hash, ())):
-            conn.close(CloseCode.SIGNED_OUT, "signed out")
+            conn.close(code, reason)
 
-    def sign_out_user(self, username: str, keep: str | None) -> None:
+    def sign_out_user(
+        self, username: str, keep: str | None, code: CloseCode = CloseCode.SIGNED_OUT
+    ) -> None:
         """Every session of `username` but `keep` ended: close their sockets here."""
         name = username.lower()
         for token_hash, conns in list(self.by_token.items()):
             if token_hash != keep and any(c.username.lower() == name for c in conns):
-                self.sign_out(token_hash)
+                self.sign_out(token_hash, code)
 
     async def close_all(self, close_code: int, wait: float = 5.0) -> None:
         """Shutdown: close every socket, then wait (up to `wait` seconds) until each one's

@@ -444,18 +444,21 @@ class JsonSession(ChatSession):
 
     async def hello(self) -> None:
         conn = self.conn
+        admin = False
         if conn.guest:
             rooms = [RoomInfo(GENERAL, self.node.last_seq(GENERAL))]
         else:
             conn.reads_before_hello = {}
-            try:
-                seen = await self.node.rooms_of(conn)
+            try:  # the role and the rooms read at once (two readers on SQLite)
+                seen, admin = await asyncio.gather(
+                    self.node.rooms_of(conn), self.node.admin.is_admin(conn.username)
+                )
             except ProtocolError as exc:  # storage unavailable
                 raise StoreUnavailable(exc.message) from None
             finally:
                 heard, conn.reads_before_hello = conn.reads_before_hello, None
             rooms = [room_info(ref, r, heard.get(r.room, 0)) for ref, r in seen]
-        conn.send(encode(Hello(conn.username, rooms)))
+        conn.send(encode(Hello(conn.username, rooms, admin)))
 
     def error(self, exc: ProtocolError) -> None:
         self.conn.send(encode(Error.from_exception(exc)))

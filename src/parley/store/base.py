@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from parley.core.roomnames import name_of, resolve
@@ -15,17 +16,22 @@ from parley.protocol import File, Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 __all__ = [
+    "AuditEntry",
     "ChangeRequest",
     "Changed",
     "DeleteRequest",
     "EditRequest",
     "FileRecord",
+    "Invite",
     "MemberChange",
     "MessageQuery",
     "NotAllowed",
     "QuotaExceeded",
     "ReactRequest",
+    "Refused",
+    "Registration",
     "RoomRecord",
+    "SignUp",
     "Store",
     "StoreStats",
     "StoreUnavailable",
@@ -33,7 +39,9 @@ __all__ = [
     "UnknownFile",
     "UnknownRoom",
     "UnknownTarget",
+    "UnknownUser",
     "UserRecord",
+    "UserSummary",
     "dm_tag",
     "new_tag",
     "utc_timestamp",
@@ -64,6 +72,32 @@ class NotAllowed(Exception):
     """The user may not make this change (someone else's message, not the owner): forbidden."""
 
 
+class UnknownUser(Exception):
+    """No account has that name: not_found."""
+
+
+class Refused(Exception):
+    """An admin action that would break a rule (banning or revoking yourself, the last
+    admin, banning an admin): conflict, and nothing changed. The message says why."""
+
+
+class Registration(StrEnum):
+    """Who may create an account with POST /api/register."""
+
+    OPEN = "open"  # anyone
+    INVITE = "invite"  # whoever holds a valid invite code
+    CLOSED = "closed"  # nobody (`parley admin create-user` still works)
+
+
+class SignUp(StrEnum):
+    """What became of a registration (`Store.register`)."""
+
+    CREATED = "created"
+    TAKEN = "taken"  # the name is taken
+    CLOSED = "closed"  # registration is closed
+    NO_INVITE = "no_invite"  # invite-only, and no valid unused unexpired code was given
+
+
 @dataclass(frozen=True, slots=True)
 class StoreStats:
     """Group commit at work, since start (/metrics): writes per commit is the batch size."""
@@ -76,6 +110,42 @@ class StoreStats:
 class UserRecord:
     username: str
     password_hash: str
+    admin: bool = False
+    banned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """An account as the admins' list shows it."""
+
+    username: str
+    admin: bool
+    banned: bool
+    created_at: str  # ISO 8601 UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """An invite code; times in epoch seconds. Unused while `used_by` is None."""
+
+    code: str
+    created_by: str
+    created_at: float
+    expires_at: float
+    used_by: str | None = None
+    used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin or owner action (docs/protocol.md "Admin" lists the actions)."""
+
+    id: int
+    ts: str  # ISO 8601 UTC
+    actor: str  # a username, or "@cli" for the command line
+    action: str
+    target: str
+    room: str | None = None  # the room's key, for the actions in a room
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +310,18 @@ class Store(abc.ABC):
 
     # users and sessions
     @abc.abstractmethod
-    async def create_user(self, username: str, password_hash: str) -> bool:
-        """False when the name is taken (compared case-insensitively)."""
+    async def create_user(self, username: str, password_hash: str, *, admin: bool = False) -> bool:
+        """False when the name is taken (compared case-insensitively). The first account
+        of the server is an admin, decided in the transaction that creates it (two first
+        accounts at once make one admin); so is any account created with `admin`."""
+
+    @abc.abstractmethod
+    async def register(
+        self, username: str, password_hash: str, invite: str | None, now: float
+    ) -> SignUp:
+        """`create_user` under the registration mode, read in the same transaction: open
+        creates; closed refuses; invite needs `invite` to be a code unused and unexpired
+        at `now` (epoch seconds), used up by this account in that transaction."""
 
     @abc.abstractmethod
     async def find_user(self, username: str) -> UserRecord | None:
@@ -258,9 +338,16 @@ class Store(abc.ABC):
     async def delete_token(self, token_hash: str) -> None: ...
 
     @abc.abstractmethod
-    async def set_password(self, username: str, password_hash: str, keep_token: str | None) -> None:
+    async def set_password(
+        self,
+        username: str,
+        password_hash: str,
+        keep_token: str | None,
+        actor: str | None = None,
+    ) -> None:
         """A new password hash; in the same transaction every token of the user except
-        `keep_token` is deleted (the sessions that did not prove the old password)."""
+        `keep_token` is deleted (the sessions that did not prove the old password). Set
+        by someone else (`actor`: an admin's reset): audited as "reset_password"."""
 
     @abc.abstractmethod
     async def delete_user_tokens(self, username: str) -> int:
@@ -269,6 +356,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_expired_tokens(self, now: float) -> int:
         """Delete the tokens that expired before `now`; how many."""
+
+    # admin (docs/protocol.md "Admin"): each change is audited in its own transaction,
+    # and changes nothing when it is refused. `actor` is a username or "@cli".
+    @abc.abstractmethod
+    async def list_users(self, query: str, after: str | None, limit: int) -> list[UserSummary]:
+        """Accounts whose name holds `query` (ignoring case), ordered by name ignoring
+        case, after the name `after` when given; at most `limit`."""
+
+    @abc.abstractmethod
+    async def set_admin(self, actor: str, username: str, admin: bool) -> bool:
+        """Grant or revoke the admin role; whether it changed. Raises UnknownUser;
+        Refused: revoking yourself or the last admin, granting a banned account."""
+
+    @abc.abstractmethod
+    async def set_banned(self, actor: str, username: str, banned: bool) -> bool:
+        """Ban (every session of the account ends in the same transaction) or unban;
+        whether it changed. Raises UnknownUser; Refused: yourself, or an admin."""
+
+    @abc.abstractmethod
+    async def registration(self) -> Registration: ...
+
+    @abc.abstractmethod
+    async def set_registration(self, actor: str, mode: Registration) -> bool:
+        """Whether it changed."""
+
+    @abc.abstractmethod
+    async def create_invite(self, actor: str, code: str, now: float, expires_at: float) -> Invite:
+        """A new invite code made by `actor` at `now`."""
+
+    @abc.abstractmethod
+    async def invites(self) -> list[Invite]:
+        """Every invite code, newest first."""
+
+    @abc.abstractmethod
+    async def delete_invite(self, actor: str, code: str) -> bool:
+        """False when there is no such code."""
+
+    @abc.abstractmethod
+    async def audit_log(
+        self, before: int | None = None, limit: int = 50, after: int | None = None
+    ) -> list[AuditEntry]:
+        """Entries with id below `before` (or above `after`), at most `limit`: newest
+        first, or oldest first with `after` (a node following the log)."""
 
     # rooms
     @abc.abstractmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ADMIN_VERSION",
     "FILES_VERSION",
     "LEAN_SEARCH_VERSION",
     "POSTGRES",
@@ -19,6 +20,7 @@ __all__ = [
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
 FILES_VERSION: Final = 8  # the version that adds uploaded files and attachments
+ADMIN_VERSION: Final = 9  # roles, bans, invites, the audit log, the registration mode
 LEAN_SEARCH_VERSION: Final = 10  # SQLite: the search index without prefix lists
 
 # The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
@@ -205,6 +207,42 @@ _FILES: Final = """
     ){without_rowid}{after}
 """
 
+# Running it for a team (issue 15): server admins and bans on the account; invite codes
+# (single use, expiring: times in epoch seconds, compared with the `now` the caller
+# passes); the audit log of admin and owner actions (newest first by id); one settings row
+# holding the registration mode, read where it is needed, so every node sees a change at
+# once. On a database that has accounts already, the oldest one becomes the admin, as the
+# first account registered would have been.
+_ADMIN: Final = """
+    ALTER TABLE users ADD COLUMN admin {boolean} NOT NULL DEFAULT {false};
+    ALTER TABLE users ADD COLUMN banned {boolean} NOT NULL DEFAULT {false};
+    UPDATE users SET admin = {true}
+        WHERE username = (SELECT username FROM users ORDER BY created_at, username LIMIT 1);
+    CREATE INDEX users_admins ON users(username) WHERE admin = {true};
+    CREATE TABLE invites (
+        code       TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL,
+        used_by    TEXT,
+        used_at    {real}
+    );
+    CREATE INDEX invites_by_age ON invites(created_at);
+    CREATE TABLE audit (
+        id     {serial} PRIMARY KEY,
+        ts     TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        room   TEXT
+    );
+    CREATE TABLE settings (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        registration TEXT NOT NULL
+    );
+    INSERT INTO settings (id, registration) VALUES (1, 'open')
+"""
+
 SQLITE: Final[list[tuple[int, str]]] = [
     (
         1,
@@ -259,6 +297,10 @@ SQLITE: Final[list[tuple[int, str]]] = [
         _FILES.format(
             integer="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID", data="", after=""
         ),
+    ),
+    (
+        ADMIN_VERSION,
+        _ADMIN.format(boolean="INTEGER", true="1", false="0", real="REAL", serial="INTEGER"),
     ),
     (LEAN_SEARCH_VERSION, "DROP TABLE IF EXISTS message_words;" + SQLITE_SEARCH_INDEX),
 ]
@@ -324,6 +366,16 @@ POSTGRES: Final[list[tuple[int, str]]] = [
             without_rowid="",
             data=",\n        data   BYTEA NOT NULL",
             after=";\n    ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL",
+        ),
+    ),
+    (
+        ADMIN_VERSION,
+        _ADMIN.format(
+            boolean="BOOLEAN",
+            true="true",
+            false="false",
+            real="DOUBLE PRECISION",
+            serial="BIGSERIAL",
         ),
     ),
     # PostgreSQL's search index does not change: the version is taken all the same, so

@@ -36,16 +36,20 @@ from parley.core.roomnames import room_key
 from parley.core.search import index_words
 from parley.protocol import Message, RoomEvent
 from parley.store.base import (
+    AuditEntry,
     Changed,
     ChangeRequest,
     DeleteRequest,
     EditRequest,
     FileRecord,
+    Invite,
     MemberChange,
     MessageQuery,
     QuotaExceeded,
     ReactRequest,
+    Registration,
     RoomRecord,
+    SignUp,
     Store,
     StoreStats,
     StoreUnavailable,
@@ -53,7 +57,9 @@ from parley.store.base import (
     UnknownFile,
     UnknownRoom,
     UnknownTarget,
+    UnknownUser,
     UserRecord,
+    UserSummary,
     dm_tag,
     new_tag,
     utc_timestamp,
@@ -76,8 +82,9 @@ from parley.store.events import (
 from parley.store.files import FILE_COLUMNS, READABLE_FILE, blobs_of, file_of, file_row
 from parley.store.migrations import POSTGRES as MIGRATIONS
 from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION
+from parley.store.roles import ban_refusal, change_audit, role_refusal
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "store_blob"]
 
 log = logging.getLogger("parley.store")
 
@@ -91,6 +98,7 @@ COMMAND_TIMEOUT: Final = 15.0  # seconds for one statement
 MIGRATION_LOCK: Final = 0x7061726C6579  # pg_advisory_xact_lock key ("parley")
 MAX_BATCH: Final = 1024  # sends per batch (group commit)
 RESEND_RACES: Final = 3  # tries when another node keeps storing a batch's resends first
+_NO_ID: Final = 2**63 - 1  # above every audit id
 
 # A message's search words (migrations.py, version 7): core/search.py's `index_words`,
 # passed joined by spaces (each a run of word characters), made lexemes as they are.
@@ -219,6 +227,18 @@ _DELETE_USER_TOKENS: Final = (
     "DELETE FROM tokens WHERE username = (SELECT username FROM users WHERE username_key = $1)"
     " AND token_hash IS DISTINCT FROM $2::text"
 )
+# A live token of an account that is not banned (a ban deletes its tokens; this also holds
+# for a sign-in that raced the ban).
+_TOKEN_USER: Final = (
+    "SELECT t.username FROM tokens t JOIN users u ON u.username = t.username"
+    " WHERE t.token_hash = $1 AND t.expires_at > $2 AND NOT u.banned"
+)
+_AUDIT: Final = "INSERT INTO audit (ts, actor, action, target, room) VALUES ($1, $2, $3, $4, $5)"
+_INVITE_COLUMNS: Final = "code, created_by, created_at, expires_at, used_by, used_at"
+# Every creation of an account takes the settings row's lock first: the registration mode
+# it reads holds until it commits, and the first account is decided one at a time (two
+# first registrations at once make one admin: the second sees the first's row).
+_LOCK_SETTINGS: Final = "SELECT registration FROM settings WHERE id = 1 FOR UPDATE"
 
 # What "the database cannot be reached" looks like from asyncpg.
 _UNREACHABLE: Final = (
@@ -490,21 +510,33 @@ class PostgresStore(Store):
 
     # --- users and sessions -----------------------------------------------------
 
-    async def create_user(self, username: str, password_hash: str) -> bool:
-        row = await self._fetchrow(
-            "INSERT INTO users (username, username_key, password_hash) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING RETURNING username",
-            username,
-            username.lower(),
-            password_hash,
-        )
-        return row is not None
+    async def create_user(self, username: str, password_hash: str, *, admin: bool = False) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(_LOCK_SETTINGS)
+            return await _insert_user(conn, username, password_hash, admin)
+
+    async def register(
+        self, username: str, password_hash: str, invite: str | None, now: float
+    ) -> SignUp:
+        async with self._conn() as conn, conn.transaction():
+            mode = Registration(await conn.fetchval(_LOCK_SETTINGS))
+            if mode is Registration.CLOSED:
+                return SignUp.CLOSED
+            if await conn.fetchval("SELECT 1 FROM users WHERE username_key = $1", username.lower()):
+                return SignUp.TAKEN
+            if mode is Registration.INVITE and not (
+                invite is not None and await _use_invite(conn, invite, username, now)
+            ):
+                return SignUp.NO_INVITE
+            await _insert_user(conn, username, password_hash, False)
+            return SignUp.CREATED
 
     async def find_user(self, username: str) -> UserRecord | None:
         row = await self._fetchrow(
-            "SELECT username, password_hash FROM users WHERE username_key = $1", username.lower()
+            "SELECT username, password_hash, admin, banned FROM users WHERE username_key = $1",
+            username.lower(),
         )
-        return UserRecord(row["username"], row["password_hash"]) if row else None
+        return UserRecord(*row) if row else None
 
     async def create_token(self, token_hash: str, username: str, expires_at: float) -> None:
         await self._execute(
@@ -515,17 +547,19 @@ class PostgresStore(Store):
         )
 
     async def token_user(self, token_hash: str, now: float) -> str | None:
-        row = await self._fetchrow(
-            "SELECT username FROM tokens WHERE token_hash = $1 AND expires_at > $2",
-            token_hash,
-            now,
-        )
+        row = await self._fetchrow(_TOKEN_USER, token_hash, now)
         return str(row["username"]) if row else None
 
     async def delete_token(self, token_hash: str) -> None:
         await self._execute("DELETE FROM tokens WHERE token_hash = $1", token_hash)
 
-    async def set_password(self, username: str, password_hash: str, keep_token: str | None) -> None:
+    async def set_password(
+        self,
+        username: str,
+        password_hash: str,
+        keep_token: str | None,
+        actor: str | None = None,
+    ) -> None:
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE users SET password_hash = $1 WHERE username_key = $2",
@@ -533,12 +567,116 @@ class PostgresStore(Store):
                 username.lower(),
             )
             await conn.execute(_DELETE_USER_TOKENS, username.lower(), keep_token)
+            if actor is not None:
+                await _audit(conn, actor, "reset_password", username)
 
     async def delete_user_tokens(self, username: str) -> int:
         return _rowcount(await self._execute(_DELETE_USER_TOKENS, username.lower(), None))
 
     async def purge_expired_tokens(self, now: float) -> int:
         return _rowcount(await self._execute("DELETE FROM tokens WHERE expires_at <= $1", now))
+
+    # --- admin ----------------------------------------------------------------------
+
+    async def list_users(self, query: str, after: str | None, limit: int) -> list[UserSummary]:
+        rows = await self._fetch(
+            "SELECT username, admin, banned, created_at FROM users"
+            ' WHERE strpos(username_key, $1) > 0 AND username_key COLLATE "C" > $2'
+            ' ORDER BY username_key COLLATE "C" LIMIT $3',
+            query.lower(),
+            (after or "").lower(),
+            limit,
+        )
+        return [
+            UserSummary(r["username"], r["admin"], r["banned"], utc_timestamp(r["created_at"]))
+            for r in rows
+        ]
+
+    async def set_admin(self, actor: str, username: str, admin: bool) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            # Every admin's row locked, in one order: two admins revoking each other at
+            # once take turns, and the second finds the last admin.
+            admins = await conn.fetch(
+                "SELECT username FROM users WHERE admin ORDER BY username FOR UPDATE"
+            )
+            name, is_admin, banned = await _account(conn, username)
+            if is_admin == admin:
+                return False
+            last = len(admins) <= 1
+            refusal = role_refusal(actor, name, grant=admin, banned=banned, last_admin=last)
+            if refusal is not None:
+                raise refusal
+            await conn.execute("UPDATE users SET admin = $1 WHERE username = $2", admin, name)
+            await _audit(conn, actor, "grant" if admin else "revoke", name)
+            return True
+
+    async def set_banned(self, actor: str, username: str, banned: bool) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            name, is_admin, is_banned = await _account(conn, username)
+            refusal = ban_refusal(actor, name, admin=is_admin, ban=banned)
+            if refusal is not None:
+                raise refusal
+            if is_banned == banned:
+                return False
+            await conn.execute("UPDATE users SET banned = $1 WHERE username = $2", banned, name)
+            if banned:
+                await conn.execute(_DELETE_USER_TOKENS, name.lower(), None)
+            await _audit(conn, actor, "ban" if banned else "unban", name)
+            return True
+
+    async def registration(self) -> Registration:
+        return Registration(await self._fetchval("SELECT registration FROM settings"))
+
+    async def set_registration(self, actor: str, mode: Registration) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE settings SET registration = $1 WHERE id = 1 AND registration <> $1",
+                mode.value,
+            )
+            if not _rowcount(status):
+                return False
+            await _audit(conn, actor, "registration", mode.value)
+            return True
+
+    async def create_invite(self, actor: str, code: str, now: float, expires_at: float) -> Invite:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO invites (code, created_by, created_at, expires_at)"
+                " VALUES ($1, $2, $3, $4)",
+                code,
+                actor,
+                now,
+                expires_at,
+            )
+            await _audit(conn, actor, "invite", code)
+        return Invite(code, actor, now, expires_at)
+
+    async def invites(self) -> list[Invite]:
+        rows = await self._fetch(
+            f"SELECT {_INVITE_COLUMNS} FROM invites ORDER BY created_at DESC, code"
+        )
+        return [Invite(*row) for row in rows]
+
+    async def delete_invite(self, actor: str, code: str) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            if not _rowcount(await conn.execute("DELETE FROM invites WHERE code = $1", code)):
+                return False
+            await _audit(conn, actor, "invite_revoke", code)
+            return True
+
+    async def audit_log(
+        self, before: int | None = None, limit: int = 50, after: int | None = None
+    ) -> list[AuditEntry]:
+        if after is not None:
+            where, bound = "id > $1 ORDER BY id ASC", after
+        else:
+            where, bound = "id < $1 ORDER BY id DESC", _NO_ID if before is None else before
+        rows = await self._fetch(
+            f"SELECT id, ts, actor, action, target, room FROM audit WHERE {where} LIMIT $2",
+            bound,
+            limit,
+        )
+        return [AuditEntry(*row) for row in rows]
 
     # --- rooms --------------------------------------------------------------------
 
@@ -638,7 +776,11 @@ class PostgresStore(Store):
                     change.room,
                     change.username,
                 )
-            if _rowcount(status) != 1 or not private["private"]:  # no change, or public
+            changed = _rowcount(status) == 1
+            if change.change == "removed" and (changed or not private["private"]):
+                # in a public room, the removed user's sockets are cut in any case
+                await _audit(conn, change.by, "remove_member", change.username, change.room)
+            if not changed or not private["private"]:  # a public room has no member events
                 return None
             data = {"change": change.change, "by": change.by}
             return await _add_event(conn, change.room, change.username, None, "member", data=data)
@@ -810,18 +952,7 @@ class PostgresStore(Store):
                 if used + record.size > quota:
                     raise QuotaExceeded(record.uploader)
             for sha, data in blobs:
-                # the bytes only when new; a content in use gains one more user (its row
-                # lock: a purge waiting on it then finds it used)
-                bumped = await conn.fetchval(
-                    "UPDATE blobs SET refs = refs + 1 WHERE sha256 = $1 RETURNING 1", sha
-                )
-                if bumped is None:
-                    await conn.execute(
-                        "INSERT INTO blobs (sha256, refs, data) VALUES ($1, 1, $2)"
-                        " ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + 1",
-                        sha,
-                        data,
-                    )
+                await store_blob(conn, sha, data)
             await conn.execute(_INSERT_FILE, *file_row(record))
 
     async def readable_file(self, file_id: str, username: str) -> FileRecord | None:
@@ -856,6 +987,72 @@ class PostgresStore(Store):
                 "DELETE FROM blobs WHERE sha256 = ANY($1) AND refs <= 0", sorted(set(used))
             )
             return len(rows)
+
+
+async def store_blob(conn: Any, sha256: str, data: bytes, refs: int = 1) -> None:
+    """Count `refs` more users of content `sha256`, storing its bytes `data` when new (a
+    content in use gains its users under its row lock: a purge waiting on it then finds it
+    used)."""
+    bumped = await conn.fetchval(
+        "UPDATE blobs SET refs = refs + $2 WHERE sha256 = $1 RETURNING 1", sha256, refs
+    )
+    if bumped is None:
+        await conn.execute(
+            "INSERT INTO blobs (sha256, refs, data) VALUES ($1, $2, $3)"
+            " ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + excluded.refs",
+            sha256,
+            refs,
+            data,
+        )
+
+
+async def _audit(conn: Any, actor: str, action: str, target: str, room: str | None = None) -> None:
+    await conn.execute(_AUDIT, utc_timestamp(), actor, action, target, room)
+
+
+async def _insert_user(conn: Any, username: str, password_hash: str, admin: bool) -> bool:
+    """Under the settings row's lock (`_LOCK_SETTINGS`): the first account is an admin."""
+    first = not await conn.fetchval("SELECT 1 FROM users LIMIT 1")
+    created = await conn.fetchval(
+        "INSERT INTO users (username, username_key, password_hash, admin)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        username,
+        username.lower(),
+        password_hash,
+        admin or first,
+    )
+    return bool(created)
+
+
+async def _use_invite(conn: Any, code: str, username: str, now: float) -> bool:
+    """Use up an unused, unexpired invite code (its row lock: one use under a race)."""
+    status = await conn.execute(
+        "UPDATE invites SET used_by = $1, used_at = $2"
+        " WHERE code = $3 AND used_by IS NULL AND expires_at > $2",
+        username,
+        now,
+        code,
+    )
+    return _rowcount(status) == 1
+
+
+async def _account(conn: Any, username: str) -> tuple[str, bool, bool]:
+    """(registered spelling, admin, banned) of an account, its row locked; or UnknownUser."""
+    row = await conn.fetchrow(
+        "SELECT username, admin, banned FROM users WHERE username_key = $1 FOR UPDATE",
+        username.lower(),
+    )
+    if row is None:
+        raise UnknownUser(username)
+    return row["username"], row["admin"], row["banned"]
+
+
+async def _audit_change(
+    conn: Any, request: ChangeRequest, owner: str | None, author: str | None
+) -> None:
+    entry = change_audit(request, owner, author)
+    if entry is not None:
+        await _audit(conn, request.username, *entry, room=request.room)
 
 
 async def _add_event(
@@ -905,6 +1102,7 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
     owner = room["owner"]
     if isinstance(request, TopicRequest):
         check_allowed(request, owner, None)
+        await _audit_change(conn, request, owner, None)
         await conn.execute(
             "UPDATE rooms SET topic = $1 WHERE room = $2", request.topic, request.room
         )
@@ -916,6 +1114,7 @@ async def _change(conn: Any, request: ChangeRequest) -> Changed:
     if target is None or target["deleted"]:
         raise UnknownTarget(request.target)
     check_allowed(request, owner, target["username"])
+    await _audit_change(conn, request, owner, target["username"])
     if isinstance(request, EditRequest):
         return await _edit(conn, request, load_names(target["mentions"]))
     if isinstance(request, DeleteRequest):

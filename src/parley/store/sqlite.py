@@ -32,16 +32,20 @@ from parley.core.roomnames import room_key
 from parley.core.search import held_words, holds_all
 from parley.protocol import Message, RoomEvent
 from parley.store.base import (
+    AuditEntry,
     Changed,
     ChangeRequest,
     DeleteRequest,
     EditRequest,
     FileRecord,
+    Invite,
     MemberChange,
     MessageQuery,
     QuotaExceeded,
     ReactRequest,
+    Registration,
     RoomRecord,
+    SignUp,
     Store,
     StoreStats,
     StoreUnavailable,
@@ -49,7 +53,9 @@ from parley.store.base import (
     UnknownFile,
     UnknownRoom,
     UnknownTarget,
+    UnknownUser,
     UserRecord,
+    UserSummary,
     dm_tag,
     new_tag,
     utc_timestamp,
@@ -72,8 +78,9 @@ from parley.store.events import (
 from parley.store.files import FILE_COLUMNS, READABLE_FILE, blob_path, blobs_of, file_of, file_row
 from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
 from parley.store.migrations import SQLITE as MIGRATIONS
+from parley.store.roles import ban_refusal, change_audit, role_refusal
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "store_blob"]
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -101,6 +108,19 @@ _INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text, room) VALUES (?, 
 _UNINDEX_WORDS: Final = (
     "INSERT INTO message_words (message_words, rowid, text, room) VALUES ('delete', ?, ?, ?)"
 )
+# A live token of an account that is not banned (a ban deletes its tokens; this also holds
+# for a sign-in that raced the ban).
+_TOKEN_USER: Final = (
+    "SELECT t.username FROM tokens t JOIN users u ON u.username = t.username"
+    " WHERE t.token_hash = ? AND t.expires_at > ? AND u.banned = 0"
+)
+# Use up an invite code: unused and unexpired (?2 and ?4: now), for user ?1.
+_USE_INVITE: Final = (
+    "UPDATE invites SET used_by = ?, used_at = ?"
+    " WHERE code = ? AND used_by IS NULL AND expires_at > ?"
+)
+_INVITE_COLUMNS: Final = "code, created_by, created_at, expires_at, used_by, used_at"
+_NO_ID: Final = 2**63 - 1  # above every audit id
 _BUMP: Final = "UPDATE rooms SET last_seq = last_seq + ?1, msgs = msgs + ?1 WHERE room = ?2"
 # The user's own messages after their marker: a send adds to them (docs: migrations.py).
 _ADD_OWN: Final = (
@@ -464,19 +484,30 @@ def _add_file(
         if used + record.size > quota:
             raise QuotaExceeded(record.uploader)
     for sha, temporary in blobs:
-        conn.execute(
-            "INSERT INTO blobs (sha256, refs) VALUES (?, 1)"
-            " ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1",
-            (sha,),
-        )
-        target = blob_path(root, sha)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(temporary, target)
+        store_blob(conn, root, sha, temporary)
     conn.execute(
         f"INSERT INTO files ({FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         file_row(record),
     )
+
+
+def store_blob(
+    conn: sqlite3.Connection, root: Path, sha256: str, temporary: Path, refs: int = 1
+) -> Path | None:
+    """Count `refs` more users of content `sha256`, and move its bytes from `temporary` to
+    their place under `root` unless they are there already; that place when they moved
+    (the caller's to remove should its transaction fail)."""
+    conn.execute(
+        "INSERT INTO blobs (sha256, refs) VALUES (?, ?)"
+        " ON CONFLICT (sha256) DO UPDATE SET refs = refs + excluded.refs",
+        (sha256, refs),
+    )
+    target = blob_path(root, sha256)
+    if target.exists():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(temporary, target)
+    return target
 
 
 def _purge_files(before: float, conn: sqlite3.Connection) -> tuple[int, list[str]]:
@@ -662,24 +693,21 @@ class SQLiteStore(Store):
 
     # --- users and sessions -----------------------------------------------------
 
-    async def create_user(self, username: str, password_hash: str) -> bool:
-        def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO users (username, username_key, password_hash, created_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (username, username.lower(), password_hash, utc_timestamp()),
-            )
-            return cur.rowcount == 1
+    async def create_user(self, username: str, password_hash: str, *, admin: bool = False) -> bool:
+        return await self._write(partial(_insert_user, username, password_hash, admin))
 
-        return await self._write(job)
+    async def register(
+        self, username: str, password_hash: str, invite: str | None, now: float
+    ) -> SignUp:
+        return await self._write(partial(_register, username, password_hash, invite, now))
 
     async def find_user(self, username: str) -> UserRecord | None:
         def job(conn: sqlite3.Connection) -> UserRecord | None:
             row = conn.execute(
-                "SELECT username, password_hash FROM users WHERE username_key = ?",
+                "SELECT username, password_hash, admin, banned FROM users WHERE username_key = ?",
                 (username.lower(),),
             ).fetchone()
-            return UserRecord(row[0], row[1]) if row else None
+            return UserRecord(row[0], row[1], bool(row[2]), bool(row[3])) if row else None
 
         return await self._read(job)
 
@@ -693,10 +721,7 @@ class SQLiteStore(Store):
 
     async def token_user(self, token_hash: str, now: float) -> str | None:
         def job(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT username FROM tokens WHERE token_hash = ? AND expires_at > ?",
-                (token_hash, now),
-            ).fetchone()
+            row = conn.execute(_TOKEN_USER, (token_hash, now)).fetchone()
             return str(row[0]) if row else None
 
         return await self._read(job)
@@ -706,13 +731,21 @@ class SQLiteStore(Store):
             lambda conn: conn.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
         )
 
-    async def set_password(self, username: str, password_hash: str, keep_token: str | None) -> None:
+    async def set_password(
+        self,
+        username: str,
+        password_hash: str,
+        keep_token: str | None,
+        actor: str | None = None,
+    ) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE users SET password_hash = ? WHERE username_key = ?",
                 (password_hash, username.lower()),
             )
             _delete_user_tokens(conn, username, keep_token)
+            if actor is not None:
+                _audit(conn, actor, "reset_password", username)
 
         await self._write(job)
 
@@ -724,6 +757,90 @@ class SQLiteStore(Store):
             return conn.execute("DELETE FROM tokens WHERE expires_at <= ?", (now,)).rowcount
 
         return await self._write(job)
+
+    # --- admin ----------------------------------------------------------------------
+
+    async def list_users(self, query: str, after: str | None, limit: int) -> list[UserSummary]:
+        def job(conn: sqlite3.Connection) -> list[UserSummary]:
+            rows = conn.execute(
+                "SELECT username, admin, banned, created_at FROM users"
+                " WHERE instr(username_key, ?) > 0 AND username_key > ?"
+                " ORDER BY username_key LIMIT ?",
+                (query.lower(), (after or "").lower(), limit),
+            ).fetchall()
+            return [UserSummary(r[0], bool(r[1]), bool(r[2]), r[3]) for r in rows]
+
+        return await self._read(job)
+
+    async def set_admin(self, actor: str, username: str, admin: bool) -> bool:
+        return await self._write(partial(_set_admin, actor, username, admin))
+
+    async def set_banned(self, actor: str, username: str, banned: bool) -> bool:
+        return await self._write(partial(_set_banned, actor, username, banned))
+
+    async def registration(self) -> Registration:
+        def job(conn: sqlite3.Connection) -> Registration:
+            return _registration(conn)
+
+        return await self._read(job)
+
+    async def set_registration(self, actor: str, mode: Registration) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE settings SET registration = ? WHERE id = 1 AND registration != ?",
+                (mode.value, mode.value),
+            ).rowcount
+            if changed:
+                _audit(conn, actor, "registration", mode.value)
+            return changed == 1
+
+        return await self._write(job)
+
+    async def create_invite(self, actor: str, code: str, now: float, expires_at: float) -> Invite:
+        def job(conn: sqlite3.Connection) -> Invite:
+            conn.execute(
+                "INSERT INTO invites (code, created_by, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (code, actor, now, expires_at),
+            )
+            _audit(conn, actor, "invite", code)
+            return Invite(code, actor, now, expires_at)
+
+        return await self._write(job)
+
+    async def invites(self) -> list[Invite]:
+        def job(conn: sqlite3.Connection) -> list[Invite]:
+            rows = conn.execute(
+                f"SELECT {_INVITE_COLUMNS} FROM invites ORDER BY created_at DESC, code"
+            )
+            return [Invite(*row) for row in rows.fetchall()]
+
+        return await self._read(job)
+
+    async def delete_invite(self, actor: str, code: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            if not conn.execute("DELETE FROM invites WHERE code = ?", (code,)).rowcount:
+                return False
+            _audit(conn, actor, "invite_revoke", code)
+            return True
+
+        return await self._write(job)
+
+    async def audit_log(
+        self, before: int | None = None, limit: int = 50, after: int | None = None
+    ) -> list[AuditEntry]:
+        def job(conn: sqlite3.Connection) -> list[AuditEntry]:
+            if after is not None:
+                sql, bound = "id > ? ORDER BY id ASC", after
+            else:
+                sql, bound = "id < ? ORDER BY id DESC", _NO_ID if before is None else before
+            rows = conn.execute(
+                f"SELECT id, ts, actor, action, target, room FROM audit WHERE {sql} LIMIT ?",
+                (bound, limit),
+            )
+            return [AuditEntry(*row) for row in rows.fetchall()]
+
+        return await self._read(job)
 
     # --- rooms --------------------------------------------------------------------
 
@@ -973,6 +1090,7 @@ def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
         raise UnknownRoom(request.room)
     if isinstance(request, TopicRequest):
         check_allowed(request, owner, None)
+        _audit_change(conn, request, owner, None)
         conn.execute("UPDATE rooms SET topic = ? WHERE room = ?", (request.topic, request.room))
         event = _add_event(
             conn, request.room, request.username, request.client_id, "topic", text=request.topic
@@ -985,11 +1103,20 @@ def _change(request: ChangeRequest, conn: sqlite3.Connection) -> Changed:
         raise UnknownTarget(request.target)
     author, _, reactions, mentioned = target
     check_allowed(request, owner, author)
+    _audit_change(conn, request, owner, author)
     if isinstance(request, EditRequest):
         return _edit(conn, request, mentioned)
     if isinstance(request, DeleteRequest):
         return _delete(conn, request, mentioned)
     return _react(conn, request, load_reactions(reactions), last_seq)
+
+
+def _audit_change(
+    conn: sqlite3.Connection, request: ChangeRequest, owner: str | None, author: str | None
+) -> None:
+    entry = change_audit(request, owner, author)
+    if entry is not None:
+        _audit(conn, request.username, *entry, room=request.room)
 
 
 def _is_member(conn: sqlite3.Connection, request: ChangeRequest) -> bool:
@@ -1274,7 +1401,10 @@ def _change_member(change: MemberChange, conn: sqlite3.Connection) -> RoomEvent 
         cur = conn.execute(
             "DELETE FROM members WHERE room = ? AND username = ?", (change.room, change.username)
         )
-    if cur.rowcount != 1 or not room[0]:  # nothing changed, or a public room (no events)
+    changed, private = cur.rowcount == 1, bool(room[0])
+    if change.change == "removed" and (changed or not private):  # public: sockets are cut
+        _audit(conn, change.by, "remove_member", change.username, room=change.room)
+    if not changed or not private:  # a public room has no member events
         return None
     return _add_event(
         conn,
@@ -1302,6 +1432,85 @@ def _open_dm(members: list[str], since: float, conn: sqlite3.Connection) -> tupl
         )
     record = _visible(conn, "AND r.room = ?", (members[0], key))
     return record[0], created
+
+
+def _audit(
+    conn: sqlite3.Connection, actor: str, action: str, target: str, room: str | None = None
+) -> None:
+    conn.execute(
+        "INSERT INTO audit (ts, actor, action, target, room) VALUES (?, ?, ?, ?, ?)",
+        (utc_timestamp(), actor, action, target, room),
+    )
+
+
+def _insert_user(username: str, password_hash: str, admin: bool, conn: sqlite3.Connection) -> bool:
+    """The first account is an admin: decided inside the writer's transaction, which no
+    other writer (another node's or the CLI's) shares."""
+    first = conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is None
+    cur = conn.execute(
+        "INSERT INTO users (username, username_key, password_hash, created_at, admin)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (username, username.lower(), password_hash, utc_timestamp(), int(admin or first)),
+    )
+    return cur.rowcount == 1
+
+
+def _register(
+    username: str, password_hash: str, invite: str | None, now: float, conn: sqlite3.Connection
+) -> SignUp:
+    mode = _registration(conn)
+    if mode is Registration.CLOSED:
+        return SignUp.CLOSED
+    taken = conn.execute("SELECT 1 FROM users WHERE username_key = ?", (username.lower(),))
+    if taken.fetchone() is not None:
+        return SignUp.TAKEN
+    if mode is Registration.INVITE and not (
+        invite is not None and conn.execute(_USE_INVITE, (username, now, invite, now)).rowcount == 1
+    ):
+        return SignUp.NO_INVITE
+    _insert_user(username, password_hash, False, conn)
+    return SignUp.CREATED
+
+
+def _registration(conn: sqlite3.Connection) -> Registration:
+    return Registration(conn.execute("SELECT registration FROM settings").fetchone()[0])
+
+
+def _account(conn: sqlite3.Connection, username: str) -> tuple[str, bool, bool]:
+    """(registered spelling, admin, banned) of an account, or UnknownUser."""
+    row = conn.execute(
+        "SELECT username, admin, banned FROM users WHERE username_key = ?", (username.lower(),)
+    ).fetchone()
+    if row is None:
+        raise UnknownUser(username)
+    return row[0], bool(row[1]), bool(row[2])
+
+
+def _set_admin(actor: str, username: str, admin: bool, conn: sqlite3.Connection) -> bool:
+    name, is_admin, banned = _account(conn, username)
+    if is_admin == admin:
+        return False
+    admins = conn.execute("SELECT count(*) FROM users WHERE admin = 1").fetchone()[0]
+    refusal = role_refusal(actor, name, grant=admin, banned=banned, last_admin=admins <= 1)
+    if refusal is not None:
+        raise refusal
+    conn.execute("UPDATE users SET admin = ? WHERE username = ?", (int(admin), name))
+    _audit(conn, actor, "grant" if admin else "revoke", name)
+    return True
+
+
+def _set_banned(actor: str, username: str, banned: bool, conn: sqlite3.Connection) -> bool:
+    name, is_admin, is_banned = _account(conn, username)
+    refusal = ban_refusal(actor, name, admin=is_admin, ban=banned)
+    if refusal is not None:
+        raise refusal
+    if is_banned == banned:
+        return False
+    conn.execute("UPDATE users SET banned = ? WHERE username = ?", (int(banned), name))
+    if banned:
+        _delete_user_tokens(conn, name, None)
+    _audit(conn, actor, "ban" if banned else "unban", name)
+    return True
 
 
 def _delete_user_tokens(conn: sqlite3.Connection, username: str, keep: str | None) -> int:

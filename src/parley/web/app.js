@@ -3,15 +3,16 @@
  * model (model.mjs), the outbox (outbox.mjs), the views (views.mjs) drawn by one scheduler
  * (scheduler.mjs), the sign-in view and the dialogs (forms.mjs), and the team features
  * (team.mjs: message actions, emoji, mentions, topic, members, DMs, notifications), the search
- * box (searchbox.mjs), the messages' markdown (markdown.mjs) and files (uploads.mjs: the
- * composer's uploads; attachments.mjs and viewer.mjs: files in messages). ES modules served as they
- * are: no build step, no dependency. Served by Parley under `Content-Security-Policy:
- * default-src 'self'`: nothing inline, every text rendered through textContent / text nodes,
- * never innerHTML.
+ * box (searchbox.mjs), the messages' markdown (markdown.mjs), files (uploads.mjs: the
+ * composer's uploads; attachments.mjs and viewer.mjs: files in messages) and, for admins, the
+ * admin page (adminpage.mjs). ES modules served as they are: no build step, no dependency.
+ * Served by Parley under `Content-Security-Policy: default-src 'self'`: nothing inline, every
+ * text rendered through textContent / text nodes, never innerHTML.
  *
  * See docs/web-client.md for the design (states, reconnect/resume, the outbox, the modules).
  */
 
+import { bindAdmin, resetAdmin, setAdmin } from "./adminpage.mjs";
 import { api } from "./api.mjs";
 import * as forms from "./forms.mjs";
 import { FrameHandler, parseFrame } from "./frames.mjs";
@@ -19,7 +20,7 @@ import { Chat, GENERAL, ROOM_REF_RE } from "./model.mjs";
 import { Outbox } from "./outbox.mjs";
 import { RenderScheduler } from "./scheduler.mjs";
 import { bindSearch, resetSearch } from "./searchbox.mjs";
-import { Connection } from "./socket.mjs";
+import { CLOSE_BANNED, Connection } from "./socket.mjs";
 import * as team from "./team.mjs";
 import { MAX_TEXT, codePoints } from "./text.mjs";
 import { bindUploads, renderUploads, resetUploads, takeUploads, uploading } from "./uploads.mjs";
@@ -29,6 +30,7 @@ import * as view from "./views.mjs";
 const { el, media } = view;
 const ROOMS_REFRESH_MS = 30000; // look for rooms we were invited to
 const SAVE_OUTBOX_MS = 1000; // a tab can be killed without `pagehide`: save soon after a change
+const BANNED_NOTICE = "This account was banned by an admin: you can't sign in with it any more.";
 
 // -------------------------------------------------------------- drawing
 /** The next frame; a hidden tab gets none, and its title (the unread count) still changes. */
@@ -73,7 +75,7 @@ function createSession(me) {
         if (changed) markDirty("pending");
       },
       closed: () => session.frames.socketClosed(),
-      signedOut: () => sessionEnded(),
+      signedOut: (code) => sessionEnded(code),
       refused: () => checkSessionStillValid(session),
     },
   });
@@ -91,6 +93,7 @@ function createSession(me) {
         chat.me = frame.username;
         markDirty("me");
       }
+      if (typeof frame.admin === "boolean") noteRole(session, frame.admin);
     },
     roomsChanged() {
       if (!chat.current || !chat.rooms.has(chat.current)) selectRoom(roomFromHash() || GENERAL, false);
@@ -314,13 +317,41 @@ async function checkSessionStillValid(owner) {
   }
 }
 
-function sessionEnded() {
-  stopApp(forms.endNotice());
+function sessionEnded(code) {
+  stopApp(code === CLOSE_BANNED ? BANNED_NOTICE : forms.endNotice());
+}
+
+// ------------------------------------------------------------ admin page
+/** The person's role (hello, /api/me): the admin page's link, and moderation in every room. */
+function noteRole(owner, admin) {
+  if (owner !== session) return;
+  setAdmin(admin);
+  if (owner.chat.admin === admin) return;
+  owner.chat.admin = admin;
+  for (const part of ["header", "members", "log"]) markDirty(part);
+}
+
+// The admin page replaces the chat (which stays connected); the log's scroll is kept for the way back.
+let chatScroll = null;
+
+function leaveChat() {
+  chatScroll = { top: el.log.scrollTop, atBottom: view.atBottom() };
+  view.closeSidebar();
+}
+
+function backToChat() {
+  view.showView("app");
+  if (!chatScroll || chatScroll.atBottom) view.scrollToBottom();
+  else el.log.scrollTop = chatScroll.top;
+  chatScroll = null;
+  session.frames.readCurrent();
+  (media.narrow.matches ? el.openSidebar : el.adminLink).focus(); // the link is in the closed drawer on a phone
 }
 
 // ------------------------------------------------------------- lifecycle
-function startApp(username) {
+function startApp(username, admin = false) {
   session = createSession(username);
+  noteRole(session, admin);
   const { chat, connection } = session;
   session.outbox.restore(loadStored(() => sessionStorage, outboxKey(username)));
   chat.ensureRoom(GENERAL);
@@ -359,18 +390,19 @@ function stopApp(notice) {
   resetSearch();
   closeViewer();
   resetUploads();
+  resetAdmin();
   view.clearChat();
   forms.signedOut(notice);
 }
 
 async function boot() {
-  forms.setAuthMode("login");
+  if (!forms.useInviteLink()) forms.setAuthMode("login");
   let delay = 1000;
   for (;;) {
     try {
       const res = await api("GET", "/api/me");
       if (res.status === 200 && res.data && typeof res.data.username === "string") {
-        startApp(res.data.username);
+        startApp(res.data.username, res.data.admin === true);
       } else {
         forms.showAuth("");
       }
@@ -402,6 +434,15 @@ bindUploads({
   toast: team.toast,
 });
 bindViewer({ session: () => session });
+bindAdmin({
+  session: () => session,
+  sessionEnded,
+  confirm: team.confirmInPage,
+  toast: team.toast,
+  leaveChat,
+  backToChat,
+  roleChanged: (admin) => noteRole(session, admin),
+});
 el.signOut.addEventListener("click", signOut);
 
 function onRoomClick(event) {

@@ -1,6 +1,7 @@
 /* The sign-in view and the dialogs (create a room, invite, password and sessions): forms
  * that call the HTTP API. The page binds them to its session with `bindForms`. */
 
+import { inviteFromSearch, searchWithoutInvite } from "./admin.mjs";
 import { api, errorMessage, retryAfterSeconds } from "./api.mjs";
 import { ROOM_RE, USER_RE } from "./model.mjs";
 import { el, showView } from "./views.mjs";
@@ -14,6 +15,7 @@ const DIALOGS = [el.roomDialog, el.inviteDialog, el.accountDialog];
 
 let authMode = "login"; // or "register"
 let authBusy = false;
+let inviteNeeded = false; // the server asked for an invite, or the page came by an invite link
 let endingNotice = ""; // why the session is about to end, when we ended it ourselves
 
 export function setAuthMode(mode) {
@@ -26,12 +28,13 @@ export function setAuthMode(mode) {
   el.authPass.autocomplete = register ? "new-password" : "current-password";
   el.authUserHint.hidden = !register;
   el.authPassHint.hidden = !register;
+  el.authInviteField.hidden = !(register && inviteNeeded);
   setAuthError("");
 }
 
 function setAuthError(text, field) {
   el.authError.textContent = text;
-  for (const input of [el.authUser, el.authPass]) input.removeAttribute("aria-invalid");
+  for (const input of [el.authUser, el.authPass, el.authInvite]) input.removeAttribute("aria-invalid");
   if (field) {
     field.setAttribute("aria-invalid", "true");
     field.focus();
@@ -65,13 +68,20 @@ async function submitAuth(event) {
   el.authForm.setAttribute("aria-busy", "true");
   setAuthError("");
   try {
-    const path = authMode === "register" ? "/api/register" : "/api/login";
-    const res = await api("POST", path, { username, password });
+    const register = authMode === "register";
+    const invite = register && inviteNeeded ? el.authInvite.value.trim() : "";
+    const body = invite ? { username, password, invite } : { username, password };
+    const res = await api("POST", register ? "/api/register" : "/api/login", body);
     if (res.status === 200 || res.status === 201) {
       // The token in the body is deliberately ignored: the HttpOnly cookie carries the session.
       el.authPass.value = "";
       el.authNotice.hidden = true;
+      if (invite) forgetInvite();
       page.startApp((res.data && res.data.username) || username);
+    } else if (res.status === 403 && register) {
+      refusedSignUp(res, invite);
+    } else if (res.status === 403) {
+      setAuthError(errorMessage(res, "This account is banned."));
     } else if (res.status === 409) {
       setAuthError(`The name “${username}” is taken. Pick another one.`, el.authUser);
     } else if (res.status === 401) {
@@ -91,6 +101,35 @@ async function submitAuth(event) {
     el.authSubmit.disabled = false;
     el.authForm.removeAttribute("aria-busy");
   }
+}
+
+/**
+ * Sign-up was refused (403): the server is invite-only (or closed). The invite field shows;
+ * the server's words say which, and whether the code given was the trouble.
+ */
+function refusedSignUp(res, invite) {
+  const first = !inviteNeeded;
+  inviteNeeded = true;
+  el.authInviteField.hidden = false;
+  const fallback = invite ? "That invite code can't be used: it may be used up or expired." : "Sign-up needs an invite code here.";
+  setAuthError(errorMessage(res, fallback), invite || first ? el.authInvite : null);
+}
+
+/** The page came by an invite link (/?invite=CODE): the sign-up form opens with the code. */
+export function useInviteLink() {
+  const code = inviteFromSearch(location.search);
+  if (!code) return false;
+  inviteNeeded = true;
+  el.authInvite.value = code;
+  setAuthMode("register");
+  return true;
+}
+
+/** The invite was used: the address bar forgets it (a reload must not offer it again). */
+function forgetInvite() {
+  inviteNeeded = false;
+  el.authInvite.value = "";
+  history.replaceState(history.state, "", location.pathname + searchWithoutInvite(location.search) + location.hash);
 }
 
 // --------------------------------------------------------------- dialogs

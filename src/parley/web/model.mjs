@@ -317,6 +317,7 @@ export function dmLabel(members, me) {
 export class Chat {
   constructor(me = null) {
     this.me = me;
+    this.admin = false; // a server admin moderates every room (hello's "admin")
     this.rooms = new Map();
     this.current = null;
   }

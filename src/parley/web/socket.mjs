@@ -6,6 +6,7 @@ import { Backoff, STABLE_MS } from "./backoff.mjs";
 export const PROTOCOL = "parley.v1";
 export const CLOSE_NORMAL = 1000; // RFC 6455: we are done with this socket
 export const CLOSE_SIGNED_OUT = 4001; // the server ended this session (CloseCode in protocol/errors.py)
+export const CLOSE_BANNED = 4003; // an admin banned the account: the session ended too
 const OPEN = 1; // WebSocket.OPEN, which Node has no global for
 const TICK_MS = 250; // the "Reconnecting in N s" countdown
 
@@ -17,7 +18,7 @@ const TICK_MS = 250; // the "Reconnecting in N s" countdown
  *   frame(data)        a message on the current socket, still as text;
  *   change(changed)    the state (changed = true) or the countdown moved;
  *   closed()           the socket went away: forget what lived on it (joins, presence…);
- *   signedOut()        closed with 4001; no reconnect;
+ *   signedOut(code)    closed with 4001 (or 4003: banned); no reconnect;
  *   refused()          closed before `hello`: the session may be gone (ask /api/me).
  */
 export class Connection {
@@ -136,8 +137,8 @@ export class Connection {
 
   #closed(code, greeted) {
     this.events.closed?.();
-    if (code === CLOSE_SIGNED_OUT) {
-      this.events.signedOut?.();
+    if (code === CLOSE_SIGNED_OUT || code === CLOSE_BANNED) {
+      this.events.signedOut?.(code);
       return;
     }
     if (greeted && this.now() - this.helloAt >= STABLE_MS) this.backoff.reset();

@@ -41,7 +41,7 @@ let confirmed = false;
 let settleConfirm = null;
 
 /** Ask inside the page (a modal <dialog>, never window.confirm); resolves to true or false. */
-function confirmInPage({ title, text, ok }) {
+export function confirmInPage({ title, text, ok }) {
   el.confirmTitle.textContent = title;
   el.confirmText.textContent = text;
   el.confirmOk.textContent = ok;

@@ -26,11 +26,15 @@ export const el = {
   authPass: /** @type {HTMLInputElement} */ ($("auth-password")),
   authUserHint: $("auth-username-hint"),
   authPassHint: $("auth-password-hint"),
+  authInviteField: $("auth-invite-field"),
+  authInvite: /** @type {HTMLInputElement} */ ($("auth-invite")),
   authError: $("auth-error"),
   authSubmit: /** @type {HTMLButtonElement} */ ($("auth-submit")),
   authSwitch: $("auth-switch"),
   authSwitchText: $("auth-switch-text"),
   app: $("app-view"),
+  adminView: $("admin-view"),
+  adminLink: $("admin-link"),
   sidebar: $("sidebar"),
   scrim: $("scrim"),
   openSidebar: $("open-sidebar"),
@@ -200,7 +204,7 @@ function avatarClass(name) {
   return "av-" + (hash % AVATAR_COLORS);
 }
 
-function avatar(name, extra) {
+export function avatar(name, extra) {
   const node = h("span", "avatar " + avatarClass(name) + (extra ? " " + extra : ""));
   node.textContent = (Array.from(name)[0] || "?").toUpperCase();
   node.setAttribute("aria-hidden", "true");
@@ -270,6 +274,7 @@ export function showView(name) {
   el.boot.hidden = name !== "boot";
   el.auth.hidden = name !== "auth";
   el.app.hidden = name !== "app";
+  el.adminView.hidden = name !== "admin";
 }
 
 /** The composer's counter: shown near the limit, and how far over it. */
@@ -427,9 +432,11 @@ function roomItem(chat, room) {
   return li;
 }
 
-/** The owner of the shown room may set its topic and remove people. */
-export function isOwner(room) {
-  return Boolean(room && room.owner && state.chat.me && room.owner.toLowerCase() === state.chat.me.toLowerCase());
+/** The owner of the shown room, or a server admin, may set its topic, remove people and delete messages. */
+export function canModerate(room) {
+  if (!room) return false;
+  if (state.chat.admin) return true;
+  return Boolean(room.owner && state.chat.me && room.owner.toLowerCase() === state.chat.me.toLowerCase());
 }
 
 function renderHeader() {
@@ -446,7 +453,7 @@ function renderHeader() {
   el.roomTopic.textContent = room.topic || parts.join(" · ");
   el.roomTopic.classList.toggle("has-topic", Boolean(room.topic));
   el.roomTopic.title = room.topic || "";
-  el.topicBtn.hidden = !isOwner(room) || room.isDm;
+  el.topicBtn.hidden = !canModerate(room) || room.isDm;
   el.topicBtn.textContent = room.topic ? "Edit" : "Set a topic";
   el.topicBtn.setAttribute("aria-label", room.topic ? "Edit the topic" : "Set a topic");
   el.membersCount.textContent = room.joined ? String(online) : "–";
@@ -489,7 +496,7 @@ function personItem(room, name, online) {
     return li;
   }
   if (!room.isDm) li.append(personButton("dm", "i-chat", `Message ${name}`));
-  if (isOwner(room) && room.private && !room.isDm) {
+  if (canModerate(room) && room.private && !room.isDm) {
     li.append(personButton("remove", "i-user-minus", `Remove ${name} from ${room.name}`));
   }
   return li;
@@ -693,14 +700,14 @@ function reactionChips(m, me) {
   return row;
 }
 
-/** React, reply, edit (own), delete (own, or the room owner's right): on hover, focus or long-press. */
+/** React, reply, edit (own), delete (own, or a moderator's right): on hover, focus or long-press. */
 function messageTools(room, m, mine) {
   const tools = h("div", "msg-tools");
   tools.setAttribute("role", "toolbar");
   tools.setAttribute("aria-label", `Actions on ${m.username}'s message`);
   tools.append(toolButton("react", "i-smile", "React"), toolButton("reply", "i-reply", "Reply"));
   if (mine) tools.append(toolButton("edit", "i-edit", "Edit"));
-  if (mine || isOwner(room)) tools.append(toolButton("delete", "i-trash", "Delete"));
+  if (mine || canModerate(room)) tools.append(toolButton("delete", "i-trash", "Delete"));
   return tools;
 }
 
