@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from websockets.asyncio.client import ClientConnection
 
 from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.client import ParleyWS, open_plain, parley_ws
+from tests.support.pg import PgServer
 from tests.support.server import ServerProcess
 
 BURST = 500
@@ -30,8 +32,15 @@ async def recv_texts(ws: ParleyWS, count: int) -> list[tuple[int, str]]:
     return [(e["seq"], e["text"]) for e in events]
 
 
-def unlimited(server_factory: ServerFactory) -> ServerProcess:
-    return server_factory(["--rate-limit", "0"])  # a burst, not a flood to refuse
+@pytest.fixture(params=["sqlite", "postgres"])
+def unlimited(request: pytest.FixtureRequest, server_factory: ServerFactory) -> ServerProcess:
+    """A server that takes a burst (no rate limit to refuse it), on each store: both
+    group-commit the sends, each in its own way."""
+    args = ["--rate-limit", "0"]
+    if request.param == "postgres":
+        pg: PgServer = request.getfixturevalue("pg_server")
+        args += ["--db", pg.create_database()]
+    return server_factory(args)
 
 
 async def users(srv: ServerProcess, count: int) -> list[User]:
@@ -40,9 +49,9 @@ async def users(srv: ServerProcess, count: int) -> list[User]:
 
 
 async def test_a_burst_of_plain_frames_arrives_everywhere_once_in_order(
-    server_factory: ServerFactory,
+    unlimited: ServerProcess,
 ) -> None:
-    srv = unlimited(server_factory)
+    srv = unlimited
     alice, bob, carol = await users(srv, 3)
     texts = [f"burst {i}" for i in range(BURST)]
     sender = await open_plain(srv.ws_url, alice.token)
@@ -69,9 +78,9 @@ async def test_a_burst_of_plain_frames_arrives_everywhere_once_in_order(
 
 
 async def test_refusals_in_a_burst_come_in_order_and_the_rest_arrive(
-    server_factory: ServerFactory,
+    unlimited: ServerProcess,
 ) -> None:
-    srv = unlimited(server_factory)
+    srv = unlimited
     alice, bob = await users(srv, 2)
     refused = {40: "x" * 4001, 41: "\u200b", 70: "y" * 10_000}
     frames = [refused.get(i, f"frame {i}") for i in range(100)]
