@@ -131,7 +131,8 @@ _ADD_OWN: Final = (
 
 # Search (`_search`): the newest rows in reach are checked here first, a page at a time;
 # the FTS5 index (without prefix lists since migration 10) answers for older ones.
-_RECENT_ROWS: Final = 500
+_RECENT_ROWS: Final = 500  # checked for every search
+_RECENT_MORE: Final = 2000  # at most, while every word is held and matches come often enough
 _RECENT_PAGE: Final = 250
 _SHORT_WORD: Final = 3
 _COARSE_PAGE: Final = 100
@@ -1211,8 +1212,8 @@ class _Wanted:
 
 
 class _RecentScan:
-    """The newest _RECENT_ROWS rows of a search's rooms, checked here: the rowids of the
-    matches (newest first) and which query words any of the rows held."""
+    """The newest _RECENT_ROWS rows (or more: `_worth`) of a search's rooms, checked
+    here: the rowids of the matches (newest first) and which query words the rows held."""
 
     def __init__(self, words: list[str], rooms: set[str], limit: int) -> None:
         self.words = words
@@ -1236,11 +1237,13 @@ class _RecentScan:
                 "SELECT rowid, room, text FROM messages WHERE room = :room AND seq <= :top"
                 " AND seq > :bottom AND kind IS NULL AND deleted = 0 ORDER BY seq DESC"
             )
-        floor = max(top - _RECENT_ROWS, 0)
-        while top > floor and len(self.found) < self.limit:
+        start = top
+        floor = max(top - _RECENT_MORE, 0)
+        while top > floor and len(self.found) < self.limit and self._worth(start - top):
             bottom = max(top - _RECENT_PAGE, floor)
             self._check(conn.execute(sql, {"room": room, "top": top, "bottom": bottom}))
             top = bottom
+        floor = top
         if len(self.found) >= self.limit or floor == 0:
             return None
         if room is None:
@@ -1250,6 +1253,16 @@ class _RecentScan:
             (room, floor),
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def _worth(self, scanned: int) -> bool:
+        """Whether to read on past the first _RECENT_ROWS: only while every word has been
+        held and the matches so far say the rest are within _RECENT_MORE rows (several
+        common words seldom together: the index would merge the long lists of each)."""
+        if scanned < _RECENT_ROWS:
+            return True
+        if not self.found or len(self.seen) < len(self.words):
+            return False
+        return scanned * self.limit <= _RECENT_MORE * len(self.found)
 
     def _check(self, rows: Iterable[tuple[int, str, str]]) -> None:
         for rowid, room, text in rows:
