@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -185,3 +187,16 @@ def test_admin_help_lists_every_command() -> None:
     assert out.returncode == 0, out.stderr
     for command in ("create-user", "reset-password", "grant", "revoke", "ban", "unban"):
         assert command in out.stdout
+
+
+def test_a_command_leaves_the_search_index_as_the_server_keeps_it(tmp_path: Path) -> None:
+    """`--search off` dropped the index: a maintenance command must not build it again
+    (a rebuild holds the writer's lock over every message while the server runs)."""
+    server = ServerProcess(tmp_path, ["--search", "off"]).start()
+    server.stop()
+    ok("create-user", "ann", "--data", str(tmp_path), password=DEFAULT_PASSWORD)
+    with contextlib.closing(sqlite3.connect(tmp_path / "parley.db")) as conn:
+        index = conn.execute(
+            "SELECT name FROM sqlite_schema WHERE name = 'message_words'"
+        ).fetchall()
+    assert index == []
