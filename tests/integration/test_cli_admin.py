@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
@@ -185,3 +188,47 @@ def test_admin_help_lists_every_command() -> None:
     assert out.returncode == 0, out.stderr
     for command in ("create-user", "reset-password", "grant", "revoke", "ban", "unban"):
         assert command in out.stdout
+
+
+def test_a_command_leaves_the_search_index_as_the_server_keeps_it(tmp_path: Path) -> None:
+    """`--search off` dropped the index: a maintenance command must not build it again
+    (a rebuild holds the writer's lock over every message while the server runs)."""
+    server = ServerProcess(tmp_path, ["--search", "off"]).start()
+    server.stop()
+    ok("create-user", "ann", "--data", str(tmp_path), password=DEFAULT_PASSWORD)
+    with contextlib.closing(sqlite3.connect(tmp_path / "parley.db")) as conn:
+        index = conn.execute(
+            "SELECT name FROM sqlite_schema WHERE name = 'message_words'"
+        ).fetchall()
+    assert index == []
+
+
+async def test_a_ban_committed_after_a_later_entry_still_closes_the_sockets(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """PostgreSQL numbers audit entries when they are written, not when they commit: a
+    command's entry can commit after one with a higher id that a node already read."""
+    url = pg_server.create_database()
+    db = ["--db", url]
+    for name in ("ann", "bob", "cat"):
+        ok("create-user", name, *db, password=DEFAULT_PASSWORD)
+    server = ServerProcess(tmp_path, ["--register-limit", "0", *db]).start()
+    conn = await asyncpg.connect(url)
+    try:
+        bob = await open_ws(server.ws_url, sign_in(server, "bob").json()["token"])
+        cat = await open_ws(server.ws_url, sign_in(server, "cat").json()["token"])
+        slow = conn.transaction()  # a `parley admin ban bob` still writing
+        await slow.start()
+        await conn.execute("UPDATE users SET banned = true WHERE username = 'bob'")
+        await conn.execute("DELETE FROM tokens WHERE username = 'bob'")
+        await conn.execute(
+            "INSERT INTO audit (ts, actor, action, target) VALUES ($1, '@cli', 'ban', 'bob')",
+            "2026-01-01T00:00:00.000Z",
+        )
+        ok("ban", "cat", *db)  # a later id, committed first
+        assert await cat.wait_closed(within=15) == 4003  # the node read past bob's id
+        await slow.commit()
+        assert await bob.wait_closed(within=15) == 4003
+    finally:
+        await conn.close()
+        server.stop()

@@ -75,6 +75,7 @@ from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
 from parley.server.registry import Registry
 from parley.store import (
+    AuditEntry,
     Changed,
     ChangeRequest,
     DeleteRequest,
@@ -102,6 +103,8 @@ DRAIN_SENDS: Final = 10.0  # seconds a shutdown waits for sends in flight to com
 # What an audit entry of the command line does to the account's sockets (`follow_audit`)
 _CLI_SIGN_OUTS: Final = {"ban": CloseCode.BANNED, "reset_password": CloseCode.SIGNED_OUT}
 _FILE_ID: Final = re.compile(FILE_ID_PATTERN)
+AUDIT_LOOKBACK: Final = 100  # audit ids read again each round (`_AuditCursor`)
+AUDIT_READ: Final = AUDIT_LOOKBACK + 100  # entries read at most each round
 
 
 class Identity(Protocol):
@@ -627,17 +630,16 @@ class ChatService:
         (4001) by `parley admin`, another process with no broker to tell the nodes: each
         node reads the audit log's new entries every `every` seconds (an indexed range,
         usually empty). Runs until cancelled."""
-        last = 0
+        cursor = None
         while True:
             try:
-                if not last:
+                if cursor is None:
                     newest = await self.store.audit_log(limit=1)
-                    last = newest[0].id if newest else -1
-                entries = await self.store.audit_log(after=last, limit=100)
+                    cursor = _AuditCursor(newest[0].id if newest else 0)
+                read = await self.store.audit_log(after=cursor.after, limit=AUDIT_READ)
             except StoreUnavailable:
-                entries = []  # the next round tries again
-            for entry in entries:
-                last = entry.id
+                read = []  # the next round tries again
+            for entry in cursor.new(read) if cursor is not None else ():
                 if entry.actor == CLI_ACTOR and entry.action in _CLI_SIGN_OUTS:
                     self.registry.sign_out_user(entry.target, None, _CLI_SIGN_OUTS[entry.action])
             await asyncio.sleep(every)
@@ -665,6 +667,27 @@ def _check_change(frame: Change) -> None:
             ErrorCode.BAD_REQUEST,
             f"emoji must be 1 to {MAX_EMOJI_CHARS} characters, visible, no control characters",
         )
+
+
+class _AuditCursor:
+    """The audit entries a node has acted on. PostgreSQL numbers an entry when it is
+    written, not when it commits, so an entry can appear below one already read: the
+    last AUDIT_LOOKBACK ids are read again each round, and only those not seen are new."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start  # the entries up to it were there before the node: not acted on
+        self.last = start
+        self.seen: set[int] = set()
+
+    @property
+    def after(self) -> int:
+        return max(self.last - AUDIT_LOOKBACK, self.start)
+
+    def new(self, entries: list[AuditEntry]) -> list[AuditEntry]:
+        fresh = [entry for entry in entries if entry.id not in self.seen]
+        self.last = max([self.last, *(entry.id for entry in fresh)])
+        self.seen = {i for i in self.seen | {e.id for e in fresh} if i > self.after}
+        return fresh
 
 
 def _request(frame: Change, room: str, username: str, moderator: bool) -> ChangeRequest:

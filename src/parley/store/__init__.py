@@ -63,11 +63,12 @@ __all__ = [
 
 
 def open_store(
-    db_url: str | None, data_dir: str, *, group_commit: bool = True, search: bool = True
+    db_url: str | None, data_dir: str, *, group_commit: bool = True, search: bool | None = None
 ) -> Store:
     """The store a `--db` URL names; SQLite under `data_dir` when there is none (its
     uploads' bytes in `data_dir`/files either way). Without `search`, messages are not
-    indexed for search (the index is dropped)."""
+    indexed for search (the index is dropped); None (a maintenance command): the index
+    stays as the server keeps it."""
     from pathlib import Path
 
     if db_url and db_url.startswith(("postgres://", "postgresql://")):

@@ -430,7 +430,12 @@ async def _readers(conn: Any, pairs: list[tuple[str, str]]) -> dict[tuple[str, s
 
 class PostgresStore(Store):
     def __init__(
-        self, dsn: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX, search: bool = True
+        self,
+        dsn: str,
+        *,
+        min_size: int = POOL_MIN,
+        max_size: int = POOL_MAX,
+        search: bool | None = True,
     ) -> None:
         self.dsn = dsn
         self.search_index = search
@@ -1241,9 +1246,12 @@ async def _migrate(conn: Any) -> None:
             await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
 
 
-async def _keep_search_index(conn: Any, wanted: bool) -> None:
+async def _keep_search_index(conn: Any, wanted: bool | None) -> None:
     """Drop the search index (`--search off`: its GIN updates are most of what search
-    costs a send), or build it again; the words themselves are always kept."""
+    costs a send), or build it again; the words themselves are always kept. None: leave
+    it as it is (a maintenance command beside a running server)."""
+    if wanted is None:
+        return
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         exists = await conn.fetchval("SELECT to_regclass('messages_by_words') IS NOT NULL")

@@ -631,7 +631,8 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 class SQLiteStore(Store):
     """`files`: where uploads' bytes are kept (default: `files` beside the database);
-    without `search`, messages are not indexed for search (the index is dropped)."""
+    without `search`, messages are not indexed for search (the index is dropped); None:
+    the index is left as it is (a maintenance command beside a running server)."""
 
     def __init__(
         self,
@@ -639,7 +640,7 @@ class SQLiteStore(Store):
         *,
         group_commit: bool = True,
         readers: int = 2,
-        search: bool = True,
+        search: bool | None = True,
         files: Path | None = None,
     ) -> None:
         self.path = path
@@ -1551,9 +1552,11 @@ def _page_sql(query: MessageQuery) -> tuple[str, tuple[Any, ...]]:
     return f"SELECT * FROM ({inner}) ORDER BY seq ASC", (*params, query.limit)
 
 
-def _keep_search_index(conn: sqlite3.Connection, wanted: bool) -> None:
+def _keep_search_index(conn: sqlite3.Connection, wanted: bool | None) -> None:
     """Drop the search index (`--search off`), or build it again when it was dropped
-    (once the schema has search at all)."""
+    (once the schema has search at all); None: leave it as it is."""
+    if wanted is None:
+        return
     searchable = conn.execute(
         "SELECT 1 FROM schema_migrations WHERE version = ?", (SEARCH_VERSION,)
     ).fetchone()
