@@ -55,6 +55,7 @@ CHUNK: Final = 64 * 1024  # bytes read from the request, or written out, at a ti
 SERVE_CHUNK: Final = 256 * 1024  # bytes read from the store at a time
 MAX_THUMB_BYTES: Final = 4 * 1024 * 1024  # far above a 320 px thumbnail
 UNUSED_FOR: Final = 24 * 3600.0  # an upload no message carries is removed after this
+IMAGES_AT_ONCE: Final = 2  # images decoded at once (see Uploads.decoding)
 # Served bytes are never a page: a browser must not run or sniff them. `sandbox` makes a
 # document opened from them a unique origin without scripts; an image still shows
 # inline (an <img> or a top-level view ignores the document's CSP for its own bytes).
@@ -98,6 +99,9 @@ class Uploads:
         self.max_upload = max_upload
         self.quota = quota  # 0: none
         self.idle_timeout = idle_timeout or None  # seconds each chunk may take; 0: none
+        # A 50-megapixel image takes a few hundred MB to decode and shrink: one at a time
+        # per core, so that many uploads at once queue instead of exhausting memory.
+        self.decoding = asyncio.Semaphore(IMAGES_AT_ONCE)
 
     async def receive(self, request: web.Request, username: str) -> File:
         """The request's one part `file`, stored as `username`'s upload."""
@@ -180,7 +184,10 @@ class Uploads:
             content = received.path.with_suffix(".out")
             thumb = received.path.with_suffix(".thumb")
             try:
-                shape = await asyncio.to_thread(process_image, received.path, kind, content, thumb)
+                async with self.decoding:
+                    shape = await asyncio.to_thread(
+                        process_image, received.path, kind, content, thumb
+                    )
             except ImageRefused as exc:
                 raise _bad(str(exc)) from None
             width, height = shape.width, shape.height
