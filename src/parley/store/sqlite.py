@@ -105,6 +105,10 @@ _DROP_MENTION: Final = (
 # words out needs its text as indexed, which is its text until the edit or delete
 # statement that changes it (run after these).
 _INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text, room) VALUES (?, ?, ?)"
+_INDEX_STORED: Final = (
+    "INSERT INTO message_words (rowid, text, room)"
+    " SELECT rowid, text, room FROM messages WHERE rowid BETWEEN ? AND ?"
+)
 _UNINDEX_WORDS: Final = (
     "INSERT INTO message_words (message_words, rowid, text, room) VALUES ('delete', ?, ?, ?)"
 )
@@ -421,14 +425,14 @@ def _bulk_append(
             rows += plan.stored(room, bumped[0], bumped[1], ts)
     index = bool(rows) and _indexes_words(conn)
     for chunk in _chunks(rows, 500):
-        indexed = conn.execute(
+        stored = conn.execute(
             f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
             + ",".join([_ROW_MARKS] * len(chunk))
-            + " RETURNING rowid, text, room",
+            + " RETURNING rowid",
             [value for row in chunk for value in row],
         ).fetchall()
-        if index:
-            conn.executemany(_INDEX_WORDS, indexed)
+        if index:  # from the rows just stored (one statement's rowids are consecutive)
+            conn.execute(_INDEX_STORED, (min(stored)[0], max(stored)[0]))
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
