@@ -84,6 +84,15 @@ def parser() -> argparse.ArgumentParser:
         "per minute; per name 10*N, per address 4*N; 0 turns it off",
     )
     s.add_argument(
+        "--hash-profile",
+        choices=("rfc9106", "owasp"),
+        default="rfc9106",
+        help="argon2id parameters of new password hashes: rfc9106 (RFC 9106's low-memory "
+        "profile: 3 passes over 64 MiB, 4 lanes) or owasp (OWASP's minimum: 2 passes over "
+        "19 MiB, 1 lane; about a tenth of the CPU, for small machines); existing hashes "
+        "verify either way",
+    )
+    s.add_argument(
         "--hash-workers",
         type=int,
         default=2,
@@ -274,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         register_limit=args.register_limit,
         login_limit=args.login_limit,
         hash_workers=args.hash_workers,
+        hash_profile=args.hash_profile,
         hash_queue=args.hash_queue,
         action_limits=args.action_limits,
         presence_grace=args.presence_grace,

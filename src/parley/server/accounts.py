@@ -23,7 +23,7 @@ from parley.protocol import ErrorCode, ProtocolError
 from parley.server.hashing import HashPool, HashQueueFull
 from parley.store import SignUp, Store, StoreUnavailable, UserRecord
 
-__all__ = ["Accounts", "hash_token"]
+__all__ = ["HASH_PROFILES", "Accounts", "hash_token"]
 
 TOKEN_TTL: Final = 30 * 24 * 3600.0
 MAX_NAME_KEY: Final = 64  # a throttle key never holds more of a (bogus) name than this
@@ -35,6 +35,14 @@ _SIGN_UP_REFUSALS: Final = {
         ErrorCode.FORBIDDEN,
         "registration is by invitation: a valid, unused, unexpired invite code is needed",
     ),
+}
+
+
+# argon2id parameters of new hashes (`--hash-profile`); a hash carries its own, so every
+# stored hash verifies whichever profile the server runs with.
+HASH_PROFILES: Final[dict[str, Callable[[], PasswordHasher]]] = {
+    "rfc9106": PasswordHasher,  # RFC 9106's low-memory profile: t=3, m=64 MiB, p=4
+    "owasp": lambda: PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1),
 }
 
 
@@ -52,9 +60,10 @@ class Accounts:
         registrations_per_hour: int = 20,
         hash_workers: int = 2,
         hash_queue: int = 64,
+        hash_profile: str = "rfc9106",
     ) -> None:
         self.store = store
-        self.hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+        self.hasher = HASH_PROFILES[hash_profile]()  # argon2id
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
         self.hashing = HashPool(hash_workers, hash_queue)  # argon2 is CPU and memory heavy
         # OWASP: per name+address tight, per name a ceiling, per address against spraying

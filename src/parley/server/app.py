@@ -87,6 +87,7 @@ def build_app(config: Config) -> web.Application:
         login_limit=config.login_limit,
         registrations_per_hour=config.register_limit,
         hash_workers=config.hash_workers,
+        hash_profile=config.hash_profile,
         hash_queue=config.hash_queue,
     )
     app[UPLOADS] = Uploads(

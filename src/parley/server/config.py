@@ -19,6 +19,7 @@ class Config:
     register_limit: int = 20  # new accounts per client address per hour; 0: no limit
     login_limit: int = 5  # failed password checks per name+address per minute; 0: no limit
     hash_workers: int = 2  # argon2 hashes at once
+    hash_profile: str = "rfc9106"  # argon2id parameters of new hashes (server/accounts.py)
     hash_queue: int = 64  # hashes one address may have waiting; 0: no bound
     action_limits: float = 1.0  # scale of core.limits.ALLOWANCES (joins, history, ...); 0: off
     max_guests_per_address: int = 2000  # open guest sockets per client address; 0: no cap
