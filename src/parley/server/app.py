@@ -38,7 +38,7 @@ log = logging.getLogger("parley")
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    if isinstance(response, web.WebSocketResponse):
+    if response.status == 101:  # a WebSocket upgrade
         # a 101 has no document to protect, and each socket would keep more headers
         response.headers["Server"] = SERVER
         return

@@ -17,14 +17,14 @@ import asyncio
 import itertools
 from collections.abc import Iterable
 from enum import Enum
-from typing import Final
+from typing import Final, Protocol
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode
 
 from parley.core import Close, Ending, SocketLifecycle, SocketState, guest_key
 from parley.server.frames import close_frame, text_frame
 
-__all__ = ["DRAIN_STALL", "Connection", "Flusher", "Mode"]
+__all__ = ["DRAIN_STALL", "Connection", "Flusher", "Mode", "SocketEnd"]
 
 MAX_BUFFERED: Final = 8 * 1024 * 1024
 DRAIN_STALL: Final = 30.0  # seconds a replay waits for a reader that takes nothing
@@ -70,6 +70,15 @@ class Flusher:
             conn.flush()
 
 
+class SocketEnd(Protocol):
+    """What does a socket's close handshake: ours (`upgraded.UpgradedSocket`) or, on
+    aiohttp's stock path, its `WebSocketResponse` (`ws.StockEnd`)."""
+
+    def close_handshake(self, code: int, reason: str, ending: Ending) -> asyncio.Task[bool] | None:
+        """Write the close frame (HANDSHAKE or ANSWER), then end the connection; a task
+        if that is left to one (`Connection.finish_close` awaits it)."""
+
+
 class Mode(Enum):
     JSON = "parley.v1"
     PLAIN = "plain"
@@ -103,7 +112,7 @@ class Connection(SocketLifecycle):
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        ws: SocketEnd,
         transport: asyncio.Transport,
         username: str,
         mode: Mode,
@@ -136,7 +145,7 @@ class Connection(SocketLifecycle):
         self.reads_before_hello: dict[str, int] | None = None
         self._out: list[bytes] = []
         self._flusher = flusher
-        self._closer: asyncio.Task[bool] | None = None  # aiohttp's close handshake, if any
+        self._closer: asyncio.Task[bool] | None = None  # a close handshake's task, if any
 
     def __hash__(self) -> int:
         return self.id
@@ -239,8 +248,9 @@ class Connection(SocketLifecycle):
         """The one way a socket closes, for every reason: OPEN -> CLOSING now, then the
         I/O `ending` calls for. False if a close was already under way (that one stands).
 
-        HANDSHAKE and ANSWER go through aiohttp's own close (it must know, or it answers
-        the client's close frame again with 1000), in a task: `finish_close` awaits it.
+        HANDSHAKE and ANSWER go through the socket's own close handshake (`SocketEnd`;
+        on aiohttp's stock path, aiohttp must know, or it answers the client's close frame
+        again with 1000): `finish_close` awaits it if it runs in a task.
         HALF_CLOSE (shutdown) only stops writing: closing the socket outright with the
         client's data unread would make the kernel answer with a reset, and the client
         could lose our close frame; the reader loop goes on until the client's close
@@ -260,12 +270,10 @@ class Connection(SocketLifecycle):
             self.transport.write(close_frame(code, reason))
             self.transport.write_eof()
         else:
-            drain = ending is Ending.HANDSHAKE
-            closing = self.ws.close(code=code, message=reason.encode(), drain=drain)
-            self._closer = self.loop.create_task(closing)
+            self._closer = self.ws.close_handshake(code, reason, ending)
         return True
 
     async def finish_close(self) -> None:
-        """Wait until aiohttp is done with the close handshake begun by `close`, if any."""
+        """Wait until the close handshake begun by `close` is done, if a task does it."""
         if self._closer is not None:
             await self._closer

@@ -6,10 +6,15 @@ The idle keep-alive timeout is aiohttp's own (`keepalive_timeout`: it closes a
 connection that has waited that long for its next request). A WebSocket leaves all of
 this at its upgrade: its own ping/pong keepalive governs it.
 
+A WebSocket leaves aiohttp altogether once upgraded: `hand_over` gives its transport to
+a protocol of ours (server/upgraded.py).
+
 What this leans on in aiohttp beyond its documented API (a unit test pins the pinned
 version's source): `_request_count` counts the request heads the parser has produced;
 `close()` makes `data_received` drop what comes; `set_parser()` is how an upgrade takes
-the connection over; `handle_error()` makes the answer to a request it could not parse,
+the connection over (it hands the parser what was read past the upgrade request);
+`connection_lost()` is where a connection leaves aiohttp, and closes nothing once its
+`transport` is None; `handle_error()` makes the answer to a request it could not parse,
 which no `on_response_prepare` hook sees.
 """
 
@@ -33,7 +38,15 @@ from parley.protocol.http import error_body
 from parley.server.config import Config
 from parley.server.headers import SECURITY_HEADERS, SERVER, harden
 
-__all__ = ["LINGER", "ConnectionRules", "ParleyHandler", "ParleySite", "answered", "signed_in"]
+__all__ = [
+    "LINGER",
+    "ConnectionRules",
+    "ParleyHandler",
+    "ParleySite",
+    "answered",
+    "hand_over",
+    "signed_in",
+]
 
 log = logging.getLogger("parley.http")
 
@@ -278,6 +291,45 @@ def signed_in(request: web.BaseRequest) -> None:
     proto = request.protocol
     if isinstance(proto, ParleyHandler):
         proto.signed_in()
+
+
+class _Leftover:
+    """Stands in for a WebSocket parser at `set_parser`: takes what the client sent behind
+    its upgrade request (its first frames, sent without waiting for the 101)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.data += data
+        return False, b""
+
+    def feed_eof(self) -> None:
+        """aiohttp's end of the connection lets go of it: nothing to do."""
+
+
+def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bool:
+    """After the 101: the connection of `request` leaves aiohttp for `protocol`, which gets
+    the bytes already read past the upgrade request, then all that comes. aiohttp's
+    handler lets go of it as of a lost connection, but closes nothing (its `transport` is
+    None first), and its request task ends when the request handler returns. False if the
+    connection is gone already."""
+    handler = request.protocol
+    transport = handler.transport
+    if transport is None or transport.is_closing():
+        return False
+    leftover = _Leftover()
+    handler.set_parser(leftover)  # type: ignore[arg-type]  # it takes any such parser
+    transport.set_protocol(protocol)
+    handler.transport = None
+    handler.connection_lost(None)
+    if not transport.is_reading():  # aiohttp paused it while its buffer was full
+        transport.resume_reading()
+    if leftover.data:
+        protocol.data_received(leftover.data)
+    return True
 
 
 class ParleySite(web.BaseSite):

@@ -1,7 +1,9 @@
-"""GET /chat: the WebSocket handshake checks, then one reader loop per socket.
+"""GET /chat: the WebSocket handshake checks, then what each socket's frames mean.
 
 parley.v1 sockets speak JSON frames; a socket without a subprotocol is the
-tutorial's plain-text client, auto-joined to `general`.
+tutorial's plain-text client, auto-joined to `general`. After the 101 and the greeting,
+the socket leaves aiohttp for an `UpgradedSocket` (server/upgraded.py); with
+`--stock-websocket` it stays on aiohttp's WebSocketResponse, one reader loop per socket.
 """
 
 from __future__ import annotations
@@ -15,11 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Final
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
-from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
-from aiohttp.helpers import DEFAULT_CHUNK_SIZE
-from aiohttp.http_websocket import WebSocketWriter, WSMessageTextBytes
-from aiohttp.web_request import BaseRequest
+from aiohttp import WSCloseCode, WSMsgType, web
 from msgspec import UNSET
 
 from parley.core import DM, GENERAL, Ending, guest_key
@@ -52,14 +50,15 @@ from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatService, store_error
 from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
-from parley.server.httpconn import signed_in
+from parley.server.httpconn import hand_over, signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
+from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, upgrade_response
 from parley.store import MessageQuery, RoomRecord, StoreUnavailable
 
 __all__ = [
     "MAX_FRAME",
-    "Inbox",
     "Session",
+    "StockEnd",
     "chat_socket",
     "open_socket",
     "room_info",
@@ -73,101 +72,22 @@ Stored = asyncio.Future[tuple[Message, bool]]  # a send queued for the store
 MAX_FRAME: Final = 1024 * 1024
 MAX_INFLIGHT: Final = 256  # unacked sends per socket before we stop reading it
 SUBPROTOCOL: Final = "parley.v1"
-_GONE: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 _ENDED: Final = frozenset((WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR))
 
 
-class Inbox(WebSocketDataQueue):
-    """aiohttp's queue of parsed frames, with a shortcut past it.
+class StockEnd:
+    """On aiohttp's stock path, the close handshake is aiohttp's own (it must know, or it
+    answers the client's close frame again with 1000), in a task."""
 
-    While the socket's reader loop waits for its next frame, a text frame is first offered
-    to `shortcut`, right where it was parsed; one it takes (a send to a room the socket
-    may use: check and queue for the store, no waiting) never enters the queue, so it
-    costs no wake-up of the reader task. The rest (joins, history, anything that waits)
-    queue as before, and nothing is offered while a frame is queued or being handled, so
-    frames are still handled in the order they came.
-    """
+    __slots__ = ("ws",)
 
-    __slots__ = ("idle", "shortcut")
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
 
-    idle: bool  # the reader loop waits for a frame, with none queued (see `wait_idle`)
-    shortcut: Callable[[str], bool] | None
-
-    @property
-    def queued(self) -> int:
-        """Frames waiting for the reader loop."""
-        return len(self._buffer)
-
-    @property
-    def held_back(self) -> bool:
-        """aiohttp's parser stopped with frames unparsed until the queue drains."""
-        return self._stalled_reader is not None
-
-    def wait_idle(self) -> None:
-        """The reader loop is about to wait for its next frame. It is idle only if no frame
-        is queued and the parser is not held back with more unparsed: then `receive()` will
-        hand over a queued frame first, and the parser, resumed inside it, must queue what
-        follows rather than offer it."""
-        self.idle = not self.queued and not self.held_back
-
-    def feed_data(self, data: WSMessage | WSMessageTextBytes, size: int) -> None:
-        kind = data.type
-        if kind is WSMsgType.TEXT and self.idle and (shortcut := self.shortcut) is not None:
-            try:
-                if shortcut(data.data):
-                    return
-            except Exception:
-                # aiohttp's parser turns this into a failed socket without a word: say it
-                log.exception("frame handling failed")
-                raise
-        elif kind in _GONE:
-            self.shortcut = None  # nothing the client sends after its close counts
-        self.idle = False
-        super().feed_data(data, size)
-
-
-class _ChatResponse(web.WebSocketResponse):
-    """A WebSocketResponse whose frames go through an `Inbox`."""
-
-    def _post_start(
-        self, request: BaseRequest, protocol: str | None, writer: WebSocketWriter
-    ) -> None:
-        # aiohttp's own _post_start as of the pinned 3.14.5 (a unit test trips on another
-        # version), with our queue, and without the heartbeat timer we never use.
-        self._ws_protocol = protocol
-        self._writer = writer
-        assert self._loop is not None
-        inbox = Inbox(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
-        inbox.idle = False
-        inbox.shortcut = None
-        self._reader = inbox
-        self._parser = WebSocketReader(
-            inbox, self._max_msg_size, compress=bool(self._compress), decode_text=True
-        )
-        request.protocol.set_parser(self._parser)
-        request.protocol.keep_alive(False)
-
-    @property
-    def inbox(self) -> Inbox:
-        assert isinstance(self._reader, Inbox)
-        return self._reader
-
-
-class _NoInbox:
-    """The stock path's stand-in for `Inbox`: aiohttp's own queue, no shortcut; every
-    frame reaches the reader loop."""
-
-    __slots__ = ("idle", "shortcut")
-
-    idle: bool
-    shortcut: Callable[[str], bool] | None
-
-    def wait_idle(self) -> None:
-        pass
-
-
-def _inbox(ws: web.WebSocketResponse) -> Inbox | _NoInbox:
-    return ws.inbox if isinstance(ws, _ChatResponse) else _NoInbox()
+    def close_handshake(self, code: int, reason: str, ending: Ending) -> asyncio.Task[bool]:
+        drain = ending is Ending.HANDSHAKE
+        closing = self.ws.close(code=code, message=reason.encode(), drain=drain)
+        return asyncio.get_running_loop().create_task(closing)
 
 
 async def _identify(request: web.Request) -> tuple[str, str | None]:
@@ -195,7 +115,7 @@ def _refusal(exc: ProtocolError) -> web.HTTPException:
     )
 
 
-async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connection | None]:
+async def _accept(request: web.Request) -> tuple[web.StreamResponse, Connection | None]:
     """The handshake: who it is, then the upgrade. No connection if the peer already left."""
     node = request.app[NODE]
     if node.draining:
@@ -216,13 +136,13 @@ async def _accept(request: web.Request) -> tuple[web.WebSocketResponse, Connecti
         raise _refusal(exc) from None
     conn = None
     try:
-        ws, conn = await open_socket(
+        response, conn = await open_socket(
             request, username, None, node.flusher, address, stock=config.stock_websocket
         )
     finally:
         if conn is None:  # no socket came of it: its place is free again
             node.release_guest(guest_key(address))
-    return ws, conn
+    return response, conn
 
 
 async def open_socket(
@@ -234,88 +154,131 @@ async def open_socket(
     *,
     stock: bool = False,
     max_msg_size: int = MAX_FRAME,
-) -> tuple[web.WebSocketResponse, Connection | None]:
-    """The upgrade, on our `_ChatResponse` or (`stock`) on aiohttp's own class."""
-    ws = (web.WebSocketResponse if stock else _ChatResponse)(
+) -> tuple[web.StreamResponse, Connection | None]:
+    """The upgrade: the 101, on an `UpgradedSocket` of ours or (`stock`) on aiohttp's own
+    WebSocketResponse. No connection if the peer already left."""
+    if stock:
+        return await _open_stock(request, username, token_hash, flusher, address, max_msg_size)
+    response, protocol = upgrade_response(request, (SUBPROTOCOL,))
+    await response.prepare(request)
+    await response.write_eof()  # the 101 goes out now; nothing follows it from aiohttp
+    transport = request.transport
+    if transport is None:
+        return response, None
+    sock = UpgradedSocket(transport, max_msg_size)
+    mode = Mode.JSON if protocol == SUBPROTOCOL else Mode.PLAIN
+    conn = Connection(sock, transport, username, mode, token_hash, flusher, address)
+    return response, conn
+
+
+async def _open_stock(
+    request: web.Request,
+    username: str,
+    token_hash: str | None,
+    flusher: Flusher,
+    address: str,
+    max_msg_size: int,
+) -> tuple[web.StreamResponse, Connection | None]:
+    ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
         compress=False,  # per-message deflate costs more CPU than chat frames save
         max_msg_size=max_msg_size,
         heartbeat=None,  # the node's keepalive sweep pings: no timer per socket
         autoping=False,  # pings and pongs reach the reader loop, so a pong counts as life
         autoclose=False,  # the reader loop answers a close: aiohttp's answer is always 1000
-        timeout=2.0,
+        timeout=CLOSE_TIMEOUT,
     )
     await ws.prepare(request)
     transport = request.transport
     if transport is None:
         return ws, None
     mode = Mode.JSON if ws.ws_protocol == SUBPROTOCOL else Mode.PLAIN
-    return ws, Connection(ws, transport, username, mode, token_hash, flusher, address)
+    conn = Connection(StockEnd(ws), transport, username, mode, token_hash, flusher, address)
+    return ws, conn
 
 
-Accept = Callable[[web.Request], Awaitable[tuple[web.WebSocketResponse, Connection | None]]]
+Accept = Callable[[web.Request], Awaitable[tuple[web.StreamResponse, Connection | None]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def socket_handler(
     accept: Accept, new_session: Callable[[web.Request, Connection], Session]
 ) -> Handler:
-    """A GET handler: `accept` does the handshake, then this socket's reader loop hands its
-    frames to the session `new_session` makes. /chat is one; the conformance tests' echo
-    endpoint (tests/support/echo_server.py) is another, on the very same loop."""
+    """A GET handler: `accept` does the handshake, then the socket's frames go to the
+    session `new_session` makes. /chat is one; the conformance tests' echo endpoint
+    (tests/support/echo_server.py) is another, on the very same path."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        # The loop is written out here, not in a coroutine awaited from here, and calls
-        # `receive` rather than `async for`: every coroutine in the await chain is a frame
-        # that each open socket holds for its whole life (about 0.25 KiB apiece).
-        ws, conn = await accept(request)
+        response, conn = await accept(request)
         if conn is None:
-            return ws
+            return response
         session = new_session(request, conn)
-        session.attach()
-        inbox = _inbox(ws)
-        try:
-            if not await session.start():
-                return ws
-            inbox.shortcut = session.on_text_now
-            while True:
-                # What the last frame queued goes out now, not at the end of this loop
-                # iteration: if aiohttp finds the next one broken, its close frame (written
-                # within `receive`) must follow the answers, not precede them.
-                conn.flush()
-                inbox.wait_idle()
-                msg = await ws.receive()
-                inbox.idle = False
-                kind = msg.type
-                if kind is WSMsgType.TEXT:
-                    # While a frame is being handled the client's pongs wait unread in the
-                    # queue: the keepalive must not take that silence for a dead peer.
-                    conn.handling()
-                    await session.on_text(msg.data)
-                elif kind is WSMsgType.PING:
-                    conn.send_frame(pong_frame(msg.data))
-                elif kind is WSMsgType.BINARY:
-                    session.on_binary(msg.data)
-                elif kind is WSMsgType.CLOSE:  # nothing to answer if we closed first
-                    conn.close(close_reply(msg.data), ending=Ending.ANSWER)
-                    # Ours must be out before this handler returns: aiohttp would close
-                    # the socket then, with 1000.
-                    await conn.finish_close()
-                    break
-                elif kind in _ENDED:  # our close (already CLOSING), or aiohttp's own
-                    code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
-                    conn.close(code, ending=Ending.BY_LIBRARY)
-                    break
-                conn.heard(conn.loop.time())
-        finally:
-            inbox.shortcut = None
-            session.detach()
-            conn.flush()
-            conn.end()
-            _drop_tracebacks(ws.exception())
-        return ws
+        if isinstance(response, web.WebSocketResponse):
+            await _stock_reader_loop(response, conn, session)
+        else:
+            await _start_upgraded(request, conn, session)
+        return response
 
     return handler
+
+
+async def _start_upgraded(request: web.Request, conn: Connection, session: Session) -> None:
+    """Greet the client, then hand the connection over to its `UpgradedSocket` (what the
+    client sent meanwhile waits in aiohttp's buffer); this request's task ends with it."""
+    sock = conn.ws
+    assert isinstance(sock, UpgradedSocket)
+    sock.session = session
+    session.attach()
+    try:
+        await session.start()  # False: it closed the socket; the close handshake goes on
+    except BaseException:
+        if hand_over(request, sock):
+            conn.close(WSCloseCode.INTERNAL_ERROR, "server error", Ending.ABORT)
+        else:
+            sock.connection_lost(None)
+        raise
+    if not hand_over(request, sock):
+        sock.connection_lost(None)
+
+
+async def _stock_reader_loop(ws: web.WebSocketResponse, conn: Connection, session: Session) -> None:
+    """aiohttp's stock path: one reader loop per socket, for the socket's whole life."""
+    session.attach()
+    try:
+        if not await session.start():
+            return
+        while True:
+            # What the last frame queued goes out now, not at the end of this loop
+            # iteration: if aiohttp finds the next one broken, its close frame (written
+            # within `receive`) must follow the answers, not precede them.
+            conn.flush()
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                # While a frame is being handled the client's pongs wait unread in the
+                # queue: the keepalive must not take that silence for a dead peer.
+                conn.handling()
+                await session.on_text(msg.data)
+            elif kind is WSMsgType.PING:
+                conn.send_frame(pong_frame(msg.data))
+            elif kind is WSMsgType.BINARY:
+                session.on_binary(msg.data)
+            elif kind is WSMsgType.CLOSE:  # nothing to answer if we closed first
+                conn.close(close_reply(msg.data), ending=Ending.ANSWER)
+                # Ours must be out before this handler returns: aiohttp would close
+                # the socket then, with 1000.
+                await conn.finish_close()
+                break
+            elif kind in _ENDED:  # our close (already CLOSING), or aiohttp's own
+                code = ws.close_code or WSCloseCode.ABNORMAL_CLOSURE
+                conn.close(code, ending=Ending.BY_LIBRARY)
+                break
+            conn.heard(conn.loop.time())
+    finally:
+        session.detach()
+        conn.flush()
+        conn.end()
+        _drop_tracebacks(ws.exception())
 
 
 def _chat_session(request: web.Request, conn: Connection) -> Session:

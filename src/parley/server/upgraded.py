@@ -1,0 +1,313 @@
+"""A WebSocket after its upgrade: the transport taken from aiohttp, run by a protocol of ours.
+
+aiohttp does the handshake and the sign-in, an HTTP request like any other; once the 101
+is out (and the client greeted), `httpconn.hand_over` gives the transport to an
+`UpgradedSocket`. From then on an idle socket holds no task, no coroutine frame and no
+request: only this object, aiohttp's frame parser, its `Connection` and the registry's
+entries. Frames are dispatched to the `Session` by callbacks, right where they are parsed:
+at once when that needs no waiting (`on_text_now`, pings, pongs), and otherwise by a task
+that lives only while such a frame is handled (`on_text`), with the frames behind it
+queued in turn. Too many queued stops reading the socket: the kernel's buffers slow the
+client down.
+
+The parser is aiohttp's `WebSocketReader` (compiled; it checks fragmentation, control
+frames, close codes, UTF-8 and the size limit); this object is the queue it feeds, a
+subclass of aiohttp's `WebSocketDataQueue` whose queue is never built: every frame is
+taken by `feed_data`. That class's own state (a deque and its bound methods, 0.8 KiB)
+stays unallocated, and its size stays 0, so the parser never stalls on it.
+
+The close handshake is ours too: `close_handshake` writes the close frame, then either
+closes the transport (an answer to the client's close) or waits `CLOSE_TIMEOUT` for the
+client's answer, as aiohttp's `WebSocketResponse.close` did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
+from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.http_websocket import WebSocketError, WSMessageTextBytes
+
+from parley.core import Ending, SocketState
+from parley.server.frames import close_frame, close_reply, pong_frame
+
+if TYPE_CHECKING:
+    from parley.server.ws import Session
+
+__all__ = ["CLOSE_TIMEOUT", "UpgradedSocket", "upgrade_response"]
+
+log = logging.getLogger("parley.ws")
+
+CLOSE_TIMEOUT: Final = 2.0  # seconds the client has to answer our close frame
+# What may wait behind a frame being handled before reading stops (as aiohttp's queue:
+# the payloads plus 128 bytes per frame, up to twice its 64 KiB chunk).
+QUEUE_HIGH: Final = 128 * 1024
+QUEUE_LOW: Final = QUEUE_HIGH // 2
+_FRAME_OVERHEAD: Final = 128
+_LOST: Final = WSMessage(WSMsgType.CLOSED, None, None)  # the transport is gone, in turn
+
+_ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
+_VERSIONS: Final = frozenset(("13", "8", "7"))  # as aiohttp takes them
+
+Frame = WSMessage | WSMessageTextBytes
+
+
+def upgrade_response(
+    request: web.BaseRequest, protocols: Sequence[str]
+) -> tuple[web.StreamResponse, str | None]:
+    """The 101 that accepts the WebSocket handshake of `request` (RFC 6455 4.2), and the
+    subprotocol it picked (the client's first one that is in `protocols`); 400 if the
+    request is no valid handshake. aiohttp's `WebSocketResponse` checks the same."""
+    headers = request.headers
+    if headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
+        raise web.HTTPBadRequest(text='Can "Upgrade" only to "WebSocket".')
+    if "upgrade" not in _tokens(headers.get(hdrs.CONNECTION, "")):
+        raise web.HTTPBadRequest(text="No CONNECTION upgrade hdr")
+    version = headers.get(hdrs.SEC_WEBSOCKET_VERSION, "")
+    if version not in _VERSIONS:
+        raise web.HTTPBadRequest(text=f"Unsupported version: {version}")
+    key = headers.get(hdrs.SEC_WEBSOCKET_KEY, "")
+    try:
+        valid_key = len(base64.b64decode(key)) == 16
+    except binascii.Error:
+        valid_key = False
+    if not valid_key:
+        raise web.HTTPBadRequest(text=f"Handshake error: {key!r}")
+    offered = (p.strip() for p in headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","))
+    protocol = next((p for p in offered if p in protocols), None)
+    accept = base64.b64encode(hashlib.sha1(key.encode() + _ACCEPT_GUID).digest()).decode()
+    response = web.StreamResponse(status=101)
+    response.headers[hdrs.UPGRADE] = "websocket"
+    response.headers[hdrs.CONNECTION] = "upgrade"
+    response.headers[hdrs.SEC_WEBSOCKET_ACCEPT] = accept
+    if protocol is not None:
+        response.headers[hdrs.SEC_WEBSOCKET_PROTOCOL] = protocol
+    response.force_close()  # no HTTP request follows on this connection
+    return response, protocol
+
+
+def _tokens(value: str) -> set[str]:
+    return {token.strip().lower() for token in value.split(",")}
+
+
+class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
+    """One WebSocket's transport protocol, frame sink and close handshake."""
+
+    __slots__ = (
+        "_closing_timer",
+        "_handler",
+        "_queued",
+        "_queued_size",
+        "_reading_stopped",
+        "_transport",
+        "parser",
+        "session",
+    )
+
+    def __init__(self, transport: asyncio.Transport, max_msg_size: int) -> None:
+        # WebSocketDataQueue.__init__ is not called on purpose: its queue is never used.
+        self._transport = transport
+        self.session: Session | None = None  # None once the chat let go of the socket
+        self.parser: WebSocketReader | None = WebSocketReader(
+            self, max_msg_size, compress=False, decode_text=True
+        )
+        self._handler: asyncio.Task[None] | None = None  # while a frame is being handled
+        self._queued: deque[Frame] | None = None  # frames behind it, in turn
+        self._queued_size = 0
+        self._reading_stopped = False
+        self._closing_timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Not called: `hand_over` gives an open transport (this one) to the socket."""
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is not None:
+            parser.feed_data(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes; `connection_lost` follows
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._closing_timer is not None:
+            self._closing_timer.cancel()
+            self._closing_timer = None
+        self.parser = None  # it refers back to this socket: no cycle left behind
+        self._take_in_turn(_LOST)
+
+    # --- the parser's queue ----------------------------------------------------------
+
+    def feed_data(self, data: Frame, size: int) -> None:
+        """The parser's next frame: handled now if nothing is ahead of it, else queued."""
+        self._take_in_turn(data)
+
+    def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
+        """The parser found the stream broken; it parses nothing more."""
+        self._take_in_turn(WSMessage(WSMsgType.ERROR, exc, None))
+
+    def feed_eof(self) -> None:
+        """Not called: the transport tells `connection_lost`."""
+
+    # --- frames in turn --------------------------------------------------------------
+
+    def _take_in_turn(self, frame: Frame) -> None:
+        if self._handler is None:
+            self._begin(frame)
+            return
+        queued = self._queued
+        if queued is None:
+            queued = self._queued = deque()
+        queued.append(frame)
+        self._queued_size += _frame_size(frame) + _FRAME_OVERHEAD
+        if self._queued_size > QUEUE_HIGH and not self._reading_stopped:
+            self._reading_stopped = True
+            if not self._transport.is_closing():
+                self._transport.pause_reading()
+
+    def _begin(self, frame: Frame) -> None:
+        """Handle `frame`; if that needs waiting, in a task that goes on with the frames
+        queued behind it."""
+        work = self._handle(frame)
+        if work is not None:
+            self._handler = asyncio.get_running_loop().create_task(self._handle_in_turn(work))
+
+    async def _handle_in_turn(self, work: Coroutine[Any, Any, None]) -> None:
+        session = self.session
+        try:
+            await work
+        except Exception:
+            log.exception("frame handling failed")
+            if session is not None:
+                session.conn.close(WSCloseCode.INTERNAL_ERROR, "server error")
+            self._end()
+        if session is not None and session.conn.state is not SocketState.CLOSED:
+            session.conn.heard(session.conn.loop.time())
+        self._handler = None
+        self._next()
+
+    def _next(self) -> None:
+        """Take the queued frames in turn until one needs waiting (its task goes on)."""
+        while self._handler is None and (queued := self._queued):
+            frame = queued.popleft()
+            self._queued_size -= _frame_size(frame) + _FRAME_OVERHEAD
+            if not queued:
+                self._queued = None
+                self._queued_size = 0
+            if self._reading_stopped and self._queued_size <= QUEUE_LOW:
+                self._reading_stopped = False
+                if not self._transport.is_closing():
+                    self._transport.resume_reading()
+            self._begin(frame)
+
+    def _handle(self, frame: Frame) -> Coroutine[Any, Any, None] | None:
+        """What the reader loop of aiohttp's path does with one frame (ws.socket_handler);
+        a coroutine if the frame needs waiting."""
+        kind = frame.type
+        session = self.session
+        if kind is WSMsgType.CLOSE:
+            self._closed_by_peer(frame.data)
+            return None
+        if kind is WSMsgType.ERROR:
+            self._broken(frame.data)
+            return None
+        if kind is WSMsgType.CLOSED:
+            self._lost()
+            return None
+        if session is None:
+            return None  # a close is under way: nothing the client sends counts
+        conn = session.conn
+        if kind is WSMsgType.TEXT:
+            if session.on_text_now(frame.data):
+                return None
+            # While a frame is being handled the client's pongs wait unread in the
+            # queue: the keepalive must not take that silence for a dead peer.
+            conn.handling()
+            return session.on_text(frame.data)
+        if kind is WSMsgType.PING:
+            conn.send_frame(pong_frame(frame.data))
+        elif kind is WSMsgType.BINARY:
+            session.on_binary(frame.data)
+        conn.heard(conn.loop.time())
+        return None
+
+    # --- closing ---------------------------------------------------------------------
+
+    def close_handshake(self, code: int, reason: str, ending: Ending) -> None:
+        """Our close frame (what was queued before it is out already). An answer to the
+        client's close ends the connection at once; our own waits for the client's."""
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.write(close_frame(code, reason))
+        if ending is Ending.ANSWER:
+            transport.close()
+        else:
+            loop = asyncio.get_running_loop()
+            self._closing_timer = loop.call_later(CLOSE_TIMEOUT, self._close_unanswered)
+        # The chat lets go of the socket now, not at once: the close may have been called
+        # from a loop over the chat's sockets.
+        asyncio.get_running_loop().call_soon(self._end)
+
+    def _close_unanswered(self) -> None:
+        self._closing_timer = None
+        self._transport.close()
+
+    def _closed_by_peer(self, code: int) -> None:
+        """The client's close frame: answered if it came first, else it answers ours."""
+        session = self.session
+        if session is not None and session.conn.state is SocketState.OPEN:
+            session.conn.close(close_reply(code), ending=Ending.ANSWER)
+            return
+        if self._closing_timer is not None:
+            self._closing_timer.cancel()
+            self._closing_timer = None
+        self._transport.close()
+        self._end()
+
+    def _broken(self, exc: BaseException) -> None:
+        """A frame the parser refused: its close code (1002, 1007, 1009), after whatever
+        was said before it."""
+        code = exc.code if isinstance(exc, WebSocketError) else WSCloseCode.INTERNAL_ERROR
+        exc.__traceback__ = None  # the frames of the parser: nothing to keep
+        session = self.session
+        if session is not None:
+            session.conn.flush()
+            session.conn.close(code, ending=Ending.BY_LIBRARY)
+        transport = self._transport
+        if not transport.is_closing():
+            transport.write(close_frame(code, ""))
+            transport.close()
+        self._end()
+
+    def _lost(self) -> None:
+        """The transport is gone (the client's EOF or a reset, or our abort)."""
+        session = self.session
+        if session is not None:
+            session.conn.close(WSCloseCode.ABNORMAL_CLOSURE, ending=Ending.BY_LIBRARY)
+        self._end()
+
+    def _end(self) -> None:
+        """The chat lets go of the socket: it leaves the node, and its state is CLOSED."""
+        session = self.session
+        if session is None:
+            return
+        self.session = None
+        conn = session.conn
+        session.detach()
+        conn.flush()
+        conn.end()
+
+
+def _frame_size(frame: Frame) -> int:
+    data = frame.data
+    return len(data) if isinstance(data, str | bytes) else 0
