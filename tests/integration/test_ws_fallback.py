@@ -14,16 +14,17 @@ from tests.support.client import open_plain, parley_ws
 
 def tampered_aiohttp(site: Path) -> None:
     """A copy of the installed aiohttp under `site`, one harmless statement added to the
-    `_post_start` that `_ChatResponse` copies: the change a substring check cannot see."""
+    `RequestHandler.connection_lost` that `hand_over` leans on: the change a substring
+    check cannot see."""
     copy = site / "aiohttp"
     shutil.copytree(
         Path(aiohttp.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
     )
-    web_ws = copy / "web_ws.py"
-    source = web_ws.read_text()
-    step = "        self._writer = writer\n"
+    web_protocol = copy / "web_protocol.py"
+    source = web_protocol.read_text()
+    step = "        handler_cancellation = self._manager.handler_cancellation\n"
     assert source.count(step) == 1
-    web_ws.write_text(source.replace(step, step + "        self._extra_step = None\n"))
+    web_protocol.write_text(source.replace(step, step + "        _ = handler_cancellation\n"))
 
 
 async def test_a_changed_aiohttp_is_seen_at_start_and_chat_runs_on_the_stock_path(
@@ -34,7 +35,7 @@ async def test_a_changed_aiohttp_is_seen_at_start_and_chat_runs_on_the_stock_pat
     server = server_factory(["--guests"])
     log = server.log()
     assert "differs from the pinned" in log, log
-    assert "_post_start" in log, log
+    assert "connection_lost" in log, log
     assert "stock socket path" in log, log
 
     token = register(server.url)

@@ -1,7 +1,7 @@
 """A test-only WebSocket echo endpoint on Parley's production socket path.
 
 `python -m tests.support.echo_server --port N` serves GET / with the very handler code
-/chat runs (`ws.socket_handler`): the same `_ChatResponse` and `Inbox` (or aiohttp's
+/chat runs (`ws.socket_handler`): the same hand-over to an `UpgradedSocket` (or aiohttp's
 stock class with `--stock-websocket`), `Connection`, frame writer, ping answers and close
 handshake; only the session differs: it echoes each text and binary message. The
 Autobahn|Testsuite drives it (tests/conformance). It is never part of the served app.
@@ -26,7 +26,7 @@ __all__ = ["EchoSession", "build_app", "main"]
 
 class EchoSession(Session):
     """Every message back as it came. Text goes the way a chat send does: taken at once by
-    the inbox's shortcut while the reader loop is idle, in turn by the loop otherwise."""
+    `on_text_now` when nothing is ahead of it, in turn by `on_text` otherwise."""
 
     __slots__ = ()
 
@@ -45,7 +45,7 @@ def build_app(*, stock: bool, max_message: int) -> web.Application:
     """The echo app; call it with the loop running (the flusher belongs to it)."""
     flusher = Flusher()
 
-    async def accept(request: web.Request) -> tuple[web.WebSocketResponse, Connection | None]:
+    async def accept(request: web.Request) -> tuple[web.StreamResponse, Connection | None]:
         return await open_socket(
             request, "echo", None, flusher, stock=stock, max_msg_size=max_message
         )

@@ -164,8 +164,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--stock-websocket",
         action="store_true",
-        help="serve /chat on aiohttp's stock socket path, without Parley's override of its "
-        "private frame queue (used anyway when the installed aiohttp is not the pinned one)",
+        help="serve /chat on aiohttp's stock socket path: no hand-over of upgraded sockets to "
+        "Parley's own protocol (used anyway when the installed aiohttp is not the pinned one)",
     )
     s.add_argument(
         "--header-timeout",

@@ -1,12 +1,14 @@
-"""The aiohttp source that /chat's fast socket path relies on, checked against pinned hashes.
+"""The aiohttp source that /chat's own socket path relies on, checked against pinned hashes.
 
-`ws._ChatResponse._post_start` is a copy of aiohttp's private `_post_start` that puts an
-`Inbox` (a subclass of aiohttp's private frame queue) under the parser. A copy cannot
-follow upstream: a new aiohttp, or a tampered copy of this one, may add a step ours lacks
-or change what the queue's methods promise, and nothing would fail loudly. So the server
-hashes that upstream source at start and, on any difference from the hashes below (taken
-from the pinned aiohttp), logs a warning and serves /chat the stock aiohttp way instead
-(`parley serve --stock-websocket` forces that). A test fails on a difference too.
+After the upgrade, `httpconn.hand_over` takes the connection from aiohttp's
+`RequestHandler` (through `set_parser` and `connection_lost`, its transport set to None
+first), and `upgraded.UpgradedSocket` feeds it to aiohttp's private frame parser as a
+subclass of its private frame queue, never initialised. Neither is aiohttp's documented
+API: a new aiohttp, or a tampered copy of this one, may change what they do, and nothing
+would fail loudly. So the server hashes that upstream source at start and, on any
+difference from the hashes below (taken from the pinned aiohttp), logs a warning and
+serves /chat the stock aiohttp way instead (`parley serve --stock-websocket` forces that).
+A test fails on a difference too.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Final
 
 import aiohttp
 import aiohttp._websocket
-from aiohttp import web
 from aiohttp._websocket import reader_py
+from aiohttp.web_protocol import RequestHandler
 
 __all__ = ["PINNED", "override_fits", "upstream_hashes"]
 
@@ -35,20 +37,27 @@ def _pxd() -> str:
     return (Path(aiohttp._websocket.__file__).parent / "reader_c.pxd").read_text()
 
 
-# What each piece is to the override:
-#  _post_start: the method `_ChatResponse._post_start` replaces (every step must be ours too);
-#  WebSocketDataQueue: the class `Inbox` extends (feed_data, read, _buffer, _stalled_reader);
-#  WebSocketReader: the parser that feeds the queue, stalls and resumes it;
+# What each piece is to the hand-over:
+#  set_parser: takes the parser, and hands it what was read past the upgrade request;
+#  data_received: where those bytes wait until then (`_message_tail`);
+#  connection_lost: lets go of the connection, closing nothing once `transport` is None;
+#  WebSocketDataQueue: the class `UpgradedSocket` extends (feed_data, set_exception; its
+#   _size and _limit stay 0, so the parser never stalls on it);
+#  WebSocketReader: the parser that feeds the queue;
 #  reader_c.pxd: which of those the compiled reader lets a subclass override or see.
 _SOURCES: Final[dict[str, Callable[[], str]]] = {
-    "_post_start": lambda: inspect.getsource(web.WebSocketResponse._post_start),
+    "set_parser": lambda: inspect.getsource(RequestHandler.set_parser),
+    "data_received": lambda: inspect.getsource(RequestHandler.data_received),
+    "connection_lost": lambda: inspect.getsource(RequestHandler.connection_lost),
     "WebSocketDataQueue": lambda: inspect.getsource(reader_py.WebSocketDataQueue),
     "WebSocketReader": lambda: inspect.getsource(reader_py.WebSocketReader),
     "reader_c.pxd": _pxd,
 }
 
 PINNED: Final = {  # sha256 of each, aiohttp 3.14.5 as pinned in pyproject.toml
-    "_post_start": "5537cb3f2ecae6ed9f4d27d6d9255adb414e81efcc4d23ede6bacd762d56ed93",
+    "set_parser": "bb548eb2b85d5c280fe3adf2f418a7af7046052549bfd66c426fdb8ad10050bf",
+    "data_received": "1ee57ebe052e6c80ced26c96e4ccb1223172e1d55afba460353c5e414914d3f6",
+    "connection_lost": "df2fe6e95fd04c7caf0611ecabbe58f85ee08e38b9a6ce24ef85e0c8dba5b86d",
     "WebSocketDataQueue": "526af2531df720eec94960f1eb50889a2f3830966b5b606f73d8f9c875e91a8f",
     "WebSocketReader": "a2db8242e7f27072876085d2dcef2d4b5b15559881b73dc7147633c97e78cd53",
     "reader_c.pxd": "b00a01c059e019742893b3120ef63d2c595c83735a42513bce7f75204dda205f",

@@ -1,4 +1,5 @@
-"""The /chat socket's tie to aiohttp internals: a tripwire for the pinned version."""
+"""The /chat socket's tie to aiohttp internals (a tripwire for the pinned version), and
+the order in which an `UpgradedSocket` hands frames to its session."""
 
 from __future__ import annotations
 
@@ -11,20 +12,21 @@ import tomllib
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
-from aiohttp._websocket.reader import WebSocketReader
+from aiohttp.web_protocol import RequestHandler
 
+from parley.core import SocketState
 from parley.server import upstream
+from parley.server.upgraded import QUEUE_HIGH, UpgradedSocket
 from parley.server.upstream import PINNED
-from parley.server.ws import Inbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_inbox_is_built_for_the_aiohttp_that_is_pinned() -> None:
-    """`_ChatResponse._post_start` repeats aiohttp's own with another frame queue: any change
-    to the upstream source it copies or leans on changes a hash. If aiohttp moves, compare
-    the two again before changing the pin and the hashes in server/upstream.py."""
+def test_the_hand_over_is_built_for_the_aiohttp_that_is_pinned() -> None:
+    """`hand_over` and `UpgradedSocket` lean on aiohttp's RequestHandler and its private
+    frame parser and queue: any change to that upstream source changes a hash. If aiohttp
+    moves, compare the two again before changing the pin and the hashes in
+    server/upstream.py."""
     pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert f"aiohttp=={upstream.AIOHTTP}" in pinned
     assert aiohttp.__version__ == upstream.AIOHTTP
@@ -32,29 +34,76 @@ def test_the_inbox_is_built_for_the_aiohttp_that_is_pinned() -> None:
     assert upstream.override_fits()
 
 
-def test_one_added_statement_in_the_copied_method_is_seen() -> None:
-    """What the old substring check could not see: a step added to `_post_start`."""
-    source = inspect.getsource(web.WebSocketResponse._post_start)
-    tampered = source.replace("self._writer = writer\n", "self._writer = writer\n        pass\n")
+def test_one_added_statement_in_a_method_leaned_on_is_seen() -> None:
+    """What a substring check could not see: a step added to `connection_lost`."""
+    source = inspect.getsource(RequestHandler.connection_lost)
+    step = "        self._parser = None\n"
+    tampered = source.replace(step, step + "        pass\n")
     assert tampered != source
-    digest = hashlib.sha256(tampered.encode()).hexdigest()
-    assert digest != PINNED["_post_start"]
-    assert hashlib.sha256(source.encode()).hexdigest() == PINNED["_post_start"]
+    assert hashlib.sha256(tampered.encode()).hexdigest() != PINNED["connection_lost"]
+    assert hashlib.sha256(source.encode()).hexdigest() == PINNED["connection_lost"]
 
 
-# --- the inbox's shortcut keeps frames in order ----------------------------------------
+# --- frames reach the session in the order they came -----------------------------------
 
 
 class _Transport:
-    """What the queue needs of aiohttp's protocol: its pause flag."""
+    """What the socket needs of its transport: reading paused or not, and what it wrote."""
 
-    _reading_paused = False
+    def __init__(self) -> None:
+        self.reading = True
+        self.closed = False
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def pause_reading(self) -> None:
-        self._reading_paused = True
+        self.reading = False
 
     def resume_reading(self) -> None:
-        self._reading_paused = False
+        self.reading = True
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Conn:
+    """The lifecycle calls the socket makes, recorded."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.state = SocketState.OPEN
+        self.busy = False
+
+    def handling(self) -> None:
+        assert not self.busy
+        self.busy = True
+
+    def heard(self, now: float) -> None:
+        self.busy = False
+
+
+class _Session:
+    """Takes texts starting with "quick" at once; the others wait until `go` is set."""
+
+    def __init__(self) -> None:
+        self.conn = _Conn()
+        self.handled: list[tuple[str, str]] = []
+        self.go = asyncio.Event()
+
+    def on_text_now(self, data: str) -> bool:
+        if data.startswith("quick"):
+            self.handled.append(("now", data[:7]))
+            return True
+        return False
+
+    async def on_text(self, data: str) -> None:
+        await self.go.wait()
+        self.handled.append(("in turn", data[:7]))
 
 
 def _frame(text: str) -> bytes:
@@ -71,31 +120,33 @@ def _frame(text: str) -> bytes:
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-async def test_frames_held_back_behind_a_big_queued_one_are_not_offered_out_of_turn() -> None:
-    """The reader loop is busy when a big frame fills the queue past its limit: aiohttp's
-    parser holds back the frames after it and resumes inside the `receive()` that takes the
-    big one. Those frames must queue behind it, not go past it through the shortcut."""
-    inbox = Inbox(_Transport(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
-    inbox.idle = False  # the loop is handling an earlier frame
-    handled: list[tuple[str, str]] = []
+async def test_frames_behind_one_being_handled_wait_their_turn() -> None:
+    """A frame that needs waiting is handled in a task; the frames parsed meanwhile queue
+    behind it, quick ones too (they must not go past it), and reading stops while too
+    much waits. Once it is done, the queue drains in order and the task ends."""
+    transport = _Transport()
+    sock = UpgradedSocket(transport, 1 << 20)  # type: ignore[arg-type]
+    session = _Session()
+    sock.session = session  # type: ignore[assignment]
 
-    def shortcut(text: str) -> bool:
-        if text.startswith("quick"):
-            handled.append(("shortcut", text))
-            return True
-        return False
+    sock.data_received(_frame("quick-0") + _frame("slow-1") + _frame("quick-2"))
+    big = "big-3" + "x" * QUEUE_HIGH
+    sock.data_received(_frame(big) + _frame("quick-4"))
+    assert session.handled == [("now", "quick-0")]
+    assert session.conn.busy  # the keepalive knows a frame is being handled
+    assert not transport.reading  # more than QUEUE_HIGH waits: the client is slowed down
 
-    inbox.shortcut = shortcut
-    parser = WebSocketReader(inbox, 1 << 20, compress=False, decode_text=True)
-    parser.feed_data(_frame("big" + "x" * 140_000) + _frame("quick-1") + _frame("quick-2"))
-    assert inbox.held_back  # the case under test: the rest is held back
-    while inbox.queued:  # the reader loop of chat_socket, until it would wait
-        inbox.wait_idle()
-        msg = await inbox.read()
-        handled.append(("loop", msg.data[:7]))
-    assert not inbox.held_back
-    assert handled == [("loop", "bigxxxx"), ("loop", "quick-1"), ("loop", "quick-2")]
-    inbox.wait_idle()
-    parser.feed_data(_frame("quick-3"))  # nothing queued or held back: straight through
-    assert handled[-1] == ("shortcut", "quick-3")
-    assert not inbox.queued
+    session.go.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert session.handled == [
+        ("now", "quick-0"),
+        ("in turn", "slow-1"),
+        ("now", "quick-2"),
+        ("in turn", "big-3xx"),
+        ("now", "quick-4"),
+    ]
+    assert transport.reading
+    assert not session.conn.busy
+    sock.data_received(_frame("quick-5"))  # nothing ahead of it: taken at once
+    assert session.handled[-1] == ("now", "quick-5")
