@@ -53,6 +53,7 @@ QUEUE_HIGH: Final = 128 * 1024
 QUEUE_LOW: Final = QUEUE_HIGH // 2
 _FRAME_OVERHEAD: Final = 128
 _LOST: Final = WSMessage(WSMsgType.CLOSED, None, None)  # the transport is gone, in turn
+_TEXT: Final = WSMsgType.TEXT
 
 _ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _VERSIONS: Final = frozenset(("13", "8", "7"))  # as aiohttp takes them
@@ -149,6 +150,11 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
 
     def feed_data(self, data: Frame, size: int) -> None:
         """The parser's next frame: handled now if nothing is ahead of it, else queued."""
+        # The hot path first (a send with nothing ahead of it): straight to the session.
+        if self._handler is None and data.type is _TEXT and (session := self.session) is not None:
+            if not session.on_text_now(data.data):
+                self._start(_wait_for(session, data.data))
+            return
         self._take_in_turn(data)
 
     def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
@@ -179,7 +185,10 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         queued behind it."""
         work = self._handle(frame)
         if work is not None:
-            self._handler = asyncio.get_running_loop().create_task(self._handle_in_turn(work))
+            self._start(work)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        self._handler = asyncio.get_running_loop().create_task(self._handle_in_turn(work))
 
     async def _handle_in_turn(self, work: Coroutine[Any, Any, None]) -> None:
         session = self.session
@@ -229,10 +238,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         if kind is WSMsgType.TEXT:
             if session.on_text_now(frame.data):
                 return None
-            # While a frame is being handled the client's pongs wait unread in the
-            # queue: the keepalive must not take that silence for a dead peer.
-            conn.handling()
-            return session.on_text(frame.data)
+            return _wait_for(session, frame.data)
         if kind is WSMsgType.PING:
             conn.send_frame(pong_frame(frame.data))
         elif kind is WSMsgType.BINARY:
@@ -306,6 +312,14 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         session.detach()
         conn.flush()
         conn.end()
+
+
+def _wait_for(session: Session, text: str) -> Coroutine[Any, Any, None]:
+    """`on_text` for a frame the shortcut did not take."""
+    # While a frame is being handled the client's pongs wait unread in the queue: the
+    # keepalive must not take that silence for a dead peer.
+    session.conn.handling()
+    return session.on_text(text)
 
 
 def _frame_size(frame: Frame) -> int:
