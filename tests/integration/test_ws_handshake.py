@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from tests.support.api import AsyncApi, ServerFactory, User, assert_error
 from tests.support.client import handshake_status, open_plain, open_ws
+from tests.support.rawws import OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame
 from tests.support.server import ServerProcess
 
 GUEST_NAME = re.compile(r"^guest-[0-9a-f]{4}$")
@@ -178,3 +180,23 @@ async def test_without_guests_flag_no_guest(server: ServerProcess) -> None:
     for origin in (None, "null", FOREIGN):
         assert await handshake_status(server.ws_url, origin=origin) in (401, 403)
     assert await handshake_status(server.ws_url) == 401
+
+
+async def test_frames_that_come_before_the_socket_is_handed_over_are_answered_in_order(
+    server: ServerProcess, alice: User
+) -> None:
+    """Frames that reach the server while aiohttp still has the connection (sent right behind
+    the 101 while the hello is being built; here, for certain, in the same write as the
+    request) wait there and reach the socket first, in order, after the hello."""
+    join = encode_frame(OP_TEXT, json.dumps({"type": "join", "room": "general"}).encode())
+    ping = encode_frame(OP_PING, b"early")
+    raw = await RawWS.open("127.0.0.1", server.port, token=alice.token, early=join + ping)
+    try:
+        assert raw.status == 101
+        answers = [await raw.read_frame() for _ in range(3)]
+        assert [op for op, _ in answers] == [OP_TEXT, OP_TEXT, OP_PONG]
+        assert json.loads(answers[0][1])["type"] == "hello"
+        assert json.loads(answers[1][1])["type"] == "joined"
+        assert answers[2][1] == b"early"
+    finally:
+        raw.close()

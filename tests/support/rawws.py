@@ -88,7 +88,10 @@ class RawWS:
         subprotocol: str | None = "parley.v1",
         path: str = "/chat",
         extra_headers: dict[str, str] | None = None,
+        early: bytes = b"",
     ) -> RawWS:
+        """The handshake; `early` goes out in the same write as the request, before the 101
+        (frames the server must keep until the socket is its own)."""
         reader, writer = await _open_connection(host, port)
         raw = cls(reader, writer)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -106,7 +109,7 @@ class RawWS:
             lines.append(f"Authorization: Bearer {token}")
         for name, value in (extra_headers or {}).items():
             lines.append(f"{name}: {value}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + early)
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
