@@ -81,7 +81,7 @@ from parley.store.events import (
 )
 from parley.store.files import FILE_COLUMNS, READABLE_FILE, blobs_of, file_of, file_row
 from parley.store.migrations import POSTGRES as MIGRATIONS
-from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION
+from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION, refuse_newer
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
 __all__ = ["PostgresStore", "store_blob"]
@@ -1237,6 +1237,7 @@ async def _migrate(conn: Any) -> None:
             " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
         done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        refuse_newer(done, (version for version, _ in MIGRATIONS))
         for version, sql in MIGRATIONS:
             if version in done:
                 continue
