@@ -252,18 +252,32 @@ async def test_banning_yourself_or_an_admin_is_a_conflict(api: AsyncApi, admin: 
 # --- registration modes and invites -----------------------------------------------------
 
 
+async def public_mode(api: AsyncApi) -> object:
+    """The registration mode as anyone sees it, signed in or not (GET /api/registration)."""
+    resp = await api.get("/api/registration")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["registration"]
+
+
 async def test_settings_change_the_registration_mode(api: AsyncApi, admin: User) -> None:
     resp = await api.get("/api/admin/settings", token=admin.token)
     assert resp.json() == {"registration": "open"}
+    assert await public_mode(api) == "open"
     async with registration(api, admin, "closed"):
         refused = await api.register_raw(unique_name(), DEFAULT_PASSWORD)
         assert_error(refused, 403, "forbidden")
         assert (await api.get("/api/admin/settings", token=admin.token)).json() == {
             "registration": "closed"
         }
+        assert await public_mode(api) == "closed"
+    async with registration(api, admin, "invite"):
+        assert await public_mode(api) == "invite"
+    assert await public_mode(api) == "open"
     await api.register()
-    entries = await audit(api, admin, limit=2)
+    entries = await audit(api, admin, limit=4)
     assert [(e["action"], e["target"]) for e in entries] == [
+        ("registration", "open"),
+        ("registration", "invite"),
         ("registration", "open"),
         ("registration", "closed"),
     ]
