@@ -183,6 +183,21 @@ def test_sign_up_asks_for_an_invite_when_the_server_needs_one(web: Web) -> None:
     expect_online(page)
 
 
+def test_a_role_change_reaches_an_open_page(web: Web) -> None:
+    """Granted: the admin link appears without a reload; revoked while on the admin page:
+    the page goes back to the chat and the link goes."""
+    _, token = web.register_api(unique_name("ada"))
+    sam = unique_name("sam")
+    page = web.signed_in(sam)
+    expect(page.get_by_role("button", name=ADMIN_LINK)).to_be_hidden()
+    call(web, token, "PUT", f"/api/admin/users/{sam}/admin")
+    open_admin(page)
+    call(web, token, "DELETE", f"/api/admin/users/{sam}/admin")
+    expect(page.get_by_role("heading", name="Administration")).to_be_hidden()
+    expect(page.get_by_role("button", name=ADMIN_LINK)).to_be_hidden()
+    expect_online(page)
+
+
 def test_a_closed_server_offers_no_sign_up(
     web_on: Callable[[ServerProcess], Web], server_factory: ServerFactory
 ) -> None:

@@ -31,6 +31,7 @@ from parley.broker import (
     Broker,
     Notified,
     ReadMarked,
+    RoleChanged,
     TokenRevoked,
     TypingSignal,
     UserTokensRevoked,
@@ -102,6 +103,7 @@ log = logging.getLogger("parley.chat")
 DRAIN_SENDS: Final = 10.0  # seconds a shutdown waits for sends in flight to commit
 # What an audit entry of the command line does to the account's sockets (`follow_audit`)
 _CLI_SIGN_OUTS: Final = {"ban": CloseCode.BANNED, "reset_password": CloseCode.SIGNED_OUT}
+_CLI_ROLES: Final = {"grant": True, "revoke": False}  # the role an audit action leaves
 _FILE_ID: Final = re.compile(FILE_ID_PATTERN)
 AUDIT_LOOKBACK: Final = 100  # audit ids read again each round (`_AuditCursor`)
 AUDIT_READ: Final = AUDIT_LOOKBACK + 100  # entries read at most each round
@@ -640,8 +642,12 @@ class ChatService:
             except StoreUnavailable:
                 read = []  # the next round tries again
             for entry in cursor.new(read) if cursor is not None else ():
-                if entry.actor == CLI_ACTOR and entry.action in _CLI_SIGN_OUTS:
+                if entry.actor != CLI_ACTOR:
+                    continue  # the node that acted told every node through the broker
+                if entry.action in _CLI_SIGN_OUTS:
                     self.registry.sign_out_user(entry.target, None, _CLI_SIGN_OUTS[entry.action])
+                elif entry.action in _CLI_ROLES:
+                    self.delivery.on_event(RoleChanged(entry.target, _CLI_ROLES[entry.action]))
             await asyncio.sleep(every)
 
     async def revoke(self, token_hash: str) -> None:

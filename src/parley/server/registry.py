@@ -84,6 +84,12 @@ class Registry:
         """The open sockets of the account `username` on this node (none for a guest)."""
         return self.by_user.get(username, set())
 
+    def sockets_named(self, username: str) -> list[Connection]:
+        """Like `sockets_of`, whatever the case `username` is written in (an admin's URL,
+        the audit log): a rare lookup, over every account with a socket here."""
+        name = username.lower()
+        return [c for user, conns in self.by_user.items() if user.lower() == name for c in conns]
+
     # --- closing ------------------------------------------------------------------------
 
     def sign_out(self, token_hash: str, code: CloseCode = CloseCode.SIGNED_OUT) -> None:
