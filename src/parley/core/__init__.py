@@ -45,6 +45,7 @@ from parley.core.roomnames import (
     resolve,
     room_key,
 )
+from parley.core.signouts import Hint, RecentSignOuts
 from parley.core.throttle import TYPING_EVERY, TypingThrottle
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "FairQueue",
     "Feed",
     "Gap",
+    "Hint",
     "Hub",
     "InvalidTransition",
     "KeepalivePolicy",
@@ -68,6 +70,7 @@ __all__ = [
     "Network",
     "PresenceGrace",
     "RateLimiter",
+    "RecentSignOuts",
     "RoomSubscribers",
     "SignInThrottle",
     "SocketLifecycle",

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Final, Protocol
 
 import msgspec
+from aiohttp import WSCloseCode
 
 from parley.broker import (
     AccessCut,
@@ -74,7 +75,7 @@ from parley.server import metrics
 from parley.server.admin import AdminService
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
-from parley.server.registry import Registry
+from parley.server.registry import Registry, close_signed_out
 from parley.store import (
     AuditEntry,
     Changed,
@@ -145,6 +146,7 @@ class ChatService:
         # Nobody joins or leaves a DM, so this never goes stale.
         self._dm_members: dict[str, tuple[str, ...]] = {}
         self._notifying: set[asyncio.Task[None]] = set()  # strong references
+        self.registry.recheck = self._recheck_session
 
     async def start(self) -> None:
         """Open the store, then start delivering (the broker's handler is the delivery)."""
@@ -207,6 +209,23 @@ class ChatService:
     def detach(self, conn: Connection) -> None:
         if self.registry.detach(conn):
             self.delivery.unsubscribe_all(conn)
+
+    def _recheck_session(self, conn: Connection, code: CloseCode) -> None:
+        """The account's sessions ended while this socket's handshake ran: close it unless
+        its session is a later one (signed in again since, or the one that was kept)."""
+        task = asyncio.get_running_loop().create_task(self._close_if_ended(conn, code))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _close_if_ended(self, conn: Connection, code: CloseCode) -> None:
+        assert conn.token_hash is not None
+        try:
+            alive = await self.store.token_user(conn.token_hash, time.time())
+        except StoreUnavailable:
+            conn.close(WSCloseCode.TRY_AGAIN_LATER, "storage unavailable")  # it signs in again
+            return
+        if alive is None:
+            close_signed_out(conn, code)
 
     def last_seq(self, room: str) -> int:
         """The last message of the room keyed `room` this node delivered (0: none yet)."""
