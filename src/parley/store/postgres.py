@@ -982,6 +982,12 @@ class PostgresStore(Store):
                 before,
             )
             used = [sha for row in rows for sha in (row["sha256"], row["thumb"]) if sha]
+            # The contents' rows locked in sha256 order, as an upload locks them (files.py
+            # `blobs_of`): an upload of the same bytes at once waits its turn, no deadlock.
+            await conn.execute(
+                "SELECT 1 FROM blobs WHERE sha256 = ANY($1) ORDER BY sha256 FOR UPDATE",
+                sorted(set(used)),
+            )
             await conn.execute(
                 "UPDATE blobs SET refs = refs - c.n FROM (SELECT sha, count(*) AS n"
                 " FROM unnest($1::text[]) AS sha GROUP BY sha ORDER BY sha) c"
