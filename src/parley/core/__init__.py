@@ -35,6 +35,7 @@ from parley.core.names import (
     text_refusal,
 )
 from parley.core.presence import PresenceGrace
+from parley.core.recent import RecentEvents
 from parley.core.roomnames import (
     DM,
     NamedRoom,
@@ -68,6 +69,7 @@ __all__ = [
     "Network",
     "PresenceGrace",
     "RateLimiter",
+    "RecentEvents",
     "RoomSubscribers",
     "SignInThrottle",
     "SocketLifecycle",
