@@ -4,7 +4,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parley.core import RecentEvents
-from parley.protocol import DeleteEvent, EditEvent, MessageEvent, ReactionEvent, RoomEvent, TopicEvent
+from parley.protocol import (
+    DeleteEvent,
+    EditEvent,
+    MessageEvent,
+    ReactionEvent,
+    RoomEvent,
+    TopicEvent,
+)
 
 
 def msg(seq: int, room: str = "r") -> MessageEvent:
