@@ -272,8 +272,9 @@ class BenchClient(WSListener):
             if remaining <= 0:
                 raise TimeoutError(f"no {kind} frame within {wait_s} s")
             self.waiter = loop.create_future()
-            try:
-                await asyncio.wait_for(self.waiter, remaining)
+            try:  # asyncio.timeout, not wait_for: no extra future and callbacks per frame
+                async with asyncio.timeout(remaining):
+                    await self.waiter
             finally:
                 self.waiter = None
 
@@ -321,8 +322,8 @@ async def open_client(
         kwargs["use_aiofastnet"] = _USE_AIOFASTNET
     if local_addr:
         kwargs["local_addr"] = (local_addr, 0)
-    await asyncio.wait_for(
-        ws_connect(
+    async with asyncio.timeout(wait_s):  # not wait_for: no task per connect
+        await ws_connect(
             factory,
             target.url,
             extra_headers=headers,
@@ -330,9 +331,7 @@ async def open_client(
             enable_auto_pong=True,
             read_buffer_init_size=4096,
             **kwargs,
-        ),
-        wait_s,
-    )
+        )
     if not target.parley:
         return
     await client.expect("hello", wait_s)
