@@ -46,6 +46,7 @@ from parley.core.roomnames import (
     resolve,
     room_key,
 )
+from parley.core.signouts import Hint, RecentSignOuts
 from parley.core.throttle import TYPING_EVERY, TypingThrottle
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "FairQueue",
     "Feed",
     "Gap",
+    "Hint",
     "Hub",
     "InvalidTransition",
     "KeepalivePolicy",
@@ -70,6 +72,7 @@ __all__ = [
     "PresenceGrace",
     "RateLimiter",
     "RecentEvents",
+    "RecentSignOuts",
     "RoomSubscribers",
     "SignInThrottle",
     "SocketLifecycle",

@@ -26,6 +26,7 @@ from parley.broker import (
     ClusterEvent,
     Notified,
     ReadMarked,
+    RoleChanged,
     TokenRevoked,
     TypingSignal,
     UserBanned,
@@ -43,6 +44,7 @@ from parley.core import (
 )
 from parley.presence import PresenceSink, PresenceTracker
 from parley.protocol import (
+    AccountChanged,
     CloseCode,
     DeleteEvent,
     EditEvent,
@@ -204,6 +206,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.registry.sign_out_user(event.username, event.keep)
         elif isinstance(event, UserBanned):
             self.registry.sign_out_user(event.username, None, CloseCode.BANNED)
+        elif isinstance(event, RoleChanged):
+            self._role_out(event)
         elif isinstance(event, ReadMarked):
             self._read_out(event)
         elif isinstance(event, Notified):
@@ -296,6 +300,14 @@ class Delivery(BrokerEventHandler, PresenceSink):
             return
         framed_as = _framed_as(lambda ref: text_frame(encode(TypingEvent(ref, event.username))))
         _send_each(subs.live, subs.aliases, framed_as(event.room), framed_as, but=event.username)
+
+    def _role_out(self, event: RoleChanged) -> None:
+        """The user's admin role changed: their parley.v1 sockets here hear it (one that has
+        not had `hello` yet reads the role in it)."""
+        frame = encode(AccountChanged(event.admin))
+        for conn in self.registry.sockets_named(event.username):
+            if conn.mode is Mode.JSON and conn.reads_before_hello is None:
+                conn.send(frame)
 
     def _read_out(self, event: ReadMarked) -> None:
         """The user's read marker moved: tell each of their parley.v1 sockets here but the

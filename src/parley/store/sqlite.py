@@ -76,7 +76,7 @@ from parley.store.events import (
     toggled,
 )
 from parley.store.files import FILE_COLUMNS, READABLE_FILE, blob_path, blobs_of, file_of, file_row
-from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
+from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX, refuse_newer
 from parley.store.migrations import SQLITE as MIGRATIONS
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
@@ -1647,6 +1647,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         " (version INTEGER PRIMARY KEY, applied_at TEXT)"
     )
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    refuse_newer(done, (version for version, _ in MIGRATIONS))
     for version, sql in MIGRATIONS:
         if version in done:
             continue
