@@ -35,6 +35,7 @@ from parley.core.names import (
     text_refusal,
 )
 from parley.core.presence import PresenceGrace
+from parley.core.recent import RecentEvents
 from parley.core.roomnames import (
     DM,
     NamedRoom,
@@ -70,6 +71,7 @@ __all__ = [
     "Network",
     "PresenceGrace",
     "RateLimiter",
+    "RecentEvents",
     "RecentSignOuts",
     "RoomSubscribers",
     "SignInThrottle",
