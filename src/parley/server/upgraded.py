@@ -126,6 +126,18 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         self._reading_stopped = False
         self._closing_timer: asyncio.TimerHandle | None = None
 
+    def greeted(self, session: Session, *, handed_over: bool) -> None:
+        """From now on `session` hears this socket's frames (its greeting is done, or
+        failed). If the transport was lost meanwhile, or the chat closed the socket while
+        greeting it, the chat lets go of it now: not before, while the greeting ran."""
+        self.session = session
+        if not handed_over:
+            self.connection_lost(None)
+            return
+        cause = session.conn.close_cause
+        if cause is not None and cause.ending is Ending.HANDSHAKE:
+            self._end()
+
     # --- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -260,8 +272,9 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         else:
             loop = asyncio.get_running_loop()
             self._closing_timer = loop.call_later(CLOSE_TIMEOUT, self._close_unanswered)
-        # The chat lets go of the socket now, not at once: the close may have been called
-        # from a loop over the chat's sockets.
+        # The chat lets go of the socket soon, not at once: the close may have been called
+        # from a loop over the chat's sockets. (Before `greeted` there is no session yet:
+        # `greeted` lets go then.)
         asyncio.get_running_loop().call_soon(self._end)
 
     def _close_unanswered(self) -> None:

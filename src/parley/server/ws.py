@@ -20,7 +20,7 @@ from typing import Final
 from aiohttp import WSCloseCode, WSMsgType, web
 from msgspec import UNSET
 
-from parley.core import DM, GENERAL, Ending, guest_key
+from parley.core import DM, GENERAL, Ending, SocketState, guest_key
 from parley.protocol import (
     Ack,
     Change,
@@ -227,18 +227,15 @@ async def _start_upgraded(request: web.Request, conn: Connection, session: Sessi
     client sent meanwhile waits in aiohttp's buffer); this request's task ends with it."""
     sock = conn.ws
     assert isinstance(sock, UpgradedSocket)
-    sock.session = session
     session.attach()
     try:
         await session.start()  # False: it closed the socket; the close handshake goes on
     except BaseException:
-        if hand_over(request, sock):
+        sock.greeted(session, handed_over=hand_over(request, sock))
+        if conn.state is SocketState.OPEN:
             conn.close(WSCloseCode.INTERNAL_ERROR, "server error", Ending.ABORT)
-        else:
-            sock.connection_lost(None)
         raise
-    if not hand_over(request, sock):
-        sock.connection_lost(None)
+    sock.greeted(session, handed_over=hand_over(request, sock))
 
 
 async def _stock_reader_loop(ws: web.WebSocketResponse, conn: Connection, session: Session) -> None:
