@@ -310,16 +310,16 @@ class _Leftover:
         """aiohttp's end of the connection lets go of it: nothing to do."""
 
 
-def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bool:
+def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bytes | None:
     """After the 101: the connection of `request` leaves aiohttp for `protocol`, which gets
-    the bytes already read past the upgrade request, then all that comes. aiohttp's
-    handler lets go of it as of a lost connection, but closes nothing (its `transport` is
-    None first), and its request task ends when the request handler returns. False if the
-    connection is gone already."""
+    all that comes from now on; returned, the bytes already read past the upgrade request,
+    for it to take first. aiohttp's handler lets go of the connection as of a lost one, but
+    closes nothing (its `transport` is None first), and its request task ends when the
+    request handler returns. None if the connection is gone already."""
     handler = request.protocol
     transport = handler.transport
     if transport is None or transport.is_closing():
-        return False
+        return None
     leftover = _Leftover()
     handler.set_parser(leftover)  # type: ignore[arg-type]  # it takes any such parser
     transport.set_protocol(protocol)
@@ -327,9 +327,7 @@ def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bool:
     handler.connection_lost(None)
     if not transport.is_reading():  # aiohttp paused it while its buffer was full
         transport.resume_reading()
-    if leftover.data:
-        protocol.data_received(leftover.data)
-    return True
+    return leftover.data
 
 
 class ParleySite(web.BaseSite):

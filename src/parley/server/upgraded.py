@@ -126,17 +126,20 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         self._reading_stopped = False
         self._closing_timer: asyncio.TimerHandle | None = None
 
-    def greeted(self, session: Session, *, handed_over: bool) -> None:
+    def greeted(self, session: Session, leftover: bytes | None) -> None:
         """From now on `session` hears this socket's frames (its greeting is done, or
-        failed). If the transport was lost meanwhile, or the chat closed the socket while
-        greeting it, the chat lets go of it now: not before, while the greeting ran."""
+        failed), first those in `leftover` (what came before the hand-over; None: the
+        transport was lost meanwhile). If the chat closed the socket while greeting it, the
+        chat lets go of it now: not before, while the greeting ran."""
         self.session = session
-        if not handed_over:
+        if leftover is None:
             self.connection_lost(None)
             return
         cause = session.conn.close_cause
         if cause is not None and cause.ending is Ending.HANDSHAKE:
             self._end()
+        if leftover:
+            self.data_received(leftover)
 
     # --- asyncio.Protocol ------------------------------------------------------------
 

@@ -231,11 +231,11 @@ async def _start_upgraded(request: web.Request, conn: Connection, session: Sessi
     try:
         await session.start()  # False: it closed the socket; the close handshake goes on
     except BaseException:
-        sock.greeted(session, handed_over=hand_over(request, sock))
+        sock.greeted(session, hand_over(request, sock))
         if conn.state is SocketState.OPEN:
             conn.close(WSCloseCode.INTERNAL_ERROR, "server error", Ending.ABORT)
         raise
-    sock.greeted(session, handed_over=hand_over(request, sock))
+    sock.greeted(session, hand_over(request, sock))
 
 
 async def _stock_reader_loop(ws: web.WebSocketResponse, conn: Connection, session: Session) -> None:
