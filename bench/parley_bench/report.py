@@ -246,7 +246,8 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         None if held is None else held >= 0.99 * (req or 19000),
     )
     kib = _get(p, "connections", "kib_per_conn")
-    goal("Server memory per idle connection (KiB)", kib, "≤ 16", None if kib is None else kib <= 16)
+    # issue 16: at most 8 KiB (Node `ws` takes 5.4 here)
+    goal("Server memory per idle connection (KiB)", kib, "≤ 8", None if kib is None else kib <= 8)
     acked = _get(p, "ingest", "acked_per_s")
     goal(
         "Durable ingest acked messages/s",

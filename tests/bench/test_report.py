@@ -30,7 +30,7 @@ RESULTS: dict[str, Any] = {
     "targets": {
         "parley": {
             "fanout": _fanout(400_000, 10),
-            "connections": {"requested": 19000, "held": 19000, "kib_per_conn": 12.5},
+            "connections": {"requested": 19000, "held": 19000, "kib_per_conn": 3.1},
             "ingest": {"acked_per_s": 30_000, "ack_latency_ms": {"p99": 9.0}},
             "storm": {
                 "clients": 5000,
