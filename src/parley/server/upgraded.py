@@ -302,13 +302,12 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         code = exc.code if isinstance(exc, WebSocketError) else WSCloseCode.INTERNAL_ERROR
         exc.__traceback__ = None  # the frames of the parser: nothing to keep
         session = self.session
-        if session is not None:
+        # Once we closed (ours went out, or a half close ended our writing), no close frame
+        if session is not None and session.conn.state is SocketState.OPEN:
             session.conn.flush()
             session.conn.close(code, ending=Ending.BY_LIBRARY)
-        transport = self._transport
-        if not transport.is_closing():
-            transport.write(close_frame(code, ""))
-            transport.close()
+            self._transport.write(close_frame(code, ""))
+        self._transport.close()
         self._end()
 
     def _lost(self) -> None:
