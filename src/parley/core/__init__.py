@@ -48,6 +48,7 @@ from parley.core.roomnames import (
 )
 from parley.core.signouts import Hint, RecentSignOuts
 from parley.core.throttle import TYPING_EVERY, TypingThrottle
+from parley.core.waiters import SeqWaiters
 
 __all__ = [
     "ALLOWANCES",
@@ -74,6 +75,7 @@ __all__ = [
     "RecentEvents",
     "RecentSignOuts",
     "RoomSubscribers",
+    "SeqWaiters",
     "SignInThrottle",
     "SocketLifecycle",
     "SocketState",

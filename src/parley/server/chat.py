@@ -231,6 +231,10 @@ class ChatService:
         """The last message of the room keyed `room` this node delivered (0: none yet)."""
         return self.delivery.last_seq(room)
 
+    def after_delivered(self, room: str, seq: int, then: Callable[[], None]) -> None:
+        """Call `then` once this node has delivered the room keyed `room` up to `seq`."""
+        self.delivery.after_delivered(room, seq, then)
+
     # --- access -----------------------------------------------------------------
 
     async def visible_room(self, who: Identity, ref: str) -> RoomRecord:

@@ -39,6 +39,7 @@ from parley.core import (
     Hub,
     PresenceGrace,
     RecentEvents,
+    SeqWaiters,
     SocketState,
     one_line,
 )
@@ -113,6 +114,7 @@ class Delivery(BrokerEventHandler, PresenceSink):
         self.feed = Feed()
         # what a join with a recent `since` replays from memory (core/recent.py)
         self.recent: RecentEvents[bytes] = RecentEvents(_event_frame)
+        self._after: SeqWaiters = SeqWaiters()  # see `after_delivered`
         self.grace = PresenceGrace(presence_grace)
         self._grace_timer: asyncio.TimerHandle | None = None
         self._filling: set[str] = set()
@@ -133,6 +135,13 @@ class Delivery(BrokerEventHandler, PresenceSink):
     def last_seq(self, room: str) -> int:
         """The last message of `room` this node delivered (0: none yet)."""
         return self.feed.last_seq.get(room, 0)
+
+    def after_delivered(self, room: str, seq: int, then: Callable[[], None]) -> None:
+        """Call `then` once this node has delivered `room` up to `seq` (now, if it has)."""
+        if self.last_seq(room) >= seq:
+            then()
+        else:
+            self._after.add(room, seq, then)
 
     # --- subscriptions ----------------------------------------------------------------
 
@@ -194,6 +203,9 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.recent.add(ready, self._fan_out(ready))
             if isinstance(ready, MemberEvent) and ready.change in LOSSES:
                 self._cut(AccessCut(ready.room, ready.username))
+        if self._after and deliverable:
+            for then in self._after.due(event.room, self.last_seq(event.room)):
+                then()
         if gap is not None:
             self._fill_later(gap)
 

@@ -530,11 +530,12 @@ class PlainSession(ChatSession):
     have been: after the lines of the sends before it, before those of the sends after it.
     """
 
-    __slots__ = ("_last",)
+    __slots__ = ("_last", "_shown")
 
     def __init__(self, node: ChatService, conn: Connection) -> None:
         super().__init__(node, conn)
         self._last: Stored | None = None  # this socket's last send, until it is answered
+        self._shown = 0  # the seq of its last stored message: an error line comes after it
 
     async def start(self) -> bool:
         try:
@@ -555,8 +556,11 @@ class PlainSession(ChatSession):
             last.add_done_callback(lambda _: self._say(exc))
 
     def _say(self, exc: ProtocolError) -> None:
+        """The error line, once this node has delivered the socket's earlier messages (at
+        once on a single node; through Redis their lines may still be on the way)."""
         wait = "" if exc.retry_after is None else f" (retry after {_tenths_up(exc.retry_after)} s)"
-        self.conn.send(f"* error {exc.code.value}: {exc.message}{wait}".encode())
+        line = f"* error {exc.code.value}: {exc.message}{wait}".encode()
+        self.node.after_delivered(GENERAL, self._shown, partial(self.conn.send, line))
 
     def on_text_now(self, data: str) -> bool:
         conn = self.conn
@@ -586,6 +590,8 @@ class PlainSession(ChatSession):
         exc = stored.exception()
         if exc is not None:
             self._say(store_error(exc, GENERAL))  # in its turn: answers run in commit order
+        else:
+            self._shown = stored.result()[0].seq
 
 
 def room_info(ref: str, room: RoomRecord, heard_read: int = 0) -> RoomInfo:

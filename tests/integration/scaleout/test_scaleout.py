@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.api import AsyncApi, User
-from tests.support.client import ParleyWS, open_ws
+from tests.support.client import ParleyWS, open_plain, open_ws
 from tests.support.pg import PgServer
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
@@ -529,3 +529,35 @@ async def test_a_file_uploaded_on_one_node_is_attached_and_served_on_another(
             f"/api/files/{file['id']}", token=bob.token, headers={"Range": "bytes=7-12"}
         )
         assert (part.status_code, part.content) == (206, b"across")
+
+
+async def test_a_plain_senders_error_lines_come_in_their_turn_through_redis(
+    cluster: ClusterFactory,
+) -> None:
+    """A node delivers its own messages at once, but in seq order: one of another node's,
+    still on its way through Redis, holds back the lines after it. A refusal's line waits
+    for the lines of the frames sent before it (docs/protocol.md "Plain-text mode")."""
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as api:
+        alice, bob = await api.register(), await api.register()
+    refused = dict.fromkeys(range(5, 200, 10), "x" * 4001)
+    frames = [refused.get(i, f"frame {i}") for i in range(200)]
+    sender = await open_plain(a.ws_url, alice.token)
+    other = Peer(bob, "bob")
+    await other.connect(b)
+    flood = asyncio.create_task(other.send_many("flood", 400))
+    try:
+        for frame in frames:
+            await sender.send(frame)
+        mine: list[str] = []
+        while len(mine) < len(frames):
+            line = await asyncio.wait_for(sender.recv(), WAIT)
+            assert isinstance(line, str)
+            if not line.startswith(f"{bob.username}: "):
+                mine.append(line if line.startswith(f"{alice.username}: ") else line[:7])
+        await asyncio.wait_for(flood, WAIT)
+    finally:
+        await sender.close()
+        await close_all([other])
+    expected = ["* error" if i in refused else f"{alice.username}: frame {i}" for i in range(200)]
+    assert mine == expected
