@@ -1,6 +1,7 @@
 """Chat rules without I/O: names, limits, subscriptions and presence, ordering."""
 
 from parley.core.addresses import Network, client_key, parse_networks
+from parley.core.expiring import ExpiringMap
 from parley.core.fairness import FairQueue
 from parley.core.feed import Feed, Gap
 from parley.core.hub import Hub, RoomSubscribers
@@ -46,7 +47,7 @@ from parley.core.roomnames import (
     resolve,
     room_key,
 )
-from parley.core.signouts import Hint, RecentSignOuts
+from parley.core.signouts import RACE_WINDOW, Hint, RecentSignOuts
 from parley.core.throttle import TYPING_EVERY, TypingThrottle
 from parley.core.waiters import SeqWaiters
 
@@ -54,12 +55,14 @@ __all__ = [
     "ALLOWANCES",
     "DM",
     "GENERAL",
+    "RACE_WINDOW",
     "TYPING_EVERY",
     "Action",
     "ActionLimits",
     "Allowance",
     "Close",
     "Ending",
+    "ExpiringMap",
     "FailureThrottle",
     "FairQueue",
     "Feed",

@@ -394,13 +394,27 @@ class ChatService:
     ) -> None:
         """A client's join frame; `joined` echoes its `request_id`."""
         self.spend(conn, Action.JOIN)
+        mark = self.delivery.cut_mark()
         record = await self.visible_room(conn, ref)
         conn.allow(ref, record.room, joining=True)
         # `joined` first, then the replay, then what was buffered meanwhile: the resume
         # path (docs/architecture.md).
         joined = await self.delivery.subscribe(conn, ref, record)
+        if self.delivery.cut_since(record.room, conn.username, mark):
+            await self._recheck_join(conn, ref, record.room)
         conn.send(encode(Joined(ref, joined.last_seq, joined.online, reply_id(request_id))))
         await self.delivery.go_live(conn, joined, since)
+
+    async def _recheck_join(self, conn: Connection, ref: str, room: str) -> None:
+        """The user lost the room while this join was checking and subscribing (the cut
+        missed this socket): ask the store again; still out, the join undoes itself and
+        is refused as if it came after the cut."""
+        try:
+            await self.visible_room(conn, ref)
+        except ProtocolError:
+            self.delivery.unsubscribe(conn, room)
+            conn.forget(room)
+            raise
 
     def join_plain(self, conn: Connection) -> None:
         """A plain-text socket's one room: `general`, joined when it opens. That counts as a

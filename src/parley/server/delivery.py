@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -34,6 +35,8 @@ from parley.broker import (
 )
 from parley.core import (
     GENERAL,
+    RACE_WINDOW,
+    ExpiringMap,
     Feed,
     Gap,
     Hub,
@@ -115,6 +118,9 @@ class Delivery(BrokerEventHandler, PresenceSink):
         # what a join with a recent `since` replays from memory (core/recent.py)
         self.recent: RecentEvents[bytes] = RecentEvents(_event_frame)
         self._after: SeqWaiters = SeqWaiters()  # see `after_delivered`
+        # (room, username lowercased) -> the count of cuts when it was cut: `cut_since`
+        self._cuts: ExpiringMap[tuple[str, str], int] = ExpiringMap(RACE_WINDOW)
+        self._cut_count = 0
         self.grace = PresenceGrace(presence_grace)
         self._grace_timer: asyncio.TimerHandle | None = None
         self._filling: set[str] = set()
@@ -347,10 +353,22 @@ class Delivery(BrokerEventHandler, PresenceSink):
                     frame = frames[ref] = encode(Notify(ref, event.seq, event.username, event.text))
                 conn.send(frame)
 
+    def cut_mark(self) -> int:
+        """A mark to pass to `cut_since`, taken before a join checks its access."""
+        return self._cut_count
+
+    def cut_since(self, room: str, username: str, mark: int) -> bool:
+        """Whether `username` lost the room keyed `room` after `mark` was taken: a join
+        that checked its access before that, and subscribed after, must check again."""
+        cut = self._cuts.get((room, username.lower()), time.monotonic())
+        return cut is not None and cut > mark
+
     def _cut(self, event: AccessCut) -> None:
         """`event.username` left the room or was removed: each of their parley.v1 sockets
         here leaves it, forgets that it may use it, and hears `removed`. A plain-text socket
         is only ever in `general`, which nobody loses (a public room is left, not lost)."""
+        self._cut_count += 1
+        self._cuts.set((event.room, event.username.lower()), self._cut_count, time.monotonic())
         for conn in list(self.registry.sockets_of(event.username)):
             if conn.mode is not Mode.JSON:  # the tutorial's socket: `general` only, for good
                 continue
