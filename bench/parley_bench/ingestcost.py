@@ -6,14 +6,17 @@ through it after a warm-up, with nothing in flight before and after. It prints t
 server's CPU time per message (`/proc/PID/stat`, all threads), and with `--callgrind`
 runs the server under valgrind's callgrind with its counters zeroed before the N
 messages and dumped after them: instructions per message, and a profile of just those
-messages in OUT (read it with `callgrind_annotate`). Wall-clock rates on a shared
-machine move by tens of percent; these counts do not (callgrind's: by well under 1%).
+messages in OUT (read it with `callgrind_annotate`). `--syscalls` counts the server's
+system calls over those messages instead (strace -c: reads and writes per message, to see
+that frames and acks are batched). Wall-clock rates on a shared machine move by tens of
+percent; these counts do not (callgrind's: by well under 1%).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,16 @@ def _callgrind_control(pid: int, flag: str) -> None:
     subprocess.run(["callgrind_control", flag, str(pid)], check=True, capture_output=True)
 
 
+def _syscalls(report: str) -> dict[str, int]:
+    """{name: calls} from strace -c's table."""
+    counts = {}
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            counts[parts[-1]] = int(parts[3])
+    return counts
+
+
 def _instructions(out: Path) -> int:
     """The instructions ("Ir") of the last dump callgrind wrote for `out`."""
     dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_mtime)
@@ -54,7 +67,12 @@ def _instructions(out: Path) -> int:
 
 
 async def measure(
-    in_flight: int, messages: int, clients: int, callgrind: Path | None, flags: list[str]
+    in_flight: int,
+    messages: int,
+    clients: int,
+    callgrind: Path | None,
+    flags: list[str],
+    syscalls: bool = False,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="parley-ingestcost-") as tmp:
         port = free_port()
@@ -79,14 +97,26 @@ async def measure(
             await _run_until(group, hub, max(messages // 5, clients), 10.0 * slow)
             if callgrind is not None:
                 _callgrind_control(server.pid, "-z")
+            tracer = None
+            if syscalls:
+                trace = ["strace", "-c", "-f", "-p", str(server.pid)]
+                tracer = subprocess.Popen(trace, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+                await asyncio.sleep(1.0)  # attached to every thread
             cpu0, acks0 = cpu_seconds(server.pid), hub.acks
             await _run_until(group, hub, messages, 30.0 * slow)
             cpu1, acks1 = cpu_seconds(server.pid), hub.acks
-            result = {
-                "messages": acks1 - acks0,
-                "cpu_us_per_message": round((cpu1 - cpu0) / (acks1 - acks0) * 1e6, 2),
+            count = acks1 - acks0
+            result: dict[str, float] = {
+                "messages": count,
+                "cpu_us_per_message": round((cpu1 - cpu0) / count * 1e6, 2),
                 "errors": hub.errors,
             }
+            if tracer is not None:
+                tracer.send_signal(signal.SIGINT)
+                _, report = tracer.communicate(timeout=30)
+                for name, calls in sorted(_syscalls(report).items()):
+                    if calls >= count // 100:
+                        result[f"{name}_per_message"] = round(calls / count, 3)
             if callgrind is not None:
                 _callgrind_control(server.pid, "-d")
                 result["instructions_per_message"] = round(
@@ -106,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--callgrind", type=Path, default=None, help="callgrind's output file")
+    parser.add_argument("--syscalls", action="store_true", help="count system calls (strace)")
     parser.add_argument("flags", nargs="*", help="more `parley serve` flags (after --)")
     args = parser.parse_args(argv)
     result = asyncio.run(
-        measure(args.in_flight, args.messages, args.clients, args.callgrind, args.flags)
+        measure(
+            args.in_flight, args.messages, args.clients, args.callgrind, args.flags, args.syscalls
+        )
     )
     print(result)
     return 0
