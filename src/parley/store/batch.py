@@ -50,7 +50,7 @@ class AppendPlan:
     by their count.
     """
 
-    __slots__ = ("_repeats", "_results", "appends", "by_room")
+    __slots__ = ("_created", "_repeats", "_results", "appends", "by_room")
 
     def __init__(
         self, appends: Sequence[PendingAppend], known: Mapping[ClientKey, Message]
@@ -59,6 +59,7 @@ class AppendPlan:
         self._results: list[AppendResult | None] = [None] * len(appends)
         self._repeats: list[tuple[int, int]] = []  # (a later send, the first with its key)
         self.by_room: dict[str, list[int]] = {}  # indexes of the sends to store
+        self._created: list[Message] = []  # what `stored` numbered, in its order
         first: dict[ClientKey, int] = {}
         for i, a in enumerate(appends):
             if a.client_id is not None:
@@ -85,6 +86,7 @@ class AppendPlan:
         seq = last_seq - len(indexes)
         n = msgs - len(indexes)
         rows = []
+        created = self._created
         for i in indexes:
             seq += 1
             n += 1
@@ -101,6 +103,7 @@ class AppendPlan:
                 attachments=a.files,
             )
             self._results[i] = (message, True)
+            created.append(message)
             rows.append(
                 (
                     room,
@@ -121,30 +124,28 @@ class AppendPlan:
         """(username, room, how many messages of theirs this batch stores): each adds to
         the user's count of own messages after their read marker."""
         counts: dict[tuple[str, str], int] = {}
-        for msg in self._created():
-            counts[(msg.username, msg.room)] = counts.get((msg.username, msg.room), 0) + 1
+        for msg in self._created:
+            key = (msg.username, msg.room)
+            counts[key] = counts.get(key, 0) + 1
         return [(user, room, n) for (user, room), n in counts.items()]
 
     def mention_rows(self) -> list[tuple[str, str, int]]:
         """(username, room, seq) of each stored message's mentions, but of its author."""
         return [
             (user, msg.room, msg.seq)
-            for msg in self._created()
+            for msg in self._created
+            if msg.mentions
             for user in msg.mentions
             if user != msg.username
         ]
 
     def attachment_rows(self) -> list[tuple[str, str, int]]:
         """(file id, room, seq) of each stored message's attachments."""
-        return [(f.id, msg.room, msg.seq) for msg in self._created() for f in msg.attachments]
-
-    def _created(self) -> list[Message]:
-        """The messages this batch stores (not those of an unknown room: no counts there)."""
         return [
-            result[0]
-            for indexes in self.by_room.values()
-            for i in indexes
-            if isinstance(result := self._results[i], tuple)
+            (f.id, msg.room, msg.seq)
+            for msg in self._created
+            if msg.attachments
+            for f in msg.attachments
         ]
 
     def unknown(self, room: str) -> None:
