@@ -91,7 +91,9 @@ async def measure(
             group = [BenchClient(hub, True, INGEST, ident=i) for i in range(clients)]
             for c in group:
                 c.window = in_flight
-            res = await connect_many(group, target, join=False, local_addrs=LOCAL_ADDRS)
+            res = await connect_many(
+                group, target, join=False, local_addrs=LOCAL_ADDRS, wait_s=30.0 * slow
+            )
             if res.failed:
                 raise RuntimeError(f"{res.failed} clients failed: {res.errors}")
             await _run_until(group, hub, max(messages // 5, clients), 10.0 * slow)
