@@ -1,6 +1,7 @@
 """Durable storage behind one interface: SQLite (default) and PostgreSQL."""
 
 from parley.store.base import (
+    Appended,
     AuditEntry,
     Changed,
     ChangeRequest,
@@ -31,6 +32,7 @@ from parley.store.base import (
 )
 
 __all__ = [
+    "Appended",
     "AuditEntry",
     "ChangeRequest",
     "Changed",

@@ -7,21 +7,61 @@ per room, one multi-row INSERT).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from parley.protocol import File, Message
-from parley.store.base import StoreUnavailable, UnknownRoom
+from parley.store.base import Appended, StoreUnavailable, UnknownRoom
 from parley.store.events import dump, dump_some
 
-__all__ = ["ROW_COLUMNS", "AppendPlan", "AppendResult", "PendingAppend", "settle"]
+__all__ = [
+    "ROW_COLUMNS",
+    "Answer",
+    "AppendPlan",
+    "AppendResult",
+    "PendingAppend",
+    "Settles",
+    "settle",
+]
+
+log = logging.getLogger("parley.store")
 
 # The columns of a message row as `AppendPlan.stored` returns them.
 ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, attachments"
 
-AppendResult = tuple[Message, bool] | BaseException  # (message, created) or why it failed
+AppendResult = Appended  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
+
+
+class Answer:
+    """A send's callback standing in for its future (`Store.append_then`): settling the
+    batch calls it right there, where a future would schedule a loop callback per send
+    (measured: 2.7 µs a send through a future and its callback, 0.3 µs called directly)."""
+
+    __slots__ = ("_answer",)
+
+    def __init__(self, answer: Callable[[AppendResult], None]) -> None:
+        self._answer = answer
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, result: tuple[Message, bool]) -> None:
+        self._call(result)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._call(exc)
+
+    def _call(self, result: AppendResult) -> None:
+        try:
+            self._answer(result)
+        except Exception:  # as the loop would for a future's callback: the batch goes on
+            log.exception("answering a send failed")
+
+
+Settles = asyncio.Future[Any] | Answer  # what a batch's settling resolves
 
 
 @dataclass(slots=True)
@@ -32,7 +72,7 @@ class PendingAppend:
     username: str
     text: str
     client_id: str | None
-    future: asyncio.Future[Any]
+    future: Settles
     reply_to: int | None = None
     attachments: tuple[str, ...] = ()  # file ids (distinct)
     mentions: list[str] = field(default_factory=list)  # set by the store before `stored`

@@ -62,7 +62,14 @@ from parley.store.base import (
     new_tag,
     utc_timestamp,
 )
-from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingAppend
+from parley.store.batch import (
+    ROW_COLUMNS,
+    Answer,
+    AppendPlan,
+    AppendResult,
+    PendingAppend,
+    Settles,
+)
 from parley.store.events import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -218,7 +225,7 @@ def _members_of(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, list[st
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_Outcome = tuple[Settles, Any, BaseException | None]
 
 
 class _Writer:
@@ -271,13 +278,12 @@ class _Writer:
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-    ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = self.loop.create_future()
+        future: Settles,
+    ) -> None:
         pending = PendingAppend(room, username, text, client_id, future, reply_to, attachments)
         self._add(pending, future)
-        return future
 
-    def _add(self, item: _Item, future: asyncio.Future[Any]) -> None:
+    def _add(self, item: _Item, future: Settles) -> None:
         if self.closing:
             future.set_exception(StoreUnavailable("store is closed"))
             return
@@ -351,13 +357,11 @@ class _Writer:
         self.loop.call_soon(self._start)  # after this iteration's sends have queued
 
 
-def _future_of(item: _Item) -> asyncio.Future[Any]:
+def _future_of(item: _Item) -> Settles:
     return item.future if isinstance(item, PendingAppend) else item[1]
 
 
-def _failed(
-    conn: sqlite3.Connection, exc: Exception, futures: list[asyncio.Future[Any]]
-) -> list[_Outcome]:
+def _failed(conn: sqlite3.Connection, exc: Exception, futures: list[Settles]) -> list[_Outcome]:
     """Undo the open transaction; every job of the batch fails as unavailable."""
     with contextlib.suppress(sqlite3.Error):
         if conn.in_transaction:
@@ -366,7 +370,7 @@ def _failed(
     return [(future, None, failure) for future in futures]
 
 
-def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) -> _Outcome:
+def _run_job(conn: sqlite3.Connection, job: Job, future: Settles) -> _Outcome:
     """One generic job in a SAVEPOINT: its own failure undoes only itself. The database
     refusing to work (SQLITE_FULL when only the statement was undone, not the whole
     transaction, which depends on where the pages ran out) is StoreUnavailable, as it is
@@ -968,7 +972,25 @@ class SQLiteStore(Store):
             )
             closed.set_exception(StoreUnavailable("store is closed"))
             return closed
-        return self._writer.submit_append(room, username, text, client_id, reply_to, attachments)
+        future: asyncio.Future[tuple[Message, bool]] = self._writer.loop.create_future()
+        self._writer.submit_append(room, username, text, client_id, reply_to, attachments, future)
+        return future
+
+    def append_then(
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None,
+        attachments: tuple[str, ...],
+        answer: Callable[[AppendResult], None],
+    ) -> None:
+        if self._writer is None:
+            answer(StoreUnavailable("store is closed"))
+            return
+        sent = Answer(answer)
+        self._writer.submit_append(room, username, text, client_id, reply_to, attachments, sent)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:
