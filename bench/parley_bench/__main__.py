@@ -1,4 +1,4 @@
-"""Command line: `python -m parley_bench {suite,sink,conn-worker}`."""
+"""Command line: `python -m parley_bench {suite,sink,conn-worker,storm-worker}`."""
 
 from __future__ import annotations
 
@@ -57,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, required=True)
 
-    worker = sub.add_parser("conn-worker", help="one process of the idle-connections workload")
-    worker.add_argument("--spec", required=True)
-    worker.add_argument("--count", type=int, required=True)
-    worker.add_argument("--offset", type=int, default=0)
-    worker.add_argument("--addr", default="127.0.0.1")
-    worker.add_argument("--concurrency", type=int, default=100)
+    for kind, workload in (("conn-worker", "idle-connections"), ("storm-worker", "storm")):
+        worker = sub.add_parser(kind, help=f"one process of the {workload} workload")
+        worker.add_argument("--spec", required=True)
+        worker.add_argument("--count", type=int, required=True)
+        worker.add_argument("--offset", type=int, default=0)
+        worker.add_argument("--addr", default="127.0.0.1")
+        worker.add_argument("--concurrency", type=int, default=100)
 
     args = parser.parse_args(argv)
     raise_fd_limit()
@@ -84,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
         uvloop.run(serve_sink(args.host, args.port))
         return 0
-    from parley_bench.workloads import conn_worker
+    from parley_bench.workloads import conn_worker, storm_worker
 
-    uvloop.run(conn_worker(args.spec, args.count, args.offset, args.addr, args.concurrency))
+    run_worker = conn_worker if args.cmd == "conn-worker" else storm_worker
+    uvloop.run(run_worker(args.spec, args.count, args.offset, args.addr, args.concurrency))
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgspec
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from parley_bench.stats import make_text, parse_marker
+from parley_bench.stats import make_text, message_seq, parse_marker
 
 __all__ = [
     "COUNT",
@@ -156,7 +156,11 @@ class BenchClient(WSListener):
                 self._event(_json_decode(data))
         elif mode == TRACK:
             if self.parley:
-                self._event(_json_decode(data))
+                seq = message_seq(data)  # most frames: no JSON decoding
+                if seq is None:
+                    self._event(_json_decode(data))
+                else:
+                    self._tracked(seq)
             else:
                 marker = parse_marker(data)
                 if marker is not None:
@@ -176,7 +180,8 @@ class BenchClient(WSListener):
     # --- parley.v1 events -------------------------------------------------------
 
     def _control(self, data: bytes) -> None:
-        obj = _json_decode(data)
+        seq = message_seq(data)  # a replay behind `joined`: only its seq counts
+        obj = _json_decode(data) if seq is None else {"type": "message", "seq": seq}
         if isinstance(obj, dict):
             self.inbox.append(obj)
             if self.waiter is not None and not self.waiter.done():
@@ -189,11 +194,7 @@ class BenchClient(WSListener):
         if kind == "message":
             seq = obj.get("seq")
             if self.mode == TRACK and isinstance(seq, int):
-                self.hub.observed += 1
-                self.seqs.append(seq)
-                self.last_seq = max(self.last_seq, seq)
-                if not self.resumed_ns and seq >= self.resume_target:
-                    self.resumed_ns = time.monotonic_ns()
+                self._tracked(seq)
         elif kind == "ack":
             seq = obj.get("seq")
             if isinstance(seq, int) and seq > self.ack_seq:
@@ -214,6 +215,14 @@ class BenchClient(WSListener):
                 self.hub.error_samples.append(str(obj))
             if self.mode == INGEST:
                 self._acked()
+
+    def _tracked(self, seq: int) -> None:
+        """A message's seq, recorded (TRACK): resumed once it reaches `joined.last_seq`."""
+        self.hub.observed += 1
+        self.seqs.append(seq)
+        self.last_seq = max(self.last_seq, seq)
+        if not self.resumed_ns and seq >= self.resume_target:
+            self.resumed_ns = time.monotonic_ns()
 
     # --- sending ----------------------------------------------------------------
 
@@ -294,8 +303,9 @@ class BenchClient(WSListener):
             if remaining <= 0:
                 raise TimeoutError(f"no {kind} frame within {wait_s} s")
             self.waiter = loop.create_future()
-            try:
-                await asyncio.wait_for(self.waiter, remaining)
+            try:  # asyncio.timeout, not wait_for: no extra future and callbacks per frame
+                async with asyncio.timeout(remaining):
+                    await self.waiter
             finally:
                 self.waiter = None
 
@@ -356,8 +366,8 @@ async def open_client(
         kwargs["use_aiofastnet"] = _USE_AIOFASTNET
     if local_addr:
         kwargs["local_addr"] = (local_addr, 0)
-    await asyncio.wait_for(
-        ws_connect(
+    async with asyncio.timeout(wait_s):  # not wait_for: no task per connect
+        await ws_connect(
             factory,
             target.url,
             extra_headers=headers,
@@ -365,9 +375,7 @@ async def open_client(
             enable_auto_pong=True,
             read_buffer_init_size=4096,
             **kwargs,
-        ),
-        wait_s,
-    )
+        )
     if not target.parley:
         return
     await client.expect("hello", wait_s)

@@ -589,7 +589,8 @@ def render_markdown(results: dict[str, Any], sizes: list[int]) -> str:
         f"# Parley benchmark ({'smoke' if meta.get('smoke') else 'full'} run, {meta.get('date')})",
         "",
         f"Machine: {meta.get('machine', '?')}. One load-generator process (asyncio + uvloop + "
-        "picows) for fan-out, ingest and the storm; several for idle connections. All traffic "
+        "picows) for fan-out and ingest; several for idle connections and the storm. All "
+        "traffic "
         f"on loopback.{noise}",
         "",
         "**The peers do strictly less work than Parley**: Node ws and the Python websockets "

@@ -14,6 +14,7 @@ __all__ = [
     "check_sequence",
     "is_sustained",
     "make_text",
+    "message_seq",
     "parse_marker",
     "percentile",
     "rate_steps",
@@ -50,6 +51,25 @@ def parse_marker(data: bytes) -> tuple[int, int, int] | None:
         return int(parts[0]), int(parts[1]), int(parts[2])
     except ValueError:
         return None
+
+
+_MESSAGE_HEAD: Final = b'{"type":"message",'
+_SEQ_KEY: Final = b'"seq":'
+
+
+def message_seq(data: bytes) -> int | None:
+    """The seq of a parley.v1 `message` frame as Parley encodes it (its type first, the seq
+    among the next fields), without decoding the JSON; None for any other frame."""
+    if not data.startswith(_MESSAGE_HEAD):
+        return None
+    start = data.find(_SEQ_KEY, len(_MESSAGE_HEAD), 200)
+    if start < 0:
+        return None
+    start += len(_SEQ_KEY)
+    end = start
+    while end < len(data) and data[end] in b"0123456789":
+        end += 1
+    return int(data[start:end]) if end > start else None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -6,14 +6,16 @@ Every loop here is bounded in count and in time; all traffic goes to 127.0.0.0/8
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +84,8 @@ class Config:
     # reconnect storm
     storm_clients: int = 5000
     storm_rate: float = 10.0
-    storm_concurrency: int = 1000
+    storm_concurrency: int = 1000  # handshakes in flight, over all the workers
+    storm_workers: int = 4
     storm_before_s: float = 2.0
     storm_after_s: float = 2.0
     storm_timeout_s: float = 60.0
@@ -132,6 +135,7 @@ class Config:
             storm_before_s=0.5,
             storm_after_s=0.5,
             storm_timeout_s=15.0,
+            storm_workers=2,
             tutorial_clients=20,
             multinode_clients=20,
             multinode_setups=["two_nodes_redis"],
@@ -427,15 +431,18 @@ async def tutorial(
     return entry
 
 
-# --- idle connections ------------------------------------------------------------
+# --- worker processes (idle connections, storm) ----------------------------------
 
 
-def worker_args(spec: str, count: int, offset: int, addr: str, cfg: Config) -> list[str]:
+def worker_args(
+    kind: str, spec: str, count: int, offset: int, addr: str, concurrency: int
+) -> list[str]:
+    """The command line of one generator worker process (`kind`: conn-worker, storm-worker)."""
     return [
         sys.executable,
         "-m",
         "parley_bench",
-        "conn-worker",
+        kind,
         "--spec",
         spec,
         "--count",
@@ -445,27 +452,45 @@ def worker_args(spec: str, count: int, offset: int, addr: str, cfg: Config) -> l
         "--addr",
         addr,
         "--concurrency",
-        str(max(10, cfg.conn_concurrency)),
+        str(max(10, concurrency)),
     ]
 
 
-async def _readline(stream: asyncio.StreamReader, wait_s: float) -> dict[str, Any]:
-    line = await asyncio.wait_for(stream.readline(), wait_s)
-    if not line:
-        raise RuntimeError("worker exited")
-    obj = json.loads(line)
-    assert isinstance(obj, dict)
-    return obj
+class _Worker:
+    """One worker process, driven over stdin/stdout (JSON lines)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def ask(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def answer(self, wait_s: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), wait_s)
+        if not line:
+            raise RuntimeError("worker exited")
+        obj = json.loads(line)
+        assert isinstance(obj, dict)
+        return obj
 
 
-async def connections(
-    target: Target, server_pid: int, cfg: Config, total: int | None = None
-) -> dict[str, Any]:
-    """Hold `total` idle connections (Parley: authenticated and joined to "general"), opened by
-    several worker processes from different 127.0.0.x addresses; memory per connection from the
-    server's RSS before and after."""
-    total = total or cfg.conn_total
-    workers = cfg.conn_workers
+async def _all(workers: list[_Worker], command: str, wait_s: float) -> list[dict[str, Any]]:
+    """`command` to every worker at once, then each one's answer."""
+    for w in workers:
+        await w.ask(command)
+    return [await w.answer(wait_s) for w in workers]
+
+
+@contextlib.asynccontextmanager
+async def _worker_pool(
+    kind: str, target: Target, total: int, workers: int, concurrency: int
+) -> AsyncIterator[list[_Worker]]:
+    """`workers` processes of `kind` sharing `total` clients (and `concurrency` handshakes in
+    flight), each from its own 127.0.0.x address; they inherit this process's core. Yields
+    them once every one is ready; at the end they are told to close, or killed."""
     counts = [total // workers + (1 if w < total % workers else 0) for w in range(workers)]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(
@@ -478,49 +503,66 @@ async def connections(
             fh,
         )
         spec = fh.name
-    procs: list[asyncio.subprocess.Process] = []
+    pool: list[_Worker] = []
     try:
         for w, count in enumerate(counts):
-            procs.append(
-                await asyncio.create_subprocess_exec(
-                    *worker_args(spec, count, sum(counts[:w]), f"127.0.0.{2 + w}", cfg),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                )
+            args = worker_args(
+                kind, spec, count, sum(counts[:w]), f"127.0.0.{2 + w}", concurrency // workers
             )
-        for p in procs:
-            assert p.stdout is not None
-            await _readline(p.stdout, 30)  # "ready"
+            proc = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            )
+            pool.append(_Worker(proc))
+        for worker in pool:
+            await worker.answer(30)  # "ready"
+        yield pool
+        for worker in pool:
+            await worker.ask("close")
+        for worker in pool:
+            await asyncio.wait_for(worker.proc.wait(), 60)
+    finally:
+        for worker in pool:
+            if worker.proc.returncode is None:
+                worker.proc.kill()
+                await worker.proc.wait()
+        os.unlink(spec)
+
+
+def _summed_errors(reports: list[dict[str, Any]], key: str = "errors") -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for r in reports:
+        for k, v in r.get(key, {}).items():
+            errors[k] = errors.get(k, 0) + int(v)
+    return errors
+
+
+# --- idle connections ------------------------------------------------------------
+
+
+async def connections(
+    target: Target, server_pid: int, cfg: Config, total: int | None = None
+) -> dict[str, Any]:
+    """Hold `total` idle connections (Parley: authenticated and joined to "general"), opened by
+    several worker processes from different 127.0.0.x addresses; memory per connection from the
+    server's RSS before and after."""
+    total = total or cfg.conn_total
+    workers = cfg.conn_workers
+    concurrency = cfg.conn_concurrency * workers
+    async with _worker_pool("conn-worker", target, total, workers, concurrency) as pool:
         await asyncio.sleep(cfg.conn_settle_s / 2)
         rss0 = rss_kib(server_pid)
         cpu0 = cpu_seconds(server_pid)
         t0 = time.monotonic()
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write(b"go\n")
-            await p.stdin.drain()
-        reports = []
-        for p in procs:
-            assert p.stdout is not None
-            reports.append(await _readline(p.stdout, 300))
+        reports = await _all(pool, "go", 300)
         connect_s = time.monotonic() - t0
         cpu1 = cpu_seconds(server_pid)
         await asyncio.sleep(cfg.conn_settle_s)
         rss1 = rss_kib(server_pid)
         await asyncio.sleep(cfg.conn_hold_s)
-        held = 0
-        for p in procs:
-            assert p.stdin is not None
-            assert p.stdout is not None
-            p.stdin.write(b"status\n")
-            await p.stdin.drain()
-            held += int((await _readline(p.stdout, 30))["connected"])
+        held = sum(int(r["connected"]) for r in await _all(pool, "status", 30))
         rss2 = rss_kib(server_pid)
         connected = sum(int(r["connected"]) for r in reports)
-        errors: dict[str, int] = {}
-        for r in reports:
-            for k, v in r.get("errors", {}).items():
-                errors[k] = errors.get(k, 0) + int(v)
+        errors = _summed_errors(reports)
         per_conn = (rss1 - rss0) / connected if connected else math.nan
         result: dict[str, Any] = {
             "requested": total,
@@ -543,19 +585,7 @@ async def connections(
             f"held {held}, {per_conn:.1f} KiB/conn",
             flush=True,
         )
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write(b"close\n")
-            await p.stdin.drain()
-        for p in procs:
-            await asyncio.wait_for(p.wait(), 60)
-        return result
-    finally:
-        for p in procs:
-            if p.returncode is None:
-                p.kill()
-                await p.wait()
-        os.unlink(spec)
+    return result
 
 
 def _load_json(path: str) -> Any:
@@ -563,8 +593,10 @@ def _load_json(path: str) -> Any:
         return json.load(fh)
 
 
-async def conn_worker(spec_path: str, count: int, offset: int, addr: str, concurrency: int) -> None:
-    """One worker process of the connections workload, driven over stdin/stdout (JSON lines)."""
+async def _worker_setup(
+    spec_path: str, count: int, offset: int, mode: int
+) -> tuple[Target, Hub, list[BenchClient], asyncio.StreamReader]:
+    """A worker process's target, clients and command stream (stdin); says it is ready."""
     spec = _load_json(spec_path)
     tokens: list[str] = spec["tokens"]
     if tokens:
@@ -572,18 +604,38 @@ async def conn_worker(spec_path: str, count: int, offset: int, addr: str, concur
         tokens = tokens[shift:] + tokens[:shift]
     target = Target(spec["name"], spec["url"], bool(spec["parley"]), tokens)
     hub = Hub()
-    clients = [BenchClient(hub, target.parley, COUNT, ident=offset + i) for i in range(count)]
+    clients = [BenchClient(hub, target.parley, mode, ident=offset + i) for i in range(count)]
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    _emit({"ready": True})
+    return target, hub, clients, reader
 
-    def emit(obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
 
-    emit({"ready": True})
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def _commands(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """A worker's commands, until `close` or the end of its input (bounded in count)."""
     for _ in range(10_000):
         line = (await reader.readline()).strip()
+        if line in (b"close", b""):
+            return
+        yield line
+
+
+async def _abort_all(clients: list[BenchClient]) -> None:
+    for c in clients:
+        c.close(abort=True)
+    await asyncio.sleep(0.2)
+
+
+async def conn_worker(spec_path: str, count: int, offset: int, addr: str, concurrency: int) -> None:
+    """One worker process of the connections workload."""
+    target, _, clients, reader = await _worker_setup(spec_path, count, offset, COUNT)
+    async for line in _commands(reader):
         if line == b"go":
             res = await connect_many(
                 clients,
@@ -593,14 +645,10 @@ async def conn_worker(spec_path: str, count: int, offset: int, addr: str, concur
                 local_addrs=[addr],
                 deadline_s=240.0,
             )
-            emit({"connected": res.connected, "elapsed_s": res.elapsed_s, "errors": res.errors})
+            _emit({"connected": res.connected, "elapsed_s": res.elapsed_s, "errors": res.errors})
         elif line == b"status":
-            emit({"connected": sum(1 for c in clients if c.connected)})
-        elif line in (b"close", b""):
-            for c in clients:
-                c.close(abort=True)
-            await asyncio.sleep(0.2)
-            return
+            _emit({"connected": sum(1 for c in clients if c.connected)})
+    await _abort_all(clients)
 
 
 # --- durable ingest ----------------------------------------------------------------
@@ -676,88 +724,201 @@ async def ingest(
 
 async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
     """`storm_clients` clients joined to "general" while one sender keeps sending; all drop
-    at once (TCP reset) and reconnect at once; Parley clients rejoin with `since`."""
-    hub = Hub()
+    at once (TCP reset) and reconnect at once; Parley clients rejoin with `since`.
+
+    The clients live in `storm_workers` processes (storm_worker), each from its own
+    127.0.0.x address, sharing this process's core; this one sends and keeps the time."""
     n = cfg.storm_clients
-    clients = [BenchClient(hub, target.parley, TRACK, ident=i) for i in range(n)]
-    res = await connect_many(
-        clients, target, join=True, concurrency=cfg.connect_concurrency, local_addrs=LOCAL_ADDRS
+    workers = cfg.storm_workers
+    async with _worker_pool("storm-worker", target, n, workers, cfg.storm_concurrency) as pool:
+        joined = await _all(pool, f"connect {cfg.connect_concurrency // workers}", 300)
+        failed = sum(int(r["failed"]) for r in joined)
+        if failed:
+            return {"error": f"{failed} clients failed to connect: {_summed_errors(joined)}"}
+        sender = _StormSender(target, n, cfg)
+        await sender.start()
+        try:
+            await asyncio.sleep(cfg.storm_before_s)
+            gen_pids = [w.proc.pid for w in pool]
+            cpu0, gen0, busy0 = _cpu_now(server_pid, gen_pids)
+            t_drop = time.monotonic_ns()
+            reports = await _all(pool, f"storm {cfg.storm_timeout_s}", cfg.storm_timeout_s + 30)
+            cpu1, gen1, busy1 = _cpu_now(server_pid, gen_pids)
+            await asyncio.sleep(cfg.storm_after_s)
+        finally:
+            await sender.stop()
+        final = await sender.final(max(int(r["last_seq"]) for r in reports))
+        checks = await _all(pool, f"check {final}", 30)
+    resumed = sum(int(r["resumed"]) for r in reports)
+    last_ns = max((int(r["last_resumed_ns"]) for r in reports if r["resumed"]), default=0)
+    resume_s = (last_ns - t_drop) / 1e9 if resumed else math.nan
+    lost = sum(int(c["lost"]) for c in checks)
+    doubled = sum(int(c["doubled"]) for c in checks)
+    clients_lost = sum(int(c["clients_with_loss"]) for c in checks)
+    result: dict[str, Any] = {
+        "clients": n,
+        "workers": workers,
+        "send_rate": cfg.storm_rate,
+        "messages_sent": sender.sent,
+        "reconnected": sum(int(r["connected"]) for r in reports),
+        "reconnect_failed": sum(int(r["failed"]) for r in reports),
+        "all_resumed": resumed == n,
+        "resumed": resumed,
+        "resume_all_s": round(resume_s, 3),
+        "reconnect_all_s": round(max(float(r["elapsed_s"]) for r in reports), 3),
+        "server_cpu_s": round(cpu1 - cpu0, 2),
+        "generator_cpu_s": round(gen1 - gen0, 2),
+        "other_cpu_s": round(max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (gen1 - gen0)), 2),
+        "lost": lost,
+        "doubled": doubled,
+        "clients_with_loss": clients_lost,
+        "clients_with_duplicates": sum(int(c["clients_with_duplicates"]) for c in checks),
+        "sender_reconnects": sender.reconnects,
+        "resume_protocol": target.parley,
+    }
+    if errors := _summed_errors(reports):
+        result["reconnect_errors"] = errors
+    print(
+        f"    {target.name}: {resumed}/{n} resumed in {resume_s:.2f} s, "
+        f"lost {lost} doubled {doubled} (clients with loss {clients_lost})",
+        flush=True,
     )
-    if res.failed:
-        for c in clients:
-            c.close()
-        return {"error": f"{res.failed} clients failed to connect: {res.errors}"}
-    first = {id(c): c.resume_target for c in clients}  # Parley: joined.last_seq; peers: -1
-    await _quiesce(hub)
+    return result
 
-    # the sender: its own hub; Parley: not joined (acks only); peers: it hears the broadcast too
-    send_hub = Hub()
-    sender = BenchClient(send_hub, target.parley, OBSERVE, ident=n)
-    token = target.tokens[0] if target.tokens else None
-    sender_target = Target(target.name, target.url, target.parley, [token] if token else [])
-    await connect_many([sender], sender_target, join=False, concurrency=1)
-    state = {"seq": 0, "stop": False, "reconnects": 0}
 
-    async def send_loop() -> None:
+def _cpu_now(server_pid: int, gen_pids: list[int]) -> tuple[float, float, float]:
+    """CPU seconds so far: of the server, of the generator (this process and its workers
+    `gen_pids`), and of the whole machine."""
+    gen = _gen_cpu() + sum(cpu_seconds(pid) for pid in gen_pids)
+    return cpu_seconds(server_pid), gen, machine_busy_seconds()
+
+
+class _StormSender:
+    """The storm's one sender, in the driving process: `storm_rate` messages a second.
+    Parley: not joined (acks only); the peers: it hears the broadcast too."""
+
+    def __init__(self, target: Target, ident: int, cfg: Config) -> None:
+        self.cfg = cfg
+        self.hub = Hub()
+        self.client = BenchClient(self.hub, target.parley, OBSERVE, ident=ident)
+        token = target.tokens[0] if target.tokens else None
+        self.target = Target(target.name, target.url, target.parley, [token] if token else [])
+        self.sent = 0
+        self.reconnects = 0
+        self._stop = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await connect_many([self.client], self.target, join=False, concurrency=1)
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
         t0 = time.monotonic()
-        while not state["stop"]:
-            if not sender.connected:  # the tutorial server drops a sender when a receiver vanishes
-                state["reconnects"] += 1
-                if state["reconnects"] > 50:
+        while not self._stop:
+            if not self.client.connected:  # the tutorial server drops a sender when a
+                self.reconnects += 1  # receiver vanishes
+                if self.reconnects > 50:
                     return
-                await connect_many([sender], sender_target, join=False, concurrency=1)
+                await connect_many([self.client], self.target, join=False, concurrency=1)
                 continue
-            due = int(cfg.storm_rate * (time.monotonic() - t0)) - state["seq"]
+            due = int(self.cfg.storm_rate * (time.monotonic() - t0)) - self.sent
             for _ in range(max(0, due)):
-                sender.send_bench(state["seq"], cfg.text_size)
-                state["seq"] += 1
+                self.client.send_bench(self.sent, self.cfg.text_size)
+                self.sent += 1
             await asyncio.sleep(0.005)
 
-    task = asyncio.create_task(send_loop())
-    try:
-        await asyncio.sleep(cfg.storm_before_s)
-        for c in clients:
-            c.resumed_ns = 0
-        cpu0, gen0, busy0 = cpu_seconds(server_pid), _gen_cpu(), machine_busy_seconds()
-        t_drop = time.monotonic_ns()
-        for c in clients:
-            c.close(abort=True)
-        await _until(lambda: not any(c.connected for c in clients), 10.0)
+    async def stop(self) -> None:
+        self._stop = True
+        if self._task is not None:
+            await self._task
 
-        def since(c: BenchClient) -> int | None:
-            return max(c.last_seq, first[id(c)]) if target.parley else None
+    async def final(self, seen: int) -> int:
+        """The last seq every client must have: Parley's highest acked or seen seq (once
+        every send is acked); the peers' last sender seq."""
+        if not self.target.parley:
+            final = self.sent - 1
+        else:
+            await _until(lambda: self.hub.acks >= self.sent, 10.0)
+            final = max(seen, self.client.ack_seq)
+        self.client.close()
+        await _until(lambda: not self.client.connected, 10.0)
+        return final
 
-        res2 = await connect_many(
-            clients,
-            target,
-            join=True,
-            since=since,
-            concurrency=cfg.storm_concurrency,
-            local_addrs=LOCAL_ADDRS,
-            deadline_s=cfg.storm_timeout_s,
-        )
-        if not target.parley:  # no resume protocol: resumed = connected again
-            for c in clients:
-                if c.connected and not c.resumed_ns:
-                    c.resumed_ns = time.monotonic_ns()
-        all_resumed = await _until(
-            lambda: all(c.resumed_ns for c in clients),
-            max(1.0, cfg.storm_timeout_s - (time.monotonic_ns() - t_drop) / 1e9),
-        )
-        resumed = [c.resumed_ns for c in clients if c.resumed_ns]
-        resume_s = (max(resumed) - t_drop) / 1e9 if resumed else math.nan
-        cpu1, gen1, busy1 = cpu_seconds(server_pid), _gen_cpu(), machine_busy_seconds()
-        await asyncio.sleep(cfg.storm_after_s)
-    finally:
-        state["stop"] = True
-        await task
-    sent = state["seq"]
-    if target.parley:
-        await _until(lambda: send_hub.acks >= sent, 10.0)
-        final = max(c.last_seq for c in clients)
-        final = max(final, sender.ack_seq)
-    else:
-        final = sent - 1
+
+async def storm_worker(
+    spec_path: str, count: int, offset: int, addr: str, concurrency: int
+) -> None:
+    """One worker process of the storm: `connect N` (join, N handshakes in flight),
+    `storm TIMEOUT` (drop all, reconnect with `since`, wait until resumed), `check FINAL`
+    (lost and doubled against the range up to FINAL)."""
+    target, hub, clients, reader = await _worker_setup(spec_path, count, offset, TRACK)
+    first: dict[int, int] = {}
+    async for line in _commands(reader):
+        word, _, arg = line.decode().partition(" ")
+        if word == "connect":
+            res = await connect_many(
+                clients, target, join=True, concurrency=int(arg), local_addrs=[addr]
+            )
+            first = {id(c): c.resume_target for c in clients}  # Parley: joined.last_seq
+            await _quiesce(hub)
+            gc.freeze()  # the clients and their sockets: no collection walks them again
+            _emit({"failed": res.failed, "errors": res.errors})
+        elif word == "storm":
+            _emit(await _drop_and_resume(clients, target, first, addr, concurrency, float(arg)))
+        elif word == "check":
+            _emit(await _check_storm(clients, target, first, int(arg)))
+    await _abort_all(clients)
+
+
+async def _drop_and_resume(
+    clients: list[BenchClient],
+    target: Target,
+    first: dict[int, int],
+    addr: str,
+    concurrency: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    t0 = time.monotonic()
+    for c in clients:
+        c.resumed_ns = 0
+        c.close(abort=True)
+    await _until(lambda: not any(c.connected for c in clients), 10.0)
+
+    def since(c: BenchClient) -> int | None:
+        return max(c.last_seq, first[id(c)]) if target.parley else None
+
+    res = await connect_many(
+        clients,
+        target,
+        join=True,
+        since=since,
+        concurrency=concurrency,
+        local_addrs=[addr],
+        deadline_s=timeout_s,
+    )
+    if not target.parley:  # no resume protocol: resumed = connected again
+        for c in clients:
+            if c.connected and not c.resumed_ns:
+                c.resumed_ns = time.monotonic_ns()
+    await _until(
+        lambda: all(c.resumed_ns for c in clients),
+        max(1.0, timeout_s - (time.monotonic() - t0)),
+    )
+    resumed = [c.resumed_ns for c in clients if c.resumed_ns]
+    return {
+        "connected": res.connected,
+        "failed": res.failed,
+        "errors": res.errors,
+        "elapsed_s": res.elapsed_s,
+        "resumed": len(resumed),
+        "last_resumed_ns": max(resumed, default=0),
+        "last_seq": max(c.last_seq for c in clients),
+    }
+
+
+async def _check_storm(
+    clients: list[BenchClient], target: Target, first: dict[int, int], final: int
+) -> dict[str, int]:
     await _until(lambda: all(c.last_seq >= final for c in clients if c.connected), 10.0)
     lost = doubled = clients_lost = clients_doubled = 0
     for c in clients:
@@ -767,35 +928,9 @@ async def storm(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
         doubled += c_doubled
         clients_lost += c_lost > 0
         clients_doubled += c_doubled > 0
-    result: dict[str, Any] = {
-        "clients": n,
-        "send_rate": cfg.storm_rate,
-        "messages_sent": sent,
-        "reconnected": res2.connected,
-        "reconnect_failed": res2.failed,
-        "all_resumed": all_resumed,
-        "resumed": len(resumed),
-        "resume_all_s": round(resume_s, 3),
-        "reconnect_all_s": round(res2.elapsed_s, 3),
-        "server_cpu_s": round(cpu1 - cpu0, 2),
-        "generator_cpu_s": round(gen1 - gen0, 2),
-        "other_cpu_s": round(max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (gen1 - gen0)), 2),
+    return {
         "lost": lost,
         "doubled": doubled,
         "clients_with_loss": clients_lost,
         "clients_with_duplicates": clients_doubled,
-        "sender_reconnects": state["reconnects"],
-        "resume_protocol": target.parley,
     }
-    if res2.errors:
-        result["reconnect_errors"] = res2.errors
-    print(
-        f"    {target.name}: {len(resumed)}/{n} resumed in {resume_s:.2f} s, "
-        f"lost {lost} doubled {doubled} (clients with loss {clients_lost})",
-        flush=True,
-    )
-    sender.close()
-    for c in clients:
-        c.close()
-    await _until(lambda: not any(c.connected for c in [*clients, sender]), 10.0)
-    return result

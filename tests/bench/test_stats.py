@@ -7,11 +7,13 @@ import math
 
 import pytest
 
+from parley.protocol import MessageEvent, encode
 from parley_bench.stats import (
     MARK,
     check_sequence,
     is_sustained,
     make_text,
+    message_seq,
     parse_marker,
     percentile,
     rate_steps,
@@ -37,6 +39,14 @@ def test_marker_text_is_never_shorter_than_its_header() -> None:
 @pytest.mark.parametrize("data", [b"", b"hello", b'{"type":"ack"}', b"~b~1:2", b"~b~x:y:z:"])
 def test_parse_marker_rejects_other_frames(data: bytes) -> None:
     assert parse_marker(data) is None
+
+
+def test_message_seq_reads_parleys_message_frames() -> None:
+    event = MessageEvent("general", 1234, "ann", 'say, "seq":9', "2026-11-27T21:00:00Z", "c1")
+    assert message_seq(encode(event)) == 1234
+    assert message_seq(b'{"type":"joined","room":"general","last_seq":5}') is None
+    assert message_seq(b'{"type":"message","room":"general"}') is None
+    assert message_seq(b"plain text") is None
 
 
 def test_percentile_nearest_rank() -> None:

@@ -169,7 +169,7 @@ def test_sign_up_asks_for_an_invite_when_the_server_needs_one(web: Web) -> None:
     page = web.context().new_page()
     page.goto("/")
     page.get_by_role("button", name="Create an account").click()
-    expect(auth_field(page, "Invite code")).to_be_hidden()
+    expect(auth_field(page, "Invite code")).to_be_visible()  # asked first: GET /api/registration
     auth_field(page, "Username").fill(unique_name("eve"))
     auth_field(page, "Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
@@ -181,6 +181,32 @@ def test_sign_up_asks_for_an_invite_when_the_server_needs_one(web: Web) -> None:
     auth_field(page, "Invite code").fill(code)
     page.get_by_role("button", name="Create account").click()
     expect_online(page)
+
+
+def test_a_role_change_reaches_an_open_page(web: Web) -> None:
+    """Granted: the admin link appears without a reload; revoked while on the admin page:
+    the page goes back to the chat and the link goes."""
+    _, token = web.register_api(unique_name("ada"))
+    sam = unique_name("sam")
+    page = web.signed_in(sam)
+    expect(page.get_by_role("button", name=ADMIN_LINK)).to_be_hidden()
+    call(web, token, "PUT", f"/api/admin/users/{sam}/admin")
+    open_admin(page)
+    call(web, token, "DELETE", f"/api/admin/users/{sam}/admin")
+    expect(page.get_by_role("heading", name="Administration")).to_be_hidden()
+    expect(page.get_by_role("button", name=ADMIN_LINK)).to_be_hidden()
+    expect_online(page)
+
+
+def test_a_closed_server_offers_no_sign_up(
+    web_on: Callable[[ServerProcess], Web], server_factory: ServerFactory
+) -> None:
+    web = web_on(server_factory(["--registration", "closed"]))
+    page = web.context().new_page()
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Create an account")).to_be_hidden()
+    expect(page.locator("#auth-switch-text")).to_be_hidden()
 
 
 def test_the_admin_page_by_keyboard_alone(web: Web) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.api import AsyncApi, ServerFactory, User, assert_error
-from tests.support.images import image_bytes, png_bomb
+from tests.support.images import image_bytes, noisy_jpeg, png_bomb
 from tests.support.server import ServerProcess
 
 MIB = 1024 * 1024
@@ -164,6 +164,20 @@ async def test_hostile_names_become_labels(
     assert kept
     assert all(re.fullmatch("[0-9a-f]{64}", p.name) for p in kept), kept
     assert all(p.is_relative_to(server.data_dir / "files") for p in kept)
+
+
+async def test_an_image_that_grows_past_the_limit_when_re_encoded_is_refused(
+    server_factory: ServerFactory,
+) -> None:
+    small = noisy_jpeg()  # about 1.2 KB; about 1.9 KB once re-encoded
+    server = server_factory(["--max-upload", str(len(small) + 300)])
+    async with AsyncApi(server.url) as api:
+        ann = await api.register()
+        refused = await api.upload(ann.token, small, "noise.jpg")
+        error = assert_error(refused, 413, "too_large")
+        assert "once re-encoded" in error["message"]
+        assert _stored(server) == []  # nothing half-kept, nothing left in staging
+        assert (await api.upload(ann.token, image_bytes("JPEG"), "red.jpg")).status_code == 201
 
 
 async def test_an_oversized_upload_is_refused_while_it_is_still_being_sent(

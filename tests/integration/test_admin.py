@@ -21,7 +21,7 @@ from tests.support.api import (
     assert_error,
     unique_name,
 )
-from tests.support.client import open_ws
+from tests.support.client import open_plain, open_ws
 from tests.support.pg import PgServer
 from tests.support.server import ServerProcess
 
@@ -192,6 +192,28 @@ async def test_a_granted_admin_acts_and_a_revoked_one_no_longer(api: AsyncApi, a
     ]
 
 
+async def test_an_open_socket_hears_its_role_change(site: Site, api: AsyncApi, admin: User) -> None:
+    """Granted or revoked, the account's open parley.v1 sockets hear it at once; a
+    plain-text socket hears nothing of it (its next line is the next message)."""
+    helper = await api.register()
+    ws = await open_ws(site.server.ws_url, helper.token)
+    assert ws.hello["admin"] is False
+    plain = await open_plain(site.server.ws_url, helper.token)
+    path = f"/api/admin/users/{helper.username.upper()}/admin"
+    try:
+        assert (await api.request("PUT", path, token=admin.token)).status_code == 204
+        assert await ws.recv_type("account") == {"type": "account", "admin": True}
+        assert (await api.request("PUT", path, token=admin.token)).status_code == 204  # no change
+        assert (await api.request("DELETE", path, token=admin.token)).status_code == 204
+        assert await ws.recv_type("account") == {"type": "account", "admin": False}
+        await ws.send_ok("general", "after the role changes")
+        line = await asyncio.wait_for(plain.recv(), 10)
+        assert line == f"{helper.username}: after the role changes"
+    finally:
+        await ws.close()
+        await plain.close()
+
+
 async def test_revoking_yourself_is_a_conflict_and_changes_nothing(
     api: AsyncApi, admin: User
 ) -> None:
@@ -252,18 +274,32 @@ async def test_banning_yourself_or_an_admin_is_a_conflict(api: AsyncApi, admin: 
 # --- registration modes and invites -----------------------------------------------------
 
 
+async def public_mode(api: AsyncApi) -> object:
+    """The registration mode as anyone sees it, signed in or not (GET /api/registration)."""
+    resp = await api.get("/api/registration")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["registration"]
+
+
 async def test_settings_change_the_registration_mode(api: AsyncApi, admin: User) -> None:
     resp = await api.get("/api/admin/settings", token=admin.token)
     assert resp.json() == {"registration": "open"}
+    assert await public_mode(api) == "open"
     async with registration(api, admin, "closed"):
         refused = await api.register_raw(unique_name(), DEFAULT_PASSWORD)
         assert_error(refused, 403, "forbidden")
         assert (await api.get("/api/admin/settings", token=admin.token)).json() == {
             "registration": "closed"
         }
+        assert await public_mode(api) == "closed"
+    async with registration(api, admin, "invite"):
+        assert await public_mode(api) == "invite"
+    assert await public_mode(api) == "open"
     await api.register()
-    entries = await audit(api, admin, limit=2)
+    entries = await audit(api, admin, limit=4)
     assert [(e["action"], e["target"]) for e in entries] == [
+        ("registration", "open"),
+        ("registration", "invite"),
         ("registration", "open"),
         ("registration", "closed"),
     ]

@@ -121,6 +121,21 @@ async def test_a_ban_from_the_command_line_closes_the_running_servers_sockets(
         server.stop()
 
 
+async def test_a_grant_from_the_command_line_reaches_the_open_sockets(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, ["--register-limit", "0"]).start()
+    try:
+        ok("create-user", "ann", "--data", str(tmp_path), password=DEFAULT_PASSWORD)
+        ok("create-user", "bob", "--data", str(tmp_path), password=DEFAULT_PASSWORD)
+        ws = await open_ws(server.ws_url, sign_in(server, "bob").json()["token"])
+        ok("grant", "BOB", "--data", str(tmp_path))
+        assert await ws.recv_type("account", within=15) == {"type": "account", "admin": True}
+        ok("revoke", "bob", "--data", str(tmp_path))
+        assert await ws.recv_type("account", within=15) == {"type": "account", "admin": False}
+        await ws.close()
+    finally:
+        server.stop()
+
+
 async def test_a_reset_password_ends_every_session_of_the_running_server(
     tmp_path: Path,
 ) -> None:

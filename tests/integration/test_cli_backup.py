@@ -218,3 +218,23 @@ def test_a_server_does_not_start_during_a_restore(tmp_path: Path) -> None:
         out = parley("serve", "--data", data, "--port", str(free_port()))
     assert out.returncode == 1
     assert "a restore into" in out.stderr
+
+
+def test_a_server_refuses_a_database_of_a_newer_parley(
+    server_factory: ServerFactory, pg_server: PgServer, tmp_path: Path
+) -> None:
+    """A downgrade would run old code over tables it does not know: serve says so, exit 1."""
+    sqlite_srv = server_factory([])
+    sqlite_srv.stop()
+    conn = sqlite3.connect(sqlite_srv.data_dir / "parley.db")
+    with conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'later')")
+    conn.close()
+    url = pg_server.create_database()
+    pg_node = server_factory(["--db", url], data_dir=tmp_path / "pg-node")
+    pg_node.stop()
+    pg_server.sql("INSERT INTO schema_migrations (version) VALUES (999)", url.rsplit("/", 1)[1])
+    for flags in (["--data", sqlite_srv.data_dir], ["--data", tmp_path / "pg-node", "--db", url]):
+        out = parley("serve", *flags, "--port", str(free_port()))
+        assert out.returncode == 1, out.stderr
+        assert "schema version 999, newer than this Parley knows" in out.stderr

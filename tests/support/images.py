@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 
 from PIL import Image
 
-__all__ = ["GPS_IFD", "image_bytes", "jpeg_with_exif", "png_bomb"]
+__all__ = ["GPS_IFD", "image_bytes", "jpeg_with_exif", "noisy_jpeg", "png_bomb"]
 
 GPS_IFD = 0x8825  # the EXIF tag of the GPS block
 
@@ -17,6 +18,15 @@ def image_bytes(fmt: str, size: tuple[int, int] = (64, 48), color: str = "red") 
     buf = io.BytesIO()
     mode = "RGBA" if fmt in ("PNG", "WEBP") else "RGB"
     Image.new(mode, size, color).save(buf, fmt)
+    return buf.getvalue()
+
+
+def noisy_jpeg(size: tuple[int, int] = (96, 96), quality: int = 5) -> bytes:
+    """Random pixels squeezed at a very low quality: re-encoded at Parley's, it grows."""
+    buf = io.BytesIO()
+    Image.frombytes("RGB", size, random.Random(7).randbytes(size[0] * size[1] * 3)).save(
+        buf, "JPEG", quality=quality
+    )
     return buf.getvalue()
 
 

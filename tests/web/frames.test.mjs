@@ -17,7 +17,7 @@ function setup({ me = "ann", current = "general", rooms = ["general"] } = {}) {
   for (const name of rooms) chat.ensureRoom(name);
   chat.current = current;
   const outbox = new Outbox({ newId: () => `c${++n}` });
-  const page = { sent: [], dirty: [], announced: [], helloes: [], refreshes: 0, roomsChanged: 0, visible: true };
+  const page = { sent: [], dirty: [], announced: [], helloes: [], roles: [], refreshes: 0, roomsChanged: 0, visible: true };
   const host = {
     send: (frame) => {
       page.sent.push(frame);
@@ -29,6 +29,7 @@ function setup({ me = "ann", current = "general", rooms = ["general"] } = {}) {
     canSeeCurrent: () => page.visible,
     announce: (text) => page.announced.push(text),
     hello: (frame) => page.helloes.push(frame),
+    roleChanged: (admin) => page.roles.push(admin),
     roomsChanged: () => page.roomsChanged++,
     refreshRooms: () => page.refreshes++,
     now: () => 0,
@@ -68,6 +69,13 @@ test("each frame type goes to its handler; an unknown type does nothing", () => 
   }
   assert.deepEqual(seen.map(([name]) => name), ["hello", "joined", "message", "ack", "history", "typing", "presence", "error"]);
   assert.ok(seen.every(([name, type]) => name === type));
+  assert.deepEqual(page.sent, []);
+});
+
+test("account: the role change goes to the page; a frame without a boolean admin does nothing", () => {
+  const { frames, page } = setup();
+  for (const frame of [{ admin: true }, { admin: false }, {}, { admin: "yes" }]) frames.handle({ type: "account", ...frame });
+  assert.deepEqual(page.roles, [true, false]);
   assert.deepEqual(page.sent, []);
 });
 

@@ -18,6 +18,7 @@ __all__ = [
     "ClusterEvent",
     "Notified",
     "ReadMarked",
+    "RoleChanged",
     "TokenRevoked",
     "TypingSignal",
     "UserBanned",
@@ -86,6 +87,14 @@ class UserBanned(ClusterEvent, tag="banned", frozen=True):
     username: str
 
 
+class RoleChanged(ClusterEvent, tag="role", frozen=True):
+    """An admin granted (`admin`) or revoked `username`'s server-admin role: their open
+    parley.v1 sockets hear it at once (an `account` frame)."""
+
+    username: str
+    admin: bool
+
+
 class ReadMarked(ClusterEvent, tag="read", frozen=True):
     """`username`'s read marker of the room keyed `room` moved to `seq`: every socket of
     theirs hears it but the one that moved it (socket `socket` of node `node`; none for
@@ -121,5 +130,12 @@ class AccessCut(ClusterEvent, tag="cut", frozen=True):
 
 
 AnyEvent = (
-    TypingSignal | TokenRevoked | UserTokensRevoked | UserBanned | ReadMarked | Notified | AccessCut
+    TypingSignal
+    | TokenRevoked
+    | UserTokensRevoked
+    | UserBanned
+    | RoleChanged
+    | ReadMarked
+    | Notified
+    | AccessCut
 )

@@ -13,7 +13,7 @@ from parley.core import parse_networks
 from parley.server import logs
 from parley.server.app import serve
 from parley.server.config import Config
-from parley.store import datalock
+from parley.store import NewerSchema, datalock
 
 __all__ = ["main", "parser"]
 
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with datalock.shared(config.data):  # a restore waits for no server: it refuses
             _run(config)
-    except datalock.DataDirBusy as exc:
+    except (datalock.DataDirBusy, NewerSchema) as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 1
     return 0

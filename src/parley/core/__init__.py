@@ -35,6 +35,7 @@ from parley.core.names import (
     text_refusal,
 )
 from parley.core.presence import PresenceGrace
+from parley.core.recent import RecentEvents
 from parley.core.roomnames import (
     DM,
     NamedRoom,
@@ -45,6 +46,7 @@ from parley.core.roomnames import (
     resolve,
     room_key,
 )
+from parley.core.signouts import Hint, RecentSignOuts
 from parley.core.throttle import TYPING_EVERY, TypingThrottle
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "FairQueue",
     "Feed",
     "Gap",
+    "Hint",
     "Hub",
     "InvalidTransition",
     "KeepalivePolicy",
@@ -68,6 +71,8 @@ __all__ = [
     "Network",
     "PresenceGrace",
     "RateLimiter",
+    "RecentEvents",
+    "RecentSignOuts",
     "RoomSubscribers",
     "SignInThrottle",
     "SocketLifecycle",

@@ -3,6 +3,7 @@
 from parley.protocol.errors import HTTP_STATUS, CloseCode, ErrorCode
 from parley.protocol.frames import (
     MAX_TEXT_CHARS,
+    AccountChanged,
     Ack,
     Change,
     ChangeEvent,
@@ -46,6 +47,7 @@ from parley.protocol.frames import (
 __all__ = [
     "HTTP_STATUS",
     "MAX_TEXT_CHARS",
+    "AccountChanged",
     "Ack",
     "Change",
     "ChangeEvent",

@@ -37,6 +37,7 @@ from parley.protocol.fields import (
 __all__ = [
     "CLIENT_ID_PATTERN",
     "MAX_TEXT_CHARS",
+    "AccountChanged",
     "Ack",
     "Change",
     "ChangeEvent",
@@ -379,6 +380,13 @@ class Notify(_ServerFrame, tag="notify", frozen=True):
     text: str
 
 
+class AccountChanged(_ServerFrame, tag="account", frozen=True):
+    """The user's own account changed while they are connected: an admin granted or revoked
+    their server-admin role (docs/protocol.md "Admin"). `hello` carries the same at connect."""
+
+    admin: bool
+
+
 class Removed(_ServerFrame, tag="removed", frozen=True):
     """The user was removed from (or left) the room: it is not_found to them from now on."""
 
@@ -430,6 +438,7 @@ ServerFrame = (
     | ReadEvent
     | Notify
     | Removed
+    | AccountChanged
     | Presence
     | Error
 )

@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Final
 
-from parley.broker import Broker, UserBanned
+from parley.broker import Broker, RoleChanged, UserBanned
 from parley.protocol import ErrorCode, ProtocolError
 from parley.store import (
     AuditEntry,
@@ -51,10 +51,13 @@ class AdminService:
         return await self.store.list_users(query, after, limit)
 
     async def set_admin(self, actor: str, username: str, admin: bool) -> None:
+        """Grant or revoke the role; the account's open pages on every node hear it."""
         try:
-            await self.store.set_admin(actor, username, admin)
+            changed = await self.store.set_admin(actor, username, admin)
         except (UnknownUser, Refused) as exc:
             raise _refusal(exc, username) from None
+        if changed:
+            self.broker.publish_event(RoleChanged(username, admin))
 
     async def set_banned(self, actor: str, username: str, banned: bool) -> None:
         """A ban ends the account's sessions (in the store) and closes its sockets with

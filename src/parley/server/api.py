@@ -310,6 +310,15 @@ async def logout(request: web.Request) -> web.Response:
     return _signed_out()
 
 
+@routes.get("/api/registration")
+@documented(
+    Operation("How new accounts are made here: open, by invite, or closed", Settings, auth=False)
+)
+async def registration(request: web.Request) -> web.Response:
+    """Public: a sign-up form asks first, so that it offers what the server will take."""
+    return json_response(Settings((await request.app[NODE].admin.registration()).value))
+
+
 @routes.get("/api/me")
 @documented(Operation("Who is signed in", Me))
 async def me(request: web.Request) -> web.Response:

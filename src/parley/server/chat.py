@@ -25,12 +25,14 @@ from functools import partial
 from typing import Any, Final, Protocol
 
 import msgspec
+from aiohttp import WSCloseCode
 
 from parley.broker import (
     AccessCut,
     Broker,
     Notified,
     ReadMarked,
+    RoleChanged,
     TokenRevoked,
     TypingSignal,
     UserTokensRevoked,
@@ -73,7 +75,7 @@ from parley.server import metrics
 from parley.server.admin import AdminService
 from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
-from parley.server.registry import Registry
+from parley.server.registry import Registry, close_signed_out
 from parley.store import (
     Appended,
     AuditEntry,
@@ -103,6 +105,7 @@ log = logging.getLogger("parley.chat")
 DRAIN_SENDS: Final = 10.0  # seconds a shutdown waits for sends in flight to commit
 # What an audit entry of the command line does to the account's sockets (`follow_audit`)
 _CLI_SIGN_OUTS: Final = {"ban": CloseCode.BANNED, "reset_password": CloseCode.SIGNED_OUT}
+_CLI_ROLES: Final = {"grant": True, "revoke": False}  # the role an audit action leaves
 _FILE_ID: Final = re.compile(FILE_ID_PATTERN)
 AUDIT_LOOKBACK: Final = 100  # audit ids read again each round (`_AuditCursor`)
 AUDIT_READ: Final = AUDIT_LOOKBACK + 100  # entries read at most each round
@@ -146,6 +149,7 @@ class ChatService:
         # Nobody joins or leaves a DM, so this never goes stale.
         self._dm_members: dict[str, tuple[str, ...]] = {}
         self._notifying: set[asyncio.Task[None]] = set()  # strong references
+        self.registry.recheck = self._recheck_session
 
     async def start(self) -> None:
         """Open the store, then start delivering (the broker's handler is the delivery)."""
@@ -215,6 +219,23 @@ class ChatService:
     def detach(self, conn: Connection) -> None:
         if self.registry.detach(conn):
             self.delivery.unsubscribe_all(conn)
+
+    def _recheck_session(self, conn: Connection, code: CloseCode) -> None:
+        """The account's sessions ended while this socket's handshake ran: close it unless
+        its session is a later one (signed in again since, or the one that was kept)."""
+        task = asyncio.get_running_loop().create_task(self._close_if_ended(conn, code))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _close_if_ended(self, conn: Connection, code: CloseCode) -> None:
+        assert conn.token_hash is not None
+        try:
+            alive = await self.store.token_user(conn.token_hash, time.time())
+        except StoreUnavailable:
+            conn.close(WSCloseCode.TRY_AGAIN_LATER, "storage unavailable")  # it signs in again
+            return
+        if alive is None:
+            close_signed_out(conn, code)
 
     def last_seq(self, room: str) -> int:
         """The last message of the room keyed `room` this node delivered (0: none yet)."""
@@ -683,8 +704,12 @@ class ChatService:
             except StoreUnavailable:
                 read = []  # the next round tries again
             for entry in cursor.new(read) if cursor is not None else ():
-                if entry.actor == CLI_ACTOR and entry.action in _CLI_SIGN_OUTS:
+                if entry.actor != CLI_ACTOR:
+                    continue  # the node that acted told every node through the broker
+                if entry.action in _CLI_SIGN_OUTS:
                     self.registry.sign_out_user(entry.target, None, _CLI_SIGN_OUTS[entry.action])
+                elif entry.action in _CLI_ROLES:
+                    self.delivery.on_event(RoleChanged(entry.target, _CLI_ROLES[entry.action]))
             await asyncio.sleep(every)
 
     async def revoke(self, token_hash: str) -> None:

@@ -26,14 +26,25 @@ from parley.broker import (
     ClusterEvent,
     Notified,
     ReadMarked,
+    RoleChanged,
     TokenRevoked,
     TypingSignal,
     UserBanned,
     UserTokensRevoked,
 )
-from parley.core import GENERAL, Feed, Gap, Hub, PresenceGrace, SocketState, one_line
+from parley.core import (
+    GENERAL,
+    Feed,
+    Gap,
+    Hub,
+    PresenceGrace,
+    RecentEvents,
+    SocketState,
+    one_line,
+)
 from parley.presence import PresenceSink, PresenceTracker
 from parley.protocol import (
+    AccountChanged,
     CloseCode,
     DeleteEvent,
     EditEvent,
@@ -50,6 +61,7 @@ from parley.protocol import (
     TypingEvent,
     encode,
 )
+from parley.server import metrics
 from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import text_frame
 from parley.server.registry import Registry
@@ -99,6 +111,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
         self.hub: Hub[Connection] = Hub()
         self.flusher = Flusher()
         self.feed = Feed()
+        # what a join with a recent `since` replays from memory (core/recent.py)
+        self.recent: RecentEvents[bytes] = RecentEvents(_event_frame)
         self.grace = PresenceGrace(presence_grace)
         self._grace_timer: asyncio.TimerHandle | None = None
         self._filling: set[str] = set()
@@ -177,7 +191,7 @@ class Delivery(BrokerEventHandler, PresenceSink):
     def on_stored(self, event: RoomEvent) -> None:
         deliverable, gap = self.feed.accept(event)
         for ready in deliverable:
-            self._fan_out(ready)
+            self.recent.add(ready, self._fan_out(ready))
             if isinstance(ready, MemberEvent) and ready.change in LOSSES:
                 self._cut(AccessCut(ready.room, ready.username))
         if gap is not None:
@@ -192,6 +206,8 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.registry.sign_out_user(event.username, event.keep)
         elif isinstance(event, UserBanned):
             self.registry.sign_out_user(event.username, None, CloseCode.BANNED)
+        elif isinstance(event, RoleChanged):
+            self._role_out(event)
         elif isinstance(event, ReadMarked):
             self._read_out(event)
         elif isinstance(event, Notified):
@@ -216,10 +232,11 @@ class Delivery(BrokerEventHandler, PresenceSink):
 
     # --- fan-out --------------------------------------------------------------------
 
-    def _fan_out(self, event: RoomEvent) -> None:
+    def _fan_out(self, event: RoomEvent) -> bytes | None:
+        """Deliver `event` to the room's sockets here; its frame, if it was worth making."""
         subs = self.hub.rooms.get(event.room)
         if subs is None:
-            return  # nobody on this node listens: not even worth encoding
+            return None  # nobody on this node listens: not even worth encoding
         frame = _event_frame(event)
         if subs.aliases:  # someone calls this room by another name: their own frames
             framed_as = _framed_as(lambda ref: _event_frame(as_seen(event, ref)))
@@ -230,6 +247,7 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.flusher.broadcast(subs.live, frame)
         if subs.plain and (line := plain_line(event)) is not None:
             self.flusher.broadcast(subs.plain, text_frame(line.encode()))
+        return frame
 
     def _came(self, room: str, username: str) -> None:
         """`username`'s first connection here joined `room`: announce it, unless the room
@@ -283,6 +301,14 @@ class Delivery(BrokerEventHandler, PresenceSink):
         framed_as = _framed_as(lambda ref: text_frame(encode(TypingEvent(ref, event.username))))
         _send_each(subs.live, subs.aliases, framed_as(event.room), framed_as, but=event.username)
 
+    def _role_out(self, event: RoleChanged) -> None:
+        """The user's admin role changed: their parley.v1 sockets here hear it (one that has
+        not had `hello` yet reads the role in it)."""
+        frame = encode(AccountChanged(event.admin))
+        for conn in self.registry.sockets_named(event.username):
+            if conn.mode is Mode.JSON and conn.reads_before_hello is None:
+                conn.send(frame)
+
     def _read_out(self, event: ReadMarked) -> None:
         """The user's read marker moved: tell each of their parley.v1 sockets here but the
         one that moved it, in its own words for the room."""
@@ -324,7 +350,15 @@ class Delivery(BrokerEventHandler, PresenceSink):
     # --- catching up from the store ----------------------------------------------------
 
     async def _replay(self, conn: Connection, room: str, since: int, upto: int) -> None:
-        """Send events (since, upto] from the store, a page at a time, minding backpressure."""
+        """Send events (since, upto]: from memory when they are recent (no waiting, so the
+        replay leaves in the same write as `joined`), else from the store, a page at a
+        time, minding backpressure."""
+        if conn.ref_of(room) == room and (frames := self.recent.frames(room, since, upto)):
+            metrics.REPLAYS.memory += 1
+            for frame in frames:
+                conn.send_frame(frame)
+            return
+        metrics.REPLAYS.store += 1
         after = since
         while after < upto and conn.state is SocketState.OPEN:
             page = await read_events(self.store, room, after)

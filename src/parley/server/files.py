@@ -193,6 +193,12 @@ class Uploads:
             width, height = shape.width, shape.height
             size, sha = await asyncio.to_thread(_measure, content)
         try:
+            if size > self.max_upload:  # a tightly packed image can grow when re-encoded
+                raise ProtocolError(
+                    ErrorCode.TOO_LARGE,
+                    f"the image is over {self.max_upload} bytes once re-encoded "
+                    "(without its metadata): send it smaller",
+                )
             thumb_sha = None if thumb is None else (await asyncio.to_thread(_measure, thumb))[1]
             await asyncio.to_thread(_sync, content, thumb)
             record = FileRecord(

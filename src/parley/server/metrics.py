@@ -16,8 +16,10 @@ __all__ = [
     "COMMITTED_WRITES",
     "CONNECTIONS",
     "REGISTRY",
+    "REPLAYS",
     "SEND_QUEUE_BYTES",
     "AckStats",
+    "ReplayStats",
 ]
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
@@ -62,6 +64,33 @@ class AckStats:
 
 ACKS: Final = AckStats()
 REGISTRY.register(ACKS)
+
+
+class ReplayStats:
+    """parley_replays: joins with `since` that replayed something, by where the events came
+    from (the recent events in memory, core/recent.py, or the store). Plain integers, as
+    `AckStats`: a reconnect storm counts thousands at once."""
+
+    def __init__(self) -> None:
+        self.memory = 0
+        self.store = 0
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "parley_replays",
+            "Joins with since that replayed events, by source: memory (recent) or store",
+            labels=["source"],
+        )
+        family.add_metric(["memory"], self.memory)
+        family.add_metric(["store"], self.store)
+        yield family
+
+
+REPLAYS: Final = ReplayStats()
+REGISTRY.register(REPLAYS)
 CONNECTIONS: Final = Gauge("parley_connections", "Open WebSocket connections", registry=REGISTRY)
 SEND_QUEUE_BYTES: Final = Gauge(
     "parley_send_queue_bytes",

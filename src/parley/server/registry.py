@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode
 
-from parley.core import Ending, KeepalivePolicy, Verdict
+from parley.core import Ending, Hint, KeepalivePolicy, RecentSignOuts, Verdict
 from parley.protocol import CloseCode
 from parley.server import metrics
 from parley.server.connection import Connection
 from parley.server.frames import PING
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "close_signed_out"]
 
 log = logging.getLogger("parley.chat")
 
@@ -38,6 +40,10 @@ class Registry:
         self._guests: dict[str, int] = {}  # open guest sockets per limit key (their address)
         self._closing_all = False
         self._all_detached = asyncio.Event()  # set when closing all and the last one is gone
+        self._signed_out: RecentSignOuts[CloseCode] = RecentSignOuts()
+        # Asks the store whether a suspect socket's session lives, and closes it if not (the
+        # chat service sets it: the registry knows sockets, not the store).
+        self.recheck: Callable[[Connection, CloseCode], None] = lambda conn, code: None
 
     # --- guest sockets per address ------------------------------------------------------
 
@@ -63,7 +69,19 @@ class Registry:
         if conn.token_hash:
             self.by_token.setdefault(conn.token_hash, set()).add(conn)
             self.by_user.setdefault(conn.username, set()).add(conn)
+            self._caught_up(conn)
         metrics.CONNECTIONS.inc()
+
+    def _caught_up(self, conn: Connection) -> None:
+        """A sign-out between this socket's token check and now missed it: act on it now."""
+        assert conn.token_hash is not None
+        hint, code = self._signed_out.check(conn.username, conn.token_hash, time.monotonic())
+        if code is None:
+            return
+        if hint is Hint.CLOSE:
+            self.sign_out(conn.token_hash, code)
+        elif hint is Hint.RECHECK:
+            self.recheck(conn, code)
 
     def detach(self, conn: Connection) -> bool:
         """Forget `conn`; False if it was not attached (or already forgotten)."""
@@ -84,18 +102,25 @@ class Registry:
         """The open sockets of the account `username` on this node (none for a guest)."""
         return self.by_user.get(username, set())
 
+    def sockets_named(self, username: str) -> list[Connection]:
+        """Like `sockets_of`, whatever the case `username` is written in (an admin's URL,
+        the audit log): a rare lookup, over every account with a socket here."""
+        name = username.lower()
+        return [c for user, conns in self.by_user.items() if user.lower() == name for c in conns]
+
     # --- closing ------------------------------------------------------------------------
 
     def sign_out(self, token_hash: str, code: CloseCode = CloseCode.SIGNED_OUT) -> None:
         """The session `token_hash` ended: close its sockets here (4001, or `code`)."""
-        reason = "banned" if code is CloseCode.BANNED else "signed out"
+        self._signed_out.session_ended(token_hash, code, time.monotonic())
         for conn in list(self.by_token.pop(token_hash, ())):
-            conn.close(code, reason)
+            close_signed_out(conn, code)
 
     def sign_out_user(
         self, username: str, keep: str | None, code: CloseCode = CloseCode.SIGNED_OUT
     ) -> None:
         """Every session of `username` but `keep` ended: close their sockets here."""
+        self._signed_out.sessions_ended(username, keep, code, time.monotonic())
         name = username.lower()
         for token_hash, conns in list(self.by_token.items()):
             if token_hash != keep and any(c.username.lower() == name for c in conns):
@@ -142,3 +167,8 @@ def _forget(index: dict[str, set[Connection]], key: str, conn: Connection) -> No
         peers.discard(conn)
         if not peers:
             del index[key]
+
+
+def close_signed_out(conn: Connection, code: CloseCode) -> None:
+    """Close `conn` because its session ended (4001) or its account was banned (4003)."""
+    conn.close(code, "banned" if code is CloseCode.BANNED else "signed out")

@@ -29,6 +29,7 @@ __all__ = [
     "Invite",
     "MemberChange",
     "MessageQuery",
+    "NewerSchema",
     "NotAllowed",
     "QuotaExceeded",
     "ReactRequest",
@@ -54,6 +55,10 @@ __all__ = [
 
 class StoreUnavailable(Exception):
     """The database cannot be reached; nothing was written."""
+
+
+class NewerSchema(StoreUnavailable):
+    """The database was migrated by a newer Parley: this one would not know its tables."""
 
 
 class UnknownRoom(Exception):

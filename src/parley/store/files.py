@@ -58,11 +58,12 @@ def file_row(record: FileRecord) -> tuple[Any, ...]:
 
 
 def blobs_of(record: FileRecord, content: Path, thumb: Path | None) -> list[tuple[str, Path]]:
-    """The contents an upload stores: (sha256, the temporary file holding it)."""
+    """The contents an upload stores: (sha256, the temporary file holding it), by sha256:
+    whoever locks contents locks them in that one order, so two never wait on each other."""
     blobs = [(record.sha256, content)]
     if record.thumb is not None and thumb is not None:
         blobs.append((record.thumb, thumb))
-    return blobs
+    return sorted(blobs)
 
 
 def blob_path(root: Path, sha256: str) -> Path:

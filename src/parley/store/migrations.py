@@ -5,7 +5,10 @@ A migration is never edited once released: add a new version instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
+
+from parley.store.base import NewerSchema
 
 __all__ = [
     "ADMIN_VERSION",
@@ -16,6 +19,7 @@ __all__ = [
     "SEARCH_VERSION",
     "SQLITE",
     "SQLITE_SEARCH_INDEX",
+    "refuse_newer",
 ]
 
 SEARCH_VERSION: Final = 7  # the version that adds full-text search
@@ -382,3 +386,15 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     # that a schema version (an export's, say) means the same tables on both stores.
     (LEAN_SEARCH_VERSION, "SELECT 1"),
 ]
+
+
+def refuse_newer(done: Iterable[int], known: Iterable[int]) -> None:
+    """Raise NewerSchema when the database holds a version this Parley does not know: a
+    downgrade would run old code over tables it has never seen (and could not migrate back)."""
+    known = set(known)
+    unknown = set(done) - known
+    if unknown:
+        raise NewerSchema(
+            f"the database has schema version {max(unknown)}, newer than this Parley knows "
+            f"({max(known)}): run the Parley that made it, or restore a backup"
+        )

@@ -88,7 +88,7 @@ from parley.store.events import (
 )
 from parley.store.files import FILE_COLUMNS, READABLE_FILE, blobs_of, file_of, file_row
 from parley.store.migrations import POSTGRES as MIGRATIONS
-from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION
+from parley.store.migrations import POSTGRES_SEARCH_INDEX, SEARCH_VERSION, refuse_newer
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
 __all__ = ["PostgresStore", "store_blob"]
@@ -1003,6 +1003,12 @@ class PostgresStore(Store):
                 before,
             )
             used = [sha for row in rows for sha in (row["sha256"], row["thumb"]) if sha]
+            # The contents' rows locked in sha256 order, as an upload locks them (files.py
+            # `blobs_of`): an upload of the same bytes at once waits its turn, no deadlock.
+            await conn.execute(
+                "SELECT 1 FROM blobs WHERE sha256 = ANY($1) ORDER BY sha256 FOR UPDATE",
+                sorted(set(used)),
+            )
             await conn.execute(
                 "UPDATE blobs SET refs = refs - c.n FROM (SELECT sha, count(*) AS n"
                 " FROM unnest($1::text[]) AS sha GROUP BY sha ORDER BY sha) c"
@@ -1258,6 +1264,7 @@ async def _migrate(conn: Any) -> None:
             " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
         done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        refuse_newer(done, (version for version, _ in MIGRATIONS))
         for version, sql in MIGRATIONS:
             if version in done:
                 continue

@@ -27,7 +27,7 @@ from functools import partial
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from parley.core import mention_keys
 from parley.core.roomnames import room_key
@@ -85,7 +85,7 @@ from parley.store.events import (
     toggled,
 )
 from parley.store.files import FILE_COLUMNS, READABLE_FILE, blob_path, blobs_of, file_of, file_row
-from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX
+from parley.store.migrations import SEARCH_VERSION, SQLITE_SEARCH_INDEX, refuse_newer
 from parley.store.migrations import SQLITE as MIGRATIONS
 from parley.store.roles import ban_refusal, change_audit, role_refusal
 
@@ -671,6 +671,24 @@ def _settle(outcomes: list[_Outcome]) -> None:
             future.set_exception(error)
 
 
+@dataclass(slots=True)
+class _QueuedRead(Generic[T]):
+    """A read asked for, and the future its answer goes to."""
+
+    job: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+
+
+def _settle_reads(done: list[tuple[_QueuedRead[Any], Any, Exception | None]]) -> None:
+    for read, result, error in done:
+        if read.future.done():  # cancelled: its caller went away
+            continue
+        if error is None:
+            read.future.set_result(result)
+        else:
+            read.future.set_exception(error)
+
+
 class SQLiteStore(Store):
     """`files`: where uploads' bytes are kept (default: `files` beside the database);
     without `search`, messages are not indexed for search (the index is dropped); None:
@@ -690,8 +708,10 @@ class SQLiteStore(Store):
         self.files = files or path.parent / "files"
         self.max_batch = MAX_BATCH if group_commit else 1
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
+        self._reader_count = readers
         self._local = threading.local()
         self._writer: _Writer | None = None
+        self._queued: list[_QueuedRead[Any]] = []  # reads asked for in this loop iteration
 
     # --- plumbing -------------------------------------------------------------
 
@@ -722,11 +742,42 @@ class SQLiteStore(Store):
         return result
 
     async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job` on a reader thread's connection. The reads asked for in one loop
+        iteration go to the readers together, a share to each: under load (a reconnect
+        storm: a token, the rooms and a room for every socket) one thread hand-off and one
+        wake-up of the loop serve many reads, where each used to pay its own."""
         loop = asyncio.get_running_loop()
+        read: _QueuedRead[T] = _QueuedRead(job, loop.create_future())
+        self._queued.append(read)
+        if len(self._queued) == 1:
+            loop.call_soon(self._dispatch_reads, loop)
         try:
-            return await loop.run_in_executor(self._readers, self._run_read, job)
+            return await read.future
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    def _dispatch_reads(self, loop: asyncio.AbstractEventLoop) -> None:
+        queued, self._queued = self._queued, []
+        shares = min(self._reader_count, len(queued))
+        for i in range(shares):
+            share = queued[i::shares]
+            try:
+                self._readers.submit(self._run_reads, loop, share)
+            except RuntimeError:  # shut down: the store is closed
+                for read in share:
+                    if not read.future.done():
+                        read.future.set_exception(StoreUnavailable("store is closed"))
+
+    def _run_reads(self, loop: asyncio.AbstractEventLoop, reads: list[_QueuedRead[Any]]) -> None:
+        """In a reader thread: each read in turn, then one call to settle them all."""
+        done: list[tuple[_QueuedRead[Any], Any, Exception | None]] = []
+        for read in reads:
+            try:
+                done.append((read, self._run_read(read.job), None))
+            except Exception as exc:  # the reader's own to raise
+                done.append((read, None, exc))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_reads, done)
 
     def _run_read(self, job: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -1652,6 +1703,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         " (version INTEGER PRIMARY KEY, applied_at TEXT)"
     )
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    refuse_newer(done, (version for version, _ in MIGRATIONS))
     for version, sql in MIGRATIONS:
         if version in done:
             continue

@@ -95,6 +95,7 @@ function createSession(me) {
       }
       if (typeof frame.admin === "boolean") noteRole(session, frame.admin);
     },
+    roleChanged: (admin) => noteRole(session, admin),
     roomsChanged() {
       if (!chat.current || !chat.rooms.has(chat.current)) selectRoom(roomFromHash() || GENERAL, false);
     },

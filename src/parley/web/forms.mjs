@@ -16,6 +16,7 @@ const DIALOGS = [el.roomDialog, el.inviteDialog, el.accountDialog];
 let authMode = "login"; // or "register"
 let authBusy = false;
 let inviteNeeded = false; // the server asked for an invite, or the page came by an invite link
+let registration = "open"; // the server's mode as last heard (GET /api/registration)
 let endingNotice = ""; // why the session is about to end, when we ended it ourselves
 
 export function setAuthMode(mode) {
@@ -29,7 +30,29 @@ export function setAuthMode(mode) {
   el.authUserHint.hidden = !register;
   el.authPassHint.hidden = !register;
   el.authInviteField.hidden = !(register && inviteNeeded);
+  // A closed server takes no new accounts: offering the form would only end in a refusal.
+  el.authSwitch.hidden = el.authSwitchText.hidden = !register && registration === "closed";
   setAuthError("");
+}
+
+/** Ask how this server makes accounts now, and shape the form to it. */
+async function learnRegistration() {
+  let res;
+  try {
+    res = await api("GET", "/api/registration");
+  } catch {
+    return; // offline: the form stays as it is, and a refusal will say why
+  }
+  const mode = res.status === 200 && res.data && res.data.registration;
+  if (!mode || mode === registration) return;
+  registration = mode;
+  if (mode === "invite") inviteNeeded = true;
+  if (mode === "closed" && authMode === "register") {
+    setAuthMode("login");
+    setAuthError("This server is not taking new accounts. Ask its admin for one.");
+  } else {
+    setAuthMode(authMode);
+  }
 }
 
 function setAuthError(text, field) {
@@ -48,6 +71,7 @@ export function showAuth(notice) {
   el.authPass.value = "";
   setAuthError("");
   el.authUser.focus();
+  learnRegistration();
 }
 
 async function submitAuth(event) {
@@ -79,7 +103,7 @@ async function submitAuth(event) {
       if (invite) forgetInvite();
       page.startApp((res.data && res.data.username) || username);
     } else if (res.status === 403 && register) {
-      refusedSignUp(res, invite);
+      await refusedSignUp(res, invite);
     } else if (res.status === 403) {
       setAuthError(errorMessage(res, "This account is banned."));
     } else if (res.status === 409) {
@@ -104,15 +128,21 @@ async function submitAuth(event) {
 }
 
 /**
- * Sign-up was refused (403): the server is invite-only (or closed). The invite field shows;
- * the server's words say which, and whether the code given was the trouble.
+ * Sign-up was refused (403): the server is invite-only, or closed (the mode may have changed
+ * since the form asked). Closed: back to signing in. Invite-only: the invite field shows; the
+ * server's words say whether the code given was the trouble.
  */
-function refusedSignUp(res, invite) {
-  const first = !inviteNeeded;
+async function refusedSignUp(res, invite) {
+  await learnRegistration();
+  if (registration === "closed") {
+    setAuthMode("login");
+    setAuthError("This server is not taking new accounts. Ask its admin for one.");
+    return;
+  }
   inviteNeeded = true;
   el.authInviteField.hidden = false;
   const fallback = invite ? "That invite code can't be used: it may be used up or expired." : "Sign-up needs an invite code here.";
-  setAuthError(errorMessage(res, fallback), invite || first ? el.authInvite : null);
+  setAuthError(errorMessage(res, fallback), el.authInvite);
 }
 
 /** The page came by an invite link (/?invite=CODE): the sign-up form opens with the code. */

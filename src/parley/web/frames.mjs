@@ -107,6 +107,7 @@ export const request = {
  *                              (what arrives there is read);
  *   announce(text)             tell screen readers;
  *   hello(frame)               hello arrived (who we are, the connection is up);
+ *   roleChanged(admin)         an admin granted or revoked our server-admin role;
  *   roomsChanged()             the room list changed (the shown room may be gone);
  *   refreshRooms()             ask the server for the room list (GET /api/rooms);
  *   refreshMembers(room)       ask the server for a room's members again;
@@ -161,6 +162,8 @@ export class FrameHandler {
         return this.notify(frame);
       case "removed":
         return this.removed(frame);
+      case "account":
+        return typeof frame.admin === "boolean" ? this.host.roleChanged(frame.admin) : undefined;
       default:
         return undefined;
     }

@@ -1,5 +1,6 @@
 """Admin actions on one node take effect on the others (PostgreSQL + Redis): a ban closes
-the banned user's sockets everywhere with 4003, a registration mode holds everywhere."""
+the banned user's sockets everywhere with 4003, a role change reaches their sockets
+everywhere, a registration mode holds everywhere."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ async def test_a_ban_on_one_node_closes_the_sockets_on_another(cluster: ClusterF
             assert await ws.wait_closed() == 4003
         assert_error(await on_b.login_raw(eve.username, eve.password), 403, "forbidden")
         assert_error(await on_b.get("/api/me", token=eve.token), 401, "unauthorized")
+
+
+async def test_a_grant_on_one_node_reaches_the_sockets_on_another(cluster: ClusterFactory) -> None:
+    a, b = cluster(2)
+    async with AsyncApi(a.url) as on_a, AsyncApi(b.url) as on_b:
+        admin = await on_a.register()  # the first account
+        sam = await on_b.register()
+        sockets = [await open_ws(node.ws_url, sam.token) for node in (a, b)]
+        grant = f"/api/admin/users/{sam.username}/admin"
+        resp = await on_a.request("PUT", grant, token=admin.token)
+        assert resp.status_code == 204, resp.text
+        for ws in sockets:
+            assert await ws.recv_type("account") == {"type": "account", "admin": True}
+            await ws.close()
 
 
 async def test_a_registration_mode_set_on_one_node_holds_on_another(

@@ -1,0 +1,78 @@
+"""The SQLite store's reads: those asked for in one loop iteration go to the reader threads
+together, and each still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.store import StoreUnavailable
+from parley.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.timeout(60)
+
+USERS = [f"user{i}" for i in range(40)]
+
+
+async def _store_with_users(path: Path) -> SQLiteStore:
+    store = SQLiteStore(path)
+    await store.open()
+    for name in USERS:
+        assert await store.create_user(name, f"hash-of-{name}")
+    return store
+
+
+async def test_reads_of_one_loop_step_share_a_hand_off_each_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await _store_with_users(tmp_path / "parley.db")
+    submitted: list[int] = []
+    submit = store._readers.submit
+
+    def counting(fn: Callable[..., Any], loop: Any, reads: list[Any]) -> Any:
+        submitted.append(len(reads))
+        return submit(fn, loop, reads)
+
+    monkeypatch.setattr(store._readers, "submit", counting)
+    try:
+        found = await asyncio.gather(*(store.find_user(name) for name in reversed(USERS)))
+        assert [u.username if u else None for u in found] == list(reversed(USERS))
+        assert [u.password_hash if u else None for u in found] == [
+            f"hash-of-{name}" for name in reversed(USERS)
+        ]
+        assert submitted == [20, 20]  # one share for each of the two readers
+        submitted.clear()
+        assert await store.find_user("nobody") is None  # a lone read goes alone
+        assert submitted == [1]
+    finally:
+        await store.close()
+
+
+async def test_a_failing_read_fails_alone(tmp_path: Path) -> None:
+    store = await _store_with_users(tmp_path / "parley.db")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT no_such_column FROM users")
+
+    try:
+        bad, good = await asyncio.gather(
+            store._read(broken), store.find_user(USERS[0]), return_exceptions=True
+        )
+        assert isinstance(bad, StoreUnavailable)
+        assert good is not None
+        assert not isinstance(good, BaseException)
+        assert good.username == USERS[0]
+    finally:
+        await store.close()
+
+
+async def test_a_read_after_close_is_unavailable(tmp_path: Path) -> None:
+    store = await _store_with_users(tmp_path / "parley.db")
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.find_user(USERS[0])
