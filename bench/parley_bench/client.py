@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -107,8 +108,11 @@ class BenchClient(WSListener):
         self.resumed_ns = 0
         self.ack_seq = -1  # highest seq acked to this client
         # INGEST state
-        self.sent = 0
-        self.pending_ns = 0
+        self.sent = 0  # acked (or refused) so far
+        self.next_seq = 0  # the number of the next message to send
+        self.window = 1  # sends kept in flight
+        self.pending_ns: deque[int] = deque()  # send times of those in flight, oldest first
+        self.due: list[bytes] = []  # window > 1: frames to write when this read is handled
         self.text_size = 64
 
     # --- picows callbacks -----------------------------------------------------
@@ -131,6 +135,8 @@ class BenchClient(WSListener):
             return
         msg_type = frame.msg_type
         if msg_type is not WSMsgType.TEXT:
+            if self.due and frame.last_in_buffer:
+                self._write_due()
             if msg_type is WSMsgType.CLOSE:
                 transport.send_close(WSCloseCode.OK)
                 transport.disconnect()
@@ -166,6 +172,8 @@ class BenchClient(WSListener):
                 self._event(_json_decode(data))
             elif data.startswith(b"~b~"):  # the sink echoes the text back: that is the ack
                 self._acked()
+            if self.due and frame.last_in_buffer:
+                self._write_due()
         else:
             self.hub.count += 1
 
@@ -225,32 +233,55 @@ class BenchClient(WSListener):
     def send_bench(self, seq: int, size: int) -> int:
         """Send one benchmark message; returns its send time (monotonic ns)."""
         now = time.monotonic_ns()
-        text = make_text(self.ident, seq, now, size)
         transport = self.transport
         if transport is None or not self.connected:
             return now
-        if self.parley:
-            frame = (
-                f'{{"type":"send","room":"general","text":"{text}",'
-                f'"client_id":"{time.time_ns() // 1_000_000:012x}-{self.hub.tag}-'
-                f'{self.ident}-{seq}"}}'
-            ).encode()
-        else:
-            frame = text.encode()
-        transport.send(WSMsgType.TEXT, frame)
+        transport.send(WSMsgType.TEXT, self._bench_payload(seq, now, size))
         return now
 
+    def _bench_payload(self, seq: int, now: int, size: int) -> bytes:
+        text = make_text(self.ident, seq, now, size)
+        if not self.parley:
+            return text.encode()
+        return (
+            f'{{"type":"send","room":"general","text":"{text}",'
+            f'"client_id":"{time.time_ns() // 1_000_000:012x}-{self.hub.tag}-'
+            f'{self.ident}-{seq}"}}'
+        ).encode()
+
     def start_ingest(self) -> None:
-        self.pending_ns = self.send_bench(self.sent, self.text_size)
+        for _ in range(self.window):
+            self._send_next()
+        if self.due:
+            self._write_due()
+
+    def _send_next(self) -> None:
+        """The next ingest message: at once with one in flight; with a window, queued
+        until the frames of this read are handled, then written together (`_write_due`)."""
+        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        if self.window == 1:
+            self.pending_ns.append(self.send_bench(seq, self.text_size))
+            return
+        now = time.monotonic_ns()
+        self.pending_ns.append(now)
+        self.due.append(masked_text_frame(self._bench_payload(seq, now, self.text_size)))
+
+    def _write_due(self) -> None:
+        """Write the queued frames in one write, as a client with its own output buffer
+        would: picows writes each `send` at once, one system call per frame."""
+        due, self.due = self.due, []
+        if self.transport is not None and self.connected:
+            self.transport.underlying_transport.write(b"".join(due))
 
     def _acked(self) -> None:
         hub = self.hub
         now = time.monotonic_ns()
         hub.acks += 1
-        hub.ack_lat.append(now - self.pending_ns)
+        if self.pending_ns:
+            hub.ack_lat.append(now - self.pending_ns.popleft())
         self.sent += 1
         if not hub.stop_sending:
-            self.pending_ns = self.send_bench(self.sent, self.text_size)
+            self._send_next()
 
     # --- setup helpers ------------------------------------------------------------
 
@@ -285,6 +316,19 @@ class BenchClient(WSListener):
             else:
                 self.transport.send_close(WSCloseCode.GOING_AWAY)
                 self.transport.disconnect()
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client's text frame (RFC 6455 5.2) with the all-zero mask key, which leaves the
+    payload as it is: the generator's frames need no secrecy, and no XOR pass."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, 0x80 | size))
+    elif size < 1 << 16:
+        head = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 0x80 | 127)) + size.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
 
 
 @dataclass

@@ -248,12 +248,16 @@ class Suite:
             steps.append(("storm", lambda t: storm(t, t.pid, cfg)))
         if "ingest" in self.workloads and name in ("parley", "sink"):
 
-            async def run_ingest(t: Target) -> dict[str, Any]:
-                if name == "sink":
-                    t = Target(t.name, t.url.rstrip("/") + "/echo", False, (), t.pid)
-                return await ingest(t, t.pid, cfg)
+            def run_ingest(in_flight: int) -> Callable[[Target], Awaitable[dict[str, Any]]]:
+                async def run(t: Target) -> dict[str, Any]:
+                    if name == "sink":
+                        t = Target(t.name, t.url.rstrip("/") + "/echo", False, (), t.pid)
+                    return await ingest(t, t.pid, cfg, in_flight)
 
-            steps.append(("ingest", run_ingest))
+                return run
+
+            steps.append(("ingest", run_ingest(1)))
+            steps.append(("ingest_pipelined", run_ingest(cfg.ingest_in_flight)))
         try:
             for wl, fn in steps:
                 print(f"  [{name}] {wl}", flush=True)

@@ -79,6 +79,8 @@ class Config:
     ingest_clients: int = 200
     ingest_warm_s: float = 1.0
     ingest_window_s: float = 5.0
+    # the pipelined row: sends each client keeps in flight (ingest_pipelined)
+    ingest_in_flight: int = 8
     # reconnect storm
     storm_clients: int = 5000
     storm_rate: float = 10.0
@@ -652,8 +654,12 @@ async def conn_worker(spec_path: str, count: int, offset: int, addr: str, concur
 # --- durable ingest ----------------------------------------------------------------
 
 
-async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]:
-    """Each client sends its next message when the ack of the previous one arrives."""
+async def ingest(
+    target: Target, server_pid: int, cfg: Config, in_flight: int = 1
+) -> dict[str, Any]:
+    """Each client keeps `in_flight` sends unacked: it sends its next message when the ack
+    of an earlier one arrives (with more than one, the sends due after one read of acks
+    go out in one write)."""
     hub = Hub()
     clients = [BenchClient(hub, target.parley, INGEST, ident=i) for i in range(cfg.ingest_clients)]
     res = await connect_many(
@@ -665,6 +671,7 @@ async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]
         return {"error": f"{res.failed} clients failed to connect: {res.errors}"}
     for c in clients:
         c.text_size = cfg.text_size
+        c.window = in_flight
         c.start_ingest()
     await asyncio.sleep(cfg.ingest_warm_s)
     m0 = machine_busy_seconds()
@@ -694,6 +701,7 @@ async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]
     await _until(lambda: not any(c.connected for c in clients), 10.0)
     result: dict[str, Any] = {
         "clients": cfg.ingest_clients,
+        "in_flight": in_flight,
         "acked_per_s": round((a1 - a0) / dt),
         "ack_latency_ms": lat,
         "server_cpu": round((c1 - c0) / dt, 3),
@@ -704,8 +712,8 @@ async def ingest(target: Target, server_pid: int, cfg: Config) -> dict[str, Any]
     if hub.error_samples:
         result["error_samples"] = hub.error_samples
     print(
-        f"    {target.name}: {result['acked_per_s']:,} acked/s, ack p50 {lat['p50']:.2f} "
-        f"p99 {lat['p99']:.2f} ms, errors {hub.errors}",
+        f"    {target.name} ({in_flight} in flight): {result['acked_per_s']:,} acked/s, "
+        f"ack p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} ms, errors {hub.errors}",
         flush=True,
     )
     return result

@@ -22,7 +22,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 from aiohttp import WSCloseCode
@@ -77,6 +77,7 @@ from parley.server.connection import Connection, Flusher
 from parley.server.delivery import Delivery, as_seen, read_page
 from parley.server.registry import Registry, close_signed_out
 from parley.store import (
+    Appended,
     AuditEntry,
     Changed,
     ChangeRequest,
@@ -142,6 +143,8 @@ class ChatService:
         self.max_guests_per_address = max_guests_per_address  # 0: no cap
         self.draining = False
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
+        self._unanswered = 0  # sends of `submit_then` not committed
+        self._all_answered: asyncio.Event | None = None  # set while draining, when that is 0
         # The people of each DM this node has seen used: a DM's message notifies them.
         # Nobody joins or leaves a DM, so this never goes stale.
         self._dm_members: dict[str, tuple[str, ...]] = {}
@@ -163,8 +166,15 @@ class ChatService:
     async def drain(self, close_code: int) -> None:
         """Shutdown: let in-flight sends commit and ack, then close every socket."""
         self.draining = True
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=DRAIN_SENDS)
+        self._all_answered = asyncio.Event()
+        waits: list[asyncio.Future[Any]] = list(self._inflight)
+        answered = asyncio.ensure_future(self._all_answered.wait()) if self._unanswered else None
+        if answered is not None:
+            waits.append(answered)
+        if waits:
+            await asyncio.wait(waits, timeout=DRAIN_SENDS)
+        if answered is not None:
+            answered.cancel()
         await self.registry.close_all(close_code)
 
     async def keep_alive(self, policy: KeepalivePolicy) -> None:
@@ -465,6 +475,43 @@ class ChatService:
         future.add_done_callback(partial(self._committed, time.perf_counter(), on_done))
         return future
 
+    def submit_then(
+        self,
+        who: Identity,
+        room: str,
+        text: str,
+        client_id: str | None,
+        on_done: Callable[[Appended], None],
+        reply_to: int | None = None,
+        attachments: Sequence[str] = (),
+    ) -> None:
+        """`submit` without a future: `on_done` gets (message, created) or the exception,
+        once, after the COMMIT (or at once when refused), called from the store's settling
+        of the whole batch: no future and no loop callback per send."""
+        if self.draining:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
+        files = tuple(dict.fromkeys(attachments))
+        self._unanswered += 1
+        answered = partial(self._answered, time.perf_counter(), on_done)
+        self.store.append_then(room, who.username, text, client_id, reply_to, files, answered)
+
+    def _answered(
+        self, started: float, on_done: Callable[[Appended], None], result: Appended
+    ) -> None:
+        self._unanswered -= 1
+        if not self._unanswered and self._all_answered is not None:
+            self._all_answered.set()
+        if not isinstance(result, BaseException):
+            self._published(started, *result)
+        on_done(result)
+
+    def _published(self, started: float, msg: Message, created: bool) -> None:
+        """A send committed: count its ack time, and publish it if it is new."""
+        metrics.ACKS.observe(time.perf_counter() - started, created=created)
+        if created:
+            self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
+            self._notify(msg)
+
     def _committed(
         self,
         started: float,
@@ -473,11 +520,7 @@ class ChatService:
     ) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None:
-            msg, created = future.result()
-            metrics.ACKS.observe(time.perf_counter() - started, created=created)
-            if created:
-                self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
-                self._notify(msg)
+            self._published(started, *future.result())
         if on_done is not None:
             on_done(future)
 

@@ -53,7 +53,7 @@ from parley.server.frames import close_reply, pong_frame
 from parley.server.httpconn import hand_over, signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, upgrade_response
-from parley.store import MessageQuery, RoomRecord, StoreUnavailable
+from parley.store import Appended, MessageQuery, RoomRecord, StoreUnavailable
 
 __all__ = [
     "MAX_FRAME",
@@ -376,13 +376,17 @@ class ChatSession(Session):
         return stored
 
     def _settled(self, answer: Callable[[Stored], None], stored: Stored) -> None:
+        self.slot_back()
+        if not stored.cancelled():
+            answer(stored)
+
+    def slot_back(self) -> None:
+        """A send of this socket's was answered: one more may be in flight."""
         conn = self.conn
         conn.inflight -= 1
         waiter, conn.slot_freed = conn.slot_freed, None
         if waiter is not None and not waiter.done():  # done: its reader was cancelled
             waiter.set_result(None)
-        if not stored.cancelled():
-            answer(stored)
 
 
 class JsonSession(ChatSession):
@@ -503,19 +507,33 @@ class JsonSession(ChatSession):
             raise
 
     def submit(self, frame: Send, room: str) -> None:
-        """Queue a checked send to the room keyed `room` for the store; `acked` answers it
-        after the COMMIT."""
+        """Queue a checked send to the room keyed `room` for the store's group commit (as
+        `pipeline` does, without a future: the socket's sends are stored in the order they
+        came); `acked` answers it after the COMMIT. Mind `wait_for_slot` first."""
+        self.conn.inflight += 1  # first: a store that is closed answers at once
         answer = partial(self.acked, frame, room)
-        self.pipeline(room, frame.text, frame.client_id, answer, frame.reply_to, frame.attachments)
+        try:
+            self.node.submit_then(
+                self.conn,
+                room,
+                frame.text,
+                frame.client_id,
+                answer,
+                frame.reply_to,
+                frame.attachments,
+            )
+        except ProtocolError:
+            self.slot_back()
+            raise
 
-    def acked(self, frame: Send, room: str, future: Stored) -> None:
-        exc = future.exception()
-        if exc is not None:
-            error = store_error(exc, frame.room)
+    def acked(self, frame: Send, room: str, result: Appended) -> None:
+        self.slot_back()
+        if isinstance(result, BaseException):
+            error = store_error(result, frame.room)
             error.ref, error.request_id = frame.client_id, frame.request_id
             self.error(error)
             return
-        msg, _ = future.result()
+        msg, _ = result
         # A resent client_id is acked as first stored, which may be another room
         ref = frame.room if msg.room == room else self.conn.ref_of(msg.room)
         ack = Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))

@@ -1,6 +1,7 @@
 """Durable storage behind one interface: SQLite (default) and PostgreSQL."""
 
 from parley.store.base import (
+    Appended,
     AuditEntry,
     Changed,
     ChangeRequest,
@@ -32,6 +33,7 @@ from parley.store.base import (
 )
 
 __all__ = [
+    "Appended",
     "AuditEntry",
     "ChangeRequest",
     "Changed",

@@ -6,16 +6,20 @@ import abc
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from parley.core.roomnames import name_of, resolve
 from parley.protocol import File, Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 __all__ = [
+    "Appended",
     "AuditEntry",
     "ChangeRequest",
     "Changed",
@@ -281,6 +285,17 @@ class MessageQuery:
     before: int | None = None
 
 
+Appended = tuple[Message, bool] | BaseException  # a send's answer (`Store.append_then`)
+
+
+def _answer_with(answer: Callable[[Appended], None], future: asyncio.Future[Any]) -> None:
+    if future.cancelled():
+        answer(StoreUnavailable("send cancelled"))
+    else:
+        exc = future.exception()
+        answer(exc if exc is not None else future.result())
+
+
 def new_tag() -> str:
     """A room's tag: random, so that it tells nothing about other rooms."""
     return secrets.token_hex(TAG_CHARS // 2)
@@ -498,6 +513,23 @@ class Store(abc.ABC):
     ) -> asyncio.Future[tuple[Message, bool]]:
         """`append` as a future, for callers that want a callback rather than a task: both
         stores batch their sends for group commit and settle each send's future."""
+
+    def append_then(
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None,
+        attachments: tuple[str, ...],
+        answer: Callable[[Appended], None],
+    ) -> None:
+        """`append_soon` for a caller that only wants a callback: `answer` gets (message,
+        created) or the exception, exactly once, after the COMMIT (or at once if the send is
+        refused before). Both stores call it while settling the batch, with no future and
+        no loop callback per send; this default goes through `append_soon`."""
+        future = self.append_soon(room, username, text, client_id, reply_to, attachments)
+        future.add_done_callback(partial(_answer_with, answer))
 
     @abc.abstractmethod
     async def change(self, request: ChangeRequest) -> Changed:

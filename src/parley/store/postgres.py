@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -64,7 +64,14 @@ from parley.store.base import (
     new_tag,
     utc_timestamp,
 )
-from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingAppend, settle
+from parley.store.batch import (
+    ROW_COLUMNS,
+    Answer,
+    AppendPlan,
+    AppendResult,
+    PendingAppend,
+    settle,
+)
 from parley.store.events import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -827,13 +834,27 @@ class PostgresStore(Store):
         reply_to: int | None = None,
         attachments: tuple[str, ...] = (),
     ) -> asyncio.Future[tuple[Message, bool]]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[Message, bool]] = loop.create_future()
-        pending = PendingAppend(room, username, text, client_id, future, reply_to, attachments)
+        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+        self._queue(PendingAppend(room, username, text, client_id, future, reply_to, attachments))
+        return future
+
+    def append_then(
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None,
+        attachments: tuple[str, ...],
+        answer: Callable[[AppendResult], None],
+    ) -> None:
+        sent = Answer(answer)
+        self._queue(PendingAppend(room, username, text, client_id, sent, reply_to, attachments))
+
+    def _queue(self, pending: PendingAppend) -> None:
         self._pending.append(pending)
         if self._committer is None:  # start at the end of this loop iteration
-            self._committer = loop.create_task(self._commit_batches())
-        return future
+            self._committer = asyncio.get_running_loop().create_task(self._commit_batches())
 
     async def _commit_batches(self) -> None:
         """One batch in flight per node: the next gathers while this one commits, and each

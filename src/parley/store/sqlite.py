@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
@@ -60,7 +62,14 @@ from parley.store.base import (
     new_tag,
     utc_timestamp,
 )
-from parley.store.batch import ROW_COLUMNS, AppendPlan, AppendResult, PendingAppend
+from parley.store.batch import (
+    ROW_COLUMNS,
+    Answer,
+    AppendPlan,
+    AppendResult,
+    PendingAppend,
+    Settles,
+)
 from parley.store.events import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -89,6 +98,10 @@ MAX_BATCH: Final = 1024
 BUSY_RETRY: Final = 0.005  # seconds between tries of a BEGIN that found the lock taken
 BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client retries)
 _ROW_MARKS: Final = "(" + ",".join("?" * len(ROW_COLUMNS.split(","))) + ")"
+# A plain message row (`_is_plain`): ROW_COLUMNS but reply_to, mentions and attachments.
+_PLAIN_COLUMNS: Final = "room, seq, username, text, ts, client_id, n"
+_PLAIN_MARKS: Final = "(?,?,?,?,?,?,?)"
+_plain_values: Final = itemgetter(0, 1, 2, 3, 4, 5, 8)
 _EVENT_INSERT: Final = (
     "INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -212,7 +225,7 @@ def _members_of(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, list[st
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_Outcome = tuple[Settles, Any, BaseException | None]
 
 
 class _Writer:
@@ -235,6 +248,9 @@ class _Writer:
         # The loop must never sit in SQLite's busy handler: when another connection holds
         # the write lock, BEGIN fails at once and the batch is tried again a little later.
         self.conn.execute("PRAGMA busy_timeout=0")
+        # Whether sends fill the search index: fixed for the store's life (`open` made it
+        # so before this connection), so asked once, not per batch.
+        self.indexes_words = _indexes_words(self.conn)
         self.pending: list[_Item] = []
         self.closing = False
         self.busy_since: float | None = None  # when BEGIN first found the lock taken
@@ -262,13 +278,12 @@ class _Writer:
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-    ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = self.loop.create_future()
+        future: Settles,
+    ) -> None:
         pending = PendingAppend(room, username, text, client_id, future, reply_to, attachments)
         self._add(pending, future)
-        return future
 
-    def _add(self, item: _Item, future: asyncio.Future[Any]) -> None:
+    def _add(self, item: _Item, future: Settles) -> None:
         if self.closing:
             future.set_exception(StoreUnavailable("store is closed"))
             return
@@ -304,7 +319,7 @@ class _Writer:
         try:
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
             if appends:
-                outcomes += _append_all(self.conn, appends)
+                outcomes += _append_all(self.conn, appends, self.indexes_words)
         except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
             self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
             return
@@ -342,13 +357,11 @@ class _Writer:
         self.loop.call_soon(self._start)  # after this iteration's sends have queued
 
 
-def _future_of(item: _Item) -> asyncio.Future[Any]:
+def _future_of(item: _Item) -> Settles:
     return item.future if isinstance(item, PendingAppend) else item[1]
 
 
-def _failed(
-    conn: sqlite3.Connection, exc: Exception, futures: list[asyncio.Future[Any]]
-) -> list[_Outcome]:
+def _failed(conn: sqlite3.Connection, exc: Exception, futures: list[Settles]) -> list[_Outcome]:
     """Undo the open transaction; every job of the batch fails as unavailable."""
     with contextlib.suppress(sqlite3.Error):
         if conn.in_transaction:
@@ -357,7 +370,7 @@ def _failed(
     return [(future, None, failure) for future in futures]
 
 
-def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) -> _Outcome:
+def _run_job(conn: sqlite3.Connection, job: Job, future: Settles) -> _Outcome:
     """One generic job in a SAVEPOINT: its own failure undoes only itself. The database
     refusing to work (SQLITE_FULL when only the statement was undone, not the whole
     transaction, which depends on where the pages ran out) is StoreUnavailable, as it is
@@ -376,8 +389,11 @@ def _run_job(conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) ->
     return future, result, None
 
 
-def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[_Outcome]:
+def _append_all(
+    conn: sqlite3.Connection, appends: list[PendingAppend], indexed: bool
+) -> list[_Outcome]:
     """Store a batch of messages with few SQLite calls; one at a time if that fails.
+    `indexed`: the search index exists (`_indexes_words`), so the messages go into it too.
 
     Optimistic about resends: the batch is inserted without looking for them first, and
     the unique (client_id, username) index rejects the whole statement if it holds one.
@@ -387,14 +403,14 @@ def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[
     conn.execute("SAVEPOINT appends")
     try:
         try:
-            results = _bulk_append(conn, appends, {})
+            results = _bulk_append(conn, appends, {}, indexed)
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK TO appends")
-            results = _bulk_append(conn, appends, _stored_by_client(conn, appends))
+            results = _bulk_append(conn, appends, _stored_by_client(conn, appends), indexed)
     except sqlite3.Error:  # unexpected: isolate the culprit by going one by one
         conn.execute("ROLLBACK TO appends")
         conn.execute("RELEASE appends")
-        return [_run_job(conn, partial(_append_one, a), a.future) for a in appends]
+        return [_run_job(conn, partial(_append_one, a, indexed), a.future) for a in appends]
     conn.execute("RELEASE appends")
     return [
         (a.future, None, r) if isinstance(r, BaseException) else (a.future, r, None)
@@ -403,7 +419,10 @@ def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[
 
 
 def _bulk_append(
-    conn: sqlite3.Connection, appends: list[PendingAppend], known: dict[tuple[str, str], Message]
+    conn: sqlite3.Connection,
+    appends: list[PendingAppend],
+    known: dict[tuple[str, str], Message],
+    indexed: bool,
 ) -> list[AppendResult]:
     """`known`: messages already stored under some of the batch's (username, client_id)."""
     _resolve_files(conn, [a for a in appends if a.attachments])
@@ -423,21 +442,40 @@ def _bulk_append(
                 plan.unknown(room)
         else:
             rows += plan.stored(room, bumped[0], bumped[1], ts)
-    index = bool(rows) and _indexes_words(conn)
     for chunk in _chunks(rows, 500):
-        stored = conn.execute(
-            f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
-            + ",".join([_ROW_MARKS] * len(chunk))
-            + " RETURNING rowid",
-            [value for row in chunk for value in row],
-        ).fetchall()
-        if index:  # from the rows just stored (one statement's rowids are consecutive)
-            conn.execute(_INDEX_STORED, (min(stored)[0], max(stored)[0]))
+        for plain, run in groupby(chunk, _is_plain):
+            last = _insert_rows(conn, list(run), plain)
+            if indexed:  # from the rows just stored (one statement's rowids are consecutive)
+                conn.execute(_INDEX_STORED, last)
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
         _link_files(conn, plan.attachment_rows())
     return plan.results()
+
+
+def _is_plain(row: tuple[Any, ...]) -> bool:
+    """A message row without reply, mentions or attachments (ROW_COLUMNS)."""
+    return row[6] is None and row[7] is None and row[9] is None
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, rows: list[tuple[Any, ...]], plain: bool
+) -> tuple[int, int]:
+    """INSERT message rows (ROW_COLUMNS) in one statement; (first, last) rowid stored.
+
+    Plain rows go in without their three NULL columns: Python's sqlite3 binds None only
+    after asking for an adapter (an AttributeError raised and cleared inside), which made
+    three NULLs cost more than the seven other values of a row together."""
+    if plain:
+        marks, values = _PLAIN_MARKS, [v for row in rows for v in _plain_values(row)]
+        sql = f"INSERT INTO messages ({_PLAIN_COLUMNS}) VALUES "
+    else:
+        marks, values = _ROW_MARKS, [v for row in rows for v in row]
+        sql = f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
+    last = conn.execute(sql + ",".join([marks] * len(rows)), values).lastrowid
+    assert last is not None  # an INSERT of at least one row
+    return last - len(rows) + 1, last
 
 
 def _resolve_files(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
@@ -611,9 +649,9 @@ def _stored_by_client(
     return found
 
 
-def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> tuple[Message, bool]:
+def _append_one(a: PendingAppend, indexed: bool, conn: sqlite3.Connection) -> tuple[Message, bool]:
     """The same as a bulk append of one message (the fallback path)."""
-    result = _bulk_append(conn, [a], _stored_by_client(conn, [a]))[0]
+    result = _bulk_append(conn, [a], _stored_by_client(conn, [a]), indexed)[0]
     if isinstance(result, BaseException):
         raise result
     return result
@@ -985,7 +1023,25 @@ class SQLiteStore(Store):
             )
             closed.set_exception(StoreUnavailable("store is closed"))
             return closed
-        return self._writer.submit_append(room, username, text, client_id, reply_to, attachments)
+        future: asyncio.Future[tuple[Message, bool]] = self._writer.loop.create_future()
+        self._writer.submit_append(room, username, text, client_id, reply_to, attachments, future)
+        return future
+
+    def append_then(
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None,
+        attachments: tuple[str, ...],
+        answer: Callable[[AppendResult], None],
+    ) -> None:
+        if self._writer is None:
+            answer(StoreUnavailable("store is closed"))
+            return
+        sent = Answer(answer)
+        self._writer.submit_append(room, username, text, client_id, reply_to, attachments, sent)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:

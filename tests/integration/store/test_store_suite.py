@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from parley.store import MessageQuery, Store, StoreUnavailable, UnknownRoom
+from parley.store import Appended, MessageQuery, Store, StoreUnavailable, UnknownRoom
 from parley.store.postgres import PostgresStore
 from tests.support.pg import PgServer
 from tests.support.stores import nodes_on_one_database
@@ -303,6 +303,36 @@ async def test_sends_queued_together_share_commits_and_are_counted(store: Store)
     after = store.stats()
     assert after.committed_writes - before.committed_writes == 50
     assert 1 <= after.commits - before.commits < 50
+
+
+async def test_append_then_answers_each_send_once_after_its_commit(store: Store) -> None:
+    """The callback form of `append_soon` (parley.v1 sockets use it): every send answered
+    exactly once, in order, a resend with the message first stored, a missing room with
+    its error; the answers come from the batch's settling, so all are there when the
+    stored messages can be read back."""
+    answers: list[Appended] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def answer(result: Appended) -> None:
+        answers.append(result)
+        if len(answers) == 4:
+            done.set_result(None)
+
+    store.append_then("general", "ivy", "one", "i1", None, (), answer)
+    store.append_then("general", "ivy", "two", "i2", None, (), answer)
+    store.append_then("nowhere", "ivy", "lost", "i3", None, (), answer)
+    store.append_then("general", "ivy", "one again", "i1", None, (), answer)
+    await asyncio.wait_for(done, 10)
+    first, second, missing, again = answers
+    assert not isinstance(first, BaseException)
+    assert not isinstance(second, BaseException)
+    assert [(m.seq, m.text, created) for m, created in (first, second)] == [
+        (1, "one", True),
+        (2, "two", True),
+    ]
+    assert isinstance(missing, UnknownRoom)
+    assert again == (first[0], False)
+    assert [m.text for m in await store.messages(MessageQuery("general"))] == ["one", "two"]
 
 
 async def test_append_is_idempotent_per_user_and_client_id(store: Store) -> None:
