@@ -49,11 +49,16 @@ RESULTS: dict[str, Any] = {
 
 def test_goals_are_evaluated_from_the_figures() -> None:
     goals = {g["goal"]: g for g in evaluate_goals(RESULTS)}
-    assert goals["Fan-out 1,000: Parley / Node ws deliveries/s"]["met"] is True
+    parley_v1 = goals["Fan-out 1,000 (parley.v1): Parley / Node ws deliveries/s"]
+    assert (parley_v1["measured"], parley_v1["met"]) == (2.0, False)  # issue 16: ≥ 10×
     assert goals["Fan-out 1,000: Parley / Python websockets deliveries/s"]["measured"] == 10.0
     assert goals["Group commit / one commit per message"]["measured"] == 15.0
     assert goals["Server memory per idle connection (KiB)"]["met"] is True
     storm = next(g for g in goals.values() if g["goal"].startswith("Reconnect storm"))
+    assert storm["met"] is False  # 3.2 s: issue 16 asks under 2
+    fast = {**RESULTS["targets"]["parley"]["storm"], "resume_all_s": 1.5}
+    results = {"targets": {"parley": {**RESULTS["targets"]["parley"], "storm": fast}}}
+    storm = next(g for g in evaluate_goals(results) if g["goal"].startswith("Reconnect storm"))
     assert storm["met"] is True
 
 
