@@ -74,7 +74,7 @@ from parley.protocol.http import SearchHit
 from parley.server import metrics
 from parley.server.admin import AdminService
 from parley.server.connection import Connection, Flusher
-from parley.server.delivery import Delivery, as_seen, read_page
+from parley.server.delivery import Delivery, Subscribed, as_seen, read_page
 from parley.server.registry import Registry, close_signed_out
 from parley.store import (
     Appended,
@@ -411,19 +411,19 @@ class ChatService:
         # path (docs/architecture.md).
         joined = await self.delivery.subscribe(conn, ref, record)
         if self.delivery.cut_since(record.room, conn.username, mark):
-            await self._recheck_join(conn, ref, record.room)
+            await self._recheck_join(conn, ref, joined)
         conn.send(encode(Joined(ref, joined.last_seq, joined.online, reply_id(request_id))))
         await self.delivery.go_live(conn, joined, since)
 
-    async def _recheck_join(self, conn: Connection, ref: str, room: str) -> None:
+    async def _recheck_join(self, conn: Connection, ref: str, joined: Subscribed) -> None:
         """The user lost the room while this join was checking and subscribing (the cut
         missed this socket): ask the store again; still out, the join undoes itself and
         is refused as if it came after the cut."""
         try:
             await self.visible_room(conn, ref)
         except ProtocolError:
-            self.delivery.unsubscribe(conn, room)
-            conn.forget(room)
+            self.delivery.unsubscribe(conn, joined.room, announce=not joined.came)
+            conn.forget(joined.room)
             raise
 
     def join_plain(self, conn: Connection) -> None:

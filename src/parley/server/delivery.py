@@ -189,11 +189,13 @@ class Delivery(BrokerEventHandler, PresenceSink):
         if self.hub.subscribe(conn, conn.username, GENERAL, plain=True):
             self._came(GENERAL, conn.username)
 
-    def unsubscribe(self, conn: Connection, room: str) -> None:
+    def unsubscribe(self, conn: Connection, room: str, *, announce: bool = True) -> None:
+        """`conn` leaves `room`; the user's last socket there leaving is announced, unless
+        (`announce` False) their coming never was (a join undone before `go_live`)."""
         if room not in conn.rooms:
             return
         conn.rooms.discard(room)
-        if self.hub.unsubscribe(conn, conn.username, room):
+        if self.hub.unsubscribe(conn, conn.username, room) and announce:
             self._went(room, conn.username)
 
     def unsubscribe_all(self, conn: Connection) -> None:

@@ -104,6 +104,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
 
     __slots__ = (
         "_closing_timer",
+        "_end_after_handler",
         "_handler",
         "_queued",
         "_queued_size",
@@ -121,6 +122,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
             self, max_msg_size, compress=False, decode_text=True
         )
         self._handler: asyncio.Task[None] | None = None  # while a frame is being handled
+        self._end_after_handler = False  # closed meanwhile: let go once its frame is done
         self._queued: deque[Frame] | None = None  # frames behind it, in turn
         self._queued_size = 0
         self._reading_stopped = False
@@ -167,10 +169,23 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         """The parser's next frame: handled now if nothing is ahead of it, else queued."""
         # The hot path first (a send with nothing ahead of it): straight to the session.
         if self._handler is None and data.type is _TEXT and (session := self.session) is not None:
-            if not session.on_text_now(data.data):
+            if not self._text_now(session, data.data):
                 self._start(_wait_for(session, data.data))
             return
         self._take_in_turn(data)
+
+    def _text_now(self, session: Session, text: str) -> bool:
+        """The session's shortcut for a text frame (False: not taken). A frame after our
+        close counts for nothing; a failure is logged and closes the socket with 1011, as
+        one in `on_text` does (inside the parser it would pass for a broken stream)."""
+        if session.conn.state is not SocketState.OPEN:
+            return True
+        try:
+            return session.on_text_now(text)
+        except Exception:
+            log.exception("frame handling failed")
+            session.conn.close(WSCloseCode.INTERNAL_ERROR, "server error")
+            return True
 
     def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
         """The parser found the stream broken; it parses nothing more."""
@@ -213,11 +228,21 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
             log.exception("frame handling failed")
             if session is not None:
                 session.conn.close(WSCloseCode.INTERNAL_ERROR, "server error")
-            self._end()
-        if session is not None and session.conn.state is not SocketState.CLOSED:
-            session.conn.heard(session.conn.loop.time())
+            self._end_after_handler = True
         self._handler = None
-        self._next()
+        if self._end_after_handler:
+            # Only now: a join awaiting the store when the socket closed has subscribed
+            # since, and letting go (`_end`) unsubscribes it too.
+            self._end()
+        elif session is not None:
+            session.conn.heard(session.conn.loop.time())
+        try:
+            self._next()
+        except Exception:
+            log.exception("frame handling failed")
+            if self.session is not None:
+                self.session.conn.close(WSCloseCode.INTERNAL_ERROR, "server error")
+            self._end()
 
     def _next(self) -> None:
         """Take the queued frames in turn until one needs waiting (its task goes on)."""
@@ -251,7 +276,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
             return None  # a close is under way: nothing the client sends counts
         conn = session.conn
         if kind is WSMsgType.TEXT:
-            if session.on_text_now(frame.data):
+            if self._text_now(session, frame.data):
                 return None
             return _wait_for(session, frame.data)
         if kind is WSMsgType.PING:
@@ -281,8 +306,10 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         asyncio.get_running_loop().call_soon(self._end)
 
     def _close_unanswered(self) -> None:
+        """The client did not answer our close in time: drop the connection, and what is
+        still queued for a peer that may read nothing (a close for being too slow)."""
         self._closing_timer = None
-        self._transport.close()
+        self._transport.abort()
 
     def _closed_by_peer(self, code: int) -> None:
         """The client's close frame: answered if it came first, else it answers ours."""
@@ -299,7 +326,11 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
     def _broken(self, exc: BaseException) -> None:
         """A frame the parser refused: its close code (1002, 1007, 1009), after whatever
         was said before it."""
-        code = exc.code if isinstance(exc, WebSocketError) else WSCloseCode.INTERNAL_ERROR
+        if isinstance(exc, WebSocketError):
+            code = exc.code
+        else:  # not the client's doing: ours, or the parser's
+            log.error("frame parsing failed", exc_info=exc)
+            code = WSCloseCode.INTERNAL_ERROR
         exc.__traceback__ = None  # the frames of the parser: nothing to keep
         session = self.session
         # Once we closed (ours went out, or a half close ended our writing), no close frame
@@ -318,9 +349,13 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         self._end()
 
     def _end(self) -> None:
-        """The chat lets go of the socket: it leaves the node, and its state is CLOSED."""
+        """The chat lets go of the socket: it leaves the node, and its state is CLOSED;
+        after the frame being handled, if one is (it may be awaiting the store)."""
         session = self.session
         if session is None:
+            return
+        if self._handler is not None:
+            self._end_after_handler = True
             return
         self.session = None
         conn = session.conn

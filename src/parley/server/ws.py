@@ -231,9 +231,10 @@ async def _start_upgraded(request: web.Request, conn: Connection, session: Sessi
     try:
         await session.start()  # False: it closed the socket; the close handshake goes on
     except BaseException:
-        sock.greeted(session, hand_over(request, sock))
+        # Aborted first: what the client sent meanwhile must not run after a failed greeting.
         if conn.state is SocketState.OPEN:
             conn.close(WSCloseCode.INTERNAL_ERROR, "server error", Ending.ABORT)
+        sock.greeted(session, hand_over(request, sock))
         raise
     sock.greeted(session, hand_over(request, sock))
 

@@ -1687,8 +1687,9 @@ def _keep_search_index(conn: sqlite3.Connection, wanted: bool | None) -> None:
 
 
 def _indexes_words(conn: sqlite3.Connection) -> bool:
-    """Whether the search index exists (`--search on`): asked once per batch, a lookup in
-    the cached schema."""
+    """Whether the search index exists (`--search on`): asked once per writer, after the
+    start applied `--search`. (A second server on the same SQLite file started with the
+    other setting is not seen until restart: run one `--search` setting per database.)"""
     return (
         conn.execute(
             "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'message_words'"
