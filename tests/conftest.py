@@ -29,6 +29,26 @@ def pytest_configure(config: pytest.Config) -> None:
             compileall.compile_dir(package, quiet=1)
 
 
+# The longest test files (`--durations`, docs/testing.md), which run first. Under
+# `--dist loadfile` a worker takes a whole file, in the order of the collection (with
+# `--no-loadscope-reorder`, as `make test` runs: by default xdist puts the files with the
+# most tests first, and these few-but-slow ones at the end, where they were the tail).
+SLOWEST_FIRST = (
+    "tests/integration/test_cli_transfer.py",
+    "tests/integration/test_openapi_schemathesis.py",
+    "tests/fault/test_crash.py",
+    "tests/e2e/test_web_screenshots.py",
+    "tests/integration/scaleout/test_scaleout.py",
+    "tests/e2e/test_web_search.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the files of SLOWEST_FIRST first; the rest keep the collection's order."""
+    rank = {path: index for index, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 ServerFactory = Callable[..., ServerProcess]
 
 
