@@ -60,6 +60,7 @@ web-unit:
 
 # The suite runs on PYTEST_WORKERS processes (pytest-xdist), a test file per worker at a
 # time: most tests wait on a server process or a socket, so more workers than cores pay.
+# Files go out in the order of the collection, the slowest first (tests/conftest.py).
 # The conformance suite runs alone after, so that its summary shows in the output.
 # Both run under coverage.py, the servers they start included ([tool.coverage] in
 # pyproject.toml); the report lists the lines and branches of src/parley left uncovered.
@@ -69,7 +70,8 @@ test:
 	$(MAKE) --no-print-directory -j3 $(VENV)/.dev-installed system-deps autobahn
 	$(MAKE) --no-print-directory lint typecheck web-unit
 	$(COVERAGE) erase
-	$(COVERAGE) run -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/conformance
+	$(COVERAGE) run -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--ignore=tests/conformance
 	PARLEY_AUTOBAHN=$(AUTOBAHN) $(COVERAGE) run -m pytest tests/conformance
 	$(COVERAGE) combine -q
 	$(COVERAGE) report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -12,6 +13,41 @@ import pytest
 from tests.support.server import ServerProcess
 
 _names = itertools.count(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the package's bytecode once, in the controlling process, before any test.
+
+    The suite starts hundreds of Python processes (servers, CLI commands), and each imports
+    `parley` from source. Where PYTHONDONTWRITEBYTECODE is set (it is on our CI machine) none
+    of them writes a .pyc, and each compiled every module again: 0.2 s of CPU per process.
+    """
+    if not hasattr(config, "workerinput"):  # pytest-xdist's workers skip it
+        for package in (ROOT / "src" / "parley", ROOT / "bench" / "parley_bench"):
+            compileall.compile_dir(package, quiet=1)
+
+
+# The longest test files (`--durations`, docs/testing.md), which run first. Under
+# `--dist loadfile` a worker takes a whole file, in the order of the collection (with
+# `--no-loadscope-reorder`, as `make test` runs: by default xdist puts the files with the
+# most tests first, and these few-but-slow ones at the end, where they were the tail).
+SLOWEST_FIRST = (
+    "tests/integration/test_cli_transfer.py",
+    "tests/integration/test_openapi_schemathesis.py",
+    "tests/fault/test_crash.py",
+    "tests/e2e/test_web_screenshots.py",
+    "tests/integration/scaleout/test_scaleout.py",
+    "tests/e2e/test_web_search.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the files of SLOWEST_FIRST first; the rest keep the collection's order."""
+    rank = {path: index for index, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 ServerFactory = Callable[..., ServerProcess]
 
@@ -40,6 +76,19 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 def server(server_factory: ServerFactory) -> ServerProcess:
     """A default server: accounts required, default rate limit."""
     return server_factory()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One default server for a whole module; tests on it must use fresh users and rooms.
+
+    Its users stand for many people, but all of them sign up from 127.0.0.1: the
+    per-address sign-up limit is off here (it has tests of its own)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("shared"), ["--register-limit", "0"])
+    try:
+        yield proc.start()
+    finally:
+        proc.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Fixtures for integration tests.
 
 `server`/`server_factory` (tests/conftest.py) give every test its own fresh server. Tests that only
-need *a* server and create their own users and rooms use `shared_server` instead: one server per
-module, which keeps the long parametrized validation tables fast.
+need *a* server and create their own users and rooms use `shared_server` (tests/conftest.py)
+instead: one server per module, which keeps the long parametrized validation tables fast.
 """
 
 from __future__ import annotations
@@ -52,19 +52,6 @@ async def alice(api: AsyncApi) -> User:
 @pytest.fixture
 async def bob(api: AsyncApi) -> User:
     return await api.register()
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One default server for a whole module; tests on it must use fresh users and rooms.
-
-    Its users stand for many people, but all of them sign up from 127.0.0.1: the
-    per-address sign-up limit is off here (it has tests of its own)."""
-    proc = ServerProcess(tmp_path_factory.mktemp("shared"), ["--register-limit", "0"])
-    try:
-        yield proc.start()
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -18,12 +18,20 @@ from tests.support.api import (
 from tests.support.client import handshake_status, open_ws
 from tests.support.server import ServerProcess
 
+
+@pytest.fixture
+async def member(shared_api: AsyncApi) -> User:
+    """A user of the module's shared server (`shared_api`): the tests that do not count
+    sign-ups, failures or messages run there, not on a server of their own each."""
+    return await shared_api.register()
+
+
 # -- register ---------------------------------------------------------------------------------
 
 
-async def test_register_201_returns_username_and_working_token(api: AsyncApi) -> None:
+async def test_register_201_returns_username_and_working_token(shared_api: AsyncApi) -> None:
     name = unique_name("reg")
-    resp = await api.register_raw(name, DEFAULT_PASSWORD)
+    resp = await shared_api.register_raw(name, DEFAULT_PASSWORD)
     assert resp.status_code == 201, resp.text
     body = resp.json()
     assert body["username"] == name
@@ -31,13 +39,13 @@ async def test_register_201_returns_username_and_working_token(api: AsyncApi) ->
     assert isinstance(token, str)
     # at least 256 bits of randomness: no encoding of 32 random bytes is shorter than 43 chars
     assert len(token) >= 43, token
-    me = await api.get("/api/rooms", token=token)
+    me = await shared_api.get("/api/rooms", token=token)
     assert me.status_code == 200, me.text
 
 
-async def test_two_registrations_get_different_tokens(api: AsyncApi) -> None:
-    a = await api.register()
-    b = await api.register()
+async def test_two_registrations_get_different_tokens(shared_api: AsyncApi) -> None:
+    a = await shared_api.register()
+    b = await shared_api.register()
     assert a.token != b.token
 
 
@@ -106,52 +114,54 @@ async def test_register_rejects_non_json(shared_api: AsyncApi) -> None:
     assert_error(resp, 400)
 
 
-async def test_register_taken_409(api: AsyncApi) -> None:
-    user = await api.register()
-    err = assert_error(await api.register_raw(user.username, "another password"), 409)
+async def test_register_taken_409(shared_api: AsyncApi) -> None:
+    user = await shared_api.register()
+    err = assert_error(await shared_api.register_raw(user.username, "another password"), 409)
     assert err["code"] == "conflict"
     # the first account is untouched: its password still logs in, the new one does not
-    assert (await api.login_raw(user.username, user.password)).status_code == 200
-    assert (await api.login_raw(user.username, "another password")).status_code == 401
+    assert (await shared_api.login_raw(user.username, user.password)).status_code == 200
+    assert (await shared_api.login_raw(user.username, "another password")).status_code == 401
 
 
-async def test_register_taken_case_insensitively_409(api: AsyncApi) -> None:
+async def test_register_taken_case_insensitively_409(shared_api: AsyncApi) -> None:
     """docs/protocol.md (ext): usernames are unique case-insensitively; first spelling kept."""
     name = "Mixed" + unique_name()
-    await api.register(name)
-    assert_error(await api.register_raw(name.lower(), DEFAULT_PASSWORD), 409)
-    assert_error(await api.register_raw(name.upper(), DEFAULT_PASSWORD), 409)
+    await shared_api.register(name)
+    assert_error(await shared_api.register_raw(name.lower(), DEFAULT_PASSWORD), 409)
+    assert_error(await shared_api.register_raw(name.upper(), DEFAULT_PASSWORD), 409)
 
 
 # -- login ------------------------------------------------------------------------------------
 
 
-async def test_login_200_returns_new_working_token(api: AsyncApi, alice: User) -> None:
-    resp = await api.login_raw(alice.username, alice.password)
+async def test_login_200_returns_new_working_token(shared_api: AsyncApi, member: User) -> None:
+    resp = await shared_api.login_raw(member.username, member.password)
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["username"] == alice.username
+    assert body["username"] == member.username
     assert isinstance(body["token"], str)
     assert len(body["token"]) >= 43
-    assert body["token"] != alice.token
-    assert (await api.get("/api/rooms", token=body["token"])).status_code == 200
+    assert body["token"] != member.token
+    assert (await shared_api.get("/api/rooms", token=body["token"])).status_code == 200
     # the registration token stays valid too: logging in elsewhere does not log you out
-    assert (await api.get("/api/rooms", token=alice.token)).status_code == 200
+    assert (await shared_api.get("/api/rooms", token=member.token)).status_code == 200
 
 
-async def test_login_wrong_password_401(api: AsyncApi, alice: User) -> None:
-    assert_error(await api.login_raw(alice.username, "wrong password"), 401)
+async def test_login_wrong_password_401(shared_api: AsyncApi, member: User) -> None:
+    assert_error(await shared_api.login_raw(member.username, "wrong password"), 401)
 
 
-async def test_login_unknown_user_401_same_as_wrong_password(api: AsyncApi, alice: User) -> None:
-    wrong = assert_error(await api.login_raw(alice.username, "wrong password"), 401)
-    unknown = assert_error(await api.login_raw(unique_name("ghost"), "wrong password"), 401)
+async def test_login_unknown_user_401_same_as_wrong_password(
+    shared_api: AsyncApi, member: User
+) -> None:
+    wrong = assert_error(await shared_api.login_raw(member.username, "wrong password"), 401)
+    unknown = assert_error(await shared_api.login_raw(unique_name("ghost"), "wrong password"), 401)
     assert wrong["code"] == unknown["code"]
 
 
-async def test_login_malformed_body_400(api: AsyncApi) -> None:
-    assert_error(await api.post("/api/login", json={"username": "x"}), 400)
-    assert_error(await api.post("/api/login", json=[1, 2]), 400)
+async def test_login_malformed_body_400(shared_api: AsyncApi) -> None:
+    assert_error(await shared_api.post("/api/login", json={"username": "x"}), 400)
+    assert_error(await shared_api.post("/api/login", json=[1, 2]), 400)
 
 
 async def test_login_429_after_repeated_failures_per_username(api: AsyncApi) -> None:
@@ -298,29 +308,34 @@ async def _check_cookie(api: AsyncApi, resp: httpx.Response) -> str:
     return f"{name}={value}"
 
 
-async def test_register_sets_httponly_samesite_lax_session_cookie(api: AsyncApi) -> None:
-    resp = await api.register_raw(unique_name(), DEFAULT_PASSWORD)
+async def test_register_sets_httponly_samesite_lax_session_cookie(shared_api: AsyncApi) -> None:
+    resp = await shared_api.register_raw(unique_name(), DEFAULT_PASSWORD)
     assert resp.status_code == 201
-    await _check_cookie(api, resp)
+    await _check_cookie(shared_api, resp)
 
 
-async def test_login_sets_httponly_samesite_lax_session_cookie(api: AsyncApi, alice: User) -> None:
-    resp = await api.login_raw(alice.username, alice.password)
+async def test_login_sets_httponly_samesite_lax_session_cookie(
+    shared_api: AsyncApi, member: User
+) -> None:
+    resp = await shared_api.login_raw(member.username, member.password)
     assert resp.status_code == 200
-    cookie = await _check_cookie(api, resp)
+    cookie = await _check_cookie(shared_api, resp)
     # the cookie also authenticates the WebSocket handshake (no Origin: non-browser, allowed)
-    ws_url = api.base_url.replace("http", "ws", 1) + "/chat"
+    ws_url = shared_api.base_url.replace("http", "ws", 1) + "/chat"
     client = await open_ws(ws_url, cookie=cookie)
-    assert client.username == alice.username
+    assert client.username == member.username
     await client.close()
 
 
-async def test_bad_cookie_and_bad_token_401(api: AsyncApi) -> None:
-    assert_error(await api.get("/api/rooms"), 401)
-    assert_error(await api.get("/api/rooms", token="not-a-token"), 401)
-    assert_error(await api.get("/api/rooms", headers={"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+async def test_bad_cookie_and_bad_token_401(shared_api: AsyncApi) -> None:
+    assert_error(await shared_api.get("/api/rooms"), 401)
+    assert_error(await shared_api.get("/api/rooms", token="not-a-token"), 401)
+    assert_error(
+        await shared_api.get("/api/rooms", headers={"Authorization": "Basic dXNlcjpwYXNz"}),
+        401,
+    )
     for cookie_name in ("session", "parley_session", "token"):
-        resp = await api.get("/api/rooms", headers={"Cookie": f"{cookie_name}=forged"})
+        resp = await shared_api.get("/api/rooms", headers={"Cookie": f"{cookie_name}=forged"})
         assert_error(resp, 401)
 
 
@@ -370,16 +385,16 @@ async def test_logout_204_and_token_dead_everywhere(
     assert (await api.get("/api/rooms", token=fresh.token)).status_code == 200
 
 
-async def test_logout_with_cookie_kills_cookie(api: AsyncApi) -> None:
-    resp = await api.register_raw(unique_name(), DEFAULT_PASSWORD)
-    cookie = await _check_cookie(api, resp)
-    out = await api.post("/api/logout", headers={"Cookie": cookie})
+async def test_logout_with_cookie_kills_cookie(shared_api: AsyncApi) -> None:
+    resp = await shared_api.register_raw(unique_name(), DEFAULT_PASSWORD)
+    cookie = await _check_cookie(shared_api, resp)
+    out = await shared_api.post("/api/logout", headers={"Cookie": cookie})
     assert out.status_code == 204, out.text
-    assert_error(await api.get("/api/rooms", headers={"Cookie": cookie}), 401)
+    assert_error(await shared_api.get("/api/rooms", headers={"Cookie": cookie}), 401)
 
 
-async def test_logout_without_auth_401(api: AsyncApi) -> None:
-    assert_error(await api.post("/api/logout"), 401)
+async def test_logout_without_auth_401(shared_api: AsyncApi) -> None:
+    assert_error(await shared_api.post("/api/logout"), 401)
 
 
 async def test_logout_closes_open_sockets_with_4001(

@@ -15,6 +15,14 @@ from tests.support.client import open_ws
 from tests.support.server import ServerProcess
 
 
+@pytest.fixture(scope="module")
+def server(shared_server: ServerProcess) -> ServerProcess:
+    """One server for the module (a fresh one costs a process start): these tests look at
+    headers and errors, and sign up users of their own. The metrics test counts on a fresh
+    server and starts its own."""
+    return shared_server
+
+
 @pytest.mark.parametrize("path", ["/", "/app.js", "/api/me", "/healthz"])
 async def test_every_page_carries_the_security_headers(api: AsyncApi, path: str) -> None:
     resp = await api.get(path)
@@ -42,17 +50,19 @@ async def test_unknown_page_outside_api_is_a_plain_404(api: AsyncApi) -> None:
 
 
 async def test_metrics_count_connections_stored_messages_and_ack_latency(
-    api: AsyncApi, server: ServerProcess
+    server_factory: ServerFactory,
 ) -> None:
-    user = await api.register()
-    ws = await open_ws(server.ws_url, user.token)
-    await ws.join_ok("general")
-    for i in range(3):
-        await ws.send_ok("general", f"counted {i}")
-    await ws.send_ok("general", "a resend is not stored twice", client_id="same")
-    await ws.send_ok("general", "a resend is not stored twice", client_id="same")
-    samples = _samples((await api.get("/metrics")).text)
-    await ws.close()
+    server = server_factory()  # its own: the counts start from zero
+    async with AsyncApi(server.url) as api:
+        user = await api.register()
+        ws = await open_ws(server.ws_url, user.token)
+        await ws.join_ok("general")
+        for i in range(3):
+            await ws.send_ok("general", f"counted {i}")
+        await ws.send_ok("general", "a resend is not stored twice", client_id="same")
+        await ws.send_ok("general", "a resend is not stored twice", client_id="same")
+        samples = _samples((await api.get("/metrics")).text)
+        await ws.close()
     assert samples["parley_connections"] >= 1
     assert samples["parley_messages_stored_total"] == 4
     assert samples["parley_ack_seconds_count"] == 5

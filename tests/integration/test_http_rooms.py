@@ -29,18 +29,19 @@ def assert_message(msg: dict[str, Any], room: str, username: str, text: str) -> 
     assert timedelta(minutes=-5) < age < timedelta(hours=1), msg["ts"]
 
 
-async def test_healthz_200(api: AsyncApi) -> None:
-    assert (await api.get("/healthz")).status_code == 200
+async def test_healthz_200(shared_api: AsyncApi) -> None:
+    assert (await shared_api.get("/healthz")).status_code == 200
 
 
-async def test_root_serves_browser_client(api: AsyncApi) -> None:
-    resp = await api.get("/")
+async def test_root_serves_browser_client(shared_api: AsyncApi) -> None:
+    resp = await shared_api.get("/")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html"), resp.headers
     assert "<html" in resp.text.lower()
 
 
-async def test_rooms_require_auth_401(api: AsyncApi) -> None:
+async def test_rooms_require_auth_401(shared_api: AsyncApi) -> None:
+    api = shared_api
     assert_error(await api.get("/api/rooms"), 401)
     assert_error(await api.post("/api/rooms", json={"room": "x", "private": False}), 401)
     assert_error(await api.get("/api/rooms/general/messages"), 401)
@@ -281,9 +282,10 @@ async def test_rest_send_malformed_400(fresh: Fresh, body: object) -> None:
     assert await fresh.api.messages(fresh.user.token, fresh.room) == []
 
 
-async def test_rest_send_unknown_room_404(api: AsyncApi, alice: User) -> None:
-    assert_error(await api.send_raw(alice.token, "nosuchroom", "x"), 404, "not_found")
-    assert_error(await api.messages_raw(alice.token, "nosuchroom"), 404, "not_found")
+async def test_rest_send_unknown_room_404(fresh: Fresh) -> None:
+    token = fresh.user.token
+    assert_error(await fresh.api.send_raw(token, "nosuchroom", "x"), 404, "not_found")
+    assert_error(await fresh.api.messages_raw(token, "nosuchroom"), 404, "not_found")
 
 
 # -- history paging ---------------------------------------------------------------------------

@@ -158,25 +158,25 @@ async def test_non_string_type_is_an_error_and_stays_open(fresh: Fresh, type_: o
     await bad_frame_then_still_open(fresh, frame, {"bad_request", "unknown_type"})
 
 
-async def test_bad_request_ref_is_the_client_id(server: ServerProcess, alice: User) -> None:
+async def test_bad_request_ref_is_the_client_id(fresh: Fresh) -> None:
     """ref = client_id when there is one, also on a send that is otherwise invalid."""
-    async with parley_ws(server.ws_url, alice.token) as c:
-        await c.send_json({"type": "send", "room": "general", "client_id": "cid-no-text"})
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_json({"type": "send", "room": fresh.room, "client_id": "cid-no-text"})
         event = await c.expect_error("bad_request")
         assert_error_shape(event, "bad_request", "cid-no-text")
-        await c.send_json({"type": "send", "room": "general", "text": 5, "client_id": "cid-int"})
+        await c.send_json({"type": "send", "room": fresh.room, "text": 5, "client_id": "cid-int"})
         event = await c.expect_error("bad_request")
         assert_error_shape(event, "bad_request", "cid-int")
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
-async def test_binary_frame_bad_request_and_stays_open(server: ServerProcess, alice: User) -> None:
+async def test_binary_frame_bad_request_and_stays_open(fresh: Fresh) -> None:
     """docs/protocol.md (ext): binary frames -> bad_request."""
-    async with parley_ws(server.ws_url, alice.token) as c:
-        payload = json.dumps({"type": "send", "room": "general", "text": "b", "client_id": "b"})
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        payload = json.dumps({"type": "send", "room": fresh.room, "text": "b", "client_id": "b"})
         await c.send_raw(payload.encode())
         await c.expect_error("bad_request")
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
 # -- unknown_type -----------------------------------------------------------------------------
@@ -224,14 +224,12 @@ async def test_text_over_4000_chars_too_large_not_stored(
     assert all(len(m["text"]) <= 4000 for m in stored)
 
 
-async def test_large_frame_under_1mib_is_too_large_not_closed(
-    server: ServerProcess, alice: User
-) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
+async def test_large_frame_under_1mib_is_too_large_not_closed(fresh: Fresh) -> None:
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
         cid = new_client_id()
-        await c.send_text("general", "z" * (MIB - 4096), cid)
+        await c.send_text(fresh.room, "z" * (MIB - 4096), cid)
         assert_error_shape(await c.expect_error("too_large"), "too_large", cid)
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
 # -- rate_limited -----------------------------------------------------------------------------
@@ -316,8 +314,8 @@ async def test_forbidden_and_stays_open(guest_server: ServerProcess) -> None:
 # -- not_found --------------------------------------------------------------------------------
 
 
-async def test_not_found_and_stays_open(server: ServerProcess, alice: User) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
+async def test_not_found_and_stays_open(fresh: Fresh) -> None:
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
         await c.join("nosuchroom")
         assert_error_shape(await c.expect_error("not_found"), "not_found", None)
         cid = new_client_id()
@@ -327,18 +325,18 @@ async def test_not_found_and_stays_open(server: ServerProcess, alice: User) -> N
         assert_error_shape(await c.expect_error("not_found"), "not_found", None)
         await c.typing("nosuchroom")
         await c.expect_error("not_found")
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
-async def test_many_errors_in_a_row_keep_the_connection(server: ServerProcess, alice: User) -> None:
-    async with parley_ws(server.ws_url, alice.token) as c:
+async def test_many_errors_in_a_row_keep_the_connection(fresh: Fresh) -> None:
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
         frames: list[tuple[str, str]] = [
             ("{", "bad_request"),
             (json.dumps({"type": "nope"}), "unknown_type"),
             (json.dumps({"type": "join", "room": "nosuchroom"}), "not_found"),
             (
                 json.dumps(
-                    {"type": "send", "room": "general", "text": "x" * 5000, "client_id": "b"}
+                    {"type": "send", "room": fresh.room, "text": "x" * 5000, "client_id": "b"}
                 ),
                 "too_large",
             ),
@@ -347,7 +345,7 @@ async def test_many_errors_in_a_row_keep_the_connection(server: ServerProcess, a
             await c.send_raw(raw)
         codes = [(await c.recv_until(lambda e: e.get("type") == "error"))["code"] for _ in frames]
         assert codes == [code for _, code in frames]
-        await assert_still_open(c, expected_seq=1)
+        await assert_still_open(c, fresh.room, expected_seq=1)
 
 
 # -- 1009 -------------------------------------------------------------------------------------

@@ -16,6 +16,13 @@ GUEST_NAME = re.compile(r"^guest-[0-9a-f]{4}$")
 FOREIGN = "http://evil.example"
 
 
+@pytest.fixture(scope="module")
+def server(shared_server: ServerProcess) -> ServerProcess:
+    """One server for the module's handshakes (a fresh one costs a process start): each test
+    signs up a user of its own. The guest tests count seqs from 1: theirs stay fresh."""
+    return shared_server
+
+
 async def test_no_auth_401_before_upgrade(server: ServerProcess) -> None:
     assert await handshake_status(server.ws_url) == 401
 

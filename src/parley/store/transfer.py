@@ -40,7 +40,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
-import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
 from parley.protocol import Message
@@ -276,8 +275,16 @@ async def _postgres_content(conn: Any, sha256: str) -> AsyncIterator[Record]:
             return
 
 
+async def _connect(dsn: str) -> Any:
+    """A connection to PostgreSQL. asyncpg is imported here, not at the top: every `parley`
+    command imports this module, and a server on SQLite should not pay for asyncpg."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    return await asyncpg.connect(dsn)
+
+
 async def dump_postgres(dsn: str) -> AsyncIterator[Record]:
-    conn = await asyncpg.connect(dsn)
+    conn = await _connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             yield header(await conn.fetchval("SELECT max(version) FROM schema_migrations"))
@@ -312,7 +319,7 @@ def find_room_sqlite(path: Path, ref: str) -> str | None:
 
 
 async def find_room_postgres(dsn: str, ref: str) -> str | None:
-    conn = await asyncpg.connect(dsn)
+    conn = await _connect(dsn)
     try:
         found = await conn.fetchval(_ROOM_BY_REF.format("$1"), ref)
     finally:
@@ -581,7 +588,7 @@ async def load_postgres(dsn: str, records: Iterator[Record]) -> int:
     from parley.store.postgres import store_blob as store_postgres_blob
 
     _check_header(next(records, {}), max(v for v, _ in POSTGRES))
-    conn = await asyncpg.connect(dsn)
+    conn = await _connect(dsn)
     try:
         with tempfile.TemporaryDirectory(prefix="parley-import-") as staging:
             async with conn.transaction():
