@@ -211,9 +211,9 @@ class Delivery(BrokerEventHandler, PresenceSink):
             self.recent.add(ready, self._fan_out(ready))
             if isinstance(ready, MemberEvent) and ready.change in LOSSES:
                 self._cut(AccessCut(ready.room, ready.username))
-        if self._after and deliverable:
-            for then in self._after.due(event.room, self.last_seq(event.room)):
-                then()
+            if self._after:  # right after its seq: before the lines of the events after it
+                for then in self._after.due(ready.room, ready.seq):
+                    then()
         if gap is not None:
             self._fill_later(gap)
 
