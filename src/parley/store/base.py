@@ -10,9 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from parley.core.roomnames import name_of, resolve
 from parley.protocol import File, Message, RoomEvent
@@ -288,14 +286,6 @@ class MessageQuery:
 Appended = tuple[Message, bool] | BaseException  # a send's answer (`Store.append_then`)
 
 
-def _answer_with(answer: Callable[[Appended], None], future: asyncio.Future[Any]) -> None:
-    if future.cancelled():
-        answer(StoreUnavailable("send cancelled"))
-    else:
-        exc = future.exception()
-        answer(exc if exc is not None else future.result())
-
-
 def new_tag() -> str:
     """A room's tag: random, so that it tells nothing about other rooms."""
     return secrets.token_hex(TAG_CHARS // 2)
@@ -514,6 +504,7 @@ class Store(abc.ABC):
         """`append` as a future, for callers that want a callback rather than a task: both
         stores batch their sends for group commit and settle each send's future."""
 
+    @abc.abstractmethod
     def append_then(
         self,
         room: str,
@@ -527,9 +518,7 @@ class Store(abc.ABC):
         """`append_soon` for a caller that only wants a callback: `answer` gets (message,
         created) or the exception, exactly once, after the COMMIT (or at once if the send is
         refused before). Both stores call it while settling the batch, with no future and
-        no loop callback per send; this default goes through `append_soon`."""
-        future = self.append_soon(room, username, text, client_id, reply_to, attachments)
-        future.add_done_callback(partial(_answer_with, answer))
+        no loop callback per send."""
 
     @abc.abstractmethod
     async def change(self, request: ChangeRequest) -> Changed:

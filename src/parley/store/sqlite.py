@@ -270,18 +270,8 @@ class _Writer:
         self._add((job, future), future)
         return future
 
-    def submit_append(
-        self,
-        room: str,
-        username: str,
-        text: str,
-        client_id: str | None,
-        reply_to: int | None,
-        attachments: tuple[str, ...],
-        future: Settles,
-    ) -> None:
-        pending = PendingAppend(room, username, text, client_id, future, reply_to, attachments)
-        self._add(pending, future)
+    def submit_append(self, pending: PendingAppend) -> None:
+        self._add(pending, pending.future)
 
     def _add(self, item: _Item, future: Settles) -> None:
         if self.closing:
@@ -1017,14 +1007,8 @@ class SQLiteStore(Store):
         reply_to: int | None = None,
         attachments: tuple[str, ...] = (),
     ) -> asyncio.Future[tuple[Message, bool]]:
-        if self._writer is None:
-            closed: asyncio.Future[tuple[Message, bool]] = (
-                asyncio.get_running_loop().create_future()
-            )
-            closed.set_exception(StoreUnavailable("store is closed"))
-            return closed
-        future: asyncio.Future[tuple[Message, bool]] = self._writer.loop.create_future()
-        self._writer.submit_append(room, username, text, client_id, reply_to, attachments, future)
+        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+        self._append(PendingAppend(room, username, text, client_id, future, reply_to, attachments))
         return future
 
     def append_then(
@@ -1037,11 +1021,14 @@ class SQLiteStore(Store):
         attachments: tuple[str, ...],
         answer: Callable[[AppendResult], None],
     ) -> None:
-        if self._writer is None:
-            answer(StoreUnavailable("store is closed"))
-            return
         sent = Answer(answer)
-        self._writer.submit_append(room, username, text, client_id, reply_to, attachments, sent)
+        self._append(PendingAppend(room, username, text, client_id, sent, reply_to, attachments))
+
+    def _append(self, pending: PendingAppend) -> None:
+        if self._writer is None:
+            pending.future.set_exception(StoreUnavailable("store is closed"))
+        else:
+            self._writer.submit_append(pending)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:
