@@ -5,10 +5,11 @@
 then R times: drops them all, sends M messages while they are away, and reconnects them
 all with `since` (`--concurrency` handshakes in flight), until every one has its M missed
 messages and the server is quiet. It prints the server's CPU time per reconnect
-(`/proc/PID/stat`, all threads) and this process's (the generator's), and checks that no
-message was lost or doubled. With `--callgrind` the server runs under valgrind's callgrind,
-its counters zeroed at the drop and dumped once all resumed: instructions per reconnect,
-and a profile of just the storms in OUT (`callgrind_annotate`).
+(`/proc/PID/stat`, all threads; the kernel's part too) and this process's (the
+generator's), and checks that no message was lost or doubled. With `--callgrind` the
+server runs under valgrind's callgrind, its counters zeroed at the drop and dumped once
+all resumed: instructions per reconnect, and a profile of just the storms in OUT
+(`callgrind_annotate`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uvloop
 
 from parley_bench.client import OBSERVE, BenchClient, Hub, Target, connect_many
 from parley_bench.ingestcost import callgrind_control, callgrind_instructions
-from parley_bench.servers import ServerProc, cpu_seconds, free_port, parley_command
+from parley_bench.servers import ServerProc, cpu_split, free_port, parley_command
 from parley_bench.stats import check_sequence
 from parley_bench.stormclient import StormClient, StormGroup, connect_group
 from parley_bench.suite import register_users
@@ -99,15 +100,17 @@ async def measure(
             await _storm(storm, sender, hub, missed, concurrency)  # warm-up
             if callgrind is not None:
                 callgrind_control(server.pid, "-z")
-            cpu0, gen0 = cpu_seconds(server.pid), time.process_time()
+            (user0, sys0), gen0 = cpu_split(server.pid), time.process_time()
             for _ in range(rounds):
                 await _storm(storm, sender, hub, missed, concurrency)
-            cpu1, gen1 = cpu_seconds(server.pid), time.process_time()
+            (user1, sys1), gen1 = cpu_split(server.pid), time.process_time()
             reconnects = clients * rounds
+            per = 1e6 / reconnects
             result: dict[str, float] = {
                 "reconnects": reconnects,
-                "server_cpu_us_per_reconnect": round((cpu1 - cpu0) / reconnects * 1e6, 1),
-                "generator_cpu_us_per_reconnect": round((gen1 - gen0) / reconnects * 1e6, 1),
+                "server_cpu_us_per_reconnect": round((user1 - user0 + sys1 - sys0) * per, 1),
+                "of_which_system_us": round((sys1 - sys0) * per, 1),
+                "generator_cpu_us_per_reconnect": round((gen1 - gen0) * per, 1),
             }
             if callgrind is not None:
                 callgrind_control(server.pid, "-d")
