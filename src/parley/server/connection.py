@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode
 
 from parley.core import Close, Ending, SocketLifecycle, SocketState, guest_key
 from parley.server.frames import close_frame, text_frame
+from parley.store import RoomRecord
 
 __all__ = ["DRAIN_STALL", "Connection", "Flusher", "Mode", "SocketEnd"]
 
@@ -96,6 +97,7 @@ class Connection(SocketLifecycle):
         "_out",
         "_refs",
         "guest",
+        "hello_rooms",
         "id",
         "inflight",
         "limit_key",
@@ -143,6 +145,9 @@ class Connection(SocketLifecycle):
         # While `hello` is being built: the read markers heard meanwhile (room key -> seq),
         # for `hello` to carry, since nothing may reach the client before it.
         self.reads_before_hello: dict[str, int] | None = None
+        # What `hello` read, kept for the socket's first join: the cut mark taken before
+        # the read, and each room by what the client calls it (ChatService.hello_rooms).
+        self.hello_rooms: tuple[int, dict[str, RoomRecord]] | None = None
         self._out: list[bytes] = []
         self._flusher = flusher
         self._closer: asyncio.Task[bool] | None = None  # a close handshake's task, if any

@@ -416,7 +416,7 @@ class JsonSession(ChatSession):
             conn.reads_before_hello = {}
             try:  # the role and the rooms read at once (two readers on SQLite)
                 seen, admin = await asyncio.gather(
-                    self.node.rooms_of(conn), self.node.admin.is_admin(conn.username)
+                    self.node.hello_rooms(conn), self.node.admin.is_admin(conn.username)
                 )
             except ProtocolError as exc:  # storage unavailable
                 raise StoreUnavailable(exc.message) from None
