@@ -21,6 +21,8 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
+import struct
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -37,6 +39,7 @@ _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _OK_STATUS: Final = b"HTTP/1.1 101 "
 _END_OF_HEAD: Final = b"\r\n\r\n"
 _json_decode = msgspec.json.decode
+_RESET: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets
 
 # the client's states, in order
 _CONNECTING: Final = 0
@@ -55,6 +58,7 @@ class StormGroup:
         url = urllib.parse.urlsplit(target.url)
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or 80
+        self.address = (self.host, self.port)
         self.local_addr = (local_addr, 0)
         self.parley = target.parley
         key = base64.b64encode(os.urandom(16))
@@ -106,17 +110,32 @@ class StormClient(asyncio.Protocol):
         self.state = _CONNECTING
         self.buffer = b""
         self.ready = ready = loop.create_future()
-        await loop.create_connection(
-            self._self, group.host, group.port, local_addr=group.local_addr
-        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            # The port is picked at connect, for this destination: a bind to (addr, 0)
+            # would pick one among all the address's ports, past every TIME_WAIT left on
+            # it by earlier runs (a search that grows with them, and can fail).
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind(group.local_addr)
+            await loop.sock_connect(sock, group.address)
+        except BaseException:
+            sock.close()
+            raise
+        await loop.create_connection(self._self, sock=sock)
         await ready
 
     def _self(self) -> StormClient:
         return self
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        """Drop the connection with a TCP reset (no FIN, and no TIME_WAIT left behind)."""
+        transport = self.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            transport.abort()
 
     # --- asyncio.Protocol ---------------------------------------------------------
 

@@ -32,6 +32,9 @@ class Transport:
     def abort(self) -> None:
         self.aborted = True
 
+    def get_extra_info(self, name: str) -> None:
+        return None  # no socket: nothing to set SO_LINGER on
+
 
 def server_frame(payload: bytes, opcode: int = 0x81) -> bytes:
     return bytes((opcode,)) + frame_header(len(payload))[1:] + payload
