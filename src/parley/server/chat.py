@@ -277,15 +277,20 @@ class ChatService:
             conn.allow(ref, key)
         return key
 
-    async def hello_rooms(self, conn: Connection) -> list[tuple[str, RoomRecord]]:
-        """`rooms_of` for a socket's `hello`, the records kept for its first join, which
-        then reads nothing (a reconnect joins right after `hello`): the cut mark is taken
-        before the read, so that join checks what changed since, as if it had read the
-        room itself (docs/architecture.md, the resume path)."""
+    async def hello_rooms(self, conn: Connection) -> tuple[list[tuple[str, RoomRecord]], bool]:
+        """What a socket's `hello` says: the rooms the user sees (as `rooms_of`) and
+        whether they are an admin, in one read. The records are kept for the socket's
+        first join, which then reads nothing (a reconnect joins right after `hello`): the
+        cut mark is taken before the read, so that join checks what changed since, as if
+        it had read the room itself (docs/architecture.md, the resume path)."""
         mark = self.delivery.cut_mark()
-        seen = await self.rooms_of(conn)
+        try:
+            rooms, admin = await self.store.rooms_and_role(conn.username)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        seen = references(rooms)
         conn.hello_rooms = (mark, dict(seen))
-        return seen
+        return seen, admin
 
     def _hello_room(self, conn: Connection, ref: str) -> tuple[RoomRecord, int] | None:
         """The room `hello` read for `ref` and the cut mark taken before that read, once
