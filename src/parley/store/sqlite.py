@@ -783,16 +783,20 @@ class SQLiteStore(Store):
         result: T = await self._writer.submit(job)
         return result
 
-    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, job: Callable[[sqlite3.Connection], T], *, slow: bool = False) -> T:
         """Run `job` on a reader thread's connection. The reads asked for in one loop
         iteration go to the readers together, a share to each: under load (a reconnect
         storm: a token, the rooms and a room for every socket) one thread hand-off and one
-        wake-up of the loop serve many reads, where each used to pay its own."""
+        wake-up of the loop serve many reads, where each used to pay its own. A `slow`
+        read (a search) goes alone, so that the quick ones never wait behind it."""
         loop = asyncio.get_running_loop()
         read: _QueuedRead[T] = _QueuedRead(job, loop.create_future())
-        self._queued.append(read)
-        if len(self._queued) == 1:
-            loop.call_soon(self._dispatch_reads, loop)
+        if slow:
+            self._submit_reads(loop, [read])
+        else:
+            self._queued.append(read)
+            if len(self._queued) == 1:
+                loop.call_soon(self._dispatch_reads, loop)
         try:
             return await read.future
         except sqlite3.Error as exc:
@@ -802,13 +806,15 @@ class SQLiteStore(Store):
         queued, self._queued = self._queued, []
         shares = min(self._reader_count, len(queued))
         for i in range(shares):
-            share = queued[i::shares]
-            try:
-                self._readers.submit(self._run_reads, loop, share)
-            except RuntimeError:  # shut down: the store is closed
-                for read in share:
-                    if not read.future.done():
-                        read.future.set_exception(StoreUnavailable("store is closed"))
+            self._submit_reads(loop, queued[i::shares])
+
+    def _submit_reads(self, loop: asyncio.AbstractEventLoop, share: list[_QueuedRead[Any]]) -> None:
+        try:
+            self._readers.submit(self._run_reads, loop, share)
+        except RuntimeError:  # shut down: the store is closed
+            for read in share:
+                if not read.future.done():
+                    read.future.set_exception(StoreUnavailable("store is closed"))
 
     def _run_reads(self, loop: asyncio.AbstractEventLoop, reads: list[_QueuedRead[Any]]) -> None:
         """In a reader thread: each read in turn, then one call to settle them all."""
@@ -1115,7 +1121,7 @@ class SQLiteStore(Store):
     ) -> list[Message]:
         if not words:
             return []
-        return await self._read(partial(_search, username, words, room, limit))
+        return await self._read(partial(_search, username, words, room, limit), slow=True)
 
     async def last_seqs(self) -> dict[str, int]:
         def job(conn: sqlite3.Connection) -> dict[str, int]:
