@@ -96,6 +96,7 @@ class Connection(SocketLifecycle):
         "_keys",
         "_out",
         "_refs",
+        "admin_before_hello",
         "guest",
         "hello_rooms",
         "id",
@@ -145,6 +146,7 @@ class Connection(SocketLifecycle):
         # While `hello` is being built: the read markers heard meanwhile (room key -> seq),
         # for `hello` to carry, since nothing may reach the client before it.
         self.reads_before_hello: dict[str, int] | None = None
+        self.admin_before_hello: bool | None = None  # the last role change heard meanwhile
         # What `hello` read, kept for the socket's first join: the cut mark taken before
         # the read, and each room by what the client calls it (ChatService.hello_rooms).
         self.hello_rooms: tuple[int, dict[str, RoomRecord]] | None = None
