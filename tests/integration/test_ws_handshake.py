@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import os
 import re
 
 import pytest
@@ -207,3 +210,66 @@ async def test_frames_that_come_before_the_socket_is_handed_over_are_answered_in
         assert answers[2][1] == b"early"
     finally:
         raw.close()
+
+
+async def _first_read(port: int, token: str, subprotocol: str | None) -> bytes:
+    """What the first read after a handshake request gets."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            "GET /chat HTTP/1.1",
+            f"Host: 127.0.0.1:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            f"Authorization: Bearer {token}",
+        ]
+        if subprotocol:
+            lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+
+
+async def test_the_101_and_the_hello_go_out_in_one_write(
+    server: ServerProcess, alice: User
+) -> None:
+    """The 101 waits for the greeting and leaves with it, one write (one system call a
+    socket fewer): the first read gets both, the hello whole, and the 101's headers are
+    the ones aiohttp's handshake gives (with our Server), nothing more."""
+    data = await _first_read(server.port, alice.token, "parley.v1")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    assert status == "HTTP/1.1 101 Switching Protocols"
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines)}
+    assert set(headers) == {
+        "upgrade",
+        "connection",
+        "sec-websocket-accept",
+        "sec-websocket-protocol",
+        "date",
+        "server",
+    }
+    assert headers["sec-websocket-protocol"] == "parley.v1"
+    assert rest[0] == 0x80 | OP_TEXT  # one unmasked text frame, whole
+    length, start = rest[1], 2
+    if length == 126:
+        length, start = int.from_bytes(rest[2:4], "big"), 4
+    assert length < 126 or start == 4
+    hello = json.loads(rest[start : start + length])
+    assert len(rest) == start + length  # nothing behind it yet
+    assert hello["type"] == "hello" and hello["username"] == alice.username
+
+
+async def test_a_plain_socket_gets_its_101_without_a_subprotocol(
+    server: ServerProcess, alice: User
+) -> None:
+    """The tutorial's socket has no greeting: its 101 goes out alone, at once."""
+    data = await _first_read(server.port, alice.token, None)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"sec-websocket-protocol" not in head.lower()
+    assert rest == b""

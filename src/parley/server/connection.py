@@ -205,6 +205,12 @@ class Connection(SocketLifecycle):
         """Queue one JSON (or plain text) payload as a text frame."""
         self.send_frame(text_frame(payload))
 
+    def send_head(self, head: bytes) -> None:
+        """Queue the HTTP 101 that opens the socket, first, and without marking it for the
+        flusher: it waits for the greeting, and the upgrade's caller flushes both in one
+        write (a close before then writes it first, ahead of the close frame)."""
+        self._out.insert(0, head)
+
     def send_frame(self, frame: bytes) -> None:
         """Queue an already built frame; written at the end of this loop iteration. Once
         the socket is closing, nothing more goes out."""

@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_websocket import WebSocketError, WSMessageTextBytes
+from aiohttp.http_writer import StreamWriter
 
 from parley.core import Ending, SocketState
 from parley.server.frames import close_frame, close_reply, pong_frame
@@ -42,7 +44,7 @@ from parley.server.frames import close_frame, close_reply, pong_frame
 if TYPE_CHECKING:
     from parley.server.ws import Session
 
-__all__ = ["CLOSE_TIMEOUT", "UpgradedSocket", "upgrade_response"]
+__all__ = ["CLOSE_TIMEOUT", "UpgradedSocket", "take_head", "upgrade_response"]
 
 log = logging.getLogger("parley.ws")
 
@@ -61,12 +63,31 @@ _VERSIONS: Final = frozenset(("13", "8", "7"))  # as aiohttp takes them
 Frame = WSMessage | WSMessageTextBytes
 
 
+class _HeldResponse(web.StreamResponse):
+    """A response whose head aiohttp serializes but does not write (as it does for its own
+    `WebSocketResponse`): `take_head` takes it, to go out with what follows in one write."""
+
+    _send_headers_immediately = False
+
+
+def take_head(writer: AbstractStreamWriter | None) -> bytes | None:
+    """The serialized head of a `_HeldResponse` that `writer` prepared, taken from it:
+    aiohttp then writes nothing of it (its `write_eof` only marks the response done). None
+    if there is no such head (already written, or another writer)."""
+    if not isinstance(writer, StreamWriter) or writer._headers_written:
+        return None
+    head, writer._headers_buf = writer._headers_buf, None
+    writer._headers_written = True
+    return head
+
+
 def upgrade_response(
     request: web.BaseRequest, protocols: Sequence[str]
 ) -> tuple[web.StreamResponse, str | None]:
     """The 101 that accepts the WebSocket handshake of `request` (RFC 6455 4.2), and the
     subprotocol it picked (the client's first one that is in `protocols`); 400 if the
-    request is no valid handshake. aiohttp's `WebSocketResponse` checks the same."""
+    request is no valid handshake. aiohttp's `WebSocketResponse` checks the same. Once
+    prepared, its head waits for `take_head`."""
     headers = request.headers
     if headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
         raise web.HTTPBadRequest(text='Can "Upgrade" only to "WebSocket".')
@@ -85,7 +106,7 @@ def upgrade_response(
     offered = (p.strip() for p in headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","))
     protocol = next((p for p in offered if p in protocols), None)
     accept = base64.b64encode(hashlib.sha1(key.encode() + _ACCEPT_GUID).digest()).decode()
-    response = web.StreamResponse(status=101)
+    response = _HeldResponse(status=101)
     response.headers[hdrs.UPGRADE] = "websocket"
     response.headers[hdrs.CONNECTION] = "upgrade"
     response.headers[hdrs.SEC_WEBSOCKET_ACCEPT] = accept

@@ -1,6 +1,7 @@
 """The aiohttp source that /chat's own socket path relies on, checked against pinned hashes.
 
-After the upgrade, `httpconn.hand_over` takes the connection from aiohttp's
+The 101 itself is serialized by aiohttp but written by us, with the greeting
+(`upgraded.take_head`). After the upgrade, `httpconn.hand_over` takes the connection from aiohttp's
 `RequestHandler` (through `set_parser` and `connection_lost`, its transport set to None
 first), and `upgraded.UpgradedSocket` feeds it to aiohttp's private frame parser as a
 subclass of its private frame queue, never initialised. Neither is aiohttp's documented
@@ -24,7 +25,9 @@ from typing import Final
 import aiohttp
 import aiohttp._websocket
 from aiohttp._websocket import reader_py
+from aiohttp.http_writer import StreamWriter
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_response import StreamResponse
 
 __all__ = ["PINNED", "override_fits", "upstream_hashes"]
 
@@ -44,7 +47,10 @@ def _pxd() -> str:
 #  WebSocketDataQueue: the class `UpgradedSocket` extends (feed_data, set_exception; its
 #   _size and _limit stay 0, so the parser never stalls on it);
 #  WebSocketReader: the parser that feeds the queue;
-#  reader_c.pxd: which of those the compiled reader lets a subclass override or see.
+#  reader_c.pxd: which of those the compiled reader lets a subclass override or see;
+#  _write_headers, write_headers, write_eof: the 101 is serialized, not written, when
+#   `_send_headers_immediately` is off, so `upgraded.take_head` can take it
+#   (`_headers_buf`, `_headers_written`), after which `write_eof` writes nothing.
 _SOURCES: Final[dict[str, Callable[[], str]]] = {
     "set_parser": lambda: inspect.getsource(RequestHandler.set_parser),
     "data_received": lambda: inspect.getsource(RequestHandler.data_received),
@@ -52,6 +58,9 @@ _SOURCES: Final[dict[str, Callable[[], str]]] = {
     "WebSocketDataQueue": lambda: inspect.getsource(reader_py.WebSocketDataQueue),
     "WebSocketReader": lambda: inspect.getsource(reader_py.WebSocketReader),
     "reader_c.pxd": _pxd,
+    "_write_headers": lambda: inspect.getsource(StreamResponse._write_headers),
+    "write_headers": lambda: inspect.getsource(StreamWriter.write_headers),
+    "write_eof": lambda: inspect.getsource(StreamWriter.write_eof),
 }
 
 PINNED: Final = {  # sha256 of each, aiohttp 3.14.5 as pinned in pyproject.toml
@@ -61,6 +70,9 @@ PINNED: Final = {  # sha256 of each, aiohttp 3.14.5 as pinned in pyproject.toml
     "WebSocketDataQueue": "526af2531df720eec94960f1eb50889a2f3830966b5b606f73d8f9c875e91a8f",
     "WebSocketReader": "a2db8242e7f27072876085d2dcef2d4b5b15559881b73dc7147633c97e78cd53",
     "reader_c.pxd": "b00a01c059e019742893b3120ef63d2c595c83735a42513bce7f75204dda205f",
+    "_write_headers": "0280580268bc7e84440e084ed956cb0bf57c413ca4ba6cd563973e7c0cd48882",
+    "write_headers": "41686943f544d978a2660c4549f0321216dffa78c79e438ec5e801ea602952a7",
+    "write_eof": "c7e545df80b9eb68afc8228d3731cfbea268252a797574129b643d3c1e3cc57d",
 }
 
 

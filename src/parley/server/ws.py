@@ -52,7 +52,7 @@ from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame
 from parley.server.httpconn import hand_over, signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
-from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, upgrade_response
+from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, take_head, upgrade_response
 from parley.store import Appended, MessageQuery, RoomRecord, StoreUnavailable
 
 __all__ = [
@@ -160,14 +160,16 @@ async def open_socket(
     if stock:
         return await _open_stock(request, username, token_hash, flusher, address, max_msg_size)
     response, protocol = upgrade_response(request, (SUBPROTOCOL,))
-    await response.prepare(request)
-    await response.write_eof()  # the 101 goes out now; nothing follows it from aiohttp
+    head = take_head(await response.prepare(request))
+    await response.write_eof()  # aiohttp writes nothing more: the head is ours to write
     transport = request.transport
     if transport is None:
         return response, None
     sock = UpgradedSocket(transport, max_msg_size)
     mode = Mode.JSON if protocol == SUBPROTOCOL else Mode.PLAIN
     conn = Connection(sock, transport, username, mode, token_hash, flusher, address)
+    if head is not None:  # None: aiohttp wrote it (only a changed aiohttp would)
+        conn.send_head(head)  # with the greeting, in one write (`_start_upgraded`)
     return response, conn
 
 
@@ -233,9 +235,11 @@ async def _start_upgraded(request: web.Request, conn: Connection, session: Sessi
     except BaseException:
         # Aborted first: what the client sent meanwhile must not run after a failed greeting.
         if conn.state is SocketState.OPEN:
+            conn.flush()  # the 101, as before the failure
             conn.close(WSCloseCode.INTERNAL_ERROR, "server error", Ending.ABORT)
         sock.greeted(session, hand_over(request, sock))
         raise
+    conn.flush()  # the 101 and the greeting: one write (a close wrote them already)
     sock.greeted(session, hand_over(request, sock))
 
 
