@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+import socket
+import sys
+from collections.abc import Callable, Sequence
 from email.utils import formatdate
 from typing import Any, Final
 
@@ -355,8 +357,16 @@ class ParleySite(web.BaseSite):
         assert server is not None
         rules = self._rules
 
+        # TCP keepalive as aiohttp's handler sets it, but once, on the listening socket:
+        # Linux gives every accepted connection the listener's SO_KEEPALIVE, where the
+        # handler's own `setsockopt` (through a socket object made for it) cost each
+        # connection system calls.
         def handler() -> ParleyHandler:
-            return ParleyHandler(server, rules=rules, loop=loop, access_log=None)
+            return ParleyHandler(
+                server, rules=rules, loop=loop, access_log=None, tcp_keepalive=not inherited
+            )
+
+        inherited = False
 
         ssl = self._ssl_context
         self._server = await loop.create_server(
@@ -367,3 +377,14 @@ class ParleySite(web.BaseSite):
             backlog=self._backlog,
             ssl_handshake_timeout=(rules.header_timeout or None) if ssl else None,
         )
+        inherited = _keepalive_inherited(self._server.sockets)
+
+
+def _keepalive_inherited(listeners: Sequence[socket.socket]) -> bool:
+    """Turn SO_KEEPALIVE on for the connections `listeners` accept, through the listeners
+    (True), where the kernel passes it on to them (Linux); False: each must set it."""
+    if not sys.platform.startswith("linux") or not listeners:
+        return False
+    for listener in listeners:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    return True

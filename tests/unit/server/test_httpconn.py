@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+import pytest
+from aiohttp import web, web_protocol
 from aiohttp.web_protocol import RequestHandler
 
-from parley.server.httpconn import ParleyHandler
+from parley.server.config import Config
+from parley.server.httpconn import ConnectionRules, ParleyHandler, ParleySite
 
 # sha256 of inspect.getsource, first 16 hex digits, for aiohttp 3.14.5
 UPSTREAM = {
@@ -48,3 +51,38 @@ def test_the_handler_overrides_only_what_the_tripwire_covers() -> None:
     overridden = {name for name in ours if hasattr(RequestHandler, name)} - {"__init__"}
     covered = {name.partition(".")[2] for name in UPSTREAM}
     assert overridden <= covered, overridden - covered
+
+
+async def _keepalive_of_accepted(request: web.Request) -> web.Response:
+    transport = request.transport
+    assert transport is not None
+    sock = transport.get_extra_info("socket")
+    return web.Response(text=str(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)))
+
+
+async def test_accepted_connections_keep_tcp_keepalive_without_setting_it_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SO_KEEPALIVE is set once, on the listener, and every accepted connection has it
+    (Linux passes it on), as when aiohttp's handler set it on each; the handlers no
+    longer call aiohttp's `tcp_keepalive` for their connection."""
+    calls: list[object] = []
+    monkeypatch.setattr(web_protocol, "tcp_keepalive", calls.append)
+    app = web.Application()
+    app.router.add_get("/", _keepalive_of_accepted)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = ParleySite(runner, "127.0.0.1", 0, ConnectionRules(Config()))
+    try:
+        await site.start()
+        server = site._server
+        assert server is not None
+        listener = server.sockets[0]
+        assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        port = listener.getsockname()[1]
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{port}/") as response:
+                assert await response.text() == "1"
+        assert calls == []
+    finally:
+        await runner.cleanup()
