@@ -261,7 +261,8 @@ async def test_the_101_and_the_hello_go_out_in_one_write(
     assert length < 126 or start == 4
     hello = json.loads(rest[start : start + length])
     assert len(rest) == start + length  # nothing behind it yet
-    assert hello["type"] == "hello" and hello["username"] == alice.username
+    assert hello["type"] == "hello"
+    assert hello["username"] == alice.username
 
 
 async def test_a_plain_socket_gets_its_101_without_a_subprotocol(

@@ -4,11 +4,12 @@ an aiohttp upgrade is read again before it is trusted."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -75,14 +76,14 @@ async def test_accepted_connections_keep_tcp_keepalive_without_setting_it_each(
     site = ParleySite(runner, "127.0.0.1", 0, ConnectionRules(Config()))
     try:
         await site.start()
-        server = site._server
-        assert server is not None
-        listener = server.sockets[0]
+        listener = cast(asyncio.Server, site._server).sockets[0]
         assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         port = listener.getsockname()[1]
-        async with aiohttp.ClientSession() as client:
-            async with client.get(f"http://127.0.0.1:{port}/") as response:
-                assert await response.text() == "1"
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(f"http://127.0.0.1:{port}/") as response,
+        ):
+            assert await response.text() == "1"
         assert calls == []
     finally:
         await runner.cleanup()
