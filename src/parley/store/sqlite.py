@@ -98,6 +98,7 @@ Job = Callable[[sqlite3.Connection], Any]
 log = logging.getLogger("parley.store")
 
 MAX_BATCH: Final = 1024
+READS_PER_SHARE: Final = 8  # reads a reader thread takes before a second one is woken
 # The search index is filled in bulk, not by each send (migrations.py, version 11): after
 # this many sends, or this long after the first send it has not indexed yet.
 INDEX_FILL_ROWS: Final = 4096
@@ -804,7 +805,10 @@ class SQLiteStore(Store):
 
     def _dispatch_reads(self, loop: asyncio.AbstractEventLoop) -> None:
         queued, self._queued = self._queued, []
-        shares = min(self._reader_count, len(queued))
+        # A reader per READS_PER_SHARE reads, at most all: waking a second thread for a
+        # read or two costs more (its wake-up, its turns at the GIL) than running them after
+        # the first one's
+        shares = min(self._reader_count, -(-len(queued) // READS_PER_SHARE))
         for i in range(shares):
             self._submit_reads(loop, queued[i::shares])
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from parley.store import StoreUnavailable
-from parley.store.sqlite import SQLiteStore
+from parley.store.sqlite import READS_PER_SHARE, SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,6 +53,30 @@ async def test_reads_of_one_loop_step_share_a_hand_off_each_answered(
         await store.close()
 
 
+async def test_a_few_reads_wake_one_reader_more_wake_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second reader thread is woken only for more than READS_PER_SHARE reads: a
+    wake-up and its turns at the GIL cost more than a read or two after the first's."""
+    store = await _store_with_users(tmp_path / "parley.db")
+    submitted: list[int] = []
+    submit = store._readers.submit
+
+    def counting(fn: Callable[..., Any], loop: Any, reads: list[Any]) -> Any:
+        submitted.append(len(reads))
+        return submit(fn, loop, reads)
+
+    monkeypatch.setattr(store._readers, "submit", counting)
+    try:
+        for count, shares in ((READS_PER_SHARE, [READS_PER_SHARE]), (READS_PER_SHARE + 1, [5, 4])):
+            submitted.clear()
+            found = await asyncio.gather(*(store.find_user(name) for name in USERS[:count]))
+            assert [u.username if u else None for u in found] == USERS[:count]
+            assert submitted == shares
+    finally:
+        await store.close()
+
+
 async def test_a_search_never_shares_a_hand_off_with_quick_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,7 +97,7 @@ async def test_a_search_never_shares_a_hand_off_with_quick_reads(
         users = await asyncio.gather(*(store.find_user(name) for name in USERS[:4]))
         assert [m.text for m in await search] == ["findable words"]
         assert [u.username if u else None for u in users] == USERS[:4]
-        assert sorted(map(len, submitted)) == [1, 2, 2]
+        assert sorted(map(len, submitted)) == [1, 4]  # four quick reads: one reader
         assert ["_search"] in submitted
     finally:
         await store.close()
