@@ -43,6 +43,7 @@ from parley.protocol import (
     Typing,
     decode_client_frame,
     encode,
+    quick_send,
     reply_id,
 )
 from parley.protocol.http import error_body
@@ -471,14 +472,15 @@ class JsonSession(ChatSession):
 
     def on_text_now(self, data: str) -> bool:
         conn = self.conn
-        try:
-            frame = decode_client_frame(data)
-        except ProtocolError:
-            return False  # the reader loop answers it
+        # Not taken (the reader loop decodes it again, and answers what is wrong): no send,
+        # a reply (checked against the store), a room not known to this socket (a known
+        # reference passed the full decoding when first used), a NUL in the client_id.
+        frame = quick_send(data)
         if (
-            not isinstance(frame, Send)
-            or frame.reply_to is not None  # checked against the store: the reader loop's
+            frame is None
+            or frame.reply_to is not None
             or (room := conn.key_of(frame.room)) is None
+            or "\x00" in frame.client_id
             or conn.inflight >= MAX_INFLIGHT
         ):
             return False
