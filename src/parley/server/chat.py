@@ -490,7 +490,7 @@ class ChatService:
         of the whole batch: no future and no loop callback per send."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
-        files = tuple(dict.fromkeys(attachments))
+        files = tuple(dict.fromkeys(attachments)) if attachments else ()
         self._unanswered += 1
         answered = partial(self._answered, time.perf_counter(), on_done)
         self.store.append_then(room, who.username, text, client_id, reply_to, files, answered)
@@ -510,7 +510,8 @@ class ChatService:
         metrics.ACKS.observe(time.perf_counter() - started, created=created)
         if created:
             self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
-            self._notify(msg)
+            if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+                self._notify(msg)
 
     def _committed(
         self,

@@ -49,12 +49,13 @@ class Answer:
         return False
 
     def set_result(self, result: tuple[Message, bool]) -> None:
-        self._call(result)
+        self.call(result)
 
     def set_exception(self, exc: BaseException) -> None:
-        self._call(exc)
+        self.call(exc)
 
-    def _call(self, result: AppendResult) -> None:
+    def call(self, result: AppendResult) -> None:
+        """Answer with `result` (what settling a batch calls: one call, not three)."""
         try:
             self._answer(result)
         except Exception:  # as the loop would for a future's callback: the batch goes on
@@ -221,6 +222,9 @@ class AppendPlan:
 def settle(appends: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
     """Resolve each send's future with its result (a caller may have cancelled it)."""
     for a, result in zip(appends, results, strict=True):
+        if type(a.future) is Answer:
+            a.future.call(result)
+            continue
         if a.future.cancelled():
             continue
         if isinstance(result, BaseException):

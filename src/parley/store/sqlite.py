@@ -653,6 +653,9 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
 
 def _settle(outcomes: list[_Outcome]) -> None:
     for future, result, error in outcomes:
+        if type(future) is Answer:
+            future.call(result if error is None else error)
+            continue
         if future.cancelled():
             continue
         if error is None:
