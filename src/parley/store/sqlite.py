@@ -255,9 +255,11 @@ class _Writer:
         self.closing = False
         self.busy_since: float | None = None  # when BEGIN first found the lock taken
         self.commits: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
-        # Clear while a batch is scheduled, or between its BEGIN and its settling.
+        # Clear while a batch is scheduled, or between its BEGIN and its settling; `busy`
+        # is the same, as a plain bool for `add` to test per send (no method call).
         self.idle = asyncio.Event()
         self.idle.set()
+        self.busy = False
         self.batches = 0
         self.committed_jobs = 0
         self.thread = threading.Thread(
@@ -267,18 +269,17 @@ class _Writer:
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add((job, future), future)
+        self.add((job, future), future)
         return future
 
-    def submit_append(self, pending: PendingAppend) -> None:
-        self._add(pending, pending.future)
-
-    def _add(self, item: _Item, future: Settles) -> None:
+    def add(self, item: _Item, future: Settles) -> None:
+        """Queue a job (with its future) or a send (with `pending.future`)."""
         if self.closing:
             future.set_exception(StoreUnavailable("store is closed"))
             return
         self.pending.append(item)
-        if self.idle.is_set():  # start at the end of this loop iteration, with all it queued
+        if not self.busy:  # start at the end of this loop iteration, with all it queued
+            self.busy = True
             self.idle.clear()
             self.loop.call_soon(self._start)
 
@@ -294,6 +295,7 @@ class _Writer:
         """BEGIN and run the next batch's statements, then hand its COMMIT to the thread."""
         batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
         if not batch:
+            self.busy = False
             self.idle.set()
             return
         try:
@@ -1031,7 +1033,7 @@ class SQLiteStore(Store):
         if self._writer is None:
             pending.future.set_exception(StoreUnavailable("store is closed"))
         else:
-            self._writer.submit_append(pending)
+            self._writer.add(pending, pending.future)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:
