@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, Final
 
 from parley.protocol import File, Message
 from parley.store.base import Appended, StoreUnavailable, UnknownRoom
@@ -33,6 +35,7 @@ ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, 
 
 AppendResult = Appended  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
+_AUTHOR_AND_ROOM: Final = attrgetter("username", "room")
 
 
 class Answer:
@@ -102,10 +105,11 @@ class AppendPlan:
         self.by_room: dict[str, list[int]] = {}  # indexes of the sends to store
         self._created: list[Message] = []  # what `stored` numbered, in its order
         first: dict[ClientKey, int] = {}
+        by_room = self.by_room
         for i, a in enumerate(appends):
             if a.client_id is not None:
                 key = (a.username, a.client_id)
-                if key in known:
+                if known and key in known:
                     self._results[i] = (known[key], False)
                     continue
                 if key in first:
@@ -115,7 +119,10 @@ class AppendPlan:
             if a.refused is not None:
                 self._results[i] = a.refused
                 continue
-            self.by_room.setdefault(a.room, []).append(i)
+            if (indexes := by_room.get(a.room)) is None:
+                by_room[a.room] = [i]
+            else:
+                indexes.append(i)
 
     def to_store(self, room: str) -> list[PendingAppend]:
         return [self.appends[i] for i in self.by_room[room]]
@@ -164,10 +171,7 @@ class AppendPlan:
     def own_counts(self) -> list[tuple[str, str, int]]:
         """(username, room, how many messages of theirs this batch stores): each adds to
         the user's count of own messages after their read marker."""
-        counts: dict[tuple[str, str], int] = {}
-        for msg in self._created:
-            key = (msg.username, msg.room)
-            counts[key] = counts.get(key, 0) + 1
+        counts = Counter(map(_AUTHOR_AND_ROOM, self._created))  # counted in C
         return [(user, room, n) for (user, room), n in counts.items()]
 
     def mention_rows(self) -> list[tuple[str, str, int]]:
