@@ -95,6 +95,7 @@ class Connection(SocketLifecycle):
         "_keys",
         "_out",
         "_refs",
+        "admin_before_hello",
         "guest",
         "id",
         "inflight",
@@ -143,6 +144,7 @@ class Connection(SocketLifecycle):
         # While `hello` is being built: the read markers heard meanwhile (room key -> seq),
         # for `hello` to carry, since nothing may reach the client before it.
         self.reads_before_hello: dict[str, int] | None = None
+        self.admin_before_hello: bool | None = None  # the last role change heard meanwhile
         self._out: list[bytes] = []
         self._flusher = flusher
         self._closer: asyncio.Task[bool] | None = None  # a close handshake's task, if any

@@ -324,12 +324,16 @@ class Delivery(BrokerEventHandler, PresenceSink):
         _send_each(subs.live, subs.aliases, framed_as(event.room), framed_as, but=event.username)
 
     def _role_out(self, event: RoleChanged) -> None:
-        """The user's admin role changed: their parley.v1 sockets here hear it (one that has
-        not had `hello` yet reads the role in it)."""
+        """The user's admin role changed: their parley.v1 sockets here hear it (one whose
+        `hello` is being built gets the change in it: its read of the role may be older)."""
         frame = encode(AccountChanged(event.admin))
         for conn in self.registry.sockets_named(event.username):
-            if conn.mode is Mode.JSON and conn.reads_before_hello is None:
+            if conn.mode is not Mode.JSON:
+                continue
+            if conn.reads_before_hello is None:
                 conn.send(frame)
+            else:
+                conn.admin_before_hello = event.admin
 
     def _read_out(self, event: ReadMarked) -> None:
         """The user's read marker moved: tell each of their parley.v1 sockets here but the

@@ -418,6 +418,8 @@ class JsonSession(ChatSession):
                 raise StoreUnavailable(exc.message) from None
             finally:
                 heard, conn.reads_before_hello = conn.reads_before_hello, None
+            if conn.admin_before_hello is not None:  # changed while it was read: the newer
+                admin, conn.admin_before_hello = conn.admin_before_hello, None
             rooms = [room_info(ref, r, heard.get(r.room, 0)) for ref, r in seen]
         conn.send(encode(Hello(conn.username, rooms, admin)))
 

@@ -13,6 +13,7 @@ from parley.store.base import NewerSchema
 __all__ = [
     "ADMIN_VERSION",
     "FILES_VERSION",
+    "INDEX_LAG_VERSION",
     "LEAN_SEARCH_VERSION",
     "POSTGRES",
     "POSTGRES_SEARCH_INDEX",
@@ -26,6 +27,7 @@ SEARCH_VERSION: Final = 7  # the version that adds full-text search
 FILES_VERSION: Final = 8  # the version that adds uploaded files and attachments
 ADMIN_VERSION: Final = 9  # roles, bans, invites, the audit log, the registration mode
 LEAN_SEARCH_VERSION: Final = 10  # SQLite: the search index without prefix lists
+INDEX_LAG_VERSION: Final = 11  # SQLite: the search index filled after the send, in bulk
 
 # The resend index leads with client_id: a client whose ids are time-ordered (UUIDv7, as
 # Parley's own clients send) then appends to one edge of the index, where (username,
@@ -170,6 +172,23 @@ SQLITE_SEARCH_INDEX: Final = """
         SELECT rowid, text, room FROM messages WHERE kind IS NULL AND deleted = 0
 """
 
+# Version 11 (SQLite): sends no longer fill the search index in their own transaction.
+# FTS5 writes a segment of its index per transaction (and merges them as they pile up),
+# so a send batch of a hundred messages paid for a small segment and its share of the
+# merges: about 16k instructions a message, 0.68-0.8 of ingest without the index. The
+# writer now indexes what was stored since `indexed_upto` (a rowid) in bulk, every few
+# thousand messages or a moment after the last send (sqlite.py `_fill_search_index`),
+# and search checks the rows above `indexed_upto` directly (`_RecentScan`), so a message
+# is found the moment it is acked, as before.
+SQLITE_INDEX_LAG: Final = """
+    CREATE TABLE search_state (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_upto INTEGER NOT NULL
+    );
+    INSERT INTO search_state (id, indexed_upto)
+        SELECT 1, coalesce(max(rowid), 0) FROM messages
+"""
+
 # Files (contract v2, docs/protocol.md "Files"). A file row is one upload: its label and
 # type, who uploaded it, and the sha256 of its stored bytes (and of its thumbnail's);
 # `refs` counts the messages (not deleted) carrying it, kept in the send and delete
@@ -307,6 +326,7 @@ SQLITE: Final[list[tuple[int, str]]] = [
         _ADMIN.format(boolean="INTEGER", true="1", false="0", real="REAL", serial="INTEGER"),
     ),
     (LEAN_SEARCH_VERSION, "DROP TABLE IF EXISTS message_words;" + SQLITE_SEARCH_INDEX),
+    (INDEX_LAG_VERSION, SQLITE_INDEX_LAG),
 ]
 
 POSTGRES: Final[list[tuple[int, str]]] = [
@@ -385,6 +405,7 @@ POSTGRES: Final[list[tuple[int, str]]] = [
     # PostgreSQL's search index does not change: the version is taken all the same, so
     # that a schema version (an export's, say) means the same tables on both stores.
     (LEAN_SEARCH_VERSION, "SELECT 1"),
+    (INDEX_LAG_VERSION, "SELECT 1"),
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import queue
 import shutil
@@ -94,7 +95,13 @@ __all__ = ["SQLiteStore", "store_blob"]
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
+log = logging.getLogger("parley.store")
+
 MAX_BATCH: Final = 1024
+# The search index is filled in bulk, not by each send (migrations.py, version 11): after
+# this many sends, or this long after the first send it has not indexed yet.
+INDEX_FILL_ROWS: Final = 4096
+INDEX_FILL_DELAY: Final = 0.5
 BUSY_RETRY: Final = 0.005  # seconds between tries of a BEGIN that found the lock taken
 BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client retries)
 _ROW_MARKS: Final = "(" + ",".join("?" * len(ROW_COLUMNS.split(","))) + ")"
@@ -118,9 +125,14 @@ _DROP_MENTION: Final = (
 # words out needs its text as indexed, which is its text until the edit or delete
 # statement that changes it (run after these).
 _INDEX_WORDS: Final = "INSERT INTO message_words (rowid, text, room) VALUES (?, ?, ?)"
-_INDEX_STORED: Final = (
-    "INSERT INTO message_words (rowid, text, room)"
-    " SELECT rowid, text, room FROM messages WHERE rowid BETWEEN ? AND ?"
+# The rows above `indexed_upto` are not in the index yet: `_fill_search_index` adds them.
+_INDEXED_UPTO: Final = "SELECT indexed_upto FROM search_state"
+_INDEX_TAIL: Final = (
+    "INSERT INTO message_words (rowid, text, room) SELECT rowid, text, room FROM messages"
+    " WHERE rowid > (" + _INDEXED_UPTO + ") AND kind IS NULL AND deleted = 0"
+)
+_INDEXED_ALL: Final = (
+    "UPDATE search_state SET indexed_upto = (SELECT coalesce(max(rowid), 0) FROM messages)"
 )
 _UNINDEX_WORDS: Final = (
     "INSERT INTO message_words (message_words, rowid, text, room) VALUES ('delete', ?, ?, ?)"
@@ -241,16 +253,26 @@ class _Writer:
     Only one batch is open at a time, so the two never use the connection at once.
     """
 
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, max_batch: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        loop: asyncio.AbstractEventLoop,
+        max_batch: int,
+        index_fill: tuple[int, float],
+    ) -> None:
         self.loop = loop
         self.max_batch = max_batch
+        self.fill_rows, self.fill_delay = index_fill
         self.conn = _connect(path)
         # The loop must never sit in SQLite's busy handler: when another connection holds
         # the write lock, BEGIN fails at once and the batch is tried again a little later.
         self.conn.execute("PRAGMA busy_timeout=0")
-        # Whether sends fill the search index: fixed for the store's life (`open` made it
-        # so before this connection), so asked once, not per batch.
+        # Whether there is a search index to fill: fixed for the store's life (`open` made
+        # it so before this connection), so asked once, not per batch.
         self.indexes_words = _indexes_words(self.conn)
+        self.unindexed = 0  # sends since the last fill (some may have been refused)
+        self.fill_due = False
+        self.fill_timer: asyncio.TimerHandle | None = None
         self.pending: list[_Item] = []
         self.closing = False
         self.busy_since: float | None = None  # when BEGIN first found the lock taken
@@ -266,6 +288,8 @@ class _Writer:
             target=self._commit_loop, name="parley-sqlite-commit", daemon=True
         )
         self.thread.start()
+        if self.indexes_words and _index_lags(self.conn):  # stopped before its last fill
+            self._fill_later()
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -278,14 +302,32 @@ class _Writer:
             future.set_exception(StoreUnavailable("store is closed"))
             return
         self.pending.append(item)
+        if not self.busy:  # (tested here too: no call per send while a batch is due)
+            self._wake()
+
+    def _wake(self) -> None:
         if not self.busy:  # start at the end of this loop iteration, with all it queued
             self.busy = True
             self.idle.clear()
             self.loop.call_soon(self._start)
 
+    def _fill_later(self) -> None:
+        if self.fill_timer is None:
+            self.fill_timer = self.loop.call_later(self.fill_delay, self._fill_soon)
+
+    def _fill_soon(self) -> None:
+        self.fill_timer = None
+        if not self.closing:
+            self.fill_due = True
+            self._wake()
+
     async def stop(self) -> None:
-        """Take no more writes, finish the ones taken, then close the connection."""
+        """Take no more writes, finish the ones taken, then close the connection (the
+        search index's fill may wait for the next start: search reads what it lacks)."""
         self.closing = True
+        if self.fill_timer is not None:
+            self.fill_timer.cancel()
+            self.fill_timer = None
         await self.idle.wait()
         self.commits.put(None)
         await asyncio.to_thread(self.thread.join)
@@ -294,7 +336,7 @@ class _Writer:
     def _start(self) -> None:
         """BEGIN and run the next batch's statements, then hand its COMMIT to the thread."""
         batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
-        if not batch:
+        if not batch and not (self.fill_due and not self.closing):
             self.busy = False
             self.idle.set()
             return
@@ -311,11 +353,27 @@ class _Writer:
         try:
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
             if appends:
-                outcomes += _append_all(self.conn, appends, self.indexes_words)
+                outcomes += _append_all(self.conn, appends)
         except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
             self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
             return
+        if self.indexes_words:
+            self._index_in_bulk(len(appends))
         self.commits.put(outcomes)
+
+    def _index_in_bulk(self, sends: int) -> None:
+        """Fill the search index in this batch's transaction when enough sends are
+        waiting for it, or when the delay since the first of them has passed."""
+        self.unindexed += sends
+        if self.fill_due or self.unindexed >= self.fill_rows:
+            _fill_search_index(self.conn)
+            self.fill_due = False
+            self.unindexed = 0
+            if self.fill_timer is not None:
+                self.fill_timer.cancel()
+                self.fill_timer = None
+        elif self.unindexed:
+            self._fill_later()
 
     def _retry_later(self, exc: sqlite3.OperationalError, batch: list[_Item]) -> bool:
         """Another connection holds the write lock: put the batch back and try again soon,
@@ -381,11 +439,8 @@ def _run_job(conn: sqlite3.Connection, job: Job, future: Settles) -> _Outcome:
     return future, result, None
 
 
-def _append_all(
-    conn: sqlite3.Connection, appends: list[PendingAppend], indexed: bool
-) -> list[_Outcome]:
+def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[_Outcome]:
     """Store a batch of messages with few SQLite calls; one at a time if that fails.
-    `indexed`: the search index exists (`_indexes_words`), so the messages go into it too.
 
     Optimistic about resends: the batch is inserted without looking for them first, and
     the unique (client_id, username) index rejects the whole statement if it holds one.
@@ -395,14 +450,14 @@ def _append_all(
     conn.execute("SAVEPOINT appends")
     try:
         try:
-            results = _bulk_append(conn, appends, {}, indexed)
+            results = _bulk_append(conn, appends, {})
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK TO appends")
-            results = _bulk_append(conn, appends, _stored_by_client(conn, appends), indexed)
+            results = _bulk_append(conn, appends, _stored_by_client(conn, appends))
     except sqlite3.Error:  # unexpected: isolate the culprit by going one by one
         conn.execute("ROLLBACK TO appends")
         conn.execute("RELEASE appends")
-        return [_run_job(conn, partial(_append_one, a, indexed), a.future) for a in appends]
+        return [_run_job(conn, partial(_append_one, a), a.future) for a in appends]
     conn.execute("RELEASE appends")
     return [
         (a.future, None, r) if isinstance(r, BaseException) else (a.future, r, None)
@@ -414,7 +469,6 @@ def _bulk_append(
     conn: sqlite3.Connection,
     appends: list[PendingAppend],
     known: dict[tuple[str, str], Message],
-    indexed: bool,
 ) -> list[AppendResult]:
     """`known`: messages already stored under some of the batch's (username, client_id)."""
     _resolve_files(conn, [a for a in appends if a.attachments])
@@ -436,9 +490,7 @@ def _bulk_append(
             rows += plan.stored(room, bumped[0], bumped[1], ts)
     for chunk in _chunks(rows, 500):
         for plain, run in groupby(chunk, _is_plain):
-            last = _insert_rows(conn, list(run), plain)
-            if indexed:  # from the rows just stored (one statement's rowids are consecutive)
-                conn.execute(_INDEX_STORED, last)
+            _insert_rows(conn, list(run), plain)
     if rows:
         conn.executemany(_ADD_OWN, plan.own_counts())
         _add_mentions(conn, plan.mention_rows())
@@ -451,10 +503,8 @@ def _is_plain(row: tuple[Any, ...]) -> bool:
     return row[6] is None and row[7] is None and row[9] is None
 
 
-def _insert_rows(
-    conn: sqlite3.Connection, rows: list[tuple[Any, ...]], plain: bool
-) -> tuple[int, int]:
-    """INSERT message rows (ROW_COLUMNS) in one statement; (first, last) rowid stored.
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], plain: bool) -> None:
+    """INSERT message rows (ROW_COLUMNS) in one statement.
 
     Plain rows go in without their three NULL columns: Python's sqlite3 binds None only
     after asking for an adapter (an AttributeError raised and cleared inside), which made
@@ -465,9 +515,7 @@ def _insert_rows(
     else:
         marks, values = _ROW_MARKS, list(chain.from_iterable(rows))
         sql = f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
-    last = conn.execute(sql + ",".join([marks] * len(rows)), values).lastrowid
-    assert last is not None  # an INSERT of at least one row
-    return last - len(rows) + 1, last
+    conn.execute(sql + ",".join([marks] * len(rows)), values)
 
 
 def _resolve_files(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
@@ -641,9 +689,9 @@ def _stored_by_client(
     return found
 
 
-def _append_one(a: PendingAppend, indexed: bool, conn: sqlite3.Connection) -> tuple[Message, bool]:
+def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> tuple[Message, bool]:
     """The same as a bulk append of one message (the fallback path)."""
-    result = _bulk_append(conn, [a], _stored_by_client(conn, [a]), indexed)[0]
+    result = _bulk_append(conn, [a], _stored_by_client(conn, [a]))[0]
     if isinstance(result, BaseException):
         raise result
     return result
@@ -687,7 +735,9 @@ def _settle_reads(done: list[tuple[_QueuedRead[Any], Any, Exception | None]]) ->
 class SQLiteStore(Store):
     """`files`: where uploads' bytes are kept (default: `files` beside the database);
     without `search`, messages are not indexed for search (the index is dropped); None:
-    the index is left as it is (a maintenance command beside a running server)."""
+    the index is left as it is (a maintenance command beside a running server).
+    `index_fill`: after how many sends, or how many seconds after the first, the search
+    index takes what was stored since its last fill (INDEX_FILL_ROWS, INDEX_FILL_DELAY)."""
 
     def __init__(
         self,
@@ -697,9 +747,11 @@ class SQLiteStore(Store):
         readers: int = 2,
         search: bool | None = True,
         files: Path | None = None,
+        index_fill: tuple[int, float] = (INDEX_FILL_ROWS, INDEX_FILL_DELAY),
     ) -> None:
         self.path = path
         self.search_index = search
+        self.index_fill = index_fill
         self.files = files or path.parent / "files"
         self.max_batch = MAX_BATCH if group_commit else 1
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
@@ -718,7 +770,8 @@ class SQLiteStore(Store):
             _keep_search_index(conn, self.search_index)
         finally:
             conn.close()
-        self._writer = _Writer(self.path, asyncio.get_running_loop(), self.max_batch)
+        loop = asyncio.get_running_loop()
+        self._writer = _Writer(self.path, loop, self.max_batch, self.index_fill)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -736,16 +789,20 @@ class SQLiteStore(Store):
         result: T = await self._writer.submit(job)
         return result
 
-    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, job: Callable[[sqlite3.Connection], T], *, slow: bool = False) -> T:
         """Run `job` on a reader thread's connection. The reads asked for in one loop
         iteration go to the readers together, a share to each: under load (a reconnect
         storm: a token, the rooms and a room for every socket) one thread hand-off and one
-        wake-up of the loop serve many reads, where each used to pay its own."""
+        wake-up of the loop serve many reads, where each used to pay its own. A `slow`
+        read (a search) goes alone, so that the quick ones never wait behind it."""
         loop = asyncio.get_running_loop()
         read: _QueuedRead[T] = _QueuedRead(job, loop.create_future())
-        self._queued.append(read)
-        if len(self._queued) == 1:
-            loop.call_soon(self._dispatch_reads, loop)
+        if slow:
+            self._submit_reads(loop, [read])
+        else:
+            self._queued.append(read)
+            if len(self._queued) == 1:
+                loop.call_soon(self._dispatch_reads, loop)
         try:
             return await read.future
         except sqlite3.Error as exc:
@@ -755,13 +812,15 @@ class SQLiteStore(Store):
         queued, self._queued = self._queued, []
         shares = min(self._reader_count, len(queued))
         for i in range(shares):
-            share = queued[i::shares]
-            try:
-                self._readers.submit(self._run_reads, loop, share)
-            except RuntimeError:  # shut down: the store is closed
-                for read in share:
-                    if not read.future.done():
-                        read.future.set_exception(StoreUnavailable("store is closed"))
+            self._submit_reads(loop, queued[i::shares])
+
+    def _submit_reads(self, loop: asyncio.AbstractEventLoop, share: list[_QueuedRead[Any]]) -> None:
+        try:
+            self._readers.submit(self._run_reads, loop, share)
+        except RuntimeError:  # shut down: the store is closed
+            for read in share:
+                if not read.future.done():
+                    read.future.set_exception(StoreUnavailable("store is closed"))
 
     def _run_reads(self, loop: asyncio.AbstractEventLoop, reads: list[_QueuedRead[Any]]) -> None:
         """In a reader thread: each read in turn, then one call to settle them all."""
@@ -1068,7 +1127,7 @@ class SQLiteStore(Store):
     ) -> list[Message]:
         if not words:
             return []
-        return await self._read(partial(_search, username, words, room, limit))
+        return await self._read(partial(_search, username, words, room, limit), slow=True)
 
     async def last_seqs(self) -> dict[str, int]:
         def job(conn: sqlite3.Connection) -> dict[str, int]:
@@ -1274,6 +1333,8 @@ def _reindex(conn: sqlite3.Connection, room: str, seq: int, text: str | None) ->
     row = conn.execute(
         "SELECT rowid, text, room FROM messages WHERE room = ? AND seq = ?", (room, seq)
     ).fetchone()
+    if row[0] > conn.execute(_INDEXED_UPTO).fetchone()[0]:
+        return  # not indexed yet: the next fill takes its text as it is then
     conn.execute(_UNINDEX_WORDS, row)
     if text is not None:
         conn.execute(_INDEX_WORDS, (row[0], text, room))
@@ -1290,7 +1351,8 @@ def _search(
     10-20 ms for a word in a third of them. So the newest rows are checked here first
     (search-as-you-type's short, common words match among them at once), and the index
     answers only for what is older, led by the words those rows did not hold: words that
-    rare have short lists (`_older_matches`).
+    rare have short lists (`_older_matches`). The rows the index does not hold yet (those
+    stored since its last fill, migrations.py version 11) are always checked here.
     """
     rooms = _readable_rooms(conn, username, room)
     if not rooms:
@@ -1325,6 +1387,7 @@ class _RecentScan:
         self.limit = limit
         self.found: list[int] = []
         self.seen: set[str] = set()
+        self.lowest = _NO_ID  # the lowest rowid checked so far
 
     def run(self, conn: sqlite3.Connection, room: str | None) -> int | None:
         """Scan (of `room`, or of all rooms); the rowid at or below which the rest lies
@@ -1341,10 +1404,15 @@ class _RecentScan:
                 "SELECT rowid, room, text FROM messages WHERE room = :room AND seq <= :top"
                 " AND seq > :bottom AND kind IS NULL AND deleted = 0 ORDER BY seq DESC"
             )
+        indexed = conn.execute(_INDEXED_UPTO).fetchone()[0]
         start = top
         floor = max(top - _RECENT_MORE, 0)
-        while top > floor and len(self.found) < self.limit and self._worth(start - top):
-            bottom = max(top - _RECENT_PAGE, floor)
+        while top > 0 and len(self.found) < self.limit:
+            # rows above `indexed` must be read here; others while they are worth it
+            unindexed = (top if room is None else self.lowest) > indexed
+            if not unindexed and not (top > floor and self._worth(start - top)):
+                break
+            bottom = max(top - _RECENT_PAGE, 0 if unindexed else floor)
             self._check(conn.execute(sql, {"room": room, "top": top, "bottom": bottom}))
             top = bottom
         floor = top
@@ -1370,6 +1438,7 @@ class _RecentScan:
 
     def _check(self, rows: Iterable[tuple[int, str, str]]) -> None:
         for rowid, room, text in rows:
+            self.lowest = min(self.lowest, rowid)
             if room in self.rooms:
                 held = held_words(text, self.words)
                 self.seen.update(held)
@@ -1670,12 +1739,33 @@ def _keep_search_index(conn: sqlite3.Connection, wanted: bool | None) -> None:
         if wanted:
             for statement in filter(str.strip, SQLITE_SEARCH_INDEX.split(";")):
                 conn.execute(statement)
+            conn.execute(_INDEXED_ALL)
         else:
             conn.execute("DROP TABLE message_words")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _fill_search_index(conn: sqlite3.Connection) -> None:
+    """Index the messages stored since the last fill, in the open transaction. A failure
+    undoes only the fill: the sends around it stand, and search reads what it lacks."""
+    conn.execute("SAVEPOINT fill")
+    try:
+        conn.execute(_INDEX_TAIL)
+        conn.execute(_INDEXED_ALL)
+    except sqlite3.Error:
+        log.exception("search index: the fill failed; it is tried again after the next sends")
+        conn.execute("ROLLBACK TO fill")
+    finally:
+        conn.execute("RELEASE fill")
+
+
+def _index_lags(conn: sqlite3.Connection) -> bool:
+    """Whether messages were stored that the index does not hold yet."""
+    top = conn.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
+    return bool(top > conn.execute(_INDEXED_UPTO).fetchone()[0])
 
 
 def _indexes_words(conn: sqlite3.Connection) -> bool:

@@ -87,8 +87,8 @@ CORE: Final = (
     ("mentions", "mention", "username, room, seq"),
 )
 # Not state to move: the migrations' own record, sessions, and what is derived (SQLite's
-# FTS5 index and its shadow tables, PostgreSQL's search words).
-SKIPPED_TABLES: Final = frozenset({"schema_migrations", "tokens"})
+# FTS5 index, its shadow tables and how far it reaches, PostgreSQL's search words).
+SKIPPED_TABLES: Final = frozenset({"schema_migrations", "tokens", "search_state"})
 SKIPPED_PREFIXES: Final = ("sqlite_", "message_words")
 # (PostgreSQL's contents are `blob_data` records rather than a column of their row.)
 SKIPPED_COLUMNS: Final = frozenset({("messages", "words"), (BLOBS, "data")})
@@ -569,6 +569,10 @@ def load_sqlite(path: Path, files: Path, records: Iterator[Record]) -> int:
                 conn.execute(
                     "INSERT INTO message_words (rowid, text, room)"
                     " SELECT rowid, text, room FROM messages WHERE kind IS NULL AND deleted = 0"
+                )
+                conn.execute(
+                    "UPDATE search_state SET indexed_upto ="
+                    " (SELECT coalesce(max(rowid), 0) FROM messages)"
                 )
                 conn.execute("COMMIT")
             except BaseException:

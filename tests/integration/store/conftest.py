@@ -12,6 +12,7 @@ import pytest
 import parley.store.postgres
 import parley.store.sqlite
 from parley.store import Store
+from parley.store.migrations import INDEX_LAG_VERSION
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SQLiteStore
 from tests.support.pg import PgServer
@@ -50,6 +51,9 @@ def old_database(store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch) -
         with monkeypatch.context() as patch:
             for module in (parley.store.sqlite, parley.store.postgres):
                 patch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:version])
+            if version < INDEX_LAG_VERSION:  # the code of then knew no `search_state`
+                patch.setattr(parley.store.sqlite, "_INDEXED_ALL", "SELECT 1")
+                patch.setattr(parley.store.sqlite, "_index_lags", lambda conn: False)
             old = store_factory()
             await old.open()
             await old.close()

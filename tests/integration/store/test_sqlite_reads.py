@@ -53,6 +53,32 @@ async def test_reads_of_one_loop_step_share_a_hand_off_each_answered(
         await store.close()
 
 
+async def test_a_search_never_shares_a_hand_off_with_quick_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search may take milliseconds: the token and room reads of its loop step do not
+    wait behind it on its reader thread."""
+    store = await _store_with_users(tmp_path / "parley.db")
+    submitted: list[list[str]] = []
+    submit = store._readers.submit
+
+    def recording(fn: Callable[..., Any], loop: Any, reads: list[Any]) -> Any:
+        submitted.append([getattr(read.job, "func", read.job).__name__ for read in reads])
+        return submit(fn, loop, reads)
+
+    monkeypatch.setattr(store._readers, "submit", recording)
+    try:
+        await store.append("general", "user0", "findable words", None)
+        search = asyncio.ensure_future(store.search("user0", ["findable"], None, 10))
+        users = await asyncio.gather(*(store.find_user(name) for name in USERS[:4]))
+        assert [m.text for m in await search] == ["findable words"]
+        assert [u.username if u else None for u in users] == USERS[:4]
+        assert sorted(map(len, submitted)) == [1, 2, 2]
+        assert ["_search"] in submitted
+    finally:
+        await store.close()
+
+
 async def test_a_failing_read_fails_alone(tmp_path: Path) -> None:
     store = await _store_with_users(tmp_path / "parley.db")
 

@@ -1,10 +1,14 @@
-"""Full-text search (contract v2), run unchanged on SQLite and on PostgreSQL (see
-conftest.py): both stores give the same messages for the same words."""
+"""Full-text search (contract v2), run unchanged on SQLite and on PostgreSQL: both stores
+give the same messages for the same words. SQLite runs twice: with its search index filled
+at every batch, and never filled (every row above `indexed_upto` is read directly), so both
+halves of its search answer every test (migrations.py, version 11)."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -13,11 +17,27 @@ from parley.store import Store
 from parley.store.base import DeleteRequest, EditRequest, MemberChange
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SQLiteStore
+from tests.support.pg import PgServer
 
 StoreFactory = Callable[[], Store]
 OldDatabase = Callable[[int, str], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(120)
+
+FILLED_AT_ONCE = (1, 0.0)
+NEVER_FILLED = (10**9, 10.0**9)
+
+
+@pytest.fixture(params=["sqlite", "sqlite-unfilled", "postgres"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """conftest.py's, with SQLite's search index filled at once or never."""
+    if request.param.startswith("sqlite"):
+        path = tmp_path / "parley.db"
+        fill = NEVER_FILLED if request.param == "sqlite-unfilled" else FILLED_AT_ONCE
+        return lambda: SQLiteStore(path, index_fill=fill)
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    return lambda: PostgresStore(url)
 
 
 async def post(store: Store, text: str, room: str = "general", user: str = "ann") -> int:
@@ -250,5 +270,67 @@ async def test_search_index_off_then_on_again(store_factory: StoreFactory) -> No
         assert await found(store, "doomed") == []
         latest = await post(store, "after the pause")
         assert await found(store, "pau") == [latest, during, edited]
+    finally:
+        await store.close()
+
+
+def indexed_upto(store: SQLiteStore) -> tuple[int, int]:
+    """(indexed_upto, the last message row's rowid) of a SQLite store's database."""
+    conn = sqlite3.connect(store.path)
+    try:
+        upto = conn.execute("SELECT indexed_upto FROM search_state").fetchone()[0]
+        top = conn.execute("SELECT max(rowid) FROM messages").fetchone()[0]
+        return upto, top
+    finally:
+        conn.close()
+
+
+async def test_sqlite_fills_its_index_in_bulk_with_the_words_of_the_moment(
+    tmp_path: Path,
+) -> None:
+    """Messages edited and deleted before the fill are indexed as they are at the fill;
+    changed after it, the index takes their old words out (which it must be given)."""
+    store = SQLiteStore(tmp_path / "parley.db", index_fill=(2000, 10.0**9))
+    await store.open()
+    try:
+        needle = await post(store, "needle in the hay")
+        gone = await post(store, "needle lost")
+        await store.change(EditRequest("general", "ann", None, needle, "thread in the hay"))
+        await store.change(DeleteRequest("general", "ann", None, gone))
+        assert indexed_upto(store)[0] == 0
+        fillers = [store.append_soon("general", "ann", f"hay {i}", None) for i in range(2600)]
+        await asyncio.gather(*fillers)
+        upto, top = indexed_upto(store)
+        assert 2000 <= upto < top  # one fill, in the batch that reached 2,000 sends
+        # needle is more than 2,000 rows down: only the index can answer for it
+        assert await found(store, "thread") == [needle]
+        assert await found(store, "needle") == []
+        await store.change(EditRequest("general", "ann", None, needle, "weave in the hay"))
+        assert await found(store, "thread") == []
+        assert await found(store, "weave") == [needle]
+        assert await found(store, "weave", room="general") == [needle]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_fills_what_an_earlier_run_left_unindexed(tmp_path: Path) -> None:
+    path = tmp_path / "parley.db"
+    store = SQLiteStore(path, index_fill=NEVER_FILLED)
+    await store.open()
+    try:
+        for i in range(3):
+            await post(store, f"left over {i}")
+    finally:
+        await store.close()
+    assert indexed_upto(store) == (0, 3)
+    store = SQLiteStore(path, index_fill=(10**9, 0.01))
+    await store.open()
+    try:
+        for _ in range(500):  # the fill comes a moment after the start
+            if indexed_upto(store) == (3, 3):
+                break
+            await asyncio.sleep(0.01)
+        assert indexed_upto(store) == (3, 3)
+        assert await found(store, "left") == [3, 2, 1]
     finally:
         await store.close()
