@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Final
@@ -21,11 +21,17 @@ from parley.store.events import dump, dump_some
 __all__ = [
     "ROW_COLUMNS",
     "Answer",
+    "Answered",
     "AppendPlan",
     "AppendResult",
+    "BatchAnswer",
+    "Outcome",
     "PendingAppend",
     "Settles",
+    "Sink",
+    "give",
     "settle",
+    "settle_outcomes",
 ]
 
 log = logging.getLogger("parley.store")
@@ -65,7 +71,60 @@ class Answer:
             log.exception("answering a send failed")
 
 
+# What a `BatchAnswer`'s sink gets: each of its sends' token with the send's result.
+Answered = list[tuple[Any, AppendResult]]
+Sink = Callable[[Answered], None]
+
+
+class BatchAnswer(Answer):
+    """A send answered together with the others of its batch: settling hands `sink` the
+    (`token`, result) of every send of the batch that has that sink, in their order, in one
+    call, where an `Answer` costs a call chain per send. A send answered alone (refused at
+    once, or its batch failed) is still a list, of one."""
+
+    __slots__ = ("sink", "token")
+
+    def __init__(self, sink: Sink, token: Any) -> None:
+        self.sink = sink
+        self.token = token
+
+    def call(self, result: AppendResult) -> None:
+        give({self.sink: [(self.token, result)]})
+
+
 Settles = asyncio.Future[Any] | Answer  # what a batch's settling resolves
+Outcome = tuple[Settles, Any, BaseException | None]  # (future, result, error) of a job
+
+
+def give(answered: dict[Sink, Answered]) -> None:
+    """Hand each sink its answers (a failing sink does not keep the others from theirs)."""
+    for sink, answers in answered.items():
+        try:
+            sink(answers)
+        except Exception:  # as the loop would for a future's callback: the batch goes on
+            log.exception("answering sends failed")
+
+
+def settle_outcomes(outcomes: Iterable[Outcome]) -> None:
+    """Resolve each future (a caller may have cancelled it), call each `Answer`, and give
+    each sink its `BatchAnswer`s' results, once, after the others, in their order."""
+    batches: dict[Sink, Answered] = {}
+    for future, result, error in outcomes:
+        if isinstance(future, BatchAnswer):
+            answers = batches.get(future.sink)
+            if answers is None:
+                answers = batches[future.sink] = []
+            answers.append((future.token, result if error is None else error))
+        elif isinstance(future, Answer):
+            future.call(result if error is None else error)
+        elif future.cancelled():
+            continue
+        elif error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    if batches:
+        give(batches)
 
 
 @dataclass(slots=True)
@@ -224,14 +283,8 @@ class AppendPlan:
 
 
 def settle(appends: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
-    """Resolve each send's future with its result (a caller may have cancelled it)."""
-    for a, result in zip(appends, results, strict=True):
-        if type(a.future) is Answer:
-            a.future.call(result)
-            continue
-        if a.future.cancelled():
-            continue
-        if isinstance(result, BaseException):
-            a.future.set_exception(result)
-        else:
-            a.future.set_result(result)
+    """`settle_outcomes` for a batch of sends and their results."""
+    settle_outcomes(
+        (a.future, None, result) if isinstance(result, BaseException) else (a.future, result, None)
+        for a, result in zip(appends, results, strict=True)
+    )

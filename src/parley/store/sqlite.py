@@ -68,8 +68,10 @@ from parley.store.batch import (
     Answer,
     AppendPlan,
     AppendResult,
+    Outcome,
     PendingAppend,
     Settles,
+    settle_outcomes,
 )
 from parley.store.events import (
     EVENT_COLUMNS,
@@ -237,7 +239,7 @@ def _members_of(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, list[st
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
-_Outcome = tuple[Settles, Any, BaseException | None]
+_Outcome = Outcome
 
 
 class _Writer:
@@ -403,7 +405,7 @@ class _Writer:
             self.loop.call_soon_threadsafe(self._committed, outcomes)
 
     def _committed(self, outcomes: list[_Outcome]) -> None:
-        _settle(outcomes)
+        settle_outcomes(outcomes)
         self.loop.call_soon(self._start)  # after this iteration's sends have queued
 
 
@@ -699,19 +701,6 @@ def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> tuple[Message, bo
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        if type(future) is Answer:
-            future.call(result if error is None else error)
-            continue
-        if future.cancelled():
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
 
 
 @dataclass(slots=True)
@@ -1083,10 +1072,9 @@ class SQLiteStore(Store):
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-        answer: Callable[[AppendResult], None],
+        answer: Answer,
     ) -> None:
-        sent = Answer(answer)
-        self._append(PendingAppend(room, username, text, client_id, sent, reply_to, attachments))
+        self._append(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
 
     def _append(self, pending: PendingAppend) -> None:
         if self._writer is None:
