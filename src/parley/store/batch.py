@@ -85,6 +85,7 @@ class BatchAnswer(Answer):
     __slots__ = ("sink", "token")
 
     def __init__(self, sink: Sink, token: Any) -> None:
+        # (no `Answer.__init__`: its `_answer` is never used, `call` is this class's own)
         self.sink = sink
         self.token = token
 
