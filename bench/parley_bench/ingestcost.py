@@ -27,7 +27,7 @@ from parley_bench.servers import ServerProc, cpu_seconds, free_port, parley_comm
 from parley_bench.suite import register_users
 from parley_bench.workloads import LOCAL_ADDRS, _until
 
-__all__ = ["main", "measure"]
+__all__ = ["callgrind_control", "callgrind_instructions", "main", "measure"]
 
 
 async def _run_until(clients: list[BenchClient], hub: Hub, count: int, wait_s: float) -> None:
@@ -43,7 +43,7 @@ async def _run_until(clients: list[BenchClient], hub: Hub, count: int, wait_s: f
         raise TimeoutError(f"{hub.acks} acks, wanted {target}")
 
 
-def _callgrind_control(pid: int, flag: str) -> None:
+def callgrind_control(pid: int, flag: str) -> None:
     subprocess.run(["callgrind_control", flag, str(pid)], check=True, capture_output=True)
 
 
@@ -57,7 +57,7 @@ def _syscalls(report: str) -> dict[str, int]:
     return counts
 
 
-def _instructions(out: Path) -> int:
+def callgrind_instructions(out: Path) -> int:
     """The instructions ("Ir") of the last dump callgrind wrote for `out`."""
     dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_mtime)
     for line in dumps[-1].read_text().splitlines():
@@ -98,7 +98,7 @@ async def measure(
                 raise RuntimeError(f"{res.failed} clients failed: {res.errors}")
             await _run_until(group, hub, max(messages // 5, clients), 10.0 * slow)
             if callgrind is not None:
-                _callgrind_control(server.pid, "-z")
+                callgrind_control(server.pid, "-z")
             tracer = None
             if syscalls:
                 trace = ["strace", "-c", "-f", "-p", str(server.pid)]
@@ -120,9 +120,9 @@ async def measure(
                     if calls >= count // 100:
                         result[f"{name}_per_message"] = round(calls / count, 3)
             if callgrind is not None:
-                _callgrind_control(server.pid, "-d")
+                callgrind_control(server.pid, "-d")
                 result["instructions_per_message"] = round(
-                    _instructions(callgrind) / (acks1 - acks0)
+                    callgrind_instructions(callgrind) / (acks1 - acks0)
                 )
             for c in group:
                 c.close()

@@ -97,13 +97,18 @@ async def wait_for_quiet(max_other: float, hold_s: float, wait_s: float) -> floa
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) in seconds."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process (all its threads) in seconds; zeros when gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             stat = fh.read()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
 
 
 def http_json(

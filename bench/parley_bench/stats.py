@@ -6,6 +6,7 @@ Nothing here touches the network or the clock, so it is unit-tested directly.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -39,12 +40,16 @@ def make_text(sender: int, seq: int, send_ns: int, size: int = 64) -> str:
     return head + "x" * (size - len(head))
 
 
-def parse_marker(data: bytes) -> tuple[int, int, int] | None:
-    """(sender, seq, send_ns) from a frame that carries a benchmark text, else None."""
-    start = data.find(_MARK_B)
-    if start < 0:
+def parse_marker(
+    data: bytes, start: int = 0, end: int | None = None
+) -> tuple[int, int, int] | None:
+    """(sender, seq, send_ns) from a frame that carries a benchmark text, else None; with
+    `start`/`end`, of the frame that is data[start:end] (no copy of it is made)."""
+    stop = len(data) if end is None else end
+    at = data.find(_MARK_B, start, stop)
+    if at < 0:
         return None
-    parts = data[start + _MARK_LEN : start + _MARK_LEN + 64].split(b":", 3)
+    parts = data[at + _MARK_LEN : min(at + _MARK_LEN + 64, stop)].split(b":", 3)
     if len(parts) < 4:
         return None
     try:
@@ -55,21 +60,21 @@ def parse_marker(data: bytes) -> tuple[int, int, int] | None:
 
 _MESSAGE_HEAD: Final = b'{"type":"message",'
 _SEQ_KEY: Final = b'"seq":'
+_DIGITS: Final = re.compile(rb"[0-9]+")
 
 
-def message_seq(data: bytes) -> int | None:
+def message_seq(data: bytes, start: int = 0, end: int | None = None) -> int | None:
     """The seq of a parley.v1 `message` frame as Parley encodes it (its type first, the seq
-    among the next fields), without decoding the JSON; None for any other frame."""
-    if not data.startswith(_MESSAGE_HEAD):
+    among the next fields), without decoding the JSON; None for any other frame. With
+    `start`/`end`: of the frame that is data[start:end] (no copy of it is made)."""
+    stop = len(data) if end is None else end
+    if not data.startswith(_MESSAGE_HEAD, start, stop):
         return None
-    start = data.find(_SEQ_KEY, len(_MESSAGE_HEAD), 200)
-    if start < 0:
+    at = data.find(_SEQ_KEY, start + len(_MESSAGE_HEAD), min(start + 200, stop))
+    if at < 0:
         return None
-    start += len(_SEQ_KEY)
-    end = start
-    while end < len(data) and data[end] in b"0123456789":
-        end += 1
-    return int(data[start:end]) if end > start else None
+    digits = _DIGITS.match(data, at + len(_SEQ_KEY), stop)
+    return int(digits.group()) if digits else None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

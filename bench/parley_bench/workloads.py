@@ -23,7 +23,6 @@ from parley_bench.client import (
     COUNT,
     INGEST,
     OBSERVE,
-    TRACK,
     BenchClient,
     Hub,
     Target,
@@ -31,6 +30,7 @@ from parley_bench.client import (
 )
 from parley_bench.servers import cpu_seconds, machine_busy_seconds, rss_kib, wait_for_quiet
 from parley_bench.stats import check_sequence, is_sustained, summarize_ns
+from parley_bench.stormclient import StormClient, StormGroup, connect_group
 
 __all__ = [
     "LOCAL_ADDRS",
@@ -161,10 +161,15 @@ async def _until(pred: Callable[[], bool], wait_s: float, poll: float = 0.02) ->
 
 async def _quiesce(hub: Hub, quiet_s: float = 0.3, wait_s: float = 10.0) -> None:
     """Wait until no frame arrived for `quiet_s` (presence storms after joins)."""
+    await _quiet(lambda: hub.deliveries() + hub.acks, quiet_s, wait_s)
+
+
+async def _quiet(count: Callable[[], int], quiet_s: float = 0.3, wait_s: float = 10.0) -> None:
+    """Wait until `count()` (of frames received) stayed the same for `quiet_s`."""
     deadline = time.monotonic() + wait_s
     last = -1
     while time.monotonic() < deadline:
-        now = hub.deliveries() + hub.acks
+        now = count()
         if now == last:
             return
         last = now
@@ -593,23 +598,33 @@ def _load_json(path: str) -> Any:
         return json.load(fh)
 
 
-async def _worker_setup(
-    spec_path: str, count: int, offset: int, mode: int
-) -> tuple[Target, Hub, list[BenchClient], asyncio.StreamReader]:
-    """A worker process's target, clients and command stream (stdin); says it is ready."""
+def _worker_target(spec_path: str, offset: int) -> Target:
+    """A worker process's target, its tokens rotated by `offset` (so workers share users)."""
     spec = _load_json(spec_path)
     tokens: list[str] = spec["tokens"]
     if tokens:
         shift = offset % len(tokens)
         tokens = tokens[shift:] + tokens[:shift]
-    target = Target(spec["name"], spec["url"], bool(spec["parley"]), tokens)
-    hub = Hub()
-    clients = [BenchClient(hub, target.parley, mode, ident=offset + i) for i in range(count)]
+    return Target(spec["name"], spec["url"], bool(spec["parley"]), tokens)
+
+
+async def _command_reader() -> asyncio.StreamReader:
+    """A worker process's command stream (stdin); says the worker is ready."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     _emit({"ready": True})
-    return target, hub, clients, reader
+    return reader
+
+
+async def _worker_setup(
+    spec_path: str, count: int, offset: int, mode: int
+) -> tuple[Target, Hub, list[BenchClient], asyncio.StreamReader]:
+    """A worker process's target, clients and command stream (stdin); says it is ready."""
+    target = _worker_target(spec_path, offset)
+    hub = Hub()
+    clients = [BenchClient(hub, target.parley, mode, ident=offset + i) for i in range(count)]
+    return target, hub, clients, await _command_reader()
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -850,53 +865,47 @@ async def storm_worker(
 ) -> None:
     """One worker process of the storm: `connect N` (join, N handshakes in flight),
     `storm TIMEOUT` (drop all, reconnect with `since`, wait until resumed), `check FINAL`
-    (lost and doubled against the range up to FINAL)."""
-    target, hub, clients, reader = await _worker_setup(spec_path, count, offset, TRACK)
-    first: dict[int, int] = {}
+    (lost and doubled against the range up to FINAL). Its clients are the lean storm
+    clients of stormclient.py."""
+    target = _worker_target(spec_path, offset)
+    group = StormGroup(target, addr)
+    clients = [StormClient(group, i) for i in range(count)]
+    reader = await _command_reader()
     async for line in _commands(reader):
         word, _, arg = line.decode().partition(" ")
         if word == "connect":
-            res = await connect_many(
-                clients, target, join=True, concurrency=int(arg), local_addrs=[addr]
-            )
-            first = {id(c): c.resume_target for c in clients}  # Parley: joined.last_seq
-            await _quiesce(hub)
+            res = await connect_group(clients, concurrency=int(arg), deadline_s=240.0)
+            for c in clients:
+                c.first_target = c.resume_target
+            await _quiet(lambda: group.frames)
             gc.freeze()  # the clients and their sockets: no collection walks them again
             _emit({"failed": res.failed, "errors": res.errors})
         elif word == "storm":
-            _emit(await _drop_and_resume(clients, target, first, addr, concurrency, float(arg)))
+            _emit(await _drop_and_resume(clients, group, concurrency, float(arg)))
         elif word == "check":
-            _emit(await _check_storm(clients, target, first, int(arg)))
-    await _abort_all(clients)
+            _emit(await _check_storm(clients, target, int(arg)))
+    for c in clients:
+        c.abort()
+    await asyncio.sleep(0.2)
 
 
 async def _drop_and_resume(
-    clients: list[BenchClient],
-    target: Target,
-    first: dict[int, int],
-    addr: str,
+    clients: list[StormClient],
+    group: StormGroup,
     concurrency: int,
     timeout_s: float,
 ) -> dict[str, Any]:
     t0 = time.monotonic()
     for c in clients:
         c.resumed_ns = 0
-        c.close(abort=True)
+        c.abort()
     await _until(lambda: not any(c.connected for c in clients), 10.0)
 
-    def since(c: BenchClient) -> int | None:
-        return max(c.last_seq, first[id(c)]) if target.parley else None
+    def since(c: StormClient) -> int | None:
+        return max(c.last_seq, c.first_target) if group.parley else None
 
-    res = await connect_many(
-        clients,
-        target,
-        join=True,
-        since=since,
-        concurrency=concurrency,
-        local_addrs=[addr],
-        deadline_s=timeout_s,
-    )
-    if not target.parley:  # no resume protocol: resumed = connected again
+    res = await connect_group(clients, concurrency=concurrency, deadline_s=timeout_s, since=since)
+    if not group.parley:  # no resume protocol: resumed = connected again
         for c in clients:
             if c.connected and not c.resumed_ns:
                 c.resumed_ns = time.monotonic_ns()
@@ -908,7 +917,7 @@ async def _drop_and_resume(
     return {
         "connected": res.connected,
         "failed": res.failed,
-        "errors": res.errors,
+        "errors": res.errors | group.errors,
         "elapsed_s": res.elapsed_s,
         "resumed": len(resumed),
         "last_resumed_ns": max(resumed, default=0),
@@ -916,13 +925,11 @@ async def _drop_and_resume(
     }
 
 
-async def _check_storm(
-    clients: list[BenchClient], target: Target, first: dict[int, int], final: int
-) -> dict[str, int]:
+async def _check_storm(clients: list[StormClient], target: Target, final: int) -> dict[str, int]:
     await _until(lambda: all(c.last_seq >= final for c in clients if c.connected), 10.0)
     lost = doubled = clients_lost = clients_doubled = 0
     for c in clients:
-        lo = first[id(c)] + 1 if target.parley else 0
+        lo = c.first_target + 1 if target.parley else 0
         c_lost, c_doubled = check_sequence(c.seqs, lo, final)
         lost += c_lost
         doubled += c_doubled

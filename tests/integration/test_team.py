@@ -188,6 +188,26 @@ async def test_removal_cuts_access_at_once(fresh: Fresh) -> None:
     assert changes == ["invited", "invited", "removed", "left"]
 
 
+async def test_a_room_lost_after_hello_is_refused_at_the_first_join(fresh: Fresh) -> None:
+    """A socket's first join takes the room from what its `hello` read (no read of its
+    own): a removal in between must still refuse it, on the socket that saw it in hello."""
+    api, owner = fresh.api, fresh.user
+    bob = await api.register()
+    room = unique_room()
+    await api.create_room(owner.token, room, private=True)
+    await api.invite(owner.token, room, bob.username)
+    async with parley_ws(fresh.server.ws_url, bob.token) as ws:
+        assert room in [r["room"] for r in ws.hello["rooms"]]
+        resp = await _remove(api, owner, room, bob.username)
+        assert resp.status_code == 204, resp.text
+        await ws.recv_type("removed")
+        await ws.join(room)
+        await ws.expect_error("not_found")
+    async with parley_ws(fresh.server.ws_url, bob.token) as ws:
+        await ws.join(room)
+        await ws.expect_error("not_found")
+
+
 async def _member_events(api: AsyncApi, user: User, room: str) -> list[Event]:
     return [e for e in await _events(api, user, room) if e["type"] == "member"]
 

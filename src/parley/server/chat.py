@@ -281,6 +281,33 @@ class ChatService:
             conn.allow(ref, key)
         return key
 
+    async def hello_rooms(self, conn: Connection) -> tuple[list[tuple[str, RoomRecord]], bool]:
+        """What a socket's `hello` says: the rooms the user sees (as `rooms_of`) and
+        whether they are an admin, in one read. The records are kept for the socket's
+        first join, which then reads nothing (a reconnect joins right after `hello`): the
+        cut mark is taken before the read, so that join checks what changed since, as if
+        it had read the room itself (docs/architecture.md, the resume path)."""
+        mark = self.delivery.cut_mark()
+        try:
+            rooms, admin = await self.store.rooms_and_role(conn.username)
+        except StoreUnavailable:
+            raise _unavailable() from None
+        seen = references(rooms)
+        conn.hello_rooms = (mark, dict(seen))
+        return seen, admin
+
+    def _hello_room(self, conn: Connection, ref: str) -> tuple[RoomRecord, int] | None:
+        """The room `hello` read for `ref` and the cut mark taken before that read, once
+        (the socket's first join); None when the store must be asked: a room `hello` did
+        not show, or a first use to record."""
+        seen, conn.hello_rooms = conn.hello_rooms, None
+        record = seen[1].get(ref) if seen is not None else None
+        if seen is None or record is None or first_use_counts(record):
+            return None
+        if record.kind == DM:
+            self._dm_members[record.room] = record.members
+        return record, seen[0]
+
     async def rooms_of(self, who: Identity) -> list[tuple[str, RoomRecord]]:
         """The rooms `who` sees, each with what they call it, by that reference."""
         try:
@@ -408,8 +435,12 @@ class ChatService:
     ) -> None:
         """A client's join frame; `joined` echoes its `request_id`."""
         self.spend(conn, Action.JOIN)
-        mark = self.delivery.cut_mark()
-        record = await self.visible_room(conn, ref)
+        known = self._hello_room(conn, ref)
+        if known is not None:
+            record, mark = known
+        else:
+            mark = self.delivery.cut_mark()
+            record = await self.visible_room(conn, ref)
         conn.allow(ref, record.room, joining=True)
         # `joined` first, then the replay, then what was buffered meanwhile: the resume
         # path (docs/architecture.md).

@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode
 
 from parley.core import Close, Ending, SocketLifecycle, SocketState, guest_key
 from parley.server.frames import close_frame, text_frame
+from parley.store import RoomRecord
 
 __all__ = ["DRAIN_STALL", "Connection", "Flusher", "Mode", "SocketEnd"]
 
@@ -97,6 +98,7 @@ class Connection(SocketLifecycle):
         "_refs",
         "admin_before_hello",
         "guest",
+        "hello_rooms",
         "id",
         "inflight",
         "limit_key",
@@ -145,6 +147,9 @@ class Connection(SocketLifecycle):
         # for `hello` to carry, since nothing may reach the client before it.
         self.reads_before_hello: dict[str, int] | None = None
         self.admin_before_hello: bool | None = None  # the last role change heard meanwhile
+        # What `hello` read, kept for the socket's first join: the cut mark taken before
+        # the read, and each room by what the client calls it (ChatService.hello_rooms).
+        self.hello_rooms: tuple[int, dict[str, RoomRecord]] | None = None
         self._out: list[bytes] = []
         self._flusher = flusher
         self._closer: asyncio.Task[bool] | None = None  # a close handshake's task, if any

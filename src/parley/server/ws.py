@@ -410,10 +410,8 @@ class JsonSession(ChatSession):
             rooms = [RoomInfo(GENERAL, self.node.last_seq(GENERAL))]
         else:
             conn.reads_before_hello = {}
-            try:  # the role and the rooms read at once (two readers on SQLite)
-                seen, admin = await asyncio.gather(
-                    self.node.rooms_of(conn), self.node.admin.is_admin(conn.username)
-                )
+            try:
+                seen, admin = await self.node.hello_rooms(conn)
             except ProtocolError as exc:  # storage unavailable
                 raise StoreUnavailable(exc.message) from None
             finally:

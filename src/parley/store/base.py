@@ -442,6 +442,12 @@ class Store(abc.ABC):
     async def list_rooms(self, username: str) -> list[RoomRecord]:
         """Public rooms and the private rooms `username` belongs to."""
 
+    async def rooms_and_role(self, username: str) -> tuple[list[RoomRecord], bool]:
+        """`list_rooms` and whether `username` is an admin now: what `hello` says. Both
+        at once; a store that can, in one read (a reconnect storm asks it per socket)."""
+        rooms, user = await asyncio.gather(self.list_rooms(username), self.find_user(username))
+        return rooms, user is not None and user.admin
+
     @abc.abstractmethod
     async def add_member(self, room: str, username: str, now: float | None = None) -> None:
         """`username` joins the room keyed `room` (no-op for a member): invited into a

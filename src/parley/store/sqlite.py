@@ -1018,6 +1018,16 @@ class SQLiteStore(Store):
     async def list_rooms(self, username: str) -> list[RoomRecord]:
         return await self._read(lambda conn: _visible(conn, "ORDER BY r.room", (username,)))
 
+    async def rooms_and_role(self, username: str) -> tuple[list[RoomRecord], bool]:
+        def job(conn: sqlite3.Connection) -> tuple[list[RoomRecord], bool]:
+            rooms = _visible(conn, "ORDER BY r.room", (username,))
+            row = conn.execute(
+                "SELECT admin FROM users WHERE username_key = ?", (username.lower(),)
+            ).fetchone()
+            return rooms, bool(row and row[0])
+
+        return await self._read(job)  # one read: one hand-off and one wake-up, not two
+
     async def add_member(self, room: str, username: str, now: float | None = None) -> None:
         since = time.time() if now is None else now
         await self._write(

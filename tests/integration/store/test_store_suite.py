@@ -136,6 +136,19 @@ async def test_rooms_visibility_and_members(store: Store) -> None:
     assert [r.room for r in await store.list_rooms("eve")] == ["general", "lobby", "secret"]
 
 
+async def test_rooms_and_role_say_what_list_rooms_and_the_user_record_say(store: Store) -> None:
+    assert await store.create_user("dora", "h", admin=True)
+    assert await store.create_user("Eve", "h")
+    assert await store.create_room("secret", True, "dora")
+    for username, admin in (("dora", True), ("Eve", False), ("nobody", False)):
+        rooms, is_admin = await store.rooms_and_role(username)
+        assert rooms == await store.list_rooms(username)
+        assert is_admin is admin
+    assert [r.room for r in (await store.rooms_and_role("dora"))[0]] == ["general", "secret"]
+    assert await store.set_admin("dora", "eve", True)
+    assert (await store.rooms_and_role("Eve"))[1] is True
+
+
 async def test_a_name_only_hidden_rooms_hold_is_free_and_gets_a_key_of_its_own(
     store: Store,
 ) -> None:
