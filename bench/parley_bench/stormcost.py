@@ -24,8 +24,8 @@ from pathlib import Path
 import uvloop
 
 from parley_bench.client import OBSERVE, BenchClient, Hub, Target, connect_many
-from parley_bench.ingestcost import callgrind_control, callgrind_instructions
-from parley_bench.servers import ServerProc, cpu_split, free_port, parley_command
+from parley_bench.ingestcost import callgrind_control, callgrind_instructions, parley_measured
+from parley_bench.servers import cpu_split
 from parley_bench.stats import check_sequence
 from parley_bench.stormclient import StormClient, StormGroup, connect_group
 from parley_bench.suite import register_users
@@ -74,16 +74,7 @@ async def measure(
     flags: list[str],
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="parley-stormcost-") as tmp:
-        port = free_port()
-        cmd = parley_command(Path(tmp) / "data", port, ["--hash-profile", "owasp", *flags])
-        slow = 1.0
-        if callgrind is not None:
-            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *cmd]
-            slow = 60.0
-        log = Path(tmp) / "server.log"
-        server = ServerProc("parley", cmd, port, log, ws_path="/chat", parley=True)
-        await server.start(wait_s=30.0 * slow)
-        try:
+        async with parley_measured(Path(tmp), flags, callgrind) as (server, slow):
             tokens = await register_users(server.http_url, 40)
             target = Target("parley", server.ws_url, True, tokens, server.pid)
             hub = Hub()
@@ -126,8 +117,6 @@ async def measure(
             sender.close()
             await asyncio.sleep(0.2)
             return result
-        finally:
-            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

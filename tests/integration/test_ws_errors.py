@@ -119,6 +119,22 @@ async def test_missing_or_wrong_fields_bad_request_and_stays_open(
     await bad_frame_then_still_open(fresh, json.dumps(in_room(frame, fresh.room)), {"bad_request"})
 
 
+@pytest.mark.parametrize("client_id", ["nul \x00 inside", "x" * 129, ""])
+async def test_send_to_a_room_in_use_refused_alike(fresh: Fresh, client_id: str) -> None:
+    """Sends to a room the socket uses already are decoded by a shortcut (ws.py
+    `on_text_now`, protocol `quick_send`): it refuses what the full decoding refuses, with
+    the same error, and stores nothing."""
+    frame = {"type": "send", "room": fresh.room, "text": "t", "client_id": client_id, "id": 5}
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_ok(fresh.room, "first")
+        await c.send_raw(json.dumps(frame))
+        event = await c.expect_error("bad_request")
+        assert_error_shape(event, "bad_request", client_id)
+        assert event["message"] == "client_id must be 1-128 characters, no NUL", event
+        assert event["id"] == 5, event
+        await assert_still_open(c, fresh.room, expected_seq=2)
+
+
 MAX_SEQ = 2**63 - 1  # the largest integer SQLite and PostgreSQL (BIGINT) hold
 
 

@@ -39,6 +39,8 @@ class Feed:
         last = self.last_seq.get(msg.room)
         if last is None or msg.seq == last + 1:
             self.last_seq[msg.room] = msg.seq
+            if msg.room not in self.held:  # nothing held back: most messages
+                return [msg], None
             return [msg, *self._release(msg.room)], None
         if msg.seq <= last:
             return [], None

@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
-from parley.protocol import DeleteEvent, EditEvent, ReactionEvent, RoomEvent
+from parley.protocol import DeleteEvent, EditEvent, MessageEvent, ReactionEvent, RoomEvent
 
 __all__ = ["RECENT_EVENTS", "RECENT_ROOMS", "RecentEvents"]
 
@@ -30,14 +30,18 @@ _CHANGES_A_ROW: Final = (EditEvent, DeleteEvent, ReactionEvent)
 F = TypeVar("F")
 
 
-class _Entry(Generic[F]):
-    """An event and, once asked for, its frame."""
+class _Window(Generic[F]):
+    """A room's latest events, and beside each its frame once made (None until then).
 
-    __slots__ = ("event", "frame")
+    Two deques side by side, not an object per event: `add` runs once per message
+    delivered on the node, and an object built per event cost as much as the rest of it.
+    """
 
-    def __init__(self, event: RoomEvent, frame: F | None) -> None:
-        self.event = event
-        self.frame = frame
+    __slots__ = ("events", "frames")
+
+    def __init__(self, size: int) -> None:
+        self.events: deque[RoomEvent] = deque(maxlen=size)
+        self.frames: deque[F | None] = deque(maxlen=size)
 
 
 class RecentEvents(Generic[F]):
@@ -53,7 +57,8 @@ class RecentEvents(Generic[F]):
         self.frame_of = frame_of
         self.size = size
         self.rooms = rooms
-        self._windows: OrderedDict[str, deque[_Entry[F]]] = OrderedDict()
+        self._windows: OrderedDict[str, _Window[F]] = OrderedDict()
+        self._newest: str | None = None  # the room that had the last event (the dict's last)
 
     def add(self, event: RoomEvent, frame: F | None = None) -> None:
         """The feed delivered `event` (the next of its room, or the first after a jump);
@@ -61,36 +66,45 @@ class RecentEvents(Generic[F]):
         room = event.room
         window = self._windows.get(room)
         if window is None:
-            window = self._windows[room] = deque(maxlen=self.size)
+            window = self._windows[room] = _Window(self.size)
             if len(self._windows) > self.rooms:
                 self._windows.popitem(last=False)
         else:
-            self._windows.move_to_end(room)
-            if window and (
-                window[-1].event.seq + 1 != event.seq or isinstance(event, _CHANGES_A_ROW)
+            if room != self._newest:
+                self._windows.move_to_end(room)
+            events = window.events
+            if events and (
+                events[-1].seq + 1 != event.seq
+                or (type(event) is not MessageEvent and isinstance(event, _CHANGES_A_ROW))
             ):
-                window.clear()  # a jump, or an older row changed: start again here
-        window.append(_Entry(event, frame))
+                events.clear()  # a jump, or an older row changed: start again here
+                window.frames.clear()
+        self._newest = room
+        window.events.append(event)
+        window.frames.append(frame)
 
     def frames(self, room: str, after: int, upto: int) -> list[F] | None:
         """The frames of the room's events `after` < seq <= `upto`, if the window holds every
         one of them; else None (ask the store)."""
         window = self._windows.get(room)
-        if not window:
+        if window is None or not window.events:
             return None
-        first = window[0].event.seq
-        last = window[-1].event.seq
+        events, frames = window.events, window.frames
+        first = events[0].seq
+        last = events[-1].seq
         if after < first - 1 or upto > last:
             return None
         out: list[F] = []
         frame_of = self.frame_of
         for i in range(after + 1 - first, upto + 1 - first):
-            entry = window[i]
-            if entry.frame is None:
-                entry.frame = frame_of(entry.event)
-            out.append(entry.frame)
+            frame = frames[i]
+            if frame is None:
+                frame = frames[i] = frame_of(events[i])
+            out.append(frame)
         return out
 
     def forget(self, room: str) -> None:
         """Drop the room's window (its events may have changed where the feed did not see)."""
         self._windows.pop(room, None)
+        if room == self._newest:
+            self._newest = None

@@ -19,22 +19,23 @@ class SeqWaiters:
     """Callbacks keyed by (room, seq), released once that room's feed reaches the seq."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, list[tuple[int, int, Callable[[], None]]]] = {}
+        # Empty when nothing waits: the delivery tests it (a dict, no call) per event.
+        self.waiting: dict[str, list[tuple[int, int, Callable[[], None]]]] = {}
         self._order = itertools.count()  # ties keep the order they were asked in
 
     def __bool__(self) -> bool:
-        return bool(self._waiting)
+        return bool(self.waiting)
 
     def add(self, room: str, seq: int, then: Callable[[], None]) -> None:
-        heapq.heappush(self._waiting.setdefault(room, []), (seq, next(self._order), then))
+        heapq.heappush(self.waiting.setdefault(room, []), (seq, next(self._order), then))
 
     def due(self, room: str, delivered: int) -> list[Callable[[], None]]:
         """The callbacks of `room` waiting for a seq up to `delivered`, oldest ask first
         among equal seqs; they are forgotten here."""
-        heap = self._waiting.get(room)
+        heap = self.waiting.get(room)
         ready: list[Callable[[], None]] = []
         while heap and heap[0][0] <= delivered:
             ready.append(heapq.heappop(heap)[2])
         if heap is not None and not heap:
-            del self._waiting[room]
+            del self.waiting[room]
         return ready

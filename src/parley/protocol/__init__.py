@@ -41,6 +41,7 @@ from parley.protocol.frames import (
     TypingEvent,
     decode_client_frame,
     encode,
+    quick_send,
     reply_id,
 )
 
@@ -87,5 +88,6 @@ __all__ = [
     "TypingEvent",
     "decode_client_frame",
     "encode",
+    "quick_send",
     "reply_id",
 ]

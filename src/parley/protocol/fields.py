@@ -21,6 +21,7 @@ __all__ = [
     "CLIENT_ID_PATTERN",
     "FILE_ID_PATTERN",
     "MAX_ATTACHMENTS",
+    "MAX_CLIENT_ID",
     "MAX_DM_USERS",
     "MAX_EMOJI_CHARS",
     "MAX_PASSWORD",
@@ -113,11 +114,12 @@ LoginPassword = Annotated[
 # Signing in takes any name up to the longest password: one that breaks the username rule
 # is a name nobody has, a 401 like any other (the contract's answers: 200, 401, 429).
 LoginName = Annotated[str, Meta(max_length=MAX_PASSWORD, description="the username")]
+MAX_CLIENT_ID: Final = 128
 ClientId = Annotated[
     str,
     Meta(
         min_length=1,
-        max_length=128,
+        max_length=MAX_CLIENT_ID,
         pattern=CLIENT_ID_PATTERN,
         description="1-128 characters, no NUL",
     ),

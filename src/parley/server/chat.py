@@ -96,6 +96,7 @@ from parley.store import (
     UnknownRoom,
     UnknownTarget,
 )
+from parley.store.batch import Answered, BatchAnswer, Sink
 from parley.store.roles import CLI_ACTOR
 
 __all__ = ["ChatService", "Identity", "as_seen", "limit_key", "store_error"]
@@ -109,6 +110,7 @@ _CLI_ROLES: Final = {"grant": True, "revoke": False}  # the role an audit action
 _FILE_ID: Final = re.compile(FILE_ID_PATTERN)
 AUDIT_LOOKBACK: Final = 100  # audit ids read again each round (`_AuditCursor`)
 AUDIT_READ: Final = AUDIT_LOOKBACK + 100  # entries read at most each round
+_SEND: Final = Action.SEND
 
 
 class Identity(Protocol):
@@ -144,6 +146,8 @@ class ChatService:
         self.draining = False
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
         self._unanswered = 0  # sends of `submit_then` not committed
+        # One object for all: the store gives a batch's answers to each sink once.
+        self._answer_sink: Sink = self._answered
         self._all_answered: asyncio.Event | None = None  # set while draining, when that is 0
         # The people of each DM this node has seen used: a DM's message notifies them.
         # Nobody joins or leaves a DM, so this never goes stale.
@@ -482,7 +486,7 @@ class ChatService:
         for file_id in attachments:
             if not _FILE_ID.search(file_id):
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no file {file_id!r}")
-        self.spend(who, Action.SEND)
+        self.spend(who, _SEND)  # (a global: an enum's member is slow to look up)
 
     def submit(
         self,
@@ -518,30 +522,36 @@ class ChatService:
     ) -> None:
         """`submit` without a future: `on_done` gets (message, created) or the exception,
         once, after the COMMIT (or at once when refused), called from the store's settling
-        of the whole batch: no future and no loop callback per send."""
+        of the whole batch: no future and no loop callback per send, and one call here for
+        all the batch's sends (`_answered`)."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
-        files = tuple(dict.fromkeys(attachments))
+        files = tuple(dict.fromkeys(attachments)) if attachments else ()
         self._unanswered += 1
-        answered = partial(self._answered, time.perf_counter(), on_done)
-        self.store.append_then(room, who.username, text, client_id, reply_to, files, answered)
+        answer = BatchAnswer(self._answer_sink, (time.perf_counter(), on_done))
+        self.store.append_then(room, who.username, text, client_id, reply_to, files, answer)
 
-    def _answered(
-        self, started: float, on_done: Callable[[Appended], None], result: Appended
-    ) -> None:
-        self._unanswered -= 1
+    def _answered(self, answered: Answered) -> None:
+        """The sends of `submit_then` a batch answered, in their order: each is published
+        if new, then its `on_done` runs."""
+        for (started, on_done), result in answered:
+            try:
+                if not isinstance(result, BaseException):
+                    self._published(started, *result)
+                on_done(result)
+            except Exception:  # one send's failure leaves the others answered
+                log.exception("answering a send failed")
+        self._unanswered -= len(answered)
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
-        if not isinstance(result, BaseException):
-            self._published(started, *result)
-        on_done(result)
 
     def _published(self, started: float, msg: Message, created: bool) -> None:
         """A send committed: count its ack time, and publish it if it is new."""
         metrics.ACKS.observe(time.perf_counter() - started, created=created)
         if created:
             self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
-            self._notify(msg)
+            if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+                self._notify(msg)
 
     def _committed(
         self,

@@ -207,11 +207,13 @@ class Delivery(BrokerEventHandler, PresenceSink):
 
     def on_stored(self, event: RoomEvent) -> None:
         deliverable, gap = self.feed.accept(event)
+        listened = self.hub.rooms  # (a room nobody here listens to: no call to fan out)
         for ready in deliverable:
-            self.recent.add(ready, self._fan_out(ready))
+            frame = self._fan_out(ready) if ready.room in listened else None
+            self.recent.add(ready, frame)
             if isinstance(ready, MemberEvent) and ready.change in LOSSES:
                 self._cut(AccessCut(ready.room, ready.username))
-            if self._after:  # right after its seq: before the lines of the events after it
+            if self._after.waiting:  # right after its seq: before the events after it
                 for then in self._after.due(ready.room, ready.seq):
                     then()
         if gap is not None:

@@ -55,7 +55,8 @@ QUEUE_HIGH: Final = 128 * 1024
 QUEUE_LOW: Final = QUEUE_HIGH // 2
 _FRAME_OVERHEAD: Final = 128
 _LOST: Final = WSMessage(WSMsgType.CLOSED, None, None)  # the transport is gone, in turn
-_TEXT: Final = WSMsgType.TEXT
+_TEXT: Final = WSMsgType.TEXT  # (a global: an enum's member is slow to look up)
+_OPEN: Final = SocketState.OPEN
 
 _ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _VERSIONS: Final = frozenset(("13", "8", "7"))  # as aiohttp takes them
@@ -199,7 +200,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         """The session's shortcut for a text frame (False: not taken). A frame after our
         close counts for nothing; a failure is logged and closes the socket with 1011, as
         one in `on_text` does (inside the parser it would pass for a broken stream)."""
-        if session.conn.state is not SocketState.OPEN:
+        if session.conn.state is not _OPEN:
             return True
         try:
             return session.on_text_now(text)

@@ -13,6 +13,7 @@ import logging
 import math
 import secrets
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Final
@@ -33,7 +34,6 @@ from parley.protocol import (
     HistoryRequest,
     Join,
     Leave,
-    Message,
     ProtocolError,
     React,
     Read,
@@ -43,6 +43,7 @@ from parley.protocol import (
     Typing,
     decode_client_frame,
     encode,
+    quick_send,
     reply_id,
 )
 from parley.protocol.http import error_body
@@ -66,8 +67,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("parley.ws")
-
-Stored = asyncio.Future[tuple[Message, bool]]  # a send queued for the store
 
 MAX_FRAME: Final = 1024 * 1024
 MAX_INFLIGHT: Final = 256  # unacked sends per socket before we stop reading it
@@ -367,23 +366,20 @@ class ChatSession(Session):
         room: str,
         text: str,
         client_id: str | None,
-        answer: Callable[[Stored], None],
+        answer: Callable[[Appended], None],
         reply_to: int | None = None,
         attachments: Sequence[str] = (),
-    ) -> Stored:
+    ) -> None:
         """Queue a checked send to the room keyed `room` for the store's group commit, not
-        waiting for it: the socket's sends are stored in the order they came, and `answer`
-        runs after the COMMIT (unless cancelled). Mind `wait_for_slot` first."""
-        conn = self.conn
-        settled = partial(self._settled, answer)
-        stored = self.node.submit(conn, room, text, client_id, settled, reply_to, attachments)
-        conn.inflight += 1
-        return stored
-
-    def _settled(self, answer: Callable[[Stored], None], stored: Stored) -> None:
-        self.slot_back()
-        if not stored.cancelled():
-            answer(stored)
+        waiting for it and without a future (`ChatService.submit_then`): the socket's
+        sends are stored in the order they came, and answered in that order, after the
+        COMMIT; `answer` must call `slot_back`. Mind `wait_for_slot` first."""
+        self.conn.inflight += 1  # first: a store that is closed answers at once
+        try:
+            self.node.submit_then(self.conn, room, text, client_id, answer, reply_to, attachments)
+        except ProtocolError:
+            self.slot_back()
+            raise
 
     def slot_back(self) -> None:
         """A send of this socket's was answered: one more may be in flight."""
@@ -475,14 +471,15 @@ class JsonSession(ChatSession):
 
     def on_text_now(self, data: str) -> bool:
         conn = self.conn
-        try:
-            frame = decode_client_frame(data)
-        except ProtocolError:
-            return False  # the reader loop answers it
+        # Not taken (the reader loop decodes it again, and answers what is wrong): no send,
+        # a reply (checked against the store), a room not known to this socket (a known
+        # reference passed the full decoding when first used), a NUL in the client_id.
+        frame = quick_send(data)
         if (
-            not isinstance(frame, Send)
-            or frame.reply_to is not None  # checked against the store: the reader loop's
+            frame is None
+            or frame.reply_to is not None
             or (room := conn.key_of(frame.room)) is None
+            or "\x00" in frame.client_id
             or conn.inflight >= MAX_INFLIGHT
         ):
             return False
@@ -512,24 +509,10 @@ class JsonSession(ChatSession):
             raise
 
     def submit(self, frame: Send, room: str) -> None:
-        """Queue a checked send to the room keyed `room` for the store's group commit (as
-        `pipeline` does, without a future: the socket's sends are stored in the order they
-        came); `acked` answers it after the COMMIT. Mind `wait_for_slot` first."""
-        self.conn.inflight += 1  # first: a store that is closed answers at once
+        """Queue a checked send to the room keyed `room` (`pipeline`); `acked` answers it
+        after the COMMIT. Mind `wait_for_slot` first."""
         answer = partial(self.acked, frame, room)
-        try:
-            self.node.submit_then(
-                self.conn,
-                room,
-                frame.text,
-                frame.client_id,
-                answer,
-                frame.reply_to,
-                frame.attachments,
-            )
-        except ProtocolError:
-            self.slot_back()
-            raise
+        self.pipeline(room, frame.text, frame.client_id, answer, frame.reply_to, frame.attachments)
 
     def acked(self, frame: Send, room: str, result: Appended) -> None:
         self.slot_back()
@@ -553,11 +536,15 @@ class PlainSession(ChatSession):
     have been: after the lines of the sends before it, before those of the sends after it.
     """
 
-    __slots__ = ("_last", "_shown")
+    __slots__ = ("_answered_count", "_refusals", "_sent", "_shown")
 
     def __init__(self, node: ChatService, conn: Connection) -> None:
         super().__init__(node, conn)
-        self._last: Stored | None = None  # this socket's last send, until it is answered
+        # Sends are answered in the order they were sent: a refusal made after the n-th
+        # send waits in `_refusals` until n of them are answered.
+        self._sent = 0
+        self._answered_count = 0
+        self._refusals: deque[tuple[int, ProtocolError]] | None = None
         self._shown = 0  # the seq of its last stored message: an error line comes after it
 
     async def start(self) -> bool:
@@ -572,11 +559,12 @@ class PlainSession(ChatSession):
 
     def error(self, exc: ProtocolError) -> None:
         """Say `exc` in its turn: after the answers of the sends still in flight."""
-        last = self._last
-        if last is None:
+        if self._answered_count == self._sent:
             self._say(exc)
-        else:  # its answer runs first: the callbacks of a future run in the order added
-            last.add_done_callback(lambda _: self._say(exc))
+            return
+        if self._refusals is None:
+            self._refusals = deque()
+        self._refusals.append((self._sent, exc))
 
     def _say(self, exc: ProtocolError) -> None:
         """The error line, once this node has delivered the socket's earlier messages (at
@@ -601,20 +589,28 @@ class PlainSession(ChatSession):
         """Check now, then queue for the store; the fan-out shows it once committed."""
         try:
             self.node.check_send(self.conn, text)
-            self._last = self.pipeline(GENERAL, text, None, self._answered)
+            self._sent += 1  # first: a store that is closed answers at once
+            try:
+                self.pipeline(GENERAL, text, None, self._answered)
+            except ProtocolError:
+                self._sent -= 1
+                raise
         except ProtocolError as exc:
             self.error(exc)
 
-    def _answered(self, stored: Stored) -> None:
+    def _answered(self, result: Appended) -> None:
         """After the COMMIT, and after the fan-out showed the message (if the broker is this
-        node's): only a failure has an answer, an error line."""
-        if stored is self._last:
-            self._last = None
-        exc = stored.exception()
-        if exc is not None:
-            self._say(store_error(exc, GENERAL))  # in its turn: answers run in commit order
+        node's): only a failure has an answer, an error line; then the refusals made
+        after this send and before the next one."""
+        self.slot_back()
+        self._answered_count += 1
+        if isinstance(result, BaseException):
+            self._say(store_error(result, GENERAL))  # in its turn: answers run in order
         else:
-            self._shown = stored.result()[0].seq
+            self._shown = result[0].seq
+        refusals = self._refusals
+        while refusals and refusals[0][0] <= self._answered_count:
+            self._say(refusals.popleft()[1])
 
 
 def room_info(ref: str, room: RoomRecord, heard_read: int = 0) -> RoomInfo:

@@ -6,15 +6,18 @@ import abc
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parley.core.roomnames import name_of, resolve
 from parley.protocol import File, Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
+
+if TYPE_CHECKING:  # (batch.py imports this module)
+    from parley.store.batch import Answer
 
 __all__ = [
     "Appended",
@@ -519,12 +522,13 @@ class Store(abc.ABC):
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-        answer: Callable[[Appended], None],
+        answer: Answer,
     ) -> None:
-        """`append_soon` for a caller that only wants a callback: `answer` gets (message,
-        created) or the exception, exactly once, after the COMMIT (or at once if the send is
-        refused before). Both stores call it while settling the batch, with no future and
-        no loop callback per send."""
+        """`append_soon` for a caller that only wants a callback: `answer` (store/batch.py)
+        gets (message, created) or the exception, exactly once, after the COMMIT (or at
+        once if the send is refused before). Both stores call it while settling the batch,
+        with no future and no loop callback per send; a `BatchAnswer` is called once per
+        batch with all of its sink's sends."""
 
     @abc.abstractmethod
     async def change(self, request: ChangeRequest) -> Changed:

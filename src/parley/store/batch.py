@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, Final
 
 from parley.protocol import File, Message
 from parley.store.base import Appended, StoreUnavailable, UnknownRoom
@@ -19,11 +21,17 @@ from parley.store.events import dump, dump_some
 __all__ = [
     "ROW_COLUMNS",
     "Answer",
+    "Answered",
     "AppendPlan",
     "AppendResult",
+    "BatchAnswer",
+    "Outcome",
     "PendingAppend",
     "Settles",
+    "Sink",
+    "give",
     "settle",
+    "settle_outcomes",
 ]
 
 log = logging.getLogger("parley.store")
@@ -33,6 +41,7 @@ ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, 
 
 AppendResult = Appended  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
+_AUTHOR_AND_ROOM: Final = attrgetter("username", "room")
 
 
 class Answer:
@@ -49,19 +58,74 @@ class Answer:
         return False
 
     def set_result(self, result: tuple[Message, bool]) -> None:
-        self._call(result)
+        self.call(result)
 
     def set_exception(self, exc: BaseException) -> None:
-        self._call(exc)
+        self.call(exc)
 
-    def _call(self, result: AppendResult) -> None:
+    def call(self, result: AppendResult) -> None:
+        """Answer with `result` (what settling a batch calls: one call, not three)."""
         try:
             self._answer(result)
         except Exception:  # as the loop would for a future's callback: the batch goes on
             log.exception("answering a send failed")
 
 
+# What a `BatchAnswer`'s sink gets: each of its sends' token with the send's result.
+Answered = list[tuple[Any, AppendResult]]
+Sink = Callable[[Answered], None]
+
+
+class BatchAnswer(Answer):
+    """A send answered together with the others of its batch: settling hands `sink` the
+    (`token`, result) of every send of the batch that has that sink, in their order, in one
+    call, where an `Answer` costs a call chain per send. A send answered alone (refused at
+    once, or its batch failed) is still a list, of one."""
+
+    __slots__ = ("sink", "token")
+
+    def __init__(self, sink: Sink, token: Any) -> None:
+        # (no `Answer.__init__`: its `_answer` is never used, `call` is this class's own)
+        self.sink = sink
+        self.token = token
+
+    def call(self, result: AppendResult) -> None:
+        give({self.sink: [(self.token, result)]})
+
+
 Settles = asyncio.Future[Any] | Answer  # what a batch's settling resolves
+Outcome = tuple[Settles, Any, BaseException | None]  # (future, result, error) of a job
+
+
+def give(answered: dict[Sink, Answered]) -> None:
+    """Hand each sink its answers (a failing sink does not keep the others from theirs)."""
+    for sink, answers in answered.items():
+        try:
+            sink(answers)
+        except Exception:  # as the loop would for a future's callback: the batch goes on
+            log.exception("answering sends failed")
+
+
+def settle_outcomes(outcomes: Iterable[Outcome]) -> None:
+    """Resolve each future (a caller may have cancelled it), call each `Answer`, and give
+    each sink its `BatchAnswer`s' results, once, after the others, in their order."""
+    batches: dict[Sink, Answered] = {}
+    for future, result, error in outcomes:
+        if isinstance(future, BatchAnswer):
+            answers = batches.get(future.sink)
+            if answers is None:
+                answers = batches[future.sink] = []
+            answers.append((future.token, result if error is None else error))
+        elif isinstance(future, Answer):
+            future.call(result if error is None else error)
+        elif future.cancelled():
+            continue
+        elif error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    if batches:
+        give(batches)
 
 
 @dataclass(slots=True)
@@ -101,10 +165,11 @@ class AppendPlan:
         self.by_room: dict[str, list[int]] = {}  # indexes of the sends to store
         self._created: list[Message] = []  # what `stored` numbered, in its order
         first: dict[ClientKey, int] = {}
+        by_room = self.by_room
         for i, a in enumerate(appends):
             if a.client_id is not None:
                 key = (a.username, a.client_id)
-                if key in known:
+                if known and key in known:
                     self._results[i] = (known[key], False)
                     continue
                 if key in first:
@@ -114,7 +179,10 @@ class AppendPlan:
             if a.refused is not None:
                 self._results[i] = a.refused
                 continue
-            self.by_room.setdefault(a.room, []).append(i)
+            if (indexes := by_room.get(a.room)) is None:
+                by_room[a.room] = [i]
+            else:
+                indexes.append(i)
 
     def to_store(self, room: str) -> list[PendingAppend]:
         return [self.appends[i] for i in self.by_room[room]]
@@ -163,10 +231,7 @@ class AppendPlan:
     def own_counts(self) -> list[tuple[str, str, int]]:
         """(username, room, how many messages of theirs this batch stores): each adds to
         the user's count of own messages after their read marker."""
-        counts: dict[tuple[str, str], int] = {}
-        for msg in self._created:
-            key = (msg.username, msg.room)
-            counts[key] = counts.get(key, 0) + 1
+        counts = Counter(map(_AUTHOR_AND_ROOM, self._created))  # counted in C
         return [(user, room, n) for (user, room), n in counts.items()]
 
     def mention_rows(self) -> list[tuple[str, str, int]]:
@@ -219,11 +284,8 @@ class AppendPlan:
 
 
 def settle(appends: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
-    """Resolve each send's future with its result (a caller may have cancelled it)."""
-    for a, result in zip(appends, results, strict=True):
-        if a.future.cancelled():
-            continue
-        if isinstance(result, BaseException):
-            a.future.set_exception(result)
-        else:
-            a.future.set_result(result)
+    """`settle_outcomes` for a batch of sends and their results."""
+    settle_outcomes(
+        (a.future, None, result) if isinstance(result, BaseException) else (a.future, result, None)
+        for a, result in zip(appends, results, strict=True)
+    )

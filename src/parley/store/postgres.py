@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -846,10 +846,9 @@ class PostgresStore(Store):
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-        answer: Callable[[AppendResult], None],
+        answer: Answer,
     ) -> None:
-        sent = Answer(answer)
-        self._queue(PendingAppend(room, username, text, client_id, sent, reply_to, attachments))
+        self._queue(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
 
     def _queue(self, pending: PendingAppend) -> None:
         self._pending.append(pending)

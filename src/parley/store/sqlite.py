@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
@@ -68,8 +68,10 @@ from parley.store.batch import (
     Answer,
     AppendPlan,
     AppendResult,
+    Outcome,
     PendingAppend,
     Settles,
+    settle_outcomes,
 )
 from parley.store.events import (
     EVENT_COLUMNS,
@@ -238,7 +240,7 @@ def _members_of(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, list[st
 
 
 _Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
-_Outcome = tuple[Settles, Any, BaseException | None]
+_Outcome = Outcome
 
 
 class _Writer:
@@ -278,9 +280,11 @@ class _Writer:
         self.closing = False
         self.busy_since: float | None = None  # when BEGIN first found the lock taken
         self.commits: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
-        # Clear while a batch is scheduled, or between its BEGIN and its settling.
+        # Clear while a batch is scheduled, or between its BEGIN and its settling; `busy`
+        # is the same, as a plain bool for `add` to test per send (no method call).
         self.idle = asyncio.Event()
         self.idle.set()
+        self.busy = False
         self.batches = 0
         self.committed_jobs = 0
         self.thread = threading.Thread(
@@ -292,21 +296,21 @@ class _Writer:
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._add((job, future), future)
+        self.add((job, future), future)
         return future
 
-    def submit_append(self, pending: PendingAppend) -> None:
-        self._add(pending, pending.future)
-
-    def _add(self, item: _Item, future: Settles) -> None:
+    def add(self, item: _Item, future: Settles) -> None:
+        """Queue a job (with its future) or a send (with `pending.future`)."""
         if self.closing:
             future.set_exception(StoreUnavailable("store is closed"))
             return
         self.pending.append(item)
-        self._wake()
+        if not self.busy:  # (tested here too: no call per send while a batch is due)
+            self._wake()
 
     def _wake(self) -> None:
-        if self.idle.is_set():  # start at the end of this loop iteration, with all it queued
+        if not self.busy:  # start at the end of this loop iteration, with all it queued
+            self.busy = True
             self.idle.clear()
             self.loop.call_soon(self._start)
 
@@ -336,6 +340,7 @@ class _Writer:
         """BEGIN and run the next batch's statements, then hand its COMMIT to the thread."""
         batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
         if not batch and not (self.fill_due and not self.closing):
+            self.busy = False
             self.idle.set()
             return
         try:
@@ -401,7 +406,7 @@ class _Writer:
             self.loop.call_soon_threadsafe(self._committed, outcomes)
 
     def _committed(self, outcomes: list[_Outcome]) -> None:
-        _settle(outcomes)
+        settle_outcomes(outcomes)
         self.loop.call_soon(self._start)  # after this iteration's sends have queued
 
 
@@ -507,11 +512,11 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], plain: b
     Plain rows go in without their three NULL columns: Python's sqlite3 binds None only
     after asking for an adapter (an AttributeError raised and cleared inside), which made
     three NULLs cost more than the seven other values of a row together."""
-    if plain:
-        marks, values = _PLAIN_MARKS, [v for row in rows for v in _plain_values(row)]
+    if plain:  # (the values flattened in C: no Python loop per value)
+        marks, values = _PLAIN_MARKS, list(chain.from_iterable(map(_plain_values, rows)))
         sql = f"INSERT INTO messages ({_PLAIN_COLUMNS}) VALUES "
     else:
-        marks, values = _ROW_MARKS, [v for row in rows for v in row]
+        marks, values = _ROW_MARKS, list(chain.from_iterable(rows))
         sql = f"INSERT INTO messages ({ROW_COLUMNS}) VALUES "
     conn.execute(sql + ",".join([marks] * len(rows)), values)
 
@@ -697,16 +702,6 @@ def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> tuple[Message, bo
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
 
 
 @dataclass(slots=True)
@@ -1091,16 +1086,15 @@ class SQLiteStore(Store):
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-        answer: Callable[[AppendResult], None],
+        answer: Answer,
     ) -> None:
-        sent = Answer(answer)
-        self._append(PendingAppend(room, username, text, client_id, sent, reply_to, attachments))
+        self._append(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
 
     def _append(self, pending: PendingAppend) -> None:
         if self._writer is None:
             pending.future.set_exception(StoreUnavailable("store is closed"))
         else:
-            self._writer.submit_append(pending)
+            self._writer.add(pending, pending.future)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:

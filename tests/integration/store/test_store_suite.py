@@ -11,6 +11,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from parley.store import Appended, MessageQuery, Store, StoreUnavailable, UnknownRoom
+from parley.store.batch import Answer, Answered, BatchAnswer
 from parley.store.postgres import PostgresStore
 from tests.support.pg import PgServer
 from tests.support.stores import nodes_on_one_database
@@ -331,10 +332,10 @@ async def test_append_then_answers_each_send_once_after_its_commit(store: Store)
         if len(answers) == 4:
             done.set_result(None)
 
-    store.append_then("general", "ivy", "one", "i1", None, (), answer)
-    store.append_then("general", "ivy", "two", "i2", None, (), answer)
-    store.append_then("nowhere", "ivy", "lost", "i3", None, (), answer)
-    store.append_then("general", "ivy", "one again", "i1", None, (), answer)
+    store.append_then("general", "ivy", "one", "i1", None, (), Answer(answer))
+    store.append_then("general", "ivy", "two", "i2", None, (), Answer(answer))
+    store.append_then("nowhere", "ivy", "lost", "i3", None, (), Answer(answer))
+    store.append_then("general", "ivy", "one again", "i1", None, (), Answer(answer))
     await asyncio.wait_for(done, 10)
     first, second, missing, again = answers
     assert not isinstance(first, BaseException)
@@ -346,6 +347,33 @@ async def test_append_then_answers_each_send_once_after_its_commit(store: Store)
     assert isinstance(missing, UnknownRoom)
     assert again == (first[0], False)
     assert [m.text for m in await store.messages(MessageQuery("general"))] == ["one", "two"]
+
+
+async def test_batch_answers_reach_their_sink_in_one_call_in_order(store: Store) -> None:
+    """Sends with a `BatchAnswer` (parley.v1 and plain-text sockets, through the chat
+    service) queued in one loop iteration share a batch: their sink hears of all of them
+    in one call, in the order they were sent, each with its token and its own result."""
+    calls: list[Answered] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def sink(answered: Answered) -> None:
+        calls.append(answered)
+        if sum(map(len, calls)) == 3:
+            done.set_result(None)
+
+    for token, room in enumerate(["general", "nowhere", "general"]):
+        answer = BatchAnswer(sink, token)
+        store.append_then(room, "ivy", f"b{token}", f"b{token}", None, (), answer)
+    await asyncio.wait_for(done, 10)
+    assert [[token for token, _ in call] for call in calls] == [[0, 1, 2]]
+    first, missing, last = (result for _, result in calls[0])
+    assert isinstance(missing, UnknownRoom)
+    assert not isinstance(first, BaseException)
+    assert not isinstance(last, BaseException)
+    assert [(m.seq, m.text, created) for m, created in (first, last)] == [
+        (1, "b0", True),
+        (2, "b2", True),
+    ]
 
 
 async def test_append_is_idempotent_per_user_and_client_id(store: Store) -> None:

@@ -81,6 +81,17 @@ def test_rooms_are_apart_and_the_least_recent_goes_first() -> None:
     assert window.frames("b", 0, 1) is None  # "b" had its last event longest ago
 
 
+def test_the_room_with_the_last_event_stays_after_several_in_a_row() -> None:
+    events = [msg(1, "a"), msg(1, "b"), msg(2, "b"), msg(2, "a"), msg(3, "a"), msg(1, "c")]
+    window = fill(recent(rooms=2), events)
+    assert window.frames("a", 0, 3) == [1, 2, 3]
+    assert window.frames("b", 0, 2) is None
+    window.forget("c")
+    fill(window, [msg(1, "d"), msg(1, "e")])
+    assert window.frames("a", 0, 3) is None
+    assert window.frames("d", 0, 1) == [1]
+
+
 def test_a_frame_is_made_once_and_a_given_one_is_kept() -> None:
     made: list[int] = []
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Final
 
 import msgspec
 import pytest
@@ -24,8 +26,9 @@ from parley.protocol import (
     Typing,
     decode_client_frame,
     encode,
+    quick_send,
 )
-from parley.protocol.fields import MAX_REQUEST_ID
+from parley.protocol.fields import MAX_REQUEST_ID, ROOM_REF_PATTERN
 
 
 @pytest.mark.parametrize(
@@ -105,6 +108,59 @@ def test_arbitrary_bytes_never_escape_as_other_errors(data: bytes) -> None:
         decode_client_frame(data)
     except ProtocolError as exc:
         assert exc.code in {ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_TYPE}  # noqa: PT017
+
+
+_SEND: Final = {"type": "send", "room": "general", "text": "hi", "client_id": "c1"}
+
+
+@given(
+    room=st.from_regex(r"[a-z0-9_-]{1,64}", fullmatch=True) | st.text(max_size=80),
+    client_id=st.text(max_size=140),
+    text=st.text(max_size=20),
+    request_id=st.none() | st.integers(-1, MAX_REQUEST_ID + 1),
+)
+def test_quick_send_decodes_what_the_full_decoding_accepts(
+    room: str, client_id: str, text: str, request_id: int | None
+) -> None:
+    """`quick_send` takes every send `decode_client_frame` takes, with the same fields; what
+    it takes beyond those breaks only the room's or the client_id's pattern."""
+    data = json.dumps(
+        {**_SEND, "room": room, "client_id": client_id, "text": text, "id": request_id}
+    )
+    quick = quick_send(data)
+    try:
+        full = decode_client_frame(data)
+    except ProtocolError as exc:
+        refusal = exc.message
+    else:
+        assert isinstance(quick, Send)
+        assert msgspec.structs.astuple(quick) == msgspec.structs.astuple(full)
+        return
+    if quick is not None:
+        assert refusal.startswith(("room must be", "client_id must be")), refusal
+        assert not re.search(ROOM_REF_PATTERN, room) or "\x00" in client_id
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "join", "room": "general"},
+        {**_SEND, "text": 5},
+        {**_SEND, "client_id": ""},
+        {**_SEND, "client_id": "x" * 129},
+        {**_SEND, "reply_to": 0},
+        {**_SEND, "attachments": ["f"] * 11},
+        {**_SEND, "id": -1},
+        [_SEND],
+    ],
+)
+def test_quick_send_refuses_what_is_no_valid_send_otherwise(raw: object) -> None:
+    assert quick_send(json.dumps(raw)) is None
+
+
+def test_quick_send_refuses_what_is_no_json() -> None:
+    assert quick_send("{not json") is None
+    assert quick_send("[" * 50_000 + "]" * 50_000) is None
 
 
 def test_message_event_is_a_message_plus_type() -> None:

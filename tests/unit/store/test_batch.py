@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from parley.protocol import Message
 from parley.store import StoreUnavailable, UnknownRoom
-from parley.store.batch import AppendPlan, PendingAppend, settle
+from parley.store.batch import (
+    Answer,
+    AppendPlan,
+    BatchAnswer,
+    PendingAppend,
+    settle,
+    settle_outcomes,
+)
 
 
 def send(room: str, user: str, text: str, cid: str | None) -> PendingAppend:
@@ -93,3 +102,43 @@ async def test_counts_and_mentions_cover_only_the_messages_stored() -> None:
     plan.stored("a", 9, 9, "T")
     assert sorted(plan.own_counts()) == [("u", "a", 1), ("v", "a", 1)]
     assert plan.mention_rows() == [("v", "a", 8)]
+
+
+async def test_settling_gives_each_sink_its_answers_once_in_order() -> None:
+    """A batch's `BatchAnswer`s reach their sink in one call per sink, in send order, after
+    the futures and plain answers of the batch are settled."""
+    heard: list[object] = []
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    one, two, exc = (
+        (Message("r", 1, "u", "a", "T"), True),
+        (Message("r", 2, "u", "b", "T"), True),
+        UnknownRoom("r"),
+    )
+    settle_outcomes(
+        [
+            (BatchAnswer(heard.append, "x1"), one, None),
+            (Answer(lambda result: heard.append(("plain", result))), two, None),
+            (BatchAnswer(heard.append, "x2"), None, exc),
+            (future, "job", None),
+            (BatchAnswer(lambda answered: heard.append(("other", answered)), "y"), two, None),
+        ]
+    )
+    assert future.result() == "job"
+    assert heard == [("plain", two), [("x1", one), ("x2", exc)], ("other", [("y", two)])]
+
+
+async def test_a_send_answered_alone_is_a_batch_of_one_and_a_failing_sink_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    heard: list[object] = []
+    BatchAnswer(heard.append, 7).set_exception(StoreUnavailable("closed"))
+    assert len(heard) == 1
+    [(token, result)] = heard[0]  # type: ignore[misc]
+    assert token == 7
+    assert isinstance(result, StoreUnavailable)
+
+    def broken(answered: object) -> None:
+        raise RuntimeError("bug")
+
+    settle_outcomes([(BatchAnswer(broken, 1), None, UnknownRoom("r"))])
+    assert "answering sends failed" in caplog.text
