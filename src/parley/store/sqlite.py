@@ -781,9 +781,10 @@ class SQLiteStore(Store):
 
     async def _read(self, job: Callable[[sqlite3.Connection], T], *, slow: bool = False) -> T:
         """Run `job` on a reader thread's connection. The reads asked for in one loop
-        iteration go to the readers together, a share to each: under load (a reconnect
-        storm: a token, the rooms and a room for every socket) one thread hand-off and one
-        wake-up of the loop serve many reads, where each used to pay its own. A `slow`
+        iteration go to the readers together, a share to each (a second reader only for
+        more than READS_PER_SHARE of them): under load (a reconnect storm: a token and the
+        rooms for every socket) one thread hand-off and one wake-up of the loop serve many
+        reads, where each used to pay its own. A `slow`
         read (a search) goes alone, so that the quick ones never wait behind it."""
         loop = asyncio.get_running_loop()
         read: _QueuedRead[T] = _QueuedRead(job, loop.create_future())

@@ -27,10 +27,8 @@ async def _store_with_users(path: Path) -> SQLiteStore:
     return store
 
 
-async def test_reads_of_one_loop_step_share_a_hand_off_each_answered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = await _store_with_users(tmp_path / "parley.db")
+def _count_shares(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each share handed to a reader thread from now on, in order."""
     submitted: list[int] = []
     submit = store._readers.submit
 
@@ -39,6 +37,14 @@ async def test_reads_of_one_loop_step_share_a_hand_off_each_answered(
         return submit(fn, loop, reads)
 
     monkeypatch.setattr(store._readers, "submit", counting)
+    return submitted
+
+
+async def test_reads_of_one_loop_step_share_a_hand_off_each_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await _store_with_users(tmp_path / "parley.db")
+    submitted = _count_shares(store, monkeypatch)
     try:
         found = await asyncio.gather(*(store.find_user(name) for name in reversed(USERS)))
         assert [u.username if u else None for u in found] == list(reversed(USERS))
@@ -59,14 +65,7 @@ async def test_a_few_reads_wake_one_reader_more_wake_both(
     """A second reader thread is woken only for more than READS_PER_SHARE reads: a
     wake-up and its turns at the GIL cost more than a read or two after the first's."""
     store = await _store_with_users(tmp_path / "parley.db")
-    submitted: list[int] = []
-    submit = store._readers.submit
-
-    def counting(fn: Callable[..., Any], loop: Any, reads: list[Any]) -> Any:
-        submitted.append(len(reads))
-        return submit(fn, loop, reads)
-
-    monkeypatch.setattr(store._readers, "submit", counting)
+    submitted = _count_shares(store, monkeypatch)
     try:
         for count, shares in ((READS_PER_SHARE, [READS_PER_SHARE]), (READS_PER_SHARE + 1, [5, 4])):
             submitted.clear()
