@@ -61,7 +61,8 @@ async def _storm(
     res = await connect_group(clients, concurrency=concurrency, deadline_s=600.0, since=since)
     if res.failed:
         raise RuntimeError(f"{res.failed} reconnects failed: {res.errors}")
-    await _until(lambda: all(c.resumed_ns for c in clients), 600.0)
+    if not await _until(lambda: all(c.resumed_ns for c in clients), 600.0):
+        raise TimeoutError(f"{sum(not c.resumed_ns for c in clients)} clients never resumed")
     await _quiet(lambda: clients[0].group.frames, 0.5, 600.0)
 
 
@@ -107,7 +108,7 @@ async def measure(
                 callgrind_control(server.pid, "-d")
                 instructions = callgrind_instructions(callgrind)
                 result["instructions_per_reconnect"] = round(instructions / reconnects)
-            final = max(c.last_seq for c in storm)
+            final = max(sender.ack_seq, *(c.last_seq for c in storm))  # what was acked
             lost_doubled = [check_sequence(c.seqs, c.first_target + 1, final) for c in storm]
             result["lost"] = sum(lost for lost, _ in lost_doubled)
             result["doubled"] = sum(doubled for _, doubled in lost_doubled)
