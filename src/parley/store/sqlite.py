@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import queue
+import re
 import shutil
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
-from itertools import chain, groupby
+from itertools import chain, count, groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
@@ -110,9 +111,13 @@ _ROW_MARKS: Final = "(" + ",".join("?" * len(ROW_COLUMNS.split(","))) + ")"
 _ROW_INSERT: Final = (f"INSERT INTO messages ({ROW_COLUMNS}) VALUES ", _ROW_MARKS, "")
 # A plain message row (`_is_plain`): ROW_COLUMNS but reply_to, mentions and attachments.
 _PLAIN_COLUMNS: Final = "room, seq, username, text, ts, client_id, n"
-_PLAIN_MARKS: Final = "(?,?,?,?,?,?,?)"
-_PLAIN_INSERT: Final = (f"INSERT INTO messages ({_PLAIN_COLUMNS}) VALUES ", _PLAIN_MARKS, "")
-_plain_values: Final = itemgetter(0, 1, 2, 3, 4, 5, 8)
+# ?1: the batch's timestamp, the same for every row, bound once (`_sized_sql`).
+_PLAIN_INSERT: Final = (
+    f"INSERT INTO messages ({_PLAIN_COLUMNS}) VALUES ",
+    "(?,?,?,?,?1,?,?)",
+    "",
+)
+_plain_values: Final = itemgetter(0, 1, 2, 3, 5, 8)
 _EVENT_INSERT: Final = (
     "INSERT INTO messages (room, seq, username, text, ts, client_id, kind, target, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -515,26 +520,30 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], plain: b
     Plain rows go in without their three NULL columns: Python's sqlite3 binds None only
     after asking for an adapter (an AttributeError raised and cleared inside), which made
     three NULLs cost more than the seven other values of a row together."""
-    if plain:
-        _insert_sized(conn, _PLAIN_INSERT, list(map(_plain_values, rows)))
+    if plain:  # (all rows of a batch have its one timestamp)
+        _insert_sized(conn, _PLAIN_INSERT, list(map(_plain_values, rows)), (rows[0][4],))
     else:
         _insert_sized(conn, _ROW_INSERT, rows)
 
 
 def _insert_sized(
-    conn: sqlite3.Connection, sql: tuple[str, str, str], rows: Sequence[Sequence[Any]]
+    conn: sqlite3.Connection,
+    sql: tuple[str, str, str],
+    rows: Sequence[Sequence[Any]],
+    shared: tuple[Any, ...] = (),
 ) -> None:
     """Run `sql` (head, one row's marks, tail) for `rows`, in statements of 256, 128, …,
-    1 rows: at most 9 statements, and all of them prepared once for the connection's life.
+    1 rows: at most 9 statements, each of them prepared once for the connection's life.
+    `shared`: the values of ?1, ?2, … that the row marks name (the same for every row).
 
     Why not one statement of exactly len(rows): each row count is a different SQL text,
-    and batch sizes vary, so most batches missed the connection's statement cache and
-    prepared a new one, which costs more than running it (measured: 630 µs to prepare a
-    400-row INSERT, 560 µs to run it)."""
+    and the connection keeps only its last 128 statements prepared; a batch whose size
+    has fallen out of them prepares its INSERT anew, which costs more than running it
+    (measured: 630 µs to prepare a 400-row INSERT, 560 µs to run it)."""
     start = 0
     for size in _statement_sizes(len(rows)):
-        values = list(chain.from_iterable(rows[start : start + size]))  # flattened in C
-        conn.execute(_sized_sql(sql, size), values)
+        values = list(chain(shared, chain.from_iterable(rows[start : start + size])))
+        conn.execute(_sized_sql(sql, size), values)  # (flattened in C, no loop per value)
         start += size
 
 
@@ -553,10 +562,16 @@ def _statement_sizes(count: int) -> list[int]:
 
 @cache
 def _sized_sql(sql: tuple[str, str, str], size: int) -> str:
-    """The same string object every time (its hash, which the statement cache looks up,
-    is then computed once)."""
+    """`size` rows of marks; when they name shared parameters (?1 …), every other mark
+    is numbered after them. Cached: the same string object every time, so its hash, which
+    the statement cache looks up, is computed once."""
     head, marks, tail = sql
-    return head + ",".join([marks] * size) + tail
+    shared = [int(number) for number in re.findall(r"\?(\d+)", marks)]
+    if not shared:
+        return head + ",".join([marks] * size) + tail
+    numbers = count(max(shared) + 1)
+    rows = [re.sub(r"\?(?!\d)", lambda _: f"?{next(numbers)}", marks) for _ in range(size)]
+    return head + ",".join(rows) + tail
 
 
 def _resolve_files(conn: sqlite3.Connection, appends: list[PendingAppend]) -> None:
