@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from parley_bench.client import INGEST, BenchClient, Hub, Target, connect_many
@@ -27,7 +29,28 @@ from parley_bench.servers import ServerProc, cpu_seconds, free_port, parley_comm
 from parley_bench.suite import register_users
 from parley_bench.workloads import LOCAL_ADDRS, _until
 
-__all__ = ["callgrind_control", "callgrind_instructions", "main", "measure"]
+__all__ = ["callgrind_control", "callgrind_instructions", "main", "measure", "parley_measured"]
+
+
+@contextlib.asynccontextmanager
+async def parley_measured(
+    tmp: Path, flags: list[str], callgrind: Path | None
+) -> AsyncIterator[tuple[ServerProc, float]]:
+    """`parley serve` on a fresh database under `tmp` (under callgrind when asked, writing
+    to `callgrind`), stopped after; with how many times slower than usual it is to wait
+    for it."""
+    port = free_port()
+    cmd = parley_command(tmp / "data", port, ["--hash-profile", "owasp", *flags])
+    slow = 1.0
+    if callgrind is not None:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *cmd]
+        slow = 60.0
+    server = ServerProc("parley", cmd, port, tmp / "server.log", ws_path="/chat", parley=True)
+    await server.start(wait_s=30.0 * slow)
+    try:
+        yield server, slow
+    finally:
+        server.stop()
 
 
 async def _run_until(clients: list[BenchClient], hub: Hub, count: int, wait_s: float) -> None:
@@ -75,16 +98,7 @@ async def measure(
     syscalls: bool = False,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="parley-ingestcost-") as tmp:
-        port = free_port()
-        cmd = parley_command(Path(tmp) / "data", port, ["--hash-profile", "owasp", *flags])
-        slow = 1.0
-        if callgrind is not None:
-            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *cmd]
-            slow = 60.0
-        log = Path(tmp) / "server.log"
-        server = ServerProc("parley", cmd, port, log, ws_path="/chat", parley=True)
-        await server.start(wait_s=30.0 * slow)
-        try:
+        async with parley_measured(Path(tmp), flags, callgrind) as (server, slow):
             tokens = await register_users(server.http_url, 4)
             target = Target("parley", server.ws_url, True, tokens, server.pid)
             hub = Hub()
@@ -128,8 +142,6 @@ async def measure(
                 c.close()
             await asyncio.sleep(0.2)
             return result
-        finally:
-            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

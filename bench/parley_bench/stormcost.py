@@ -24,8 +24,8 @@ from pathlib import Path
 import uvloop
 
 from parley_bench.client import OBSERVE, BenchClient, Hub, Target, connect_many
-from parley_bench.ingestcost import callgrind_control, callgrind_instructions
-from parley_bench.servers import ServerProc, cpu_split, free_port, parley_command
+from parley_bench.ingestcost import callgrind_control, callgrind_instructions, parley_measured
+from parley_bench.servers import cpu_split
 from parley_bench.stats import check_sequence
 from parley_bench.stormclient import StormClient, StormGroup, connect_group
 from parley_bench.suite import register_users
@@ -61,7 +61,8 @@ async def _storm(
     res = await connect_group(clients, concurrency=concurrency, deadline_s=600.0, since=since)
     if res.failed:
         raise RuntimeError(f"{res.failed} reconnects failed: {res.errors}")
-    await _until(lambda: all(c.resumed_ns for c in clients), 600.0)
+    if not await _until(lambda: all(c.resumed_ns for c in clients), 600.0):
+        raise TimeoutError(f"{sum(not c.resumed_ns for c in clients)} clients never resumed")
     await _quiet(lambda: clients[0].group.frames, 0.5, 600.0)
 
 
@@ -74,16 +75,7 @@ async def measure(
     flags: list[str],
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="parley-stormcost-") as tmp:
-        port = free_port()
-        cmd = parley_command(Path(tmp) / "data", port, ["--hash-profile", "owasp", *flags])
-        slow = 1.0
-        if callgrind is not None:
-            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *cmd]
-            slow = 60.0
-        log = Path(tmp) / "server.log"
-        server = ServerProc("parley", cmd, port, log, ws_path="/chat", parley=True)
-        await server.start(wait_s=30.0 * slow)
-        try:
+        async with parley_measured(Path(tmp), flags, callgrind) as (server, slow):
             tokens = await register_users(server.http_url, 40)
             target = Target("parley", server.ws_url, True, tokens, server.pid)
             hub = Hub()
@@ -116,7 +108,7 @@ async def measure(
                 callgrind_control(server.pid, "-d")
                 instructions = callgrind_instructions(callgrind)
                 result["instructions_per_reconnect"] = round(instructions / reconnects)
-            final = max(c.last_seq for c in storm)
+            final = max(sender.ack_seq, *(c.last_seq for c in storm))  # what was acked
             lost_doubled = [check_sequence(c.seqs, c.first_target + 1, final) for c in storm]
             result["lost"] = sum(lost for lost, _ in lost_doubled)
             result["doubled"] = sum(doubled for _, doubled in lost_doubled)
@@ -126,8 +118,6 @@ async def measure(
             sender.close()
             await asyncio.sleep(0.2)
             return result
-        finally:
-            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -208,6 +208,31 @@ async def test_a_room_lost_after_hello_is_refused_at_the_first_join(fresh: Fresh
         await ws.expect_error("not_found")
 
 
+async def test_a_first_join_by_a_name_that_means_another_room_now(fresh: Fresh) -> None:
+    """bob calls private room P `x` and a public room Q of the same name `x~tag`. Removed
+    from P after his hello, `x` means Q to him: his first join of `x` is of Q, never of P
+    (hello's record of P must not serve it)."""
+    api, owner = fresh.api, fresh.user
+    bob, carol = await api.register(), await api.register()
+    name = unique_room()
+    assert (await api.create_room(owner.token, name, private=True)).status_code == 201
+    await api.invite(owner.token, name, bob.username)
+    made = await api.create_room(carol.token, name)  # carol cannot see P: a room of its own
+    assert made.status_code == 201, made.text
+    rooms = {r["room"]: r for r in await api.rooms(bob.token)}
+    assert rooms[name]["private"] is True, rooms  # `x` means P to bob
+    public = next(ref for ref in rooms if ref.startswith(name + "~"))
+    async with parley_ws(fresh.server.ws_url, bob.token) as ws:
+        resp = await _remove(api, owner, name, bob.username)
+        assert resp.status_code == 204, resp.text
+        await ws.recv_type("removed")
+        await ws.join_ok(name)
+        await api.send(owner.token, name, "secret after the removal")  # into P
+        await api.send(carol.token, public, "public hello")  # into Q
+        event = await ws.recv_until(lambda e: e.get("type") == "message")
+        assert event["text"] == "public hello", event
+
+
 async def _member_events(api: AsyncApi, user: User, room: str) -> list[Event]:
     return [e for e in await _events(api, user, room) if e["type"] == "member"]
 

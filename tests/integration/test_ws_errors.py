@@ -135,6 +135,20 @@ async def test_send_to_a_room_in_use_refused_alike(fresh: Fresh, client_id: str)
         await assert_still_open(c, fresh.room, expected_seq=2)
 
 
+async def test_a_send_without_type_to_a_room_in_use_is_refused(fresh: Fresh) -> None:
+    """The shortcut decodes a send as one of a tagged union, so `type` is required there
+    too (a tagged struct decoded alone takes a frame without it)."""
+    frame = {"room": fresh.room, "text": "typeless", "client_id": "c-typeless", "id": 7}
+    async with parley_ws(fresh.server.ws_url, fresh.user.token) as c:
+        await c.send_ok(fresh.room, "first")
+        await c.send_raw(json.dumps(frame))
+        event = await c.expect_error("bad_request")
+        assert event["id"] == 7, event
+        await assert_still_open(c, fresh.room, expected_seq=2)
+    stored = await fresh.api.messages(fresh.user.token, fresh.room)
+    assert [m["text"] for m in stored] == ["first", "still open"]
+
+
 MAX_SEQ = 2**63 - 1  # the largest integer SQLite and PostgreSQL (BIGINT) hold
 
 

@@ -201,7 +201,13 @@ class _UncheckedSend(Send, tag="send", frozen=True):
     client_id: Annotated[str, Meta(min_length=1, max_length=MAX_CLIENT_ID)]
 
 
-_quick_send_decoder: Final = msgspec.json.Decoder(_UncheckedSend)
+class _NeverSent(Struct, tag="\x00", frozen=True):
+    """No frame's type: with it, `_UncheckedSend` is decoded as one of a tagged union,
+    where the tag (`type`) is required, as in `decode_client_frame` (alone, a tagged
+    struct takes a frame without `type` too)."""
+
+
+_quick_send_decoder: Final = msgspec.json.Decoder(_UncheckedSend | _NeverSent)
 
 
 def quick_send(data: str | bytes) -> Send | None:
@@ -214,9 +220,10 @@ def quick_send(data: str | bytes) -> Send | None:
     for any frame): a socket's sends name rooms it already uses, whose references passed
     `decode_client_frame` once, and `client_id`'s pattern only refuses NUL."""
     try:
-        return _quick_send_decoder.decode(data)
+        frame = _quick_send_decoder.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
+    return frame if isinstance(frame, Send) else None
 
 
 def _explain(data: str | bytes, exc: msgspec.DecodeError) -> ProtocolError:

@@ -299,10 +299,13 @@ class ChatService:
     def _hello_room(self, conn: Connection, ref: str) -> tuple[RoomRecord, int] | None:
         """The room `hello` read for `ref` and the cut mark taken before that read, once
         (the socket's first join); None when the store must be asked: a room `hello` did
-        not show, or a first use to record."""
+        not show, a first use to record, or any room lost by anyone on this node since
+        (cuts are rare, and a removal's trace expires: the mark itself never does)."""
         seen, conn.hello_rooms = conn.hello_rooms, None
         record = seen[1].get(ref) if seen is not None else None
         if seen is None or record is None or first_use_counts(record):
+            return None
+        if self.delivery.cut_mark() != seen[0]:
             return None
         if record.kind == DM:
             self._dm_members[record.room] = record.members
@@ -441,25 +444,39 @@ class ChatService:
         else:
             mark = self.delivery.cut_mark()
             record = await self.visible_room(conn, ref)
-        conn.allow(ref, record.room, joining=True)
         # `joined` first, then the replay, then what was buffered meanwhile: the resume
         # path (docs/architecture.md).
-        joined = await self.delivery.subscribe(conn, ref, record)
-        if self.delivery.cut_since(record.room, conn.username, mark):
-            await self._recheck_join(conn, ref, joined)
+        joined = await self._subscribe(conn, ref, record, mark)
         conn.send(encode(Joined(ref, joined.last_seq, joined.online, reply_id(request_id))))
         await self.delivery.go_live(conn, joined, since)
 
-    async def _recheck_join(self, conn: Connection, ref: str, joined: Subscribed) -> None:
-        """The user lost the room while this join was checking and subscribing (the cut
-        missed this socket): ask the store again; still out, the join undoes itself and
-        is refused as if it came after the cut."""
-        try:
-            await self.visible_room(conn, ref)
-        except ProtocolError:
-            self.delivery.unsubscribe(conn, joined.room, announce=not joined.came)
-            conn.forget(joined.room)
-            raise
+    async def _subscribe(
+        self, conn: Connection, ref: str, record: RoomRecord, mark: int
+    ) -> Subscribed:
+        """Subscribe `conn` to the room `record` (which `ref` meant when the cut mark was
+        `mark`). When the user lost that room meanwhile (the cut missed this socket), ask
+        the store again: still out, the join undoes itself and is refused as if it came
+        after the cut; `ref` meaning another room now (a private room lost, a public one
+        of the same name left), the join is of that room."""
+        while True:
+            conn.allow(ref, record.room, joining=True)
+            joined = await self.delivery.subscribe(conn, ref, record)
+            if not self.delivery.cut_since(record.room, conn.username, mark):
+                return joined
+            mark = self.delivery.cut_mark()
+            try:
+                fresh = await self.visible_room(conn, ref)
+            except ProtocolError:
+                self._undo_join(conn, joined)
+                raise
+            if fresh.room == record.room:
+                return joined
+            self._undo_join(conn, joined)
+            record = fresh
+
+    def _undo_join(self, conn: Connection, joined: Subscribed) -> None:
+        self.delivery.unsubscribe(conn, joined.room, announce=not joined.came)
+        conn.forget(joined.room)
 
     def join_plain(self, conn: Connection) -> None:
         """A plain-text socket's one room: `general`, joined when it opens. That counts as a

@@ -357,6 +357,9 @@ class _Writer:
         except sqlite3.OperationalError as exc:
             if self._retry_later(exc, batch):
                 return
+            if self.fill_due:  # not at once again (that would spin): after the delay
+                self.fill_due = False
+                self._fill_later()
             self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
             return
         self.busy_since = None

@@ -152,6 +152,8 @@ def test_quick_send_decodes_what_the_full_decoding_accepts(
         {**_SEND, "attachments": ["f"] * 11},
         {**_SEND, "id": -1},
         [_SEND],
+        {k: v for k, v in _SEND.items() if k != "type"},  # the full decoding wants a type
+        {**_SEND, "type": "\x00"},
     ],
 )
 def test_quick_send_refuses_what_is_no_valid_send_otherwise(raw: object) -> None:
