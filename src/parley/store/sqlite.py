@@ -550,10 +550,10 @@ def _insert_sized(
         start += size
 
 
-def _statement_sizes(count: int) -> list[int]:
-    """`count` as a sum of powers of two, none above _LARGEST_STATEMENT, largest first."""
-    sizes = [_LARGEST_STATEMENT] * (count // _LARGEST_STATEMENT)
-    rest = count % _LARGEST_STATEMENT
+def _statement_sizes(total: int) -> list[int]:
+    """`total` as a sum of powers of two, none above _LARGEST_STATEMENT, largest first."""
+    sizes = [_LARGEST_STATEMENT] * (total // _LARGEST_STATEMENT)
+    rest = total % _LARGEST_STATEMENT
     size = _LARGEST_STATEMENT
     while rest:
         size //= 2
