@@ -156,3 +156,28 @@ def _cap_pages(opened: list[sqlite3.Connection], pages: int) -> None:
     for conn in opened:
         with contextlib.suppress(sqlite3.ProgrammingError):  # closed: the migration's
             conn.execute(f"PRAGMA max_page_count={pages}")
+
+
+async def test_a_batch_larger_than_one_statement_stores_every_row_and_own_count(
+    tmp_path: Path,
+) -> None:
+    """700 sends in one batch go in several multi-row statements (`_insert_sized`): every
+    seq is stored once, in order, and each sender's unread count leaves out exactly their
+    own messages (300 senders: their own counts too take several statements)."""
+    store = SQLiteStore(tmp_path / "parley.db")
+    await store.open()
+    try:
+        senders = [f"user{i:03d}" for i in range(300)]
+        sent = [
+            store.append_soon("general", senders[i % 300], f"m{i}", f"c{i}") for i in range(700)
+        ]
+        stored = await asyncio.gather(*sent)
+        assert [m.seq for m, _ in stored] == list(range(1, 701))
+        assert store.stats() == StoreStats(1, 700)
+        history = await store.messages(MessageQuery("general", limit=1000))
+        assert [(m.seq, m.text) for m in history] == [(i + 1, f"m{i}") for i in range(700)]
+        for sender, own in [("user000", 3), ("user099", 3), ("user100", 2), ("user299", 2)]:
+            (general,) = [r for r in await store.list_rooms(sender) if r.room == "general"]
+            assert general.unread == 700 - own
+    finally:
+        await store.close()
