@@ -403,8 +403,10 @@ def hello_lines(results: dict[str, Any]) -> list[str]:
         f"{_num(seed.get('authors'))} authors, {_num(seed.get('mentions'))} of them mentioning "
         f"the user, who has read markers in {_num(seed.get('read_markers'))} rooms "
         f"({_num(seed.get('db_mib'), 1)} MiB, seeded through Parley's store{made}). One user signs "
-        f"in, then opens {n} parley.v1 sockets one after another: the time from the upgrade's "
-        f"101 to the `hello` frame; then {n} GET /api/rooms on one kept-alive connection, "
+        f"in, then opens {n} parley.v1 sockets one after another: the time from the TCP "
+        f"connect to the `hello` frame (the upgrade request, its 101 and `hello`: the 101 "
+        f"leaves with `hello` in one write since session 9); then {n} GET /api/rooms on one "
+        f"kept-alive connection, "
         f"request to whole body. Every `hello` listed {_num(hello.get('hello_rooms'))} rooms "
         f"({_num(hello.get('hello_bytes'))} bytes){_counts(hello)}; the first one took "
         f"{_num(hello.get('hello_first_ms'), 2)} ms. Meanwhile other processes used "
@@ -412,7 +414,7 @@ def hello_lines(results: dict[str, Any]) -> list[str]:
         "",
         head,
         "|---|---|---|---|---|",
-        row(f"`hello` after the upgrade, {n} sockets", hello.get("hello_ms")),
+        row(f"`hello` after the connect, {n} sockets", hello.get("hello_ms")),
         row(f"GET /api/rooms, {n} requests", hello.get("rooms_api_ms")),
     ]
 

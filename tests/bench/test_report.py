@@ -189,7 +189,7 @@ def test_hello_section_shows_both_latencies_and_the_goal() -> None:
     md = render_markdown({"meta": {}, "targets": {"parley": {"hello": _hello(6.5)}}}, [])
     assert "## hello at scale" in md
     assert "A database of 100 rooms (8 private, the user a member of each) and 1,000,000" in md
-    assert "| `hello` after the upgrade, 200 sockets | 1.25 | 2.50 | 6.50 | 9.75 |" in md
+    assert "| `hello` after the connect, 200 sockets | 1.25 | 2.50 | 6.50 | 9.75 |" in md
     assert "| GET /api/rooms, 200 requests | 1.50 | 3.00 | 4.50 | 6.00 |" in md
     assert "Meanwhile other processes used 0.25 of the" in md
     assert "their counts summed 1,200 unread and 30 mentions (counted from the messages: " in md
