@@ -17,6 +17,8 @@ from parley_bench.sink import frame_header
 from parley_bench.stormclient import StormClient, StormGroup
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PARLEY = Target("parley", "ws://127.0.0.1:9/chat", True, ["tok"])
+SINK = Target("sink", "ws://127.0.0.1:9/", False)
 
 
 class Transport:
@@ -61,6 +63,18 @@ def client_frames(data: bytes) -> list[Frame]:
     return frames
 
 
+def connecting(target: Target, since: int | None = None) -> tuple[StormClient, Transport]:
+    """A storm client (resuming after `since`, if given) whose connection has just been
+    made: its upgrade request is in the transport."""
+    client = StormClient(StormGroup(target, "127.0.0.2"), 0)
+    if since is not None:
+        client.since = client.last_seq = since
+    client.ready = asyncio.get_running_loop().create_future()
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    return client, transport
+
+
 def feed(client: StormClient, data: bytes, piece: int) -> None:
     for i in range(0, len(data), piece):
         client.data_received(data[i : i + piece])
@@ -73,13 +87,7 @@ def message(seq: int) -> bytes:
 
 @pytest.mark.parametrize("piece", [1, 7, 10_000])
 async def test_a_resume_records_every_seq_from_frames_cut_anywhere(piece: int) -> None:
-    group = StormGroup(Target("parley", "ws://127.0.0.1:9/chat", True, ["tok"]), "127.0.0.2")
-    client = StormClient(group, 0)
-    client.since = 4
-    client.last_seq = 4
-    client.ready = asyncio.get_running_loop().create_future()
-    transport = Transport()
-    client.connection_made(transport)  # type: ignore[arg-type]
+    client, transport = connecting(PARLEY, since=4)
     request = transport.written
     assert request.startswith(b"GET /chat HTTP/1.1\r\n")
     assert b"Authorization: Bearer tok\r\n" in request
@@ -107,11 +115,7 @@ async def test_a_resume_records_every_seq_from_frames_cut_anywhere(piece: int) -
 
 
 async def test_a_refused_handshake_fails_the_connect() -> None:
-    group = StormGroup(Target("parley", "ws://127.0.0.1:9/chat", True, ["tok"]), "127.0.0.2")
-    client = StormClient(group, 0)
-    client.ready = asyncio.get_running_loop().create_future()
-    transport = Transport()
-    client.connection_made(transport)  # type: ignore[arg-type]
+    client, transport = connecting(PARLEY)
     client.data_received(answer(transport.written, b"401 Unauthorized"))
     assert isinstance(client.ready.exception(), ConnectionError)
     assert transport.aborted
@@ -119,21 +123,13 @@ async def test_a_refused_handshake_fails_the_connect() -> None:
 
 
 async def test_a_wrong_accept_value_fails_the_connect() -> None:
-    group = StormGroup(Target("sink", "ws://127.0.0.1:9/", False), "127.0.0.2")
-    client = StormClient(group, 0)
-    client.ready = asyncio.get_running_loop().create_future()
-    transport = Transport()
-    client.connection_made(transport)  # type: ignore[arg-type]
+    client, _ = connecting(SINK)
     client.data_received(b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: bm9wZQ==\r\n\r\n")
     assert isinstance(client.ready.exception(), ConnectionError)
 
 
 async def test_plain_text_clients_record_the_senders_seq() -> None:
-    group = StormGroup(Target("sink", "ws://127.0.0.1:9/", False), "127.0.0.2")
-    client = StormClient(group, 0)
-    client.ready = asyncio.get_running_loop().create_future()
-    transport = Transport()
-    client.connection_made(transport)  # type: ignore[arg-type]
+    client, transport = connecting(SINK)
     assert b"Sec-WebSocket-Protocol" not in transport.written
     frames = b"".join(server_frame(f"~b~3:{seq}:99:xxxx".encode()) for seq in (0, 1, 2))
     feed(client, answer(transport.written) + frames + server_frame(b"x" * 300), 5)

@@ -6,6 +6,7 @@ per room, one multi-row INSERT).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections import Counter
@@ -27,6 +28,7 @@ __all__ = [
     "BatchAnswer",
     "Outcome",
     "PendingAppend",
+    "QueuedAppends",
     "Settles",
     "Sink",
     "give",
@@ -142,6 +144,42 @@ class PendingAppend:
     mentions: list[str] = field(default_factory=list)  # set by the store before `stored`
     files: list[File] = field(default_factory=list)  # the attachments found, by the store
     refused: BaseException | None = None  # set by the store: an attachment not found
+
+
+class QueuedAppends(abc.ABC):
+    """`Store.append_soon` and `Store.append_then` for a store that batches its sends:
+    each becomes a PendingAppend, and the store says only how it queues one."""
+
+    __slots__ = ()
+
+    def append_soon(
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None = None,
+        attachments: tuple[str, ...] = (),
+    ) -> asyncio.Future[tuple[Message, bool]]:
+        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+        self._queue(PendingAppend(room, username, text, client_id, future, reply_to, attachments))
+        return future
+
+    def append_then(
+        self,
+        room: str,
+        username: str,
+        text: str,
+        client_id: str | None,
+        reply_to: int | None,
+        attachments: tuple[str, ...],
+        answer: Answer,
+    ) -> None:
+        self._queue(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
+
+    @abc.abstractmethod
+    def _queue(self, pending: PendingAppend) -> None:
+        """Take `pending` into the next batch (or settle it at once, failed, when closed)."""
 
 
 class AppendPlan:

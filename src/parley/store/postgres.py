@@ -66,10 +66,10 @@ from parley.store.base import (
 )
 from parley.store.batch import (
     ROW_COLUMNS,
-    Answer,
     AppendPlan,
     AppendResult,
     PendingAppend,
+    QueuedAppends,
     settle,
 )
 from parley.store.events import (
@@ -435,7 +435,7 @@ async def _readers(conn: Any, pairs: list[tuple[str, str]]) -> dict[tuple[str, s
     return {(row["room"], row["username_key"]): row["username"] for row in rows}
 
 
-class PostgresStore(Store):
+class PostgresStore(QueuedAppends, Store):
     def __init__(
         self,
         dsn: str,
@@ -824,31 +824,6 @@ class PostgresStore(Store):
         return _room(rows[0]), bool(created)
 
     # --- messages -----------------------------------------------------------------
-
-    def append_soon(
-        self,
-        room: str,
-        username: str,
-        text: str,
-        client_id: str | None,
-        reply_to: int | None = None,
-        attachments: tuple[str, ...] = (),
-    ) -> asyncio.Future[tuple[Message, bool]]:
-        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
-        self._queue(PendingAppend(room, username, text, client_id, future, reply_to, attachments))
-        return future
-
-    def append_then(
-        self,
-        room: str,
-        username: str,
-        text: str,
-        client_id: str | None,
-        reply_to: int | None,
-        attachments: tuple[str, ...],
-        answer: Answer,
-    ) -> None:
-        self._queue(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
 
     def _queue(self, pending: PendingAppend) -> None:
         self._pending.append(pending)

@@ -66,11 +66,11 @@ from parley.store.base import (
 )
 from parley.store.batch import (
     ROW_COLUMNS,
-    Answer,
     AppendPlan,
     AppendResult,
     Outcome,
     PendingAppend,
+    QueuedAppends,
     Settles,
     settle_outcomes,
 )
@@ -779,7 +779,7 @@ def _settle_reads(done: list[tuple[_QueuedRead[Any], Any, Exception | None]]) ->
             read.future.set_exception(error)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(QueuedAppends, Store):
     """`files`: where uploads' bytes are kept (default: `files` beside the database);
     without `search`, messages are not indexed for search (the index is dropped); None:
     the index is left as it is (a maintenance command beside a running server).
@@ -1123,32 +1123,7 @@ class SQLiteStore(Store):
 
     # --- messages -----------------------------------------------------------------
 
-    def append_soon(
-        self,
-        room: str,
-        username: str,
-        text: str,
-        client_id: str | None,
-        reply_to: int | None = None,
-        attachments: tuple[str, ...] = (),
-    ) -> asyncio.Future[tuple[Message, bool]]:
-        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
-        self._append(PendingAppend(room, username, text, client_id, future, reply_to, attachments))
-        return future
-
-    def append_then(
-        self,
-        room: str,
-        username: str,
-        text: str,
-        client_id: str | None,
-        reply_to: int | None,
-        attachments: tuple[str, ...],
-        answer: Answer,
-    ) -> None:
-        self._append(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
-
-    def _append(self, pending: PendingAppend) -> None:
+    def _queue(self, pending: PendingAppend) -> None:
         if self._writer is None:
             pending.future.set_exception(StoreUnavailable("store is closed"))
         else:
