@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
+from parley.server.frames import close_reply
 from tests.support.client import open_ws
 from tests.support.rawws import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, RawWS, encode_frame
 from tests.support.server import ServerProcess
@@ -198,15 +199,33 @@ def broken_frame(opcode: int, rsv: int, masked: bool, fin: bool, payload: bytes)
     return Out(None, bytes(wire), may_close=True)
 
 
+def valid_close(opcode: int, rsv: int, masked: bool, fin: bool, payload: bytes) -> bool:
+    """Whether `broken_frame`'s draw is no breakage at all but a proper close frame (no
+    code, or a valid code and a UTF-8 reason), which the server answers with its code."""
+    if (opcode, rsv, masked, fin) != (OP_CLOSE, 0, True, True) or len(payload) > 125:
+        return False
+    if not payload:
+        return True
+    if len(payload) < 2:
+        return False
+    (code,) = struct.unpack("!H", payload[:2])
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return close_reply(code) == code
+
+
 broken_frames = st.one_of(
-    st.builds(
-        broken_frame,
+    st.tuples(
         st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x7, 0x8, 0x9, 0xA, 0xB, 0xF]),
         st.integers(0, 7),
         st.booleans(),
         st.booleans(),
         st.binary(max_size=200),
-    ),
+    )
+    .filter(lambda draw: not valid_close(*draw))  # a proper close is answered with its code
+    .map(lambda draw: broken_frame(*draw)),
     st.sampled_from(
         [
             Out(OP_CLOSE, b"\x03", may_close=True),  # a 1-byte close payload
