@@ -102,9 +102,3 @@ class RecentEvents(Generic[F]):
                 frame = frames[i] = frame_of(events[i])
             out.append(frame)
         return out
-
-    def forget(self, room: str) -> None:
-        """Drop the room's window (its events may have changed where the feed did not see)."""
-        self._windows.pop(room, None)
-        if room == self._newest:
-            self._newest = None

@@ -86,7 +86,6 @@ def test_the_room_with_the_last_event_stays_after_several_in_a_row() -> None:
     window = fill(recent(rooms=2), events)
     assert window.frames("a", 0, 3) == [1, 2, 3]
     assert window.frames("b", 0, 2) is None
-    window.forget("c")
     fill(window, [msg(1, "d"), msg(1, "e")])
     assert window.frames("a", 0, 3) is None
     assert window.frames("d", 0, 1) == [1]
@@ -105,12 +104,6 @@ def test_a_frame_is_made_once_and_a_given_one_is_kept() -> None:
     assert window.frames("r", 0, 2) == [100, -2]
     assert window.frames("r", 0, 2) == [100, -2]
     assert made == [2]
-
-
-def test_forget_drops_the_room() -> None:
-    window = fill(recent(), [msg(1)])
-    window.forget("r")
-    assert window.frames("r", 0, 1) is None
 
 
 @given(st.lists(st.integers(1, 30), max_size=60), st.integers(0, 30), st.integers(0, 30))
