@@ -102,9 +102,6 @@ log = logging.getLogger("parley.store")
 
 MAX_BATCH: Final = 1024
 READS_PER_SHARE: Final = 8  # reads a reader thread takes before a second one is woken
-# Why a read on the loop's own connection may have to go to a reader thread after all:
-# another connection holds a lock no WAL reader gets past (a recovery, an exclusive lock).
-_BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 # The search index is filled in bulk, not by each send (migrations.py, version 11): after
 # this many sends, or this long after the first send it has not indexed yet.
 INDEX_FILL_ROWS: Final = 4096
@@ -190,8 +187,8 @@ _READABLE: Final = (
 _SEARCH_COLUMNS: Final = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
-def _connect(path: Path, timeout: float = 30) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -809,8 +806,6 @@ class SQLiteStore(QueuedAppends, Store):
         self._local = threading.local()
         self._writer: _Writer | None = None
         self._queued: list[_QueuedRead[Any]] = []  # reads asked for in this loop iteration
-        self._loop_conn: sqlite3.Connection | None = None  # `_read_now`'s, opened at first use
-        self._closed = False
 
     # --- plumbing -------------------------------------------------------------
 
@@ -830,10 +825,6 @@ class SQLiteStore(QueuedAppends, Store):
             await self._writer.stop()
             self._writer = None
         self._readers.shutdown(wait=True)
-        self._closed = True
-        if self._loop_conn is not None:
-            self._loop_conn.close()
-            self._loop_conn = None
 
     def stats(self) -> StoreStats:
         w = self._writer
@@ -845,33 +836,8 @@ class SQLiteStore(QueuedAppends, Store):
         result: T = await self._writer.submit(job)
         return result
 
-    async def _read_now(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a quick `job` (an index lookup, a page of bounded size) on the loop's own
-        thread and connection. Handing it to a reader thread costs more than the read
-        itself: two thread wake-ups, the GIL passed back and forth around every SQLite call,
-        a future and a wake-up of the loop, for a read of some 10-50 µs (a reconnect storm's
-        token, rooms and catch-up reads: a fifth less server CPU per reconnect, measured in
-        docs/performance.md). A WAL reader does not wait for the writer, so the loop waits
-        for nobody; should the database be locked all the same, the job goes to a reader
-        thread, which may wait."""
-        conn = self._loop_conn or self._open_loop_conn()
-        try:
-            return job(conn)
-        except sqlite3.Error as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY_CODES:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
-        return await self._read(job)
-
-    def _open_loop_conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreUnavailable("store is closed")
-        conn = self._loop_conn = _connect(self.path, timeout=0)  # busy: ask a reader
-        conn.execute("PRAGMA query_only=ON")
-        return conn
-
     async def _read(self, job: Callable[[sqlite3.Connection], T], *, slow: bool = False) -> T:
-        """Run `job` on a reader thread's connection (a listing, a file's bytes, a
-        search; the quick reads use `_read_now`). The reads asked for in one loop
+        """Run `job` on a reader thread's connection. The reads asked for in one loop
         iteration go to the readers together, a share to each (a second reader only for
         more than READS_PER_SHARE of them): under load (a reconnect storm: a token and the
         rooms for every socket) one thread hand-off and one wake-up of the loop serve many
@@ -943,7 +909,7 @@ class SQLiteStore(QueuedAppends, Store):
             ).fetchone()
             return UserRecord(row[0], row[1], bool(row[2]), bool(row[3])) if row else None
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def create_token(self, token_hash: str, username: str, expires_at: float) -> None:
         await self._write(
@@ -958,7 +924,7 @@ class SQLiteStore(QueuedAppends, Store):
             row = conn.execute(_TOKEN_USER, (token_hash, now)).fetchone()
             return str(row[0]) if row else None
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def delete_token(self, token_hash: str) -> None:
         await self._write(
@@ -1109,10 +1075,10 @@ class SQLiteStore(QueuedAppends, Store):
         return await self._write(job)
 
     async def rooms_named(self, name: str, username: str) -> list[RoomRecord]:
-        return await self._read_now(lambda conn: _visible(conn, "AND r.name = ?", (username, name)))
+        return await self._read(lambda conn: _visible(conn, "AND r.name = ?", (username, name)))
 
     async def list_rooms(self, username: str) -> list[RoomRecord]:
-        return await self._read_now(lambda conn: _visible(conn, "ORDER BY r.room", (username,)))
+        return await self._read(lambda conn: _visible(conn, "ORDER BY r.room", (username,)))
 
     async def rooms_and_role(self, username: str) -> tuple[list[RoomRecord], bool]:
         def job(conn: sqlite3.Connection) -> tuple[list[RoomRecord], bool]:
@@ -1122,7 +1088,7 @@ class SQLiteStore(QueuedAppends, Store):
             ).fetchone()
             return rooms, bool(row and row[0])
 
-        return await self._read_now(job)  # one read, not two
+        return await self._read(job)  # one read: one hand-off and one wake-up, not two
 
     async def add_member(self, room: str, username: str, now: float | None = None) -> None:
         since = time.time() if now is None else now
@@ -1141,7 +1107,7 @@ class SQLiteStore(QueuedAppends, Store):
             ).fetchall()
             return [str(row[0]) for row in rows]
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def mark_read(self, room: str, username: str, seq: int) -> int | None:
         return await self._write(partial(_mark_read, room, username, seq))
@@ -1168,14 +1134,14 @@ class SQLiteStore(QueuedAppends, Store):
             sql, params = _page_sql(query)
             return [message_of(row) for row in conn.execute(sql, params).fetchall()]
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def message(self, room: str, seq: int) -> Message | None:
         def job(conn: sqlite3.Connection) -> Message | None:
             row = _message_row(conn, MESSAGE_COLUMNS, room, seq)
             return None if row is None else message_of(row)
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def events(self, room: str, after: int, limit: int) -> list[RoomEvent]:
         def job(conn: sqlite3.Connection) -> list[RoomEvent]:
@@ -1186,7 +1152,7 @@ class SQLiteStore(QueuedAppends, Store):
             ).fetchall()
             return [event_of(row) for row in rows]
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def change(self, request: ChangeRequest) -> Changed:
         return await self._write(partial(_change, request))
@@ -1202,7 +1168,7 @@ class SQLiteStore(QueuedAppends, Store):
         def job(conn: sqlite3.Connection) -> dict[str, int]:
             return dict(conn.execute("SELECT room, last_seq FROM rooms").fetchall())
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     # --- files --------------------------------------------------------------------
 
@@ -1219,7 +1185,7 @@ class SQLiteStore(QueuedAppends, Store):
             row = conn.execute(sql, {"id": file_id, "user": username}).fetchone()
             return None if row is None else file_of(row)
 
-        return await self._read_now(job)
+        return await self._read(job)
 
     async def read_blob(self, sha256: str, offset: int, length: int) -> bytes:
         path = blob_path(self.files, sha256)
