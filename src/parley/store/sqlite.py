@@ -23,7 +23,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
 from itertools import chain, count, groupby
@@ -761,6 +760,51 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+class _ReaderThreads:
+    """`count` threads that run what `submit` hands them, in turn, from one queue: all a
+    read's hand-off needs. A ThreadPoolExecutor made a concurrent future (with its
+    condition) and a work item per hand-off and woke its threads through a semaphore, for a
+    result nobody read: the reads' answers go to the loop with `call_soon_threadsafe`."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., object], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
+            for i in range(count)
+        ]
+        self._started = False
+        self._closed = False
+
+    def submit(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run `fn(*args)` on a reader thread; RuntimeError once shut down."""
+        if self._closed:
+            raise RuntimeError("the reader threads are shut down")
+        if not self._started:  # at the first read: a maintenance command may never read
+            self._started = True
+            for thread in self._threads:
+                thread.start()
+        self._jobs.put((fn, args))
+
+    def shutdown(self) -> None:
+        """Let the threads finish what was handed to them, then end them."""
+        self._closed = True
+        if self._started:
+            for _ in self._threads:
+                self._jobs.put(None)
+            for thread in self._threads:
+                thread.join()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception:  # a job settles its own reads; this is a bug, not a read's
+                log.exception("reader thread job failed")
+
+
 @dataclass(slots=True)
 class _QueuedRead(Generic[T]):
     """A read asked for, and the future its answer goes to."""
@@ -801,7 +845,7 @@ class SQLiteStore(QueuedAppends, Store):
         self.index_fill = index_fill
         self.files = files or path.parent / "files"
         self.max_batch = MAX_BATCH if group_commit else 1
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="parley-sqlite-read")
+        self._readers = _ReaderThreads(readers, "parley-sqlite-read")
         self._reader_count = readers
         self._local = threading.local()
         self._writer: _Writer | None = None
@@ -824,7 +868,7 @@ class SQLiteStore(QueuedAppends, Store):
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
-        self._readers.shutdown(wait=True)
+        self._readers.shutdown()
 
     def stats(self) -> StoreStats:
         w = self._writer
