@@ -548,13 +548,32 @@ class ChatService:
         answer = BatchAnswer(self._answer_sink, (time.perf_counter(), on_done))
         self.store.append_then(room, who.username, text, client_id, reply_to, files, answer)
 
+    def submit_all(
+        self,
+        who: Identity,
+        sends: Sequence[tuple[str, str, str | None, Sequence[str], Callable[[Appended], None]]],
+    ) -> None:
+        """`submit_then` for several sends of `who` (room key, text, client_id,
+        attachments, `on_done`; no replies), queued for the store in one call: a socket's
+        sends of one read. All are refused alike while shutting down."""
+        if self.draining:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
+        started = time.perf_counter()
+        self._unanswered += len(sends)
+        queued = [
+            (room, text, client_id, tuple(dict.fromkeys(files)) if files else (), (started, then))
+            for room, text, client_id, files, then in sends
+        ]
+        self.store.append_all_then(who.username, queued, self._answer_sink)
+
     def _answered(self, answered: Answered) -> None:
         """The sends of `submit_then` a batch answered, in their order: each is published
         if new, then its `on_done` runs."""
+        committed = time.perf_counter()  # (once: the batch's sends committed together)
         for (started, on_done), result in answered:
             try:
                 if not isinstance(result, BaseException):
-                    self._published(started, *result)
+                    self._published(committed - started, *result)
                 on_done(result)
             except Exception:  # one send's failure leaves the others answered
                 log.exception("answering a send failed")
@@ -562,9 +581,10 @@ class ChatService:
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
 
-    def _published(self, started: float, msg: Message, created: bool) -> None:
-        """A send committed: count its ack time, and publish it if it is new."""
-        metrics.ACKS.observe(time.perf_counter() - started, created=created)
+    def _published(self, waited: float, msg: Message, created: bool) -> None:
+        """A send committed `waited` seconds after it was queued: count that, and publish
+        the message if it is new."""
+        metrics.ACKS.observe(waited, created=created)
         if created:
             self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
             if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
@@ -578,7 +598,7 @@ class ChatService:
     ) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None:
-            self._published(started, *future.result())
+            self._published(time.perf_counter() - started, *future.result())
         if on_done is not None:
             on_done(future)
 

@@ -334,6 +334,14 @@ class Session(ABC):
         to `on_text` in turn."""
         return False
 
+    def on_texts_now(self, texts: Sequence[str]) -> int:
+        """`on_text_now` for the text frames of one read, in order: how many were taken
+        (it stops at the first not taken, which goes to `on_text`, the rest in turn)."""
+        for taken, text in enumerate(texts):
+            if not self.on_text_now(text):
+                return taken
+        return len(texts)
+
     def on_binary(self, data: bytes) -> None:  # noqa: B027 - a default, not a stub
         """Binary frames are not part of the protocol; ignored unless a subclass objects."""
 
@@ -470,27 +478,66 @@ class JsonSession(ChatSession):
         self.conn.send(encode(ack))
 
     def on_text_now(self, data: str) -> bool:
+        return self.on_texts_now((data,)) == 1
+
+    def on_texts_now(self, texts: Sequence[str]) -> int:
+        """The sends among `texts` are checked one by one and queued together: one call
+        into the chat service for a whole read's sends (`queue_sends`). A refusal queues
+        those before it first, so that every answer keeps its frame's place."""
         conn = self.conn
-        # Not taken (the reader loop decodes it again, and answers what is wrong): no send,
-        # a reply (checked against the store), a room not known to this socket (a known
-        # reference passed the full decoding when first used), a NUL in the client_id.
-        frame = quick_send(data)
-        if (
-            frame is None
-            or frame.reply_to is not None
-            or (room := conn.key_of(frame.room)) is None
-            or "\x00" in frame.client_id
-            or conn.inflight >= MAX_INFLIGHT
-        ):
-            return False
+        node = self.node
+        sends: list[tuple[Send, str]] = []
+        taken = 0
         try:
-            self.node.check_send(conn, frame.text, frame.attachments)
-            self.submit(frame, room)
+            for data in texts:
+                # Not taken (the reader loop decodes it again, and answers what is wrong):
+                # no send, a reply (checked against the store), a room not known to this
+                # socket (a known reference passed the full decoding when first used), a
+                # NUL in the client_id.
+                frame = quick_send(data)
+                if (
+                    frame is None
+                    or frame.reply_to is not None
+                    or (room := conn.key_of(frame.room)) is None
+                    or "\x00" in frame.client_id
+                    or conn.inflight + len(sends) >= MAX_INFLIGHT
+                ):
+                    break
+                taken += 1
+                try:
+                    node.check_send(conn, frame.text, frame.attachments)
+                except ProtocolError as exc:
+                    self.queue_sends(sends)
+                    sends = []
+                    exc.ref, exc.request_id = frame.client_id, frame.request_id
+                    self.error(exc)
+                else:
+                    sends.append((frame, room))
+        finally:
+            self.queue_sends(sends)
+        if taken:
+            conn.heard(conn.loop.time())
+        return taken
+
+    def queue_sends(self, sends: Sequence[tuple[Send, str]]) -> None:
+        """Queue checked sends (each with the key of its room) for the store's group
+        commit (`ChatService.submit_all`); `acked` answers each after the COMMIT. Mind
+        MAX_INFLIGHT first. While shutting down, each is refused in turn."""
+        if not sends:
+            return
+        conn = self.conn
+        conn.inflight += len(sends)  # first: a store that is closed answers at once
+        queued = [
+            (room, frame.text, frame.client_id, frame.attachments, partial(self.acked, frame, room))
+            for frame, room in sends
+        ]
+        try:
+            self.node.submit_all(conn, queued)
         except ProtocolError as exc:
-            exc.ref, exc.request_id = frame.client_id, frame.request_id
-            self.error(exc)
-        conn.heard(conn.loop.time())
-        return True
+            for frame, _ in sends:
+                self.slot_back()
+                exc.ref, exc.request_id = frame.client_id, frame.request_id
+                self.error(exc)
 
     async def start_send(self, frame: Send) -> None:
         """Check now and queue for the store (keeps this socket's order); ack on COMMIT.
