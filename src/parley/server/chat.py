@@ -503,7 +503,8 @@ class ChatService:
         for file_id in attachments:
             if not _FILE_ID.search(file_id):
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no file {file_id!r}")
-        self.spend(who, _SEND)  # (a global: an enum's member is slow to look up)
+        # (`spend` without its call; a global: an enum's member is slow to look up)
+        self._spend_key(limit_key(who), _SEND)
 
     def submit(
         self,

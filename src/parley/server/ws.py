@@ -50,7 +50,7 @@ from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatService, store_error
 from parley.server.connection import Connection, Flusher, Mode
-from parley.server.frames import close_reply, pong_frame
+from parley.server.frames import close_reply, pong_frame, text_frame
 from parley.server.httpconn import hand_over, signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, take_head, upgrade_response
@@ -569,10 +569,11 @@ class JsonSession(ChatSession):
             self.error(error)
             return
         msg, _ = result
+        conn = self.conn
         # A resent client_id is acked as first stored, which may be another room
-        ref = frame.room if msg.room == room else self.conn.ref_of(msg.room)
+        ref = frame.room if msg.room == room else conn.ref_of(msg.room)
         ack = Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))
-        self.conn.send(encode(ack))
+        conn.send_frame(text_frame(encode(ack)))  # (`conn.send` without its call)
 
 
 class PlainSession(ChatSession):
