@@ -146,8 +146,6 @@ class ChatService:
         self.draining = False
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
         self._unanswered = 0  # sends of `submit_then` not committed
-        # One object for all: the store gives a batch's answers to each sink once.
-        self._answer_sink: Sink = self._answered
         self._all_answered: asyncio.Event | None = None  # set while draining, when that is 0
         # The people of each DM this node has seen used: a DM's message notifies them.
         # Nobody joins or leaves a DM, so this never goes stale.
@@ -540,13 +538,12 @@ class ChatService:
     ) -> None:
         """`submit` without a future: `on_done` gets (message, created) or the exception,
         once, after the COMMIT (or at once when refused), called from the store's settling
-        of the whole batch: no future and no loop callback per send, and one call here for
-        all the batch's sends (`_answered`)."""
+        of the whole batch: no future and no loop callback per send (`_answered`)."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         files = tuple(dict.fromkeys(attachments)) if attachments else ()
         self._unanswered += 1
-        answer = BatchAnswer(self._answer_sink, (time.perf_counter(), on_done))
+        answer = BatchAnswer(self._sink(), on_done)
         self.store.append_then(room, who.username, text, client_id, reply_to, files, answer)
 
     def submit_all(
@@ -556,25 +553,27 @@ class ChatService:
     ) -> None:
         """`submit_then` for several sends of `who` (room key, text, client_id,
         attachments, `on_done`; no replies), queued for the store in one call: a socket's
-        sends of one read. All are refused alike while shutting down."""
+        sends of one read, answered together (one sink). All are refused alike while
+        shutting down."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
-        started = time.perf_counter()
         self._unanswered += len(sends)
-        queued = [
-            (room, text, client_id, tuple(dict.fromkeys(files)) if files else (), (started, then))
-            for room, text, client_id, files, then in sends
-        ]
-        self.store.append_all_then(who.username, queued, self._answer_sink)
+        self.store.append_all_then(who.username, sends, self._sink())
 
-    def _answered(self, answered: Answered) -> None:
-        """The sends of `submit_then` a batch answered, in their order: each is published
-        if new, then its `on_done` runs."""
-        committed = time.perf_counter()  # (once: the batch's sends committed together)
-        for (started, on_done), result in answered:
+    def _sink(self) -> Sink:
+        """Where the store hands the answers of sends queued now (their tokens: `on_done`):
+        one sink per call of `submit_all`, whose sends were queued, and so are committed,
+        together, so the time they waited is taken once for all."""
+        return partial(self._answered, time.perf_counter())
+
+    def _answered(self, started: float, answered: Answered) -> None:
+        """The sends queued at `started` that a batch answered, in their order: each is
+        published if new, then its `on_done` runs."""
+        waited = time.perf_counter() - started
+        for on_done, result in answered:
             try:
                 if not isinstance(result, BaseException):
-                    self._published(committed - started, *result)
+                    self._published(waited, *result)
                 on_done(result)
             except Exception:  # one send's failure leaves the others answered
                 log.exception("answering a send failed")

@@ -535,7 +535,8 @@ class Store(abc.ABC):
     def append_all_then(self, username: str, sends: Sequence[QueuedSend], sink: Sink) -> None:
         """`append_then` for several sends of `username` (no replies), each answered as a
         `BatchAnswer` of `sink` with its token: (room, text, client_id, attachments,
-        token). One call for a socket's sends of one read; stored in their order."""
+        token), where an attachment named twice counts once. One call for a socket's sends
+        of one read; stored in their order."""
 
     @abc.abstractmethod
     async def change(self, request: ChangeRequest) -> Changed:

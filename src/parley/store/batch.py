@@ -78,7 +78,7 @@ class Answer:
 Answered = list[tuple[Any, AppendResult]]
 Sink = Callable[[Answered], None]
 # A send of `Store.append_all_then`: (room, text, client_id, attachments, its token).
-QueuedSend = tuple[str, str, str | None, tuple[str, ...], Any]
+QueuedSend = tuple[str, str, str | None, Sequence[str], Any]
 
 
 class BatchAnswer(Answer):
@@ -182,7 +182,15 @@ class QueuedAppends(abc.ABC):
 
     def append_all_then(self, username: str, sends: Sequence[QueuedSend], sink: Sink) -> None:
         pendings = [
-            PendingAppend(room, username, text, client_id, BatchAnswer(sink, token), None, files)
+            PendingAppend(
+                room,
+                username,
+                text,
+                client_id,
+                BatchAnswer(sink, token),
+                None,
+                tuple(dict.fromkeys(files)) if files else (),  # the same file twice: once
+            )
             for room, text, client_id, files, token in sends
         ]
         self._queue_all(pendings)
