@@ -96,7 +96,7 @@ from parley.store import (
     UnknownRoom,
     UnknownTarget,
 )
-from parley.store.batch import Answered, BatchAnswer, Sink
+from parley.store.batch import Answered, BatchAnswer, QueuedSend, Sink
 from parley.store.roles import CLI_ACTOR
 
 __all__ = ["ChatService", "Identity", "as_seen", "limit_key", "store_error"]
@@ -543,40 +543,44 @@ class ChatService:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         files = tuple(dict.fromkeys(attachments)) if attachments else ()
         self._unanswered += 1
-        answer = BatchAnswer(self._sink(), on_done)
+        answer = BatchAnswer(self._sink(_answer_each), on_done)
         self.store.append_then(room, who.username, text, client_id, reply_to, files, answer)
 
     def submit_all(
-        self,
-        who: Identity,
-        sends: Sequence[tuple[str, str, str | None, Sequence[str], Callable[[Appended], None]]],
+        self, who: Identity, sends: Sequence[QueuedSend], then: Callable[[Answered], None]
     ) -> None:
         """`submit_then` for several sends of `who` (room key, text, client_id,
-        attachments, `on_done`; no replies), queued for the store in one call: a socket's
-        sends of one read, answered together (one sink). All are refused alike while
-        shutting down."""
+        attachments, a token; no replies), queued for the store in one call: a socket's
+        sends of one read. Once a batch has committed some of them, the new ones are
+        published, then `then` gets each one's (token, result), in their order: one call
+        for them all. All are refused alike while shutting down."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         self._unanswered += len(sends)
-        self.store.append_all_then(who.username, sends, self._sink())
+        self.store.append_all_then(who.username, sends, self._sink(then))
 
-    def _sink(self) -> Sink:
-        """Where the store hands the answers of sends queued now (their tokens: `on_done`):
-        one sink per call of `submit_all`, whose sends were queued, and so are committed,
-        together, so the time they waited is taken once for all."""
-        return partial(self._answered, time.perf_counter())
+    def _sink(self, then: Callable[[Answered], None]) -> Sink:
+        """Where the store hands the answers of sends queued now: one sink per call, whose
+        sends were queued, and so are committed, together (the time they waited is taken
+        once for all)."""
+        return partial(self._answered, time.perf_counter(), then)
 
-    def _answered(self, started: float, answered: Answered) -> None:
-        """The sends queued at `started` that a batch answered, in their order: each is
-        published if new, then its `on_done` runs."""
+    def _answered(
+        self, started: float, then: Callable[[Answered], None], answered: Answered
+    ) -> None:
+        """Sends queued at `started` that a batch answered, in their order: the new ones
+        are published, then `then` answers them."""
         waited = time.perf_counter() - started
-        for on_done, result in answered:
-            try:
-                if not isinstance(result, BaseException):
+        for _, result in answered:
+            if not isinstance(result, BaseException):
+                try:
                     self._published(waited, *result)
-                on_done(result)
-            except Exception:  # one send's failure leaves the others answered
-                log.exception("answering a send failed")
+                except Exception:  # one send's failure leaves the others published
+                    log.exception("publishing a send failed")
+        try:
+            then(answered)
+        except Exception:  # as the loop would for a callback: the batch goes on
+            log.exception("answering sends failed")
         self._unanswered -= len(answered)
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
@@ -814,6 +818,15 @@ class ChatService:
     async def revoke_user(self, username: str, keep: str | None = None) -> None:
         """Close, on every node, the sockets of every session of `username` but `keep`."""
         self.broker.publish_event(UserTokensRevoked(username, keep))
+
+
+def _answer_each(answered: Answered) -> None:
+    """Answer each send, its token being its `on_done` (`submit_then`)."""
+    for on_done, result in answered:
+        try:
+            on_done(result)
+        except Exception:  # one send's failure leaves the others answered
+            log.exception("answering a send failed")
 
 
 def _check_change(frame: Change) -> None:

@@ -55,6 +55,7 @@ from parley.server.httpconn import hand_over, signed_in
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, take_head, upgrade_response
 from parley.store import Appended, MessageQuery, RoomRecord, StoreUnavailable
+from parley.store.batch import Answered
 
 __all__ = [
     "MAX_FRAME",
@@ -389,10 +390,10 @@ class ChatSession(Session):
             self.slot_back()
             raise
 
-    def slot_back(self) -> None:
-        """A send of this socket's was answered: one more may be in flight."""
+    def slot_back(self, answered: int = 1) -> None:
+        """Sends of this socket's were answered: as many more may be in flight."""
         conn = self.conn
-        conn.inflight -= 1
+        conn.inflight -= answered
         waiter, conn.slot_freed = conn.slot_freed, None
         if waiter is not None and not waiter.done():  # done: its reader was cancelled
             waiter.set_result(None)
@@ -434,10 +435,13 @@ class JsonSession(ChatSession):
         conn.send(encode(Hello(conn.username, rooms, admin)))
 
     def error(self, exc: ProtocolError) -> None:
-        self.conn.send(encode(Error.from_exception(exc)))
+        self.conn.send_frame(self._error_frame(exc))
+
+    def _error_frame(self, exc: ProtocolError) -> bytes:
         if log.isEnabledFor(logging.DEBUG):
             fields = {"user": self.conn.username, "code": exc.code.value}
             log.debug("frame refused", extra={**fields, "request_id": exc.request_id})
+        return text_frame(encode(Error.from_exception(exc)))
 
     async def on_text(self, data: str) -> None:
         try:
@@ -521,18 +525,19 @@ class JsonSession(ChatSession):
 
     def queue_sends(self, sends: Sequence[tuple[Send, str]]) -> None:
         """Queue checked sends (each with the key of its room) for the store's group
-        commit (`ChatService.submit_all`); `acked` answers each after the COMMIT. Mind
-        MAX_INFLIGHT first. While shutting down, each is refused in turn."""
+        commit (`ChatService.submit_all`); `acked_all` answers them after the COMMIT, all
+        those of a batch at once. Mind MAX_INFLIGHT first. While shutting down, each is
+        refused in turn."""
         if not sends:
             return
         conn = self.conn
         conn.inflight += len(sends)  # first: a store that is closed answers at once
         queued = [
-            (room, frame.text, frame.client_id, frame.attachments, partial(self.acked, frame, room))
+            (room, frame.text, frame.client_id, frame.attachments, (frame, room))
             for frame, room in sends
         ]
         try:
-            self.node.submit_all(conn, queued)
+            self.node.submit_all(conn, queued, self.acked_all)
         except ProtocolError as exc:
             for frame, _ in sends:
                 self.slot_back()
@@ -562,18 +567,27 @@ class JsonSession(ChatSession):
         self.pipeline(room, frame.text, frame.client_id, answer, frame.reply_to, frame.attachments)
 
     def acked(self, frame: Send, room: str, result: Appended) -> None:
-        self.slot_back()
-        if isinstance(result, BaseException):
-            error = store_error(result, frame.room)
-            error.ref, error.request_id = frame.client_id, frame.request_id
-            self.error(error)
-            return
-        msg, _ = result
+        self.acked_all([((frame, room), result)])
+
+    def acked_all(self, answered: Answered) -> None:
+        """The answers of sends (each token: the frame and the key of its room), in their
+        order: an ack, or the error of a send the store refused. Their frames are queued
+        together, and their slots given back at once."""
+        self.slot_back(len(answered))
         conn = self.conn
-        # A resent client_id is acked as first stored, which may be another room
-        ref = frame.room if msg.room == room else conn.ref_of(msg.room)
-        ack = Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))
-        conn.send_frame(text_frame(encode(ack)))  # (`conn.send` without its call)
+        frames = []
+        for (frame, room), result in answered:
+            if isinstance(result, BaseException):
+                error = store_error(result, frame.room)
+                error.ref, error.request_id = frame.client_id, frame.request_id
+                frames.append(self._error_frame(error))
+                continue
+            msg = result[0]
+            # A resent client_id is acked as first stored, which may be another room
+            ref = frame.room if msg.room == room else conn.ref_of(msg.room)
+            ack = Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))
+            frames.append(text_frame(encode(ack)))
+        conn.send_frame(b"".join(frames))
 
 
 class PlainSession(ChatSession):
