@@ -570,13 +570,13 @@ class ChatService:
     ) -> None:
         """Sends queued at `started` that a batch answered, in their order: the new ones
         are published, then `then` answers them."""
-        waited = time.perf_counter() - started
-        for _, result in answered:
-            if not isinstance(result, BaseException):
-                try:
-                    self._published(waited, *result)
-                except Exception:  # one send's failure leaves the others published
-                    log.exception("publishing a send failed")
+        ok = [result for _, result in answered if not isinstance(result, BaseException)]
+        new = [msg for msg, created in ok if created]
+        metrics.ACKS.observe_all(time.perf_counter() - started, len(ok), len(new))
+        try:
+            self._publish_new(new)
+        except Exception:  # the sends are stored: they are answered all the same
+            log.exception("publishing sends failed")
         try:
             then(answered)
         except Exception:  # as the loop would for a callback: the batch goes on
@@ -585,13 +585,13 @@ class ChatService:
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
 
-    def _published(self, waited: float, msg: Message, created: bool) -> None:
-        """A send committed `waited` seconds after it was queued: count that, and publish
-        the message if it is new."""
-        metrics.ACKS.observe(waited, created=created)
-        if created:
-            self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
-            if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+    def _publish_new(self, msgs: list[Message]) -> None:
+        """Messages just stored, in their order: to every node, then to the people they
+        are for (`_notify`: sockets that have not joined their rooms)."""
+        self.broker.publish_stored_all([MessageEvent(*msgspec.structs.astuple(m)) for m in msgs])
+        dms = self._dm_members
+        for msg in msgs:
+            if msg.mentions or msg.room in dms:  # else nobody to notify
                 self._notify(msg)
 
     def _committed(
@@ -602,7 +602,10 @@ class ChatService:
     ) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None:
-            self._published(time.perf_counter() - started, *future.result())
+            msg, created = future.result()
+            metrics.ACKS.observe(time.perf_counter() - started, created=created)
+            if created:
+                self._publish_new([msg])
         if on_done is not None:
             on_done(future)
 
