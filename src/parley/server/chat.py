@@ -145,7 +145,9 @@ class ChatService:
         self.max_guests_per_address = max_guests_per_address  # 0: no cap
         self.draining = False
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
-        self._unanswered = 0  # sends of `submit_then` not committed
+        self._unanswered = 0  # sends of `submit_then` and `submit_all` not committed
+        # One object for all: the store gives a batch's answers to each sink once.
+        self._each_sink: Sink = self._answered_each
         self._all_answered: asyncio.Event | None = None  # set while draining, when that is 0
         # The people of each DM this node has seen used: a DM's message notifies them.
         # Nobody joins or leaves a DM, so this never goes stale.
@@ -543,7 +545,7 @@ class ChatService:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         files = tuple(dict.fromkeys(attachments)) if attachments else ()
         self._unanswered += 1
-        answer = BatchAnswer(self._sink(_answer_each), on_done)
+        answer = BatchAnswer(self._each_sink, (time.perf_counter(), on_done))
         self.store.append_then(room, who.username, text, client_id, reply_to, files, answer)
 
     def submit_all(
@@ -565,6 +567,23 @@ class ChatService:
         once for all)."""
         return partial(self._answered, time.perf_counter(), then)
 
+    def _answered_each(self, answered: Answered) -> None:
+        """The sends of `submit_then` a batch answered (all of them: one sink), in their
+        order: each is published if new, then its `on_done` runs, send by send (a plain-text
+        socket's lines and error lines keep the order of its sends)."""
+        committed = time.perf_counter()
+        for (started, on_done), result in answered:
+            try:
+                if not isinstance(result, BaseException):
+                    msg, created = result
+                    metrics.ACKS.observe(committed - started, created=created)
+                    if created:
+                        self._publish_one(msg)
+                on_done(result)
+            except Exception:  # one send's failure leaves the others answered
+                log.exception("answering a send failed")
+        self._answers_done(len(answered))
+
     def _answered(
         self, started: float, then: Callable[[Answered], None], answered: Answered
     ) -> None:
@@ -581,11 +600,20 @@ class ChatService:
             then(answered)
         except Exception:  # as the loop would for a callback: the batch goes on
             log.exception("answering sends failed")
-        self._unanswered -= len(answered)
+        self._answers_done(len(answered))
+
+    def _answers_done(self, count: int) -> None:
+        self._unanswered -= count
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
 
-    def _publish_new(self, msgs: list[Message]) -> None:
+    def _publish_one(self, msg: Message) -> None:
+        """`_publish_new` for one message (no lists built for it)."""
+        self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
+        if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+            self._notify(msg)
+
+    def _publish_new(self, msgs: Sequence[Message]) -> None:
         """Messages just stored, in their order: to every node, then to the people they
         are for (`_notify`: sockets that have not joined their rooms)."""
         self.broker.publish_stored_all([MessageEvent(*msgspec.structs.astuple(m)) for m in msgs])
@@ -605,7 +633,7 @@ class ChatService:
             msg, created = future.result()
             metrics.ACKS.observe(time.perf_counter() - started, created=created)
             if created:
-                self._publish_new([msg])
+                self._publish_one(msg)
         if on_done is not None:
             on_done(future)
 
@@ -821,15 +849,6 @@ class ChatService:
     async def revoke_user(self, username: str, keep: str | None = None) -> None:
         """Close, on every node, the sockets of every session of `username` but `keep`."""
         self.broker.publish_event(UserTokensRevoked(username, keep))
-
-
-def _answer_each(answered: Answered) -> None:
-    """Answer each send, its token being its `on_done` (`submit_then`)."""
-    for on_done, result in answered:
-        try:
-            on_done(result)
-        except Exception:  # one send's failure leaves the others answered
-            log.exception("answering a send failed")
 
 
 def _check_change(frame: Change) -> None:

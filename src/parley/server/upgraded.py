@@ -182,8 +182,9 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         try:
             parser.feed_data(data)
         finally:
-            self._take_chunk()
-            self._chunk = None
+            chunk, self._chunk = self._chunk, None
+            if chunk:
+                self._take_texts(chunk)
 
     def eof_received(self) -> bool | None:
         return None  # the transport closes; `connection_lost` follows
@@ -225,7 +226,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         session = self.session
         if session is None:
             return  # a close is under way: nothing the client sends counts
-        texts = [frame.data for frame in frames]
+        texts = [frames[0].data] if len(frames) == 1 else [frame.data for frame in frames]
         taken = self._texts_now(session, texts)
         if taken < len(texts):
             self._start(_wait_for(session, texts[taken]))
