@@ -4,6 +4,7 @@ reaches every node."""
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -58,6 +59,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def publish_stored(self, event: RoomEvent) -> None:
         """Hand a committed event of a room's log to every node (this one included)."""
+
+    def publish_stored_all(self, events: Sequence[RoomEvent]) -> None:
+        """`publish_stored` for each of `events`, in their order (one call for a batch)."""
+        for event in events:
+            self.publish_stored(event)
 
     @abc.abstractmethod
     def publish_event(self, event: ClusterEvent) -> None:

@@ -5,6 +5,8 @@ Nothing is ever lost on the way, so it never asks its handler to resync from the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from parley.broker.base import Broker, BrokerEventHandler, ClusterEvent
 from parley.protocol import RoomEvent
 
@@ -24,6 +26,12 @@ class MemoryBroker(Broker):
     def publish_stored(self, event: RoomEvent) -> None:
         if self._handler is not None:
             self._handler.on_stored(event)
+
+    def publish_stored_all(self, events: Sequence[RoomEvent]) -> None:
+        if self._handler is not None:
+            on_stored = self._handler.on_stored
+            for event in events:
+                on_stored(event)
 
     def publish_event(self, event: ClusterEvent) -> None:
         if self._handler is not None:

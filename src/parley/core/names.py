@@ -86,7 +86,8 @@ def check_room_ref(value: object) -> str | None:
 
 def check_text(value: str, max_chars: int) -> str | None:
     """None when the text may be posted; the reason otherwise (see also too_large)."""
-    if _VISIBLE.search(value) is None:
+    # A first character from "!" to "~" is visible: most texts need no search for one.
+    if not "!" <= value[:1] <= "~" and _VISIBLE.search(value) is None:
         return "text is empty or only invisible characters"
     if len(value) > max_chars:
         return f"text is over {max_chars} characters"

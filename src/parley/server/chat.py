@@ -96,7 +96,7 @@ from parley.store import (
     UnknownRoom,
     UnknownTarget,
 )
-from parley.store.batch import Answered, BatchAnswer, Sink
+from parley.store.batch import Answered, BatchAnswer, QueuedSend, Sink
 from parley.store.roles import CLI_ACTOR
 
 __all__ = ["ChatService", "Identity", "as_seen", "limit_key", "store_error"]
@@ -145,9 +145,9 @@ class ChatService:
         self.max_guests_per_address = max_guests_per_address  # 0: no cap
         self.draining = False
         self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
-        self._unanswered = 0  # sends of `submit_then` not committed
+        self._unanswered = 0  # sends of `submit_then` and `submit_all` not committed
         # One object for all: the store gives a batch's answers to each sink once.
-        self._answer_sink: Sink = self._answered
+        self._each_sink: Sink = self._answered_each
         self._all_answered: asyncio.Event | None = None  # set while draining, when that is 0
         # The people of each DM this node has seen used: a DM's message notifies them.
         # Nobody joins or leaves a DM, so this never goes stale.
@@ -503,7 +503,8 @@ class ChatService:
         for file_id in attachments:
             if not _FILE_ID.search(file_id):
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no file {file_id!r}")
-        self.spend(who, _SEND)  # (a global: an enum's member is slow to look up)
+        # (`spend` without its call; a global: an enum's member is slow to look up)
+        self._spend_key(limit_key(who), _SEND)
 
     def submit(
         self,
@@ -539,35 +540,86 @@ class ChatService:
     ) -> None:
         """`submit` without a future: `on_done` gets (message, created) or the exception,
         once, after the COMMIT (or at once when refused), called from the store's settling
-        of the whole batch: no future and no loop callback per send, and one call here for
-        all the batch's sends (`_answered`)."""
+        of the whole batch: no future and no loop callback per send (`_answered`)."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         files = tuple(dict.fromkeys(attachments)) if attachments else ()
         self._unanswered += 1
-        answer = BatchAnswer(self._answer_sink, (time.perf_counter(), on_done))
+        answer = BatchAnswer(self._each_sink, (time.perf_counter(), on_done))
         self.store.append_then(room, who.username, text, client_id, reply_to, files, answer)
 
-    def _answered(self, answered: Answered) -> None:
-        """The sends of `submit_then` a batch answered, in their order: each is published
-        if new, then its `on_done` runs."""
+    def submit_all(
+        self, who: Identity, sends: Sequence[QueuedSend], then: Callable[[Answered], None]
+    ) -> None:
+        """`submit_then` for several sends of `who` (room key, text, client_id,
+        attachments, a token; no replies), queued for the store in one call: a socket's
+        sends of one read. Once a batch has committed some of them, the new ones are
+        published, then `then` gets each one's (token, result), in their order: one call
+        for them all. All are refused alike while shutting down."""
+        if self.draining:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
+        self._unanswered += len(sends)
+        self.store.append_all_then(who.username, sends, self._sink(then))
+
+    def _sink(self, then: Callable[[Answered], None]) -> Sink:
+        """Where the store hands the answers of sends queued now: one sink per call, whose
+        sends were queued, and so are committed, together (the time they waited is taken
+        once for all)."""
+        return partial(self._answered, time.perf_counter(), then)
+
+    def _answered_each(self, answered: Answered) -> None:
+        """The sends of `submit_then` a batch answered (all of them: one sink), in their
+        order: each is published if new, then its `on_done` runs, send by send (a plain-text
+        socket's lines and error lines keep the order of its sends)."""
+        committed = time.perf_counter()
         for (started, on_done), result in answered:
             try:
                 if not isinstance(result, BaseException):
-                    self._published(started, *result)
+                    msg, created = result
+                    metrics.ACKS.observe(committed - started, created=created)
+                    if created:
+                        self._publish_one(msg)
                 on_done(result)
             except Exception:  # one send's failure leaves the others answered
                 log.exception("answering a send failed")
-        self._unanswered -= len(answered)
+        self._answers_done(len(answered))
+
+    def _answered(
+        self, started: float, then: Callable[[Answered], None], answered: Answered
+    ) -> None:
+        """Sends queued at `started` that a batch answered, in their order: the new ones
+        are published, then `then` answers them."""
+        ok = [result for _, result in answered if not isinstance(result, BaseException)]
+        new = [msg for msg, created in ok if created]
+        metrics.ACKS.observe_all(time.perf_counter() - started, len(ok), len(new))
+        try:
+            self._publish_new(new)
+        except Exception:  # the sends are stored: they are answered all the same
+            log.exception("publishing sends failed")
+        try:
+            then(answered)
+        except Exception:  # as the loop would for a callback: the batch goes on
+            log.exception("answering sends failed")
+        self._answers_done(len(answered))
+
+    def _answers_done(self, count: int) -> None:
+        self._unanswered -= count
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
 
-    def _published(self, started: float, msg: Message, created: bool) -> None:
-        """A send committed: count its ack time, and publish it if it is new."""
-        metrics.ACKS.observe(time.perf_counter() - started, created=created)
-        if created:
-            self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
-            if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+    def _publish_one(self, msg: Message) -> None:
+        """`_publish_new` for one message (no lists built for it)."""
+        self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
+        if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+            self._notify(msg)
+
+    def _publish_new(self, msgs: Sequence[Message]) -> None:
+        """Messages just stored, in their order: to every node, then to the people they
+        are for (`_notify`: sockets that have not joined their rooms)."""
+        self.broker.publish_stored_all([MessageEvent(*msgspec.structs.astuple(m)) for m in msgs])
+        dms = self._dm_members
+        for msg in msgs:
+            if msg.mentions or msg.room in dms:  # else nobody to notify
                 self._notify(msg)
 
     def _committed(
@@ -578,7 +630,10 @@ class ChatService:
     ) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None:
-            self._published(started, *future.result())
+            msg, created = future.result()
+            metrics.ACKS.observe(time.perf_counter() - started, created=created)
+            if created:
+                self._publish_one(msg)
         if on_done is not None:
             on_done(future)
 

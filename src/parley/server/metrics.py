@@ -42,9 +42,13 @@ class AckStats:
         self.stored = 0
 
     def observe(self, seconds: float, *, created: bool) -> None:
-        self.counts[bisect_left(self.BOUNDS, seconds)] += 1
-        self.seconds += seconds
-        self.stored += created
+        self.observe_all(seconds, 1, int(created))
+
+    def observe_all(self, seconds: float, acks: int, stored: int) -> None:
+        """`acks` sends that each waited `seconds`, of which `stored` were new."""
+        self.counts[bisect_left(self.BOUNDS, seconds)] += acks
+        self.seconds += seconds * acks
+        self.stored += stored
 
     def describe(self) -> Iterator[Metric]:
         return self.collect()

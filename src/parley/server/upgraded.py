@@ -125,6 +125,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
     """One WebSocket's transport protocol, frame sink and close handshake."""
 
     __slots__ = (
+        "_chunk",
         "_closing_timer",
         "_end_after_handler",
         "_handler",
@@ -149,6 +150,9 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
         self._queued_size = 0
         self._reading_stopped = False
         self._closing_timer: asyncio.TimerHandle | None = None
+        # While a read is parsed: its text frames that nothing is ahead of, handled together
+        # once the parser is done with the read (`_texts_now`), or before any other frame.
+        self._chunk: list[Frame] | None = None
 
     def greeted(self, session: Session, leftover: bytes | None) -> None:
         """From now on `session` hears this socket's frames (its greeting is done, or
@@ -172,8 +176,15 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser
-        if parser is not None:
+        if parser is None:
+            return
+        self._chunk = []
+        try:
             parser.feed_data(data)
+        finally:
+            chunk, self._chunk = self._chunk, None
+            if chunk:
+                self._take_texts(chunk)
 
     def eof_received(self) -> bool | None:
         return None  # the transport closes; `connection_lost` follows
@@ -188,29 +199,56 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
     # --- the parser's queue ----------------------------------------------------------
 
     def feed_data(self, data: Frame, size: int) -> None:
-        """The parser's next frame: handled now if nothing is ahead of it, else queued."""
-        # The hot path first (a send with nothing ahead of it): straight to the session.
-        if self._handler is None and data.type is _TEXT and (session := self.session) is not None:
-            if not self._text_now(session, data.data):
-                self._start(_wait_for(session, data.data))
+        """The parser's next frame: handled now if nothing is ahead of it, else queued. A
+        text frame with nothing ahead of it waits for the end of the read, with the others
+        of the read (`_take_chunk`): the session takes them in one call."""
+        # The hot path first (a send with nothing ahead of it): into the read's chunk.
+        if self._handler is None and data.type is _TEXT and self.session is not None:
+            chunk = self._chunk
+            if chunk is not None:
+                chunk.append(data)
+                return
+            self._take_texts([data])  # (only a parser fed from outside `data_received`)
             return
+        self._take_chunk()  # the text frames before this one go first
         self._take_in_turn(data)
 
-    def _text_now(self, session: Session, text: str) -> bool:
-        """The session's shortcut for a text frame (False: not taken). A frame after our
-        close counts for nothing; a failure is logged and closes the socket with 1011, as
-        one in `on_text` does (inside the parser it would pass for a broken stream)."""
+    def _take_chunk(self) -> None:
+        """Handle the text frames the read gathered so far (`feed_data`)."""
+        chunk = self._chunk
+        if chunk:
+            self._chunk = []
+            self._take_texts(chunk)
+
+    def _take_texts(self, frames: list[Frame]) -> None:
+        """Text frames that nothing is ahead of, in turn: those the session's shortcut
+        takes at once, the first it does not take in a task, and the rest queued behind it."""
+        session = self.session
+        if session is None:
+            return  # a close is under way: nothing the client sends counts
+        texts = [frames[0].data] if len(frames) == 1 else [frame.data for frame in frames]
+        taken = self._texts_now(session, texts)
+        if taken < len(texts):
+            self._start(_wait_for(session, texts[taken]))
+            for frame in frames[taken + 1 :]:
+                self._take_in_turn(frame)
+
+    def _texts_now(self, session: Session, texts: list[str]) -> int:
+        """The session's shortcut for text frames: how many it took, in order. Frames after
+        our close count for nothing; a failure is logged and closes the socket with 1011,
+        as one in `on_text` does (inside the parser it would pass for a broken stream)."""
         if session.conn.state is not _OPEN:
-            return True
+            return len(texts)
         try:
-            return session.on_text_now(text)
+            return session.on_texts_now(texts)
         except Exception:
             log.exception("frame handling failed")
             session.conn.close(WSCloseCode.INTERNAL_ERROR, "server error")
-            return True
+            return len(texts)
 
     def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
         """The parser found the stream broken; it parses nothing more."""
+        self._take_chunk()  # what came before the broken frame is answered first
         self._take_in_turn(WSMessage(WSMsgType.ERROR, exc, None))
 
     def feed_eof(self) -> None:
@@ -298,7 +336,7 @@ class UpgradedSocket(WebSocketDataQueue, asyncio.Protocol):
             return None  # a close is under way: nothing the client sends counts
         conn = session.conn
         if kind is WSMsgType.TEXT:
-            if self._text_now(session, frame.data):
+            if self._texts_now(session, [frame.data]):
                 return None
             return _wait_for(session, frame.data)
         if kind is WSMsgType.PING:

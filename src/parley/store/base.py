@@ -6,6 +6,7 @@ import abc
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,7 +18,7 @@ from parley.protocol import File, Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 if TYPE_CHECKING:  # (batch.py imports this module)
-    from parley.store.batch import Answer
+    from parley.store.batch import Answer, QueuedSend, Sink
 
 __all__ = [
     "Appended",
@@ -529,6 +530,13 @@ class Store(abc.ABC):
         once if the send is refused before). Both stores call it while settling the batch,
         with no future and no loop callback per send; a `BatchAnswer` is called once per
         batch with all of its sink's sends."""
+
+    @abc.abstractmethod
+    def append_all_then(self, username: str, sends: Sequence[QueuedSend], sink: Sink) -> None:
+        """`append_then` for several sends of `username` (no replies), each answered as a
+        `BatchAnswer` of `sink` with its token: (room, text, client_id, attachments,
+        token), where an attachment named twice counts once. One call for a socket's sends
+        of one read; stored in their order."""
 
     @abc.abstractmethod
     async def change(self, request: ChangeRequest) -> Changed:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from parley.protocol import File, Message
 from parley.store.base import Appended, StoreUnavailable, UnknownRoom
-from parley.store.events import dump, dump_some
+from parley.store.events import dump
 
 __all__ = [
     "ROW_COLUMNS",
@@ -29,6 +29,7 @@ __all__ = [
     "Outcome",
     "PendingAppend",
     "QueuedAppends",
+    "QueuedSend",
     "Settles",
     "Sink",
     "give",
@@ -43,7 +44,7 @@ ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, 
 
 AppendResult = Appended  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
-_AUTHOR_AND_ROOM: Final = attrgetter("username", "room")
+_AUTHOR: Final = attrgetter("username")
 
 
 class Answer:
@@ -76,6 +77,8 @@ class Answer:
 # What a `BatchAnswer`'s sink gets: each of its sends' token with the send's result.
 Answered = list[tuple[Any, AppendResult]]
 Sink = Callable[[Answered], None]
+# A send of `Store.append_all_then`: (room, text, client_id, attachments, its token).
+QueuedSend = tuple[str, str, str | None, Sequence[str], Any]
 
 
 class BatchAnswer(Answer):
@@ -177,9 +180,29 @@ class QueuedAppends(abc.ABC):
     ) -> None:
         self._queue(PendingAppend(room, username, text, client_id, answer, reply_to, attachments))
 
+    def append_all_then(self, username: str, sends: Sequence[QueuedSend], sink: Sink) -> None:
+        pendings = [
+            PendingAppend(
+                room,
+                username,
+                text,
+                client_id,
+                BatchAnswer(sink, token),
+                None,
+                tuple(dict.fromkeys(files)) if files else (),  # the same file twice: once
+            )
+            for room, text, client_id, files, token in sends
+        ]
+        self._queue_all(pendings)
+
     @abc.abstractmethod
     def _queue(self, pending: PendingAppend) -> None:
         """Take `pending` into the next batch (or settle it at once, failed, when closed)."""
+
+    def _queue_all(self, pendings: list[PendingAppend]) -> None:
+        """`_queue` for each of `pendings`, in order (a store may take them in one step)."""
+        for pending in pendings:
+            self._queue(pending)
 
 
 class AppendPlan:
@@ -192,7 +215,7 @@ class AppendPlan:
     by their count.
     """
 
-    __slots__ = ("_created", "_repeats", "_results", "appends", "by_room")
+    __slots__ = ("_created", "_own", "_repeats", "_results", "appends", "by_room")
 
     def __init__(
         self, appends: Sequence[PendingAppend], known: Mapping[ClientKey, Message]
@@ -202,6 +225,7 @@ class AppendPlan:
         self._repeats: list[tuple[int, int]] = []  # (a later send, the first with its key)
         self.by_room: dict[str, list[int]] = {}  # indexes of the sends to store
         self._created: list[Message] = []  # what `stored` numbered, in its order
+        self._own: list[tuple[str, str, int]] = []  # (username, room, messages): `own_counts`
         first: dict[ClientKey, int] = {}
         by_room = self.by_room
         for i, a in enumerate(appends):
@@ -233,6 +257,7 @@ class AppendPlan:
         n = msgs - len(indexes)
         rows = []
         created = self._created
+        first = len(created)
         for i in indexes:
             seq += 1
             n += 1
@@ -259,18 +284,20 @@ class AppendPlan:
                     ts,
                     a.client_id,
                     a.reply_to,
-                    dump_some(a.mentions),
+                    dump(a.mentions) if a.mentions else None,
                     n,
                     dump(a.files) if a.files else None,
                 )
             )
+        # Counted in C, by name alone (a string's hash is computed once; a pair's is not).
+        counts = Counter(map(_AUTHOR, created[first:]))
+        self._own += [(user, room, own) for user, own in counts.items()]
         return rows
 
     def own_counts(self) -> list[tuple[str, str, int]]:
         """(username, room, how many messages of theirs this batch stores): each adds to
         the user's count of own messages after their read marker."""
-        counts = Counter(map(_AUTHOR_AND_ROOM, self._created))  # counted in C
-        return [(user, room, n) for (user, room), n in counts.items()]
+        return self._own
 
     def mention_rows(self) -> list[tuple[str, str, int]]:
         """(username, room, seq) of each stored message's mentions, but of its author."""

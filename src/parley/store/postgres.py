@@ -826,7 +826,10 @@ class PostgresStore(QueuedAppends, Store):
     # --- messages -----------------------------------------------------------------
 
     def _queue(self, pending: PendingAppend) -> None:
-        self._pending.append(pending)
+        self._queue_all([pending])
+
+    def _queue_all(self, pendings: list[PendingAppend]) -> None:
+        self._pending += pendings
         if self._committer is None:  # start at the end of this loop iteration
             self._committer = asyncio.get_running_loop().create_task(self._commit_batches())
 

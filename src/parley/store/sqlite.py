@@ -317,6 +317,16 @@ class _Writer:
         if not self.busy:  # (tested here too: no call per send while a batch is due)
             self._wake()
 
+    def add_all(self, appends: list[PendingAppend]) -> None:
+        """`add` for several sends, in order, in one step."""
+        if self.closing:
+            for pending in appends:
+                pending.future.set_exception(StoreUnavailable("store is closed"))
+            return
+        self.pending += appends
+        if not self.busy:
+            self._wake()
+
     def _wake(self) -> None:
         if not self.busy:  # start at the end of this loop iteration, with all it queued
             self.busy = True
@@ -1172,6 +1182,12 @@ class SQLiteStore(QueuedAppends, Store):
             pending.future.set_exception(StoreUnavailable("store is closed"))
         else:
             self._writer.add(pending, pending.future)
+
+    def _queue_all(self, pendings: list[PendingAppend]) -> None:
+        if self._writer is None:
+            super()._queue_all(pendings)  # each refused
+        else:
+            self._writer.add_all(pendings)
 
     async def messages(self, query: MessageQuery) -> list[Message]:
         def job(conn: sqlite3.Connection) -> list[Message]:

@@ -376,6 +376,44 @@ async def test_batch_answers_reach_their_sink_in_one_call_in_order(store: Store)
     ]
 
 
+async def test_append_all_then_queues_a_sockets_sends_in_one_call(store: Store) -> None:
+    """`append_all_then` (a parley.v1 socket's sends of one read): each call's sends are
+    stored in their order and answered through its sink in one call, each with its token
+    and its own result (a resend within the call, a missing room); of two calls made in
+    one loop iteration, the first call's sink hears first."""
+    calls: list[tuple[str, Answered]] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def sink(name: str) -> Callable[[Answered], None]:
+        def answered(answers: Answered) -> None:
+            calls.append((name, answers))
+            if sum(len(a) for _, a in calls) == 5:
+                done.set_result(None)
+
+        return answered
+
+    first = [
+        ("general", "one", "q1", (), 0),
+        ("nowhere", "lost", "q2", (), 1),
+        ("general", "one again", "q1", (), 2),
+    ]
+    store.append_all_then("ivy", first, sink("first"))
+    store.append_all_then(
+        "ivy", [("general", "two", "q3", [], 3), ("general", "three", None, (), 4)], sink("second")
+    )
+    await asyncio.wait_for(done, 10)
+    assert [(name, [token for token, _ in answers]) for name, answers in calls] == [
+        ("first", [0, 1, 2]),
+        ("second", [3, 4]),
+    ]
+    one, missing, again = (result for _, result in calls[0][1])
+    assert isinstance(missing, UnknownRoom)
+    assert not isinstance(one, BaseException)
+    assert again == (one[0], False)
+    texts = [m.text for m in await store.messages(MessageQuery("general"))]
+    assert texts == ["one", "two", "three"]
+
+
 async def test_append_is_idempotent_per_user_and_client_id(store: Store) -> None:
     first, created = await store.append("general", "gus", "once", "same-id")
     assert created

@@ -79,6 +79,21 @@ def test_a_visible_character_is_enough(text: str) -> None:
     assert check_text(text, 4000) is None
 
 
+@pytest.mark.parametrize("char", [chr(code) for code in range(0x21, 0x7F)])
+def test_the_shortcut_for_a_visible_first_character_agrees_with_the_search(char: str) -> None:
+    # A text starting with "!" to "~" is taken as visible without searching it; the
+    # search (reached when an invisible character comes first) finds the same.
+    assert check_text(char, 4000) is None
+    assert check_text("\u200b" + char, 4000) is None
+    assert check_text(char + "\x00", 4000) == "text contains a NUL character"
+
+
+@pytest.mark.parametrize("first", [" ", "\x7f", "\u00a0", "\u200b"])
+def test_a_first_character_beside_the_shortcut_is_searched(first: str) -> None:
+    assert check_text(first, 4000) == "text is empty or only invisible characters"
+    assert check_text(first + "x", 4000) is None
+
+
 @pytest.mark.parametrize(
     ("text", "line"),
     [

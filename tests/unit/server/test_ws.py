@@ -93,13 +93,16 @@ class _Session:
     def __init__(self) -> None:
         self.conn = _Conn()
         self.handled: list[tuple[str, str]] = []
+        self.reads: list[list[str]] = []  # what each call of `on_texts_now` was given
         self.go = asyncio.Event()
 
-    def on_text_now(self, data: str) -> bool:
-        if data.startswith("quick"):
+    def on_texts_now(self, texts: list[str]) -> int:
+        self.reads.append([text[:7] for text in texts])
+        for taken, data in enumerate(texts):
+            if not data.startswith("quick"):
+                return taken
             self.handled.append(("now", data[:7]))
-            return True
-        return False
+        return len(texts)
 
     async def on_text(self, data: str) -> None:
         await self.go.wait()
@@ -150,3 +153,23 @@ async def test_frames_behind_one_being_handled_wait_their_turn() -> None:
     assert not session.conn.busy
     sock.data_received(_frame("quick-5"))  # nothing ahead of it: taken at once
     assert session.handled[-1] == ("now", "quick-5")
+
+
+async def test_the_text_frames_of_one_read_reach_the_session_in_one_call() -> None:
+    """The frames one read holds are handed over together once it is parsed (the session
+    queues their sends for the store in one step); a frame the shortcut does not take
+    stops the handing over: it goes to its task, and the rest of the read waits behind it."""
+    sock = UpgradedSocket(_Transport(), 1 << 20)  # type: ignore[arg-type]
+    session = _Session()
+    sock.session = session  # type: ignore[assignment]
+
+    sock.data_received(b"".join(_frame(f"quick-{i}") for i in range(3)))
+    assert session.reads == [["quick-0", "quick-1", "quick-2"]]
+    sock.data_received(_frame("quick-3") + _frame("slow-4") + _frame("quick-5"))
+    assert session.reads[1:] == [["quick-3", "slow-4", "quick-5"]]
+    assert session.handled[-1] == ("now", "quick-3")
+    session.go.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert session.handled[-2:] == [("in turn", "slow-4"), ("now", "quick-5")]
+    assert session.reads[2:] == [["quick-5"]]
