@@ -95,33 +95,41 @@ class BatchAnswer(Answer):
         self.token = token
 
     def call(self, result: AppendResult) -> None:
-        give({self.sink: [(self.token, result)]})
+        give(self.sink, [(self.token, result)])
 
 
 Settles = asyncio.Future[Any] | Answer  # what a batch's settling resolves
 Outcome = tuple[Settles, Any, BaseException | None]  # (future, result, error) of a job
 
 
-def give(answered: dict[Sink, Answered]) -> None:
-    """Hand each sink its answers (a failing sink does not keep the others from theirs)."""
-    for sink, answers in answered.items():
-        try:
-            sink(answers)
-        except Exception:  # as the loop would for a future's callback: the batch goes on
-            log.exception("answering sends failed")
+def give(sink: Sink, answers: Answered) -> None:
+    """Hand `sink` its answers (a failing sink does not keep the others from theirs)."""
+    try:
+        sink(answers)
+    except Exception:  # as the loop would for a future's callback: the batch goes on
+        log.exception("answering sends failed")
 
 
 def settle_outcomes(outcomes: Iterable[Outcome]) -> None:
-    """Resolve each future (a caller may have cancelled it), call each `Answer`, and give
-    each sink its `BatchAnswer`s' results, once, after the others, in their order."""
-    batches: dict[Sink, Answered] = {}
+    """Settle a batch's sends in their order: resolve each future (a caller may have
+    cancelled it), call each `Answer`, and give a run of consecutive `BatchAnswer`s of one
+    sink to that sink in one call. Strictly in order, because one socket's sends may have
+    two sinks (a read of several sends has its own, a lone send the one all sockets share):
+    answered by sink, its acks would leave out of the order it sent them in."""
+    run_sink: Sink | None = None
+    run: Answered = []
     for future, result, error in outcomes:
         if isinstance(future, BatchAnswer):
-            answers = batches.get(future.sink)
-            if answers is None:
-                answers = batches[future.sink] = []
-            answers.append((future.token, result if error is None else error))
-        elif isinstance(future, Answer):
+            if future.sink is not run_sink:
+                if run_sink is not None:
+                    give(run_sink, run)
+                run_sink, run = future.sink, []
+            run.append((future.token, result if error is None else error))
+            continue
+        if run_sink is not None:
+            give(run_sink, run)
+            run_sink, run = None, []
+        if isinstance(future, Answer):
             future.call(result if error is None else error)
         elif future.cancelled():
             continue
@@ -129,8 +137,8 @@ def settle_outcomes(outcomes: Iterable[Outcome]) -> None:
             future.set_result(result)
         else:
             future.set_exception(error)
-    if batches:
-        give(batches)
+    if run_sink is not None:
+        give(run_sink, run)
 
 
 @dataclass(slots=True)

@@ -792,9 +792,9 @@ class _ReaderThreads:
         if self._closed:
             raise RuntimeError("the reader threads are shut down")
         if not self._started:  # at the first read: a maintenance command may never read
-            self._started = True
             for thread in self._threads:
                 thread.start()
+            self._started = True
         self._jobs.put((fn, args))
 
     def shutdown(self) -> None:
@@ -811,7 +811,7 @@ class _ReaderThreads:
             fn, args = job
             try:
                 fn(*args)
-            except Exception:  # a job settles its own reads; this is a bug, not a read's
+            except BaseException:  # a job settles its own reads: a bug, and the thread goes on
                 log.exception("reader thread job failed")
 
 
