@@ -120,7 +120,7 @@ def settle_outcomes(outcomes: Iterable[Outcome]) -> None:
     run: Answered = []
     for future, result, error in outcomes:
         if isinstance(future, BatchAnswer):
-            if future.sink is not run_sink:
+            if future.sink != run_sink:  # (equal, not the same: a bound method is made anew)
                 if run_sink is not None:
                     give(run_sink, run)
                 run_sink, run = future.sink, []
