@@ -575,10 +575,7 @@ class ChatService:
         for (started, on_done), result in answered:
             try:
                 if not isinstance(result, BaseException):
-                    msg, created = result
-                    metrics.ACKS.observe(committed - started, created=created)
-                    if created:
-                        self._publish_one(msg)
+                    self._published(committed - started, *result)
                 on_done(result)
             except Exception:  # one send's failure leaves the others answered
                 log.exception("answering a send failed")
@@ -607,11 +604,14 @@ class ChatService:
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
 
-    def _publish_one(self, msg: Message) -> None:
-        """`_publish_new` for one message (no lists built for it)."""
-        self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
-        if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
-            self._notify(msg)
+    def _published(self, waited: float, msg: Message, created: bool) -> None:
+        """One send committed after `waited` seconds: count its ack time, and publish it
+        if it is new (`_publish_new` for one message: no lists built for it)."""
+        metrics.ACKS.observe(waited, created=created)
+        if created:
+            self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
+            if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
+                self._notify(msg)
 
     def _publish_new(self, msgs: Sequence[Message]) -> None:
         """Messages just stored, in their order: to every node, then to the people they
@@ -630,10 +630,7 @@ class ChatService:
     ) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None:
-            msg, created = future.result()
-            metrics.ACKS.observe(time.perf_counter() - started, created=created)
-            if created:
-                self._publish_one(msg)
+            self._published(time.perf_counter() - started, *future.result())
         if on_done is not None:
             on_done(future)
 

@@ -491,8 +491,7 @@ class JsonSession(ChatSession):
             self.node.check_send(conn, frame.text, frame.attachments)
             self.submit(frame, room)
         except ProtocolError as exc:
-            exc.ref, exc.request_id = frame.client_id, frame.request_id
-            self.error(exc)
+            self.error(_answering(frame, exc))
         conn.heard(conn.loop.time())
         return True
 
@@ -535,8 +534,7 @@ class JsonSession(ChatSession):
                 except ProtocolError as exc:
                     self.queue_sends(sends)
                     sends = []
-                    exc.ref, exc.request_id = frame.client_id, frame.request_id
-                    self.error(exc)
+                    self.error(_answering(frame, exc))
                 else:
                     sends.append((frame, room))
         finally:
@@ -563,8 +561,7 @@ class JsonSession(ChatSession):
         except ProtocolError as exc:
             for frame, _ in sends:
                 self.slot_back()
-                exc.ref, exc.request_id = frame.client_id, frame.request_id
-                self.error(exc)
+                self.error(_answering(frame, exc))
 
     async def start_send(self, frame: Send) -> None:
         """Check now and queue for the store (keeps this socket's order); ack on COMMIT.
@@ -591,12 +588,9 @@ class JsonSession(ChatSession):
     def acked(self, frame: Send, room: str, result: Appended) -> None:
         self.slot_back()
         if isinstance(result, BaseException):
-            error = store_error(result, frame.room)
-            error.ref, error.request_id = frame.client_id, frame.request_id
-            self.error(error)
+            self.error(_answering(frame, store_error(result, frame.room)))
             return
-        conn = self.conn
-        conn.send_frame(self._ack_frame(frame, room, result[0]))
+        self.conn.send_frame(self._ack_frame(frame, room, result[0]))
 
     def _ack_frame(self, frame: Send, room: str, msg: Message) -> bytes:
         # A resent client_id is acked as first stored, which may be another room
@@ -611,12 +605,17 @@ class JsonSession(ChatSession):
         frames = []
         for (frame, room), result in answered:
             if isinstance(result, BaseException):
-                error = store_error(result, frame.room)
-                error.ref, error.request_id = frame.client_id, frame.request_id
+                error = _answering(frame, store_error(result, frame.room))
                 frames.append(self._error_frame(error))
             else:
                 frames.append(self._ack_frame(frame, room, result[0]))
         self.conn.send_frame(b"".join(frames))
+
+
+def _answering(frame: Send, exc: ProtocolError) -> ProtocolError:
+    """`exc` as the answer to the send `frame`: its client_id as `ref`, its id echoed."""
+    exc.ref, exc.request_id = frame.client_id, frame.request_id
+    return exc
 
 
 class PlainSession(ChatSession):
