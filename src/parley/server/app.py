@@ -9,6 +9,7 @@ import signal
 import ssl
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +24,7 @@ from parley.server.accounts import Accounts
 from parley.server.chat import ChatService
 from parley.server.config import Config
 from parley.server.files import Downloads, Uploads, purge_unused
+from parley.server.front import FrontDoor
 from parley.server.headers import SERVER, harden
 from parley.server.httpconn import ConnectionRules, ParleySite, answered
 from parley.server.state import ACCOUNTS, CONFIG, DOWNLOADS, NODE, UPLOADS
@@ -162,11 +164,13 @@ async def serve(config: Config) -> None:
         await node.admin.set_registration(CLI_ACTOR, Registration(config.registration))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
+    stock = app[CONFIG].stock_websocket  # also when this aiohttp does not fit our own path
     site = ParleySite(
         runner,
         config.host,
         config.port,
         ConnectionRules(config),
+        None if stock else partial(FrontDoor, app),
         ssl_context=_ssl_context(config),
         backlog=4096,
     )

@@ -43,6 +43,8 @@ from parley.server.headers import SECURITY_HEADERS, SERVER, harden
 __all__ = [
     "LINGER",
     "ConnectionRules",
+    "Front",
+    "MakeHandler",
     "ParleyHandler",
     "ParleySite",
     "answered",
@@ -98,12 +100,22 @@ def _raw_error(
 class ParleyHandler(RequestHandler):
     """One HTTP connection, timed by a `HeadClock` and counted by the cap until it signs in."""
 
-    __slots__ = ("_clock", "_key", "_peer", "_rules", "_slow_timer", "_timer")
+    __slots__ = ("_clock", "_connected_at", "_key", "_peer", "_rules", "_slow_timer", "_timer")
 
-    def __init__(self, manager: web.Server, *, rules: ConnectionRules, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        rules: ConnectionRules,
+        connected_at: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         # aiohttp reads keepalive_timeout 0 as "close once idle": off is never
         super().__init__(manager, keepalive_timeout=rules.keepalive_timeout or math.inf, **kwargs)
         self._rules = rules
+        # When the connection was made, if before this handler took it (server/front.py):
+        # its head timeout and its counting as slow go from then.
+        self._connected_at = connected_at
         self._clock: HeadClock | None = None  # None: upgraded, or being hung up on
         self._key: str | None = None  # the address it counts against, until it signs in
         self._peer: str | None = None  # the address it would count against, once slow
@@ -115,7 +127,8 @@ class ParleyHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         rules = self._rules
-        self._clock = HeadClock(rules.header_timeout, self._loop.time())
+        connected_at = self._loop.time() if self._connected_at is None else self._connected_at
+        self._clock = HeadClock(rules.header_timeout, connected_at)
         self._watch()
         peername = transport.get_extra_info("peername")
         peer = peername[0] if isinstance(peername, tuple) else None
@@ -123,7 +136,7 @@ class ParleyHandler(RequestHandler):
         if rules.cap.limit <= 0 or peer_trusted(peer, rules.trusted):
             return
         self._peer = client_key(peer, (), ())
-        self._slow_timer = self._loop.call_later(SLOW_HEAD, self._count_if_slow)
+        self._slow_timer = self._loop.call_at(connected_at + SLOW_HEAD, self._count_if_slow)
 
     def _count_if_slow(self) -> None:
         """SLOW_HEAD after the connect, still without a whole request head: it counts."""
@@ -332,19 +345,33 @@ def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bytes | N
     return leftover.data
 
 
+# What makes a `ParleyHandler` for a connection made at the time given.
+MakeHandler = Callable[[float | None], ParleyHandler]
+# What may take each new connection first (server/front.py), given how to make a handler.
+Front = Callable[[MakeHandler], Callable[[], asyncio.Protocol]]
+
+
 class ParleySite(web.BaseSite):
     """A TCP site whose connections are `ParleyHandler`s (aiohttp's TCPSite makes plain
-    RequestHandlers), and whose TLS handshakes get the head timeout too."""
+    RequestHandlers), or go to `front` first, and whose TLS handshakes get the head
+    timeout too."""
 
-    __slots__ = ("_host", "_port", "_rules")
+    __slots__ = ("_front", "_host", "_port", "_rules")
 
     def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, rules: ConnectionRules, **kwargs: Any
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        rules: ConnectionRules,
+        front: Front | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(runner, **kwargs)
         self._host = host
         self._port = port
         self._rules = rules
+        self._front = front
 
     @property
     def name(self) -> str:
@@ -360,17 +387,23 @@ class ParleySite(web.BaseSite):
         # TCP keepalive as aiohttp's handler sets it, but once, on the listening socket:
         # Linux gives every accepted connection the listener's SO_KEEPALIVE, where the
         # handler's own `setsockopt` (through a socket object made for it) cost each
-        # connection system calls.
-        def handler() -> ParleyHandler:
+        # connection system calls. (TCP_NODELAY the event loop sets on each, uvloop and
+        # asyncio alike; aiohttp's handler sets it again.)
+        def handler(connected_at: float | None = None) -> ParleyHandler:
             return ParleyHandler(
-                server, rules=rules, loop=loop, access_log=None, tcp_keepalive=not inherited
+                server,
+                rules=rules,
+                connected_at=connected_at,
+                loop=loop,
+                access_log=None,
+                tcp_keepalive=not inherited,
             )
 
         inherited = False
 
         ssl = self._ssl_context
         self._server = await loop.create_server(
-            handler,
+            handler if self._front is None else self._front(handler),
             self._host,
             self._port,
             ssl=ssl,

@@ -95,6 +95,33 @@ class ReplayStats:
 
 REPLAYS: Final = ReplayStats()
 REGISTRY.register(REPLAYS)
+
+
+class OpenedStats:
+    """parley_sockets_opened: WebSockets opened, by which way their handshake took: the
+    front door (server/front.py) or aiohttp's request handling. Plain integers, as
+    `AckStats`."""
+
+    def __init__(self) -> None:
+        self.front = 0
+        self.aiohttp = 0
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "parley_sockets_opened",
+            "WebSockets opened, by the way their handshake took: front (the front door) or aiohttp",
+            labels=["by"],
+        )
+        family.add_metric(["front"], self.front)
+        family.add_metric(["aiohttp"], self.aiohttp)
+        yield family
+
+
+OPENED: Final = OpenedStats()
+REGISTRY.register(OPENED)
 CONNECTIONS: Final = Gauge("parley_connections", "Open WebSocket connections", registry=REGISTRY)
 SEND_QUEUE_BYTES: Final = Gauge(
     "parley_send_queue_bytes",

@@ -29,22 +29,32 @@ import binascii
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http_websocket import WebSocketError, WSMessageTextBytes
 from aiohttp.http_writer import StreamWriter
 
 from parley.core import Ending, SocketState
 from parley.server.frames import close_frame, close_reply, pong_frame
+from parley.server.headers import SERVER
 
 if TYPE_CHECKING:
     from parley.server.ws import Session
 
-__all__ = ["CLOSE_TIMEOUT", "UpgradedSocket", "take_head", "upgrade_response"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "HandshakeInvalid",
+    "UpgradedSocket",
+    "handshake_answer",
+    "switching_head",
+    "take_head",
+    "upgrade_response",
+]
 
 log = logging.getLogger("parley.ws")
 
@@ -82,31 +92,46 @@ def take_head(writer: AbstractStreamWriter | None) -> bytes | None:
     return head
 
 
-def upgrade_response(
-    request: web.BaseRequest, protocols: Sequence[str]
-) -> tuple[web.StreamResponse, str | None]:
-    """The 101 that accepts the WebSocket handshake of `request` (RFC 6455 4.2), and the
-    subprotocol it picked (the client's first one that is in `protocols`); 400 if the
-    request is no valid handshake. aiohttp's `WebSocketResponse` checks the same. Once
-    prepared, its head waits for `take_head`."""
-    headers = request.headers
+class HandshakeInvalid(Exception):
+    """The request is no valid WebSocket handshake (the message is aiohttp's own)."""
+
+
+def handshake_answer(
+    headers: Mapping[str, str], protocols: Sequence[str]
+) -> tuple[str, str | None]:
+    """The `Sec-WebSocket-Accept` for a WebSocket handshake with `headers` (RFC 6455 4.2),
+    and the subprotocol it picked (the client's first one that is in `protocols`).
+    aiohttp's `WebSocketResponse` checks the same, and says the same when refusing."""
     if headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
-        raise web.HTTPBadRequest(text='Can "Upgrade" only to "WebSocket".')
+        raise HandshakeInvalid('Can "Upgrade" only to "WebSocket".')
     if "upgrade" not in _tokens(headers.get(hdrs.CONNECTION, "")):
-        raise web.HTTPBadRequest(text="No CONNECTION upgrade hdr")
+        raise HandshakeInvalid("No CONNECTION upgrade hdr")
     version = headers.get(hdrs.SEC_WEBSOCKET_VERSION, "")
     if version not in _VERSIONS:
-        raise web.HTTPBadRequest(text=f"Unsupported version: {version}")
+        raise HandshakeInvalid(f"Unsupported version: {version}")
     key = headers.get(hdrs.SEC_WEBSOCKET_KEY, "")
     try:
         valid_key = len(base64.b64decode(key)) == 16
     except binascii.Error:
         valid_key = False
     if not valid_key:
-        raise web.HTTPBadRequest(text=f"Handshake error: {key!r}")
+        raise HandshakeInvalid(f"Handshake error: {key!r}")
     offered = (p.strip() for p in headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","))
     protocol = next((p for p in offered if p in protocols), None)
     accept = base64.b64encode(hashlib.sha1(key.encode() + _ACCEPT_GUID).digest()).decode()
+    return accept, protocol
+
+
+def upgrade_response(
+    request: web.BaseRequest, protocols: Sequence[str]
+) -> tuple[web.StreamResponse, str | None]:
+    """The 101 that accepts the WebSocket handshake of `request` (`handshake_answer`), and
+    the subprotocol it picked; 400 if the request is no valid handshake. Once prepared,
+    its head waits for `take_head`."""
+    try:
+        accept, protocol = handshake_answer(request.headers, protocols)
+    except HandshakeInvalid as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
     response = _HeldResponse(status=101)
     response.headers[hdrs.UPGRADE] = "websocket"
     response.headers[hdrs.CONNECTION] = "upgrade"
@@ -115,6 +140,17 @@ def upgrade_response(
         response.headers[hdrs.SEC_WEBSOCKET_PROTOCOL] = protocol
     response.force_close()  # no HTTP request follows on this connection
     return response, protocol
+
+
+def switching_head(accept: str, protocol: str | None) -> bytes:
+    """The 101 `upgrade_response` makes, as aiohttp serializes it (with the `Server` our
+    `on_response_prepare` hook adds), for a handshake that aiohttp never saw."""
+    chosen = "" if protocol is None else f"Sec-WebSocket-Protocol: {protocol}\r\n"
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n{chosen}"
+        f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER}\r\n\r\n"
+    ).encode("latin-1")
 
 
 def _tokens(value: str) -> set[str]:

@@ -53,6 +53,7 @@ from parley.server.chat import ChatService, store_error
 from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame, text_frame
 from parley.server.httpconn import hand_over, signed_in
+from parley.server.metrics import OPENED
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, take_head, upgrade_response
 from parley.store import Appended, MessageQuery, RoomRecord, StoreUnavailable
@@ -60,11 +61,15 @@ from parley.store.batch import Answered
 
 __all__ = [
     "MAX_FRAME",
+    "SUBPROTOCOL",
     "Session",
     "StockEnd",
     "chat_socket",
+    "greet_then_hand_over",
+    "open_chat",
     "open_socket",
     "room_info",
+    "session_for",
     "socket_handler",
 ]
 
@@ -158,6 +163,7 @@ async def open_socket(
 ) -> tuple[web.StreamResponse, Connection | None]:
     """The upgrade: the 101, on an `UpgradedSocket` of ours or (`stock`) on aiohttp's own
     WebSocketResponse. No connection if the peer already left."""
+    OPENED.aiohttp += 1
     if stock:
         return await _open_stock(request, username, token_hash, flusher, address, max_msg_size)
     response, protocol = upgrade_response(request, (SUBPROTOCOL,))
@@ -226,8 +232,17 @@ def socket_handler(
 
 
 async def _start_upgraded(request: web.Request, conn: Connection, session: Session) -> None:
-    """Greet the client, then hand the connection over to its `UpgradedSocket` (what the
-    client sent meanwhile waits in aiohttp's buffer); this request's task ends with it."""
+    """Greet the client, then hand the connection over from aiohttp to its `UpgradedSocket`
+    (what the client sent meanwhile waits in aiohttp's buffer); this request's task ends
+    with it."""
+    await greet_then_hand_over(conn, session, partial(hand_over, request))
+
+
+async def greet_then_hand_over(
+    conn: Connection, session: Session, hand_over: Callable[[UpgradedSocket], bytes | None]
+) -> None:
+    """Greet the client, then give the connection to its `UpgradedSocket`: `hand_over`
+    does, and returns what the client sent meanwhile (None: the connection is gone)."""
     sock = conn.ws
     assert isinstance(sock, UpgradedSocket)
     session.attach()
@@ -238,10 +253,28 @@ async def _start_upgraded(request: web.Request, conn: Connection, session: Sessi
         if conn.state is SocketState.OPEN:
             conn.flush()  # the 101, as before the failure
             conn.close(WSCloseCode.INTERNAL_ERROR, "server error", Ending.ABORT)
-        sock.greeted(session, hand_over(request, sock))
+        sock.greeted(session, hand_over(sock))
         raise
     conn.flush()  # the 101 and the greeting: one write (a close wrote them already)
-    sock.greeted(session, hand_over(request, sock))
+    sock.greeted(session, hand_over(sock))
+
+
+async def open_chat(
+    node: ChatService,
+    transport: asyncio.Transport,
+    who: tuple[str, str],
+    protocol: str | None,
+    head: bytes,
+    hand_over: Callable[[UpgradedSocket], bytes | None],
+) -> None:
+    """A signed-in chat socket whose handshake aiohttp never saw (server/front.py): `head`
+    is its 101, `who` its (username, token_hash), `protocol` the subprotocol chosen."""
+    OPENED.front += 1
+    sock = UpgradedSocket(transport, MAX_FRAME)
+    mode = Mode.JSON if protocol == SUBPROTOCOL else Mode.PLAIN
+    conn = Connection(sock, transport, who[0], mode, who[1], node.flusher)
+    conn.send_head(head)
+    await greet_then_hand_over(conn, session_for(node, conn), hand_over)
 
 
 async def _stock_reader_loop(ws: web.WebSocketResponse, conn: Connection, session: Session) -> None:
@@ -285,7 +318,11 @@ async def _stock_reader_loop(ws: web.WebSocketResponse, conn: Connection, sessio
 
 
 def _chat_session(request: web.Request, conn: Connection) -> Session:
-    node = request.app[NODE]
+    return session_for(request.app[NODE], conn)
+
+
+def session_for(node: ChatService, conn: Connection) -> ChatSession:
+    """The chat's session for a socket of `conn.mode`."""
     return JsonSession(node, conn) if conn.mode is Mode.JSON else PlainSession(node, conn)
 
 
