@@ -36,7 +36,6 @@ from parley.server.upgraded import (
     switching_head,
 )
 from parley.server.ws import SUBPROTOCOL, open_chat
-from parley.store import StoreUnavailable
 
 __all__ = ["FIRST_READ_WAIT", "FirstRead", "FrontDoor"]
 
@@ -151,8 +150,8 @@ class FirstRead(asyncio.Protocol):
         door = self._door
         try:
             who = await door.accounts.authenticate(token)
-        except StoreUnavailable:
-            who = None  # aiohttp asks again, and answers 503 if it is still down
+        except Exception:  # a store that is down, say: aiohttp asks again, and answers
+            who = None
         if self._lost:
             return
         if who is None or door.node.draining:
