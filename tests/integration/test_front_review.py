@@ -1,0 +1,188 @@
+"""Review of the front door (server/front.py): a head it takes must be answered as aiohttp's
+path answers it. `Origin: http://127.0.0.1:PORT` (our own origin, so allowed) sends the
+very same request through aiohttp's path, which is the reference."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import socket
+import struct
+
+import pytest
+
+from tests.support.api import AsyncApi, ServerFactory, User
+from tests.support.server import ServerProcess
+
+BOUND = 10.0  # seconds to wait for an answer the server gives much sooner
+
+
+@pytest.fixture(scope="module")
+def server(shared_server: ServerProcess) -> ServerProcess:
+    return shared_server
+
+
+def _upgrade(port: int, token: str, *more: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /chat HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        f"Authorization: Bearer {token}",
+        "Sec-WebSocket-Protocol: parley.v1",
+        *more,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _first_line(port: int, request: bytes) -> bytes:
+    """The status line of the server's first answer to `request`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n"), BOUND)
+    finally:
+        writer.close()
+
+
+async def _opened(api: AsyncApi) -> dict[str, int]:
+    text = (await api.get("/metrics")).text
+    found = re.findall(r'^parley_sockets_opened_total\{by="(\w+)"\} (\S+)$', text, re.M)
+    return {by: int(float(count)) for by, count in found}
+
+
+async def _open_sockets(api: AsyncApi, until: int) -> int:
+    """parley_connections, once it is `until` (or BOUND has passed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOUND
+    while True:
+        text = (await api.get("/metrics")).text
+        found = int(float(re.findall(r"^parley_connections (\S+)$", text, re.M)[0]))
+        if found == until or loop.time() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "more",
+    [
+        ("Expect: 100-continue",),  # aiohttp: "100 Continue" first (its expect handler)
+        ("Expect: something-else",),  # aiohttp: 417 Expectation Failed
+    ],
+)
+async def test_an_expect_header_is_answered_as_aiohttp_answers_it(
+    server: ServerProcess, alice: User, more: tuple[str, ...]
+) -> None:
+    port = server.port
+    origin = f"Origin: http://127.0.0.1:{port}"
+    by_aiohttp = await _first_line(port, _upgrade(port, alice.token, *more, origin))
+    assert not by_aiohttp.startswith(b"HTTP/1.1 101 ")  # the reference
+    assert await _first_line(port, _upgrade(port, alice.token, *more)) == by_aiohttp
+
+
+@pytest.mark.parametrize(
+    "more",
+    [
+        ("Connection: close",),  # a second Connection header: the first one counts
+        ("authorization: Bearer not-live",),  # a second, different token: the first counts
+        ("X-Pad: " + "p" * 8200,),  # a head too long for the front door
+        ("X-Name: caf\xe9",),
+    ],
+)
+async def test_more_heads_are_answered_as_aiohttp_answers_them(
+    server: ServerProcess, alice: User, more: tuple[str, ...]
+) -> None:
+    port = server.port
+    origin = f"Origin: http://127.0.0.1:{port}"
+    by_aiohttp = await _first_line(port, _upgrade(port, alice.token, *more, origin))
+    assert await _first_line(port, _upgrade(port, alice.token, *more)) == by_aiohttp
+
+
+async def test_a_token_that_is_not_utf8_is_refused_401_on_either_path(
+    server: ServerProcess,
+) -> None:
+    """Like any token that is not live. (Both paths answer 500 and log a traceback for
+    each such request: `hash_token` cannot encode the parser's surrogate escape.)"""
+    port = server.port
+    bad = _upgrade(port, "TOKEN").replace(b"TOKEN", b"tok\xff")
+    origin = f"Origin: http://127.0.0.1:{port}".encode()
+    by_aiohttp = await _first_line(port, bad.replace(b"\r\n\r\n", b"\r\n" + origin + b"\r\n\r\n"))
+    assert await _first_line(port, bad) == by_aiohttp
+    assert by_aiohttp == b"HTTP/1.1 401 Unauthorized\r\n"
+
+
+async def test_a_silent_connection_is_closed_at_a_head_timeout_below_the_wait(
+    server_factory: ServerFactory, tmp_path: object
+) -> None:
+    """--header-timeout 0.1: aiohttp's path closes a silent connection 0.1 s after its
+    connect. The front door keeps it for FIRST_READ_WAIT (0.5 s) first, so a head sent
+    at 0.3 s still opens a socket. (The sleep proves that something did happen: the
+    close, due 0.2 s before.)"""
+    srv = server_factory(["--header-timeout", "0.1"])
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    try:
+        await asyncio.sleep(0.3)
+        try:
+            writer.write(_upgrade(srv.port, alice.token))
+            await writer.drain()
+        except ConnectionError:
+            return  # closed already: as it should be
+        answer = await asyncio.wait_for(reader.read(100), BOUND)
+    except ConnectionError:
+        return
+    finally:
+        writer.close()
+    assert not answer.startswith(b"HTTP/1.1 101 ")
+
+
+async def test_clients_that_vanish_during_the_token_check_leave_nothing_behind(
+    server_factory: ServerFactory,
+) -> None:
+    """Each sends its head and resets the connection at once (SO_LINGER 0)."""
+    server = server_factory([])
+    async with AsyncApi(server.url) as api:
+        alice = await api.register()
+    for _ in range(50):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(_upgrade(server.port, alice.token))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    # one more, kept: when it is greeted, all the earlier heads have been judged
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(_upgrade(server.port, alice.token))
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n"), BOUND)).startswith(b"HTTP/1.1 101")
+    writer.close()
+    async with AsyncApi(server.url) as api:
+        assert await _open_sockets(api, until=0) == 0
+    assert "Traceback" not in server.log()
+
+
+async def test_sigterm_while_handshakes_are_under_way_exits_cleanly(
+    server_factory: ServerFactory,
+) -> None:
+    srv = server_factory([])
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()
+    writers = []
+    for _ in range(100):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(_upgrade(srv.port, alice.token))
+        writers.append(writer)
+    silent = [(await asyncio.open_connection("127.0.0.1", srv.port))[1] for _ in range(20)]
+    await asyncio.gather(*(w.drain() for w in writers))
+    code = await asyncio.to_thread(srv.terminate)
+    for w in writers + silent:
+        w.close()
+    log = srv.log()
+    assert code == 0, log
+    for sign in ("Traceback", "was never retrieved", "Task was destroyed"):
+        assert sign not in log, log
