@@ -9,9 +9,12 @@ import base64
 import os
 import re
 import socket
+import ssl
 import struct
+from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.server import ServerProcess
@@ -186,3 +189,59 @@ async def test_sigterm_while_handshakes_are_under_way_exits_cleanly(
     assert code == 0, log
     for sign in ("Traceback", "was never retrieved", "Task was destroyed"):
         assert sign not in log, log
+
+
+async def test_silent_connections_count_under_the_cap_from_their_connect(
+    server_factory: ServerFactory,
+) -> None:
+    """Two connections that say nothing, under a cap of one: once they count (SLOW_HEAD
+    after the connect, after the front door's wait), the second is refused 429."""
+    srv = server_factory(["--max-unauthenticated-per-address", "1", "--header-timeout", "60"])
+    conns = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(2)]
+    try:
+        reads = [asyncio.ensure_future(reader.read()) for reader, _ in conns]
+        done, _pending = await asyncio.wait(reads, timeout=BOUND, return_when="FIRST_COMPLETED")
+        assert len(done) == 1
+        assert done.pop().result().startswith(b"HTTP/1.1 429 ")
+    finally:
+        for read in reads:
+            read.cancel()
+        for _, writer in conns:
+            writer.close()
+
+
+async def test_the_stock_path_has_no_front_door(server_factory: ServerFactory) -> None:
+    srv = server_factory(["--stock-websocket"])
+    async with AsyncApi(srv.url) as api:
+        alice = await api.register()
+        assert await _first_line(srv.port, _upgrade(srv.port, alice.token)) == (
+            b"HTTP/1.1 101 Switching Protocols\r\n"
+        )
+        assert await _opened(api) == {"front": 0, "aiohttp": 1}
+
+
+async def test_over_tls_the_front_door_opens_the_socket(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    for i, pem in enumerate(cert.cert_chain_pems):
+        pem.write_to_path(str(cert_file), append=i > 0)
+    cert.private_key_pem.write_to_path(str(key_file))
+    srv = server_factory(tls=(str(cert_file), str(key_file)), verify=False)
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    async with AsyncApi(srv.url, verify=ctx) as api:
+        alice = await api.register()
+        port = srv.port
+        heads = []
+        for more in ((), (f"Origin: https://127.0.0.1:{port}",)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+            writer.write(_upgrade(port, alice.token, *more))
+            heads.append(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND))
+            writer.close()
+        assert await _opened(api) == {"front": 1, "aiohttp": 1}
+    varying = re.compile(rb"(Date|Sec-WebSocket-Accept): [^\r]*")
+    assert heads[0].startswith(b"HTTP/1.1 101 ")
+    assert varying.sub(b"", heads[0]) == varying.sub(b"", heads[1])
