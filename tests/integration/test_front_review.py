@@ -17,6 +17,7 @@ import pytest
 import trustme
 
 from tests.support.api import AsyncApi, ServerFactory, User
+from tests.support.rawws import OP_CLOSE, OP_PING, OP_TEXT, RawWS, encode_frame
 from tests.support.server import ServerProcess
 
 BOUND = 10.0  # seconds to wait for an answer the server gives much sooner
@@ -245,3 +246,40 @@ async def test_over_tls_the_front_door_opens_the_socket(
     varying = re.compile(rb"(Date|Sec-WebSocket-Accept): [^\r]*")
     assert heads[0].startswith(b"HTTP/1.1 101 ")
     assert varying.sub(b"", heads[0]) == varying.sub(b"", heads[1])
+
+
+async def _frames_until_close(port: int, token: str, early: bytes, origin: bool) -> list[object]:
+    """The opcodes the server sends after the 101 (the close frame's code, not its
+    opcode), up to its close."""
+    extra = {"Origin": f"http://127.0.0.1:{port}"} if origin else {}
+    raw = await RawWS.open("127.0.0.1", port, token=token, extra_headers=extra, early=early)
+    try:
+        assert raw.status == 101
+        seen: list[object] = []
+        while True:
+            opcode, payload = await raw.read_frame()
+            if opcode == OP_CLOSE:
+                seen.append(("close", struct.unpack("!H", payload[:2])[0]))
+                return seen
+            seen.append(opcode)
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(
+    "early",
+    [
+        encode_frame(OP_PING, b"p") + encode_frame(OP_CLOSE, struct.pack("!H", 1000)),
+        encode_frame(OP_TEXT, b"x" * 70_000) + encode_frame(OP_CLOSE, struct.pack("!H", 1000)),
+        encode_frame(OP_TEXT, b"{}", mask=False) + encode_frame(OP_CLOSE, struct.pack("!H", 1000)),
+        b"\xc1" + encode_frame(OP_TEXT, b"{}")[1:],  # a broken frame: RSV1 set
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",  # a request pipelined after
+    ],
+    ids=["ping-close", "70k-text-close", "unmasked", "rsv1", "pipelined-request"],
+)
+async def test_frames_behind_the_head_are_answered_as_aiohttp_answers_them(
+    server: ServerProcess, alice: User, early: bytes
+) -> None:
+    port = server.port
+    by_aiohttp = await _frames_until_close(port, alice.token, early, origin=True)
+    assert await _frames_until_close(port, alice.token, early, origin=False) == by_aiohttp

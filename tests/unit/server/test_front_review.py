@@ -1,0 +1,73 @@
+"""Review of the front door: an error while it opens a socket must not leave the
+connection open, as aiohttp's path does not (its handler's error ends the connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+import pytest
+from aiohttp import web
+
+from parley.server.app import build_app
+from parley.server.chat import ChatService
+from parley.server.config import Config
+from parley.server.connection import Connection
+from parley.server.front import FrontDoor
+from parley.server.httpconn import ConnectionRules, ParleySite
+from parley.server.state import ACCOUNTS, NODE
+
+BOUND = 10.0
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[int, str]]:
+    """A server in this process with its front door: its port and a live token."""
+    config = Config(data=str(tmp_path), hash_profile="owasp", rate_limit=0)
+    app = build_app(config)
+    await app[NODE].start()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = ParleySite(runner, "127.0.0.1", 0, ConnectionRules(config), partial(FrontDoor, app))
+    await site.start()
+    _name, token = await app[ACCOUNTS].register("frontdoor", "correct horse battery", "")
+    port = cast(asyncio.Server, site._server).sockets[0].getsockname()[1]
+    try:
+        yield port, token
+    finally:
+        await runner.cleanup()
+        await app[NODE].close()
+
+
+def _upgrade(port: int, token: str, *more: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /chat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n" + "".join(f"{m}\r\n" for m in more) + "\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("origin", [True, False], ids=["aiohttp", "front"])
+async def test_an_error_attaching_the_socket_ends_the_connection(
+    served: tuple[int, str], monkeypatch: pytest.MonkeyPatch, origin: bool
+) -> None:
+    port, token = served
+
+    def broken(self: ChatService, conn: Connection) -> None:
+        raise RuntimeError("a bug in attach")
+
+    monkeypatch.setattr(ChatService, "attach", broken)
+    more = (f"Origin: http://127.0.0.1:{port}",) if origin else ()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_upgrade(port, token, *more))
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), BOUND)  # until the server closes
+    finally:
+        writer.close()
