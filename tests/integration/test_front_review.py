@@ -283,3 +283,18 @@ async def test_frames_behind_the_head_are_answered_as_aiohttp_answers_them(
     port = server.port
     by_aiohttp = await _frames_until_close(port, alice.token, early, origin=True)
     assert await _frames_until_close(port, alice.token, early, origin=False) == by_aiohttp
+
+
+async def test_a_refused_handshake_is_not_counted_as_an_opened_socket(
+    server: ServerProcess, api: AsyncApi, alice: User
+) -> None:
+    """A signed-in upgrade whose key is no key: the front door leaves it to aiohttp,
+    which answers 400. parley_sockets_opened counts WebSockets opened."""
+    before = await _opened(api)
+    bad_key = re.sub(
+        rb"Sec-WebSocket-Key: [^\r]*",
+        b"Sec-WebSocket-Key: nokey",
+        _upgrade(server.port, alice.token),
+    )
+    assert await _first_line(server.port, bad_key) == b"HTTP/1.1 400 Bad Request\r\n"
+    assert await _opened(api) == before

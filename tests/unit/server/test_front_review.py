@@ -14,6 +14,7 @@ from typing import cast
 import pytest
 from aiohttp import web
 
+from parley.server.accounts import Accounts
 from parley.server.app import build_app
 from parley.server.chat import ChatService
 from parley.server.config import Config
@@ -71,3 +72,31 @@ async def test_an_error_attaching_the_socket_ends_the_connection(
         await asyncio.wait_for(reader.read(), BOUND)  # until the server closes
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("origin", [True, False], ids=["aiohttp", "front"])
+async def test_a_token_that_is_not_live_is_looked_up_once(
+    served: tuple[int, str], monkeypatch: pytest.MonkeyPatch, origin: bool
+) -> None:
+    """Each lookup is a store query: an unknown token (anyone can send one) costs the
+    front door's check and then aiohttp's again."""
+    port, _token = served
+    lookups: list[str] = []
+    authenticate = Accounts.authenticate
+
+    async def counted(self: Accounts, token: str) -> tuple[str, str] | None:
+        lookups.append(token)
+        return await authenticate(self, token)
+
+    monkeypatch.setattr(Accounts, "authenticate", counted)
+    more = (f"Origin: http://127.0.0.1:{port}",) if origin else ()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_upgrade(port, "not-a-live-token", *more))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n"), BOUND) == (
+            b"HTTP/1.1 401 Unauthorized\r\n"
+        )
+    finally:
+        writer.close()
+    assert lookups == ["not-a-live-token"]
