@@ -7,14 +7,17 @@ instead: one server per module, which keeps the long parametrized validation tab
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 
-from tests.support.api import AsyncApi, Fresh, User, unique_room
+from tests.support.api import AsyncApi, Fresh, ServerFactory, User, unique_room
 from tests.support.pg import PgServer
 from tests.support.redis_server import RedisServer
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, TlsServer
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +86,20 @@ async def fresh(shared_server: ServerProcess, shared_api: AsyncApi) -> Fresh:
     room = unique_room()
     await shared_api.create_room(user.token, room)
     return Fresh(shared_server, shared_api, user, room)
+
+
+@pytest.fixture
+def tls_server(server_factory: ServerFactory, tmp_path: Path) -> TlsServer:
+    """A server on HTTPS and WSS, with a certificate for 127.0.0.1 and localhost, and a
+    client context that trusts it."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    for i, pem in enumerate(cert.cert_chain_pems):
+        pem.write_to_path(str(cert_file), append=i > 0)
+    cert.private_key_pem.write_to_path(str(key_file))
+    srv = server_factory(tls=(str(cert_file), str(key_file)), verify=False)
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return srv, ctx

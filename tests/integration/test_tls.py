@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
-from tests.support.api import AsyncApi, ServerFactory
+from tests.support.api import AsyncApi
 from tests.support.client import handshake_status, open_plain, open_ws
-from tests.support.server import ServerProcess
-
-TlsServer = tuple[ServerProcess, ssl.SSLContext]
-
-
-@pytest.fixture
-def tls_server(
-    server_factory: ServerFactory, tmp_path: Path
-) -> tuple[ServerProcess, ssl.SSLContext]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file = tmp_path / "cert.pem"
-    key_file = tmp_path / "key.pem"
-    for i, pem in enumerate(cert.cert_chain_pems):
-        pem.write_to_path(str(cert_file), append=i > 0)
-    cert.private_key_pem.write_to_path(str(key_file))
-    srv = server_factory(tls=(str(cert_file), str(key_file)), verify=False)
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return srv, ctx
+from tests.support.server import TlsServer
 
 
 async def test_https_and_wss_on_the_same_port(

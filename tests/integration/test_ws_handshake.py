@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import re
 
 import pytest
 
 from tests.support.api import AsyncApi, ServerFactory, User, assert_error
 from tests.support.client import handshake_status, open_plain, open_ws
-from tests.support.rawws import OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame
+from tests.support.rawws import OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame, upgrade_request
 from tests.support.server import ServerProcess
 
 GUEST_NAME = re.compile(r"^guest-[0-9a-f]{4}$")
@@ -212,35 +210,26 @@ async def test_frames_that_come_before_the_socket_is_handed_over_are_answered_in
         raw.close()
 
 
-async def _first_read(port: int, token: str, subprotocol: str | None) -> bytes:
+async def _first_read(port: int, token: str, subprotocol: str | None, *more: str) -> bytes:
     """What the first read after a handshake request gets."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            "GET /chat HTTP/1.1",
-            f"Host: 127.0.0.1:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            f"Authorization: Bearer {token}",
-        ]
-        if subprotocol:
-            lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        writer.write(upgrade_request(port, token, *more, subprotocol=subprotocol))
         return await asyncio.wait_for(reader.read(65536), 10)
     finally:
         writer.close()
 
 
+@pytest.mark.parametrize("origin", [False, True], ids=["front-door", "aiohttp"])
 async def test_the_101_and_the_hello_go_out_in_one_write(
-    server: ServerProcess, alice: User
+    server: ServerProcess, alice: User, origin: bool
 ) -> None:
     """The 101 waits for the greeting and leaves with it, one write (one system call a
     socket fewer): the first read gets both, the hello whole, and the 101's headers are
-    the ones aiohttp's handshake gives (with our Server), nothing more."""
-    data = await _first_read(server.port, alice.token, "parley.v1")
+    the ones aiohttp's handshake gives (with our Server), nothing more. On both ways a
+    handshake takes: the front door's, and aiohttp's (an `Origin` sends it there)."""
+    more = (f"Origin: http://127.0.0.1:{server.port}",) if origin else ()
+    data = await _first_read(server.port, alice.token, "parley.v1", *more)
     head, _, rest = data.partition(b"\r\n\r\n")
     status, *lines = head.decode("latin-1").split("\r\n")
     assert status == "HTTP/1.1 101 Switching Protocols"

@@ -13,7 +13,16 @@ import os
 import struct
 from typing import Any
 
-__all__ = ["OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "OP_TEXT", "RawWS", "encode_frame"]
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "RawWS",
+    "encode_frame",
+    "upgrade_request",
+]
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -40,6 +49,26 @@ def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = 
         return bytes(head) + payload
     key = os.urandom(4)
     return bytes(head) + key + _xor(payload, key)
+
+
+def upgrade_request(
+    port: int, token: str | None, *more: str, subprotocol: str | None = "parley.v1"
+) -> bytes:
+    """A WebSocket handshake request for /chat on 127.0.0.1:`port`, with a bearer `token`,
+    `subprotocol` and the header lines `more`."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /chat HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *([f"Authorization: Bearer {token}"] if token else []),
+        *([f"Sec-WebSocket-Protocol: {subprotocol}"] if subprotocol else []),
+        *more,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def _xor(payload: bytes, key: bytes) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import httpx
 
 from tests.support.ports import free_low_port as free_port
 
-__all__ = ["ServerProcess", "free_port"]
+__all__ = ["ServerProcess", "TlsServer", "free_port"]
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
 
@@ -96,3 +97,7 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# A server on HTTPS and WSS, and a client context that trusts it (the `tls_server` fixture).
+TlsServer = tuple[ServerProcess, ssl.SSLContext]

@@ -133,7 +133,7 @@ class Accounts:
 
     async def authenticate(self, token: str) -> tuple[str, str] | None:
         """(username, token_hash) for a live token."""
-        if not token or len(token) > 256:
+        if not token or len(token) > 256 or not token.isascii():  # ours are URL-safe base64
             return None
         token_hash = hash_token(token)
         username = await self.store.token_user(token_hash, time.time())

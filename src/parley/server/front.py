@@ -28,7 +28,7 @@ from aiohttp.http_parser import HttpRequestParser, RawRequestMessage
 
 from parley.server.chat import ChatService
 from parley.server.httpconn import MakeHandler
-from parley.server.state import ACCOUNTS, NODE
+from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import (
     HandshakeInvalid,
     UpgradedSocket,
@@ -48,7 +48,8 @@ EARLY_LIMIT: Final = 2**16  # bytes read behind the head, before the 101, until 
 MAX_HEAD: Final = 8190  # aiohttp's own limit on a request line and on a header field
 _CHAT_HEAD: Final = b"GET /chat HTTP/1.1\r\n"
 _END_OF_HEAD: Final = b"\r\n\r\n"
-_NOT_HERE: Final = ("Origin", "Content-Length", "Transfer-Encoding")
+# aiohttp's answers to these differ: a body, an Origin to check, a 100 Continue or a 417.
+_NOT_HERE: Final = ("Origin", "Content-Length", "Transfer-Encoding", "Expect")
 
 
 class FrontDoor:
@@ -56,12 +57,15 @@ class FrontDoor:
     the chat, the accounts, how to make an aiohttp handler, and the connections that have
     not spoken yet (one timer for all of them)."""
 
-    __slots__ = ("_silent", "_timer", "accounts", "loop", "make_handler", "node")
+    __slots__ = ("_silent", "_timer", "_wait", "accounts", "loop", "make_handler", "node")
 
     def __init__(self, app: web.Application, make_handler: MakeHandler) -> None:
         self.node: ChatService = app[NODE]
         self.accounts = app[ACCOUNTS]
         self.make_handler = make_handler
+        # A head timeout shorter than the wait is aiohttp's to apply, in time.
+        timeout = app[CONFIG].header_timeout
+        self._wait = min(FIRST_READ_WAIT, timeout) if timeout > 0 else FIRST_READ_WAIT
         self.loop = asyncio.get_running_loop()
         self._silent: dict[FirstRead, float] = {}  # in the order they connected
         self._timer: asyncio.TimerHandle | None = None
@@ -72,20 +76,20 @@ class FrontDoor:
     def connected(self, first: FirstRead, now: float) -> None:
         self._silent[first] = now
         if self._timer is None:
-            self._timer = self.loop.call_at(now + FIRST_READ_WAIT, self._hand_over_silent)
+            self._timer = self.loop.call_at(now + self._wait, self._hand_over_silent)
 
     def spoke(self, first: FirstRead) -> None:
         self._silent.pop(first, None)
 
     def _hand_over_silent(self) -> None:
-        """Every connection silent for FIRST_READ_WAIT goes to aiohttp."""
+        """Every connection silent for the wait goes to aiohttp."""
         self._timer = None
         now = self.loop.time()
         silent = self._silent
         while silent:
             first, since = next(iter(silent.items()))
-            if since + FIRST_READ_WAIT > now:
-                self._timer = self.loop.call_at(since + FIRST_READ_WAIT, self._hand_over_silent)
+            if since + self._wait > now:
+                self._timer = self.loop.call_at(since + self._wait, self._hand_over_silent)
                 return
             del silent[first]
             first.to_aiohttp()
@@ -133,7 +137,7 @@ class FirstRead(asyncio.Protocol):
     def _judge(self, data: bytes) -> None:
         """Open a chat socket here, or give the connection to aiohttp."""
         end = data.find(_END_OF_HEAD, 0, MAX_HEAD) if data.startswith(_CHAT_HEAD) else -1
-        message = _chat_upgrade(data[: end + 4]) if end > 0 else None
+        message = _chat_upgrade(data[: end + 4], self._door.loop) if end > 0 else None
         token = _bearer(message) if message is not None else None
         if message is None or token is None or self._door.node.draining:
             self.to_aiohttp()
@@ -147,23 +151,28 @@ class FirstRead(asyncio.Protocol):
         self._opening = self._door.loop.create_task(self._open(token, accept, protocol))
 
     async def _open(self, token: str, accept: str, protocol: str | None) -> None:
+        """Check the token, then open the chat socket; aiohttp answers what fails."""
         door = self._door
         try:
             who = await door.accounts.authenticate(token)
         except Exception:  # a store that is down, say: aiohttp asks again, and answers
-            who = None
-        if self._lost:
+            self.to_aiohttp()
             return
         if who is None or door.node.draining:
-            self.to_aiohttp()
+            # aiohttp answers; a token found not live is not looked up again
+            self.to_aiohttp(refused_token=token if who is None else None)
+            return
+        if self._lost:
             return
         transport = self._transport
         assert transport is not None
         try:
             head = switching_head(accept, protocol)
             await open_chat(door.node, transport, who, protocol, head, self._hand_over)
-        except Exception:  # as aiohttp would log a request handler's error
+        except Exception:  # as aiohttp logs a request handler's error, and ends it
             log.exception("error opening a chat socket")
+            if transport.get_protocol() is self:
+                transport.abort()
 
     def _hand_over(self, sock: UpgradedSocket) -> bytes | None:
         """After the 101: the connection is `sock`'s; returned, what came behind the head
@@ -177,12 +186,14 @@ class FirstRead(asyncio.Protocol):
             transport.resume_reading()
         return early
 
-    def to_aiohttp(self) -> None:
-        """aiohttp takes the connection, with all that was read, as if from the connect."""
+    def to_aiohttp(self, refused_token: str | None = None) -> None:
+        """aiohttp takes the connection, with all that was read, as if from the connect
+        (and knowing `refused_token` is not live)."""
         transport = self._transport
         if self._lost or transport is None:
             return
         handler = self._door.make_handler(self._connected_at)
+        handler.refused_token = refused_token
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if not transport.is_reading():
@@ -192,10 +203,11 @@ class FirstRead(asyncio.Protocol):
             handler.data_received(data)
 
 
-def _chat_upgrade(head: bytes) -> RawRequestMessage | None:
+def _chat_upgrade(head: bytes, loop: asyncio.AbstractEventLoop) -> RawRequestMessage | None:
     """`head` parsed by aiohttp's parser, if it is one GET /chat upgrade without a body, an
     `Origin` or a query (None: aiohttp is to answer it)."""
-    parser = HttpRequestParser(None, None, 2**16, max_line_size=MAX_HEAD, max_field_size=MAX_HEAD)
+    # (the loop: a head with a body has the parser make a stream for it, which is dropped)
+    parser = HttpRequestParser(None, loop, 2**16, max_line_size=MAX_HEAD, max_field_size=MAX_HEAD)
     try:
         messages, _upgraded, tail = parser.feed_data(head)
     except HttpProcessingError:

@@ -49,6 +49,7 @@ __all__ = [
     "ParleySite",
     "answered",
     "hand_over",
+    "refused_before",
     "signed_in",
 ]
 
@@ -100,7 +101,16 @@ def _raw_error(
 class ParleyHandler(RequestHandler):
     """One HTTP connection, timed by a `HeadClock` and counted by the cap until it signs in."""
 
-    __slots__ = ("_clock", "_connected_at", "_key", "_peer", "_rules", "_slow_timer", "_timer")
+    __slots__ = (
+        "_clock",
+        "_connected_at",
+        "_key",
+        "_peer",
+        "_rules",
+        "_slow_timer",
+        "_timer",
+        "refused_token",
+    )
 
     def __init__(
         self,
@@ -116,6 +126,7 @@ class ParleyHandler(RequestHandler):
         # When the connection was made, if before this handler took it (server/front.py):
         # its head timeout and its counting as slow go from then.
         self._connected_at = connected_at
+        self.refused_token: str | None = None  # a token found not live before it took over
         self._clock: HeadClock | None = None  # None: upgraded, or being hung up on
         self._key: str | None = None  # the address it counts against, until it signs in
         self._peer: str | None = None  # the address it would count against, once slow
@@ -299,6 +310,13 @@ def answered(request: web.BaseRequest) -> None:
     proto = request.protocol
     if isinstance(proto, ParleyHandler):
         proto.answered()
+
+
+def refused_before(request: web.BaseRequest, token: str) -> bool:
+    """Whether `token` was found not live on this connection before aiohttp took it
+    (server/front.py): no need to look it up again."""
+    proto = request.protocol
+    return isinstance(proto, ParleyHandler) and proto.refused_token == token
 
 
 def signed_in(request: web.BaseRequest) -> None:

@@ -52,7 +52,7 @@ from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatService, store_error
 from parley.server.connection import Connection, Flusher, Mode
 from parley.server.frames import close_reply, pong_frame, text_frame
-from parley.server.httpconn import hand_over, signed_in
+from parley.server.httpconn import hand_over, refused_before, signed_in
 from parley.server.metrics import OPENED
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, take_head, upgrade_response
@@ -104,7 +104,10 @@ async def _identify(request: web.Request) -> tuple[str, str | None]:
         return f"guest-{secrets.token_hex(2)}", None  # no identity: any origin may use it
     if not origin_allowed(request, config.allow_origins, config.trusted_proxies):
         raise web.HTTPForbidden(text="foreign origin")
-    found = await request.app[ACCOUNTS].authenticate(token) if token else None
+    if not token or refused_before(request, token):
+        found = None
+    else:
+        found = await request.app[ACCOUNTS].authenticate(token)
     if found is None:
         raise web.HTTPUnauthorized(text="sign in first")
     signed_in(request)
@@ -163,7 +166,6 @@ async def open_socket(
 ) -> tuple[web.StreamResponse, Connection | None]:
     """The upgrade: the 101, on an `UpgradedSocket` of ours or (`stock`) on aiohttp's own
     WebSocketResponse. No connection if the peer already left."""
-    OPENED.aiohttp += 1
     if stock:
         return await _open_stock(request, username, token_hash, flusher, address, max_msg_size)
     response, protocol = upgrade_response(request, (SUBPROTOCOL,))
@@ -221,6 +223,7 @@ def socket_handler(
         response, conn = await accept(request)
         if conn is None:
             return response
+        OPENED.aiohttp += 1
         session = new_session(request, conn)
         if isinstance(response, web.WebSocketResponse):
             await _stock_reader_loop(response, conn, session)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from parley.server.front import _bearer, _chat_upgrade
@@ -18,8 +20,8 @@ def _head(*more: str, first: str = "GET /chat HTTP/1.1") -> bytes:
     ).encode()
 
 
-def test_a_plain_chat_upgrade_is_taken() -> None:
-    message = _chat_upgrade(_head("Authorization: Bearer abc"))
+async def test_a_plain_chat_upgrade_is_taken() -> None:
+    message = _chat_upgrade(_head("Authorization: Bearer abc"), asyncio.get_running_loop())
     assert message is not None
     assert message.headers["Sec-WebSocket-Version"] == "13"
 
@@ -34,13 +36,14 @@ def test_a_plain_chat_upgrade_is_taken() -> None:
         _head("Origin: http://h"),
         _head("Content-Length: 3"),
         _head("Transfer-Encoding: chunked"),
+        _head("Expect: 100-continue"),
         _head("Bad Header: x"),
         _head("X: a\x00b"),
         b"GET /chat HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n\r\n",  # two requests
     ],
 )
-def test_anything_else_is_left_to_aiohttp(head: bytes) -> None:
-    assert _chat_upgrade(head) is None
+async def test_anything_else_is_left_to_aiohttp(head: bytes) -> None:
+    assert _chat_upgrade(head, asyncio.get_running_loop()) is None
 
 
 @pytest.mark.parametrize(
@@ -53,8 +56,8 @@ def test_anything_else_is_left_to_aiohttp(head: bytes) -> None:
         (None, None),
     ],
 )
-def test_the_bearer_token(authorization: str | None, token: str | None) -> None:
+async def test_the_bearer_token(authorization: str | None, token: str | None) -> None:
     more = () if authorization is None else (f"Authorization: {authorization}",)
-    message = _chat_upgrade(_head(*more))
+    message = _chat_upgrade(_head(*more), asyncio.get_running_loop())
     assert message is not None
     assert _bearer(message) == token

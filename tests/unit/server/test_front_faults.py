@@ -1,11 +1,10 @@
-"""Review of the front door: an error while it opens a socket must not leave the
-connection open, as aiohttp's path does not (its handler's error ends the connection)."""
+"""The front door (server/front.py) with faults put in, in a server in this process: an
+error while it opens a socket ends the connection, as aiohttp's path does (its handler's
+error ends it), and a token found not live is looked up once."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -22,6 +21,7 @@ from parley.server.connection import Connection
 from parley.server.front import FrontDoor
 from parley.server.httpconn import ConnectionRules, ParleySite
 from parley.server.state import ACCOUNTS, NODE
+from tests.support.rawws import upgrade_request
 
 BOUND = 10.0
 
@@ -45,15 +45,6 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[int, str]]:
         await app[NODE].close()
 
 
-def _upgrade(port: int, token: str, *more: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /chat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Authorization: Bearer {token}\r\n" + "".join(f"{m}\r\n" for m in more) + "\r\n"
-    ).encode()
-
-
 @pytest.mark.parametrize("origin", [True, False], ids=["aiohttp", "front"])
 async def test_an_error_attaching_the_socket_ends_the_connection(
     served: tuple[int, str], monkeypatch: pytest.MonkeyPatch, origin: bool
@@ -67,7 +58,7 @@ async def test_an_error_attaching_the_socket_ends_the_connection(
     more = (f"Origin: http://127.0.0.1:{port}",) if origin else ()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(_upgrade(port, token, *more))
+        writer.write(upgrade_request(port, token, *more, subprotocol=None))
         await writer.drain()
         await asyncio.wait_for(reader.read(), BOUND)  # until the server closes
     finally:
@@ -92,7 +83,7 @@ async def test_a_token_that_is_not_live_is_looked_up_once(
     more = (f"Origin: http://127.0.0.1:{port}",) if origin else ()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(_upgrade(port, "not-a-live-token", *more))
+        writer.write(upgrade_request(port, "not-a-live-token", *more, subprotocol=None))
         await writer.drain()
         assert await asyncio.wait_for(reader.readuntil(b"\r\n"), BOUND) == (
             b"HTTP/1.1 401 Unauthorized\r\n"
