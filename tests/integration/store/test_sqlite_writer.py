@@ -181,3 +181,32 @@ async def test_a_batch_larger_than_one_statement_stores_every_row_and_own_count(
             assert general.unread == 700 - own
     finally:
         await store.close()
+
+
+async def test_the_search_index_merges_sixteen_segments_at_a_time(tmp_path: Path) -> None:
+    """FTS5 keeps `automerge` in the database: a new one gets SEARCH_AUTOMERGE, an older
+    one (FTS5's default, 4) gets it at the next open, and search finds what it did."""
+    path = tmp_path / "parley.db"
+
+    def automerge() -> int | None:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            row = conn.execute("SELECT v FROM message_words_config WHERE k = 'automerge'")
+            found = row.fetchone()
+            return None if found is None else int(found[0])
+
+    store = SQLiteStore(path)
+    await store.open()
+    await store.append("general", "ann", "findable words", "c-1")
+    await store.close()
+    assert automerge() == parley.store.sqlite.SEARCH_AUTOMERGE == 16
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("INSERT INTO message_words (message_words, rank) VALUES ('automerge', 4)")
+    assert automerge() == 4
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert automerge() == 16
+        found = await store.search("ann", ["findable"], None, 10)
+        assert [m.text for m in found] == ["findable words"]
+    finally:
+        await store.close()
