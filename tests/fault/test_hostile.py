@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.support.api import AsyncApi, ServerFactory, User
 from tests.support.client import ParleyWS, handshake_status, open_ws
@@ -185,7 +186,10 @@ async def flood_oversized(srv: ServerProcess, eve: User) -> None:
     # frames over 1 MiB: each closes its own connection with 1009
     closers = [await open_ws(srv.ws_url, eve.token) for _ in range(3)]
     for c in closers:
-        await c.send_raw("p" * (MIB + 1))
+        # The server closes as soon as the frame's header says too big: it may be gone
+        # before the client has written the rest (a broken pipe there), 1009 received.
+        with contextlib.suppress(ConnectionClosed):
+            await c.send_raw("p" * (MIB + 1))
     codes = await asyncio.gather(*(c.wait_closed(30) for c in closers))
     assert codes == [1009, 1009, 1009]
     # a fragmented message whose total exceeds 1 MiB must not be accepted either

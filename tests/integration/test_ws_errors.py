@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.support.api import AsyncApi, Fresh, ServerFactory, User
 from tests.support.client import ParleyWS, new_client_id, open_ws, parley_ws
@@ -391,7 +393,9 @@ async def test_frame_over_1mib_closes_1009(
             {"type": "send", "room": "general", "text": "x" * (MIB + 10), "client_id": "huge"}
         )
         assert len(frame) > MIB
-        await big.send_raw(frame)
+        # The server closes at the frame's header: the rest may meet a broken pipe.
+        with contextlib.suppress(ConnectionClosed):
+            await big.send_raw(frame)
         assert await big.wait_closed() == 1009
         # the server is up and bob's socket still works; nothing was stored
         ack = await b.send_ok("general", "after the big one")
