@@ -153,6 +153,24 @@ async def test_a_token_that_is_not_live_gets_aiohttps_401(
 # --- the edges (from the review of the front door) ---------------------------------
 
 
+async def _answered_as_by_aiohttp(port: int, token: str, *more: str) -> bytes:
+    """Check that a handshake with the header lines `more` gets the status line that
+    aiohttp's path gives it (our own `Origin` sends it there); that line."""
+    origin = f"Origin: http://127.0.0.1:{port}"
+    by_aiohttp = await _first_line(port, upgrade_request(port, token, *more, origin))
+    assert await _first_line(port, upgrade_request(port, token, *more)) == by_aiohttp
+    return by_aiohttp
+
+
+async def _served_with_user(
+    server_factory: ServerFactory, *flags: str
+) -> tuple[ServerProcess, User]:
+    """A server of its own started with `flags`, and a user registered on it."""
+    srv = server_factory(list(flags))
+    async with AsyncApi(srv.url) as api:
+        return srv, await api.register()
+
+
 async def _first_line(port: int, request: bytes) -> bytes:
     """The status line of the server's first answer to `request`."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -186,11 +204,8 @@ async def _open_sockets(api: AsyncApi, until: int) -> int:
 async def test_an_expect_header_is_answered_as_aiohttp_answers_it(
     server: ServerProcess, alice: User, more: tuple[str, ...]
 ) -> None:
-    port = server.port
-    origin = f"Origin: http://127.0.0.1:{port}"
-    by_aiohttp = await _first_line(port, upgrade_request(port, alice.token, *more, origin))
+    by_aiohttp = await _answered_as_by_aiohttp(server.port, alice.token, *more)
     assert not by_aiohttp.startswith(b"HTTP/1.1 101 ")  # the reference
-    assert await _first_line(port, upgrade_request(port, alice.token, *more)) == by_aiohttp
 
 
 @pytest.mark.parametrize(
@@ -205,10 +220,7 @@ async def test_an_expect_header_is_answered_as_aiohttp_answers_it(
 async def test_more_heads_are_answered_as_aiohttp_answers_them(
     server: ServerProcess, alice: User, more: tuple[str, ...]
 ) -> None:
-    port = server.port
-    origin = f"Origin: http://127.0.0.1:{port}"
-    by_aiohttp = await _first_line(port, upgrade_request(port, alice.token, *more, origin))
-    assert await _first_line(port, upgrade_request(port, alice.token, *more)) == by_aiohttp
+    await _answered_as_by_aiohttp(server.port, alice.token, *more)
 
 
 async def test_a_token_that_is_not_utf8_is_refused_401_on_either_path(
@@ -231,9 +243,7 @@ async def test_a_silent_connection_is_closed_at_a_head_timeout_below_the_wait(
     connect. The front door keeps it for FIRST_READ_WAIT (0.5 s) first, so a head sent
     at 0.3 s still opens a socket. (The sleep proves that something did happen: the
     close, due 0.2 s before.)"""
-    srv = server_factory(["--header-timeout", "0.1"])
-    async with AsyncApi(srv.url) as api:
-        alice = await api.register()
+    srv, alice = await _served_with_user(server_factory, "--header-timeout", "0.1")
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     try:
         await asyncio.sleep(0.3)
@@ -254,9 +264,7 @@ async def test_clients_that_vanish_during_the_token_check_leave_nothing_behind(
     server_factory: ServerFactory,
 ) -> None:
     """Each sends its head and resets the connection at once (SO_LINGER 0)."""
-    server = server_factory([])
-    async with AsyncApi(server.url) as api:
-        alice = await api.register()
+    server, alice = await _served_with_user(server_factory)
     for _ in range(50):
         sock = socket.create_connection(("127.0.0.1", server.port))
         sock.sendall(upgrade_request(server.port, alice.token))
@@ -276,9 +284,7 @@ async def test_clients_that_vanish_during_the_token_check_leave_nothing_behind(
 async def test_sigterm_while_handshakes_are_under_way_exits_cleanly(
     server_factory: ServerFactory,
 ) -> None:
-    srv = server_factory([])
-    async with AsyncApi(srv.url) as api:
-        alice = await api.register()
+    srv, alice = await _served_with_user(server_factory)
     writers = []
     for _ in range(100):
         _reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)

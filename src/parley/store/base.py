@@ -18,7 +18,7 @@ from parley.protocol import File, Message, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 if TYPE_CHECKING:  # (batch.py imports this module)
-    from parley.store.batch import Answer, BatchAnswer, QueuedSend, Sink
+    from parley.store.batch import Answering, QueuedSend, Sink
 
 __all__ = [
     "Appended",
@@ -523,7 +523,7 @@ class Store(abc.ABC):
         client_id: str | None,
         reply_to: int | None,
         attachments: tuple[str, ...],
-        answer: Answer | BatchAnswer,
+        answer: Answering,
     ) -> None:
         """`append_soon` for a caller that only wants a callback: `answer` (store/batch.py)
         gets (message, created) or the exception, exactly once, after the COMMIT (or at
