@@ -96,6 +96,30 @@ def test_reply_react_edit_and_delete_reach_the_other_person(web: Web) -> None:
     expect(edited.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
 
 
+def test_people_arriving_while_typing_an_at_get_listed(web: Web) -> None:
+    """An "@ca" typed before Carol is in the room lists her once she is; Escape keeps it shut."""
+    _, token = web.register_api("alice")
+    made = api(web, token, "POST", "/api/rooms", {"room": "design", "private": False})
+    assert made.status_code == 201, made.text
+    alice = web.signed_in("alice", register=False)
+    open_room(alice, "design")
+    box = compose(alice)
+    box.press_sequentially("@ca")
+    listbox = alice.get_by_role("listbox", name="People to mention")
+    expect(listbox).to_be_hidden()
+    web.signed_in("carol")  # public rooms are joined at sign-in: her presence reaches Alice
+    expect(listbox).to_be_visible()
+    expect(alice.get_by_role("option", name="carol")).to_have_attribute("aria-selected", "true")
+    box.press("Escape")
+    expect(listbox).to_be_hidden()
+    web.signed_in("cathy")
+    expect(alice.locator("#members-count")).to_have_text("3")
+    expect(listbox).to_be_hidden()
+    box.press_sequentially("t")  # typing on reopens it, with both
+    expect(alice.get_by_role("option")).to_have_count(1)
+    expect(alice.get_by_role("option", name="cathy")).to_be_visible()
+
+
 def test_mentions_badges_divider_and_read_markers(web: Web) -> None:
     _, token = web.register_api("alice")
     made = api(web, token, "POST", "/api/rooms", {"room": "design", "private": False})

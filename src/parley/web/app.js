@@ -39,7 +39,10 @@ function nextFrame(callback) {
   else setTimeout(callback, 0);
 }
 
-const scheduler = new RenderScheduler(view.draw, nextFrame);
+const scheduler = new RenderScheduler((parts) => {
+  view.draw(parts);
+  if (parts.has("members") || parts.has("log")) team.peopleChanged();
+}, nextFrame);
 const markDirty = (part, detail) => scheduler.markDirty(part, detail);
 
 /** The shown room is in front of the person, scrolled to its end: what it holds is read. */

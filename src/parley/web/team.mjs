@@ -463,6 +463,17 @@ function insertInComposer(char) {
 
 // ------------------------------------------------------ mention completion
 let mention = null; // {start, query, names, index} while the list is open
+let dismissedAt = -1; // where the "@" query the person closed with Escape starts
+
+/**
+ * The room's people changed (members, presence, history): an "@" typed before they arrived
+ * gets its list now, unless the person closed it.
+ */
+export function peopleChanged() {
+  if (document.activeElement !== el.input) return;
+  const found = mentionQuery(el.input.value, el.input.selectionStart);
+  if (found && found.start !== dismissedAt) composerInput();
+}
 
 export function composerInput() {
   const room = current();
@@ -526,6 +537,7 @@ export function composerKeydown(event) {
     } else if (event.key === "Enter" || event.key === "Tab") {
       pickMention(mention.names[mention.index]);
     } else if (event.key === "Escape") {
+      dismissedAt = mention.start;
       closeMentions();
     } else {
       return false;
