@@ -74,6 +74,8 @@ __all__ = [
     "TopicEvent",
     "Typing",
     "TypingEvent",
+    "as_event",
+    "as_message",
     "decode_client_frame",
     "encode",
     "quick_send",
@@ -289,7 +291,18 @@ class _ServerFrame(Struct, tag_field="type", frozen=True):
 
 
 class MessageEvent(Message, tag_field="type", tag="message", frozen=True):
-    """A Message as a live event (the same fields plus `type`)."""
+    """A Message as a live event (the same fields plus `type`). The stores make a new
+    message as one already: it is published as it is, not copied field by field."""
+
+
+def as_event(msg: Message) -> MessageEvent:
+    """`msg` as a live event."""
+    return msg if type(msg) is MessageEvent else MessageEvent(*msgspec.structs.astuple(msg))
+
+
+def as_message(msg: Message) -> Message:
+    """`msg` as a plain Message (where the contract has no `type` field: REST)."""
+    return msg if type(msg) is Message else Message(*msgspec.structs.astuple(msg))
 
 
 # The other events of a room's log (contract v2): each has the room's next seq, like a

@@ -66,6 +66,7 @@ from parley.protocol import (
     ProtocolError,
     React,
     SetTopic,
+    as_message,
     encode,
     reply_id,
 )
@@ -89,6 +90,7 @@ from parley.store import (
     ReactRequest,
     RoomRecord,
     Store,
+    Stored,
     StoreStats,
     StoreUnavailable,
     TopicRequest,
@@ -144,7 +146,7 @@ class ChatService:
         self.typists = TypingThrottle()
         self.max_guests_per_address = max_guests_per_address  # 0: no cap
         self.draining = False
-        self._inflight: set[asyncio.Future[tuple[Message, bool]]] = set()  # sends not committed
+        self._inflight: set[asyncio.Future[Stored]] = set()  # sends not committed
         self._unanswered = 0  # sends of `submit_then` and `submit_all` not committed
         # One object for all: the store gives a batch's answers to each sink once.
         self._each_sink: Sink = self._answered_each
@@ -512,10 +514,10 @@ class ChatService:
         room: str,
         text: str,
         client_id: str | None,
-        on_done: Callable[[asyncio.Future[tuple[Message, bool]]], None] | None = None,
+        on_done: Callable[[asyncio.Future[Stored]], None] | None = None,
         reply_to: int | None = None,
         attachments: Sequence[str] = (),
-    ) -> asyncio.Future[tuple[Message, bool]]:
+    ) -> asyncio.Future[Stored]:
         """Queue a message for the store. When it is committed it is published (if new),
         then `on_done` runs (the ack): one callback per message, not two. Checks are the
         caller's (`check_send`, and `check_reply` for a `reply_to`). The same attachment
@@ -604,19 +606,19 @@ class ChatService:
         if not self._unanswered and self._all_answered is not None:
             self._all_answered.set()
 
-    def _published(self, waited: float, msg: Message, created: bool) -> None:
+    def _published(self, waited: float, msg: MessageEvent, created: bool) -> None:
         """One send committed after `waited` seconds: count its ack time, and publish it
         if it is new (`_publish_new` for one message: no lists built for it)."""
         metrics.ACKS.observe(waited, created=created)
         if created:
-            self.broker.publish_stored(MessageEvent(*msgspec.structs.astuple(msg)))
+            self.broker.publish_stored(msg)
             if msg.mentions or msg.room in self._dm_members:  # else nobody to notify
                 self._notify(msg)
 
-    def _publish_new(self, msgs: Sequence[Message]) -> None:
+    def _publish_new(self, msgs: Sequence[MessageEvent]) -> None:
         """Messages just stored, in their order: to every node, then to the people they
         are for (`_notify`: sockets that have not joined their rooms)."""
-        self.broker.publish_stored_all([MessageEvent(*msgspec.structs.astuple(m)) for m in msgs])
+        self.broker.publish_stored_all(msgs)
         dms = self._dm_members
         for msg in msgs:
             if msg.mentions or msg.room in dms:  # else nobody to notify
@@ -625,8 +627,8 @@ class ChatService:
     def _committed(
         self,
         started: float,
-        on_done: Callable[[asyncio.Future[tuple[Message, bool]]], None] | None,
-        future: asyncio.Future[tuple[Message, bool]],
+        on_done: Callable[[asyncio.Future[Stored]], None] | None,
+        future: asyncio.Future[Stored],
     ) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is None:
@@ -691,11 +693,12 @@ class ChatService:
         key); returns once committed: (the message as `who` sees it, created). Checks are
         the caller's."""
         try:
-            msg, created = await self.submit(
+            stored, created = await self.submit(
                 who, room, text, client_id, reply_to=reply_to, attachments=attachments
             )
         except Exception as exc:
             raise store_error(exc, ref or room) from None
+        msg = as_message(stored)  # (the store's is an event, which REST has no `type` for)
         if msg.room != room:  # a resent client_id: the message as first stored, elsewhere
             return msg, created
         return as_seen(msg, ref or room), created

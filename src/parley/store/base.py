@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parley.core.roomnames import name_of, resolve
-from parley.protocol import File, Message, RoomEvent
+from parley.protocol import File, Message, MessageEvent, RoomEvent
 from parley.protocol.fields import TAG_CHARS
 
 if TYPE_CHECKING:  # (batch.py imports this module)
@@ -42,6 +42,7 @@ __all__ = [
     "Store",
     "StoreStats",
     "StoreUnavailable",
+    "Stored",
     "TopicRequest",
     "UnknownFile",
     "UnknownRoom",
@@ -287,7 +288,10 @@ class MessageQuery:
     before: int | None = None
 
 
-Appended = tuple[Message, bool] | BaseException  # a send's answer (`Store.append_then`)
+# A stored send: (the message, created). The message comes as its live event, ready to
+# publish (a resend's too), so nothing copies it field by field on the way out.
+Stored = tuple[MessageEvent, bool]
+Appended = Stored | BaseException  # a send's answer (`Store.append_then`)
 
 
 def new_tag() -> str:
@@ -488,7 +492,7 @@ class Store(abc.ABC):
         client_id: str | None,
         reply_to: int | None = None,
         attachments: tuple[str, ...] = (),
-    ) -> tuple[Message, bool]:
+    ) -> Stored:
         """Store a message with the room's next seq, in one transaction, with the users it
         mentions (`@name` of a user who may read the room, not the author) and the
         counters of unread messages.
@@ -510,7 +514,7 @@ class Store(abc.ABC):
         client_id: str | None,
         reply_to: int | None = None,
         attachments: tuple[str, ...] = (),
-    ) -> asyncio.Future[tuple[Message, bool]]:
+    ) -> asyncio.Future[Stored]:
         """`append` as a future, for callers that want a callback rather than a task: both
         stores batch their sends for group commit and settle each send's future."""
 

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import msgspec
 
-from parley.protocol import File, Message
-from parley.store.base import Appended, StoreUnavailable, UnknownRoom
+from parley.protocol import File, Message, MessageEvent, as_event
+from parley.store.base import Appended, Stored, StoreUnavailable, UnknownRoom
 from parley.store.events import dump
 
 __all__ = [
@@ -60,7 +60,7 @@ class Answering:
     def cancelled(self) -> bool:
         return False
 
-    def set_result(self, result: tuple[Message, bool]) -> None:
+    def set_result(self, result: Stored) -> None:
         self.call(result)
 
     def set_exception(self, exc: BaseException) -> None:
@@ -182,8 +182,8 @@ class QueuedAppends(abc.ABC):
         client_id: str | None,
         reply_to: int | None = None,
         attachments: tuple[str, ...] = (),
-    ) -> asyncio.Future[tuple[Message, bool]]:
-        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[Stored]:
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._queue(PendingAppend(room, username, text, client_id, future, reply_to, attachments))
         return future
 
@@ -251,7 +251,7 @@ class AppendPlan:
             if a.client_id is not None:
                 key = (a.username, a.client_id)
                 if known and key in known:
-                    self._results[i] = (known[key], False)
+                    self._results[i] = (as_event(known[key]), False)
                     continue
                 if key in first:
                     self._repeats.append((i, first[key]))
@@ -281,7 +281,7 @@ class AppendPlan:
             seq += 1
             n += 1
             a = self.appends[i]
-            message = Message(
+            message = MessageEvent(
                 room,
                 seq,
                 a.username,

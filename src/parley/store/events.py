@@ -19,10 +19,10 @@ from parley.protocol import (
     File,
     MemberEvent,
     Message,
-    MessageEvent,
     ReactionEvent,
     RoomEvent,
     TopicEvent,
+    as_event,
 )
 from parley.store.base import (
     ChangeRequest,
@@ -109,7 +109,7 @@ def event_of(row: Sequence[Any]) -> RoomEvent:
     """Any row of the log (EVENT_COLUMNS) as the frame a replay sends."""
     kind = row[12]
     if kind is None:
-        return MessageEvent(*msgspec.structs.astuple(message_of(row)))
+        return as_event(message_of(row))
     common = {"room": row[0], "seq": row[1], "username": row[2], "ts": row[4], "client_id": row[5]}
     target = row[13]
     if kind == "edit":

@@ -50,6 +50,7 @@ from parley.store.base import (
     RoomRecord,
     SignUp,
     Store,
+    Stored,
     StoreStats,
     StoreUnavailable,
     TopicRequest,
@@ -774,7 +775,7 @@ def _stored_by_client(
     return found
 
 
-def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> tuple[Message, bool]:
+def _append_one(a: PendingAppend, conn: sqlite3.Connection) -> Stored:
     """The same as a bulk append of one message (the fallback path)."""
     result = _bulk_append(conn, [a], _stored_by_client(conn, [a]))[0]
     if isinstance(result, BaseException):

@@ -16,6 +16,7 @@ from parley.protocol import (
     MessageEvent,
     ReactionEvent,
     TopicEvent,
+    as_message,
 )
 from parley.store import MessageQuery, Store, UnknownRoom
 from parley.store.base import (
@@ -74,8 +75,8 @@ async def test_a_message_keeps_its_reply_to_and_whom_it_mentions(store: Store) -
     assert (reply.reply_to, reply.mentions) == (1, ["Alice", "carol", "dan"])
     assert (first.reply_to, first.mentions, first.reactions, first.edited) == (None, [], {}, None)
     stored = await store.message("general", 2)
-    assert stored == reply
-    assert await store.messages(MessageQuery("general")) == [first, reply]
+    assert stored == as_message(reply)  # (append answers with the message as its event)
+    assert await store.messages(MessageQuery("general")) == [as_message(first), stored]
     resent, created = await store.append("general", "bob", "other", "b1")
     assert (resent, created) == (reply, False)
     assert await counts(store, "Alice") == (1, 1)

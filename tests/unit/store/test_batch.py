@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from parley.protocol import Message
+from parley.protocol import Message, MessageEvent, as_event
 from parley.store import StoreUnavailable, UnknownRoom
 from parley.store.batch import (
     Answer,
@@ -50,9 +50,10 @@ async def test_known_resends_and_repeats_get_the_stored_message() -> None:
     assert plan.by_room == {"a": [1]}
     plan.stored("a", 4, 4, "T")
     first, second, third = plan.results()
-    assert first == (old, False)
-    assert second == (Message("a", 4, "u", "new", "T", "c2"), True)
-    assert third == (Message("a", 4, "u", "new", "T", "c2"), False)
+    # every answer is the message as its live event, ready to publish (a resend's too)
+    assert first == (as_event(old), False)
+    assert second == (MessageEvent("a", 4, "u", "new", "T", "c2"), True)
+    assert third == (MessageEvent("a", 4, "u", "new", "T", "c2"), False)
 
 
 async def test_the_same_client_id_from_another_user_is_another_message() -> None:
@@ -68,7 +69,7 @@ async def test_an_unknown_room_fails_its_sends_and_their_repeats_only() -> None:
     results = plan.results()
     assert isinstance(results[0], UnknownRoom)
     assert isinstance(results[2], UnknownRoom)
-    assert results[1] == (Message("a", 1, "u", "2", "T", "c2"), True)
+    assert results[1] == (MessageEvent("a", 1, "u", "2", "T", "c2"), True)
 
 
 async def test_a_room_left_unrun_fails_as_unavailable_not_silently() -> None:
