@@ -38,6 +38,9 @@ class BrokerEventHandler(Protocol):
         """A committed event of a room's log (a message, an edit, a reaction...), from this
         node or another; maybe late, doubled or reordered."""
 
+    def on_stored_all(self, events: Sequence[RoomEvent]) -> None:
+        """`on_stored` for each of `events`, in their order (this node's batch of sends)."""
+
     def on_event(self, event: ClusterEvent) -> None:
         """An ephemeral event, from this node or another."""
 

@@ -29,9 +29,7 @@ class MemoryBroker(Broker):
 
     def publish_stored_all(self, events: Sequence[RoomEvent]) -> None:
         if self._handler is not None:
-            on_stored = self._handler.on_stored
-            for event in events:
-                on_stored(event)
+            self._handler.on_stored_all(events)
 
     def publish_event(self, event: ClusterEvent) -> None:
         if self._handler is not None:

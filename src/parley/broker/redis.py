@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -98,6 +99,12 @@ class RedisBroker(Broker):
         if self._handler is not None:
             self._handler.on_stored(event)
         self._enqueue(MESSAGES, self._msg_encoder.encode(event))
+
+    def publish_stored_all(self, events: Sequence[RoomEvent]) -> None:
+        if self._handler is not None:
+            self._handler.on_stored_all(events)
+        for event in events:
+            self._enqueue(MESSAGES, self._msg_encoder.encode(event))
 
     def publish_event(self, event: ClusterEvent) -> None:
         if self._handler is not None:

@@ -34,6 +34,15 @@ class Feed:
         self.last_seq[room] = current
         return current
 
+    def advance(self, msg: RoomEvent) -> bool:
+        """Take `msg` if it is the next of its room with nothing held back there (most
+        events): True, and it is deliverable now. False: nothing changed, `accept` it."""
+        room = msg.room
+        if room in self.held or self.last_seq.get(room, msg.seq - 1) != msg.seq - 1:
+            return False
+        self.last_seq[room] = msg.seq
+        return True
+
     def accept(self, msg: RoomEvent) -> tuple[list[RoomEvent], Gap | None]:
         """The messages now deliverable in order, and a gap to fill if one opened."""
         last = self.last_seq.get(msg.room)

@@ -12,7 +12,15 @@ from typing import Final
 
 from aiohttp import WSCloseCode
 
-__all__ = ["PING", "binary_frame", "close_frame", "close_reply", "pong_frame", "text_frame"]
+__all__ = [
+    "PING",
+    "binary_frame",
+    "close_frame",
+    "close_reply",
+    "pong_frame",
+    "text_frame",
+    "text_frames",
+]
 
 _FIN_TEXT: Final = 0x81
 _FIN_BINARY: Final = 0x82
@@ -31,6 +39,13 @@ def text_frame(payload: bytes) -> bytes:
     if size < 126:  # an ack, most events: built here, one call less per frame
         return bytes((_FIN_TEXT, size)) + payload
     return _data_frame(_FIN_TEXT, payload)
+
+
+def text_frames(payloads: list[bytes]) -> bytes:
+    """`text_frame` of each of `payloads`, one after the other (a batch's acks): one call."""
+    return b"".join(
+        [bytes((_FIN_TEXT, len(p))) + p if len(p) < 126 else text_frame(p) for p in payloads]
+    )
 
 
 def binary_frame(payload: bytes) -> bytes:

@@ -34,7 +34,6 @@ from parley.protocol import (
     HistoryRequest,
     Join,
     Leave,
-    Message,
     ProtocolError,
     React,
     Read,
@@ -51,7 +50,7 @@ from parley.protocol.http import error_body
 from parley.server.auth import client_address, origin_allowed, request_token
 from parley.server.chat import ChatService, store_error
 from parley.server.connection import Connection, Flusher, Mode
-from parley.server.frames import close_reply, pong_frame, text_frame
+from parley.server.frames import close_reply, pong_frame, text_frame, text_frames
 from parley.server.httpconn import hand_over, refused_before, signed_in
 from parley.server.metrics import OPENED
 from parley.server.state import ACCOUNTS, CONFIG, NODE
@@ -479,10 +478,13 @@ class JsonSession(ChatSession):
         self.conn.send_frame(self._error_frame(exc))
 
     def _error_frame(self, exc: ProtocolError) -> bytes:
+        return text_frame(self._error_payload(exc))
+
+    def _error_payload(self, exc: ProtocolError) -> bytes:
         if log.isEnabledFor(logging.DEBUG):
             fields = {"user": self.conn.username, "code": exc.code.value}
             log.debug("frame refused", extra={**fields, "request_id": exc.request_id})
-        return text_frame(encode(Error.from_exception(exc)))
+        return encode(Error.from_exception(exc))
 
     async def on_text(self, data: str) -> None:
         try:
@@ -626,30 +628,28 @@ class JsonSession(ChatSession):
         self.pipeline(room, frame.text, frame.client_id, answer, frame.reply_to, frame.attachments)
 
     def acked(self, frame: Send, room: str, result: Appended) -> None:
-        self.slot_back()
-        if isinstance(result, BaseException):
-            self.error(_answering(frame, store_error(result, frame.room)))
-            return
-        self.conn.send_frame(self._ack_frame(frame, room, result[0]))
-
-    def _ack_frame(self, frame: Send, room: str, msg: Message) -> bytes:
-        # A resent client_id is acked as first stored, which may be another room
-        ref = frame.room if msg.room == room else self.conn.ref_of(msg.room)
-        return text_frame(encode(Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))))
+        self.acked_all([((frame, room), result)])
 
     def acked_all(self, answered: Answered) -> None:
         """The answers of sends (each token: the frame and the key of its room), in their
         order: an ack, or the error of a send the store refused. Their frames are queued
-        together, and their slots given back at once."""
+        together, and their slots given back at once. (Written out: per send, this is the
+        whole cost of an answer.)"""
         self.slot_back(len(answered))
-        frames = []
+        conn = self.conn
+        payloads = []
         for (frame, room), result in answered:
             if isinstance(result, BaseException):
                 error = _answering(frame, store_error(result, frame.room))
-                frames.append(self._error_frame(error))
-            else:
-                frames.append(self._ack_frame(frame, room, result[0]))
-        self.conn.send_frame(b"".join(frames))
+                payloads.append(self._error_payload(error))
+                continue
+            msg = result[0]
+            # A resent client_id is acked as first stored, which may be another room
+            ref = frame.room if msg.room == room else conn.ref_of(msg.room)
+            rid = frame.request_id
+            ack = Ack(frame.client_id, ref, msg.seq, UNSET if rid is None else rid)
+            payloads.append(encode(ack))
+        conn.send_frame(text_frames(payloads))
 
 
 def _answering(frame: Send, exc: ProtocolError) -> ProtocolError:

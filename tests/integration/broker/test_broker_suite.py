@@ -42,6 +42,10 @@ class Recorder(Recording):
         self.messages.append(msg)
         self.changed()
 
+    def on_stored_all(self, msgs: Sequence[RoomEvent]) -> None:
+        self.messages += msgs
+        self.changed()
+
     def on_event(self, event: ClusterEvent) -> None:
         if isinstance(event, TypingSignal) and event.room == MARKS:
             self.marks.add(event)
@@ -128,6 +132,22 @@ async def test_a_node_gets_its_own_messages_once_in_order(
     assert [m.seq for m in sink.messages] == list(range(1, 51))
     assert sink.messages[0] == msg(1)
     assert sink.events == [TypingSignal("general", "ann")]
+
+
+async def test_a_batch_reaches_its_own_node_at_once_and_every_node_in_order(
+    make_broker: Callable[[], Broker],
+) -> None:
+    """`publish_stored_all` (a batch of sends): the publisher's node gets it in that call,
+    in order, after what it published one by one; the others get it all, in order."""
+    nodes = cluster(make_broker, 2)
+    (broker, sink), *others = nodes
+    async with running(nodes):
+        broker.publish_stored(msg(1))
+        broker.publish_stored_all([msg(seq) for seq in range(2, 41)] + [EDIT])
+        assert [m.seq for m in sink.messages] == [*range(1, 41), EDIT.seq]
+        await settle(nodes)
+    for _, node in [(broker, sink), *others]:
+        assert node.messages == [*(msg(seq) for seq in range(1, 41)), EDIT]
 
 
 async def test_revoking_a_users_sessions_reaches_every_node(

@@ -57,3 +57,31 @@ def test_any_order_with_duplicates_delivers_each_once_in_order(
     for seq in [*order[:10], *dupes, *order[10:]]:
         out += seqs(feed.accept(msg(seq))[0])
     assert out == list(range(1, 30))
+
+
+def test_advance_takes_only_the_next_with_nothing_held() -> None:
+    feed = Feed()
+    assert feed.advance(msg(7))  # a room first heard of: taken as it comes, like accept
+    assert feed.advance(msg(8))
+    assert not feed.advance(msg(8))  # a duplicate: left to accept, which drops it
+    assert feed.accept(msg(8)) == ([], None)
+    assert not feed.advance(msg(10))  # a gap: nothing changed
+    assert feed.last_seq["r"] == 8
+    assert feed.accept(msg(10)) == ([], Gap("r", 9, 9))
+    assert not feed.advance(msg(9))  # the next, but 10 is held: accept releases both
+    assert seqs(feed.accept(msg(9))[0]) == [9, 10]
+    assert feed.advance(msg(11))
+
+
+@given(st.permutations(list(range(1, 30))), st.lists(st.integers(1, 29), max_size=20))
+def test_advance_then_accept_delivers_each_once_in_order(
+    order: list[int], dupes: list[int]
+) -> None:
+    """How Delivery uses the two: `advance` first, `accept` when it declines."""
+    feed = Feed()
+    feed.floor("r", 0)
+    out: list[int] = []
+    for seq in [*order[:10], *dupes, *order[10:]]:
+        event = msg(seq)
+        out += [seq] if feed.advance(event) else seqs(feed.accept(event)[0])
+    assert out == list(range(1, 30))
