@@ -18,7 +18,6 @@ import msgspec
 
 from parley.protocol import File, Message, MessageEvent, as_event
 from parley.store.base import Appended, Stored, StoreUnavailable, UnknownRoom
-from parley.store.events import dump
 
 __all__ = [
     "ROW_COLUMNS",
@@ -41,7 +40,7 @@ __all__ = [
 
 log = logging.getLogger("parley.store")
 
-# The columns of a message row as `AppendPlan.stored` returns them.
+# The columns of a message row, in the order the stores' INSERTs give them.
 ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, attachments"
 
 AppendResult = Appended  # (message, created) or why it failed
@@ -243,7 +242,7 @@ class AppendPlan:
         self._results: list[AppendResult | None] = [None] * len(appends)
         self._repeats: list[tuple[int, int]] = []  # (a later send, the first with its key)
         self.by_room: dict[str, list[int]] = {}  # indexes of the sends to store
-        self._created: list[Message] = []  # what `stored` numbered, in its order
+        self._created: list[MessageEvent] = []  # what `stored` numbered, in its order
         self._own: list[tuple[str, str, int]] = []  # (username, room, messages): `own_counts`
         first: dict[ClientKey, int] = {}
         by_room = self.by_room
@@ -268,18 +267,15 @@ class AppendPlan:
     def to_store(self, room: str) -> list[PendingAppend]:
         return [self.appends[i] for i in self.by_room[room]]
 
-    def stored(self, room: str, last_seq: int, msgs: int, ts: str) -> list[tuple[Any, ...]]:
-        """The room's seq was bumped to `last_seq` and its count of messages to `msgs` for
-        this batch: number its sends and return their rows (ROW_COLUMNS)."""
+    def stored(self, room: str, last_seq: int, ts: str) -> list[MessageEvent]:
+        """The room's seq was bumped to `last_seq` for this batch: number its sends and
+        return them as stored, in seq order."""
         indexes = self.by_room[room]
         seq = last_seq - len(indexes)
-        n = msgs - len(indexes)
-        rows = []
         created = self._created
         first = len(created)
         for i in indexes:
             seq += 1
-            n += 1
             a = self.appends[i]
             message = MessageEvent(
                 room,
@@ -294,24 +290,11 @@ class AppendPlan:
             )
             self._results[i] = (message, True)
             created.append(message)
-            rows.append(
-                (
-                    room,
-                    seq,
-                    a.username,
-                    a.text,
-                    ts,
-                    a.client_id,
-                    a.reply_to,
-                    dump(a.mentions) if a.mentions else None,
-                    n,
-                    dump(a.files) if a.files else None,
-                )
-            )
+        mine = created[first:]
         # Counted in C, by name alone (a string's hash is computed once; a pair's is not).
-        counts = Counter(map(_AUTHOR, created[first:]))
+        counts = Counter(map(_AUTHOR, mine))
         self._own += [(user, room, own) for user, own in counts.items()]
-        return rows
+        return mine
 
     def own_counts(self) -> list[tuple[str, str, int]]:
         """(username, room, how many messages of theirs this batch stores): each adds to

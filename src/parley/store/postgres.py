@@ -310,7 +310,7 @@ async def _insert_batch(
         if bumped is None:
             plan.unknown(room)
         else:
-            plan.stored(room, int(bumped["last_seq"]), int(bumped["msgs"]), ts)
+            plan.stored(room, int(bumped["last_seq"]), ts)
 
     attached = any(a.files for a in batch)
     if len(plan.by_room) == 1 and not guarded and not attached:

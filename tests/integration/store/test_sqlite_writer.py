@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import parley.store.sqlite
-from parley.store import MessageQuery, StoreStats, StoreUnavailable
+from parley.store import MessageQuery, ReactRequest, StoreStats, StoreUnavailable
 from parley.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -210,3 +210,45 @@ async def test_the_search_index_merges_sixteen_segments_at_a_time(tmp_path: Path
         assert [m.text for m in found] == ["findable words"]
     finally:
         await store.close()
+
+
+async def test_every_way_a_batch_is_inserted_numbers_messages_among_their_rooms(
+    tmp_path: Path,
+) -> None:
+    """`n` (a message's ordinal among its room's messages, which unread counts use) is its
+    seq less the room's other events before it, whichever statement stored it: one room's
+    plain sends, several rooms' plain sends, or sends with a mention or a reply."""
+    path = tmp_path / "parley.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        for name in ("ann", "bob"):
+            assert await store.create_user(name, "hash")
+        assert await store.create_room("side", False, "ann") is not None
+        await store.append("general", "ann", "first", "c0")  # general 1
+        await store.change(ReactRequest("general", "bob", None, 1, "👍", True))  # general 2
+        several = [("general", "m1"), ("side", "s1"), ("general", "m2")]  # general 3, 4
+        await asyncio.gather(*(store.append_soon(r, "ann", t, t) for r, t in several))
+        fancy = [
+            store.append_soon("general", "bob", "hi @ann", "b1"),  # general 5
+            store.append_soon("side", "bob", "re", "b2", reply_to=1),  # side 2
+            store.append_soon("general", "bob", "plain", "b3"),  # general 6
+        ]
+        await asyncio.gather(*fancy)
+        assert [m.seq for m, _ in [await store.append("general", "ann", "last", "c9")]] == [7]
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT room, seq, n FROM messages WHERE kind IS NULL ORDER BY room, seq"
+        ).fetchall()
+    assert rows == [
+        ("general", 1, 1),
+        ("general", 3, 2),
+        ("general", 4, 3),
+        ("general", 5, 4),
+        ("general", 6, 5),
+        ("general", 7, 6),
+        ("side", 1, 1),
+        ("side", 2, 2),
+    ]

@@ -26,13 +26,12 @@ async def test_sends_are_numbered_per_room_in_batch_order() -> None:
     batch = [send("a", "u", "1", "c1"), send("b", "u", "2", "c2"), send("a", "v", "3", None)]
     plan = AppendPlan(batch, {})
     assert plan.by_room == {"a": [0, 2], "b": [1]}
-    # seqs bumped by 2 and by 1; the counts of messages too (a room's other events do not
-    # count: 7 messages in "a" among 12 events)
-    rows = plan.stored("a", 12, 7, "T") + plan.stored("b", 5, 5, "T")
-    assert [(r[0], r[1], r[3], r[8]) for r in rows] == [
-        ("a", 11, "1", 6),
-        ("a", 12, "3", 7),
-        ("b", 5, "2", 5),
+    # seqs bumped by 2 and by 1: the sends are numbered up to them, in batch order
+    stored = plan.stored("a", 12, "T") + plan.stored("b", 5, "T")
+    assert [(m.room, m.seq, m.text, m.ts, type(m)) for m in stored] == [
+        ("a", 11, "1", "T", MessageEvent),
+        ("a", 12, "3", "T", MessageEvent),
+        ("b", 5, "2", "T", MessageEvent),
     ]
     assert sorted(plan.own_counts()) == [("u", "a", 1), ("u", "b", 1), ("v", "a", 1)]
     results = plan.results()
@@ -48,7 +47,7 @@ async def test_known_resends_and_repeats_get_the_stored_message() -> None:
     batch = [send("a", "u", "again", "c1"), send("a", "u", "new", "c2"), send("a", "u", "x", "c2")]
     plan = AppendPlan(batch, {("u", "c1"): old})
     assert plan.by_room == {"a": [1]}
-    plan.stored("a", 4, 4, "T")
+    plan.stored("a", 4, "T")
     first, second, third = plan.results()
     # every answer is the message as its live event, ready to publish (a resend's too)
     assert first == (as_event(old), False)
@@ -65,7 +64,7 @@ async def test_an_unknown_room_fails_its_sends_and_their_repeats_only() -> None:
     batch = [send("gone", "u", "1", "c1"), send("a", "u", "2", "c2"), send("gone", "u", "1", "c1")]
     plan = AppendPlan(batch, {})
     plan.unknown("gone")
-    plan.stored("a", 1, 1, "T")
+    plan.stored("a", 1, "T")
     results = plan.results()
     assert isinstance(results[0], UnknownRoom)
     assert isinstance(results[2], UnknownRoom)
@@ -100,7 +99,7 @@ async def test_counts_and_mentions_cover_only_the_messages_stored() -> None:
     batch.append(send("a", "v", "4", None))
     plan = AppendPlan(batch, {})
     plan.unknown("gone")
-    plan.stored("a", 9, 9, "T")
+    plan.stored("a", 9, "T")
     assert sorted(plan.own_counts()) == [("u", "a", 1), ("v", "a", 1)]
     assert plan.mention_rows() == [("v", "a", 8)]
 
