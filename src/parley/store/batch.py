@@ -36,6 +36,7 @@ __all__ = [
     "give",
     "settle",
     "settle_outcomes",
+    "settle_values",
 ]
 
 log = logging.getLogger("parley.store")
@@ -46,6 +47,7 @@ ROW_COLUMNS = "room, seq, username, text, ts, client_id, reply_to, mentions, n, 
 AppendResult = Appended  # (message, created) or why it failed
 ClientKey = tuple[str, str]  # (username, client_id): what makes a resend a resend
 _AUTHOR: Final = attrgetter("username")
+_FUTURE: Final = attrgetter("future")
 
 
 class Answering:
@@ -121,32 +123,40 @@ def give(sink: Sink, answers: Answered) -> None:
 
 
 def settle_outcomes(outcomes: Iterable[Outcome]) -> None:
-    """Settle a batch's sends in their order: resolve each future (a caller may have
-    cancelled it), call each `Answer`, and give a run of consecutive `BatchAnswer`s of one
-    sink to that sink in one call. Strictly in order, because one socket's sends may have
-    two sinks (a read of several sends has its own, a lone send the one all sockets share):
-    answered by sink, its acks would leave out of the order it sent them in."""
+    """`settle_values` for (future, result, error) triples (a batch's jobs)."""
+    triples = list(outcomes)
+    settle_values([f for f, _, _ in triples], [r if e is None else e for _, r, e in triples])
+
+
+def settle_values(futures: Iterable[Settles], values: Iterable[Any]) -> None:
+    """Settle a batch's answers in their order, each future with its value: its result, or
+    the exception it failed with (no job returns an exception as its result). A future
+    may have been cancelled by its caller; an `Answer` is called; a run of consecutive
+    `BatchAnswer`s of one sink goes to that sink in one call. Strictly in order, because one
+    socket's sends may have two sinks (a read of several sends has its own, a lone send
+    the one all sockets share): answered by sink, its acks would leave out of the order it
+    sent them in. (Per send: `zip` hands out one reused pair, nothing is built.)"""
     run_sink: Sink | None = None
     run: Answered = []
-    for future, result, error in outcomes:
-        if isinstance(future, BatchAnswer):
+    for future, value in zip(futures, values, strict=True):
+        if type(future) is BatchAnswer:
             if future.sink != run_sink:  # (equal, not the same: a bound method is made anew)
                 if run_sink is not None:
                     give(run_sink, run)
                 run_sink, run = future.sink, []
-            run.append((future.token, result if error is None else error))
+            run.append((future.token, value))
             continue
         if run_sink is not None:
             give(run_sink, run)
             run_sink, run = None, []
         if isinstance(future, Answering):
-            future.call(result if error is None else error)
+            future.call(value)
         elif future.cancelled():
             continue
-        elif error is None:
-            future.set_result(result)
+        elif isinstance(value, BaseException):
+            future.set_exception(value)
         else:
-            future.set_exception(error)
+            future.set_result(value)
     if run_sink is not None:
         give(run_sink, run)
 
@@ -351,8 +361,5 @@ class AppendPlan:
 
 
 def settle(appends: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
-    """`settle_outcomes` for a batch of sends and their results."""
-    settle_outcomes(
-        (a.future, None, result) if isinstance(result, BaseException) else (a.future, result, None)
-        for a, result in zip(appends, results, strict=True)
-    )
+    """`settle_values` for a batch of sends and their results."""
+    settle_values(map(_FUTURE, appends), results)

@@ -28,7 +28,7 @@ from functools import cache, partial
 from itertools import chain, count
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from parley.core import mention_keys
 from parley.core.roomnames import room_key
@@ -72,6 +72,7 @@ from parley.store.batch import (
     PendingAppend,
     QueuedAppends,
     Settles,
+    settle,
     settle_outcomes,
 )
 from parley.store.events import (
@@ -278,8 +279,24 @@ def _members_of(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, list[st
     return found
 
 
-_Item = tuple[Job, "asyncio.Future[Any]"] | PendingAppend
 _Outcome = Outcome
+
+
+class _Done(NamedTuple):
+    """A batch whose COMMIT is due: the jobs' outcomes, then the sends and their results
+    (kept apart: per send, no triple is built to carry its answer)."""
+
+    outcomes: list[_Outcome]
+    appends: list[PendingAppend]
+    results: list[AppendResult]
+
+    def futures(self, jobs: Sequence[tuple[Job, Settles]] = ()) -> list[Settles]:
+        """Every future of the batch, in order (`jobs`: those not run yet, first)."""
+        return (
+            [future for _, future in jobs]
+            + [future for future, _, _ in self.outcomes]
+            + [a.future for a in self.appends]
+        )
 
 
 class _Writer:
@@ -315,10 +332,11 @@ class _Writer:
         self.unindexed = 0  # sends since the last fill (some may have been refused)
         self.fill_due = False
         self.fill_timer: asyncio.TimerHandle | None = None
-        self.pending: list[_Item] = []
+        self.jobs: list[tuple[Job, Settles]] = []
+        self.appends: list[PendingAppend] = []
         self.closing = False
         self.busy_since: float | None = None  # when BEGIN first found the lock taken
-        self.commits: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
+        self.commits: queue.SimpleQueue[_Done | None] = queue.SimpleQueue()
         # Clear while a batch is scheduled, or between its BEGIN and its settling; `busy`
         # is the same, as a plain bool for `add` to test per send (no method call).
         self.idle = asyncio.Event()
@@ -334,16 +352,21 @@ class _Writer:
             self._fill_later()
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
+        """Queue a job for the next batch (a batch runs its jobs before its sends)."""
         future: asyncio.Future[Any] = self.loop.create_future()
-        self.add((job, future), future)
-        return future
-
-    def add(self, item: _Item, future: Settles) -> None:
-        """Queue a job (with its future) or a send (with `pending.future`)."""
         if self.closing:
             future.set_exception(StoreUnavailable("store is closed"))
+            return future
+        self.jobs.append((job, future))
+        self._wake()
+        return future
+
+    def add(self, pending: PendingAppend) -> None:
+        """Queue a send for the next batch."""
+        if self.closing:
+            pending.future.set_exception(StoreUnavailable("store is closed"))
             return
-        self.pending.append(item)
+        self.appends.append(pending)
         if not self.busy:  # (tested here too: no call per send while a batch is due)
             self._wake()
 
@@ -353,7 +376,7 @@ class _Writer:
             for pending in appends:
                 pending.future.set_exception(StoreUnavailable("store is closed"))
             return
-        self.pending += appends
+        self.appends += appends
         if not self.busy:
             self._wake()
 
@@ -386,35 +409,38 @@ class _Writer:
         self.conn.close()
 
     def _start(self) -> None:
-        """BEGIN and run the next batch's statements, then hand its COMMIT to the thread."""
-        batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
-        if not batch and not (self.fill_due and not self.closing):
+        """BEGIN and run the next batch's statements, then hand its COMMIT to the thread.
+        A batch takes up to `max_batch` of what is queued, the jobs first."""
+        jobs, self.jobs = _split(self.jobs, self.max_batch)
+        appends, self.appends = _split(self.appends, self.max_batch - len(jobs))
+        if not jobs and not appends and not (self.fill_due and not self.closing):
             self.busy = False
             self.idle.set()
             return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if self._retry_later(exc, batch):
+            if self._retry_later(exc, jobs, appends):
                 return
             if self.fill_due:  # not at once again (that would spin): after the delay
                 self.fill_due = False
                 self._fill_later()
-            self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
+            self._fail(exc, _Done([], appends, []).futures(jobs))
             return
         self.busy_since = None
-        appends = [item for item in batch if isinstance(item, PendingAppend)]
-        jobs = [item for item in batch if not isinstance(item, PendingAppend)]
         try:
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
-            if appends:
-                outcomes += _append_all(self.conn, appends)
+            results = _append_all(self.conn, appends) if appends else []
         except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
-            self._committed(_failed(self.conn, exc, [_future_of(item) for item in batch]))
+            self._fail(exc, _Done([], appends, []).futures(jobs))
             return
         if self.indexes_words:
             self._index_in_bulk(len(appends))
-        self.commits.put(outcomes)
+        self.commits.put(_Done(outcomes, appends, results))
+
+    def _fail(self, exc: Exception, futures: list[Settles]) -> None:
+        """The open batch failed: undo it, and every one of `futures` fails as unavailable."""
+        self._committed(_Done(_failed(self.conn, exc, futures), [], []))
 
     def _index_in_bulk(self, sends: int) -> None:
         """Fill the search index in this batch's transaction when enough sends are
@@ -430,7 +456,12 @@ class _Writer:
         elif self.unindexed:
             self._fill_later()
 
-    def _retry_later(self, exc: sqlite3.OperationalError, batch: list[_Item]) -> bool:
+    def _retry_later(
+        self,
+        exc: sqlite3.OperationalError,
+        jobs: list[tuple[Job, Settles]],
+        appends: list[PendingAppend],
+    ) -> bool:
         """Another connection holds the write lock: put the batch back and try again soon,
         for up to BUSY_PATIENCE seconds. False: give up (or not a lock at all)."""
         if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
@@ -441,29 +472,34 @@ class _Writer:
         elif now - self.busy_since > BUSY_PATIENCE:
             self.busy_since = None
             return False
-        self.pending[:0] = batch
+        self.jobs[:0] = jobs
+        self.appends[:0] = appends
         self.loop.call_later(BUSY_RETRY, self._start)
         return True
 
     def _commit_loop(self) -> None:
         """The thread: COMMIT each batch (the fsync), then settle it on the loop."""
-        while (outcomes := self.commits.get()) is not None:
+        while (done := self.commits.get()) is not None:
             try:
                 self.conn.execute("COMMIT")
             except Exception as exc:
-                outcomes = _failed(self.conn, exc, [future for future, _, _ in outcomes])
+                done = _Done(_failed(self.conn, exc, done.futures()), [], [])
             else:
                 self.batches += 1
-                self.committed_jobs += len(outcomes)
-            self.loop.call_soon_threadsafe(self._committed, outcomes)
+                self.committed_jobs += len(done.outcomes) + len(done.appends)
+            self.loop.call_soon_threadsafe(self._committed, done)
 
-    def _committed(self, outcomes: list[_Outcome]) -> None:
-        settle_outcomes(outcomes)
+    def _committed(self, done: _Done) -> None:
+        settle_outcomes(done.outcomes)
+        settle(done.appends, done.results)
         self.loop.call_soon(self._start)  # after this iteration's sends have queued
 
 
-def _future_of(item: _Item) -> Settles:
-    return item.future if isinstance(item, PendingAppend) else item[1]
+def _split(items: list[T], count: int) -> tuple[list[T], list[T]]:
+    """The first `count` of `items` and the rest (all of them at once, most often)."""
+    if len(items) <= count:
+        return items, []
+    return items[:count], items[count:]
 
 
 def _failed(conn: sqlite3.Connection, exc: Exception, futures: list[Settles]) -> list[_Outcome]:
@@ -494,7 +530,7 @@ def _run_job(conn: sqlite3.Connection, job: Job, future: Settles) -> _Outcome:
     return future, result, None
 
 
-def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[_Outcome]:
+def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[AppendResult]:
     """Store a batch of messages with few SQLite calls; one at a time if that fails.
 
     Optimistic about resends: the batch is inserted without looking for them first, and
@@ -512,12 +548,15 @@ def _append_all(conn: sqlite3.Connection, appends: list[PendingAppend]) -> list[
     except sqlite3.Error:  # unexpected: isolate the culprit by going one by one
         conn.execute("ROLLBACK TO appends")
         conn.execute("RELEASE appends")
-        return [_run_job(conn, partial(_append_one, a), a.future) for a in appends]
+        return [_one_by_one(conn, a) for a in appends]
     conn.execute("RELEASE appends")
-    return [
-        (a.future, None, r) if isinstance(r, BaseException) else (a.future, r, None)
-        for a, r in zip(appends, results, strict=True)
-    ]
+    return results
+
+
+def _one_by_one(conn: sqlite3.Connection, a: PendingAppend) -> AppendResult:
+    """A send stored alone, in its own SAVEPOINT: its result, or why it failed."""
+    _, result, error = _run_job(conn, partial(_append_one, a), a.future)
+    return result if error is None else error
 
 
 def _bulk_append(
@@ -1237,7 +1276,7 @@ class SQLiteStore(QueuedAppends, Store):
         if self._writer is None:
             pending.future.set_exception(StoreUnavailable("store is closed"))
         else:
-            self._writer.add(pending, pending.future)
+            self._writer.add(pending)
 
     def _queue_all(self, pendings: list[PendingAppend]) -> None:
         if self._writer is None:
