@@ -135,3 +135,44 @@ async def blocked_on_the_lock(lock: Any) -> None:
     waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
     while not await lock.fetchval(waiting):  # noqa: ASYNC110 - no event tells: poll
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "in-one-read"])
+async def test_a_resend_into_another_room_is_acked_where_it_was_first_stored(
+    server_factory: ServerFactory, together: bool
+) -> None:
+    """A client_id already stored in general, sent again to another room the socket uses
+    (alone, or in a read of several sends): acked as the first, naming general; a new send
+    beside it is acked in its own room."""
+    seen: Frames = []
+    srv = server_factory()
+    raw = await joined(srv, seen)
+    await raw.send_bytes(send("first") + encode_frame(OP_PING, b"first"))
+    await read_until_pong(raw, b"first", seen)
+
+    def to_side(client_id: str) -> bytes:
+        frame = {"type": "send", "room": "side", "text": "x", "client_id": client_id}
+        return encode_frame(OP_TEXT, json.dumps(frame).encode())
+
+    join = encode_frame(OP_TEXT, b'{"type":"join","room":"side"}')
+    async with AsyncApi(srv.url) as api:
+        owner = await api.register()
+        assert (await api.create_room(owner.token, "side")).status_code == 201
+    await raw.send_bytes(join + encode_frame(OP_PING, b"side"))
+    await read_until_pong(raw, b"side", seen)
+    resend, new = to_side("first"), to_side("new")
+    if together:
+        await raw.send_bytes(resend + new + encode_frame(OP_PING, b"sent"))
+    else:
+        await raw.send_bytes(resend + encode_frame(OP_PING, b"one"))
+        await read_until_pong(raw, b"one", seen)
+        await raw.send_bytes(new + encode_frame(OP_PING, b"sent"))
+    await read_until_pong(raw, b"sent", seen)
+    frames = list(seen)
+    while sum(f["type"] == "ack" for f in frames) < 3:
+        opcode, data = await raw.read_frame()
+        if opcode == OP_TEXT:
+            frames.append(json.loads(data))
+    raw.close()
+    acks = [(f["client_id"], f["room"], f["seq"]) for f in frames if f["type"] == "ack"]
+    assert acks == [("first", "general", 1), ("first", "general", 1), ("new", "side", 1)]

@@ -553,11 +553,11 @@ class ChatService:
     def submit_all(
         self, who: Identity, sends: Sequence[QueuedSend], then: Callable[[Answered], None]
     ) -> None:
-        """`submit_then` for several sends of `who` (room key, text, client_id,
-        attachments, a token; no replies), queued for the store in one call: a socket's
-        sends of one read. Once a batch has committed some of them, the new ones are
-        published, then `then` gets each one's (token, result), in their order: one call
-        for them all. All are refused alike while shutting down."""
+        """`submit_then` for several sends of `who` (each the key of its room and its
+        frame; no replies), queued for the store in one call: a socket's sends of one
+        read. Once a batch has committed some of them, the new ones are published, then
+        `then` gets each one's (frame, result), in their order: one call for them all.
+        All are refused alike while shutting down."""
         if self.draining:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down")
         self._unanswered += len(sends)

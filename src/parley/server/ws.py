@@ -56,7 +56,7 @@ from parley.server.metrics import OPENED
 from parley.server.state import ACCOUNTS, CONFIG, NODE
 from parley.server.upgraded import CLOSE_TIMEOUT, UpgradedSocket, take_head, upgrade_response
 from parley.store import Appended, MessageQuery, RoomRecord, StoreUnavailable
-from parley.store.batch import Answered
+from parley.store.batch import Answered, QueuedSend
 
 __all__ = [
     "MAX_FRAME",
@@ -563,7 +563,7 @@ class JsonSession(ChatSession):
             return 1 if self.on_text_now(texts[0]) else 0
         conn = self.conn
         node = self.node
-        sends: list[tuple[Send, str]] = []
+        sends: list[QueuedSend] = []
         taken = 0
         try:
             for data in texts:
@@ -578,30 +578,26 @@ class JsonSession(ChatSession):
                     sends = []
                     self.error(_answering(frame, exc))
                 else:
-                    sends.append((frame, room))
+                    sends.append((room, frame))
         finally:
             self.queue_sends(sends)
         if taken:
             conn.heard(conn.loop.time())
         return taken
 
-    def queue_sends(self, sends: Sequence[tuple[Send, str]]) -> None:
-        """Queue checked sends (each with the key of its room) for the store's group
-        commit (`ChatService.submit_all`); `acked_all` answers them after the COMMIT, all
-        those of a batch at once. Mind MAX_INFLIGHT first. While shutting down, each is
+    def queue_sends(self, sends: Sequence[QueuedSend]) -> None:
+        """Queue checked sends (each the key of its room and its frame) for the store's
+        group commit (`ChatService.submit_all`); `acked_all` answers them after the COMMIT,
+        all those of a batch at once. Mind MAX_INFLIGHT first. While shutting down, each is
         refused in turn."""
         if not sends:
             return
         conn = self.conn
         conn.inflight += len(sends)  # first: a store that is closed answers at once
-        queued = [
-            (room, frame.text, frame.client_id, frame.attachments, (frame, room))
-            for frame, room in sends
-        ]
         try:
-            self.node.submit_all(conn, queued, self.acked_all)
+            self.node.submit_all(conn, sends, self.acked_all)
         except ProtocolError as exc:
-            for frame, _ in sends:
+            for _, frame in sends:
                 self.slot_back()
                 self.error(_answering(frame, exc))
 
@@ -624,28 +620,32 @@ class JsonSession(ChatSession):
     def submit(self, frame: Send, room: str) -> None:
         """Queue a checked send to the room keyed `room` (`pipeline`); `acked` answers it
         after the COMMIT. Mind `wait_for_slot` first."""
-        answer = partial(self.acked, frame, room)
+        answer = partial(self.acked, frame)
         self.pipeline(room, frame.text, frame.client_id, answer, frame.reply_to, frame.attachments)
 
-    def acked(self, frame: Send, room: str, result: Appended) -> None:
-        self.acked_all([((frame, room), result)])
+    def acked(self, frame: Send, result: Appended) -> None:
+        self.acked_all([(frame, result)])
 
     def acked_all(self, answered: Answered) -> None:
-        """The answers of sends (each token: the frame and the key of its room), in their
-        order: an ack, or the error of a send the store refused. Their frames are queued
+        """The answers of sends (each token: the send's frame), in their order: an ack, or
+        the error of a send the store refused. Their frames are queued
         together, and their slots given back at once. (Written out: per send, this is the
         whole cost of an answer.)"""
         self.slot_back(len(answered))
         conn = self.conn
         payloads = []
-        for (frame, room), result in answered:
+        for frame, result in answered:
             if isinstance(result, BaseException):
                 error = _answering(frame, store_error(result, frame.room))
                 payloads.append(self._error_payload(error))
                 continue
-            msg = result[0]
-            # A resent client_id is acked as first stored, which may be another room
-            ref = frame.room if msg.room == room else conn.ref_of(msg.room)
+            msg, created = result
+            # A resent client_id is acked as first stored, which may be another room (a
+            # new message is where its frame said)
+            if created or conn.key_of(frame.room) == msg.room:
+                ref = frame.room
+            else:
+                ref = conn.ref_of(msg.room)
             rid = frame.request_id
             ack = Ack(frame.client_id, ref, msg.seq, UNSET if rid is None else rid)
             payloads.append(encode(ack))

@@ -537,10 +537,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def append_all_then(self, username: str, sends: Sequence[QueuedSend], sink: Sink) -> None:
-        """`append_then` for several sends of `username` (no replies), each answered as a
-        `BatchAnswer` of `sink` with its token: (room, text, client_id, attachments,
-        token), where an attachment named twice counts once. One call for a socket's sends
-        of one read; stored in their order."""
+        """`append_then` for several sends of `username` (no replies): each is (the key of
+        its room, its `Send` frame), stored with the frame's text, client_id and
+        attachments (one named twice counts once), and answered as a `BatchAnswer` of
+        `sink` whose token is the frame. One call for a socket's sends of one read; stored
+        in their order."""
 
     @abc.abstractmethod
     async def change(self, request: ChangeRequest) -> Changed:

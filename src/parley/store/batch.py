@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
-from parley.protocol import File, Message, MessageEvent, as_event
+from parley.protocol import File, Message, MessageEvent, Send, as_event
 from parley.store.base import Appended, Stored, StoreUnavailable, UnknownRoom
 
 __all__ = [
@@ -93,7 +93,9 @@ class Answer(Answering):
 Answered = list[tuple[Any, AppendResult]]
 Sink = Callable[[Answered], None]
 # A send of `Store.append_all_then`: (room, text, client_id, attachments, its token).
-QueuedSend = tuple[str, str, str | None, Sequence[str], Any]
+# A send of `append_all_then`: (the key of its room, its frame). The frame is also its
+# token: what the sink gets back with its result (no tuple is built per send for either).
+QueuedSend = tuple[str, Send]
 
 
 class BatchAnswer(msgspec.Struct, Answering):
@@ -213,13 +215,13 @@ class QueuedAppends(abc.ABC):
             PendingAppend(
                 room,
                 username,
-                text,
-                client_id,
-                BatchAnswer(sink, token),
+                frame.text,
+                frame.client_id,
+                BatchAnswer(sink, frame),
                 None,
-                tuple(dict.fromkeys(files)) if files else (),  # the same file twice: once
+                tuple(dict.fromkeys(frame.attachments)) if frame.attachments else (),  # once
             )
-            for room, text, client_id, files, token in sends
+            for room, frame in sends
         ]
         self._queue_all(pendings)
 

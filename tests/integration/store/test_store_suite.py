@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from parley.protocol import Send
 from parley.store import Appended, MessageQuery, Store, StoreUnavailable, UnknownRoom
 from parley.store.batch import Answer, Answered, BatchAnswer
 from parley.store.postgres import PostgresStore
@@ -392,19 +393,19 @@ async def test_append_all_then_queues_a_sockets_sends_in_one_call(store: Store) 
 
         return answered
 
-    first = [
-        ("general", "one", "q1", (), 0),
-        ("nowhere", "lost", "q2", (), 1),
-        ("general", "one again", "q1", (), 2),
+    frames = [
+        Send("general", "one", "q1"),
+        Send("nowhere", "lost", "q2"),
+        Send("general", "one again", "q1"),
+        Send("general", "two", "q3"),
+        Send("general", "three", "q4"),
     ]
-    store.append_all_then("ivy", first, sink("first"))
-    store.append_all_then(
-        "ivy", [("general", "two", "q3", [], 3), ("general", "three", None, (), 4)], sink("second")
-    )
+    store.append_all_then("ivy", [(f.room, f) for f in frames[:3]], sink("first"))
+    store.append_all_then("ivy", [(f.room, f) for f in frames[3:]], sink("second"))
     await asyncio.wait_for(done, 10)
     assert [(name, [token for token, _ in answers]) for name, answers in calls] == [
-        ("first", [0, 1, 2]),
-        ("second", [3, 4]),
+        ("first", frames[:3]),
+        ("second", frames[3:]),
     ]
     one, missing, again = (result for _, result in calls[0][1])
     assert isinstance(missing, UnknownRoom)
