@@ -268,6 +268,14 @@ class ActionLimits:
         limiter = self._limiters.get(action)
         return 0.0 if limiter is None else limiter.check(key, now)
 
+    def limiter(self, action: Action) -> RateLimiter:
+        """`action`'s own limiter (one without an allowance: off), for a caller that
+        spends it often: `limiter(a).check(key, now)` is `check(a, key, now)`."""
+        limiter = self._limiters.get(action)
+        if limiter is None:
+            limiter = self._limiters[action] = RateLimiter(0)
+        return limiter
+
     def refusal(self, action: Action) -> str:
         return self._refusals.get(action, "too fast")
 

@@ -143,6 +143,7 @@ class ChatService:
         self.admin = AdminService(store, broker)
         self.delivery = Delivery(store, self.registry, presence or MemoryPresence(), presence_grace)
         self.limits = ActionLimits.scaled(rate_limit, action_limits)
+        self._sends = self.limits.limiter(_SEND)  # (`check_send`: looked up once)
         self.typists = TypingThrottle()
         self.max_guests_per_address = max_guests_per_address  # 0: no cap
         self.draining = False
@@ -505,8 +506,12 @@ class ChatService:
         for file_id in attachments:
             if not _FILE_ID.search(file_id):
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no file {file_id!r}")
-        # (`spend` without its call; a global: an enum's member is slow to look up)
-        self._spend_key(limit_key(who), _SEND)
+        # `spend`, written out: this runs for every send
+        key = who.limit_key if isinstance(who, Connection) else who.username
+        retry_after = self._sends.check(key, time.monotonic())
+        if retry_after:
+            why = self.limits.refusal(_SEND)
+            raise ProtocolError(ErrorCode.RATE_LIMITED, why, retry_after=retry_after)
 
     def submit(
         self,

@@ -201,3 +201,15 @@ def test_action_limits_prune_idle_keys() -> None:
     }
     limits.prune(120)
     assert [limits.tracked(action) for action in Action] == [0] * len(Action)
+
+
+def test_an_actions_own_limiter_spends_the_same_allowance_as_check() -> None:
+    limits = ActionLimits({Action.SEND: Allowance(2, 10.0, "too fast")})
+    sends = limits.limiter(Action.SEND)
+    assert sends.check("ann", 0.0) == 0.0
+    assert limits.check(Action.SEND, "ann", 0.0) == 0.0
+    assert sends.check("ann", 0.0) > 0  # two spent, by either way
+    assert limits.check(Action.SEND, "bob", 0.0) == 0.0  # another key's own
+    off = limits.limiter(Action.JOIN)  # no allowance: never limited
+    assert all(off.check("ann", 0.0) == 0.0 for _ in range(100))
+    assert limits.limiter(Action.JOIN) is off
