@@ -83,10 +83,14 @@ __all__ = [
 ]
 
 # --- client -> server -------------------------------------------------------
+#
+# Every frame and message is a frozen tree of plain values, which can never be part of a
+# reference cycle: `gc=False` keeps them out of the cycle collector (one is made per send,
+# ack and event; tracking them cost 1.5% of an ingested message's instructions).
 
 
 class _ClientFrame(
-    Struct, tag_field="type", forbid_unknown_fields=False, frozen=True, kw_only=True
+    Struct, tag_field="type", forbid_unknown_fields=False, frozen=True, kw_only=True, gc=False
 ):
     # null is no id, as for the other optional fields
     request_id: RequestId | None = field(default=None, name="id")
@@ -267,7 +271,7 @@ class File(Struct, frozen=True):
     height: int | UnsetType = UNSET
 
 
-class Message(Struct, frozen=True):
+class Message(Struct, frozen=True, gc=False):
     """A chat message as it is now (edits applied; a tombstone once deleted): the unit of
     history, REST and live delivery."""
 
@@ -286,7 +290,7 @@ class Message(Struct, frozen=True):
     attachments: list[File] = field(default_factory=list)  # [] once deleted
 
 
-class _ServerFrame(Struct, tag_field="type", frozen=True):
+class _ServerFrame(Struct, tag_field="type", frozen=True, gc=False):
     pass
 
 
