@@ -43,6 +43,13 @@ class Feed:
         self.last_seq[room] = msg.seq
         return True
 
+    def advance_run(self, room: str, first: int, last: int) -> bool:
+        """`advance` for the events `first` to `last` of `room`, all of them in order."""
+        if room in self.held or self.last_seq.get(room, first - 1) != first - 1:
+            return False
+        self.last_seq[room] = last
+        return True
+
     def accept(self, msg: RoomEvent) -> tuple[list[RoomEvent], Gap | None]:
         """The messages now deliverable in order, and a gap to fill if one opened."""
         last = self.last_seq.get(msg.room)

@@ -16,7 +16,7 @@ again at that event: the window never holds a row the store has changed since.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Generic, TypeVar
 
 from parley.protocol import DeleteEvent, EditEvent, MessageEvent, ReactionEvent, RoomEvent
@@ -66,9 +66,7 @@ class RecentEvents(Generic[F]):
         room = event.room
         window = self._windows.get(room)
         if window is None:
-            window = self._windows[room] = _Window(self.size)
-            if len(self._windows) > self.rooms:
-                self._windows.popitem(last=False)
+            window = self._window(room)
         else:
             if room != self._newest:
                 self._windows.move_to_end(room)
@@ -82,6 +80,32 @@ class RecentEvents(Generic[F]):
         self._newest = room
         window.events.append(event)
         window.frames.append(frame)
+
+    def extend(
+        self, room: str, messages: Sequence[MessageEvent], frames: Sequence[F | None]
+    ) -> None:
+        """`add` of each of `messages`, the next messages of `room` in seq order (a batch
+        of sends), with their frames: in one step."""
+        window = self._windows.get(room)
+        if window is None:
+            window = self._window(room)
+        else:
+            if room != self._newest:
+                self._windows.move_to_end(room)
+            events = window.events
+            if events and events[-1].seq + 1 != messages[0].seq:
+                events.clear()  # a jump: start again here
+                window.frames.clear()
+        self._newest = room
+        window.events.extend(messages)
+        window.frames.extend(frames)
+
+    def _window(self, room: str) -> _Window[F]:
+        """A new window for `room`, the newest; the oldest room's goes past `rooms`."""
+        window = self._windows[room] = _Window(self.size)
+        if len(self._windows) > self.rooms:
+            self._windows.popitem(last=False)
+        return window
 
     def frames(self, room: str, after: int, upto: int) -> list[F] | None:
         """The frames of the room's events `after` < seq <= `upto`, if the window holds every

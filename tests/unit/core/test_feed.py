@@ -85,3 +85,14 @@ def test_advance_then_accept_delivers_each_once_in_order(
         event = msg(seq)
         out += [seq] if feed.advance(event) else seqs(feed.accept(event)[0])
     assert out == list(range(1, 30))
+
+
+def test_advance_run_takes_a_whole_run_of_next_events_or_nothing() -> None:
+    feed = Feed()
+    assert feed.advance_run("r", 1, 4)  # a room first heard of
+    assert feed.advance_run("r", 5, 5)
+    assert not feed.advance_run("r", 7, 9)  # a gap: nothing changed
+    assert feed.last_seq["r"] == 5
+    assert feed.accept(msg(7)) == ([], Gap("r", 6, 6))
+    assert not feed.advance_run("r", 6, 6)  # held back behind it: `accept` releases them
+    assert feed.last_seq["r"] == 5

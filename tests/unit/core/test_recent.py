@@ -114,3 +114,27 @@ def test_an_answer_is_always_exactly_the_range(adds: list[int], after: int, upto
     got = window.frames("r", after, upto)
     if got is not None:
         assert got == list(range(after + 1, upto + 1))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abcdef"), st.integers(1, 3), st.booleans()),
+        max_size=30,
+    )
+)
+def test_extend_holds_what_adding_one_by_one_holds(steps: list[tuple[str, int, bool]]) -> None:
+    """Runs of a room's next messages (or after a jump), as `extend` takes them and as
+    `add` takes them one at a time: the same windows, rooms kept and frames."""
+    one_by_one, in_runs = recent(size=5, rooms=3), recent(size=5, rooms=3)
+    last: dict[str, int] = {}
+    for room, count, jump in steps:
+        first = last.get(room, 0) + (3 if jump else 1)
+        run = [msg(seq, room) for seq in range(first, first + count)]
+        last[room] = run[-1].seq
+        for m in run:
+            one_by_one.add(m, m.seq * 10)
+        in_runs.extend(room, run, [m.seq * 10 for m in run])
+    for room in "abcdef":
+        for after in range(0, last.get(room, 0) + 1):
+            upto = last.get(room, 0)
+            assert in_runs.frames(room, after, upto) == one_by_one.frames(room, after, upto)
