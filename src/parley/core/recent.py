@@ -63,21 +63,8 @@ class RecentEvents(Generic[F]):
     def add(self, event: RoomEvent, frame: F | None = None) -> None:
         """The feed delivered `event` (the next of its room, or the first after a jump);
         `frame`: its frame, if the caller made it already."""
-        room = event.room
-        window = self._windows.get(room)
-        if window is None:
-            window = self._window(room)
-        else:
-            if room != self._newest:
-                self._windows.move_to_end(room)
-            events = window.events
-            if events and (
-                events[-1].seq + 1 != event.seq
-                or (type(event) is not MessageEvent and isinstance(event, _CHANGES_A_ROW))
-            ):
-                events.clear()  # a jump, or an older row changed: start again here
-                window.frames.clear()
-        self._newest = room
+        changes_a_row = type(event) is not MessageEvent and isinstance(event, _CHANGES_A_ROW)
+        window = self._window_for(event.room, event.seq, changes_a_row)
         window.events.append(event)
         window.frames.append(frame)
 
@@ -86,25 +73,27 @@ class RecentEvents(Generic[F]):
     ) -> None:
         """`add` of each of `messages`, the next messages of `room` in seq order (a batch
         of sends), with their frames: in one step."""
+        window = self._window_for(room, messages[0].seq, False)
+        window.events.extend(messages)
+        window.frames.extend(frames)
+
+    def _window_for(self, room: str, seq: int, restart: bool) -> _Window[F]:
+        """`room`'s window, now the newest, ready for its event `seq`: emptied after a
+        jump, or when `restart` (the event changes an older row); the oldest room's goes
+        past `rooms`."""
         window = self._windows.get(room)
         if window is None:
-            window = self._window(room)
+            window = self._windows[room] = _Window(self.size)
+            if len(self._windows) > self.rooms:
+                self._windows.popitem(last=False)
         else:
             if room != self._newest:
                 self._windows.move_to_end(room)
             events = window.events
-            if events and events[-1].seq + 1 != messages[0].seq:
-                events.clear()  # a jump: start again here
+            if events and (restart or events[-1].seq + 1 != seq):
+                events.clear()  # start again here
                 window.frames.clear()
         self._newest = room
-        window.events.extend(messages)
-        window.frames.extend(frames)
-
-    def _window(self, room: str) -> _Window[F]:
-        """A new window for `room`, the newest; the oldest room's goes past `rooms`."""
-        window = self._windows[room] = _Window(self.size)
-        if len(self._windows) > self.rooms:
-            self._windows.popitem(last=False)
         return window
 
     def frames(self, room: str, after: int, upto: int) -> list[F] | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -47,15 +48,19 @@ def test_floor_never_goes_back() -> None:
     assert feed.floor("r", 3) == 10
 
 
+@pytest.mark.parametrize("advancing", [False, True], ids=["accept", "advance-then-accept"])
 @given(st.permutations(list(range(1, 30))), st.lists(st.integers(1, 29), max_size=20))
 def test_any_order_with_duplicates_delivers_each_once_in_order(
-    order: list[int], dupes: list[int]
+    advancing: bool, order: list[int], dupes: list[int]
 ) -> None:
+    """`accept` alone, and as Delivery uses the two: `advance` first, `accept` when it
+    declines."""
     feed = Feed()
     feed.floor("r", 0)
     out: list[int] = []
     for seq in [*order[:10], *dupes, *order[10:]]:
-        out += seqs(feed.accept(msg(seq))[0])
+        event = msg(seq)
+        out += [seq] if advancing and feed.advance(event) else seqs(feed.accept(event)[0])
     assert out == list(range(1, 30))
 
 
@@ -71,20 +76,6 @@ def test_advance_takes_only_the_next_with_nothing_held() -> None:
     assert not feed.advance(msg(9))  # the next, but 10 is held: accept releases both
     assert seqs(feed.accept(msg(9))[0]) == [9, 10]
     assert feed.advance(msg(11))
-
-
-@given(st.permutations(list(range(1, 30))), st.lists(st.integers(1, 29), max_size=20))
-def test_advance_then_accept_delivers_each_once_in_order(
-    order: list[int], dupes: list[int]
-) -> None:
-    """How Delivery uses the two: `advance` first, `accept` when it declines."""
-    feed = Feed()
-    feed.floor("r", 0)
-    out: list[int] = []
-    for seq in [*order[:10], *dupes, *order[10:]]:
-        event = msg(seq)
-        out += [seq] if feed.advance(event) else seqs(feed.accept(event)[0])
-    assert out == list(range(1, 30))
 
 
 def test_advance_run_takes_a_whole_run_of_next_events_or_nothing() -> None:
