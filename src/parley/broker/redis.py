@@ -101,10 +101,12 @@ class RedisBroker(Broker):
         self._enqueue(MESSAGES, self._msg_encoder.encode(event))
 
     def publish_stored_all(self, events: Sequence[RoomEvent]) -> None:
-        if self._handler is not None:
-            self._handler.on_stored_all(events)
-        for event in events:
-            self._enqueue(MESSAGES, self._msg_encoder.encode(event))
+        try:
+            if self._handler is not None:
+                self._handler.on_stored_all(events)
+        finally:  # the other nodes hear of them all the same
+            for event in events:
+                self._enqueue(MESSAGES, self._msg_encoder.encode(event))
 
     def publish_event(self, event: ClusterEvent) -> None:
         if self._handler is not None:

@@ -641,8 +641,8 @@ class JsonSession(ChatSession):
                 continue
             msg, created = result
             # A resent client_id is acked as first stored, which may be another room (a
-            # new message is where its frame said)
-            if created or conn.key_of(frame.room) == msg.room:
+            # new message is where its frame said; a room the socket lost since: its name)
+            if created or conn.key_of(frame.room) in (msg.room, None):
                 ref = frame.room
             else:
                 ref = conn.ref_of(msg.room)

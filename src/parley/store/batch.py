@@ -92,8 +92,7 @@ class Answer(Answering):
 # What a `BatchAnswer`'s sink gets: each of its sends' token with the send's result.
 Answered = list[tuple[Any, AppendResult]]
 Sink = Callable[[Answered], None]
-# A send of `Store.append_all_then`: (room, text, client_id, attachments, its token).
-# A send of `append_all_then`: (the key of its room, its frame). The frame is also its
+# A send of `Store.append_all_then`: (the key of its room, its frame). The frame is also its
 # token: what the sink gets back with its result (no tuple is built per send for either).
 QueuedSend = tuple[str, Send]
 

@@ -410,8 +410,11 @@ class _Writer:
 
     def _start(self) -> None:
         """BEGIN and run the next batch's statements, then hand its COMMIT to the thread.
-        A batch takes up to `max_batch` of what is queued, the jobs first."""
-        jobs, self.jobs = _split(self.jobs, self.max_batch)
+        A batch takes up to `max_batch` of what is queued: jobs first (as they run first
+        in it), but at most half of it while sends wait, so that neither starves. (So a job
+        queued behind more than half a batch of sends may run before some of them.)"""
+        most_jobs = max(1, self.max_batch // 2) if self.appends else self.max_batch
+        jobs, self.jobs = _split(self.jobs, most_jobs)
         appends, self.appends = _split(self.appends, self.max_batch - len(jobs))
         if not jobs and not appends and not (self.fill_due and not self.closing):
             self.busy = False
@@ -431,11 +434,11 @@ class _Writer:
         try:
             outcomes = [_run_job(self.conn, job, future) for job, future in jobs]
             results = _append_all(self.conn, appends) if appends else []
+            if self.indexes_words:
+                self._index_in_bulk(len(appends))
         except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
             self._fail(exc, _Done([], appends, []).futures(jobs))
             return
-        if self.indexes_words:
-            self._index_in_bulk(len(appends))
         self.commits.put(_Done(outcomes, appends, results))
 
     def _fail(self, exc: Exception, futures: list[Settles]) -> None:

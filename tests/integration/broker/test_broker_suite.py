@@ -192,6 +192,28 @@ async def test_messages_and_events_reach_every_node(redis_server: RedisServer) -
     assert from_one == sorted(from_one)
 
 
+class Failing(Recorder):
+    """A node whose own delivery of a batch fails (a bug, say)."""
+
+    def on_stored_all(self, msgs: Sequence[RoomEvent]) -> None:
+        raise RuntimeError("delivery failed")
+
+
+async def test_a_batch_reaches_the_other_nodes_when_its_own_delivery_fails(
+    redis_server: RedisServer,
+) -> None:
+    nodes: list[Node] = [
+        (RedisBroker(redis_server.url), Failing()),
+        (RedisBroker(redis_server.url), Recorder()),
+    ]
+    (broker, _), (_, other) = nodes
+    async with running(nodes):
+        with pytest.raises(RuntimeError):
+            broker.publish_stored_all([msg(seq) for seq in range(1, 4)])
+        await settle(nodes)
+    assert other.messages == [msg(1), msg(2), msg(3)]
+
+
 async def disconnected(broker: RedisBroker) -> None:
     """Return once `broker` has noticed that its subscription is gone (the loop runs while
     Redis is away: `RedisServer.start` blocks it)."""
