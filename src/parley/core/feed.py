@@ -37,11 +37,7 @@ class Feed:
     def advance(self, msg: RoomEvent) -> bool:
         """Take `msg` if it is the next of its room with nothing held back there (most
         events): True, and it is deliverable now. False: nothing changed, `accept` it."""
-        room = msg.room
-        if room in self.held or self.last_seq.get(room, msg.seq - 1) != msg.seq - 1:
-            return False
-        self.last_seq[room] = msg.seq
-        return True
+        return self.advance_run(msg.room, msg.seq, msg.seq)
 
     def advance_run(self, room: str, first: int, last: int) -> bool:
         """`advance` for the events `first` to `last` of `room`, all of them in order."""

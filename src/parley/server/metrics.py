@@ -70,54 +70,56 @@ ACKS: Final = AckStats()
 REGISTRY.register(ACKS)
 
 
-class ReplayStats:
-    """parley_replays: joins with `since` that replayed something, by where the events came
-    from (the recent events in memory, core/recent.py, or the store). Plain integers, as
-    `AckStats`: a reconnect storm counts thousands at once."""
+class _LabelledCounts:
+    """A counter family kept as plain integer attributes, one per value of its one label
+    (as `AckStats`: no lock per update), exported at scrape time."""
 
-    def __init__(self) -> None:
-        self.memory = 0
-        self.store = 0
+    name: str
+    help: str
+    label: str
+    values: tuple[str, ...]  # the label's values, each also the attribute holding its count
 
     def describe(self) -> Iterator[Metric]:
         return self.collect()
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "parley_replays",
-            "Joins with since that replayed events, by source: memory (recent) or store",
-            labels=["source"],
-        )
-        family.add_metric(["memory"], self.memory)
-        family.add_metric(["store"], self.store)
+        family = CounterMetricFamily(self.name, self.help, labels=[self.label])
+        for value in self.values:
+            family.add_metric([value], getattr(self, value))
         yield family
+
+
+class ReplayStats(_LabelledCounts):
+    """parley_replays: joins with `since` that replayed something, by where the events came
+    from (the recent events in memory, core/recent.py, or the store): a reconnect storm
+    counts thousands at once."""
+
+    name = "parley_replays"
+    help = "Joins with since that replayed events, by source: memory (recent) or store"
+    label = "source"
+    values = ("memory", "store")
+
+    def __init__(self) -> None:
+        self.memory = 0
+        self.store = 0
 
 
 REPLAYS: Final = ReplayStats()
 REGISTRY.register(REPLAYS)
 
 
-class OpenedStats:
+class OpenedStats(_LabelledCounts):
     """parley_sockets_opened: WebSockets opened, by which way their handshake took: the
-    front door (server/front.py) or aiohttp's request handling. Plain integers, as
-    `AckStats`."""
+    front door (server/front.py) or aiohttp's request handling."""
+
+    name = "parley_sockets_opened"
+    help = "WebSockets opened, by the way their handshake took: front (the front door) or aiohttp"
+    label = "by"
+    values = ("front", "aiohttp")
 
     def __init__(self) -> None:
         self.front = 0
         self.aiohttp = 0
-
-    def describe(self) -> Iterator[Metric]:
-        return self.collect()
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "parley_sockets_opened",
-            "WebSockets opened, by the way their handshake took: front (the front door) or aiohttp",
-            labels=["by"],
-        )
-        family.add_metric(["front"], self.front)
-        family.add_metric(["aiohttp"], self.aiohttp)
-        yield family
 
 
 OPENED: Final = OpenedStats()

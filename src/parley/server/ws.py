@@ -628,9 +628,9 @@ class JsonSession(ChatSession):
 
     def acked_all(self, answered: Answered) -> None:
         """The answers of sends (each token: the send's frame), in their order: an ack, or
-        the error of a send the store refused. Their frames are queued
-        together, and their slots given back at once. (Written out: per send, this is the
-        whole cost of an answer.)"""
+        the error of a send the store refused. Their frames are queued together, and their
+        slots given back at once. (Written out: per send, this is the whole cost of an
+        answer.)"""
         self.slot_back(len(answered))
         conn = self.conn
         payloads = []
@@ -646,8 +646,7 @@ class JsonSession(ChatSession):
                 ref = frame.room
             else:
                 ref = conn.ref_of(msg.room)
-            rid = frame.request_id
-            ack = Ack(frame.client_id, ref, msg.seq, UNSET if rid is None else rid)
+            ack = Ack(frame.client_id, ref, msg.seq, reply_id(frame.request_id))
             payloads.append(encode(ack))
         conn.send_frame(text_frames(payloads))
 

@@ -58,6 +58,10 @@ class Answering:
 
     __slots__ = ()
 
+    # Answer with the result (what settling a batch calls: one call, not three); each kind
+    # defines it as a method of its own.
+    call: Callable[[AppendResult], None]
+
     def cancelled(self) -> bool:
         return False
 
@@ -66,10 +70,6 @@ class Answering:
 
     def set_exception(self, exc: BaseException) -> None:
         self.call(exc)
-
-    def call(self, result: AppendResult) -> None:
-        """Answer with `result` (what settling a batch calls: one call, not three)."""
-        raise NotImplementedError  # each kind answers its own way
 
 
 class Answer(Answering):

@@ -290,13 +290,14 @@ class _Done(NamedTuple):
     appends: list[PendingAppend]
     results: list[AppendResult]
 
-    def futures(self, jobs: Sequence[tuple[Job, Settles]] = ()) -> list[Settles]:
-        """Every future of the batch, in order (`jobs`: those not run yet, first)."""
-        return (
-            [future for _, future in jobs]
-            + [future for future, _, _ in self.outcomes]
-            + [a.future for a in self.appends]
-        )
+    def futures(self) -> list[Settles]:
+        """Every future of the batch, in order."""
+        return [future for future, _, _ in self.outcomes] + [a.future for a in self.appends]
+
+
+def _not_run(jobs: list[tuple[Job, Settles]], appends: list[PendingAppend]) -> list[Settles]:
+    """The futures of a batch that failed before it ran, in order."""
+    return [future for _, future in jobs] + [a.future for a in appends]
 
 
 class _Writer:
@@ -428,7 +429,7 @@ class _Writer:
             if self.fill_due:  # not at once again (that would spin): after the delay
                 self.fill_due = False
                 self._fill_later()
-            self._fail(exc, _Done([], appends, []).futures(jobs))
+            self._fail(exc, _not_run(jobs, appends))
             return
         self.busy_since = None
         try:
@@ -437,7 +438,7 @@ class _Writer:
             if self.indexes_words:
                 self._index_in_bulk(len(appends))
         except Exception as exc:  # not only sqlite3.Error: a batch must never stay open
-            self._fail(exc, _Done([], appends, []).futures(jobs))
+            self._fail(exc, _not_run(jobs, appends))
             return
         self.commits.put(_Done(outcomes, appends, results))
 
