@@ -19,7 +19,6 @@ import asyncio
 import errno
 import resource
 import shutil
-import sqlite3
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from parley.store.driver import sqlite3
 from tests.support.api import AsyncApi, assert_error
 from tests.support.client import ParleyWS, open_ws
 from tests.support.server import ServerProcess

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from parley.store.driver import sqlite3
 from tests.support.api import AsyncApi, ServerFactory
 from tests.support.pg import PgServer
 from tests.support.rawws import OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
+from parley.store.driver import sqlite3
 from tests.support.api import DEFAULT_PASSWORD, assert_error, bearer, unique_name
 from tests.support.client import open_ws
 from tests.support.pg import PgServer

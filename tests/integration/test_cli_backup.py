@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 
 from parley.store import datalock
+from parley.store.driver import sqlite3
 from tests.support.api import AsyncApi, ServerFactory
 from tests.support.client import ParleyWS, new_client_id, parley_ws
 from tests.support.pg import PgServer

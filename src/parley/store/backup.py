@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from parley.store import datalock
+from parley.store.driver import sqlite3
 from parley.store.migrations import SQLITE as MIGRATIONS
 
 __all__ = ["BackupError", "BackupResult", "backup", "check_database", "restore", "wal_files"]

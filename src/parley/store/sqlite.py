@@ -19,7 +19,6 @@ import math
 import queue
 import re
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -75,6 +74,7 @@ from parley.store.batch import (
     settle,
     settle_outcomes,
 )
+from parley.store.driver import sqlite3
 from parley.store.events import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,

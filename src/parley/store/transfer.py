@@ -31,7 +31,6 @@ import base64
 import binascii
 import hashlib
 import re
-import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
@@ -44,6 +43,7 @@ import msgspec
 
 from parley.protocol import Message
 from parley.store.base import MessageQuery, Store, utc_timestamp
+from parley.store.driver import sqlite3
 from parley.store.files import blob_path
 from parley.store.migrations import POSTGRES, SQLITE
 from parley.store.sqlite import store_blob

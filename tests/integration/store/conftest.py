@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import parley.store.postgres
 import parley.store.sqlite
 from parley.store import Store
+from parley.store.driver import sqlite3
 from parley.store.migrations import INDEX_LAG_VERSION
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SQLiteStore

@@ -4,12 +4,12 @@ read is answered, none hangs."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from parley.store import StoreUnavailable
+from parley.store.driver import sqlite3
 from parley.store.sqlite import SQLiteStore
 
 

@@ -4,7 +4,6 @@ together, and each still gets its own answer."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from parley.store import StoreUnavailable
+from parley.store.driver import sqlite3
 from parley.store.sqlite import READS_PER_SHARE, SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,7 +6,6 @@ halves of its search answer every test (migrations.py, version 11)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from parley.core.search import MAX_QUERY_WORDS, query_words
 from parley.store import Store
 from parley.store.base import DeleteRequest, EditRequest, MemberChange
+from parley.store.driver import sqlite3
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SQLiteStore
 from tests.support.pg import PgServer
