@@ -116,6 +116,15 @@ INDEX_FILL_ROWS: Final = 4096
 INDEX_FILL_DELAY: Final = 0.5
 BUSY_RETRY: Final = 0.005  # seconds between tries of a BEGIN that found the lock taken
 BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client retries)
+# The writer checkpoints (copies the WAL's pages into the database file) on its commit
+# thread, between two batches, once a batch's answers are on their way: after this many
+# writes and this long since the last checkpoint, or this long after it whatever was
+# written (`_Writer._checkpoint_due`). SQLite's own, every 1,000 WAL pages, ran inside the
+# COMMIT that crossed the line, so that batch's acks waited for the checkpoint's reads,
+# writes and fsync while the loop, with every client waiting for them, had nothing to do.
+CHECKPOINT_WRITES: Final = 1000
+CHECKPOINT_EVERY: Final = 0.25
+CHECKPOINT_IDLE: Final = 5.0
 _ROW_MARKS: Final = "(" + ",".join("?" * len(ROW_COLUMNS.split(","))) + ")"
 _ROW_INSERT: Final = (f"INSERT INTO messages ({ROW_COLUMNS}) VALUES ", _ROW_MARKS, "")
 # Plain messages (no reply, mentions or attachments: most) go in without those three NULL
@@ -327,6 +336,9 @@ class _Writer:
         # The loop must never sit in SQLite's busy handler: when another connection holds
         # the write lock, BEGIN fails at once and the batch is tried again a little later.
         self.conn.execute("PRAGMA busy_timeout=0")
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")  # the commit thread's (`_checkpoint`)
+        self.unchecked = 0  # writes committed since the last checkpoint
+        self.checked_at = time.monotonic()
         # Whether there is a search index to fill: fixed for the store's life (`open` made
         # it so before this connection), so asked once, not per batch.
         self.indexes_words = _indexes_words(self.conn)
@@ -482,21 +494,50 @@ class _Writer:
         return True
 
     def _commit_loop(self) -> None:
-        """The thread: COMMIT each batch (the fsync), then settle it on the loop."""
+        """The thread: COMMIT each batch (the fsync), then settle it on the loop; then, when
+        one is due, checkpoint before the loop starts the next batch."""
         while (done := self.commits.get()) is not None:
             try:
                 self.conn.execute("COMMIT")
             except Exception as exc:
                 done = _Done(_failed(self.conn, exc, done.futures()), [], [])
             else:
+                written = len(done.outcomes) + len(done.appends)
                 self.batches += 1
-                self.committed_jobs += len(done.outcomes) + len(done.appends)
-            self.loop.call_soon_threadsafe(self._committed, done)
+                self.committed_jobs += written
+                self.unchecked += written
+            checkpoint = self._checkpoint_due(time.monotonic())
+            self.loop.call_soon_threadsafe(self._committed, done, checkpoint)
+            if checkpoint:
+                self._checkpoint()
+                self.loop.call_soon_threadsafe(self._start)
 
-    def _committed(self, done: _Done) -> None:
+    def _checkpoint_due(self, now: float) -> bool:
+        if not self.unchecked:
+            return False
+        since = now - self.checked_at
+        return since >= CHECKPOINT_IDLE or (
+            since >= CHECKPOINT_EVERY and self.unchecked >= CHECKPOINT_WRITES
+        )
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint: it waits for no reader, and copies what none still reads.
+        The loop starts no batch meanwhile (`_committed` leaves that to this thread), so
+        the WAL is copied whole and the next batch writes it again from its start."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception:  # the batches are committed all the same; the WAL waits longer
+            log.exception("checkpoint failed; tried again after the next batches")
+        self.unchecked = 0
+        self.checked_at = time.monotonic()
+
+    def _committed(self, done: _Done, checkpoint: bool = False) -> None:
+        """Settle a batch; start the next, unless the commit thread checkpoints first (it
+        starts it after)."""
         settle_outcomes(done.outcomes)
         settle(done.appends, done.results)
-        self.loop.call_soon(self._start)  # after this iteration's sends have queued
+        if not checkpoint:
+            self.loop.call_soon(self._start)  # after this iteration's sends have queued
 
 
 def _split(items: list[T], count: int) -> tuple[list[T], list[T]]:

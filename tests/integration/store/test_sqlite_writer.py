@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 import parley.store.sqlite
 from parley.store import MessageQuery, ReactRequest, StoreStats, StoreUnavailable
+from parley.store.driver import sqlite3
 from parley.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -252,3 +253,64 @@ async def test_every_way_a_batch_is_inserted_numbers_messages_among_their_rooms(
         ("side", 1, 1),
         ("side", 2, 2),
     ]
+
+
+async def test_a_batch_is_answered_before_the_checkpoint_after_it_and_the_next_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit thread checkpoints after it handed a batch's answers to the loop: a send
+    is acked while the checkpoint still runs, and the next batch starts only after it (so
+    the two never use the connection at once)."""
+    monkeypatch.setattr(parley.store.sqlite, "CHECKPOINT_WRITES", 1)
+    monkeypatch.setattr(parley.store.sqlite, "CHECKPOINT_EVERY", 0.0)
+    checkpointing, release = threading.Event(), threading.Event()
+    checkpoint = parley.store.sqlite._Writer._checkpoint
+
+    def held(writer: Any) -> None:
+        checkpointing.set()
+        release.wait(10)
+        checkpoint(writer)
+
+    monkeypatch.setattr(parley.store.sqlite._Writer, "_checkpoint", held)
+    store = SQLiteStore(tmp_path / "parley.db")
+    await store.open()
+    try:
+        first, _ = await store.append("general", "di", "first", "c-1")
+        assert await asyncio.to_thread(checkpointing.wait, 10)
+        second = asyncio.ensure_future(store.append("general", "di", "second", "c-2"))
+        await asyncio.sleep(0.2)
+        assert first.seq == 1
+        assert not second.done()
+        release.set()
+        assert (await second)[0].seq == 2
+    finally:
+        release.set()
+        await store.close()
+
+
+@pytest.mark.parametrize("checkpoints", [True, False])
+async def test_the_writer_checkpoints_so_that_the_wal_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoints: bool
+) -> None:
+    """SQLite's own checkpoint is off on the writer. With the commit thread's due after
+    every batch, the WAL starts over at each batch and holds one; never due, it holds all
+    of them, past the 1,000 pages where SQLite's own would have started it over."""
+    due = {"CHECKPOINT_WRITES": 1, "CHECKPOINT_EVERY": 0.0}
+    never = {"CHECKPOINT_WRITES": 10**9, "CHECKPOINT_IDLE": 3600.0}
+    for name, value in (due if checkpoints else never).items():
+        monkeypatch.setattr(parley.store.sqlite, name, value)
+    path = tmp_path / "parley.db"
+    store = SQLiteStore(path, search=False)
+    await store.open()
+    try:
+        for batch in range(12):  # a page a message
+            texts = [f"{batch}.{i:02} " + "x" * 3000 for i in range(100)]
+            await asyncio.gather(*(store.append("general", "ed", t, t[:6]) for t in texts))
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # (pages in the WAL now)
+            _, wal_pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        await store.close()
+    if checkpoints:
+        assert wal_pages < 200
+    else:
+        assert wal_pages > 1200
