@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 import parley.store.sqlite
-from parley.store import MessageQuery, ReactRequest, StoreStats, StoreUnavailable
+from parley.store import (
+    DeleteRequest,
+    MessageQuery,
+    ReactRequest,
+    StoreStats,
+    StoreUnavailable,
+)
 from parley.store.driver import sqlite3
 from parley.store.sqlite import SQLiteStore
 
@@ -314,3 +320,22 @@ async def test_the_writer_checkpoints_so_that_the_wal_starts_over(
         assert wal_pages < 200
     else:
         assert wal_pages > 1200
+
+
+async def test_a_deleted_message_leaves_no_text_in_the_database_file(tmp_path: Path) -> None:
+    """`secure_delete=FAST`: the row's old text is overwritten on its page, so the file
+    does not keep it in free space (without the search index, which keeps words until
+    its merges)."""
+    path = tmp_path / "parley.db"
+    secret = "kumquat-" + "q" * 200  # more than a page's share, so not moved within it
+    store = SQLiteStore(path, search=False)
+    await store.open()
+    try:
+        await store.append("general", "fa", "before", "c-0")
+        msg, _ = await store.append("general", "fa", secret, "c-1")
+        await store.append("general", "fa", "after", "c-2")
+        await store.change(DeleteRequest("general", "fa", None, msg.seq))
+    finally:
+        await store.close()  # the last connection: the WAL is copied in and removed
+    assert not (path.parent / (path.name + "-wal")).exists()
+    assert b"kumquat" not in path.read_bytes()
