@@ -1757,20 +1757,30 @@ def _matching(
     match = "text : (" + " AND ".join(_quoted(w) + "*" for w in words) + ")"
     if room is not None:
         match += " AND room : " + _quoted(room)
+    sql = _matching_sql(room is not None, user is not None, below is not None)
+    params = {"match": match, "user": user, "limit": limit, "room": room, "below": below}
+    rows = conn.execute(sql, params).fetchall()
+    return [(row[-1], message_of(row)) for row in rows]
+
+
+@cache
+def _matching_sql(in_room: bool, for_user: bool, below: bool) -> str:
+    """`_matching`'s SQL. CROSS JOIN: the index's matches, newest first, drive the join.
+    SQLite 3.51's planner otherwise reads a room's messages by the room's index and asks the
+    search index about each one (a room of 10,000 messages and a word nothing holds: 10
+    s, against 16 ms this way; 3.40's chose this order by itself)."""
     sql = (
         f"SELECT {_SEARCH_COLUMNS}, f.rowid FROM message_words f"
-        " JOIN messages m ON m.rowid = f.rowid"
+        " CROSS JOIN messages m ON m.rowid = f.rowid"
         " WHERE message_words MATCH :match AND m.kind IS NULL AND m.deleted = 0"
     )
-    if user is not None:
+    if for_user:
         sql += f" AND m.room IN (SELECT r.room FROM rooms r WHERE {_READABLE})"
-    if room is not None:
+    if in_room:
         sql += " AND m.room = :room"
-    if below is not None:
+    if below:
         sql += " AND f.rowid < :below"
-    params = {"match": match, "user": user, "limit": limit, "room": room, "below": below}
-    rows = conn.execute(sql + " ORDER BY f.rowid DESC LIMIT :limit", params).fetchall()
-    return [(row[-1], message_of(row)) for row in rows]
+    return sql + " ORDER BY f.rowid DESC LIMIT :limit"
 
 
 def _drop_mentions(conn: sqlite3.Connection, room: str, seq: int, mentioned: str | None) -> None:

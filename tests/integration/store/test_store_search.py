@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import parley.store.sqlite
 from parley.core.search import MAX_QUERY_WORDS, query_words
 from parley.store import Store
 from parley.store.base import DeleteRequest, EditRequest, MemberChange
@@ -334,3 +335,28 @@ async def test_sqlite_fills_what_an_earlier_run_left_unindexed(tmp_path: Path) -
         assert await found(store, "left") == [3, 2, 1]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("in_room", [False, True])
+@pytest.mark.parametrize("for_user", [False, True])
+@pytest.mark.parametrize("below", [False, True])
+async def test_sqlite_search_reads_the_index_first_whatever_the_filters(
+    tmp_path: Path, in_room: bool, for_user: bool, below: bool
+) -> None:
+    """The plan of every form of the index's query: its matches, newest first, drive the
+    join, each message read by its rowid. Never a room's messages read one by one and each
+    asked of the index (SQLite 3.51's own plan for a room filter: 10 s for a word nothing
+    holds in a room of 10,000 messages, with 1,000,000 stored)."""
+    store = SQLiteStore(tmp_path / "parley.db")
+    await store.open()
+    await store.close()
+    sql = parley.store.sqlite._matching_sql(in_room, for_user, below)
+    params = {"match": "x", "user": "u", "limit": 20, "room": "r", "below": 9}
+    conn = sqlite3.connect(tmp_path / "parley.db")
+    try:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    finally:
+        conn.close()
+    assert plan[0].startswith("SCAN f VIRTUAL TABLE")
+    assert "SEARCH m USING INTEGER PRIMARY KEY (rowid=?)" in plan
+    assert not any("TEMP B-TREE" in step for step in plan)
