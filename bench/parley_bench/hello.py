@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from argon2 import PasswordHasher
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from parley.core import GENERAL
+from parley.store.driver import sqlite3
 from parley.store.migrations import SQLITE as SQLITE_MIGRATIONS
 from parley.store.sqlite import SQLiteStore
 from parley_bench.servers import ServerProc, cpu_seconds, http_json, machine_busy_seconds

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import random
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from parley.store.driver import sqlite3
 from parley.store.migrations import SQLITE
 from parley_bench.hello import (
     DB_NAME,

@@ -125,6 +125,7 @@ BUSY_PATIENCE: Final = 5.0  # then the batch fails as unavailable (the client re
 CHECKPOINT_WRITES: Final = 1000
 CHECKPOINT_EVERY: Final = 0.25
 CHECKPOINT_IDLE: Final = 5.0
+WAL_KEEP_BYTES: Final = 64 * 2**20
 _ROW_MARKS: Final = "(" + ",".join("?" * len(ROW_COLUMNS.split(","))) + ")"
 _ROW_INSERT: Final = (f"INSERT INTO messages ({ROW_COLUMNS}) VALUES ", _ROW_MARKS, "")
 # Plain messages (no reply, mentions or attachments: most) go in without those three NULL
@@ -234,11 +235,10 @@ def _connect(path: Path, cache_kib: int = READER_CACHE_KIB) -> sqlite3.Connectio
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA cache_size=-{cache_kib}")
-    # A deleted or edited message's old text is overwritten on its page, not left in the
-    # file's free space (Debian's SQLite did so by default; pysqlite3's does not). FAST: not
-    # on pages that become free whole, which would cost a write each (the search index's
-    # merges free many).
-    conn.execute("PRAGMA secure_delete=FAST")
+    # A deleted or edited message's old text is overwritten with zeros, on its page and on
+    # the overflow pages a long one had, not left in the file's free space (Debian's SQLite
+    # is built to do so; pysqlite3's is not). (It only matters where writes happen.)
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
@@ -342,6 +342,8 @@ class _Writer:
         # the write lock, BEGIN fails at once and the batch is tried again a little later.
         self.conn.execute("PRAGMA busy_timeout=0")
         self.conn.execute("PRAGMA wal_autocheckpoint=0")  # the commit thread's (`_checkpoint`)
+        # A spike's WAL is cut back to this when it starts over (it does not shrink by itself).
+        self.conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         self.unchecked = 0  # writes committed since the last checkpoint
         self.checked_at = time.monotonic()
         # Whether there is a search index to fill: fixed for the store's life (`open` made
@@ -515,7 +517,7 @@ class _Writer:
             self.loop.call_soon_threadsafe(self._committed, done, checkpoint)
             if checkpoint:
                 self._checkpoint()
-                self.loop.call_soon_threadsafe(self._start)
+                self.loop.call_soon_threadsafe(self._resume)
 
     def _checkpoint_due(self, now: float) -> bool:
         if not self.unchecked:
@@ -528,13 +530,18 @@ class _Writer:
     def _checkpoint(self) -> None:
         """A PASSIVE checkpoint: it waits for no reader, and copies what none still reads.
         The loop starts no batch meanwhile (`_committed` leaves that to this thread), so
-        the WAL is copied whole and the next batch writes it again from its start."""
+        once it has copied all of the WAL and no reader still began before it, the next
+        batch writes the WAL again from its start."""
         try:
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except Exception:  # the batches are committed all the same; the WAL waits longer
             log.exception("checkpoint failed; tried again after the next batches")
         self.unchecked = 0
         self.checked_at = time.monotonic()
+
+    def _resume(self) -> None:
+        """After a checkpoint: the next batch, once this iteration's sends have queued."""
+        self.loop.call_soon(self._start)
 
     def _committed(self, done: _Done, checkpoint: bool = False) -> None:
         """Settle a batch; start the next, unless the commit thread checkpoints first (it

@@ -13,6 +13,7 @@ import pytest
 import parley.store.sqlite
 from parley.store import (
     DeleteRequest,
+    EditRequest,
     MessageQuery,
     ReactRequest,
     StoreStats,
@@ -312,29 +313,38 @@ async def test_the_writer_checkpoints_so_that_the_wal_starts_over(
         for batch in range(12):  # a page a message
             texts = [f"{batch}.{i:02} " + "x" * 3000 for i in range(100)]
             await asyncio.gather(*(store.append("general", "ed", t, t[:6]) for t in texts))
+        assert store._writer is not None
+        await store._writer.idle.wait()  # (its checkpoint done: answered before it)
         with contextlib.closing(sqlite3.connect(path)) as conn:  # (pages in the WAL now)
-            _, wal_pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy, wal_pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     finally:
         await store.close()
+    assert busy == 0
     if checkpoints:
         assert wal_pages < 200
     else:
         assert wal_pages > 1200
 
 
-async def test_a_deleted_message_leaves_no_text_in_the_database_file(tmp_path: Path) -> None:
-    """`secure_delete=FAST`: the row's old text is overwritten on its page, so the file
-    does not keep it in free space (without the search index, which keeps words until
-    its merges)."""
+@pytest.mark.parametrize("change", ["delete", "edit"])
+async def test_a_changed_message_leaves_no_old_text_in_the_database_file(
+    tmp_path: Path, change: str
+) -> None:
+    """`secure_delete`: a deleted or edited message's old text is overwritten, the part on
+    its page and the overflow pages a long text takes alike, so the file does not keep it
+    in free space (without the search index, which keeps words until its merges)."""
     path = tmp_path / "parley.db"
-    secret = "kumquat-" + "q" * 200  # more than a page's share, so not moved within it
+    old = "q" * 6000 + " kumquat"  # the marker at the end: on an overflow page
     store = SQLiteStore(path, search=False)
     await store.open()
     try:
         await store.append("general", "fa", "before", "c-0")
-        msg, _ = await store.append("general", "fa", secret, "c-1")
+        msg, _ = await store.append("general", "fa", old, "c-1")
         await store.append("general", "fa", "after", "c-2")
-        await store.change(DeleteRequest("general", "fa", None, msg.seq))
+        if change == "delete":
+            await store.change(DeleteRequest("general", "fa", None, msg.seq))
+        else:
+            await store.change(EditRequest("general", "fa", None, msg.seq, "fixed"))
     finally:
         await store.close()  # the last connection: the WAL is copied in and removed
     assert not (path.parent / (path.name + "-wal")).exists()
