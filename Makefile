@@ -1,8 +1,8 @@
 # Parley: `make run` serves the chat, `make test` runs everything CI runs.
 # The interpreter the venv is made from: the system's CPython when it is 3.11 or newer and
 # can make a venv (Debian builds it with profile-guided and link-time optimization, linked
-# statically: about a tenth less CPU per ingested message than a plain build such as
-# pyenv's; docs/performance.md, "Durable ingest, round 8"), else the first python3 on PATH.
+# statically: 5% less CPU per ingested message than a plain build such as pyenv's;
+# docs/performance.md, "Durable ingest, round 8"), else the first python3 on PATH.
 PYTHON ?= $(shell for p in /usr/bin/python3 python3; do \
 	$$p -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; exit 0; }; done; echo python3)

@@ -540,7 +540,7 @@ class _Writer:
         self.checked_at = time.monotonic()
 
     def _resume(self) -> None:
-        """After a checkpoint: the next batch, once this iteration's sends have queued."""
+        """The next batch, once this loop iteration's sends have queued."""
         self.loop.call_soon(self._start)
 
     def _committed(self, done: _Done, checkpoint: bool = False) -> None:
@@ -549,7 +549,7 @@ class _Writer:
         settle_outcomes(done.outcomes)
         settle(done.appends, done.results)
         if not checkpoint:
-            self.loop.call_soon(self._start)  # after this iteration's sends have queued
+            self._resume()
 
 
 def _split(items: list[T], count: int) -> tuple[list[T], list[T]]:
